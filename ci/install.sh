@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine of this project's kind.
+# Idempotent: installs only what is missing. Today the tests need only the Rust toolchain;
+# later suites add their Debian packages to `packages` (chromium, chromium-driver, nftables, ...).
+set -euo pipefail
+packages=()
+missing=()
+command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }
+for pkg in "${packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== install: apt-get install ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "== install: $(cargo --version)"

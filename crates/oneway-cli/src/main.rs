@@ -1,0 +1,175 @@
+//! `oneway`: one-way WebRTC bootstrap without a signalling server.
+//!
+//! The binary is thin: it parses arguments, calls the library crates and formats their output.
+//! Exit codes: 0 success, 2 bad input (a malformed, invalid or expired token, or bad
+//! arguments), 1 any other failure.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use oneway_token::inspect::Inspection;
+use oneway_token::qr::{QrError, token_qr};
+use oneway_token::{TextForm, Token, TokenError};
+
+#[derive(Parser)]
+#[command(name = "oneway", version, about = "Connect WebRTC peers with a one-way token: no signalling server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode a token and show every field, the derived ICE credentials, sizes and implied SDP.
+    Inspect(InspectArgs),
+    /// Show a token as a QR code in the terminal, or write it as PNG/SVG.
+    Qr(QrArgs),
+}
+
+/// Where the token comes from.
+#[derive(Args)]
+struct TokenInput {
+    /// The token (`ow1.…`, `OW1.…`) or a URL whose fragment holds it; `-` reads standard input.
+    token: String,
+    /// Read TOKEN as the hex of the binary form instead of a text form.
+    #[arg(long)]
+    hex: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    input: TokenInput,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Judge expiry at this Unix time (seconds) instead of the system clock.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<u64>,
+}
+
+#[derive(Args)]
+struct QrArgs {
+    #[command(flatten)]
+    input: TokenInput,
+    /// Encode `<URL>#OW1.…` so a phone opens this page with the token in its fragment.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Also write the code as a PNG image to FILE.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
+    /// Also write the code as an SVG image to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(token_error) = error.downcast_ref::<TokenError>() {
+                eprintln!("token: {token_error}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {error:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inspect(args) => inspect(args),
+        Command::Qr(args) => qr(args),
+    }
+}
+
+fn read_token(input: &TokenInput) -> anyhow::Result<(Token, Option<TextForm>)> {
+    let mut text = input.token.clone();
+    if text == "-" {
+        text.clear();
+        std::io::stdin()
+            .take(oneway_token::MAX_TEXT_LEN as u64 + 1)
+            .read_to_string(&mut text)
+            .context("reading the token from standard input")?;
+    }
+    if input.hex {
+        let bytes = parse_hex(text.trim())?;
+        return Ok((Token::from_bytes(&bytes)?, None));
+    }
+    let (bytes, form) = oneway_token::text_to_bytes(&text)?;
+    Ok((Token::from_bytes(&bytes)?, Some(form)))
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, TokenError> {
+    let digits: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some((position, &found)) = digits.iter().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(TokenError::InvalidCharacter { alphabet: "hex", found, position });
+    }
+    if digits.len() % 2 != 0 {
+        return Err(TokenError::InvalidTextLength { alphabet: "hex" });
+    }
+    Ok(digits
+        .chunks(2)
+        .map(|pair| pair.iter().fold(0u8, |acc, c| acc << 4 | c.to_digit(16).unwrap_or(0) as u8))
+        .collect())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let (token, form) = read_token(&args.input)?;
+    let now = args.now.unwrap_or_else(unix_now);
+    let report = Inspection::new(&token, form, now);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    // The full report is printed first, so an expired token can still be examined.
+    token.check_expiry(now)?;
+    Ok(())
+}
+
+fn qr(args: QrArgs) -> anyhow::Result<()> {
+    let (token, _) = read_token(&args.input)?;
+    let qr = token_qr(&token, args.url.as_deref()).map_err(|e| match e {
+        QrError::Token(t) => anyhow::Error::new(t),
+        other => anyhow::Error::new(other),
+    })?;
+    let terminal = qr
+        .code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    println!("{terminal}");
+    println!(
+        "QR version {} ({}×{} modules, level M), {} payload characters",
+        qr.version,
+        qr.modules,
+        qr.modules,
+        qr.payload.len()
+    );
+    println!("{}", qr.payload);
+    if let Some(path) = &args.svg {
+        let svg = qr.code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).build();
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.png {
+        let image = qr.code.render::<image::Luma<u8>>().min_dimensions(256, 256).build();
+        image.save(path).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! Generates `spec/vectors/*.json` (`spec/token.md` §10). Shared by
+//! `examples/generate_vectors.rs` (writes the files) and `tests/vectors.rs` (checks the
+//! committed files are exactly what this produces). Every input is fixed, so the output is
+//! byte-for-byte reproducible.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use oneway_token::{
+    Candidate, CandidateAddress, CandidateType, Fingerprint, IceCredentials, Profile, RawExtension,
+    SctpParams, Secret, Token, Transport,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// A fixed dialer offer (data channel only) used for the `native` answer vectors.
+pub const DIALER_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:dIaL\r\na=ice-pwd:DialerPwd0123456789abcd\r\na=ice-options:trickle\r\na=fingerprint:sha-256 11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
+
+/// The Unix time at which invalid vectors with an `expires` extension are judged.
+pub const NOW: u64 = 1_800_000_000;
+
+fn digest(label: &str) -> [u8; 32] {
+    Sha256::digest(label.as_bytes()).into()
+}
+
+fn secret(name: &str) -> Secret {
+    let mut s = [0u8; 16];
+    s.copy_from_slice(&digest(&format!("oneway vector secret {name}"))[..16]);
+    Secret(s)
+}
+
+fn fingerprint(name: &str) -> Fingerprint {
+    Fingerprint(digest(&format!("oneway vector certificate {name}")))
+}
+
+fn v4(a: [u8; 4], port: u16) -> Candidate {
+    Candidate::udp_host(Ipv4Addr::from(a), port)
+}
+
+fn v6(text: &str, port: u16) -> Candidate {
+    Candidate::udp_host(text.parse::<Ipv6Addr>().unwrap(), port)
+}
+
+fn with(mut c: Candidate, kind: CandidateType, transport: Transport) -> Candidate {
+    c.kind = kind;
+    c.transport = transport;
+    c
+}
+
+fn mdns(uuid: &str, port: u16) -> Candidate {
+    Candidate {
+        transport: Transport::Udp,
+        kind: CandidateType::Host,
+        address: CandidateAddress::Mdns(oneway_token::parse_uuid(uuid).unwrap()),
+        port,
+    }
+}
+
+fn base(name: &str, profile: Profile, candidates: Vec<Candidate>) -> Token {
+    Token::new(profile, fingerprint(name), secret(name), candidates)
+}
+
+/// The valid vectors, as `(name, description, token)`.
+pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
+    let mut out = Vec::new();
+    out.push((
+        "native-ipv4-minimal",
+        "The size target: one IPv4 UDP host candidate, fingerprint and secret, no extension.",
+        base("native-ipv4-minimal", Profile::Native, vec![v4([192, 0, 2, 10], 50_000)]),
+    ));
+    out.push((
+        "native-dual-stack",
+        "Two candidates: IPv4 then IPv6 host, both UDP.",
+        base(
+            "native-dual-stack",
+            Profile::Native,
+            vec![v4([192, 0, 2, 10], 50_000), v6("2001:db8::10", 50_002)],
+        ),
+    ));
+    out.push((
+        "native-four-candidates",
+        "Four candidates in fallback order: IPv4 host, IPv6 host, IPv4 srflx, TCP relay.",
+        base(
+            "native-four-candidates",
+            Profile::Native,
+            vec![
+                v4([10, 1, 0, 2], 50_000),
+                v6("2001:db8:1::2", 50_000),
+                with(v4([198, 51, 100, 7], 61_000), CandidateType::ServerReflexive, Transport::Udp),
+                with(v4([203, 0, 113, 5], 443), CandidateType::Relay, Transport::TcpPassive),
+            ],
+        ),
+    ));
+    out.push((
+        "native-mdns",
+        "An mDNS host name as browsers emit it, then a passive TCP host candidate.",
+        base(
+            "native-mdns",
+            Profile::Native,
+            vec![
+                mdns("2b0f3c4e-8a11-4d6b-9f0e-5c7a1b2c3d4e", 54_321),
+                with(v4([192, 0, 2, 10], 9_443), CandidateType::Host, Transport::TcpPassive),
+            ],
+        ),
+    ));
+    let mut all = base("native-all-extensions", Profile::Native, vec![v4([192, 0, 2, 10], 50_000)]);
+    all.expires_at = Some(NOW + 600);
+    all.sctp = Some(SctpParams { port: 5001, max_message_size: 65_536 });
+    all.single_use = true;
+    all.label = Some("kitchen tablet ☕".to_owned());
+    out.push((
+        "native-all-extensions",
+        "Every v1 extension a native token may carry: expires, sctp, single-use, label.",
+        all,
+    ));
+    let mut identity = base(
+        "dialer-identity",
+        Profile::DialerIdentity,
+        vec![mdns("6f1d2c3b-4a59-4e8d-b7c6-a5f4e3d2c1b0", 60_123)],
+    );
+    identity.listener_ice = Some(IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs").unwrap());
+    out.push((
+        "dialer-identity",
+        "A browser listener (Chromium-shaped 4/24-character ICE credentials) that chose the dialer's identity.",
+        identity,
+    ));
+    let mut reply = base("reply", Profile::Reply, vec![v4([192, 0, 2, 20], 40_000)]);
+    reply.listener_ice = Some(
+        IceCredentials::new("3f2a9b1c", "0a1b2c3d4e5f60718293a4b5c6d7e8f9").unwrap(),
+    );
+    out.push((
+        "reply",
+        "A browser listener (Firefox-shaped 8/32-character ICE credentials) that needs a reply code.",
+        reply,
+    ));
+    let mut unknown = base("unknown-optional-extension", Profile::Native, vec![v4([192, 0, 2, 10], 50_000)]);
+    unknown.unknown_extensions = vec![RawExtension { ty: 0xc0, value: vec![1, 2, 3] }];
+    out.push((
+        "unknown-optional-extension",
+        "An optional extension (0xc0) a v1 decoder does not know: skipped, and kept on re-encoding.",
+        unknown,
+    ));
+    let many = (0..16u16)
+        .map(|i| v6(&format!("2001:db8::{:x}", i + 1), 50_000 + i))
+        .collect();
+    out.push((
+        "sixteen-ipv6",
+        "The largest candidate list: 16 IPv6 host candidates.",
+        base("sixteen-ipv6", Profile::Native, many),
+    ));
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn candidate_json(c: &Candidate) -> Value {
+    json!({
+        "transport": c.transport.sdp_name(),
+        "type": c.kind.sdp_name(),
+        "address": c.address.to_sdp_string(),
+        "port": c.port,
+    })
+}
+
+/// The JSON view of a decoded token used in `valid.json`.
+pub fn decoded_json(t: &Token) -> Value {
+    json!({
+        "profile": t.profile.name(),
+        "fingerprint": t.fingerprint.to_sdp_hex(),
+        "secret_hex": hex(&t.secret.0),
+        "candidates": t.candidates.iter().map(candidate_json).collect::<Vec<_>>(),
+        "expires": t.expires_at,
+        "sctp": t.sctp.map(|s| json!({"port": s.port, "max_message_size": s.max_message_size})),
+        "listener_ice": t.listener_ice.as_ref().map(|i| json!({"ufrag": i.ufrag(), "pwd": i.pwd()})),
+        "single_use": t.single_use,
+        "label": t.label,
+        "unknown_extensions": t.unknown_extensions.iter().map(|e| json!({"type": e.ty, "value_hex": hex(&e.value)})).collect::<Vec<_>>(),
+    })
+}
+
+/// The JSON view of the derived values used in `valid.json`.
+pub fn derived_json(t: &Token) -> Value {
+    let keys = t.derive();
+    json!({
+        "token_ufrag": keys.token_ufrag,
+        "listener_pwd": keys.listener_pwd,
+        "auth_key_hex": hex(&keys.auth_key),
+        "dialer_ufrag": keys.dialer_ice.as_ref().map(|c| c.ufrag().to_owned()),
+        "dialer_pwd": keys.dialer_ice.as_ref().map(|c| c.pwd().to_owned()),
+    })
+}
+
+/// `spec/vectors/valid.json`.
+pub fn valid_json() -> Value {
+    let vectors: Vec<Value> = valid_tokens()
+        .into_iter()
+        .map(|(name, description, token)| {
+            let bytes = token.to_bytes().unwrap();
+            let remote = match token.profile {
+                Profile::Native => token.remote_description(Some(DIALER_OFFER)).unwrap(),
+                _ => token.remote_description(None).unwrap(),
+            };
+            json!({
+                "name": name,
+                "description": description,
+                "binary_hex": hex(&bytes),
+                "text": token.to_text().unwrap(),
+                "qr_text": token.to_qr_text().unwrap(),
+                "sizes": {
+                    "binary": bytes.len(),
+                    "text": token.to_text().unwrap().len(),
+                    "qr_text": token.to_qr_text().unwrap().len(),
+                    "qr_version_level_m": oneway_token::qr::token_qr(&token, None).unwrap().version,
+                },
+                "decoded": decoded_json(&token),
+                "derived": derived_json(&token),
+                "remote_description": {
+                    "type": remote.sdp_type.as_str(),
+                    "dialer_offer": (token.profile == Profile::Native).then_some(DIALER_OFFER),
+                    "sdp": remote.sdp,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "spec": "spec/token.md",
+        "generated_by": "cargo run -p oneway-token --example generate_vectors",
+        "format_version": 1,
+        "about": "Each vector: binary_hex, text and qr_text must all decode to `decoded`; encoding `decoded` must give binary_hex exactly; `derived` follows spec/token.md section 7; `remote_description` follows section 9 (for the native profile, as the answer to `dialer_offer`).",
+        "vectors": vectors,
+    })
+}
+
+// ---- invalid vectors: raw byte surgery on valid encodings ----
+
+fn with_crc(mut content: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&content);
+    content.extend_from_slice(&crc.to_be_bytes());
+    content
+}
+
+fn minimal() -> Vec<u8> {
+    valid_tokens()[0].2.to_bytes().unwrap()
+}
+
+/// The minimal token's content (everything before the CRC).
+fn minimal_content() -> Vec<u8> {
+    let b = minimal();
+    b[..b.len() - 4].to_vec()
+}
+
+/// Header + fingerprint + secret of the minimal token (52 bytes... 50 bytes), for hand-built bodies.
+fn head(profile: u8) -> Vec<u8> {
+    let mut h = minimal_content()[..50].to_vec();
+    h[1] = profile;
+    h
+}
+
+fn ipv4_candidate(kind: u8, a: [u8; 4], port: u16) -> Vec<u8> {
+    let mut c = vec![kind];
+    c.extend_from_slice(&a);
+    c.extend_from_slice(&port.to_be_bytes());
+    c
+}
+
+fn body(profile: u8, candidates: &[Vec<u8>], extensions: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut b = head(profile);
+    b.push(candidates.len() as u8);
+    for c in candidates {
+        b.extend_from_slice(c);
+    }
+    b.push(extensions.len() as u8);
+    for (ty, value) in extensions {
+        b.push(*ty);
+        b.push(value.len() as u8);
+        b.extend_from_slice(value);
+    }
+    with_crc(b)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    format!("ow1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `(name, description, input, input_form, now)` for every invalid vector.
+pub fn invalid_inputs() -> Vec<(&'static str, &'static str, String, &'static str, Option<u64>)> {
+    let good_c = ipv4_candidate(0x00, [192, 0, 2, 10], 50_000);
+    let three = body(0, &[good_c.clone(), ipv4_candidate(0, [192, 0, 2, 11], 50_000), ipv4_candidate(0, [192, 0, 2, 12], 50_000)], &[]);
+    let minimal_text = valid_tokens()[0].2.to_text().unwrap();
+    let mut v: Vec<(&'static str, &'static str, String, &'static str, Option<u64>)> = Vec::new();
+    let mut text = |name, description, input: String| v.push((name, description, input, "text", None));
+    text("empty", "Nothing at all.", String::new());
+    text("missing-prefix", "Base64url without the ow1. prefix.", minimal_text[4..].to_owned());
+    text("unknown-version-prefix", "A future version's prefix.", format!("ow2.{}", &minimal_text[4..]));
+    text("invalid-base64url-character", "A '+' (standard base64, not base64url) inside the text.", format!("{}+{}", &minimal_text[..20], &minimal_text[21..]));
+    text("invalid-base32-character", "A lower-case letter in the QR form.", format!("OW1.{}", "a".repeat(8)));
+    text("invalid-text-length", "One character dropped: the length cannot encode whole bytes.", minimal_text[..minimal_text.len() - 2].to_owned());
+    text("url-with-bad-fragment", "A URL whose fragment is not a token.", "https://example.org/page#hello".to_owned());
+    text("truncated-in-fingerprint", "Cut inside the fingerprint.", b64(&minimal()[..20]));
+    text("truncated-in-candidate", "Cut inside the second of three candidates.", b64(&three[..61]));
+    text("truncated-in-checksum", "The last two bytes missing.", b64(&minimal()[..minimal().len() - 2]));
+    text("trailing-bytes", "One byte after the checksum.", b64(&[minimal(), vec![0]].concat()));
+    let mut flipped = minimal();
+    flipped[10] ^= 0x01;
+    text("checksum-mismatch", "One bit of the fingerprint flipped.", b64(&flipped));
+    let mut v2 = minimal_content();
+    v2[0] = 2;
+    text("unknown-version-binary", "Version byte 2 inside an ow1. text.", b64(&with_crc(v2)));
+    text("unknown-profile", "Profile byte 7.", b64(&body(7, &[good_c.clone()], &[])));
+    text("no-candidates", "A candidate count of zero.", b64(&body(0, &[], &[])));
+    let mut seventeen = head(0);
+    seventeen.push(17);
+    text("too-many-candidates", "A candidate count of 17.", b64(&with_crc(seventeen)));
+    text("candidate-reserved-bit", "Candidate kind byte with bit 7 set.", b64(&body(0, &[ipv4_candidate(0x80, [192, 0, 2, 10], 50_000)], &[])));
+    text("candidate-reserved-type", "Candidate type value 3.", b64(&body(0, &[ipv4_candidate(0x0c, [192, 0, 2, 10], 50_000)], &[])));
+    let mut mdns_srflx = vec![0x06];
+    mdns_srflx.extend_from_slice(&[0x11; 16]);
+    mdns_srflx.extend_from_slice(&5000u16.to_be_bytes());
+    text("mdns-not-host", "An mDNS name with type srflx.", b64(&body(0, &[mdns_srflx], &[])));
+    text("zero-port", "A candidate on port 0.", b64(&body(0, &[ipv4_candidate(0, [192, 0, 2, 10], 0)], &[])));
+    text("unspecified-address", "A candidate on 0.0.0.0.", b64(&body(0, &[ipv4_candidate(0, [0, 0, 0, 0], 50_000)], &[])));
+    text("duplicate-candidate", "The same candidate twice.", b64(&body(0, &[good_c.clone(), good_c.clone()], &[])));
+    let mut many_ext = head(0);
+    many_ext.extend_from_slice(&[1]);
+    many_ext.extend_from_slice(&good_c);
+    many_ext.push(17);
+    text("too-many-extensions", "An extension count of 17.", b64(&with_crc(many_ext)));
+    text("extension-not-ascending", "label (0x81) before single-use (0x80).", b64(&body(0, &[good_c.clone()], &[(0x81, b"x".to_vec()), (0x80, vec![])])));
+    text("extension-repeated", "The same extension type twice.", b64(&body(0, &[good_c.clone()], &[(0x80, vec![]), (0x80, vec![])])));
+    text("unknown-required-extension", "Type 0x7f, in the comprehension-required range.", b64(&body(0, &[good_c.clone()], &[(0x7f, vec![1])])));
+    text("expires-bad-length", "An expires value of 3 bytes.", b64(&body(0, &[good_c.clone()], &[(0x01, vec![1, 2, 3])])));
+    text("label-not-utf8", "A label that is not UTF-8.", b64(&body(0, &[good_c.clone()], &[(0x81, vec![0xff, 0xfe])])));
+    text("label-control-character", "A label with an escape character (terminal injection).", b64(&body(0, &[good_c.clone()], &[(0x81, b"\x1b[2J".to_vec())])));
+    let ice = IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs").unwrap().to_packed();
+    text("listener-ice-in-native", "The listener-ice extension in a native token.", b64(&body(0, &[good_c.clone()], &[(0x03, ice.clone())])));
+    text("dialer-identity-without-listener-ice", "A dialer-identity token lacking listener-ice.", b64(&body(1, &[good_c.clone()], &[])));
+    let mut bad_ice = ice;
+    bad_ice.pop();
+    text("listener-ice-bad-packing", "listener-ice value one byte short.", b64(&body(1, &[good_c.clone()], &[(0x03, bad_ice)])));
+    v.push(("expired", "Valid, but judged after its expiry.", b64(&body(0, &[good_c.clone()], &[(0x01, ((NOW - 1) as u32).to_be_bytes().to_vec())])), "text", Some(NOW)));
+    v.push(("hex-truncated-in-secret", "The binary form (hex input), cut inside the secret.", hex(&minimal()[..40]), "hex", None));
+    v
+}
+
+/// The error each invalid vector is built to produce. The generator refuses to write a vector
+/// whose actual error differs, so a vector can never silently test something else.
+fn intended_code(name: &str) -> &'static str {
+    match name {
+        "empty" => "empty",
+        "missing-prefix" | "url-with-bad-fragment" => "missing-prefix",
+        "unknown-version-prefix" | "unknown-version-binary" => "unknown-version",
+        "invalid-base64url-character" | "invalid-base32-character" => "invalid-character",
+        "invalid-text-length" => "invalid-text-length",
+        n if n.starts_with("truncated") || n == "hex-truncated-in-secret" => "truncated",
+        "trailing-bytes" => "trailing-bytes",
+        "checksum-mismatch" => "checksum-mismatch",
+        "unknown-profile" => "unknown-profile",
+        "no-candidates" => "no-candidates",
+        "too-many-candidates" => "too-many-candidates",
+        "candidate-reserved-bit" | "candidate-reserved-type" => "unknown-candidate-kind",
+        "mdns-not-host" => "mdns-not-host",
+        "zero-port" => "zero-port",
+        "unspecified-address" => "unspecified-address",
+        "duplicate-candidate" => "duplicate-candidate",
+        "too-many-extensions" => "too-many-extensions",
+        "extension-not-ascending" | "extension-repeated" => "extension-not-ascending",
+        "unknown-required-extension" => "unknown-required-extension",
+        "expires-bad-length" => "bad-extension-length",
+        "label-not-utf8" | "label-control-character" | "listener-ice-bad-packing" => "invalid-extension-value",
+        "listener-ice-in-native" => "extension-not-allowed",
+        "dialer-identity-without-listener-ice" => "missing-extension",
+        "expired" => "expired",
+        other => panic!("invalid vector {other} has no intended error code"),
+    }
+}
+
+/// Decodes an invalid vector's input the way a conforming implementation must: the text (or
+/// hex) layer, then the binary form, then expiry at `now` when given.
+pub fn decode_input(input: &str, form: &str, now: Option<u64>) -> Result<Token, oneway_token::TokenError> {
+    let token = if form == "hex" {
+        let bytes: Vec<u8> = (0..input.len() / 2)
+            .map(|i| u8::from_str_radix(&input[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        Token::from_bytes(&bytes)?
+    } else {
+        Token::from_text(input)?
+    };
+    if let Some(now) = now {
+        token.check_expiry(now)?;
+    }
+    Ok(token)
+}
+
+/// `spec/vectors/invalid.json`.
+pub fn invalid_json() -> Value {
+    let vectors: Vec<Value> = invalid_inputs()
+        .into_iter()
+        .map(|(name, description, input, form, now)| {
+            let error = decode_input(&input, form, now).expect_err(name);
+            assert_eq!(error.code(), intended_code(name), "vector {name}: {error}");
+            json!({
+                "name": name,
+                "description": description,
+                "input": input,
+                "input_form": form,
+                "now": now,
+                "error": error.code(),
+                "message": error.to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "spec": "spec/token.md",
+        "generated_by": "cargo run -p oneway-token --example generate_vectors",
+        "format_version": 1,
+        "about": "Each input must be refused with the error code `error` (spec/token.md section 8). `input_form` is `text` (any text form or URL) or `hex` (the binary form). When `now` is set, expiry is judged at that Unix time. `message` is this codec's wording and is informative only.",
+        "vectors": vectors,
+    })
+}
+
+/// Renders a JSON document as the committed files are written: pretty, with a final newline.
+pub fn render(value: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap();
+    s.push('\n');
+    s
+}

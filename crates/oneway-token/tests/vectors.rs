@@ -1,0 +1,89 @@
+//! The codec against `spec/vectors/` (`spec/token.md` §10).
+//!
+//! 1. Every valid vector's binary, text and QR forms decode to its `decoded` fields; encoding
+//!    gives the same bytes back; derived values and the remote description match.
+//! 2. Every invalid vector is refused with its error code.
+//! 3. The committed files are exactly what `cargo run -p oneway-token --example generate_vectors`
+//!    writes, so they cannot drift from the generator.
+
+mod common;
+
+use common::vectors;
+use oneway_token::Token;
+use serde_json::Value;
+
+fn load(file: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("vector file is JSON")
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
+}
+
+#[test]
+fn valid_vectors_decode_encode_and_derive() {
+    let doc = load("valid.json");
+    let list = doc["vectors"].as_array().expect("vectors");
+    assert!(list.len() >= 9, "valid.json lost vectors");
+    for v in list {
+        let name = v["name"].as_str().expect("name");
+        let bytes = unhex(v["binary_hex"].as_str().expect("hex"));
+        let token = Token::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for form in ["text", "qr_text"] {
+            let from_text = Token::from_text(v[form].as_str().expect("text")).unwrap_or_else(|e| panic!("{name} {form}: {e}"));
+            assert_eq!(from_text, token, "{name}: {form} decodes differently");
+        }
+        assert_eq!(token.to_bytes().expect("encodes"), bytes, "{name}: re-encoding differs");
+        assert_eq!(vectors::decoded_json(&token), v["decoded"], "{name}: decoded fields");
+        assert_eq!(vectors::derived_json(&token), v["derived"], "{name}: derived values");
+        assert_eq!(v["sizes"]["binary"].as_u64(), Some(bytes.len() as u64), "{name}: size");
+        let rd = &v["remote_description"];
+        let remote = token
+            .remote_description(rd["dialer_offer"].as_str())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(remote.sdp_type.as_str(), rd["type"], "{name}: sdp type");
+        assert_eq!(remote.sdp, rd["sdp"].as_str().expect("sdp"), "{name}: remote description");
+    }
+}
+
+#[test]
+fn invalid_vectors_are_refused_with_their_code() {
+    let doc = load("invalid.json");
+    let list = doc["vectors"].as_array().expect("vectors");
+    assert!(list.len() >= 30, "invalid.json lost vectors");
+    for v in list {
+        let name = v["name"].as_str().expect("name");
+        let result = vectors::decode_input(
+            v["input"].as_str().expect("input"),
+            v["input_form"].as_str().expect("form"),
+            v["now"].as_u64(),
+        );
+        match result {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(e) => assert_eq!(e.code(), v["error"], "{name}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn committed_vectors_match_the_generator() {
+    for (file, generated) in [("valid.json", vectors::valid_json()), ("invalid.json", vectors::invalid_json())] {
+        assert_eq!(
+            load(file),
+            generated,
+            "spec/vectors/{file} is stale: run `cargo run -p oneway-token --example generate_vectors`"
+        );
+    }
+}
+
+#[test]
+fn size_targets_of_the_spec_hold() {
+    let doc = load("valid.json");
+    let minimal = &doc["vectors"][0];
+    assert_eq!(minimal["name"], "native-ipv4-minimal");
+    // spec/token.md §4.6: <= 64 bytes binary, <= 90 text characters for one IPv4 candidate.
+    assert!(minimal["sizes"]["binary"].as_u64() <= Some(64));
+    assert!(minimal["sizes"]["text"].as_u64() <= Some(90));
+}
