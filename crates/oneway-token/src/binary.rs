@@ -129,10 +129,16 @@ impl Token {
         }
         let mut wire = Vec::with_capacity(ext_count.into());
         for index in 0..ext_count {
-            let field = Field::Extension { index, count: ext_count };
+            let field = Field::Extension {
+                index,
+                count: ext_count,
+            };
             let ty = r.byte(field)?;
             let len = r.byte(field)?;
-            wire.push(WireExtension { ty, value: r.take(len.into(), field)? });
+            wire.push(WireExtension {
+                ty,
+                value: r.take(len.into(), field)?,
+            });
         }
 
         let content_end = r.pos;
@@ -148,7 +154,12 @@ impl Token {
             return Err(TokenError::ChecksumMismatch { expected, found });
         }
 
-        let mut token = Token::new(Profile::from_byte(profile_byte)?, fingerprint, secret, candidates);
+        let mut token = Token::new(
+            Profile::from_byte(profile_byte)?,
+            fingerprint,
+            secret,
+            candidates,
+        );
         apply_extensions(&mut token, &wire)?;
         token.validate()?;
         Ok(token)
@@ -180,7 +191,11 @@ impl Token {
     /// Size of the binary form in bytes (`spec/token.md` §4.6).
     pub fn encoded_len(&self) -> usize {
         FIXED_OVERHEAD
-            + self.candidates.iter().map(Candidate::encoded_len).sum::<usize>()
+            + self
+                .candidates
+                .iter()
+                .map(Candidate::encoded_len)
+                .sum::<usize>()
             + self
                 .wire_extensions()
                 .iter()
@@ -245,15 +260,24 @@ impl Token {
         if let Some(at) = self.expires_at
             && at > u64::from(u32::MAX)
         {
-            return Err(invalid(ext::EXPIRES, "expiry does not fit in 32 bits (after 2106)"));
+            return Err(invalid(
+                ext::EXPIRES,
+                "expiry does not fit in 32 bits (after 2106)",
+            ));
         }
         if let Some(ice) = &self.listener_ice {
             let chars_fit = ice.ufrag().len() <= 255 && ice.pwd().len() <= 255;
             if !chars_fit || ice.to_packed().len() > 255 {
-                return Err(invalid(ext::LISTENER_ICE, "credentials too long to pack in 255 bytes"));
+                return Err(invalid(
+                    ext::LISTENER_ICE,
+                    "credentials too long to pack in 255 bytes",
+                ));
             }
         }
-        match (self.profile.derives_listener_ice(), self.listener_ice.is_some()) {
+        match (
+            self.profile.derives_listener_ice(),
+            self.listener_ice.is_some(),
+        ) {
             (true, true) => {
                 return Err(TokenError::ExtensionNotAllowed {
                     ty: ext::LISTENER_ICE,
@@ -279,7 +303,10 @@ impl Token {
                 return Err(TokenError::UnknownRequiredExtension(raw.ty));
             }
             if raw.value.len() > 255 || matches!(raw.ty, ext::SINGLE_USE | ext::LABEL) {
-                return Err(invalid(raw.ty, "unknown-extension value too long or type is a known one"));
+                return Err(invalid(
+                    raw.ty,
+                    "unknown-extension value too long or type is a known one",
+                ));
             }
             if unknown_types.contains(&raw.ty) {
                 return Err(invalid(raw.ty, "extension type repeated"));
@@ -425,8 +452,8 @@ fn apply_extensions(token: &mut Token, wire: &[WireExtension<'_>]) -> Result<(),
                 token.single_use = true;
             }
             ext::LABEL => {
-                let label = std::str::from_utf8(e.value)
-                    .map_err(|_| invalid(ext::LABEL, "not UTF-8"))?;
+                let label =
+                    std::str::from_utf8(e.value).map_err(|_| invalid(ext::LABEL, "not UTF-8"))?;
                 validate_label(label)?;
                 token.label = Some(label.to_owned());
             }

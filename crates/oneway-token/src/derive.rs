@@ -107,8 +107,15 @@ mod tests {
         assert_eq!(keys.listener_pwd.len(), DERIVED_PWD_CHARS);
         assert!(IceCredentials::new(&keys.token_ufrag, &keys.listener_pwd).is_ok());
         assert!(keys.dialer_ice.is_some());
-        assert_ne!(DerivedKeys::derive(&Secret([8; 16]), Profile::Native).token_ufrag, keys.token_ufrag);
-        assert!(DerivedKeys::derive(&Secret([7; 16]), Profile::Native).dialer_ice.is_none());
+        assert_ne!(
+            DerivedKeys::derive(&Secret([8; 16]), Profile::Native).token_ufrag,
+            keys.token_ufrag
+        );
+        assert!(
+            DerivedKeys::derive(&Secret([7; 16]), Profile::Native)
+                .dialer_ice
+                .is_none()
+        );
     }
 
     #[test]

@@ -115,7 +115,9 @@ pub enum TokenError {
         count: usize,
     },
     /// The CRC-32 does not match: the token was altered or mistyped.
-    #[error("checksum mismatch: token says {found:08x}, content gives {expected:08x} (token altered or mistyped)")]
+    #[error(
+        "checksum mismatch: token says {found:08x}, content gives {expected:08x} (token altered or mistyped)"
+    )]
     ChecksumMismatch {
         /// CRC-32 computed over the content.
         expected: u32,

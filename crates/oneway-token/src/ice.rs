@@ -91,7 +91,9 @@ impl IceCredentials {
         let (ufrag_len, pwd_len) = (*ufrag_len as usize, *pwd_len as usize);
         let chars = ufrag_len + pwd_len;
         if packed.len() != (chars * 6).div_ceil(8) {
-            return Err(IceError::BadPacking("length does not match the character counts"));
+            return Err(IceError::BadPacking(
+                "length does not match the character counts",
+            ));
         }
         let text = unpack_ice_chars(packed, chars)?;
         let (ufrag, pwd) = text.split_at(ufrag_len);
@@ -200,7 +202,12 @@ mod tests {
         let alphabet = std::str::from_utf8(ICE_ALPHABET).expect("ascii");
         for ufrag_len in 4..12 {
             for pwd_len in 22..30 {
-                let ufrag: String = alphabet.chars().cycle().skip(ufrag_len).take(ufrag_len).collect();
+                let ufrag: String = alphabet
+                    .chars()
+                    .cycle()
+                    .skip(ufrag_len)
+                    .take(ufrag_len)
+                    .collect();
                 let pwd: String = alphabet.chars().rev().cycle().take(pwd_len).collect();
                 let creds = IceCredentials::new(ufrag, pwd).expect("valid");
                 let packed = creds.to_packed();
@@ -223,9 +230,18 @@ mod tests {
 
     #[test]
     fn rfc8839_limits() {
-        assert!(matches!(IceCredentials::new("abc", "0123456789012345678901"), Err(IceError::BadLength { what: "ufrag", .. })));
-        assert!(matches!(IceCredentials::new("abcd", "012345678901234567890"), Err(IceError::BadLength { what: "pwd", .. })));
-        assert!(matches!(IceCredentials::new("ab:d", "0123456789012345678901"), Err(IceError::BadCharacter { found: ':', .. })));
+        assert!(matches!(
+            IceCredentials::new("abc", "0123456789012345678901"),
+            Err(IceError::BadLength { what: "ufrag", .. })
+        ));
+        assert!(matches!(
+            IceCredentials::new("abcd", "012345678901234567890"),
+            Err(IceError::BadLength { what: "pwd", .. })
+        ));
+        assert!(matches!(
+            IceCredentials::new("ab:d", "0123456789012345678901"),
+            Err(IceError::BadCharacter { found: ':', .. })
+        ));
         assert!(IceCredentials::new("a".repeat(256), "b".repeat(256)).is_ok());
         assert!(IceCredentials::new("a".repeat(257), "b".repeat(22)).is_err());
     }

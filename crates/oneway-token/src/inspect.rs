@@ -180,26 +180,50 @@ impl Inspection {
             part("secret", 16),
             part("candidate count", 1),
         ];
-        breakdown.extend(token.candidates.iter().enumerate().map(|(i, c)| part(&format!("candidate {}", i + 1), c.encoded_len())));
-        breakdown.push(part("extension count", 1));
         breakdown.extend(
             token
-                .wire_extensions()
+                .candidates
                 .iter()
-                .map(|(ty, value)| part(&format!("extension {ty:#04x} {}", ext::name(*ty)), 2 + value.len())),
+                .enumerate()
+                .map(|(i, c)| part(&format!("candidate {}", i + 1), c.encoded_len())),
         );
+        breakdown.push(part("extension count", 1));
+        breakdown.extend(token.wire_extensions().iter().map(|(ty, value)| {
+            part(
+                &format!("extension {ty:#04x} {}", ext::name(*ty)),
+                2 + value.len(),
+            )
+        }));
         breakdown.push(part("crc32", 4));
-        debug_assert_eq!(breakdown.iter().map(|p| p.bytes).sum::<usize>(), token.encoded_len());
+        debug_assert_eq!(
+            breakdown.iter().map(|p| p.bytes).sum::<usize>(),
+            token.encoded_len()
+        );
         debug_assert!(FIXED_OVERHEAD <= token.encoded_len());
 
         let mut sdp = String::new();
         let (sdp_type, note) = if token.profile == Profile::Native {
             write_session(&mut sdp, LISTENER_MID, true);
-            token.write_data_section(&mut sdp, LISTENER_MID, &listener_ufrag, &listener_pwd, "passive");
-            ("answer", "the listener's answer to a dialer offer with mid 0; the dialer puts its own ICE pwd in the ufrag")
+            token.write_data_section(
+                &mut sdp,
+                LISTENER_MID,
+                &listener_ufrag,
+                &listener_pwd,
+                "passive",
+            );
+            (
+                "answer",
+                "the listener's answer to a dialer offer with mid 0; the dialer puts its own ICE pwd in the ufrag",
+            )
         } else {
             write_session(&mut sdp, LISTENER_MID, false);
-            token.write_data_section(&mut sdp, LISTENER_MID, &listener_ufrag, &listener_pwd, "actpass");
+            token.write_data_section(
+                &mut sdp,
+                LISTENER_MID,
+                &listener_ufrag,
+                &listener_pwd,
+                "actpass",
+            );
             ("offer", "the listener's offer, rebuilt from the token")
         };
 
@@ -242,7 +266,8 @@ impl Inspection {
                 .collect(),
             expiry: token.expires_at.map(|unix| ExpiryView {
                 unix,
-                utc: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string(),
+                utc: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix))
+                    .to_string(),
                 seconds_left: unix as i64 - now_unix_secs as i64,
                 expired: token.check_expiry(now_unix_secs).is_err(),
             }),
@@ -256,7 +281,10 @@ impl Inspection {
             unknown_extensions: token
                 .unknown_extensions
                 .iter()
-                .map(|raw| RawExtensionView { ty: raw.ty, value: hex(&raw.value) })
+                .map(|raw| RawExtensionView {
+                    ty: raw.ty,
+                    value: hex(&raw.value),
+                })
                 .collect(),
             size: SizeView {
                 binary: token.encoded_len(),
@@ -277,7 +305,10 @@ impl Inspection {
 }
 
 fn part(name: &str, bytes: usize) -> SizePart {
-    SizePart { part: name.to_owned(), bytes }
+    SizePart {
+        part: name.to_owned(),
+        bytes,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -286,7 +317,11 @@ fn hex(bytes: &[u8]) -> String {
 
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "oneway token v{} · profile {} · read from {} form", self.version, self.profile, self.read_from)?;
+        writeln!(
+            f,
+            "oneway token v{} · profile {} · read from {} form",
+            self.version, self.profile, self.read_from
+        )?;
         if let Some(label) = &self.label {
             writeln!(f, "label          {label}")?;
         }
@@ -294,10 +329,18 @@ impl fmt::Display for Inspection {
         writeln!(f, "secret         {}", self.secret)?;
         match &self.expiry {
             None => writeln!(f, "expires        never")?,
-            Some(e) if e.expired => writeln!(f, "expires        {} (EXPIRED {}s ago)", e.utc, -e.seconds_left)?,
+            Some(e) if e.expired => writeln!(
+                f,
+                "expires        {} (EXPIRED {}s ago)",
+                e.utc, -e.seconds_left
+            )?,
             Some(e) => writeln!(f, "expires        {} (in {}s)", e.utc, e.seconds_left)?,
         }
-        writeln!(f, "single use     {}", if self.single_use { "yes" } else { "no" })?;
+        writeln!(
+            f,
+            "single use     {}",
+            if self.single_use { "yes" } else { "no" }
+        )?;
         writeln!(
             f,
             "sctp           port {}, max-message-size {}{}",
@@ -307,7 +350,11 @@ impl fmt::Display for Inspection {
         )?;
         writeln!(f, "\ncandidates (fallback order)")?;
         for c in &self.candidates {
-            let host = if c.family == "ipv6" { format!("[{}]", c.address) } else { c.address.clone() };
+            let host = if c.family == "ipv6" {
+                format!("[{}]", c.address)
+            } else {
+                c.address.clone()
+            };
             writeln!(
                 f,
                 "  {:>2}. {} {:<5} {:<4} {host}:{} (priority {})",
@@ -324,7 +371,11 @@ impl fmt::Display for Inspection {
             writeln!(f, "  dialer pwd      {p}")?;
         }
         for raw in &self.unknown_extensions {
-            writeln!(f, "unknown optional extension {:#04x}: {}", raw.ty, raw.value)?;
+            writeln!(
+                f,
+                "unknown optional extension {:#04x}: {}",
+                raw.ty, raw.value
+            )?;
         }
         writeln!(f, "\nsize")?;
         writeln!(
@@ -341,7 +392,11 @@ impl fmt::Display for Inspection {
         for p in &self.size.breakdown {
             writeln!(f, "  {:>4} B  {}", p.bytes, p.part)?;
         }
-        writeln!(f, "\nremote description ({}: {})", self.sdp.sdp_type, self.sdp.note)?;
+        writeln!(
+            f,
+            "\nremote description ({}: {})",
+            self.sdp.sdp_type, self.sdp.note
+        )?;
         for line in self.sdp.text.lines() {
             writeln!(f, "  {line}")?;
         }

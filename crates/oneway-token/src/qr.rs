@@ -62,5 +62,7 @@ pub fn token_qr(token: &Token, page_url: Option<&str>) -> Result<TokenQr, QrErro
             });
         }
     }
-    Err(QrError::TooLarge { bytes: payload.len() })
+    Err(QrError::TooLarge {
+        bytes: payload.len(),
+    })
 }

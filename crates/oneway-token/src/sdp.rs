@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use crate::error::TokenError;
 use crate::ice::{IceCredentials, IceError, compose_listener_ufrag};
 use crate::token::{
-    Candidate, CandidateAddress, CandidateType, DEFAULT_SCTP_PORT,
-    Fingerprint, MAX_CANDIDATES, Profile, SctpParams, Secret, Token, Transport,
+    Candidate, CandidateAddress, CandidateType, DEFAULT_SCTP_PORT, Fingerprint, MAX_CANDIDATES,
+    Profile, SctpParams, Secret, Token, Transport,
 };
 
 /// Longest SDP text accepted (browsers' complete offers are a few KiB).
@@ -181,7 +181,10 @@ struct Section<'a> {
 
 impl<'a> Section<'a> {
     fn attr(&self, name: &str) -> Option<&'a str> {
-        self.attributes.iter().find(|(_, n, _)| *n == name).map(|(_, _, v)| *v)
+        self.attributes
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(_, _, v)| *v)
     }
 
     fn attrs(&self, name: &'a str) -> impl Iterator<Item = (usize, &'a str)> + '_ {
@@ -247,7 +250,10 @@ fn read_fingerprint(data: &Section<'_>, session: &Section<'_>) -> Result<Fingerp
     match sha256 {
         Some(hex) => Fingerprint::from_sdp_hex(hex).ok_or(SdpError::InvalidFingerprint),
         None => Err(SdpError::UnsupportedFingerprint(
-            all.iter().map(|v| v.split(' ').next().unwrap_or("")).collect::<Vec<_>>().join(", "),
+            all.iter()
+                .map(|v| v.split(' ').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(", "),
         )),
     }
 }
@@ -279,16 +285,32 @@ fn read_sctp(data: &Section<'_>) -> SctpParams {
 }
 
 /// A parsed `a=candidate` value, or the reason it cannot go into a token.
-fn parse_candidate(value: &str, line: usize) -> Result<Result<(u32, Candidate), &'static str>, SdpError> {
+fn parse_candidate(
+    value: &str,
+    line: usize,
+) -> Result<Result<(u32, Candidate), &'static str>, SdpError> {
     let invalid = |reason| SdpError::InvalidCandidate { line, reason };
     let fields: Vec<&str> = value.split_ascii_whitespace().collect();
-    let [_foundation, component, transport, priority, address, port, typ_key, typ, ref rest @ ..] = fields[..] else {
+    let [
+        _foundation,
+        component,
+        transport,
+        priority,
+        address,
+        port,
+        typ_key,
+        typ,
+        ref rest @ ..,
+    ] = fields[..]
+    else {
         return Err(invalid("fewer than 8 fields"));
     };
     if typ_key != "typ" {
         return Err(invalid("7th field is not `typ`"));
     }
-    let priority: u32 = priority.parse().map_err(|_| invalid("priority is not a number"))?;
+    let priority: u32 = priority
+        .parse()
+        .map_err(|_| invalid("priority is not a number"))?;
     let port: u16 = port.parse().map_err(|_| invalid("port is not a number"))?;
     if component != "1" {
         return Ok(Err("component is not 1 (RTP/data)"));
@@ -308,7 +330,9 @@ fn parse_candidate(value: &str, line: usize) -> Result<Result<(u32, Candidate), 
         _ => return Err(invalid("unknown candidate type")),
     };
     let Some(address) = CandidateAddress::from_sdp_str(address) else {
-        return Ok(Err("address is neither an IP literal nor a <uuid>.local name"));
+        return Ok(Err(
+            "address is neither an IP literal nor a <uuid>.local name",
+        ));
     };
     if port == 0 || address.is_unspecified() {
         return Ok(Err("port 0 or unspecified address"));
@@ -316,13 +340,24 @@ fn parse_candidate(value: &str, line: usize) -> Result<Result<(u32, Candidate), 
     if matches!(address, CandidateAddress::Mdns(_)) && kind != CandidateType::Host {
         return Ok(Err("mDNS name on a non-host candidate"));
     }
-    Ok(Ok((priority, Candidate { transport, kind, address, port })))
+    Ok(Ok((
+        priority,
+        Candidate {
+            transport,
+            kind,
+            address,
+            port,
+        },
+    )))
 }
 
 /// Reads what a token needs from a listener's complete (non-trickle) SDP offer.
 pub fn parse_listener_offer(sdp: &str) -> Result<ListenerOffer, SdpError> {
     let (session, media) = parse_sections(sdp)?;
-    let data = media.iter().find(|s| s.is_data()).ok_or(SdpError::NoApplicationSection)?;
+    let data = media
+        .iter()
+        .find(|s| s.is_data())
+        .ok_or(SdpError::NoApplicationSection)?;
     let fingerprint = read_fingerprint(data, &session)?;
     let ice = read_ice(data, &session)?;
     let mut ranked: Vec<(u32, Candidate)> = Vec::new();
@@ -332,12 +367,15 @@ pub fn parse_listener_offer(sdp: &str) -> Result<ListenerOffer, SdpError> {
             Ok((priority, candidate)) if !ranked.iter().any(|(_, c)| *c == candidate) => {
                 ranked.push((priority, candidate));
             }
-            Ok(_) => skipped.push(SkippedCandidate { line, reason: "duplicate of an earlier candidate" }),
+            Ok(_) => skipped.push(SkippedCandidate {
+                line,
+                reason: "duplicate of an earlier candidate",
+            }),
             Err(reason) => skipped.push(SkippedCandidate { line, reason }),
         }
     }
     // Stable: equal priorities keep the offer's order.
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|(priority, _)| std::cmp::Reverse(*priority));
     if ranked.len() > MAX_CANDIDATES {
         skipped.extend(ranked[MAX_CANDIDATES..].iter().map(|_| SkippedCandidate {
             line: 0,
@@ -348,7 +386,9 @@ pub fn parse_listener_offer(sdp: &str) -> Result<ListenerOffer, SdpError> {
     if ranked.is_empty() {
         return Err(SdpError::NoUsableCandidates {
             skipped: skipped.len(),
-            first_reason: skipped.first().map_or("the offer has no a=candidate lines", |s| s.reason),
+            first_reason: skipped
+                .first()
+                .map_or("the offer has no a=candidate lines", |s| s.reason),
         });
     }
     Ok(ListenerOffer {
@@ -370,7 +410,12 @@ impl Token {
     /// defaults go into the `sctp` extension.
     pub fn from_offer(sdp: &str, options: &OfferOptions) -> Result<Token, SdpError> {
         let offer = parse_listener_offer(sdp)?;
-        let mut token = Token::new(options.profile, offer.fingerprint, options.secret, offer.candidates);
+        let mut token = Token::new(
+            options.profile,
+            offer.fingerprint,
+            options.secret,
+            offer.candidates,
+        );
         if offer.sctp != SctpParams::default() {
             token.sctp = Some(offer.sctp);
         }
@@ -386,7 +431,10 @@ impl Token {
     /// `native` profile: `dialer_offer` must be the dialer's own local offer; the result is the
     /// listener's answer to it. Other profiles: `dialer_offer` must be `None`; the result is the
     /// listener's offer.
-    pub fn remote_description(&self, dialer_offer: Option<&str>) -> Result<RemoteDescription, SdpError> {
+    pub fn remote_description(
+        &self,
+        dialer_offer: Option<&str>,
+    ) -> Result<RemoteDescription, SdpError> {
         match (self.profile, dialer_offer) {
             (Profile::Native, Some(offer)) => self.native_answer(offer),
             (Profile::Native, None) => Err(SdpError::ProfileMismatch {
@@ -415,7 +463,10 @@ impl Token {
             });
         }
         let (session, media) = parse_sections(dialer_offer)?;
-        let data = media.iter().find(|s| s.is_data()).ok_or(SdpError::NoApplicationSection)?;
+        let data = media
+            .iter()
+            .find(|s| s.is_data())
+            .ok_or(SdpError::NoApplicationSection)?;
         let dialer_ice = read_ice(data, &session)?;
         let keys = self.derive();
         let ufrag = compose_listener_ufrag(&keys.token_ufrag, dialer_ice.pwd())?;
@@ -442,7 +493,11 @@ impl Token {
 
     /// `dialer-identity` and `reply` profiles: the listener's offer, rebuilt from the token.
     pub fn listener_offer(&self) -> Result<RemoteDescription, SdpError> {
-        let Some(ice) = self.listener_ice.as_ref().filter(|_| self.profile != Profile::Native) else {
+        let Some(ice) = self
+            .listener_ice
+            .as_ref()
+            .filter(|_| self.profile != Profile::Native)
+        else {
             return Err(SdpError::ProfileMismatch {
                 operation: "listener_offer",
                 expected: "dialer-identity or reply",
@@ -459,7 +514,14 @@ impl Token {
     }
 
     /// The data section with every token field; `ufrag` may be a placeholder in displays.
-    pub(crate) fn write_data_section(&self, sdp: &mut String, mid: &str, ufrag: &str, pwd: &str, setup: &str) {
+    pub(crate) fn write_data_section(
+        &self,
+        sdp: &mut String,
+        mid: &str,
+        ufrag: &str,
+        pwd: &str,
+        setup: &str,
+    ) {
         let sctp = self.sctp_params();
         let _ = write!(
             sdp,
@@ -476,27 +538,41 @@ impl Token {
             sctp.port,
             sctp.max_message_size,
         );
-        for (index, c) in self.candidates.iter().enumerate() {
-            let _ = write!(
-                sdp,
-                "a=candidate:{} 1 {} {} {} {} typ {}",
-                index + 1,
-                c.transport.sdp_name(),
-                candidate_priority(index),
-                c.address.to_sdp_string(),
-                c.port,
-                c.kind.sdp_name(),
-            );
-            if c.kind != CandidateType::Host {
-                let _ = write!(sdp, " raddr {} rport 0", c.address.unspecified_sdp().1);
-            }
-            if c.transport == Transport::TcpPassive {
-                sdp.push_str(" tcptype passive");
-            }
-            sdp.push_str("\r\n");
+        for line in self.candidate_attributes() {
+            let _ = write!(sdp, "a={line}\r\n");
         }
         sdp.push_str("a=end-of-candidates\r\n");
     }
+
+    /// The `candidate:…` attribute values (without `a=`) of every candidate, in token order,
+    /// with the priorities of §9.2. Stacks without SDP feed these to their candidate parsers.
+    pub fn candidate_attributes(&self) -> Vec<String> {
+        self.candidates
+            .iter()
+            .enumerate()
+            .map(|(index, c)| candidate_attribute(index, c))
+            .collect()
+    }
+}
+
+/// The `candidate:` attribute value of the token candidate at `index`.
+pub fn candidate_attribute(index: usize, c: &Candidate) -> String {
+    let mut line = format!(
+        "candidate:{} 1 {} {} {} {} typ {}",
+        index + 1,
+        c.transport.sdp_name(),
+        candidate_priority(index),
+        c.address.to_sdp_string(),
+        c.port,
+        c.kind.sdp_name(),
+    );
+    if c.kind != CandidateType::Host {
+        let _ = write!(line, " raddr {} rport 0", c.address.unspecified_sdp().1);
+    }
+    if c.transport == Transport::TcpPassive {
+        line.push_str(" tcptype passive");
+    }
+    line
 }
 
 pub(crate) fn write_session(sdp: &mut String, bundle_mid: &str, ice_lite: bool) {
@@ -530,6 +606,9 @@ mod tests {
 
     #[test]
     fn default_sctp_matches_constants() {
-        assert_eq!(SctpParams::default().max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(
+            SctpParams::default().max_message_size,
+            DEFAULT_MAX_MESSAGE_SIZE
+        );
     }
 }

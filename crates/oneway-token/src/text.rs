@@ -28,7 +28,10 @@ pub enum TextForm {
 impl Token {
     /// The compact text form: `ow1.` + base64url (no padding) of the binary form.
     pub fn to_text(&self) -> Result<String, TokenError> {
-        Ok(format!("{TEXT_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.to_bytes()?)))
+        Ok(format!(
+            "{TEXT_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.to_bytes()?)
+        ))
     }
 
     /// The QR text form: `OW1.` + base32 (RFC 4648 §6, no padding) of the binary form. Every
@@ -78,14 +81,22 @@ pub fn text_to_bytes(input: &str) -> Result<(Vec<u8>, TextForm), TokenError> {
     let body = &token[version_end + 1..];
     let body_offset = offset + version_end + 1;
     if name == "ow" {
-        decode_body(body, body_offset, "base64url", |b| {
-            matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_')
-        }, |s| URL_SAFE_NO_PAD.decode(s).ok())
+        decode_body(
+            body,
+            body_offset,
+            "base64url",
+            |b| matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'),
+            |s| URL_SAFE_NO_PAD.decode(s).ok(),
+        )
         .map(|bytes| (bytes, TextForm::Compact))
     } else {
-        decode_body(body, body_offset, "base32", |b| {
-            matches!(b, b'A'..=b'Z' | b'2'..=b'7')
-        }, |s| data_encoding::BASE32_NOPAD.decode(s.as_bytes()).ok())
+        decode_body(
+            body,
+            body_offset,
+            "base32",
+            |b| matches!(b, b'A'..=b'Z' | b'2'..=b'7'),
+            |s| data_encoding::BASE32_NOPAD.decode(s.as_bytes()).ok(),
+        )
         .map(|bytes| (bytes, TextForm::Qr))
     }
 }
@@ -115,7 +126,10 @@ fn decode_body(
     allowed: impl Fn(u8) -> bool,
     decode: impl Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<Vec<u8>, TokenError> {
-    if let Some((position, found)) = body.char_indices().find(|(_, c)| !c.is_ascii() || !allowed(*c as u8)) {
+    if let Some((position, found)) = body
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii() || !allowed(*c as u8))
+    {
         return Err(TokenError::InvalidCharacter {
             alphabet,
             found,
@@ -134,7 +148,10 @@ mod tests {
     #[test]
     fn finds_token_in_urls() {
         assert_eq!(locate_token("https://x.org/p#ow1.AAAA"), ("ow1.AAAA", 16));
-        assert_eq!(locate_token("https://x.org/p#v=2&t=ow1.AAAA"), ("ow1.AAAA", 22));
+        assert_eq!(
+            locate_token("https://x.org/p#v=2&t=ow1.AAAA"),
+            ("ow1.AAAA", 22)
+        );
         assert_eq!(locate_token("ow1.AAAA"), ("ow1.AAAA", 0));
     }
 
@@ -142,20 +159,36 @@ mod tests {
     fn prefix_errors_are_specific() {
         assert_eq!(text_to_bytes("  "), Err(TokenError::Empty));
         assert_eq!(text_to_bytes("hello"), Err(TokenError::MissingPrefix));
-        assert_eq!(text_to_bytes("ow2.AAAA"), Err(TokenError::UnknownVersion(2)));
+        assert_eq!(
+            text_to_bytes("ow2.AAAA"),
+            Err(TokenError::UnknownVersion(2))
+        );
         assert_eq!(text_to_bytes("ow.AAAA"), Err(TokenError::MissingPrefix));
-        assert_eq!(text_to_bytes("ow999.AAAA"), Err(TokenError::UnknownVersion(255)));
+        assert_eq!(
+            text_to_bytes("ow999.AAAA"),
+            Err(TokenError::UnknownVersion(255))
+        );
         assert_eq!(
             text_to_bytes("ow1.AA*A"),
-            Err(TokenError::InvalidCharacter { alphabet: "base64url", found: '*', position: 6 })
+            Err(TokenError::InvalidCharacter {
+                alphabet: "base64url",
+                found: '*',
+                position: 6
+            })
         );
         assert_eq!(
             text_to_bytes("OW1.AAa"),
-            Err(TokenError::InvalidCharacter { alphabet: "base32", found: 'a', position: 6 })
+            Err(TokenError::InvalidCharacter {
+                alphabet: "base32",
+                found: 'a',
+                position: 6
+            })
         );
         assert_eq!(
             text_to_bytes("ow1.A"),
-            Err(TokenError::InvalidTextLength { alphabet: "base64url" })
+            Err(TokenError::InvalidTextLength {
+                alphabet: "base64url"
+            })
         );
     }
 }

@@ -1,0 +1,383 @@
+//! The one-way dialer: connects to a listener from its token alone (`spec/handshake.md` §3).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use oneway_token::ice::compose_listener_ufrag;
+use oneway_token::sdp::candidate_attribute;
+use oneway_token::{CandidateAddress, Profile, Token, TokenError, Transport};
+use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{Connection, ConnectionInfo, DriverGuard, Stage};
+use crate::net::{AddressScope, Datagram, Socket, host_addresses};
+use crate::peer::{Command, Notice, Peer, Role};
+use crate::{Progress, StackError};
+
+/// How a dialer connects.
+#[derive(Clone, Debug)]
+pub struct DialConfig {
+    /// Give up if not authenticated after this long (every candidate is tried within it).
+    pub timeout: Duration,
+    /// Which local addresses to offer as host candidates; `None` picks from the token: loopback
+    /// only when every candidate is loopback, otherwise the interfaces (plus loopback if some
+    /// candidate is loopback).
+    pub scope: Option<AddressScope>,
+    /// Receives stage progress as it happens (for `--json` events).
+    pub progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+impl Default for DialConfig {
+    fn default() -> Self {
+        DialConfig {
+            timeout: Duration::from_secs(10),
+            scope: None,
+            progress: None,
+        }
+    }
+}
+
+/// Why a dial failed. [`DialError::code`] gives the stable cause code of `spec/handshake.md` §8.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The token is expired (checked before anything is sent).
+    #[error("token: {0}")]
+    Token(#[from] TokenError),
+    /// The token's profile needs a handshake this dialer does not implement.
+    #[error("profile {0} is not supported by the str0m dialer (it implements native)")]
+    UnsupportedProfile(&'static str),
+    /// No candidate can be tried from here.
+    #[error("no usable candidate: {0}")]
+    NoUsableCandidate(String),
+    /// Setup failed.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// The stage named did not complete in time.
+    #[error("timed out after {after:?} waiting for {} ({} remote addresses tried)", stage.name(), tried.len())]
+    Timeout {
+        /// The stage that did not complete.
+        stage: Stage,
+        /// The configured timeout.
+        after: Duration,
+        /// Remote addresses checked, in order.
+        tried: Vec<SocketAddr>,
+    },
+    /// The connection ended before authentication; `code` comes from the peer or the engine.
+    #[error("{code}: {reason}")]
+    Closed {
+        /// Stable code (e.g. `auth-failed`, `fingerprint-mismatch`).
+        code: &'static str,
+        /// Details.
+        reason: String,
+    },
+}
+
+impl DialError {
+    /// Stable cause code for reports and exit messages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DialError::Token(e) => e.code(),
+            DialError::UnsupportedProfile(_) => "unsupported-profile",
+            DialError::NoUsableCandidate(_) => "no-usable-candidate",
+            DialError::Stack(_) => "setup-failed",
+            DialError::Timeout { stage, .. } => match stage {
+                Stage::Checking => "ice-timeout",
+                Stage::Ice => "dtls-timeout",
+                Stage::Dtls => "sctp-timeout",
+                Stage::ChannelOpen | Stage::Authenticated => "auth-timeout",
+            },
+            DialError::Closed { code, .. } => code,
+        }
+    }
+}
+
+/// Connects to the listener of `token`. Returns once both in-band proofs have verified.
+pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, DialError> {
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    token.check_expiry(now_unix)?;
+    if token.profile != Profile::Native {
+        return Err(DialError::UnsupportedProfile(token.profile.name()));
+    }
+
+    let mut remotes: Vec<(usize, SocketAddr)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    for (index, c) in token.candidates.iter().enumerate() {
+        match (c.transport, c.address) {
+            (Transport::Udp, CandidateAddress::Ip(ip)) => {
+                remotes.push((index, SocketAddr::new(ip, c.port)))
+            }
+            (_, CandidateAddress::Mdns(_)) => {
+                skipped.push(format!(
+                    "candidate {}: mDNS names are not resolved by this dialer",
+                    index + 1
+                ));
+            }
+            _ => skipped.push(format!(
+                "candidate {}: TCP is not supported by this dialer",
+                index + 1
+            )),
+        }
+    }
+    if remotes.is_empty() {
+        return Err(DialError::NoUsableCandidate(skipped.join("; ")));
+    }
+    for reason in &skipped {
+        tracing::info!("{reason}");
+    }
+
+    let all_loopback = remotes.iter().all(|(_, a)| a.ip().is_loopback());
+    let some_loopback = remotes.iter().any(|(_, a)| a.ip().is_loopback());
+    let scope = config.scope.unwrap_or(match (all_loopback, some_loopback) {
+        (true, _) => AddressScope::LoopbackOnly,
+        (false, true) => AddressScope::InterfacesAndLoopback,
+        (false, false) => AddressScope::Interfaces,
+    });
+    let addresses =
+        host_addresses(scope).map_err(|e| StackError::Io(format!("listing interfaces: {e}")))?;
+
+    let mut sockets: Vec<Arc<Socket>> = Vec::new();
+    let mut locals: Vec<SocketAddr> = Vec::new();
+    for v4 in [true, false] {
+        if !remotes.iter().any(|(_, a)| a.is_ipv4() == v4) {
+            continue;
+        }
+        let ips: Vec<IpAddr> = addresses
+            .iter()
+            .copied()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .collect();
+        if ips.is_empty() {
+            continue;
+        }
+        let wildcard: SocketAddr = if v4 {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let socket = match Socket::bind(wildcard) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(%wildcard, error = %e, "cannot bind; skipping this address family");
+                continue;
+            }
+        };
+        locals.extend(
+            ips.iter()
+                .map(|ip| SocketAddr::new(*ip, socket.local_addr().port())),
+        );
+        sockets.push(Arc::new(socket));
+    }
+    if sockets.is_empty() {
+        return Err(DialError::NoUsableCandidate(
+            "no local address in the families of the token's candidates".to_owned(),
+        ));
+    }
+
+    let now = Instant::now();
+    let keys = token.derive();
+    let local_creds = IceCreds::new();
+    let listener_ufrag = compose_listener_ufrag(&keys.token_ufrag, &local_creds.pass)
+        .map_err(|e| StackError::Config(format!("composing the listener ufrag: {e}")))?;
+    let mut rtc = Rtc::builder()
+        .set_local_ice_credentials(local_creds)
+        .build(now);
+    for local in &locals {
+        match RtcCandidate::host(*local, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => {
+                tracing::debug!(%local, error = %e, "local address not usable as a candidate")
+            }
+        }
+    }
+    let mut api = rtc.direct_api();
+    api.set_ice_controlling(true);
+    api.set_remote_ice_credentials(IceCreds {
+        ufrag: listener_ufrag,
+        pass: keys.listener_pwd.clone(),
+    });
+    api.set_remote_fingerprint(str0m::config::Fingerprint {
+        hash_func: "sha-256".to_owned(),
+        bytes: token.fingerprint.0.to_vec(),
+    });
+    api.start_dtls(true)
+        .map_err(|e| StackError::Rtc(e.to_string()))?;
+    api.start_sctp(true);
+    let ctrl = api.create_data_channel(Peer::control_channel_config());
+
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let mut peer = Peer::new(
+        rtc,
+        Role::Dialer,
+        keys.auth_key,
+        token.fingerprint.0,
+        ctrl,
+        now,
+        events_tx,
+    );
+    for (index, _) in &remotes {
+        let line = candidate_attribute(*index, &token.candidates[*index]);
+        match RtcCandidate::from_sdp_string(&line) {
+            Ok(c) => peer.add_remote_candidate(c),
+            Err(e) => tracing::warn!(%line, error = %e, "str0m refused a token candidate"),
+        }
+    }
+
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let driver = Driver {
+        peer,
+        sockets,
+        ready: Some(ready_tx),
+        progress: config.progress.clone(),
+        deadline: now + config.timeout,
+        timeout: config.timeout,
+        reported_tried: 0,
+    };
+    let handle = tokio::spawn(driver.run(commands_rx));
+    let guard = Arc::new(DriverGuard(handle.abort_handle()));
+    match ready_rx.await {
+        Ok(Ok(info)) => Ok(Connection {
+            key: 0,
+            commands: commands_tx,
+            events: events_rx,
+            info,
+            _driver: guard,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(DialError::Closed {
+            code: "internal",
+            reason: "dialer task ended".to_owned(),
+        }),
+    }
+}
+
+struct Driver {
+    peer: Peer,
+    sockets: Vec<Arc<Socket>>,
+    ready: Option<oneshot::Sender<Result<ConnectionInfo, DialError>>>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+    deadline: Instant,
+    timeout: Duration,
+    reported_tried: usize,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<(u64, Command)>) {
+        let v4 = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ipv4())
+            .cloned();
+        let v6 = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ipv6())
+            .cloned();
+        let mut next = Some(Instant::now());
+        loop {
+            let now = Instant::now();
+            let mut wake = next.unwrap_or(now + Duration::from_secs(1));
+            if self.ready.is_some() {
+                wake = wake.min(self.deadline);
+            }
+            tokio::select! {
+                received = recv(v4.as_deref()) => match received {
+                    Ok(d) => self.peer.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
+                    Err(e) => tracing::warn!(error = %e, "receive failed"),
+                },
+                command = commands.recv() => match command {
+                    Some((_, command)) => self.peer.handle_command(Instant::now(), command),
+                    None => return,
+                },
+                received = recv(v6.as_deref()) => match received {
+                    Ok(d) => self.peer.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
+                    Err(e) => tracing::warn!(error = %e, "receive failed"),
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if self.ready.is_some() && now >= self.deadline {
+                        let error = DialError::Timeout {
+                            stage: Stage::of(&self.peer),
+                            after: self.timeout,
+                            tried: self.peer.tried.iter().map(|(a, _)| *a).collect(),
+                        };
+                        if let Some(ready) = self.ready.take() {
+                            let _ = ready.send(Err(error));
+                        }
+                        return;
+                    }
+                    self.peer.handle_timeout(now);
+                }
+            }
+            next = self.service();
+            if self.peer.is_closed() && self.ready.is_none() {
+                // Give the last datagrams (close message) a moment, then stop.
+                return;
+            }
+        }
+    }
+
+    fn service(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let (outgoing, next) = self.peer.poll(now);
+        for o in outgoing {
+            let socket = self
+                .sockets
+                .iter()
+                .find(|s| s.local_addr().is_ipv4() == o.destination.is_ipv4());
+            if let Some(socket) = socket
+                && let Err(e) = socket.send(o.source, o.destination, &o.contents)
+            {
+                tracing::debug!(destination = %o.destination, error = %e, "send failed");
+            }
+        }
+        while self.reported_tried < self.peer.tried.len() {
+            let (remote, after) = self.peer.tried[self.reported_tried];
+            self.reported_tried += 1;
+            self.report(Progress::CandidateTried { remote, after });
+        }
+        for notice in self.peer.take_notices() {
+            match notice {
+                Notice::IceConnected => self.report(Progress::IceConnected),
+                Notice::DtlsConnected => self.report(Progress::DtlsConnected),
+                Notice::ChannelOpen => self.report(Progress::ChannelOpen),
+                Notice::Authenticated => {
+                    self.report(Progress::Authenticated);
+                    let info = ConnectionInfo {
+                        timings: self.peer.timings.clone(),
+                        selected: self.peer.selected,
+                        tried: self.peer.tried.clone(),
+                    };
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Ok(info));
+                    }
+                }
+                Notice::Closed { code, reason } => {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(DialError::Closed { code, reason }));
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    fn report(&self, progress: Progress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(progress);
+        }
+    }
+}
+
+async fn recv(socket: Option<&Socket>) -> std::io::Result<Datagram> {
+    match socket {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}

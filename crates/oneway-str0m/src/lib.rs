@@ -1,0 +1,75 @@
+//! oneway on [str0m]: a one-way WebRTC listener that serves many dialers on one socket per
+//! address family, and the dialer that connects to it with nothing but a token.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), oneway_str0m::StackError> {
+//! use oneway_str0m::{DialConfig, Listener, ListenerConfig, dial};
+//!
+//! let mut listener = Listener::bind(ListenerConfig::loopback()).await?;
+//! let token = listener.token().clone();            // publish token.to_text()
+//! let dialer = tokio::spawn(async move { dial(&token, &DialConfig::default()).await });
+//! let connection = listener.accept().await.expect("listener running");
+//! let mut dialed = dialer.await.expect("task")?;
+//! let channel = dialed.open_channel("chat").await.expect("open");
+//! dialed.send(channel, b"hello").await.expect("send");
+//! # drop(connection); Ok(()) }
+//! ```
+//!
+//! Structure: each connection is a sans-socket engine ([`peer`]: one `Rtc` plus the handshake of
+//! `spec/handshake.md`) driven by a tokio task that owns the sockets ([`listener`], [`dialer`]).
+//! Protocol rules shared by every stack live in `oneway-core`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod connection;
+pub mod dialer;
+pub mod listener;
+pub mod net;
+pub mod peer;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use connection::{
+    ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
+};
+pub use dialer::{DialConfig, DialError, dial};
+pub use listener::{Listener, ListenerConfig, ListenerEvent};
+pub use net::AddressScope;
+
+/// Setup or I/O failure of a listener or dialer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// A socket or interface operation failed.
+    #[error("I/O: {0}")]
+    Io(String),
+    /// The configuration cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// str0m refused a setup step.
+    #[error("str0m: {0}")]
+    Rtc(String),
+}
+
+/// Stages a handshake reports as it goes (for `--json` events and timings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// The dialer sent its first check to this remote address (the n-th tried).
+    CandidateTried {
+        /// Remote address.
+        remote: SocketAddr,
+        /// Time since the start.
+        after: Duration,
+    },
+    /// ICE connected.
+    IceConnected,
+    /// DTLS connected.
+    DtlsConnected,
+    /// Channel 0 open.
+    ChannelOpen,
+    /// Both proofs verified.
+    Authenticated,
+}

@@ -1,0 +1,628 @@
+//! The one-way listener: one UDP socket per address family serving every dialer, one `Rtc` per
+//! dialer, STUN demultiplexed by the token part of the USERNAME (`spec/handshake.md` §4).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use oneway_core::admission::{Admission, AdmissionLimits, Refusal};
+use oneway_core::username::parse_dialer_username;
+use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use str0m::config::DtlsCert;
+use str0m::ice::StunMessage;
+use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
+use tokio::sync::mpsc;
+
+use crate::connection::{Connection, ConnectionEvent, ConnectionInfo, DriverGuard};
+use crate::net::{AddressScope, Datagram, Socket, host_addresses};
+use crate::peer::{Command, Notice, Peer, Role, is_stun};
+use crate::{Progress, StackError};
+
+/// How many authenticated connections may wait for [`Listener::accept`].
+pub const ACCEPT_QUEUE: usize = 64;
+/// How many listener events may wait for [`Listener::next_event`]; older ones are dropped.
+pub const EVENT_QUEUE: usize = 1024;
+/// Longest the driver sleeps without checking deadlines.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+
+/// How a listener binds, what it advertises, and its token policy.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// IPv4 socket address (`0.0.0.0:0` by default); `None` disables IPv4.
+    pub bind_v4: Option<SocketAddr>,
+    /// IPv6 socket address (`[::]:0` by default); `None` disables IPv6.
+    pub bind_v6: Option<SocketAddr>,
+    /// Which local addresses become host candidates.
+    pub scope: AddressScope,
+    /// Extra candidates advertised first (e.g. a forwarded port or a srflx address), in order.
+    pub extra_candidates: Vec<Candidate>,
+    /// Token lifetime; `None` means no expiry.
+    pub ttl: Option<Duration>,
+    /// Accept only the first dialer that proves the secret.
+    pub single_use: bool,
+    /// A label shown to dialers.
+    pub label: Option<String>,
+    /// Bounds on unauthenticated and authenticated state.
+    pub limits: AdmissionLimits,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            bind_v4: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+            bind_v6: Some(SocketAddr::from(([0u16; 8], 0))),
+            scope: AddressScope::Interfaces,
+            extra_candidates: Vec::new(),
+            ttl: None,
+            single_use: false,
+            label: None,
+            limits: AdmissionLimits::default(),
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// A listener on loopback only, for tests and single-machine use.
+    pub fn loopback() -> Self {
+        ListenerConfig {
+            bind_v4: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            bind_v6: None,
+            scope: AddressScope::LoopbackOnly,
+            ..Default::default()
+        }
+    }
+}
+
+/// What happened to dialers, for logs and `--json` events.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ListenerEvent {
+    /// A check with a valid token and integrity arrived: an engine was created.
+    Admitted {
+        /// The dialer's address.
+        peer: SocketAddr,
+    },
+    /// A dialer reached a stage.
+    Progress {
+        /// The dialer's address.
+        peer: SocketAddr,
+        /// What it reached.
+        progress: Progress,
+    },
+    /// A dialer was refused or dropped.
+    Refused {
+        /// The dialer's address.
+        peer: SocketAddr,
+        /// Stable code.
+        code: &'static str,
+        /// Details.
+        reason: String,
+    },
+    /// A connection ended.
+    Closed {
+        /// The dialer's address.
+        peer: SocketAddr,
+        /// Stable code.
+        code: &'static str,
+    },
+}
+
+/// A listening one-way endpoint.
+#[derive(Debug)]
+pub struct Listener {
+    token: Token,
+    local_addrs: Vec<SocketAddr>,
+    incoming: mpsc::Receiver<Connection>,
+    events: mpsc::Receiver<ListenerEvent>,
+    _driver: Arc<DriverGuard>,
+}
+
+impl Listener {
+    /// Binds the sockets, gathers host candidates, issues a `native` token and starts serving.
+    /// Must be called inside a tokio runtime.
+    pub async fn bind(config: ListenerConfig) -> Result<Listener, StackError> {
+        let mut sockets: Vec<Arc<Socket>> = Vec::new();
+        for addr in [config.bind_v4, config.bind_v6].into_iter().flatten() {
+            match Socket::bind(addr) {
+                Ok(s) => sockets.push(Arc::new(s)),
+                // IPv6 may be disabled on the machine; IPv4 alone still serves.
+                Err(e) if addr.is_ipv6() && !sockets.is_empty() => {
+                    tracing::info!(%addr, error = %e, "IPv6 socket unavailable; serving IPv4 only");
+                }
+                Err(e) => return Err(StackError::Io(format!("binding {addr}: {e}"))),
+            }
+        }
+        if sockets.is_empty() {
+            return Err(StackError::Config(
+                "no socket to bind: enable IPv4 or IPv6".to_owned(),
+            ));
+        }
+
+        let mut hosts: Vec<SocketAddr> = Vec::new();
+        let addresses = host_addresses(config.scope)
+            .map_err(|e| StackError::Io(format!("listing interfaces: {e}")))?;
+        for socket in &sockets {
+            let local = socket.local_addr();
+            if !local.ip().is_unspecified() {
+                hosts.push(local);
+                continue;
+            }
+            for ip in addresses
+                .iter()
+                .filter(|ip| ip.is_ipv4() == local.is_ipv4())
+            {
+                hosts.push(SocketAddr::new(*ip, local.port()));
+            }
+        }
+
+        let mut candidates = config.extra_candidates.clone();
+        candidates.extend(hosts.iter().map(|a| Candidate::udp_host(a.ip(), a.port())));
+        candidates.truncate(oneway_token::MAX_CANDIDATES);
+        if candidates.is_empty() {
+            return Err(StackError::Config(
+                "no address to advertise: the machine has no usable interface (try loopback)"
+                    .to_owned(),
+            ));
+        }
+
+        let provider = str0m::crypto::from_feature_flags();
+        let cert: DtlsCert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| {
+                StackError::Config("str0m could not generate a DTLS certificate".to_owned())
+            })?;
+        let fingerprint = Fingerprint(Sha256::digest(&cert.certificate).into());
+        let mut secret = [0u8; 16];
+        rand::rng().fill_bytes(&mut secret);
+        let mut token = Token::new(Profile::Native, fingerprint, Secret(secret), candidates);
+        token.single_use = config.single_use;
+        token.label = config.label.clone();
+        token.expires_at = config.ttl.map(|ttl| unix_now() + ttl.as_secs().max(1));
+        token
+            .validate()
+            .map_err(|e| StackError::Config(format!("token: {e}")))?;
+
+        let (incoming_tx, incoming) = mpsc::channel(ACCEPT_QUEUE);
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let local_addrs = sockets.iter().map(|s| s.local_addr()).collect();
+        let driver = Driver {
+            keys: token.derive(),
+            admission: Admission::new(&token, config.limits.clone()),
+            sockets,
+            hosts,
+            cert,
+            listener_fp: fingerprint.0,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            next_key: 1,
+            commands_tx,
+            incoming_tx,
+            events_tx,
+            guard: Weak::new(),
+        };
+        let (guard_tx, guard_rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(driver.run(guard_rx, commands_rx));
+        let guard = Arc::new(DriverGuard(handle.abort_handle()));
+        let _ = guard_tx.send(Arc::downgrade(&guard));
+        Ok(Listener {
+            token,
+            local_addrs,
+            incoming,
+            events,
+            _driver: guard,
+        })
+    }
+
+    /// The token to publish.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// The bound socket addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The next authenticated connection; `None` if the listener stopped.
+    pub async fn accept(&mut self) -> Option<Connection> {
+        self.incoming.recv().await
+    }
+
+    /// The next listener event (admissions, refusals, progress).
+    pub async fn next_event(&mut self) -> Option<ListenerEvent> {
+        self.events.recv().await
+    }
+
+    /// A listener event if one is waiting.
+    pub fn try_next_event(&mut self) -> Option<ListenerEvent> {
+        self.events.try_recv().ok()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Slot {
+    peer: Peer,
+    remote: SocketAddr,
+    local_ufrag: String,
+    events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
+    next_timeout: Option<Instant>,
+}
+
+struct Driver {
+    keys: DerivedKeys,
+    admission: Admission,
+    sockets: Vec<Arc<Socket>>,
+    hosts: Vec<SocketAddr>,
+    cert: DtlsCert,
+    listener_fp: [u8; 32],
+    /// Keyed by locally assigned numbers: a cheap key, not chosen by an attacker.
+    peers: HashMap<u64, Slot>,
+    /// Keyed by dialer address (attacker-chosen): std `HashMap` with SipHash.
+    by_addr: HashMap<SocketAddr, u64>,
+    /// Keyed by composed listener ufrag (attacker-chosen): std `HashMap` with SipHash.
+    by_ufrag: HashMap<String, u64>,
+    next_key: u64,
+    commands_tx: mpsc::UnboundedSender<(u64, Command)>,
+    incoming_tx: mpsc::Sender<Connection>,
+    events_tx: mpsc::Sender<ListenerEvent>,
+    /// Shared with the `Listener` and every connection: the task runs until all are dropped.
+    guard: Weak<DriverGuard>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        guard: tokio::sync::oneshot::Receiver<Weak<DriverGuard>>,
+        mut commands: mpsc::UnboundedReceiver<(u64, Command)>,
+    ) {
+        let Ok(guard) = guard.await else {
+            return;
+        };
+        self.guard = guard;
+        let v4 = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ipv4())
+            .cloned();
+        let v6 = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ipv6())
+            .cloned();
+        loop {
+            let now = Instant::now();
+            let deadline = self
+                .peers
+                .values()
+                .filter_map(|s| s.next_timeout)
+                .chain(self.admission.next_deadline())
+                .min()
+                .unwrap_or(now + HOUSEKEEPING)
+                .min(now + HOUSEKEEPING);
+            tokio::select! {
+                received = recv(v4.as_deref()) => self.on_recv(received),
+                received = recv(v6.as_deref()) => self.on_recv(received),
+                command = commands.recv() => match command {
+                    Some((key, command)) => self.on_command(key, command),
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
+            }
+        }
+    }
+
+    fn on_recv(&mut self, received: std::io::Result<Datagram>) {
+        match received {
+            Ok(d) => self.on_datagram(Instant::now(), d),
+            Err(e) => tracing::warn!(error = %e, "receive failed"),
+        }
+    }
+
+    fn on_datagram(&mut self, now: Instant, d: Datagram) {
+        if let Some(key) = self.by_addr.get(&d.source).copied() {
+            self.feed(now, key, &d);
+            return;
+        }
+        if !is_stun(&d.contents) {
+            tracing::trace!(source = %d.source, "non-STUN datagram from an unknown address dropped");
+            return;
+        }
+        let Ok(message) = StunMessage::parse(&d.contents) else {
+            tracing::trace!(source = %d.source, "unparseable STUN dropped");
+            return;
+        };
+        if !message.is_binding_request() {
+            return;
+        }
+        let Some(username) = message.username() else {
+            return;
+        };
+        let local_ufrag = username.split(':').next().unwrap_or_default();
+        if let Some(key) = self.by_ufrag.get(local_ufrag).copied() {
+            // A known dialer checking from another of its addresses.
+            let accepted = self
+                .peers
+                .get(&key)
+                .is_some_and(|s| s.peer.accepts(now, d.source, d.destination, &d.contents));
+            if accepted {
+                self.by_addr.insert(d.source, key);
+                self.feed(now, key, &d);
+            }
+            return;
+        }
+        let parsed = match parse_dialer_username(username) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(source = %d.source, code = e.code(), "check refused: {e}");
+                return;
+            }
+        };
+        if parsed.token_ufrag != self.keys.token_ufrag {
+            tracing::debug!(source = %d.source, "check for an unknown token dropped");
+            return;
+        }
+        let provider = str0m::crypto::from_feature_flags();
+        let integrity = message.verify(self.keys.listener_pwd.as_bytes(), |key, data| {
+            provider.sha1_hmac_provider.sha1_hmac(key, data)
+        });
+        if !integrity {
+            // Only token holders get a response: no reply, no state.
+            tracing::debug!(source = %d.source, "check with bad MESSAGE-INTEGRITY dropped");
+            return;
+        }
+        if let Err(refusal) = self.admission.admit(now, unix_now(), d.source) {
+            self.refused(d.source, &refusal);
+            return;
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        let slot = match self.new_slot(
+            now,
+            d.source,
+            parsed.listener_ufrag,
+            parsed.dialer_ufrag,
+            parsed.dialer_pwd,
+        ) {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.admission.abandoned(d.source);
+                tracing::warn!(source = %d.source, error = %e, "could not create an engine");
+                return;
+            }
+        };
+        self.by_ufrag.insert(slot.local_ufrag.clone(), key);
+        self.by_addr.insert(d.source, key);
+        self.peers.insert(key, slot);
+        self.event(ListenerEvent::Admitted { peer: d.source });
+        self.feed(now, key, &d);
+    }
+
+    fn new_slot(
+        &self,
+        now: Instant,
+        remote: SocketAddr,
+        local_ufrag: &str,
+        dialer_ufrag: &str,
+        dialer_pwd: &str,
+    ) -> Result<Slot, StackError> {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_dtls_cert(self.cert.clone())
+            .set_fingerprint_verification(false)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: local_ufrag.to_owned(),
+                pass: self.keys.listener_pwd.clone(),
+            })
+            .build(now);
+        for host in &self.hosts {
+            let candidate = RtcCandidate::host(*host, "udp")
+                .map_err(|e| StackError::Rtc(format!("host candidate {host}: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(false);
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: dialer_ufrag.to_owned(),
+            pass: dialer_pwd.to_owned(),
+        });
+        // The dialer's certificate is unknown in advance (verification is off): the in-band
+        // proof authenticates it. str0m wants some remote fingerprint before DTLS starts.
+        api.set_remote_fingerprint(str0m::config::Fingerprint {
+            hash_func: "sha-256".to_owned(),
+            bytes: vec![0; 32],
+        });
+        api.start_dtls(false)
+            .map_err(|e| StackError::Rtc(e.to_string()))?;
+        api.start_sctp(false);
+        let ctrl = api.create_data_channel(Peer::control_channel_config());
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let peer = Peer::new(
+            rtc,
+            Role::Listener,
+            self.keys.auth_key,
+            self.listener_fp,
+            ctrl,
+            now,
+            events_tx,
+        );
+        Ok(Slot {
+            peer,
+            remote,
+            local_ufrag: local_ufrag.to_owned(),
+            events: Some(events_rx),
+            next_timeout: Some(now),
+        })
+    }
+
+    fn feed(&mut self, now: Instant, key: u64, d: &Datagram) {
+        if let Some(slot) = self.peers.get_mut(&key) {
+            slot.peer
+                .handle_datagram(now, d.source, d.destination, &d.contents);
+        }
+        self.service(now, key);
+    }
+
+    fn on_command(&mut self, key: u64, command: Command) {
+        let now = Instant::now();
+        match self.peers.get_mut(&key) {
+            Some(slot) => slot.peer.handle_command(now, command),
+            None => drop(command),
+        }
+        self.service(now, key);
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.next_timeout.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(slot) = self.peers.get_mut(&key) {
+                slot.peer.handle_timeout(now);
+            }
+            self.service(now, key);
+        }
+        for addr in self.admission.expire(now) {
+            let timeout = self.admission.limits().pending_timeout;
+            if let Some(key) = self.by_addr.get(&addr).copied() {
+                self.refused(addr, &Refusal::ProofTimeout(timeout));
+                self.remove(key);
+            }
+        }
+    }
+
+    /// Polls one engine, sends its datagrams, acts on its notices.
+    fn service(&mut self, now: Instant, key: u64) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let (outgoing, next) = slot.peer.poll(now);
+        slot.next_timeout = next;
+        for o in outgoing {
+            let socket = self
+                .sockets
+                .iter()
+                .find(|s| s.local_addr().is_ipv4() == o.destination.is_ipv4());
+            if let Some(socket) = socket
+                && let Err(e) = socket.send(o.source, o.destination, &o.contents)
+            {
+                tracing::debug!(destination = %o.destination, error = %e, "send failed");
+            }
+        }
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let remote = slot.remote;
+        for notice in slot.peer.take_notices() {
+            match notice {
+                Notice::IceConnected => self.progress(remote, Progress::IceConnected),
+                Notice::DtlsConnected => self.progress(remote, Progress::DtlsConnected),
+                Notice::ChannelOpen => self.progress(remote, Progress::ChannelOpen),
+                Notice::Authenticated => self.authenticated(key),
+                Notice::Closed { code, reason } => {
+                    let authenticated = self
+                        .peers
+                        .get(&key)
+                        .is_some_and(|s| s.peer.is_authenticated());
+                    if authenticated {
+                        self.admission.closed();
+                        self.event(ListenerEvent::Closed { peer: remote, code });
+                    } else {
+                        self.admission.abandoned(remote);
+                        self.event(ListenerEvent::Refused {
+                            peer: remote,
+                            code,
+                            reason,
+                        });
+                    }
+                    self.remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn authenticated(&mut self, key: u64) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let remote = slot.remote;
+        if let Err(refusal) = self.admission.authenticated(remote) {
+            self.refused(remote, &refusal);
+            self.remove(key);
+            return;
+        }
+        self.progress(remote, Progress::Authenticated);
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(events) = slot.events.take() else {
+            return;
+        };
+        let connection = Connection {
+            key,
+            commands: self.commands_tx.clone(),
+            events,
+            info: ConnectionInfo {
+                timings: slot.peer.timings.clone(),
+                selected: slot.peer.selected,
+                tried: Vec::new(),
+            },
+            _driver: match self.guard.upgrade() {
+                Some(guard) => guard,
+                None => return,
+            },
+        };
+        if let Err(e) = self.incoming_tx.try_send(connection) {
+            tracing::warn!(peer = %remote, "accept queue full or closed; dropping the connection");
+            drop(e);
+            self.remove(key);
+        }
+    }
+
+    fn remove(&mut self, key: u64) {
+        if let Some(slot) = self.peers.remove(&key) {
+            self.by_ufrag.remove(&slot.local_ufrag);
+            self.by_addr.retain(|_, k| *k != key);
+        }
+    }
+
+    fn refused(&mut self, peer: SocketAddr, refusal: &Refusal) {
+        tracing::info!(%peer, code = refusal.code(), "dialer refused: {refusal}");
+        self.event(ListenerEvent::Refused {
+            peer,
+            code: refusal.code(),
+            reason: refusal.to_string(),
+        });
+    }
+
+    fn progress(&mut self, peer: SocketAddr, progress: Progress) {
+        self.event(ListenerEvent::Progress { peer, progress });
+    }
+
+    fn event(&mut self, event: ListenerEvent) {
+        // A slow reader loses events, never connections.
+        let _ = self.events_tx.try_send(event);
+    }
+}
+
+async fn recv(socket: Option<&Socket>) -> std::io::Result<Datagram> {
+    match socket {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}

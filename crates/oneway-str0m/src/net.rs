@@ -1,0 +1,177 @@
+//! UDP sockets that report each datagram's destination address (IP_PKTINFO, via `quinn-udp`)
+//! and send from a chosen source address, plus the host addresses to advertise.
+//!
+//! One wildcard socket per address family serves every local address, and str0m still sees
+//! the real destination of each datagram, which it needs to match its host candidates.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Largest datagram read. WebRTC keeps datagrams under the path MTU (~1200 bytes); this
+/// leaves room for jumbo loopback packets and truncates nothing a stack sends.
+pub const RECV_BUFFER: usize = 2048;
+
+/// One bound UDP socket with its `quinn-udp` state.
+#[derive(Debug)]
+pub struct Socket {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+}
+
+/// One received datagram.
+#[derive(Debug)]
+pub struct Datagram {
+    /// Sender.
+    pub source: SocketAddr,
+    /// The address it was sent to: the socket's port with the real destination IP.
+    pub destination: SocketAddr,
+    /// Payload.
+    pub contents: Vec<u8>,
+}
+
+impl Socket {
+    /// Binds `addr` (a wildcard such as `0.0.0.0:0` or a specific address).
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let domain = if addr.is_ipv4() {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let socket =
+            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let state = UdpSocketState::new((&socket).into())?;
+        let socket = UdpSocket::from_std(socket.into())?;
+        let local = socket.local_addr()?;
+        Ok(Socket {
+            socket,
+            state,
+            local,
+        })
+    }
+
+    /// The bound address (with the port the system chose).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Waits for one datagram.
+    pub async fn recv(&self) -> io::Result<Datagram> {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            self.socket.readable().await?;
+            let mut meta = [RecvMeta::default()];
+            let result = self.socket.try_io(Interest::READABLE, || {
+                self.state.recv(
+                    (&self.socket).into(),
+                    &mut [IoSliceMut::new(&mut buf)],
+                    &mut meta,
+                )
+            });
+            match result {
+                Ok(_) => {
+                    let m = &meta[0];
+                    let ip = m.dst_ip.unwrap_or(self.local.ip());
+                    buf.truncate(m.len.min(RECV_BUFFER));
+                    return Ok(Datagram {
+                        source: normalize(m.addr),
+                        destination: SocketAddr::new(normalize_ip(ip), self.local.port()),
+                        contents: buf,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `contents` to `destination` from `source`'s IP (when it is a specific address).
+    /// Failures to send are returned; callers log and drop them, as UDP loss would.
+    pub fn send(
+        &self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> io::Result<()> {
+        let src_ip = (!source.ip().is_unspecified()).then_some(source.ip());
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip,
+        };
+        self.socket.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.socket).into(), &transmit)
+        })
+    }
+}
+
+fn normalize(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(normalize_ip(addr.ip()), addr.port())
+}
+
+fn normalize_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Which local addresses to advertise as host candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressScope {
+    /// Every non-loopback, non-link-local interface address.
+    Interfaces,
+    /// Only loopback (tests, single-machine use).
+    LoopbackOnly,
+    /// Interfaces and loopback.
+    InterfacesAndLoopback,
+}
+
+/// The machine's addresses in `scope`, IPv4 first, in interface order.
+pub fn host_addresses(scope: AddressScope) -> io::Result<Vec<IpAddr>> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    let want_loopback = scope != AddressScope::Interfaces;
+    let want_interfaces = scope != AddressScope::LoopbackOnly;
+    if want_loopback {
+        v4.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    if want_interfaces {
+        for iface in if_addrs::get_if_addrs()? {
+            let ip = iface.ip();
+            let usable = match ip {
+                IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local() && !a.is_unspecified(),
+                IpAddr::V6(a) => {
+                    !a.is_loopback() && !a.is_unicast_link_local() && !a.is_unspecified()
+                }
+            };
+            if usable && !v4.contains(&ip) && !v6.contains(&ip) {
+                if ip.is_ipv4() {
+                    v4.push(ip)
+                } else {
+                    v6.push(ip)
+                }
+            }
+        }
+    }
+    if want_loopback && (want_interfaces || v6.is_empty()) && ipv6_loopback_usable() {
+        v6.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+    v4.extend(v6);
+    Ok(v4)
+}
+
+fn ipv6_loopback_usable() -> bool {
+    std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}

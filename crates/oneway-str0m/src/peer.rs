@@ -1,0 +1,698 @@
+//! One connection's engine: a str0m `Rtc` plus the oneway handshake (`spec/handshake.md`),
+//! without sockets. The drivers feed it datagrams, timeouts and commands, and send what it
+//! returns. After every input, [`Peer::poll`] drains `Rtc::poll_output` until `Timeout`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use oneway_core::proof::{self, ProofRole};
+use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
+use str0m::channel::{ChannelConfig, ChannelId};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use tokio::sync::mpsc;
+
+use crate::connection::{ChannelRef, ConnectionEvent, Stage, Timings};
+
+/// Most bytes queued for channels whose SCTP buffer is full; beyond it `send` fails.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+/// Most datagrams one `poll` sends before yielding back to the driver, so one busy connection
+/// cannot starve the others on a shared socket.
+pub const POLL_OUTPUT_BOUND: usize = 4096;
+
+/// Which side of the handshake this engine is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The token issuer: ICE-lite, controlled, DTLS server, SCTP server.
+    Listener,
+    /// The token holder: full ICE, controlling, DTLS client, SCTP client.
+    Dialer,
+}
+
+/// What the engine tells its driver, besides datagrams.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// ICE found a working pair.
+    IceConnected,
+    /// DTLS completed (str0m `Connected`).
+    DtlsConnected,
+    /// Channel 0 is open.
+    ChannelOpen,
+    /// Both proofs verified: the connection may carry application data.
+    Authenticated,
+    /// The engine ended; the reason uses the stable codes of `spec/handshake.md` §8.
+    Closed {
+        /// Stable code (e.g. `auth-failed`, `closed-by-peer`).
+        code: &'static str,
+        /// Details for logs.
+        reason: String,
+    },
+}
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Local address to send from.
+    pub source: SocketAddr,
+    /// Remote address.
+    pub destination: SocketAddr,
+    /// Payload.
+    pub contents: Vec<u8>,
+}
+
+/// A command from a `Connection` handle.
+#[derive(Debug)]
+pub enum Command {
+    /// Open an application channel (DCEP) with this label.
+    Open {
+        /// Channel label.
+        label: String,
+        /// Where the new channel's reference goes.
+        reply: tokio::sync::oneshot::Sender<Result<ChannelRef, String>>,
+    },
+    /// Send on an application channel.
+    Send {
+        /// The channel.
+        channel: ChannelRef,
+        /// Binary (`true`) or text.
+        binary: bool,
+        /// Payload.
+        data: Vec<u8>,
+        /// Result.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// Start an ICE restart over channel 0.
+    IceRestart {
+        /// Completes when the new credentials are in force on both sides.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// Close the connection.
+    Close {
+        /// Reason sent to the peer.
+        reason: String,
+    },
+}
+
+/// One connection's engine.
+pub struct Peer {
+    pub(crate) rtc: Rtc,
+    role: Role,
+    auth_key: [u8; 32],
+    /// SHA-256 of the listener's certificate (the token's fingerprint).
+    listener_fp: [u8; 32],
+    ctrl: ChannelId,
+    authenticated: bool,
+    proof_sent: bool,
+    closed: bool,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+    channels: HashMap<ChannelId, ChannelRef>,
+    refs: HashMap<ChannelRef, ChannelId>,
+    next_ref: u32,
+    pending_opens: VecDeque<(
+        ChannelId,
+        tokio::sync::oneshot::Sender<Result<ChannelRef, String>>,
+    )>,
+    outbound: VecDeque<(ChannelId, bool, Vec<u8>)>,
+    outbound_bytes: usize,
+    restart: Option<(IceCreds, tokio::sync::oneshot::Sender<Result<(), String>>)>,
+    notices: Vec<Notice>,
+    /// Stage times and the path, reported in events.
+    pub(crate) timings: Timings,
+    /// Remote addresses the dialer sent its first checks to, in order (the fallback order).
+    pub(crate) tried: Vec<(SocketAddr, Duration)>,
+    /// `(local, remote)` of the first DTLS datagram: the selected pair.
+    pub(crate) selected: Option<(SocketAddr, SocketAddr)>,
+    ice_connected: bool,
+    /// Remote candidates the dialer added from the token, re-added on restart.
+    remote_candidates: Vec<str0m::Candidate>,
+}
+
+impl Peer {
+    /// Wraps a configured `Rtc` whose channel 0 was created as `ctrl`.
+    pub(crate) fn new(
+        rtc: Rtc,
+        role: Role,
+        auth_key: [u8; 32],
+        listener_fp: [u8; 32],
+        ctrl: ChannelId,
+        started: Instant,
+        events: mpsc::UnboundedSender<ConnectionEvent>,
+    ) -> Self {
+        Peer {
+            rtc,
+            role,
+            auth_key,
+            listener_fp,
+            ctrl,
+            authenticated: false,
+            proof_sent: false,
+            closed: false,
+            events,
+            channels: HashMap::new(),
+            refs: HashMap::new(),
+            next_ref: 1,
+            pending_opens: VecDeque::new(),
+            outbound: VecDeque::new(),
+            outbound_bytes: 0,
+            restart: None,
+            notices: Vec::new(),
+            timings: Timings::new(started),
+            tried: Vec::new(),
+            selected: None,
+            ice_connected: false,
+            remote_candidates: Vec::new(),
+        }
+    }
+
+    /// Adds a remote candidate (the dialer's candidates from the token), remembered for restarts.
+    pub(crate) fn add_remote_candidate(&mut self, candidate: str0m::Candidate) {
+        self.remote_candidates.push(candidate.clone());
+        self.rtc.add_remote_candidate(candidate);
+    }
+
+    /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
+    pub(crate) fn control_channel_config() -> ChannelConfig {
+        ChannelConfig {
+            label: CHANNEL_LABEL.to_owned(),
+            negotiated: Some(CHANNEL_ID),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the engine has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed || !self.rtc.is_alive()
+    }
+
+    /// Whether both proofs have verified.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Whether str0m's own "is this datagram mine" check accepts `datagram`.
+    pub fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        Receive::new(Protocol::Udp, source, destination, contents)
+            .is_ok_and(|r| self.rtc.accepts(&Input::Receive(now, r)))
+    }
+
+    /// Feeds one datagram.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        if self.is_closed() {
+            return;
+        }
+        if self.timings.first_check.is_none() && contents.first().is_some_and(|b| *b < 2) {
+            self.timings.first_check = Some(now);
+        }
+        if self.selected.is_none() && is_dtls(contents) && self.ice_connected {
+            self.selected = Some((destination, source));
+        }
+        match Receive::new(Protocol::Udp, source, destination, contents) {
+            Ok(receive) => {
+                if let Err(e) = self.rtc.handle_input(Input::Receive(now, receive)) {
+                    tracing::debug!(%source, error = %e, "datagram refused by str0m");
+                }
+            }
+            Err(e) => tracing::debug!(%source, error = %e, "unparseable datagram"),
+        }
+    }
+
+    /// Advances time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.is_closed()
+            && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
+        {
+            self.fail(now, "rtc-error", e.to_string());
+        }
+    }
+
+    /// Applies a command from the connection handle.
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        if self.is_closed() {
+            reply_closed(command);
+            return;
+        }
+        match command {
+            Command::Open { label, reply } => {
+                if !self.authenticated {
+                    let _ = reply.send(Err("not authenticated yet".to_owned()));
+                    return;
+                }
+                let id = self.rtc.direct_api().create_data_channel(ChannelConfig {
+                    label,
+                    ..Default::default()
+                });
+                self.pending_opens.push_back((id, reply));
+            }
+            Command::Send {
+                channel,
+                binary,
+                data,
+                reply,
+            } => {
+                let result = match self.refs.get(&channel) {
+                    None => Err(format!("unknown channel {channel:?}")),
+                    Some(_) if self.outbound_bytes + data.len() > MAX_QUEUED_BYTES => {
+                        Err("send queue full (16 MiB): the peer is not reading".to_owned())
+                    }
+                    Some(id) => {
+                        self.outbound_bytes += data.len();
+                        self.outbound.push_back((*id, binary, data));
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::IceRestart { reply } => {
+                if !self.authenticated || self.restart.is_some() {
+                    let _ = reply.send(Err(
+                        "not authenticated, or a restart is already running".to_owned()
+                    ));
+                    return;
+                }
+                let creds = IceCreds::new();
+                self.send_control(&Message::IceRestart {
+                    ufrag: creds.ufrag.clone(),
+                    pwd: creds.pass.clone(),
+                });
+                self.restart = Some((creds, reply));
+            }
+            Command::Close { reason } => {
+                self.send_control(&Message::Close {
+                    reason: reason.clone(),
+                });
+                // Let the close message leave before tearing down.
+                let _ = self.drain(now);
+                self.finish("closed-locally", reason);
+            }
+        }
+    }
+
+    /// Drains str0m's output: returns the datagrams to send, and the next time the engine
+    /// needs a timeout. Handles every event on the way.
+    pub fn poll(&mut self, now: Instant) -> (Vec<Outgoing>, Option<Instant>) {
+        self.flush_outbound();
+        self.drain(now)
+    }
+
+    fn drain(&mut self, now: Instant) -> (Vec<Outgoing>, Option<Instant>) {
+        let mut out = Vec::new();
+        for _ in 0..POLL_OUTPUT_BOUND {
+            if self.is_closed() {
+                return (out, None);
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => return (out, Some(at)),
+                Ok(Output::Transmit(t)) => {
+                    let contents: Vec<u8> = t.contents.into();
+                    if self.role == Role::Dialer
+                        && contents.first().is_some_and(|b| *b < 2)
+                        && !self.tried.iter().any(|(a, _)| *a == t.destination)
+                    {
+                        self.tried.push((
+                            t.destination,
+                            now.saturating_duration_since(self.timings.started),
+                        ));
+                        if self.timings.first_check.is_none() {
+                            self.timings.first_check = Some(now);
+                        }
+                    }
+                    if self.selected.is_none() && self.ice_connected && is_dtls(&contents) {
+                        self.selected = Some((t.source, t.destination));
+                    }
+                    out.push(Outgoing {
+                        source: t.source,
+                        destination: t.destination,
+                        contents,
+                    });
+                }
+                Ok(Output::Event(event)) => self.on_event(now, event),
+                Err(e) => {
+                    self.fail(now, "rtc-error", e.to_string());
+                    return (out, None);
+                }
+            }
+        }
+        // Output left: ask to be polled again right away.
+        (out, Some(now))
+    }
+
+    fn on_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(?state, role = ?self.role, "ICE state");
+                match state {
+                    IceConnectionState::Connected | IceConnectionState::Completed
+                        if !self.ice_connected =>
+                    {
+                        self.ice_connected = true;
+                        self.timings.ice_connected = Some(now);
+                        self.notices.push(Notice::IceConnected);
+                    }
+                    IceConnectionState::Disconnected if self.authenticated => {
+                        tracing::info!("ICE disconnected; waiting for consent or a restart");
+                    }
+                    _ => {}
+                }
+            }
+            Event::Connected => {
+                self.timings.dtls_connected = Some(now);
+                self.notices.push(Notice::DtlsConnected);
+            }
+            Event::ChannelOpen(id, label) if id == self.ctrl => {
+                tracing::debug!(%label, "control channel open");
+                self.timings.channel_open = Some(now);
+                self.notices.push(Notice::ChannelOpen);
+                if self.role == Role::Dialer {
+                    self.send_proof();
+                }
+            }
+            Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
+            Event::ChannelData(data) if data.id == self.ctrl => self.on_control(now, &data.data),
+            Event::ChannelData(data) => {
+                if let (true, Some(channel)) = (self.authenticated, self.channels.get(&data.id)) {
+                    let _ = self.events.send(ConnectionEvent::Data {
+                        channel: *channel,
+                        binary: data.binary,
+                        data: data.data,
+                    });
+                }
+            }
+            Event::ChannelClose(id) if id == self.ctrl => {
+                self.finish("closed-by-peer", "control channel closed".to_owned());
+            }
+            Event::ChannelClose(id) => {
+                if let Some(channel) = self.channels.remove(&id) {
+                    self.refs.remove(&channel);
+                    let _ = self.events.send(ConnectionEvent::ChannelClosed { channel });
+                }
+            }
+            Event::Closed => self.finish("closed-by-peer", "DTLS close_notify".to_owned()),
+            _ => {}
+        }
+    }
+
+    fn on_channel_open(&mut self, id: ChannelId, label: String) {
+        if !self.authenticated {
+            // No application channel before the proof: spec/handshake.md §5.
+            tracing::warn!(%label, "application channel opened before authentication; closing it");
+            self.rtc.direct_api().close_data_channel(id);
+            return;
+        }
+        let channel = ChannelRef(self.next_ref);
+        self.next_ref += 1;
+        self.channels.insert(id, channel);
+        self.refs.insert(channel, id);
+        if let Some(pos) = self
+            .pending_opens
+            .iter()
+            .position(|(pending, _)| *pending == id)
+        {
+            if let Some((_, reply)) = self.pending_opens.remove(pos) {
+                let _ = reply.send(Ok(channel));
+            }
+        } else {
+            let _ = self
+                .events
+                .send(ConnectionEvent::ChannelOpen { channel, label });
+        }
+    }
+
+    fn fingerprints(&mut self) -> Option<([u8; 32], [u8; 32])> {
+        let api = self.rtc.direct_api();
+        let local: [u8; 32] = api
+            .local_dtls_fingerprint()
+            .bytes
+            .as_slice()
+            .try_into()
+            .ok()?;
+        let remote: [u8; 32] = api
+            .remote_dtls_fingerprint()?
+            .bytes
+            .as_slice()
+            .try_into()
+            .ok()?;
+        Some(match self.role {
+            Role::Listener => (local, remote),
+            Role::Dialer => (remote, local),
+        })
+    }
+
+    fn send_proof(&mut self) {
+        let Some((listener_fp, dialer_fp)) = self.fingerprints() else {
+            self.finish("auth-failed", "DTLS fingerprints unavailable".to_owned());
+            return;
+        };
+        let role = match self.role {
+            Role::Listener => ProofRole::Listener,
+            Role::Dialer => ProofRole::Dialer,
+        };
+        let mac = proof::compute(&self.auth_key, role, &listener_fp, &dialer_fp);
+        self.send_control(&Message::proof(&mac));
+        self.proof_sent = true;
+    }
+
+    fn on_control(&mut self, now: Instant, bytes: &[u8]) {
+        let message = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(code = e.code(), error = %e, "bad control message");
+                if !self.authenticated {
+                    self.refuse(
+                        now,
+                        "auth-failed",
+                        format!("malformed message before the proof: {e}"),
+                    );
+                } else {
+                    self.send_control(&Message::Error {
+                        code: e.code().to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+                return;
+            }
+        };
+        if !self.authenticated {
+            match message.proof_mac() {
+                Some(Ok(mac)) => self.on_proof(now, &mac),
+                Some(Err(e)) => self.refuse(now, "auth-failed", e.to_string()),
+                None => self.refuse(
+                    now,
+                    "auth-failed",
+                    format!("{} before the proof", message.kind()),
+                ),
+            }
+            return;
+        }
+        match message {
+            Message::IceRestart { ufrag, pwd } => {
+                let mine = IceCreds::new();
+                self.send_control(&Message::IceRestartAnswer {
+                    ufrag: mine.ufrag.clone(),
+                    pwd: mine.pass.clone(),
+                });
+                self.apply_restart(mine, IceCreds { ufrag, pass: pwd });
+            }
+            Message::IceRestartAnswer { ufrag, pwd } => match self.restart.take() {
+                Some((mine, reply)) => {
+                    self.apply_restart(mine, IceCreds { ufrag, pass: pwd });
+                    let _ = reply.send(Ok(()));
+                }
+                None => tracing::warn!("ice-restart-answer without a restart"),
+            },
+            Message::Close { reason } => self.finish("closed-by-peer", reason),
+            Message::Error { code, reason } => {
+                tracing::warn!(%code, %reason, "peer reported an error")
+            }
+            Message::Offer { .. } | Message::Answer { .. } => {
+                self.send_control(&Message::Error {
+                    code: "unsupported".to_owned(),
+                    reason: "this peer (str0m, Direct API) renegotiates without SDP: channels by DCEP, ICE by ice-restart".to_owned(),
+                });
+            }
+            Message::Proof { .. } => tracing::debug!("proof after authentication ignored"),
+            other => tracing::debug!(kind = other.kind(), "unhandled control message"),
+        }
+    }
+
+    fn on_proof(&mut self, now: Instant, mac: &[u8; 32]) {
+        let Some((listener_fp, dialer_fp)) = self.fingerprints() else {
+            self.refuse(
+                now,
+                "auth-failed",
+                "DTLS fingerprints unavailable".to_owned(),
+            );
+            return;
+        };
+        if listener_fp != self.listener_fp {
+            self.refuse(
+                now,
+                "fingerprint-mismatch",
+                "listener certificate differs from the token".to_owned(),
+            );
+            return;
+        }
+        let expected_role = match self.role {
+            Role::Listener => ProofRole::Dialer,
+            Role::Dialer => ProofRole::Listener,
+        };
+        if let Err(e) = proof::verify(&self.auth_key, expected_role, &listener_fp, &dialer_fp, mac)
+        {
+            self.refuse(now, "auth-failed", e.to_string());
+            return;
+        }
+        if self.role == Role::Listener && !self.proof_sent {
+            self.send_proof();
+        }
+        self.authenticated = true;
+        self.timings.authenticated = Some(now);
+        self.notices.push(Notice::Authenticated);
+    }
+
+    /// Switches to new credentials. The controlling dialer then forgets and re-adds every remote
+    /// candidate, so every pair is checked again with the new credentials and nominated anew:
+    /// the Direct-API form of an ICE restart (str0m exposes its full restart only through SDP).
+    fn apply_restart(&mut self, local: IceCreds, remote: IceCreds) {
+        let mut api = self.rtc.direct_api();
+        api.set_local_ice_credentials(local);
+        api.set_remote_ice_credentials(remote);
+        if self.role == Role::Dialer {
+            for c in &self.remote_candidates {
+                self.rtc.direct_api().invalidate_candidate(c);
+            }
+            for c in self.remote_candidates.clone() {
+                self.rtc.add_remote_candidate(c);
+            }
+        }
+        let _ = self.events.send(ConnectionEvent::IceRestarted);
+    }
+
+    /// The peer failed authentication (or broke the protocol before it): tell it, log, close.
+    fn refuse(&mut self, now: Instant, code: &'static str, reason: String) {
+        tracing::warn!(code, %reason, role = ?self.role, "peer refused");
+        self.send_control(&Message::Error {
+            code: code.to_owned(),
+            reason: reason.clone(),
+        });
+        let _ = self.drain(now);
+        self.finish(code, reason);
+    }
+
+    fn fail(&mut self, _now: Instant, code: &'static str, reason: String) {
+        tracing::warn!(code, %reason, "connection failed");
+        self.finish(code, reason);
+    }
+
+    fn finish(&mut self, code: &'static str, reason: String) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.rtc.disconnect();
+        for (_, reply) in self.pending_opens.drain(..) {
+            let _ = reply.send(Err(format!("{code}: {reason}")));
+        }
+        if let Some((_, reply)) = self.restart.take() {
+            let _ = reply.send(Err(format!("{code}: {reason}")));
+        }
+        let _ = self.events.send(ConnectionEvent::Closed {
+            code,
+            reason: reason.clone(),
+        });
+        self.notices.push(Notice::Closed { code, reason });
+    }
+
+    fn send_control(&mut self, message: &Message) {
+        let text = message.encode();
+        let ok = self
+            .rtc
+            .channel(self.ctrl)
+            .map(|mut c| c.write(false, text.as_bytes()));
+        if !matches!(ok, Some(Ok(true))) {
+            tracing::warn!(
+                kind = message.kind(),
+                "control message not accepted by SCTP"
+            );
+        }
+    }
+
+    fn flush_outbound(&mut self) {
+        while let Some((id, binary, data)) = self.outbound.pop_front() {
+            let written = match self.rtc.channel(id) {
+                // Channel gone: drop what was queued for it.
+                None => Ok(true),
+                Some(mut channel) => channel.write(binary, &data),
+            };
+            match written {
+                Ok(true) => self.outbound_bytes -= data.len(),
+                Ok(false) => {
+                    // SCTP buffer full: retry on the next poll.
+                    self.outbound.push_front((id, binary, data));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "channel write failed; dropping the message");
+                    self.outbound_bytes -= data.len();
+                }
+            }
+        }
+    }
+
+    /// Takes the notices accumulated since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+}
+
+fn reply_closed(command: Command) {
+    let closed = "connection closed".to_owned();
+    match command {
+        Command::Open { reply, .. } => {
+            let _ = reply.send(Err(closed));
+        }
+        Command::Send { reply, .. } | Command::IceRestart { reply } => {
+            let _ = reply.send(Err(closed));
+        }
+        Command::Close { .. } => {}
+    }
+}
+
+/// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.
+pub fn is_dtls(contents: &[u8]) -> bool {
+    contents.first().is_some_and(|b| (20..=63).contains(b))
+}
+
+/// RFC 7983 demultiplexing: STUN messages start with a byte in 0..=3.
+pub fn is_stun(contents: &[u8]) -> bool {
+    contents.first().is_some_and(|b| *b <= 3)
+}
+
+impl Stage {
+    /// The furthest stage the engine reached.
+    pub(crate) fn of(peer: &Peer) -> Stage {
+        let t = &peer.timings;
+        if t.authenticated.is_some() {
+            Stage::Authenticated
+        } else if t.channel_open.is_some() {
+            Stage::ChannelOpen
+        } else if t.dtls_connected.is_some() {
+            Stage::Dtls
+        } else if t.ice_connected.is_some() {
+            Stage::Ice
+        } else {
+            Stage::Checking
+        }
+    }
+}
