@@ -16,7 +16,11 @@ use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
 #[derive(Parser)]
-#[command(name = "oneway", version, about = "Connect WebRTC peers with a one-way token: no signalling server")]
+#[command(
+    name = "oneway",
+    version,
+    about = "Connect WebRTC peers with a one-way token: no signalling server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,20 +113,33 @@ fn read_token(input: &TokenInput) -> anyhow::Result<(Token, Option<TextForm>)> {
 
 fn parse_hex(text: &str) -> Result<Vec<u8>, TokenError> {
     let digits: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if let Some((position, &found)) = digits.iter().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        return Err(TokenError::InvalidCharacter { alphabet: "hex", found, position });
+    if let Some((position, &found)) = digits
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_hexdigit())
+    {
+        return Err(TokenError::InvalidCharacter {
+            alphabet: "hex",
+            found,
+            position,
+        });
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(TokenError::InvalidTextLength { alphabet: "hex" });
     }
     Ok(digits
         .chunks(2)
-        .map(|pair| pair.iter().fold(0u8, |acc, c| acc << 4 | c.to_digit(16).unwrap_or(0) as u8))
+        .map(|pair| {
+            pair.iter()
+                .fold(0u8, |acc, c| acc << 4 | c.to_digit(16).unwrap_or(0) as u8)
+        })
         .collect())
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
@@ -162,13 +179,23 @@ fn qr(args: QrArgs) -> anyhow::Result<()> {
     );
     println!("{}", qr.payload);
     if let Some(path) = &args.svg {
-        let svg = qr.code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).build();
+        let svg = qr
+            .code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(256, 256)
+            .build();
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     if let Some(path) = &args.png {
-        let image = qr.code.render::<image::Luma<u8>>().min_dimensions(256, 256).build();
-        image.save(path).with_context(|| format!("writing {}", path.display()))?;
+        let image = qr
+            .code
+            .render::<image::Luma<u8>>()
+            .min_dimensions(256, 256)
+            .build();
+        image
+            .save(path)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 const NOW: &str = "1800000000";
 
 fn oneway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oneway")).args(args).output().expect("run oneway")
+    Command::new(env!("CARGO_BIN_EXE_oneway"))
+        .args(args)
+        .output()
+        .expect("run oneway")
 }
 
 fn stdout(o: &Output) -> String {
@@ -18,7 +21,9 @@ fn stderr(o: &Output) -> String {
 }
 
 fn vectors(file: &str) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../spec/vectors")
+        .join(file);
     serde_json::from_str(&std::fs::read_to_string(path).expect("vector file")).expect("json")
 }
 
@@ -34,7 +39,10 @@ fn valid(name: &str) -> serde_json::Value {
 
 #[test]
 fn inspect_text_snapshot() {
-    let text = valid("native-four-candidates")["text"].as_str().expect("text").to_owned();
+    let text = valid("native-four-candidates")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
     let out = oneway(&["inspect", &text, "--now", NOW]);
     assert!(out.status.success(), "{}", stderr(&out));
     insta::assert_snapshot!("inspect_native_four_candidates", stdout(&out));
@@ -42,7 +50,10 @@ fn inspect_text_snapshot() {
 
 #[test]
 fn inspect_json_snapshot() {
-    let text = valid("dialer-identity")["text"].as_str().expect("text").to_owned();
+    let text = valid("dialer-identity")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
     let out = oneway(&["inspect", "--json", &text, "--now", NOW]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
@@ -57,8 +68,21 @@ fn every_form_inspects_the_same() {
     let url = format!("https://example.org/app#{text}");
     for args in [
         vec!["inspect", "--json", &url, "--now", NOW],
-        vec!["inspect", "--json", v["qr_text"].as_str().expect("qr"), "--now", NOW],
-        vec!["inspect", "--json", "--hex", v["binary_hex"].as_str().expect("hex"), "--now", NOW],
+        vec![
+            "inspect",
+            "--json",
+            v["qr_text"].as_str().expect("qr"),
+            "--now",
+            NOW,
+        ],
+        vec![
+            "inspect",
+            "--json",
+            "--hex",
+            v["binary_hex"].as_str().expect("hex"),
+            "--now",
+            NOW,
+        ],
     ] {
         let out = oneway(&args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -75,7 +99,10 @@ fn every_invalid_vector_exits_2_with_one_named_line() {
     for v in vectors("invalid.json")["vectors"].as_array().expect("list") {
         let name = v["name"].as_str().expect("name");
         let input = v["input"].as_str().expect("input");
-        let now = v["now"].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "0".to_owned());
+        let now = v["now"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "0".to_owned());
         let mut args = vec!["inspect", "--now", &now];
         if v["input_form"] == "hex" {
             args.push("--hex");
@@ -88,34 +115,68 @@ fn every_invalid_vector_exits_2_with_one_named_line() {
         assert!(!err.contains("panicked"), "{name}: {err}");
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "{name}: {err}");
-        assert_eq!(lines[0], format!("token: {}", v["message"].as_str().expect("message")), "{name}");
+        assert_eq!(
+            lines[0],
+            format!("token: {}", v["message"].as_str().expect("message")),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn expired_token_is_shown_then_refused() {
-    let text = valid("native-all-extensions")["text"].as_str().expect("text").to_owned();
+    let text = valid("native-all-extensions")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
     let out = oneway(&["inspect", &text, "--now", "1900000000"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).contains("EXPIRED"), "{}", stdout(&out));
-    assert!(stderr(&out).starts_with("token: expired at "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("token: expired at "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn qr_prints_code_version_and_writes_images() {
-    let text = valid("native-ipv4-minimal")["text"].as_str().expect("text").to_owned();
+    let text = valid("native-ipv4-minimal")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
     let dir = std::env::temp_dir().join(format!("oneway-cli-qr-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let (png, svg) = (dir.join("t.png"), dir.join("t.svg"));
-    let out = oneway(&["qr", &text, "--png", png.to_str().expect("path"), "--svg", svg.to_str().expect("path")]);
+    let out = oneway(&[
+        "qr",
+        &text,
+        "--png",
+        png.to_str().expect("path"),
+        "--svg",
+        svg.to_str().expect("path"),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
-    assert!(printed.contains("QR version 5 (37×37 modules, level M)"), "{printed}");
-    assert!(printed.contains('█') || printed.contains('▀'), "no terminal rendering");
-    assert_eq!(&std::fs::read(&png).expect("png")[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        printed.contains("QR version 5 (37×37 modules, level M)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains('█') || printed.contains('▀'),
+        "no terminal rendering"
+    );
+    assert_eq!(
+        &std::fs::read(&png).expect("png")[..8],
+        b"\x89PNG\r\n\x1a\n"
+    );
     assert!(std::fs::read_to_string(&svg).expect("svg").contains("<svg"));
     let out = oneway(&["qr", &text, "--url", "https://example.org/app"]);
-    assert!(stdout(&out).contains("https://example.org/app#OW1."), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("https://example.org/app#OW1."),
+        "{}",
+        stdout(&out)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -125,18 +186,26 @@ fn bad_arguments_exit_2() {
     assert_eq!(oneway(&["no-such-command"]).status.code(), Some(2));
     let out = oneway(&["inspect", "--hex", "01zz"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out).trim(), "token: invalid hex character 'z' at position 2");
+    assert_eq!(
+        stderr(&out).trim(),
+        "token: invalid hex character 'z' at position 2"
+    );
 }
 
 /// The README's first command must keep working: it inspects the token written there.
 #[test]
 fn readme_main_command_inspects_its_sample_token() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
     let token = readme
         .split_whitespace()
         .find(|w| w.starts_with("ow1."))
         .expect("README shows a sample token")
         .trim_matches(|c: char| c == '"' || c == '\'' || c == '`');
     let out = oneway(&["inspect", token]);
-    assert!(out.status.success(), "README sample token: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "README sample token: {}",
+        stderr(&out)
+    );
 }

@@ -26,6 +26,18 @@ pub struct DialConfig {
     pub scope: Option<AddressScope>,
     /// Receives stage progress as it happens (for `--json` events).
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// Knobs that break the protocol on purpose, for tests of the listener's defences.
+    pub dangerous: DangerousDialConfig,
+}
+
+/// Deliberately wrong behaviour, to test that listeners refuse it. Never use outside tests.
+#[derive(Clone, Debug, Default)]
+pub struct DangerousDialConfig {
+    /// Use this key for the in-band proof instead of the token's (a dialer that passes ICE but
+    /// does not hold the secret's auth key).
+    pub auth_key: Option<[u8; 32]>,
+    /// Dial even if the token has expired (to test the listener's own expiry check).
+    pub skip_expiry_check: bool,
 }
 
 impl Default for DialConfig {
@@ -34,6 +46,7 @@ impl Default for DialConfig {
             timeout: Duration::from_secs(10),
             scope: None,
             progress: None,
+            dangerous: DangerousDialConfig::default(),
         }
     }
 }
@@ -98,7 +111,9 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     let now_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    token.check_expiry(now_unix)?;
+    if !config.dangerous.skip_expiry_check {
+        token.check_expiry(now_unix)?;
+    }
     if token.profile != Profile::Native {
         return Err(DialError::UnsupportedProfile(token.profile.name()));
     }
@@ -211,10 +226,11 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     let ctrl = api.create_data_channel(Peer::control_channel_config());
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let auth_key = config.dangerous.auth_key.unwrap_or(keys.auth_key);
     let mut peer = Peer::new(
         rtc,
         Role::Dialer,
-        keys.auth_key,
+        auth_key,
         token.fingerprint.0,
         ctrl,
         now,

@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use connection::{
     ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
 };
-pub use dialer::{DialConfig, DialError, dial};
+pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
 pub use listener::{Listener, ListenerConfig, ListenerEvent};
 pub use net::AddressScope;
 

@@ -117,6 +117,9 @@ pub struct Peer {
     outbound_bytes: usize,
     restart: Option<(IceCreds, tokio::sync::oneshot::Sender<Result<(), String>>)>,
     notices: Vec<Notice>,
+    /// Datagrams produced while handling input (e.g. a last message before closing), sent by
+    /// the next `poll`.
+    pending_out: Vec<Outgoing>,
     /// Stage times and the path, reported in events.
     pub(crate) timings: Timings,
     /// Remote addresses the dialer sent its first checks to, in order (the fallback order).
@@ -157,6 +160,7 @@ impl Peer {
             outbound_bytes: 0,
             restart: None,
             notices: Vec::new(),
+            pending_out: Vec::new(),
             timings: Timings::new(started),
             tried: Vec::new(),
             selected: None,
@@ -304,17 +308,19 @@ impl Peer {
     /// needs a timeout. Handles every event on the way.
     pub fn poll(&mut self, now: Instant) -> (Vec<Outgoing>, Option<Instant>) {
         self.flush_outbound();
-        self.drain(now)
+        let next = self.drain(now);
+        (std::mem::take(&mut self.pending_out), next)
     }
 
-    fn drain(&mut self, now: Instant) -> (Vec<Outgoing>, Option<Instant>) {
-        let mut out = Vec::new();
+    /// Moves str0m's output into `pending_out` and handles its events, until str0m asks for a
+    /// timeout (returned) or [`POLL_OUTPUT_BOUND`] outputs were taken.
+    fn drain(&mut self, now: Instant) -> Option<Instant> {
         for _ in 0..POLL_OUTPUT_BOUND {
             if self.is_closed() {
-                return (out, None);
+                return None;
             }
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => return (out, Some(at)),
+                Ok(Output::Timeout(at)) => return Some(at),
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
                     if self.role == Role::Dialer
@@ -332,7 +338,7 @@ impl Peer {
                     if self.selected.is_none() && self.ice_connected && is_dtls(&contents) {
                         self.selected = Some((t.source, t.destination));
                     }
-                    out.push(Outgoing {
+                    self.pending_out.push(Outgoing {
                         source: t.source,
                         destination: t.destination,
                         contents,
@@ -341,12 +347,12 @@ impl Peer {
                 Ok(Output::Event(event)) => self.on_event(now, event),
                 Err(e) => {
                     self.fail(now, "rtc-error", e.to_string());
-                    return (out, None);
+                    return None;
                 }
             }
         }
         // Output left: ask to be polled again right away.
-        (out, Some(now))
+        Some(now)
     }
 
     fn on_event(&mut self, now: Instant, event: Event) {

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use oneway_str0m::{Connection, ConnectionEvent, DialConfig, Listener, ListenerConfig, dial};
+use oneway_str0m::{
+    Connection, ConnectionEvent, DialConfig, DialError, Listener, ListenerConfig, ListenerEvent,
+    dial,
+};
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -63,4 +66,239 @@ async fn one_way_connect_and_echo() {
     let channel = conn.open_channel("data").await.expect("open");
     conn.send(channel, b"hello, one way").await.expect("send");
     assert_eq!(next_data(&mut conn).await, b"hello, one way");
+}
+
+async fn accept(listener: &mut Listener) -> Connection {
+    tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("accepted within 10 s")
+        .expect("listener running")
+}
+
+/// Waits for a listener event matching `pred`; bounded in time.
+async fn listener_event(
+    listener: &mut Listener,
+    pred: impl Fn(&ListenerEvent) -> bool,
+) -> ListenerEvent {
+    let wait = async {
+        loop {
+            match listener.next_event().await {
+                Some(e) if pred(&e) => return e,
+                Some(_) => continue,
+                None => panic!("listener stopped"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("listener event within 20 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_dialers_share_one_listener_socket() {
+    init_tracing();
+    let mut listener = Listener::bind(ListenerConfig::loopback())
+        .await
+        .expect("bind");
+    assert_eq!(listener.local_addrs().len(), 1, "one socket");
+    let token = listener.token().clone();
+    let dialers: Vec<_> = (0..5)
+        .map(|i| {
+            let token = token.clone();
+            tokio::spawn(async move {
+                let mut conn = dial(&token, &DialConfig::default()).await.expect("dial");
+                let channel = conn.open_channel("data").await.expect("open");
+                let message = format!("dialer {i} says hi");
+                conn.send(channel, message.as_bytes()).await.expect("send");
+                assert_eq!(next_data(&mut conn).await, message.as_bytes());
+                conn
+            })
+        })
+        .collect();
+    let mut echoes = Vec::new();
+    for _ in 0..5 {
+        echoes.push(echo(accept(&mut listener).await));
+    }
+    for d in dialers {
+        d.await.expect("dialer task");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_gets_no_response_and_a_clear_timeout() {
+    init_tracing();
+    let listener = Listener::bind(ListenerConfig::loopback())
+        .await
+        .expect("bind");
+    let mut forged = listener.token().clone();
+    forged.secret.0[0] ^= 0xff;
+    let config = DialConfig {
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let err = dial(&forged, &config).await.expect_err("must not connect");
+    assert_eq!(err.code(), "ice-timeout", "{err}");
+    match err {
+        DialError::Timeout { tried, .. } => assert_eq!(
+            tried,
+            listener.local_addrs().to_vec(),
+            "the candidate was tried"
+        ),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_proof_is_dropped_and_the_listener_keeps_serving() {
+    init_tracing();
+    let mut listener = Listener::bind(ListenerConfig::loopback())
+        .await
+        .expect("bind");
+    let token = listener.token().clone();
+    let mut bad = DialConfig::default();
+    bad.dangerous.auth_key = Some([7; 32]);
+    let err = dial(&token, &bad).await.expect_err("bad proof must fail");
+    assert_eq!(err.code(), "auth-failed", "{err}");
+    let refused = listener_event(&mut listener, |e| {
+        matches!(e, ListenerEvent::Refused { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            refused,
+            ListenerEvent::Refused {
+                code: "auth-failed",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // A legitimate dialer still gets in.
+    let good = tokio::spawn({
+        let token = token.clone();
+        async move { dial(&token, &DialConfig::default()).await }
+    });
+    let _accepted = accept(&mut listener).await;
+    good.await
+        .expect("task")
+        .expect("legitimate dialer connects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_is_refused_by_both_sides() {
+    init_tracing();
+    let config = ListenerConfig {
+        ttl: Some(Duration::from_secs(1)),
+        ..ListenerConfig::loopback()
+    };
+    let mut listener = Listener::bind(config).await.expect("bind");
+    let token = listener.token().clone();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = dial(&token, &DialConfig::default())
+        .await
+        .expect_err("dialer refuses");
+    assert_eq!(err.code(), "expired", "{err}");
+    let mut ignoring = DialConfig {
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    ignoring.dangerous.skip_expiry_check = true;
+    let err = dial(&token, &ignoring).await.expect_err("listener refuses");
+    assert_eq!(err.code(), "ice-timeout", "{err}");
+    let refused = listener_event(&mut listener, |e| {
+        matches!(e, ListenerEvent::Refused { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            refused,
+            ListenerEvent::Refused {
+                code: "token-expired",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_use_token_refuses_a_replay() {
+    init_tracing();
+    let config = ListenerConfig {
+        single_use: true,
+        ..ListenerConfig::loopback()
+    };
+    let mut listener = Listener::bind(config).await.expect("bind");
+    let token = listener.token().clone();
+    assert!(token.single_use, "the token says so");
+    let first = tokio::spawn({
+        let token = token.clone();
+        async move { dial(&token, &DialConfig::default()).await }
+    });
+    let _accepted = accept(&mut listener).await;
+    let _first = first.await.expect("task").expect("first dialer connects");
+    let replay = DialConfig {
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let err = dial(&token, &replay).await.expect_err("replay refused");
+    assert_eq!(err.code(), "ice-timeout", "{err}");
+    let refused = listener_event(&mut listener, |e| {
+        matches!(e, ListenerEvent::Refused { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            refused,
+            ListenerEvent::Refused {
+                code: "token-used",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renegotiation_over_the_connection_keeps_data_flowing() {
+    init_tracing();
+    let mut listener = Listener::bind(ListenerConfig::loopback())
+        .await
+        .expect("bind");
+    let token = listener.token().clone();
+    let dialer = tokio::spawn(async move { dial(&token, &DialConfig::default()).await });
+    let _echo = echo(accept(&mut listener).await);
+    let mut conn = dialer.await.expect("task").expect("dial");
+    let first = conn.open_channel("first").await.expect("open first");
+    conn.send(first, b"before").await.expect("send");
+    assert_eq!(next_data(&mut conn).await, b"before");
+
+    // A second channel, opened in band after the connection is up.
+    let second = conn.open_channel("second").await.expect("open second");
+    conn.send(second, b"on the second channel")
+        .await
+        .expect("send");
+    assert_eq!(next_data(&mut conn).await, b"on the second channel");
+
+    // ICE restart over channel 0, with data in flight before, during and after.
+    conn.send(first, b"during-1").await.expect("send");
+    tokio::time::timeout(Duration::from_secs(10), conn.ice_restart())
+        .await
+        .expect("restart within 10 s")
+        .expect("restart");
+    conn.send(first, b"during-2").await.expect("send");
+    let mut got = vec![next_data(&mut conn).await, next_data(&mut conn).await];
+    got.sort();
+    assert_eq!(got, vec![b"during-1".to_vec(), b"during-2".to_vec()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..20u8 {
+        conn.send(first, &[i; 100])
+            .await
+            .expect("send after restart");
+        assert_eq!(
+            next_data(&mut conn).await,
+            vec![i; 100],
+            "message {i} after the restart"
+        );
+    }
 }

@@ -9,7 +9,10 @@ mod vectors;
 fn main() -> std::io::Result<()> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors");
     std::fs::create_dir_all(&dir)?;
-    for (file, doc) in [("valid.json", vectors::valid_json()), ("invalid.json", vectors::invalid_json())] {
+    for (file, doc) in [
+        ("valid.json", vectors::valid_json()),
+        ("invalid.json", vectors::invalid_json()),
+    ] {
         let path = dir.join(file);
         std::fs::write(&path, vectors::render(&doc))?;
         println!("wrote {}", path.display());

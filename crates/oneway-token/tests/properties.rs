@@ -23,11 +23,17 @@ fn candidate() -> impl Strategy<Value = Candidate> {
         Just(CandidateType::Relay)
     ];
     let transport = prop_oneof![Just(Transport::Udp), Just(Transport::TcpPassive)];
-    (address, kind, transport, 1..=u16::MAX).prop_map(|(address, kind, transport, port)| Candidate {
-        transport,
-        kind: if matches!(address, CandidateAddress::Mdns(_)) { CandidateType::Host } else { kind },
-        address,
-        port,
+    (address, kind, transport, 1..=u16::MAX).prop_map(|(address, kind, transport, port)| {
+        Candidate {
+            transport,
+            kind: if matches!(address, CandidateAddress::Mdns(_)) {
+                CandidateType::Host
+            } else {
+                kind
+            },
+            address,
+            port,
+        }
     })
 }
 

@@ -13,13 +13,17 @@ use oneway_token::Token;
 use serde_json::Value;
 
 fn load(file: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../spec/vectors")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("vector file is JSON")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
 }
 
 #[test]
@@ -32,19 +36,40 @@ fn valid_vectors_decode_encode_and_derive() {
         let bytes = unhex(v["binary_hex"].as_str().expect("hex"));
         let token = Token::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         for form in ["text", "qr_text"] {
-            let from_text = Token::from_text(v[form].as_str().expect("text")).unwrap_or_else(|e| panic!("{name} {form}: {e}"));
+            let from_text = Token::from_text(v[form].as_str().expect("text"))
+                .unwrap_or_else(|e| panic!("{name} {form}: {e}"));
             assert_eq!(from_text, token, "{name}: {form} decodes differently");
         }
-        assert_eq!(token.to_bytes().expect("encodes"), bytes, "{name}: re-encoding differs");
-        assert_eq!(vectors::decoded_json(&token), v["decoded"], "{name}: decoded fields");
-        assert_eq!(vectors::derived_json(&token), v["derived"], "{name}: derived values");
-        assert_eq!(v["sizes"]["binary"].as_u64(), Some(bytes.len() as u64), "{name}: size");
+        assert_eq!(
+            token.to_bytes().expect("encodes"),
+            bytes,
+            "{name}: re-encoding differs"
+        );
+        assert_eq!(
+            vectors::decoded_json(&token),
+            v["decoded"],
+            "{name}: decoded fields"
+        );
+        assert_eq!(
+            vectors::derived_json(&token),
+            v["derived"],
+            "{name}: derived values"
+        );
+        assert_eq!(
+            v["sizes"]["binary"].as_u64(),
+            Some(bytes.len() as u64),
+            "{name}: size"
+        );
         let rd = &v["remote_description"];
         let remote = token
             .remote_description(rd["dialer_offer"].as_str())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(remote.sdp_type.as_str(), rd["type"], "{name}: sdp type");
-        assert_eq!(remote.sdp, rd["sdp"].as_str().expect("sdp"), "{name}: remote description");
+        assert_eq!(
+            remote.sdp,
+            rd["sdp"].as_str().expect("sdp"),
+            "{name}: remote description"
+        );
     }
 }
 
@@ -69,7 +94,10 @@ fn invalid_vectors_are_refused_with_their_code() {
 
 #[test]
 fn committed_vectors_match_the_generator() {
-    for (file, generated) in [("valid.json", vectors::valid_json()), ("invalid.json", vectors::invalid_json())] {
+    for (file, generated) in [
+        ("valid.json", vectors::valid_json()),
+        ("invalid.json", vectors::invalid_json()),
+    ] {
         assert_eq!(
             load(file),
             generated,

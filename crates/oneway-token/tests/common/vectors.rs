@@ -3,7 +3,12 @@
 //! committed files are exactly what this produces). Every input is fixed, so the output is
 //! byte-for-byte reproducible.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::vec_init_then_push
+)]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -67,7 +72,11 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
     out.push((
         "native-ipv4-minimal",
         "The size target: one IPv4 UDP host candidate, fingerprint and secret, no extension.",
-        base("native-ipv4-minimal", Profile::Native, vec![v4([192, 0, 2, 10], 50_000)]),
+        base(
+            "native-ipv4-minimal",
+            Profile::Native,
+            vec![v4([192, 0, 2, 10], 50_000)],
+        ),
     ));
     out.push((
         "native-dual-stack",
@@ -87,8 +96,16 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
             vec![
                 v4([10, 1, 0, 2], 50_000),
                 v6("2001:db8:1::2", 50_000),
-                with(v4([198, 51, 100, 7], 61_000), CandidateType::ServerReflexive, Transport::Udp),
-                with(v4([203, 0, 113, 5], 443), CandidateType::Relay, Transport::TcpPassive),
+                with(
+                    v4([198, 51, 100, 7], 61_000),
+                    CandidateType::ServerReflexive,
+                    Transport::Udp,
+                ),
+                with(
+                    v4([203, 0, 113, 5], 443),
+                    CandidateType::Relay,
+                    Transport::TcpPassive,
+                ),
             ],
         ),
     ));
@@ -100,13 +117,24 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
             Profile::Native,
             vec![
                 mdns("2b0f3c4e-8a11-4d6b-9f0e-5c7a1b2c3d4e", 54_321),
-                with(v4([192, 0, 2, 10], 9_443), CandidateType::Host, Transport::TcpPassive),
+                with(
+                    v4([192, 0, 2, 10], 9_443),
+                    CandidateType::Host,
+                    Transport::TcpPassive,
+                ),
             ],
         ),
     ));
-    let mut all = base("native-all-extensions", Profile::Native, vec![v4([192, 0, 2, 10], 50_000)]);
+    let mut all = base(
+        "native-all-extensions",
+        Profile::Native,
+        vec![v4([192, 0, 2, 10], 50_000)],
+    );
     all.expires_at = Some(NOW + 600);
-    all.sctp = Some(SctpParams { port: 5001, max_message_size: 65_536 });
+    all.sctp = Some(SctpParams {
+        port: 5001,
+        max_message_size: 65_536,
+    });
     all.single_use = true;
     all.label = Some("kitchen tablet ☕".to_owned());
     out.push((
@@ -126,16 +154,22 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
         identity,
     ));
     let mut reply = base("reply", Profile::Reply, vec![v4([192, 0, 2, 20], 40_000)]);
-    reply.listener_ice = Some(
-        IceCredentials::new("3f2a9b1c", "0a1b2c3d4e5f60718293a4b5c6d7e8f9").unwrap(),
-    );
+    reply.listener_ice =
+        Some(IceCredentials::new("3f2a9b1c", "0a1b2c3d4e5f60718293a4b5c6d7e8f9").unwrap());
     out.push((
         "reply",
         "A browser listener (Firefox-shaped 8/32-character ICE credentials) that needs a reply code.",
         reply,
     ));
-    let mut unknown = base("unknown-optional-extension", Profile::Native, vec![v4([192, 0, 2, 10], 50_000)]);
-    unknown.unknown_extensions = vec![RawExtension { ty: 0xc0, value: vec![1, 2, 3] }];
+    let mut unknown = base(
+        "unknown-optional-extension",
+        Profile::Native,
+        vec![v4([192, 0, 2, 10], 50_000)],
+    );
+    unknown.unknown_extensions = vec![RawExtension {
+        ty: 0xc0,
+        value: vec![1, 2, 3],
+    }];
     out.push((
         "unknown-optional-extension",
         "An optional extension (0xc0) a v1 decoder does not know: skipped, and kept on re-encoding.",
@@ -283,66 +317,264 @@ fn body(profile: u8, candidates: &[Vec<u8>], extensions: &[(u8, Vec<u8>)]) -> Ve
 
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
-    format!("ow1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "ow1.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// `(name, description, input, input_form, now)` for every invalid vector.
-pub fn invalid_inputs() -> Vec<(&'static str, &'static str, String, &'static str, Option<u64>)> {
+pub fn invalid_inputs() -> Vec<(
+    &'static str,
+    &'static str,
+    String,
+    &'static str,
+    Option<u64>,
+)> {
     let good_c = ipv4_candidate(0x00, [192, 0, 2, 10], 50_000);
-    let three = body(0, &[good_c.clone(), ipv4_candidate(0, [192, 0, 2, 11], 50_000), ipv4_candidate(0, [192, 0, 2, 12], 50_000)], &[]);
+    let three = body(
+        0,
+        &[
+            good_c.clone(),
+            ipv4_candidate(0, [192, 0, 2, 11], 50_000),
+            ipv4_candidate(0, [192, 0, 2, 12], 50_000),
+        ],
+        &[],
+    );
     let minimal_text = valid_tokens()[0].2.to_text().unwrap();
-    let mut v: Vec<(&'static str, &'static str, String, &'static str, Option<u64>)> = Vec::new();
-    let mut text = |name, description, input: String| v.push((name, description, input, "text", None));
+    let mut v: Vec<(
+        &'static str,
+        &'static str,
+        String,
+        &'static str,
+        Option<u64>,
+    )> = Vec::new();
+    let mut text =
+        |name, description, input: String| v.push((name, description, input, "text", None));
     text("empty", "Nothing at all.", String::new());
-    text("missing-prefix", "Base64url without the ow1. prefix.", minimal_text[4..].to_owned());
-    text("unknown-version-prefix", "A future version's prefix.", format!("ow2.{}", &minimal_text[4..]));
-    text("invalid-base64url-character", "A '+' (standard base64, not base64url) inside the text.", format!("{}+{}", &minimal_text[..20], &minimal_text[21..]));
-    text("invalid-base32-character", "A lower-case letter in the QR form.", format!("OW1.{}", "a".repeat(8)));
-    text("invalid-text-length", "One character dropped: the length cannot encode whole bytes.", minimal_text[..minimal_text.len() - 2].to_owned());
-    text("url-with-bad-fragment", "A URL whose fragment is not a token.", "https://example.org/page#hello".to_owned());
-    text("truncated-in-fingerprint", "Cut inside the fingerprint.", b64(&minimal()[..20]));
-    text("truncated-in-candidate", "Cut inside the second of three candidates.", b64(&three[..61]));
-    text("truncated-in-checksum", "The last two bytes missing.", b64(&minimal()[..minimal().len() - 2]));
-    text("trailing-bytes", "One byte after the checksum.", b64(&[minimal(), vec![0]].concat()));
+    text(
+        "missing-prefix",
+        "Base64url without the ow1. prefix.",
+        minimal_text[4..].to_owned(),
+    );
+    text(
+        "unknown-version-prefix",
+        "A future version's prefix.",
+        format!("ow2.{}", &minimal_text[4..]),
+    );
+    text(
+        "invalid-base64url-character",
+        "A '+' (standard base64, not base64url) inside the text.",
+        format!("{}+{}", &minimal_text[..20], &minimal_text[21..]),
+    );
+    text(
+        "invalid-base32-character",
+        "A lower-case letter in the QR form.",
+        format!("OW1.{}", "a".repeat(8)),
+    );
+    text(
+        "invalid-text-length",
+        "One character dropped: the length cannot encode whole bytes.",
+        minimal_text[..minimal_text.len() - 2].to_owned(),
+    );
+    text(
+        "url-with-bad-fragment",
+        "A URL whose fragment is not a token.",
+        "https://example.org/page#hello".to_owned(),
+    );
+    text(
+        "truncated-in-fingerprint",
+        "Cut inside the fingerprint.",
+        b64(&minimal()[..20]),
+    );
+    text(
+        "truncated-in-candidate",
+        "Cut inside the second of three candidates.",
+        b64(&three[..61]),
+    );
+    text(
+        "truncated-in-checksum",
+        "The last two bytes missing.",
+        b64(&minimal()[..minimal().len() - 2]),
+    );
+    text(
+        "trailing-bytes",
+        "One byte after the checksum.",
+        b64(&[minimal(), vec![0]].concat()),
+    );
     let mut flipped = minimal();
     flipped[10] ^= 0x01;
-    text("checksum-mismatch", "One bit of the fingerprint flipped.", b64(&flipped));
+    text(
+        "checksum-mismatch",
+        "One bit of the fingerprint flipped.",
+        b64(&flipped),
+    );
     let mut v2 = minimal_content();
     v2[0] = 2;
-    text("unknown-version-binary", "Version byte 2 inside an ow1. text.", b64(&with_crc(v2)));
-    text("unknown-profile", "Profile byte 7.", b64(&body(7, &[good_c.clone()], &[])));
-    text("no-candidates", "A candidate count of zero.", b64(&body(0, &[], &[])));
+    text(
+        "unknown-version-binary",
+        "Version byte 2 inside an ow1. text.",
+        b64(&with_crc(v2)),
+    );
+    text(
+        "unknown-profile",
+        "Profile byte 7.",
+        b64(&body(7, std::slice::from_ref(&good_c), &[])),
+    );
+    text(
+        "no-candidates",
+        "A candidate count of zero.",
+        b64(&body(0, &[], &[])),
+    );
     let mut seventeen = head(0);
     seventeen.push(17);
-    text("too-many-candidates", "A candidate count of 17.", b64(&with_crc(seventeen)));
-    text("candidate-reserved-bit", "Candidate kind byte with bit 7 set.", b64(&body(0, &[ipv4_candidate(0x80, [192, 0, 2, 10], 50_000)], &[])));
-    text("candidate-reserved-type", "Candidate type value 3.", b64(&body(0, &[ipv4_candidate(0x0c, [192, 0, 2, 10], 50_000)], &[])));
+    text(
+        "too-many-candidates",
+        "A candidate count of 17.",
+        b64(&with_crc(seventeen)),
+    );
+    text(
+        "candidate-reserved-bit",
+        "Candidate kind byte with bit 7 set.",
+        b64(&body(
+            0,
+            &[ipv4_candidate(0x80, [192, 0, 2, 10], 50_000)],
+            &[],
+        )),
+    );
+    text(
+        "candidate-reserved-type",
+        "Candidate type value 3.",
+        b64(&body(
+            0,
+            &[ipv4_candidate(0x0c, [192, 0, 2, 10], 50_000)],
+            &[],
+        )),
+    );
     let mut mdns_srflx = vec![0x06];
     mdns_srflx.extend_from_slice(&[0x11; 16]);
     mdns_srflx.extend_from_slice(&5000u16.to_be_bytes());
-    text("mdns-not-host", "An mDNS name with type srflx.", b64(&body(0, &[mdns_srflx], &[])));
-    text("zero-port", "A candidate on port 0.", b64(&body(0, &[ipv4_candidate(0, [192, 0, 2, 10], 0)], &[])));
-    text("unspecified-address", "A candidate on 0.0.0.0.", b64(&body(0, &[ipv4_candidate(0, [0, 0, 0, 0], 50_000)], &[])));
-    text("duplicate-candidate", "The same candidate twice.", b64(&body(0, &[good_c.clone(), good_c.clone()], &[])));
+    text(
+        "mdns-not-host",
+        "An mDNS name with type srflx.",
+        b64(&body(0, &[mdns_srflx], &[])),
+    );
+    text(
+        "zero-port",
+        "A candidate on port 0.",
+        b64(&body(0, &[ipv4_candidate(0, [192, 0, 2, 10], 0)], &[])),
+    );
+    text(
+        "unspecified-address",
+        "A candidate on 0.0.0.0.",
+        b64(&body(0, &[ipv4_candidate(0, [0, 0, 0, 0], 50_000)], &[])),
+    );
+    text(
+        "duplicate-candidate",
+        "The same candidate twice.",
+        b64(&body(0, &[good_c.clone(), good_c.clone()], &[])),
+    );
     let mut many_ext = head(0);
     many_ext.extend_from_slice(&[1]);
     many_ext.extend_from_slice(&good_c);
     many_ext.push(17);
-    text("too-many-extensions", "An extension count of 17.", b64(&with_crc(many_ext)));
-    text("extension-not-ascending", "label (0x81) before single-use (0x80).", b64(&body(0, &[good_c.clone()], &[(0x81, b"x".to_vec()), (0x80, vec![])])));
-    text("extension-repeated", "The same extension type twice.", b64(&body(0, &[good_c.clone()], &[(0x80, vec![]), (0x80, vec![])])));
-    text("unknown-required-extension", "Type 0x7f, in the comprehension-required range.", b64(&body(0, &[good_c.clone()], &[(0x7f, vec![1])])));
-    text("expires-bad-length", "An expires value of 3 bytes.", b64(&body(0, &[good_c.clone()], &[(0x01, vec![1, 2, 3])])));
-    text("label-not-utf8", "A label that is not UTF-8.", b64(&body(0, &[good_c.clone()], &[(0x81, vec![0xff, 0xfe])])));
-    text("label-control-character", "A label with an escape character (terminal injection).", b64(&body(0, &[good_c.clone()], &[(0x81, b"\x1b[2J".to_vec())])));
-    let ice = IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs").unwrap().to_packed();
-    text("listener-ice-in-native", "The listener-ice extension in a native token.", b64(&body(0, &[good_c.clone()], &[(0x03, ice.clone())])));
-    text("dialer-identity-without-listener-ice", "A dialer-identity token lacking listener-ice.", b64(&body(1, &[good_c.clone()], &[])));
+    text(
+        "too-many-extensions",
+        "An extension count of 17.",
+        b64(&with_crc(many_ext)),
+    );
+    text(
+        "extension-not-ascending",
+        "label (0x81) before single-use (0x80).",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x81, b"x".to_vec()), (0x80, vec![])],
+        )),
+    );
+    text(
+        "extension-repeated",
+        "The same extension type twice.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x80, vec![]), (0x80, vec![])],
+        )),
+    );
+    text(
+        "unknown-required-extension",
+        "Type 0x7f, in the comprehension-required range.",
+        b64(&body(0, std::slice::from_ref(&good_c), &[(0x7f, vec![1])])),
+    );
+    text(
+        "expires-bad-length",
+        "An expires value of 3 bytes.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x01, vec![1, 2, 3])],
+        )),
+    );
+    text(
+        "label-not-utf8",
+        "A label that is not UTF-8.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x81, vec![0xff, 0xfe])],
+        )),
+    );
+    text(
+        "label-control-character",
+        "A label with an escape character (terminal injection).",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x81, b"\x1b[2J".to_vec())],
+        )),
+    );
+    let ice = IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs")
+        .unwrap()
+        .to_packed();
+    text(
+        "listener-ice-in-native",
+        "The listener-ice extension in a native token.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x03, ice.clone())],
+        )),
+    );
+    text(
+        "dialer-identity-without-listener-ice",
+        "A dialer-identity token lacking listener-ice.",
+        b64(&body(1, std::slice::from_ref(&good_c), &[])),
+    );
     let mut bad_ice = ice;
     bad_ice.pop();
-    text("listener-ice-bad-packing", "listener-ice value one byte short.", b64(&body(1, &[good_c.clone()], &[(0x03, bad_ice)])));
-    v.push(("expired", "Valid, but judged after its expiry.", b64(&body(0, &[good_c.clone()], &[(0x01, ((NOW - 1) as u32).to_be_bytes().to_vec())])), "text", Some(NOW)));
-    v.push(("hex-truncated-in-secret", "The binary form (hex input), cut inside the secret.", hex(&minimal()[..40]), "hex", None));
+    text(
+        "listener-ice-bad-packing",
+        "listener-ice value one byte short.",
+        b64(&body(1, std::slice::from_ref(&good_c), &[(0x03, bad_ice)])),
+    );
+    v.push((
+        "expired",
+        "Valid, but judged after its expiry.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x01, ((NOW - 1) as u32).to_be_bytes().to_vec())],
+        )),
+        "text",
+        Some(NOW),
+    ));
+    v.push((
+        "hex-truncated-in-secret",
+        "The binary form (hex input), cut inside the secret.",
+        hex(&minimal()[..40]),
+        "hex",
+        None,
+    ));
     v
 }
 
@@ -370,7 +602,9 @@ fn intended_code(name: &str) -> &'static str {
         "extension-not-ascending" | "extension-repeated" => "extension-not-ascending",
         "unknown-required-extension" => "unknown-required-extension",
         "expires-bad-length" => "bad-extension-length",
-        "label-not-utf8" | "label-control-character" | "listener-ice-bad-packing" => "invalid-extension-value",
+        "label-not-utf8" | "label-control-character" | "listener-ice-bad-packing" => {
+            "invalid-extension-value"
+        }
         "listener-ice-in-native" => "extension-not-allowed",
         "dialer-identity-without-listener-ice" => "missing-extension",
         "expired" => "expired",
@@ -380,7 +614,11 @@ fn intended_code(name: &str) -> &'static str {
 
 /// Decodes an invalid vector's input the way a conforming implementation must: the text (or
 /// hex) layer, then the binary form, then expiry at `now` when given.
-pub fn decode_input(input: &str, form: &str, now: Option<u64>) -> Result<Token, oneway_token::TokenError> {
+pub fn decode_input(
+    input: &str,
+    form: &str,
+    now: Option<u64>,
+) -> Result<Token, oneway_token::TokenError> {
     let token = if form == "hex" {
         let bytes: Vec<u8> = (0..input.len() / 2)
             .map(|i| u8::from_str_radix(&input[2 * i..2 * i + 2], 16).unwrap())
