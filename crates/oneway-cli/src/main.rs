@@ -15,6 +15,8 @@ use oneway_token::inspect::Inspection;
 use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
+mod peer;
+
 #[derive(Parser)]
 #[command(
     name = "oneway",
@@ -32,11 +34,15 @@ enum Command {
     Inspect(InspectArgs),
     /// Show a token as a QR code in the terminal, or write it as PNG/SVG.
     Qr(QrArgs),
+    /// Issue a token and accept dialers (like `nc -l`: bridges stdin/stdout, or `--echo`).
+    Listen(peer::ListenArgs),
+    /// Connect to the listener of a token (bridges stdin/stdout, or `--probe`).
+    Dial(peer::DialArgs),
 }
 
 /// Where the token comes from.
 #[derive(Args)]
-struct TokenInput {
+pub(crate) struct TokenInput {
     /// The token (`ow1.…`, `OW1.…`) or a URL whose fragment holds it; `-` reads standard input.
     token: String,
     /// Read TOKEN as the hex of the binary form instead of a text form.
@@ -73,6 +79,13 @@ struct QrArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -91,10 +104,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(args) => inspect(args),
         Command::Qr(args) => qr(args),
+        Command::Listen(args) => runtime()?.block_on(peer::listen(args)),
+        Command::Dial(args) => runtime()?.block_on(peer::dial_command(args)),
     }
 }
 
-fn read_token(input: &TokenInput) -> anyhow::Result<(Token, Option<TextForm>)> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub(crate) fn read_token(input: &TokenInput) -> anyhow::Result<(Token, Option<TextForm>)> {
     let mut text = input.token.clone();
     if text == "-" {
         text.clear();

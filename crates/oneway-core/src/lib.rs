@@ -20,11 +20,13 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod events;
 pub mod proof;
 pub mod signal;
 pub mod username;
 
 pub use admission::{Admission, AdmissionLimits, Refusal};
+pub use events::{PeerEvent, SelectedPair, StageTimes};
 pub use proof::{ProofMismatch, ProofRole};
 pub use signal::{Message, SignalError};
 pub use username::{DialerUsername, UsernameError, parse_dialer_username};

@@ -121,6 +121,17 @@ impl Timings {
     pub fn ms(&self, at: Option<Instant>) -> Option<f64> {
         at.map(|t| t.saturating_duration_since(self.started).as_secs_f64() * 1000.0)
     }
+
+    /// The stage times of the peer contract (`spec/peer-contract.md`).
+    pub fn stage_times(&self) -> oneway_core::StageTimes {
+        oneway_core::StageTimes {
+            first_check: self.ms(self.first_check),
+            ice: self.ms(self.ice_connected),
+            dtls: self.ms(self.dtls_connected),
+            channel: self.ms(self.channel_open),
+            auth: self.ms(self.authenticated),
+        }
+    }
 }
 
 /// What is known about a connection once it is authenticated.
@@ -132,6 +143,17 @@ pub struct ConnectionInfo {
     pub selected: Option<(SocketAddr, SocketAddr)>,
     /// Remote addresses checked, in order, with the time of the first check (dialer only).
     pub tried: Vec<(SocketAddr, Duration)>,
+}
+
+impl ConnectionInfo {
+    /// The selected pair in the peer contract's form.
+    pub fn selected_pair(&self) -> Option<oneway_core::SelectedPair> {
+        self.selected
+            .map(|(local, remote)| oneway_core::SelectedPair {
+                local: local.to_string(),
+                remote: remote.to_string(),
+            })
+    }
 }
 
 /// Keeps a driver task alive while any handle to it exists; aborts it when the last one goes.

@@ -24,7 +24,8 @@ pub struct DialConfig {
     /// only when every candidate is loopback, otherwise the interfaces (plus loopback if some
     /// candidate is loopback).
     pub scope: Option<AddressScope>,
-    /// Receives stage progress as it happens (for `--json` events).
+    /// Receives stage progress as it happens (for `--json` events). The dialer drops its
+    /// sender once the handshake succeeded or failed, so a reader sees the stream end.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
     /// Knobs that break the protocol on purpose, for tests of the listener's defences.
     pub dangerous: DangerousDialConfig,
@@ -373,6 +374,8 @@ impl Driver {
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(info));
                     }
+                    // Progress covers the handshake only: closing it lets readers finish.
+                    self.progress = None;
                 }
                 Notice::Closed { code, reason } => {
                     if let Some(ready) = self.ready.take() {

@@ -35,7 +35,7 @@ pub use connection::{
     ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
 };
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
-pub use listener::{Listener, ListenerConfig, ListenerEvent};
+pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents};
 pub use net::AddressScope;
 
 /// Setup or I/O failure of a listener or dialer.

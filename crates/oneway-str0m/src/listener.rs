@@ -243,6 +243,24 @@ impl Listener {
     pub fn try_next_event(&mut self) -> Option<ListenerEvent> {
         self.events.try_recv().ok()
     }
+
+    /// Moves the event stream out, so events and connections can be awaited side by side.
+    /// Afterwards [`Listener::next_event`] returns `None`.
+    pub fn take_events(&mut self) -> ListenerEvents {
+        let (_, empty) = mpsc::channel(1);
+        ListenerEvents(std::mem::replace(&mut self.events, empty))
+    }
+}
+
+/// A listener's event stream, taken with [`Listener::take_events`].
+#[derive(Debug)]
+pub struct ListenerEvents(mpsc::Receiver<ListenerEvent>);
+
+impl ListenerEvents {
+    /// The next event; `None` once the listener has stopped.
+    pub async fn next(&mut self) -> Option<ListenerEvent> {
+        self.0.recv().await
+    }
 }
 
 fn unix_now() -> u64 {

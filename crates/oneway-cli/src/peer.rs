@@ -1,0 +1,449 @@
+//! `oneway listen` and `oneway dial`: thin wrappers that print the peer-contract events
+//! (`spec/peer-contract.md`) or human output, and bridge standard input and output.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use oneway_core::PeerEvent;
+use oneway_str0m::{
+    AddressScope, ChannelRef, Connection, ConnectionEvent, DialConfig, Listener, ListenerConfig,
+    ListenerEvent, Progress, dial,
+};
+use oneway_token::Token;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::TokenInput;
+
+/// Label of the application channel `listen` and `dial` bridge.
+const DATA_CHANNEL: &str = "data";
+
+/// Which WebRTC implementation runs the peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Stack {
+    /// str0m (sans-IO Rust WebRTC).
+    #[default]
+    Str0m,
+}
+
+#[derive(Args)]
+pub struct ListenArgs {
+    /// WebRTC implementation.
+    #[arg(long, value_enum, default_value_t)]
+    stack: Stack,
+    /// Socket address to bind (repeat for IPv4 and IPv6); default `0.0.0.0:0` and `[::]:0`.
+    #[arg(long, value_name = "ADDR")]
+    bind: Vec<SocketAddr>,
+    /// Advertise loopback addresses too (and only loopback when binding to 127.0.0.1).
+    #[arg(long)]
+    loopback: bool,
+    /// Accept only the first dialer that proves the token.
+    #[arg(long)]
+    single_use: bool,
+    /// Token lifetime, e.g. `10m`, `1h` (default: no expiry).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<Duration>,
+    /// A label shown to dialers.
+    #[arg(long)]
+    label: Option<String>,
+    /// Page that opens tokens from its URL fragment; prints `<URL>#ow1.…`.
+    #[arg(long, value_name = "URL")]
+    page_url: Option<String>,
+    /// Echo everything every dialer sends (interop runs), instead of bridging stdin/stdout.
+    #[arg(long)]
+    echo: bool,
+    /// Print one JSON event per line (the peer contract) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct DialArgs {
+    #[command(flatten)]
+    input: TokenInput,
+    /// WebRTC implementation.
+    #[arg(long, value_enum, default_value_t)]
+    stack: Stack,
+    /// Give up if not connected after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    timeout: Duration,
+    /// Send one probe message, wait for its echo, print the round trip, and exit.
+    #[arg(long)]
+    probe: bool,
+    /// Print one JSON event per line (the peer contract) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints events as JSON lines or as text on standard error.
+struct Output {
+    json: bool,
+    start: Instant,
+}
+
+impl Output {
+    fn ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn event(&self, event: PeerEvent) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", event.to_line());
+            let _ = out.flush();
+        } else {
+            eprintln!("{}", describe(&event));
+        }
+    }
+}
+
+fn describe(event: &PeerEvent) -> String {
+    match event {
+        PeerEvent::CandidateTried { t_ms, remote } => format!("[{t_ms:7.1} ms] trying {remote}"),
+        PeerEvent::IceConnected { t_ms, .. } => format!("[{t_ms:7.1} ms] ICE connected"),
+        PeerEvent::DtlsConnected { t_ms, .. } => format!("[{t_ms:7.1} ms] DTLS connected"),
+        PeerEvent::ChannelOpen { t_ms, .. } => format!("[{t_ms:7.1} ms] channel 0 open"),
+        PeerEvent::Connected {
+            t_ms,
+            peer,
+            selected,
+            ..
+        } => format!(
+            "[{t_ms:7.1} ms] connected{}{}",
+            peer.as_ref()
+                .map(|p| format!(" to dialer {p}"))
+                .unwrap_or_default(),
+            selected
+                .as_ref()
+                .map(|s| format!(" via {} -> {}", s.local, s.remote))
+                .unwrap_or_default()
+        ),
+        PeerEvent::FirstEcho { t_ms, rtt_ms } => {
+            format!("[{t_ms:7.1} ms] echo received, round trip {rtt_ms:.2} ms")
+        }
+        PeerEvent::Refused {
+            t_ms,
+            peer,
+            code,
+            reason,
+        } => format!(
+            "[{t_ms:7.1} ms] refused{}: {code}: {reason}",
+            peer.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
+        ),
+        PeerEvent::Closed { t_ms, peer, code } => format!(
+            "[{t_ms:7.1} ms] closed{}: {code}",
+            peer.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
+        ),
+        other => other.to_line(),
+    }
+}
+
+fn candidate_strings(token: &Token) -> Vec<String> {
+    token
+        .candidates
+        .iter()
+        .map(|c| {
+            let address = c.address.to_sdp_string();
+            let host = if address.contains(':') {
+                format!("[{address}]")
+            } else {
+                address
+            };
+            format!(
+                "{} {} {host}:{}",
+                c.kind.sdp_name(),
+                c.transport.sdp_name(),
+                c.port
+            )
+        })
+        .collect()
+}
+
+pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    let Stack::Str0m = args.stack;
+    let out = Output {
+        json: args.json,
+        start: Instant::now(),
+    };
+    let mut config = ListenerConfig {
+        single_use: args.single_use,
+        ttl: args.ttl,
+        label: args.label.clone(),
+        scope: if args.loopback {
+            AddressScope::InterfacesAndLoopback
+        } else {
+            AddressScope::Interfaces
+        },
+        ..Default::default()
+    };
+    if !args.bind.is_empty() {
+        config.bind_v4 = args.bind.iter().find(|a| a.is_ipv4()).copied();
+        config.bind_v6 = args.bind.iter().find(|a| a.is_ipv6()).copied();
+        if args.bind.iter().all(|a| a.ip().is_loopback()) {
+            config.scope = AddressScope::LoopbackOnly;
+        }
+    }
+    let mut listener = Listener::bind(config)
+        .await
+        .context("starting the listener")?;
+    let token = listener.token().clone();
+    let text = token.to_text()?;
+    out.event(PeerEvent::Token {
+        t_ms: out.ms(),
+        stack: "str0m".to_owned(),
+        token: text.clone(),
+        candidates: candidate_strings(&token),
+    });
+    if !args.json {
+        print_token_for_people(&token, &text, args.page_url.as_deref());
+    }
+
+    let mut bridged = false;
+    let mut events = listener.take_events();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Some(conn) = accepted else { return Ok(()) };
+                let info = conn.info();
+                let peer = info.selected.map(|(_, remote)| remote.to_string());
+                out.event(PeerEvent::Connected {
+                    t_ms: out.ms(),
+                    peer,
+                    selected: info.selected_pair(),
+                    stages: info.timings.stage_times(),
+                });
+                if args.echo {
+                    tokio::spawn(echo(conn));
+                } else if !bridged {
+                    bridged = true;
+                    tokio::spawn(async move {
+                        if let Err(e) = bridge(conn, None).await {
+                            eprintln!("error: {e:#}");
+                        }
+                    });
+                } else {
+                    conn.close("this listener bridges one dialer at a time");
+                }
+            }
+            event = events.next() => {
+                let Some(event) = event else { return Ok(()) };
+                if let Some(e) = listener_event(&out, event) {
+                    out.event(e);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+fn listener_event(out: &Output, event: ListenerEvent) -> Option<PeerEvent> {
+    let t_ms = out.ms();
+    Some(match event {
+        ListenerEvent::Refused { peer, code, reason } => PeerEvent::Refused {
+            t_ms,
+            peer: Some(peer.to_string()),
+            code: code.to_owned(),
+            reason,
+        },
+        ListenerEvent::Closed { peer, code } => PeerEvent::Closed {
+            t_ms,
+            peer: Some(peer.to_string()),
+            code: code.to_owned(),
+        },
+        ListenerEvent::Progress { peer, progress } => {
+            let peer = Some(peer.to_string());
+            match progress {
+                Progress::IceConnected => PeerEvent::IceConnected { t_ms, peer },
+                Progress::DtlsConnected => PeerEvent::DtlsConnected { t_ms, peer },
+                Progress::ChannelOpen => PeerEvent::ChannelOpen { t_ms, peer },
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn print_token_for_people(token: &Token, text: &str, page_url: Option<&str>) {
+    println!("{text}");
+    if let Some(url) = page_url {
+        println!("{}#{text}", url.trim_end_matches('#'));
+    }
+    if let Ok(qr) = oneway_token::qr::token_qr(token, page_url) {
+        let rendered = qr
+            .code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        println!("{rendered}");
+    }
+    eprintln!("listening; dial with: oneway dial {text}");
+}
+
+/// Echoes every message on every channel.
+async fn echo(mut conn: Connection) {
+    while let Some(event) = conn.next_event().await {
+        if let ConnectionEvent::Data {
+            channel,
+            binary,
+            data,
+        } = event
+        {
+            let sent = if binary {
+                conn.send(channel, &data).await
+            } else {
+                conn.send_text(channel, &String::from_utf8_lossy(&data))
+                    .await
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Copies standard input lines to the data channel and received messages to standard output.
+async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow::Result<()> {
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            line = stdin.next_line(), if stdin_open && channel.is_some() => match line? {
+                Some(line) => {
+                    if let Some(ch) = channel {
+                        conn.send_text(ch, &format!("{line}\n")).await?;
+                    }
+                }
+                None => stdin_open = false,
+            },
+            event = conn.next_event() => match event {
+                Some(ConnectionEvent::ChannelOpen { channel: ch, label }) if label == DATA_CHANNEL => channel = Some(ch),
+                Some(ConnectionEvent::Data { data, .. }) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&data)?;
+                    out.flush()?;
+                }
+                Some(ConnectionEvent::Closed { code, reason }) => {
+                    eprintln!("connection closed: {code}: {reason}");
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+/// Why `oneway dial` failed: printed, then exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("dial: {0}")]
+pub struct DialFailed(pub String);
+
+pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
+    let Stack::Str0m = args.stack;
+    let out = Output {
+        json: args.json,
+        start: Instant::now(),
+    };
+    let (token, _) = crate::read_token(&args.input)?;
+    out.event(PeerEvent::Dialing {
+        t_ms: out.ms(),
+        stack: "str0m".to_owned(),
+        candidates: candidate_strings(&token),
+    });
+
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+    let config = DialConfig {
+        timeout: args.timeout,
+        progress: Some(progress_tx),
+        ..Default::default()
+    };
+    let json = args.json;
+    let start = out.start;
+    let printer = tokio::spawn(async move {
+        let out = Output { json, start };
+        while let Some(p) = progress_rx.recv().await {
+            let t_ms = out.ms();
+            let event = match p {
+                Progress::CandidateTried { remote, .. } => PeerEvent::CandidateTried {
+                    t_ms,
+                    remote: remote.to_string(),
+                },
+                Progress::IceConnected => PeerEvent::IceConnected { t_ms, peer: None },
+                Progress::DtlsConnected => PeerEvent::DtlsConnected { t_ms, peer: None },
+                Progress::ChannelOpen => PeerEvent::ChannelOpen { t_ms, peer: None },
+                _ => continue,
+            };
+            out.event(event);
+        }
+    });
+
+    let dialed = dial(&token, &config).await;
+    // The printer ends when the last progress sender (inside `config`) is gone; waiting for it
+    // keeps the event lines in order.
+    drop(config);
+    let _ = printer.await;
+    let conn = match dialed {
+        Ok(conn) => conn,
+        Err(e) => {
+            out.event(PeerEvent::Refused {
+                t_ms: out.ms(),
+                peer: None,
+                code: e.code().to_owned(),
+                reason: e.to_string(),
+            });
+            if let oneway_str0m::DialError::Token(t) = e {
+                return Err(t.into());
+            }
+            anyhow::bail!(DialFailed(format!("{}: {e}", e.code())));
+        }
+    };
+    let info = conn.info().clone();
+    out.event(PeerEvent::Connected {
+        t_ms: out.ms(),
+        peer: None,
+        selected: info.selected_pair(),
+        stages: info.timings.stage_times(),
+    });
+    let channel = conn
+        .open_channel(DATA_CHANNEL)
+        .await
+        .context("opening the data channel")?;
+    if args.probe {
+        return probe(conn, channel, &out).await;
+    }
+    bridge(conn, Some(channel)).await
+}
+
+/// Sends one message and waits (at most 10 s) for it to come back.
+async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyhow::Result<()> {
+    let sent_at = Instant::now();
+    let payload = format!("oneway-probe {}", out.ms());
+    conn.send_text(channel, &payload).await?;
+    let wait = async {
+        while let Some(event) = conn.next_event().await {
+            match event {
+                ConnectionEvent::Data { data, .. } if data == payload.as_bytes() => return Ok(()),
+                ConnectionEvent::Closed { code, reason } => {
+                    anyhow::bail!(DialFailed(format!("{code}: {reason}")))
+                }
+                _ => {}
+            }
+        }
+        anyhow::bail!(DialFailed("connection ended before the echo".to_owned()))
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .map_err(|_| DialFailed("no echo within 10 s".to_owned()))??;
+    out.event(PeerEvent::FirstEcho {
+        t_ms: out.ms(),
+        rtt_ms: sent_at.elapsed().as_secs_f64() * 1000.0,
+    });
+    conn.close("probe done");
+    // Let the close message leave.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}

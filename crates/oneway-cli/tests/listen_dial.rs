@@ -1,0 +1,144 @@
+//! `oneway listen` and `oneway dial` as separate processes over loopback, speaking the peer
+//! contract (`spec/peer-contract.md`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oneway_core::PeerEvent;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn oneway() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_oneway"))
+}
+
+/// Starts an echoing loopback listener and returns it with its token line.
+fn start_listener(extra: &[&str]) -> (Killed, String) {
+    let mut child = oneway()
+        .args(["listen", "--bind", "127.0.0.1:0", "--echo", "--json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start listener");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("token line");
+    let token = match PeerEvent::parse_line(&line) {
+        Some(PeerEvent::Token { token, stack, .. }) => {
+            assert_eq!(stack, "str0m");
+            token
+        }
+        other => panic!("first line is not a token event: {line:?} ({other:?})"),
+    };
+    (Killed(child), token)
+}
+
+fn dial(token: &str, extra: &[&str]) -> (Option<i32>, Vec<PeerEvent>, String) {
+    let started = Instant::now();
+    let out = oneway()
+        .args(["dial", "--json", "--probe"])
+        .args(extra)
+        .arg(token)
+        .output()
+        .expect("run dial");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "dial is bounded in time"
+    );
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(PeerEvent::parse_line)
+        .collect();
+    (
+        out.status.code(),
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn names(events: &[PeerEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(e).expect("json")["event"]
+                .as_str()
+                .expect("tag")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn dial_probe_reaches_an_echoing_listener() {
+    let (_listener, token) = start_listener(&[]);
+    let (code, events, stderr) = dial(&token, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        names(&events),
+        [
+            "dialing",
+            "candidate-tried",
+            "ice-connected",
+            "dtls-connected",
+            "channel-open",
+            "connected",
+            "first-echo"
+        ],
+        "{events:?}"
+    );
+    match &events[5] {
+        PeerEvent::Connected {
+            selected: Some(pair),
+            stages,
+            ..
+        } => {
+            assert!(pair.remote.starts_with("127.0.0.1:"), "{pair:?}");
+            assert!(
+                stages.auth.is_some() && stages.ice <= stages.auth,
+                "{stages:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn dial_with_a_forged_token_fails_with_a_cause_code() {
+    let (_listener, token) = start_listener(&[]);
+    let mut forged = oneway_token::Token::from_text(&token).expect("valid");
+    forged.secret.0[3] ^= 1;
+    let (code, events, stderr) = dial(&forged.to_text().expect("encodes"), &["--timeout", "2s"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    match events.last() {
+        Some(PeerEvent::Refused { code, .. }) => assert_eq!(code, "ice-timeout"),
+        other => panic!("{other:?}"),
+    }
+    assert!(stderr.contains("dial: ice-timeout"), "{stderr}");
+}
+
+#[test]
+fn dial_with_a_malformed_token_exits_2() {
+    let (code, _, stderr) = dial("ow1.AQAB", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.starts_with("token: "), "{stderr}");
+}
+
+#[test]
+fn expired_token_is_refused_before_dialing() {
+    let (_listener, token) = start_listener(&["--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, _, stderr) = dial(&token, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.starts_with("token: expired at "), "{stderr}");
+}
