@@ -40,6 +40,9 @@ pub struct ListenArgs {
     /// Advertise loopback addresses too (and only loopback when binding to 127.0.0.1).
     #[arg(long)]
     loopback: bool,
+    /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs).
+    #[arg(long)]
+    mdns: bool,
     /// Accept only the first dialer that proves the token.
     #[arg(long)]
     single_use: bool,
@@ -170,6 +173,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
     };
     let mut config = ListenerConfig {
         single_use: args.single_use,
+        mdns: args.mdns,
         ttl: args.ttl,
         label: args.label.clone(),
         scope: if args.loopback {

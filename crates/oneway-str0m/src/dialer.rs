@@ -15,6 +15,9 @@ use crate::net::{AddressScope, Datagram, Socket, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role};
 use crate::{Progress, StackError};
 
+/// Longest wait for mDNS names to resolve (at most half the dial timeout).
+pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How a dialer connects.
 #[derive(Clone, Debug)]
 pub struct DialConfig {
@@ -125,17 +128,37 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
 
     let mut remotes: Vec<(usize, SocketAddr)> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
+    let mdns_names: Vec<[u8; 16]> = token
+        .candidates
+        .iter()
+        .filter_map(|c| match (c.transport, c.address) {
+            (Transport::Udp, CandidateAddress::Mdns(uuid)) => Some(uuid),
+            _ => None,
+        })
+        .collect();
+    let resolved = if mdns_names.is_empty() {
+        Default::default()
+    } else {
+        let wait = MDNS_RESOLVE_TIMEOUT.min(config.timeout / 2);
+        tokio::task::spawn_blocking(move || crate::mdns::resolve(&mdns_names, wait))
+            .await
+            .map_err(|e| StackError::Io(format!("mDNS task: {e}")))??
+    };
     for (index, c) in token.candidates.iter().enumerate() {
         match (c.transport, c.address) {
             (Transport::Udp, CandidateAddress::Ip(ip)) => {
                 remotes.push((index, SocketAddr::new(ip, c.port)))
             }
-            (_, CandidateAddress::Mdns(_)) => {
-                skipped.push(format!(
-                    "candidate {}: mDNS names are not resolved by this dialer",
-                    index + 1
-                ));
-            }
+            (Transport::Udp, CandidateAddress::Mdns(uuid)) => match resolved.get(&uuid) {
+                Some(ips) => {
+                    remotes.extend(ips.iter().map(|ip| (index, SocketAddr::new(*ip, c.port))))
+                }
+                None => skipped.push(format!(
+                    "candidate {}: {} did not resolve over mDNS",
+                    index + 1,
+                    c.address.to_sdp_string()
+                )),
+            },
             _ => skipped.push(format!(
                 "candidate {}: TCP is not supported by this dialer",
                 index + 1
@@ -243,8 +266,13 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         now,
         events_tx,
     );
-    for (index, _) in &remotes {
-        let line = candidate_attribute(*index, &token.candidates[*index]);
+    for (index, addr) in &remotes {
+        // mDNS candidates keep their token position (priority) with the resolved address.
+        let resolved = oneway_token::Candidate {
+            address: CandidateAddress::Ip(addr.ip()),
+            ..token.candidates[*index]
+        };
+        let line = candidate_attribute(*index, &resolved);
         match RtcCandidate::from_sdp_string(&line) {
             Ok(c) => peer.add_remote_candidate(c),
             Err(e) => tracing::warn!(%line, error = %e, "str0m refused a token candidate"),

@@ -26,6 +26,7 @@ pub mod baseline;
 pub mod connection;
 pub mod dialer;
 pub mod listener;
+pub mod mdns;
 pub mod net;
 pub mod peer;
 

@@ -45,6 +45,9 @@ pub struct ListenerConfig {
     pub single_use: bool,
     /// A label shown to dialers.
     pub label: Option<String>,
+    /// Advertise host addresses as mDNS `<uuid>.local` names (published while the listener
+    /// lives) instead of IP literals.
+    pub mdns: bool,
     /// Bounds on unauthenticated and authenticated state.
     pub limits: AdmissionLimits,
 }
@@ -59,6 +62,7 @@ impl Default for ListenerConfig {
             ttl: None,
             single_use: false,
             label: None,
+            mdns: false,
             limits: AdmissionLimits::default(),
         }
     }
@@ -117,6 +121,8 @@ pub struct Listener {
     local_addrs: Vec<SocketAddr>,
     incoming: mpsc::Receiver<Connection>,
     events: mpsc::Receiver<ListenerEvent>,
+    /// Keeps the mDNS names published while the listener lives.
+    _mdns: Option<crate::mdns::MdnsPublisher>,
     _driver: Arc<DriverGuard>,
 }
 
@@ -159,7 +165,17 @@ impl Listener {
         }
 
         let mut candidates = config.extra_candidates.clone();
-        candidates.extend(hosts.iter().map(|a| Candidate::udp_host(a.ip(), a.port())));
+        let mdns = if config.mdns {
+            let publisher = crate::mdns::MdnsPublisher::publish(&hosts)?;
+            candidates.extend(publisher.names().iter().map(|(addr, uuid)| Candidate {
+                address: oneway_token::CandidateAddress::Mdns(*uuid),
+                ..Candidate::udp_host(addr.ip(), addr.port())
+            }));
+            Some(publisher)
+        } else {
+            candidates.extend(hosts.iter().map(|a| Candidate::udp_host(a.ip(), a.port())));
+            None
+        };
         candidates.truncate(oneway_token::MAX_CANDIDATES);
         if candidates.is_empty() {
             return Err(StackError::Config(
@@ -215,6 +231,7 @@ impl Listener {
             local_addrs,
             incoming,
             events,
+            _mdns: mdns,
             _driver: guard,
         })
     }
