@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine of this project's kind.
-# Idempotent: installs only what is missing. Today the tests need only the Rust toolchain;
+# Idempotent: installs only what is missing. The tests need the Rust toolchain and iproute2
+# (the mDNS test runs inside a private network namespace);
 # later suites add their Debian packages to `packages` (chromium, chromium-driver, nftables, ...).
 set -euo pipefail
-packages=()
+packages=(iproute2)
 missing=()
 command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }
 for pkg in "${packages[@]}"; do

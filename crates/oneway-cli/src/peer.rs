@@ -40,6 +40,10 @@ pub struct ListenArgs {
     /// Advertise loopback addresses too (and only loopback when binding to 127.0.0.1).
     #[arg(long)]
     loopback: bool,
+    /// STUN server (`host:port`) to learn the NAT-mapped address from; advertised as a srflx
+    /// candidate after the host candidates.
+    #[arg(long, value_name = "HOST:PORT")]
+    stun: Option<String>,
     /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs).
     #[arg(long)]
     mdns: bool,

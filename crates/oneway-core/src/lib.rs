@@ -23,6 +23,7 @@ pub mod admission;
 pub mod events;
 pub mod proof;
 pub mod signal;
+pub mod stun_client;
 pub mod username;
 
 pub use admission::{Admission, AdmissionLimits, Refusal};

@@ -37,8 +37,11 @@ pub struct ListenerConfig {
     pub bind_v6: Option<SocketAddr>,
     /// Which local addresses become host candidates.
     pub scope: AddressScope,
-    /// Extra candidates advertised first (e.g. a forwarded port or a srflx address), in order.
+    /// Extra candidates advertised first (e.g. a forwarded port), in order.
     pub extra_candidates: Vec<Candidate>,
+    /// A STUN server to learn each socket's server-reflexive (NAT-mapped) address from; it is
+    /// advertised after the host candidates.
+    pub stun: Option<SocketAddr>,
     /// Token lifetime; `None` means no expiry.
     pub ttl: Option<Duration>,
     /// Accept only the first dialer that proves the secret.
@@ -59,6 +62,7 @@ impl Default for ListenerConfig {
             bind_v6: Some(SocketAddr::from(([0u16; 8], 0))),
             scope: AddressScope::Interfaces,
             extra_candidates: Vec::new(),
+            stun: None,
             ttl: None,
             single_use: false,
             label: None,
@@ -176,6 +180,25 @@ impl Listener {
             candidates.extend(hosts.iter().map(|a| Candidate::udp_host(a.ip(), a.port())));
             None
         };
+        if let Some(server) = config.stun {
+            let socket = sockets
+                .iter()
+                .find(|s| s.local_addr().is_ipv4() == server.is_ipv4())
+                .ok_or_else(|| {
+                    StackError::Config(format!(
+                        "no socket of the STUN server's address family ({server})"
+                    ))
+                })?;
+            let mapped = server_reflexive(socket, server).await?;
+            if hosts.contains(&mapped) {
+                tracing::info!(%mapped, "STUN: no NAT in front of this socket; no srflx candidate needed");
+            } else {
+                candidates.push(Candidate {
+                    kind: oneway_token::CandidateType::ServerReflexive,
+                    ..Candidate::udp_host(mapped.ip(), mapped.port())
+                });
+            }
+        }
         candidates.truncate(oneway_token::MAX_CANDIDATES);
         if candidates.is_empty() {
             return Err(StackError::Config(
@@ -278,6 +301,38 @@ impl ListenerEvents {
     pub async fn next(&mut self) -> Option<ListenerEvent> {
         self.0.recv().await
     }
+}
+
+/// Tries per STUN request, and how long each waits for the answer.
+pub const STUN_TRIES: u32 = 3;
+/// See [`STUN_TRIES`].
+pub const STUN_TRY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Asks `server` which address `socket` appears from (RFC 8489 Binding, XOR-MAPPED-ADDRESS).
+async fn server_reflexive(socket: &Socket, server: SocketAddr) -> Result<SocketAddr, StackError> {
+    let stun = |e: oneway_core::stun_client::StunClientError| {
+        StackError::Io(format!("STUN server {server}: {e}"))
+    };
+    for _ in 0..STUN_TRIES {
+        let request = oneway_core::stun_client::BindingRequest::new().map_err(stun)?;
+        let unspecified = SocketAddr::new(socket.local_addr().ip(), 0);
+        socket
+            .send(unspecified, server, &request.bytes)
+            .map_err(|e| StackError::Io(format!("STUN request to {server}: {e}")))?;
+        let deadline = tokio::time::Instant::now() + STUN_TRY_TIMEOUT;
+        while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv()).await {
+            let Ok(d) = received else { continue };
+            if d.source != server {
+                continue;
+            }
+            if let Some(mapped) = request.parse_response(&d.contents).map_err(stun)? {
+                return Ok(mapped);
+            }
+        }
+    }
+    Err(StackError::Io(format!(
+        "no answer from STUN server {server} after {STUN_TRIES} tries of {STUN_TRY_TIMEOUT:?}"
+    )))
 }
 
 fn unix_now() -> u64 {

@@ -110,9 +110,9 @@ impl Socket {
             segment_size: None,
             src_ip,
         };
-        self.socket.try_io(Interest::WRITABLE, || {
-            self.state.try_send((&self.socket).into(), &transmit)
-        })
+        // A direct non-blocking send: UDP needs no readiness bookkeeping, and a full kernel
+        // buffer (WouldBlock) is reported like any loss.
+        self.state.try_send((&self.socket).into(), &transmit)
     }
 }
 

@@ -101,7 +101,7 @@ fn inner() {
             .await
             .expect("accepted within 15 s")
             .expect("listener running");
-        let mut conn = dialer.await.expect("task").expect("dial by mDNS name");
+        let conn = dialer.await.expect("task").expect("dial by mDNS name");
         let (_, remote) = conn.info().selected.expect("selected pair");
         assert_eq!(remote.ip().to_string(), "192.0.2.10");
         let ch = conn.open_channel("data").await.expect("open");
