@@ -195,30 +195,30 @@ mod tests {
     #[test]
     fn bad_messages_get_named_errors() {
         assert_eq!(
-            Message::decode(b"{").unwrap_err().code(),
+            Message::decode(b"{").expect_err("refused").code(),
             "message-malformed"
         );
         assert_eq!(
             Message::decode(br#"{"type":"close","reason":"x"}"#)
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "message-malformed"
         );
         assert_eq!(
             Message::decode(br#"{"v":2,"type":"close","reason":"x"}"#)
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "message-version"
         );
         assert_eq!(
             Message::decode(br#"{"v":1,"type":"launch"}"#)
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "message-malformed"
         );
         assert_eq!(
             Message::decode(&vec![b' '; MAX_MESSAGE_BYTES + 1])
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "message-too-large"
         );

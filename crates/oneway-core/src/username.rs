@@ -96,35 +96,37 @@ mod tests {
     fn refuses_every_malformed_shape() {
         let pwd = "p".repeat(22);
         assert_eq!(
-            parse_dialer_username("abc").unwrap_err().code(),
+            parse_dialer_username("abc").expect_err("refused").code(),
             "username-no-separator"
         );
         assert_eq!(
             parse_dialer_username(&format!("short:{pwd}"))
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "username-not-composed"
         );
         assert_eq!(
             parse_dialer_username(&format!("hsdE6ktp-{pwd}:dIaL"))
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "username-not-composed"
         );
         assert_eq!(
             parse_dialer_username(&format!("hsdE6ktp+{pwd}:dIa"))
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "username-bad-dialer-ufrag"
         );
         assert_eq!(
             parse_dialer_username(&format!("hsdE6ktp+{pwd}:dI:L"))
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "username-bad-dialer-ufrag"
         );
         assert_eq!(
-            parse_dialer_username(&"a".repeat(600)).unwrap_err().code(),
+            parse_dialer_username(&"a".repeat(600))
+                .expect_err("refused")
+                .code(),
             "username-too-long"
         );
     }

@@ -189,52 +189,49 @@ impl Connection {
 
     /// Opens an application channel (in band, by DCEP: no renegotiation needed).
     pub async fn open_channel(&self, label: &str) -> Result<ChannelRef, ConnectionError> {
-        let (reply, result) = oneshot::channel();
-        self.command(Command::Open {
+        self.request(|reply| Command::Open {
             label: label.to_owned(),
             reply,
-        })?;
-        result
-            .await
-            .map_err(|_| ConnectionError::Closed)?
-            .map_err(ConnectionError::Refused)
+        })
+        .await
     }
 
     /// Sends a binary message on `channel`. Returns once the message is queued.
     pub async fn send(&self, channel: ChannelRef, data: &[u8]) -> Result<(), ConnectionError> {
-        self.send_message(channel, true, data.to_vec()).await
+        self.request(|reply| Command::Send {
+            channel,
+            binary: true,
+            data: data.to_vec(),
+            reply,
+        })
+        .await
     }
 
     /// Sends a text message on `channel`.
     pub async fn send_text(&self, channel: ChannelRef, text: &str) -> Result<(), ConnectionError> {
-        self.send_message(channel, false, text.as_bytes().to_vec())
-            .await
-    }
-
-    async fn send_message(
-        &self,
-        channel: ChannelRef,
-        binary: bool,
-        data: Vec<u8>,
-    ) -> Result<(), ConnectionError> {
-        let (reply, result) = oneshot::channel();
-        self.command(Command::Send {
+        let data = text.as_bytes().to_vec();
+        self.request(|reply| Command::Send {
             channel,
-            binary,
+            binary: false,
             data,
             reply,
-        })?;
-        result
-            .await
-            .map_err(|_| ConnectionError::Closed)?
-            .map_err(ConnectionError::Refused)
+        })
+        .await
     }
 
     /// Restarts ICE over the connection: new credentials exchanged on channel 0, every pair
     /// checked again. Data keeps flowing on the old path meanwhile.
     pub async fn ice_restart(&self) -> Result<(), ConnectionError> {
+        self.request(|reply| Command::IceRestart { reply }).await
+    }
+
+    /// Sends a command that answers through a oneshot, and waits for the answer.
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+    ) -> Result<T, ConnectionError> {
         let (reply, result) = oneshot::channel();
-        self.command(Command::IceRestart { reply })?;
+        self.command(command(reply))?;
         result
             .await
             .map_err(|_| ConnectionError::Closed)?

@@ -11,7 +11,7 @@ use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Connection, ConnectionInfo, DriverGuard, Stage};
-use crate::net::{AddressScope, Datagram, Socket, host_addresses};
+use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role};
 use crate::{Progress, StackError};
 
@@ -182,7 +182,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     let addresses =
         host_addresses(scope).map_err(|e| StackError::Io(format!("listing interfaces: {e}")))?;
 
-    let mut sockets: Vec<Arc<Socket>> = Vec::new();
+    let mut sockets: Vec<Socket> = Vec::new();
     let mut locals: Vec<SocketAddr> = Vec::new();
     for v4 in [true, false] {
         if !remotes.iter().any(|(_, a)| a.is_ipv4() == v4) {
@@ -212,7 +212,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
             ips.iter()
                 .map(|ip| SocketAddr::new(*ip, socket.local_addr().port())),
         );
-        sockets.push(Arc::new(socket));
+        sockets.push(socket);
     }
     if sockets.is_empty() {
         return Err(DialError::NoUsableCandidate(
@@ -283,7 +283,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
         peer,
-        sockets,
+        sockets: Arc::new(SocketSet::new(sockets)),
         ready: Some(ready_tx),
         progress: config.progress.clone(),
         deadline: now + config.timeout,
@@ -310,7 +310,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
 
 struct Driver {
     peer: Peer,
-    sockets: Vec<Arc<Socket>>,
+    sockets: Arc<SocketSet>,
     ready: Option<oneshot::Sender<Result<ConnectionInfo, DialError>>>,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     deadline: Instant,
@@ -320,16 +320,7 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<(u64, Command)>) {
-        let v4 = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ipv4())
-            .cloned();
-        let v6 = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ipv6())
-            .cloned();
+        let sockets = Arc::clone(&self.sockets);
         let mut next = Some(Instant::now());
         loop {
             let now = Instant::now();
@@ -338,17 +329,13 @@ impl Driver {
                 wake = wake.min(self.deadline);
             }
             tokio::select! {
-                received = recv(v4.as_deref()) => match received {
+                received = sockets.recv() => match received {
                     Ok(d) => self.peer.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
                     Err(e) => tracing::warn!(error = %e, "receive failed"),
                 },
                 command = commands.recv() => match command {
                     Some((_, command)) => self.peer.handle_command(Instant::now(), command),
                     None => return,
-                },
-                received = recv(v6.as_deref()) => match received {
-                    Ok(d) => self.peer.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
-                    Err(e) => tracing::warn!(error = %e, "receive failed"),
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
@@ -378,15 +365,7 @@ impl Driver {
         let now = Instant::now();
         let (outgoing, next) = self.peer.poll(now);
         for o in outgoing {
-            let socket = self
-                .sockets
-                .iter()
-                .find(|s| s.local_addr().is_ipv4() == o.destination.is_ipv4());
-            if let Some(socket) = socket
-                && let Err(e) = socket.send(o.source, o.destination, &o.contents)
-            {
-                tracing::debug!(destination = %o.destination, error = %e, "send failed");
-            }
+            self.sockets.send(o.source, o.destination, &o.contents);
         }
         while self.reported_tried < self.peer.tried.len() {
             let (remote, after) = self.peer.tried[self.reported_tried];
@@ -425,12 +404,5 @@ impl Driver {
         if let Some(tx) = &self.progress {
             let _ = tx.send(progress);
         }
-    }
-}
-
-async fn recv(socket: Option<&Socket>) -> std::io::Result<Datagram> {
-    match socket {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
     }
 }

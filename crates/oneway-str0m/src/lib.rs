@@ -2,16 +2,16 @@
 //! address family, and the dialer that connects to it with nothing but a token.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), oneway_str0m::StackError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use oneway_str0m::{DialConfig, Listener, ListenerConfig, dial};
 //!
 //! let mut listener = Listener::bind(ListenerConfig::loopback()).await?;
 //! let token = listener.token().clone();            // publish token.to_text()
 //! let dialer = tokio::spawn(async move { dial(&token, &DialConfig::default()).await });
 //! let connection = listener.accept().await.expect("listener running");
-//! let mut dialed = dialer.await.expect("task")?;
-//! let channel = dialed.open_channel("chat").await.expect("open");
-//! dialed.send(channel, b"hello").await.expect("send");
+//! let dialed = dialer.await??;
+//! let channel = dialed.open_channel("chat").await?;
+//! dialed.send(channel, b"hello").await?;
 //! # drop(connection); Ok(()) }
 //! ```
 //!

@@ -17,7 +17,7 @@ use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
 use tokio::sync::mpsc;
 
 use crate::connection::{Connection, ConnectionEvent, ConnectionInfo, DriverGuard};
-use crate::net::{AddressScope, Datagram, Socket, host_addresses};
+use crate::net::{AddressScope, Datagram, Socket, SocketSet, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role, is_stun};
 use crate::{Progress, StackError};
 
@@ -134,10 +134,10 @@ impl Listener {
     /// Binds the sockets, gathers host candidates, issues a `native` token and starts serving.
     /// Must be called inside a tokio runtime.
     pub async fn bind(config: ListenerConfig) -> Result<Listener, StackError> {
-        let mut sockets: Vec<Arc<Socket>> = Vec::new();
+        let mut sockets: Vec<Socket> = Vec::new();
         for addr in [config.bind_v4, config.bind_v6].into_iter().flatten() {
             match Socket::bind(addr) {
-                Ok(s) => sockets.push(Arc::new(s)),
+                Ok(s) => sockets.push(s),
                 // IPv6 may be disabled on the machine; IPv4 alone still serves.
                 Err(e) if addr.is_ipv6() && !sockets.is_empty() => {
                     tracing::info!(%addr, error = %e, "IPv6 socket unavailable; serving IPv4 only");
@@ -228,7 +228,8 @@ impl Listener {
         let (incoming_tx, incoming) = mpsc::channel(ACCEPT_QUEUE);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let local_addrs = sockets.iter().map(|s| s.local_addr()).collect();
+        let sockets = Arc::new(SocketSet::new(sockets));
+        let local_addrs = sockets.local_addrs();
         let driver = Driver {
             keys: token.derive(),
             admission: Admission::new(&token, config.limits.clone()),
@@ -352,7 +353,7 @@ struct Slot {
 struct Driver {
     keys: DerivedKeys,
     admission: Admission,
-    sockets: Vec<Arc<Socket>>,
+    sockets: Arc<SocketSet>,
     hosts: Vec<SocketAddr>,
     cert: DtlsCert,
     listener_fp: [u8; 32],
@@ -380,16 +381,7 @@ impl Driver {
             return;
         };
         self.guard = guard;
-        let v4 = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ipv4())
-            .cloned();
-        let v6 = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ipv6())
-            .cloned();
+        let sockets = Arc::clone(&self.sockets);
         loop {
             let now = Instant::now();
             let deadline = self
@@ -401,8 +393,7 @@ impl Driver {
                 .unwrap_or(now + HOUSEKEEPING)
                 .min(now + HOUSEKEEPING);
             tokio::select! {
-                received = recv(v4.as_deref()) => self.on_recv(received),
-                received = recv(v6.as_deref()) => self.on_recv(received),
+                received = sockets.recv() => self.on_recv(received),
                 command = commands.recv() => match command {
                     Some((key, command)) => self.on_command(key, command),
                     None => return,
@@ -603,15 +594,7 @@ impl Driver {
         let (outgoing, next) = slot.peer.poll(now);
         slot.next_timeout = next;
         for o in outgoing {
-            let socket = self
-                .sockets
-                .iter()
-                .find(|s| s.local_addr().is_ipv4() == o.destination.is_ipv4());
-            if let Some(socket) = socket
-                && let Err(e) = socket.send(o.source, o.destination, &o.contents)
-            {
-                tracing::debug!(destination = %o.destination, error = %e, "send failed");
-            }
+            self.sockets.send(o.source, o.destination, &o.contents);
         }
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
@@ -707,12 +690,5 @@ impl Driver {
     fn event(&mut self, event: ListenerEvent) {
         // A slow reader loses events, never connections.
         let _ = self.events_tx.try_send(event);
-    }
-}
-
-async fn recv(socket: Option<&Socket>) -> std::io::Result<Datagram> {
-    match socket {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
     }
 }

@@ -127,6 +127,79 @@ fn normalize_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The sockets of one endpoint: at most one per address family.
+#[derive(Debug, Default)]
+pub struct SocketSet {
+    v4: Option<Socket>,
+    v6: Option<Socket>,
+}
+
+impl SocketSet {
+    /// Groups bound sockets by family (the first of each family is kept).
+    pub fn new(sockets: Vec<Socket>) -> Self {
+        let mut set = SocketSet::default();
+        for socket in sockets {
+            let slot = if socket.local_addr().is_ipv4() {
+                &mut set.v4
+            } else {
+                &mut set.v6
+            };
+            slot.get_or_insert(socket);
+        }
+        set
+    }
+
+    /// The socket for `destination`'s family.
+    pub fn for_family(&self, ipv4: bool) -> Option<&Socket> {
+        if ipv4 {
+            self.v4.as_ref()
+        } else {
+            self.v6.as_ref()
+        }
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.v4
+            .iter()
+            .chain(&self.v6)
+            .map(Socket::local_addr)
+            .collect()
+    }
+
+    /// Whether no socket is bound.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+
+    /// The next datagram on any of the sockets.
+    pub async fn recv(&self) -> io::Result<Datagram> {
+        async fn one(socket: Option<&Socket>) -> io::Result<Datagram> {
+            match socket {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            d = one(self.v4.as_ref()) => d,
+            d = one(self.v6.as_ref()) => d,
+        }
+    }
+
+    /// Sends from `source` to `destination` on the matching family's socket; failures are
+    /// logged and dropped, as UDP loss would be.
+    pub fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        match self.for_family(destination.is_ipv4()) {
+            Some(socket) => {
+                if let Err(e) = socket.send(source, destination, contents) {
+                    tracing::debug!(%destination, error = %e, "send failed");
+                }
+            }
+            None => tracing::debug!(%destination, "no socket of this address family"),
+        }
+    }
+}
+
 /// Which local addresses to advertise as host candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddressScope {

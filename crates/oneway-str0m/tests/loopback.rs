@@ -46,20 +46,47 @@ fn echo(mut conn: Connection) -> tokio::task::JoinHandle<()> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_way_connect_and_echo() {
-    init_tracing();
-    let mut listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let token = listener.token().clone();
-    let dialer = tokio::spawn(async move { dial(&token, &DialConfig::default()).await });
-    let accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+async fn accept(listener: &mut Listener) -> Connection {
+    tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("accepted within 10 s")
-        .expect("listener running");
+        .expect("listener running")
+}
+
+/// Dials `listener` with the default config; returns the dialer's and the listener's ends.
+async fn connect(listener: &mut Listener) -> (Connection, Connection) {
+    let token = listener.token().clone();
+    let dialer = tokio::spawn(async move { dial(&token, &DialConfig::default()).await });
+    let accepted = accept(listener).await;
+    (dialer.await.expect("task").expect("dial"), accepted)
+}
+
+/// The code of the listener's next `Refused` event; bounded in time.
+async fn next_refusal(listener: &mut Listener) -> &'static str {
+    let wait = async {
+        loop {
+            match listener.next_event().await {
+                Some(ListenerEvent::Refused { code, .. }) => return code,
+                Some(_) => continue,
+                None => panic!("listener stopped"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("refusal within 20 s")
+}
+
+async fn loopback_listener(config: ListenerConfig) -> Listener {
+    init_tracing();
+    Listener::bind(config).await.expect("bind")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_connect_and_echo() {
+    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
+    let (mut conn, accepted) = connect(&mut listener).await;
     let _echo = echo(accepted);
-    let mut conn = dialer.await.expect("task").expect("dial");
     let info = conn.info().clone();
     assert!(info.timings.authenticated.is_some());
     assert!(info.selected.is_some(), "selected pair known");
@@ -68,38 +95,9 @@ async fn one_way_connect_and_echo() {
     assert_eq!(next_data(&mut conn).await, b"hello, one way");
 }
 
-async fn accept(listener: &mut Listener) -> Connection {
-    tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accepted within 10 s")
-        .expect("listener running")
-}
-
-/// Waits for a listener event matching `pred`; bounded in time.
-async fn listener_event(
-    listener: &mut Listener,
-    pred: impl Fn(&ListenerEvent) -> bool,
-) -> ListenerEvent {
-    let wait = async {
-        loop {
-            match listener.next_event().await {
-                Some(e) if pred(&e) => return e,
-                Some(_) => continue,
-                None => panic!("listener stopped"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .expect("listener event within 20 s")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_dialers_share_one_listener_socket() {
-    init_tracing();
-    let mut listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
+    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
     assert_eq!(listener.local_addrs().len(), 1, "one socket");
     let token = listener.token().clone();
     let dialers: Vec<_> = (0..5)
@@ -126,10 +124,7 @@ async fn five_dialers_share_one_listener_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_gets_no_response_and_a_clear_timeout() {
-    init_tracing();
-    let listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
+    let listener = loopback_listener(ListenerConfig::loopback()).await;
     let mut forged = listener.token().clone();
     forged.secret.0[0] ^= 0xff;
     let config = DialConfig {
@@ -150,48 +145,25 @@ async fn wrong_secret_gets_no_response_and_a_clear_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_proof_is_dropped_and_the_listener_keeps_serving() {
-    init_tracing();
-    let mut listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let token = listener.token().clone();
+    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
     let mut bad = DialConfig::default();
     bad.dangerous.auth_key = Some([7; 32]);
-    let err = dial(&token, &bad).await.expect_err("bad proof must fail");
+    let err = dial(listener.token(), &bad)
+        .await
+        .expect_err("bad proof must fail");
     assert_eq!(err.code(), "auth-failed", "{err}");
-    let refused = listener_event(&mut listener, |e| {
-        matches!(e, ListenerEvent::Refused { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            refused,
-            ListenerEvent::Refused {
-                code: "auth-failed",
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert_eq!(next_refusal(&mut listener).await, "auth-failed");
     // A legitimate dialer still gets in.
-    let good = tokio::spawn({
-        let token = token.clone();
-        async move { dial(&token, &DialConfig::default()).await }
-    });
-    let _accepted = accept(&mut listener).await;
-    good.await
-        .expect("task")
-        .expect("legitimate dialer connects");
+    connect(&mut listener).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_token_is_refused_by_both_sides() {
-    init_tracing();
-    let config = ListenerConfig {
+    let mut listener = loopback_listener(ListenerConfig {
         ttl: Some(Duration::from_secs(1)),
         ..ListenerConfig::loopback()
-    };
-    let mut listener = Listener::bind(config).await.expect("bind");
+    })
+    .await;
     let token = listener.token().clone();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let err = dial(&token, &DialConfig::default())
@@ -205,70 +177,33 @@ async fn expired_token_is_refused_by_both_sides() {
     ignoring.dangerous.skip_expiry_check = true;
     let err = dial(&token, &ignoring).await.expect_err("listener refuses");
     assert_eq!(err.code(), "ice-timeout", "{err}");
-    let refused = listener_event(&mut listener, |e| {
-        matches!(e, ListenerEvent::Refused { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            refused,
-            ListenerEvent::Refused {
-                code: "token-expired",
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert_eq!(next_refusal(&mut listener).await, "token-expired");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_use_token_refuses_a_replay() {
-    init_tracing();
-    let config = ListenerConfig {
+    let mut listener = loopback_listener(ListenerConfig {
         single_use: true,
         ..ListenerConfig::loopback()
-    };
-    let mut listener = Listener::bind(config).await.expect("bind");
+    })
+    .await;
     let token = listener.token().clone();
     assert!(token.single_use, "the token says so");
-    let first = tokio::spawn({
-        let token = token.clone();
-        async move { dial(&token, &DialConfig::default()).await }
-    });
-    let _accepted = accept(&mut listener).await;
-    let _first = first.await.expect("task").expect("first dialer connects");
+    let _first = connect(&mut listener).await;
     let replay = DialConfig {
         timeout: Duration::from_secs(2),
         ..Default::default()
     };
     let err = dial(&token, &replay).await.expect_err("replay refused");
     assert_eq!(err.code(), "ice-timeout", "{err}");
-    let refused = listener_event(&mut listener, |e| {
-        matches!(e, ListenerEvent::Refused { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            refused,
-            ListenerEvent::Refused {
-                code: "token-used",
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert_eq!(next_refusal(&mut listener).await, "token-used");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renegotiation_over_the_connection_keeps_data_flowing() {
-    init_tracing();
-    let mut listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let token = listener.token().clone();
-    let dialer = tokio::spawn(async move { dial(&token, &DialConfig::default()).await });
-    let _echo = echo(accept(&mut listener).await);
-    let mut conn = dialer.await.expect("task").expect("dial");
+    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
+    let (mut conn, accepted) = connect(&mut listener).await;
+    let _echo = echo(accepted);
     let first = conn.open_channel("first").await.expect("open first");
     conn.send(first, b"before").await.expect("send");
     assert_eq!(next_data(&mut conn).await, b"before");
