@@ -14,12 +14,12 @@
 # Only the build (cargo, outside the namespace) talks to the package registry.
 #
 # Environment:
-#   CARGO_TARGET_DIR    default /var/tmp/oneway-capture-target
-#   BUILD_TIMEOUT       seconds, default 1500 (clean build is ~2.5 min on 2 cores)
-#   RUN_TIMEOUT         seconds, default 60
+#   RUN_TIMEOUT         seconds, default 240
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=netns.sh
+source "$here/netns.sh"
 repo="$(cd "$here/../.." && pwd)"
 outdir="${1:-$repo/crates/oneway-token/tests/fixtures/sdp}"
 ns=owcapb
@@ -39,32 +39,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== network namespace $ns" >&2
-if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
-    echo "error: netns $ns already exists (stale run?); remove it with: ip netns del $ns" >&2
-    exit 1
-fi
-ip netns add "$ns"
-ns_created=1
-ip -n "$ns" link set lo up
-# Prefer a dummy interface. Where the kernel has no `dummy` link type (e.g. some
-# containers), use a veth pair with BOTH ends inside the namespace: whatever is sent
-# out of owcap0 arrives at owcap1 (no addresses, forwarding off) and goes nowhere.
-if ip -n "$ns" link add dummy0 type dummy 2>/dev/null; then
-    ifname=dummy0
-else
-    echo "note: no 'dummy' link type; using an in-namespace veth pair instead" >&2
-    ifname=owcap0
-    ip -n "$ns" link add owcap0 type veth peer name owcap1
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.owcap1.disable_ipv6=1 || true
-    ip -n "$ns" link set owcap1 up
-fi
-ip -n "$ns" addr add 192.0.2.10/24 dev "$ifname"
-ip -n "$ns" addr add 2001:db8::10/64 dev "$ifname" nodad
-ip -n "$ns" link set "$ifname" up
-ip -n "$ns" route add default dev "$ifname"
-ip -n "$ns" -6 route add default dev "$ifname"
-ip -n "$ns" addr show >&2
+make_capture_netns "$ns"
 
 echo "== capture" >&2
 timeout --kill-after=5 "$run_timeout" ip netns exec "$ns" python3 "$here/capture_browsers.py" "$tmpout"
