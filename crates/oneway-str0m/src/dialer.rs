@@ -377,6 +377,7 @@ impl Driver {
                 Notice::IceConnected => self.report(Progress::IceConnected),
                 Notice::DtlsConnected => self.report(Progress::DtlsConnected),
                 Notice::ChannelOpen => self.report(Progress::ChannelOpen),
+                Notice::DialerProven => {}
                 Notice::Authenticated => {
                     self.report(Progress::Authenticated);
                     let info = ConnectionInfo {

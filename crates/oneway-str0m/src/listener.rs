@@ -605,6 +605,7 @@ impl Driver {
                 Notice::IceConnected => self.progress(remote, Progress::IceConnected),
                 Notice::DtlsConnected => self.progress(remote, Progress::DtlsConnected),
                 Notice::ChannelOpen => self.progress(remote, Progress::ChannelOpen),
+                Notice::DialerProven => self.admit_proven(now, key),
                 Notice::Authenticated => self.authenticated(key),
                 Notice::Closed { code, reason } => {
                     let authenticated = self
@@ -629,16 +630,24 @@ impl Driver {
         }
     }
 
+    /// The dialer proved the secret: admit it (the engine answers with the listener's proof) or
+    /// refuse it with the admission's code. Either way, poll the engine again to send the result.
+    fn admit_proven(&mut self, now: Instant, key: u64) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match self.admission.authenticated(slot.remote) {
+            Ok(()) => slot.peer.admit(now),
+            Err(refusal) => slot.peer.reject(now, refusal.code(), refusal.to_string()),
+        }
+        self.service(now, key);
+    }
+
     fn authenticated(&mut self, key: u64) {
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };
         let remote = slot.remote;
-        if let Err(refusal) = self.admission.authenticated(remote) {
-            self.refused(remote, &refusal);
-            self.remove(key);
-            return;
-        }
         self.progress(remote, Progress::Authenticated);
         let Some(slot) = self.peers.get_mut(&key) else {
             return;

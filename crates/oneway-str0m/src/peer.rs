@@ -39,6 +39,9 @@ pub enum Notice {
     DtlsConnected,
     /// Channel 0 is open.
     ChannelOpen,
+    /// Listener only: the dialer's proof verified; the driver must now call [`Peer::admit`] or
+    /// [`Peer::reject`].
+    DialerProven,
     /// Both proofs verified: the connection may carry application data.
     Authenticated,
     /// The engine ended; the reason uses the stable codes of `spec/handshake.md` §8.
@@ -491,6 +494,12 @@ impl Peer {
             }
         };
         if !self.authenticated {
+            if let Message::Error { code, reason } = &message {
+                // The listener refused us; keep its cause.
+                tracing::warn!(%code, %reason, "refused by the peer");
+                self.finish(known_code(code), reason.clone());
+                return;
+            }
             match message.proof_mac() {
                 Some(Ok(mac)) => self.on_proof(now, &mac),
                 Some(Err(e)) => self.refuse(now, "auth-failed", e.to_string()),
@@ -559,12 +568,31 @@ impl Peer {
             self.refuse(now, "auth-failed", e.to_string());
             return;
         }
-        if self.role == Role::Listener && !self.proof_sent {
-            self.send_proof();
+        match self.role {
+            // The listener's driver decides on admission first (single use, limits), then calls
+            // `admit` or `reject`: a refused dialer never receives the listener's proof.
+            Role::Listener => self.notices.push(Notice::DialerProven),
+            Role::Dialer => self.authenticate(now),
         }
+    }
+
+    fn authenticate(&mut self, now: Instant) {
         self.authenticated = true;
         self.timings.authenticated = Some(now);
         self.notices.push(Notice::Authenticated);
+    }
+
+    /// Listener: admission accepted the proven dialer; answer with the listener's proof.
+    pub fn admit(&mut self, now: Instant) {
+        if self.role == Role::Listener && !self.authenticated && !self.is_closed() {
+            self.send_proof();
+            self.authenticate(now);
+        }
+    }
+
+    /// Listener: admission refused the proven dialer; tell it why and close.
+    pub fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
+        self.refuse(now, code, reason);
     }
 
     /// Switches to new credentials. The controlling dialer then forgets and re-adds every remote
@@ -673,6 +701,26 @@ fn reply_closed(command: Command) {
         }
         Command::Close { .. } => {}
     }
+}
+
+/// The static form of a cause code received from the peer (`spec/handshake.md` §8); codes this
+/// implementation does not know become `refused-by-peer`.
+fn known_code(code: &str) -> &'static str {
+    const KNOWN: [&str; 8] = [
+        "auth-failed",
+        "fingerprint-mismatch",
+        "token-expired",
+        "token-used",
+        "too-many-pending",
+        "too-many-connections",
+        "proof-timeout",
+        "unsupported",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == code)
+        .copied()
+        .unwrap_or("refused-by-peer")
 }
 
 /// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.

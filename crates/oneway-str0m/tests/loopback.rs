@@ -237,3 +237,32 @@ async fn renegotiation_over_the_connection_keeps_data_flowing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_use_token_admits_exactly_one_of_two_concurrent_dialers() {
+    let mut listener = loopback_listener(ListenerConfig {
+        single_use: true,
+        ..ListenerConfig::loopback()
+    })
+    .await;
+    let token = listener.token().clone();
+    let config = DialConfig {
+        timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(dial(&token, &config), dial(&token, &config));
+    let _accepted = accept(&mut listener).await;
+    let (winner, loser) = match (a, b) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        (Ok(_), Ok(_)) => panic!("both dialers of a single-use token connected"),
+        (Err(a), Err(b)) => panic!("neither connected: {a}; {b}"),
+    };
+    // A dialer still pending when the token was used is told so; one arriving later gets no
+    // answer at all (admission refuses silently).
+    assert!(
+        matches!(loser.code(), "token-used" | "ice-timeout"),
+        "{loser}"
+    );
+    assert!(winner.info().timings.authenticated.is_some());
+    assert_eq!(next_refusal(&mut listener).await, "token-used");
+}
