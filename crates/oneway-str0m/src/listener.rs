@@ -21,8 +21,8 @@ use crate::net::{AddressScope, Datagram, Socket, SocketSet, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role, is_stun};
 use crate::{Progress, StackError};
 
-/// How many authenticated connections may wait for [`Listener::accept`].
-pub const ACCEPT_QUEUE: usize = 64;
+/// Default for [`ListenerConfig::accept_queue`].
+pub const DEFAULT_ACCEPT_QUEUE: usize = 1024;
 /// How many listener events may wait for [`Listener::next_event`]; older ones are dropped.
 pub const EVENT_QUEUE: usize = 1024;
 /// Longest the driver sleeps without checking deadlines.
@@ -53,6 +53,9 @@ pub struct ListenerConfig {
     pub mdns: bool,
     /// Bounds on unauthenticated and authenticated state.
     pub limits: AdmissionLimits,
+    /// How many authenticated connections may wait for [`Listener::accept`]; a dialer proven
+    /// while it is full is refused with `accept-queue-full` before it is told it is connected.
+    pub accept_queue: usize,
 }
 
 impl Default for ListenerConfig {
@@ -68,6 +71,7 @@ impl Default for ListenerConfig {
             label: None,
             mdns: false,
             limits: AdmissionLimits::default(),
+            accept_queue: DEFAULT_ACCEPT_QUEUE,
         }
     }
 }
@@ -225,7 +229,7 @@ impl Listener {
             .validate()
             .map_err(|e| StackError::Config(format!("token: {e}")))?;
 
-        let (incoming_tx, incoming) = mpsc::channel(ACCEPT_QUEUE);
+        let (incoming_tx, incoming) = mpsc::channel(config.accept_queue.max(1));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let sockets = Arc::new(SocketSet::new(sockets));
@@ -606,7 +610,8 @@ impl Driver {
                 Notice::DtlsConnected => self.progress(remote, Progress::DtlsConnected),
                 Notice::ChannelOpen => self.progress(remote, Progress::ChannelOpen),
                 Notice::DialerProven => self.admit_proven(now, key),
-                Notice::Authenticated => self.authenticated(key),
+                // Already handed to the application by `admit_proven`.
+                Notice::Authenticated => {}
                 Notice::Closed { code, reason } => {
                     let authenticated = self
                         .peers
@@ -630,32 +635,36 @@ impl Driver {
         }
     }
 
-    /// The dialer proved the secret: admit it (the engine answers with the listener's proof) or
-    /// refuse it with the admission's code. Either way, poll the engine again to send the result.
+    /// The dialer proved the secret. Admission (single use, limits) and a free place in the
+    /// accept queue are both settled *before* the engine answers with the listener's proof, so a
+    /// dialer told it is connected is always handed to the application: nothing is dropped
+    /// after the fact.
     fn admit_proven(&mut self, now: Instant, key: u64) {
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };
-        match self.admission.authenticated(slot.remote) {
-            Ok(()) => slot.peer.admit(now),
-            Err(refusal) => slot.peer.reject(now, refusal.code(), refusal.to_string()),
-        }
-        self.service(now, key);
-    }
-
-    fn authenticated(&mut self, key: u64) {
-        let Some(slot) = self.peers.get_mut(&key) else {
-            return;
-        };
         let remote = slot.remote;
-        self.progress(remote, Progress::Authenticated);
-        let Some(slot) = self.peers.get_mut(&key) else {
+        let permit = match self.incoming_tx.clone().try_reserve_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let reason = "the application's accept queue is full".to_owned();
+                tracing::warn!(peer = %remote, "{reason}; refusing");
+                slot.peer.reject(now, "accept-queue-full", reason);
+                self.admission.abandoned(remote);
+                self.service(now, key);
+                return;
+            }
+        };
+        if let Err(refusal) = self.admission.authenticated(remote) {
+            slot.peer.reject(now, refusal.code(), refusal.to_string());
+            self.service(now, key);
+            return;
+        }
+        slot.peer.admit(now);
+        let (Some(events), Some(guard)) = (slot.events.take(), self.guard.upgrade()) else {
             return;
         };
-        let Some(events) = slot.events.take() else {
-            return;
-        };
-        let connection = Connection {
+        permit.send(Connection {
             key,
             commands: self.commands_tx.clone(),
             events,
@@ -664,16 +673,10 @@ impl Driver {
                 selected: slot.peer.selected,
                 tried: Vec::new(),
             },
-            _driver: match self.guard.upgrade() {
-                Some(guard) => guard,
-                None => return,
-            },
-        };
-        if let Err(e) = self.incoming_tx.try_send(connection) {
-            tracing::warn!(peer = %remote, "accept queue full or closed; dropping the connection");
-            drop(e);
-            self.remove(key);
-        }
+            _driver: guard,
+        });
+        self.progress(remote, Progress::Authenticated);
+        self.service(now, key);
     }
 
     fn remove(&mut self, key: u64) {

@@ -706,7 +706,8 @@ fn reply_closed(command: Command) {
 /// The static form of a cause code received from the peer (`spec/handshake.md` §8); codes this
 /// implementation does not know become `refused-by-peer`.
 fn known_code(code: &str) -> &'static str {
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 9] = [
+        "accept-queue-full",
         "auth-failed",
         "fingerprint-mismatch",
         "token-expired",

@@ -266,3 +266,31 @@ async fn single_use_token_admits_exactly_one_of_two_concurrent_dialers() {
     assert!(winner.info().timings.authenticated.is_some());
     assert_eq!(next_refusal(&mut listener).await, "token-used");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_accept_queue_refuses_before_claiming_success() {
+    let mut listener = loopback_listener(ListenerConfig {
+        accept_queue: 1,
+        ..ListenerConfig::loopback()
+    })
+    .await;
+    let token = listener.token().clone();
+    // Nobody calls accept(): the first connection fills the queue.
+    let _first = dial(&token, &DialConfig::default())
+        .await
+        .expect("first dialer is queued");
+    let err = dial(&token, &DialConfig::default())
+        .await
+        .expect_err("queue full");
+    assert_eq!(err.code(), "accept-queue-full", "{err}");
+    assert_eq!(next_refusal(&mut listener).await, "accept-queue-full");
+    // The queued connection was not lost.
+    assert!(
+        accept(&mut listener)
+            .await
+            .info()
+            .timings
+            .authenticated
+            .is_some()
+    );
+}
