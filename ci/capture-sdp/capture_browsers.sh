@@ -26,18 +26,7 @@ ns=owcapb
 run_timeout="${RUN_TIMEOUT:-240}"
 
 tmpout="$(mktemp -d /tmp/oneway-capture-browsers.XXXXXX)"
-ns_created=0
-
-cleanup() {
-    local rc=$?
-    if [ "$ns_created" = 1 ]; then
-        ip netns del "$ns" 2>/dev/null || echo "warning: could not delete netns $ns" >&2
-    fi
-    rm -rf "$tmpout"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_on_exit "$ns" "$tmpout"
 
 make_capture_netns "$ns"
 

@@ -31,18 +31,7 @@ build_timeout="${BUILD_TIMEOUT:-1500}"
 run_timeout="${RUN_TIMEOUT:-60}"
 
 tmpout="$(mktemp -d /tmp/oneway-capture-native.XXXXXX)"
-ns_created=0
-
-cleanup() {
-    local rc=$?
-    if [ "$ns_created" = 1 ]; then
-        ip netns del "$ns" 2>/dev/null || echo "warning: could not delete netns $ns" >&2
-    fi
-    rm -rf "$tmpout"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_on_exit "$ns" "$tmpout"
 
 echo "== build (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
 timeout --kill-after=30 "$build_timeout" \

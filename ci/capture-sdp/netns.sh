@@ -1,7 +1,17 @@
 # Shared by the capture scripts: a throwaway network namespace whose only interfaces are lo and
 # one interface carrying the documentation addresses 192.0.2.10/24 (RFC 5737) and 2001:db8::10/64
 # (RFC 3849), with default routes into it, so nothing a stack sends can leave the namespace.
-# Usage: source netns.sh; make_capture_netns NAME   (sets ns_created=1 once the namespace exists)
+# Usage: source netns.sh; cleanup_on_exit NAME TMPDIR; make_capture_netns NAME
+
+ns_created=0
+
+# On any exit (also Ctrl-C or a failed step): delete the namespace if it was made, and TMPDIR.
+cleanup_on_exit() {
+    _cleanup_ns="$1"
+    _cleanup_dir="$2"
+    trap '_rc=$?; if [ "$ns_created" = 1 ]; then ip netns del "$_cleanup_ns" 2>/dev/null || echo "warning: could not delete netns $_cleanup_ns" >&2; fi; rm -rf "$_cleanup_dir"; exit "$_rc"' EXIT
+    trap 'exit 130' INT TERM
+}
 
 make_capture_netns() {
     local ns="$1" ifname
