@@ -1,29 +1,101 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS (default 60) and prints executions per target.
-# Needs cargo-fuzz; uses RUSTC_BOOTSTRAP=1 so the stable toolchain can build with sanitizers.
+# Runs fuzz targets for SECONDS each (default 60) and prints the executions each ran.
+#
+#   ci/fuzz.sh [SECONDS] [TARGET...]      # no TARGET: every target of `cargo fuzz list`
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz`); uses RUSTC_BOOTSTRAP=1 so the stable toolchain
+# builds with sanitizers. Seed corpora in fuzz/corpus/<target>/ are (re)generated from
+# spec/vectors/*.json and the SDP fixtures. Logs: $FUZZ_LOG_DIR (default /tmp)/oneway-fuzz-<target>.log.
+# Exits non-zero if any target found a crash, a hang (an input running over FUZZ_TIMEOUT s) or
+# an allocation over FUZZ_RSS_MB; the reproducer is in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
+shift || true
 command -v cargo-fuzz >/dev/null || { echo "fuzz: install cargo-fuzz first (cargo install cargo-fuzz)" >&2; exit 1; }
 export RUSTC_BOOTSTRAP=1
+log_dir="${FUZZ_LOG_DIR:-/tmp}"
+timeout_s="${FUZZ_TIMEOUT:-10}"
+rss_mb="${FUZZ_RSS_MB:-1024}"
+if [ "$#" -gt 0 ]; then
+  targets=("$@")
+else
+  mapfile -t targets < <(cargo fuzz list)
+fi
+
 python3 - <<'PY'
-import base64, json, os, pathlib
+import json, pathlib
 root = pathlib.Path("..")
 def put(target, name, data):
     d = pathlib.Path("corpus") / target
     d.mkdir(parents=True, exist_ok=True)
     (d / f"seed-{name}").write_bytes(data)
-for v in json.loads((root / "spec/vectors/valid.json").read_text())["vectors"]:
+valid = json.loads((root / "spec/vectors/valid.json").read_text())["vectors"]
+for v in valid:
     put("token_decode", v["name"], bytes.fromhex(v["binary_hex"]))
     put("token_text", v["name"], v["text"].encode())
     put("token_text", v["name"] + "-qr", v["qr_text"].encode())
 for v in json.loads((root / "spec/vectors/invalid.json").read_text())["vectors"]:
     put("token_text", v["name"], v["input"].encode())
-for f in (root / "crates/oneway-token/tests/fixtures/sdp").glob("*.sdp"):
+sdps = sorted((root / "crates/oneway-token/tests/fixtures/sdp").glob("*.sdp"))
+for f in sdps:
     put("sdp_offer", f.stem, f.read_bytes())
+
+# Channel-0 messages (spec/handshake.md §6): one of each type, with values from the vectors.
+def msg(**fields):
+    return json.dumps({"v": 1, **fields}, separators=(",", ":")).encode()
+put("signal_message", "proof-zero", msg(type="proof", mac="A" * 43))
+for v in valid:
+    d = v["derived"]
+    mac = __import__("base64").urlsafe_b64encode(bytes.fromhex(d["auth_key_hex"])).rstrip(b"=").decode()
+    put("signal_message", f"proof-{v['name']}", msg(type="proof", mac=mac))
+    put("signal_message", f"ice-restart-{v['name']}", msg(type="ice-restart", ufrag=d["token_ufrag"], pwd=d["listener_pwd"]))
+    put("signal_message", f"ice-restart-answer-{v['name']}", msg(type="ice-restart-answer", ufrag=d["token_ufrag"], pwd=d["listener_pwd"]))
+for f in sdps[:2]:
+    put("signal_message", f"offer-{f.stem}", msg(type="offer", sdp=f.read_text()))
+    put("signal_message", f"answer-{f.stem}", msg(type="answer", sdp=f.read_text()))
+put("signal_message", "close", msg(type="close", reason="done"))
+for code in ["auth-failed", "token-used", "accept-queue-full", "unsupported"]:
+    put("signal_message", f"error-{code}", msg(type="error", code=code, reason="because"))
+put("signal_message", "bad-version", b'{"v":2,"type":"close","reason":"x"}')
+put("signal_message", "bad-type", b'{"v":1,"type":"launch"}')
+put("signal_message", "no-version", b'{"type":"close","reason":"x"}')
+put("signal_message", "escapes", b'{"v":1,"type":"close","reason":"\\u00e9\\ud83d\\ude00\\/\\n"}')
 PY
-for target in token_decode token_text sdp_offer; do
-  echo "== fuzz $target for ${seconds}s"
-  cargo fuzz run "$target" -- -max_total_time="$seconds" 2>&1 | tee "/tmp/oneway-fuzz-$target.log" | grep -E '^(#[0-9]+ +DONE|==|SUMMARY)' || true
-  grep -E 'Done [0-9]+ runs' "/tmp/oneway-fuzz-$target.log" | tail -1
+
+echo "== fuzz: building ${targets[*]}"
+for target in "${targets[@]}"; do
+  cargo fuzz build "$target" >"$log_dir/oneway-fuzz-build-$target.log" 2>&1 || {
+    tail -30 "$log_dir/oneway-fuzz-build-$target.log" >&2
+    echo "fuzz: building $target failed" >&2
+    exit 1
+  }
 done
+
+failed=()
+summary=()
+for target in "${targets[@]}"; do
+  log="$log_dir/oneway-fuzz-$target.log"
+  echo "== fuzz $target for ${seconds}s (log: $log)"
+  start=$(date +%s)
+  status=0
+  cargo fuzz run "$target" -- -max_total_time="$seconds" -timeout="$timeout_s" \
+    -rss_limit_mb="$rss_mb" -print_final_stats=1 >"$log" 2>&1 || status=$?
+  elapsed=$(( $(date +%s) - start ))
+  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
+  cov=$(grep -oE '^#[0-9]+[[:space:]]+DONE[[:space:]]+cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1 | sed -E 's/^#[0-9]+[[:space:]]+DONE[[:space:]]+//' || true)
+  rss=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
+  grep -E '^(==[0-9]+==|SUMMARY|.*panicked at)' "$log" | head -5 || true
+  if [ "$status" -ne 0 ]; then
+    failed+=("$target")
+    summary+=("$(printf '%-16s FAILED after %ss (exit %s); see %s' "$target" "$elapsed" "$status" "$log")")
+  else
+    summary+=("$(printf '%-16s %12s executions in %5ss  peak RSS %s MB  %s' "$target" "${execs:-?}" "$elapsed" "${rss:-?}" "$cov")")
+  fi
+done
+echo "== fuzz summary (${seconds}s per target)"
+printf '%s\n' "${summary[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "fuzz: failures in ${failed[*]} (reproducers in fuzz/artifacts/)" >&2
+  exit 1
+fi
