@@ -45,6 +45,9 @@ pub struct DangerousDialConfig {
     pub auth_key: Option<[u8; 32]>,
     /// Dial even if the token has expired (to test the listener's own expiry check).
     pub skip_expiry_check: bool,
+    /// Send this MAC as the in-band proof instead of computing one: a relay replaying a proof
+    /// captured from another dialer's DTLS session (`spec/security.md` §3).
+    pub relayed_proof: Option<[u8; 32]>,
 }
 
 impl Default for DialConfig {
@@ -266,6 +269,9 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         now,
         events_tx,
     );
+    if let Some(mac) = config.dangerous.relayed_proof {
+        peer.relay_proof(mac);
+    }
     for (index, addr) in &remotes {
         // mDNS candidates keep their token position (priority) with the resolved address.
         let resolved = oneway_token::Candidate {

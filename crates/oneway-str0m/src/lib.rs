@@ -37,7 +37,7 @@ pub use connection::{
     ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
 };
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
-pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents};
+pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
 pub use net::AddressScope;
 
 /// Setup or I/O failure of a listener or dialer.

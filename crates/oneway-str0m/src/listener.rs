@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -122,10 +123,34 @@ pub enum ListenerEvent {
     },
 }
 
+/// A snapshot of what a listener holds, for tests and monitoring ([`Listener::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerStats {
+    /// Per-dialer engines alive (pending and authenticated).
+    pub engines: usize,
+    /// Dialers between their first valid check and their proof (admission's count).
+    pub pending: usize,
+    /// Authenticated connections open (admission's count).
+    pub connections: usize,
+    /// Routing entries: dialer addresses plus listener ufrags.
+    pub routes: usize,
+}
+
+/// Where the driver publishes [`ListenerStats`] after each step.
+#[derive(Debug, Default)]
+struct SharedStats {
+    engines: AtomicUsize,
+    pending: AtomicUsize,
+    connections: AtomicUsize,
+    routes: AtomicUsize,
+}
+
 /// A listening one-way endpoint.
 #[derive(Debug)]
 pub struct Listener {
     token: Token,
+    stats: Arc<SharedStats>,
     local_addrs: Vec<SocketAddr>,
     incoming: mpsc::Receiver<Connection>,
     events: mpsc::Receiver<ListenerEvent>,
@@ -234,7 +259,9 @@ impl Listener {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let sockets = Arc::new(SocketSet::new(sockets));
         let local_addrs = sockets.local_addrs();
+        let stats = Arc::new(SharedStats::default());
         let driver = Driver {
+            stats: Arc::clone(&stats),
             keys: token.derive(),
             admission: Admission::new(&token, config.limits.clone()),
             sockets,
@@ -256,6 +283,7 @@ impl Listener {
         let _ = guard_tx.send(Arc::downgrade(&guard));
         Ok(Listener {
             token,
+            stats,
             local_addrs,
             incoming,
             events,
@@ -272,6 +300,16 @@ impl Listener {
     /// The bound socket addresses.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// What the listener holds now, as of the last datagram, command or timer it handled.
+    pub fn stats(&self) -> ListenerStats {
+        ListenerStats {
+            engines: self.stats.engines.load(Ordering::Relaxed),
+            pending: self.stats.pending.load(Ordering::Relaxed),
+            connections: self.stats.connections.load(Ordering::Relaxed),
+            routes: self.stats.routes.load(Ordering::Relaxed),
+        }
     }
 
     /// The next authenticated connection; `None` if the listener stopped.
@@ -355,6 +393,7 @@ struct Slot {
 }
 
 struct Driver {
+    stats: Arc<SharedStats>,
     keys: DerivedKeys,
     admission: Admission,
     sockets: Arc<SocketSet>,
@@ -404,7 +443,18 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
             }
+            self.publish_stats();
         }
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.stats;
+        s.engines.store(self.peers.len(), Ordering::Relaxed);
+        s.pending.store(self.admission.pending(), Ordering::Relaxed);
+        s.connections
+            .store(self.admission.connections(), Ordering::Relaxed);
+        s.routes
+            .store(self.by_addr.len() + self.by_ufrag.len(), Ordering::Relaxed);
     }
 
     fn on_recv(&mut self, received: std::io::Result<Datagram>) {
@@ -597,6 +647,8 @@ impl Driver {
         };
         let (outgoing, next) = slot.peer.poll(now);
         slot.next_timeout = next;
+        // Published before sending, so whoever sees an answer also sees the state behind it.
+        self.publish_stats();
         for o in outgoing {
             self.sockets.send(o.source, o.destination, &o.contents);
         }

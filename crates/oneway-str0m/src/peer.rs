@@ -20,6 +20,14 @@ pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 /// Most datagrams one `poll` sends before yielding back to the driver, so one busy connection
 /// cannot starve the others on a shared socket.
 pub const POLL_OUTPUT_BOUND: usize = 4096;
+/// How long an authenticated connection stays up once ICE reports it disconnected, waiting for
+/// checks (or a restart) to bring it back, before it closes with `consent-lost`. str0m's
+/// ICE-lite side reports `Disconnected` 15 s after the last check, so a listener lets a dialer
+/// that died go after 30 s in all: RFC 7675's consent timeout.
+pub const CONSENT_GRACE: Duration = Duration::from_secs(15);
+/// Most channel-0 messages waiting for room in SCTP's send buffer (a full application channel
+/// can hold it up); beyond it a message is dropped with a warning.
+pub const CONTROL_QUEUE: usize = 64;
 
 /// Which side of the handshake this engine is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +140,12 @@ pub struct Peer {
     ice_connected: bool,
     /// Remote candidates the dialer added from the token, re-added on restart.
     remote_candidates: Vec<str0m::Candidate>,
+    /// Tests only: a MAC sent in place of this session's proof (a relayed proof).
+    relayed_proof: Option<[u8; 32]>,
+    /// Since when ICE has reported the authenticated connection disconnected.
+    disconnected_since: Option<Instant>,
+    /// Channel-0 messages SCTP had no room for yet; sent before any application data.
+    control_queue: VecDeque<String>,
 }
 
 impl Peer {
@@ -169,7 +183,16 @@ impl Peer {
             selected: None,
             ice_connected: false,
             remote_candidates: Vec::new(),
+            relayed_proof: None,
+            disconnected_since: None,
+            control_queue: VecDeque::new(),
         }
+    }
+
+    /// Tests only: send `mac` as this side's proof instead of computing it, as a relay replaying
+    /// a proof from another DTLS session would.
+    pub(crate) fn relay_proof(&mut self, mac: [u8; 32]) {
+        self.relayed_proof = Some(mac);
     }
 
     /// Adds a remote candidate (the dialer's candidates from the token), remembered for restarts.
@@ -238,6 +261,17 @@ impl Peer {
 
     /// Advances time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(since) = self.disconnected_since
+            && now >= since + CONSENT_GRACE
+            && !self.is_closed()
+        {
+            self.fail(
+                now,
+                "consent-lost",
+                format!("no ICE consent for {CONSENT_GRACE:?} after ICE disconnected"),
+            );
+            return;
+        }
         if !self.is_closed()
             && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
         {
@@ -323,7 +357,10 @@ impl Peer {
                 return None;
             }
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => return Some(at),
+                Ok(Output::Timeout(at)) => {
+                    let consent = self.disconnected_since.map(|t| t + CONSENT_GRACE);
+                    return Some(consent.map_or(at, |c| c.min(at)));
+                }
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
                     if self.role == Role::Dialer
@@ -370,8 +407,14 @@ impl Peer {
                         self.timings.ice_connected = Some(now);
                         self.notices.push(Notice::IceConnected);
                     }
+                    IceConnectionState::Connected | IceConnectionState::Completed => {
+                        self.disconnected_since = None;
+                    }
                     IceConnectionState::Disconnected if self.authenticated => {
-                        tracing::info!("ICE disconnected; waiting for consent or a restart");
+                        tracing::info!(
+                            "ICE disconnected; closing in {CONSENT_GRACE:?} unless checks resume"
+                        );
+                        self.disconnected_since.get_or_insert(now);
                     }
                     _ => {}
                 }
@@ -468,7 +511,9 @@ impl Peer {
             Role::Listener => ProofRole::Listener,
             Role::Dialer => ProofRole::Dialer,
         };
-        let mac = proof::compute(&self.auth_key, role, &listener_fp, &dialer_fp);
+        let mac = self
+            .relayed_proof
+            .unwrap_or_else(|| proof::compute(&self.auth_key, role, &listener_fp, &dialer_fp));
         self.send_control(&Message::proof(&mac));
         self.proof_sent = true;
     }
@@ -648,21 +693,43 @@ impl Peer {
         self.notices.push(Notice::Closed { code, reason });
     }
 
+    /// Sends a channel-0 message, or queues it (in order) until SCTP has room: an application
+    /// channel filling the send buffer must not swallow an `ice-restart` or a `close`.
     fn send_control(&mut self, message: &Message) {
-        let text = message.encode();
-        let ok = self
-            .rtc
-            .channel(self.ctrl)
-            .map(|mut c| c.write(false, text.as_bytes()));
-        if !matches!(ok, Some(Ok(true))) {
-            tracing::warn!(
-                kind = message.kind(),
-                "control message not accepted by SCTP"
-            );
+        if self.control_queue.len() >= CONTROL_QUEUE {
+            tracing::warn!(kind = message.kind(), "control queue full; message dropped");
+            return;
         }
+        self.control_queue.push_back(message.encode());
+        self.flush_control();
+    }
+
+    /// Writes queued channel-0 messages while SCTP accepts them; `true` once none is left.
+    fn flush_control(&mut self) -> bool {
+        while let Some(text) = self.control_queue.front() {
+            match self
+                .rtc
+                .channel(self.ctrl)
+                .map(|mut c| c.write(false, text.as_bytes()))
+            {
+                Some(Ok(true)) => {
+                    self.control_queue.pop_front();
+                }
+                // No room yet: retried on the next poll.
+                Some(Ok(false)) => return false,
+                other => {
+                    tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.to_string())), "control message not accepted by SCTP");
+                    self.control_queue.pop_front();
+                }
+            }
+        }
+        true
     }
 
     fn flush_outbound(&mut self) {
+        if !self.flush_control() {
+            return;
+        }
         while let Some((id, binary, data)) = self.outbound.pop_front() {
             let written = match self.rtc.channel(id) {
                 // Channel gone: drop what was queued for it.
