@@ -1,9 +1,10 @@
 //! The listener's admission policy (`spec/handshake.md` §7), as a value tests can drive:
 //! token expiry, single use, and bounded, expiring state for dialers that have not yet
-//! proven the secret. Time is passed in; nothing here reads a clock.
+//! proven the secret, and a per-source rate limit on the checks that cost the listener a
+//! MESSAGE-INTEGRITY computation. Time is passed in; nothing here reads a clock.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use oneway_token::Token;
@@ -192,6 +193,151 @@ impl Admission {
     }
 }
 
+/// Per-source limit on STUN checks that fail MESSAGE-INTEGRITY verification, `spec/security.md`
+/// §4. Each failure costs the listener an HMAC and a source that keeps failing is an attacker
+/// (it may have seen the token ufrag on path), so once a source has used up its budget of
+/// failures, its further checks are dropped **before** verification until the budget refills.
+/// Sources whose checks verify are never charged, so many legitimate dialers behind one address
+/// are not slowed down. Sources are counted per IPv4 address or IPv6 /64 prefix (ports and
+/// interface ids are free for an attacker to vary).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRateLimit {
+    /// Sustained failed checks per second one source may have verified.
+    pub per_second: u32,
+    /// Failed checks one source may have verified in a burst above the sustained rate.
+    pub burst: u32,
+    /// Most sources tracked at once. When the table is full of recently failing sources, a
+    /// new failing source is not tracked (its checks go on being verified): a flood from many
+    /// (spoofed) addresses cannot make the table grow or lock out other sources.
+    pub max_sources: usize,
+}
+
+impl Default for SourceRateLimit {
+    /// 20 failures/s with a burst of 50 per source, 4096 sources: a dialer never fails
+    /// integrity with a genuine token, and a flooding source costs at most 20 HMACs/s.
+    fn default() -> Self {
+        SourceRateLimit {
+            per_second: 20,
+            burst: 50,
+            max_sources: 4096,
+        }
+    }
+}
+
+/// How often a full [`SourceLimiter`] table is swept for sources whose budget has refilled, at
+/// most: sweeping is linear in the table size, so it must not run per datagram.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Token buckets of failed checks per source, bounded by [`SourceRateLimit::max_sources`].
+#[derive(Debug)]
+pub struct SourceLimiter {
+    limit: SourceRateLimit,
+    /// Keyed by attacker-chosen addresses: std `HashMap` (SipHash).
+    buckets: HashMap<IpAddr, Bucket>,
+    last_sweep: Option<Instant>,
+}
+
+impl SourceLimiter {
+    /// A limiter enforcing `limit`.
+    pub fn new(limit: SourceRateLimit) -> Self {
+        SourceLimiter {
+            limit,
+            buckets: HashMap::new(),
+            last_sweep: None,
+        }
+    }
+
+    /// The key a source is counted under: the IPv4 address, or the IPv6 /64 prefix (an
+    /// IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn source_key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+        }
+    }
+
+    fn refill(&self, bucket: &mut Bucket, now: Instant) {
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens =
+            (bucket.tokens + elapsed * f64::from(self.limit.per_second)).min(self.burst());
+        bucket.last = now;
+    }
+
+    fn burst(&self) -> f64 {
+        f64::from(self.limit.burst.max(1))
+    }
+
+    /// Whether a check from `source` may be verified at `now`: `false` once the source has used
+    /// up its budget of failures (drop the check unverified, code `rate-limited`).
+    pub fn allows(&mut self, now: Instant, source: IpAddr) -> bool {
+        let key = Self::source_key(source);
+        let Some(mut bucket) = self.buckets.get(&key).copied() else {
+            return true;
+        };
+        self.refill(&mut bucket, now);
+        self.buckets.insert(key, bucket);
+        bucket.tokens >= 1.0
+    }
+
+    /// Charges one failed verification to `source`. Returns `false` if the source could not be
+    /// tracked because the table is full of active sources.
+    pub fn failed(&mut self, now: Instant, source: IpAddr) -> bool {
+        let key = Self::source_key(source);
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.limit.max_sources {
+            self.sweep(now);
+            if self.buckets.len() >= self.limit.max_sources {
+                return false;
+            }
+        }
+        let mut bucket = self.buckets.get(&key).copied().unwrap_or(Bucket {
+            tokens: self.burst(),
+            last: now,
+        });
+        self.refill(&mut bucket, now);
+        bucket.tokens = (bucket.tokens - 1.0).max(0.0);
+        self.buckets.insert(key, bucket);
+        true
+    }
+
+    /// Forgets sources whose budget has refilled, at most once per [`SWEEP_INTERVAL`].
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_INTERVAL)
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let rate = f64::from(self.limit.per_second);
+        let burst = self.burst();
+        self.buckets.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
+        });
+    }
+
+    /// Sources currently tracked (at most [`SourceRateLimit::max_sources`]).
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The limit in force.
+    pub fn limit(&self) -> &SourceRateLimit {
+        &self.limit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +413,103 @@ mod tests {
             a.admit(Instant::now(), 100, addr(2)).map_err(|r| r.code()),
             Err("token-expired")
         );
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([198, 51, 100, last])
+    }
+
+    /// Offers `n` bad checks from `source` at `at(i)`; returns how many were verified.
+    fn flood(l: &mut SourceLimiter, source: IpAddr, n: u64, at: impl Fn(u64) -> Instant) -> usize {
+        let mut verified = 0;
+        for i in 0..n {
+            let now = at(i);
+            if l.allows(now, source) {
+                verified += 1;
+                l.failed(now, source);
+            }
+        }
+        verified
+    }
+
+    #[test]
+    fn a_failing_source_gets_its_burst_then_its_rate() {
+        let mut l = SourceLimiter::new(SourceRateLimit {
+            per_second: 10,
+            burst: 5,
+            max_sources: 16,
+        });
+        let t0 = Instant::now();
+        assert_eq!(flood(&mut l, ip(1), 1000, |_| t0), 5, "the burst, no more");
+        assert!(l.allows(t0, ip(2)), "other sources unaffected");
+        // 10 000 bad checks over the next 2 s: 10 verified per second.
+        let verified = flood(&mut l, ip(1), 10_000, |i| {
+            t0 + Duration::from_micros((i + 1) * 200)
+        });
+        assert!(
+            (19..=21).contains(&verified),
+            "{verified} verified in 2 s at 10/s"
+        );
+    }
+
+    #[test]
+    fn sources_that_verify_are_never_limited() {
+        let mut l = SourceLimiter::new(SourceRateLimit {
+            per_second: 1,
+            burst: 1,
+            max_sources: 16,
+        });
+        let now = Instant::now();
+        assert!((0..10_000).all(|_| l.allows(now, ip(1))));
+        assert_eq!(l.tracked(), 0, "no state for sources that never failed");
+    }
+
+    #[test]
+    fn ports_and_ipv6_interface_ids_share_a_budget() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:bbbb::7".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert_eq!(SourceLimiter::source_key(a), SourceLimiter::source_key(b));
+        assert_ne!(
+            SourceLimiter::source_key(a),
+            SourceLimiter::source_key(other)
+        );
+        let mapped: IpAddr = "::ffff:198.51.100.1".parse().expect("mapped");
+        assert_eq!(SourceLimiter::source_key(mapped), ip(1));
+        let mut l = SourceLimiter::new(SourceRateLimit {
+            per_second: 1,
+            burst: 2,
+            max_sources: 16,
+        });
+        let now = Instant::now();
+        l.failed(now, a);
+        l.failed(now, b);
+        assert!(!l.allows(now, a), "a and b share one /64 budget");
+        assert!(l.allows(now, other));
+    }
+
+    #[test]
+    fn the_source_table_is_bounded_and_fails_open() {
+        let mut l = SourceLimiter::new(SourceRateLimit {
+            per_second: 1,
+            burst: 1,
+            max_sources: 100,
+        });
+        let t0 = Instant::now();
+        let tracked = (0..10_000u32)
+            .filter(|i| l.failed(t0, IpAddr::from(i.to_be_bytes())))
+            .count();
+        assert_eq!(tracked, 100);
+        assert_eq!(l.tracked(), 100, "never more than max_sources");
+        let untracked = IpAddr::from(20_000u32.to_be_bytes());
+        assert!(l.allows(t0, untracked), "an untracked source is verified");
+        assert!(
+            !l.allows(t0, IpAddr::from(0u32.to_be_bytes())),
+            "tracked ones stay limited"
+        );
+        // Once the tracked sources' budgets have refilled, a sweep makes room again.
+        let later = t0 + Duration::from_secs(2);
+        assert!(l.failed(later, untracked));
+        assert_eq!(l.tracked(), 1);
     }
 }
