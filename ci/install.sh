@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine of this project's kind.
-# Idempotent: installs only what is missing. The tests need the Rust toolchain and iproute2
-# (the mDNS test runs inside a private network namespace);
+# Idempotent: installs only what is missing. The tests need the Rust toolchain, iproute2
+# (the mDNS test runs inside a private network namespace), and chromium + chromium-driver
+# (the browser peer's tests drive real headless Chromium);
 # later suites add their Debian packages to `packages` (chromium, chromium-driver, nftables, ...).
 set -euo pipefail
-packages=(iproute2)
+packages=(iproute2 chromium chromium-driver nftables coturn tcpdump)
 missing=()
 command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }
 for pkg in "${packages[@]}"; do

@@ -27,7 +27,13 @@ pub enum Stack {
     /// str0m (sans-IO Rust WebRTC).
     #[default]
     Str0m,
+    /// Headless Chromium running the browser peer (`crates/oneway-browser`): listens with
+    /// `dialer-identity` tokens, dials `native` tokens.
+    Browser,
 }
+
+#[path = "browser.rs"]
+mod browser_peer;
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -170,7 +176,16 @@ fn candidate_strings(token: &Token) -> Vec<String> {
 }
 
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
-    let Stack::Str0m = args.stack;
+    if args.stack == Stack::Browser {
+        if args.mdns || args.stun.is_some() || args.single_use {
+            anyhow::bail!(
+                "--stack browser chooses its own candidates and admits one dialer per token: --mdns, --stun and --single-use do not apply"
+            );
+        }
+        let loopback = args.loopback
+            || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
+        return browser_peer::listen(args.json, loopback).await;
+    }
     let out = Output {
         json: args.json,
         start: Instant::now(),
@@ -351,7 +366,10 @@ async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow
 pub struct DialFailed(pub String);
 
 pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
-    let Stack::Str0m = args.stack;
+    if args.stack == Stack::Browser {
+        let (token, _) = crate::read_token(&args.input)?;
+        return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
+    }
     let out = Output {
         json: args.json,
         start: Instant::now(),

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::ice::compose_listener_ufrag;
 use oneway_token::sdp::candidate_attribute;
 use oneway_token::{CandidateAddress, Profile, Token, TokenError, Transport};
@@ -70,7 +71,9 @@ pub enum DialError {
     #[error("token: {0}")]
     Token(#[from] TokenError),
     /// The token's profile needs a handshake this dialer does not implement.
-    #[error("profile {0} is not supported by the str0m dialer (it implements native)")]
+    #[error(
+        "profile {0} is not supported by the str0m dialer (it implements native and dialer-identity)"
+    )]
     UnsupportedProfile(&'static str),
     /// No candidate can be tried from here.
     #[error("no usable candidate: {0}")]
@@ -125,7 +128,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     if !config.dangerous.skip_expiry_check {
         token.check_expiry(now_unix)?;
     }
-    if token.profile != Profile::Native {
+    if !matches!(token.profile, Profile::Native | Profile::DialerIdentity) {
         return Err(DialError::UnsupportedProfile(token.profile.name()));
     }
 
@@ -225,12 +228,25 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
 
     let now = Instant::now();
     let keys = token.derive();
-    let local_creds = IceCreds::new();
-    let listener_ufrag = compose_listener_ufrag(&keys.token_ufrag, &local_creds.pass)
-        .map_err(|e| StackError::Config(format!("composing the listener ufrag: {e}")))?;
+    let identity = dialer_identity(token, &keys)?;
+    let (local_creds, remote_creds, certificate) = match identity {
+        // dialer-identity (`spec/handshake.md` §10.2): the listener chose our credentials and
+        // certificate; it is the controlling agent.
+        Some((local, remote, cert)) => (local, remote, Some(cert)),
+        None => {
+            let local = IceCreds::new();
+            let listener_ufrag = compose_listener_ufrag(&keys.token_ufrag, &local.pass)
+                .map_err(|e| StackError::Config(format!("composing the listener ufrag: {e}")))?;
+            let remote = IceCreds {
+                ufrag: listener_ufrag,
+                pass: keys.listener_pwd.clone(),
+            };
+            (local, remote, config.certificate.clone())
+        }
+    };
     let mut builder = Rtc::builder().set_local_ice_credentials(local_creds);
-    if let Some(cert) = &config.certificate {
-        builder = builder.set_dtls_cert(cert.clone());
+    if let Some(cert) = certificate {
+        builder = builder.set_dtls_cert(cert);
     }
     let mut rtc = builder.build(now);
     for local in &locals {
@@ -244,11 +260,8 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         }
     }
     let mut api = rtc.direct_api();
-    api.set_ice_controlling(true);
-    api.set_remote_ice_credentials(IceCreds {
-        ufrag: listener_ufrag,
-        pass: keys.listener_pwd.clone(),
-    });
+    api.set_ice_controlling(token.profile == Profile::Native);
+    api.set_remote_ice_credentials(remote_creds);
     api.set_remote_fingerprint(str0m::config::Fingerprint {
         hash_func: "sha-256".to_owned(),
         bytes: token.fingerprint.0.to_vec(),
@@ -312,6 +325,33 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
             reason: "dialer task ended".to_owned(),
         }),
     }
+}
+
+/// The identity a `dialer-identity` token chose for us: our ICE credentials, the listener's
+/// (from `listener-ice`), and the certificate rebuilt from the secret (`spec/token.md` §7.3).
+fn dialer_identity(
+    token: &Token,
+    keys: &oneway_token::DerivedKeys,
+) -> Result<Option<(IceCreds, IceCreds, str0m::config::DtlsCert)>, StackError> {
+    let (Some(dialer), Some(listener)) = (&keys.dialer_ice, &token.listener_ice) else {
+        return Ok(None);
+    };
+    let cert = DialerCertificate::derive(&token.secret)
+        .map_err(|e| StackError::Config(format!("dialer certificate: {e}")))?;
+    Ok(Some((
+        IceCreds {
+            ufrag: dialer.ufrag().to_owned(),
+            pass: dialer.pwd().to_owned(),
+        },
+        IceCreds {
+            ufrag: listener.ufrag().to_owned(),
+            pass: listener.pwd().to_owned(),
+        },
+        str0m::config::DtlsCert {
+            certificate: cert.certificate_der,
+            private_key: cert.private_key_pkcs8,
+        },
+    )))
 }
 
 struct Driver {

@@ -39,10 +39,12 @@
 
 mod binary;
 pub mod derive;
+pub mod dialer_cert;
 mod error;
 pub mod ice;
 pub mod inspect;
 pub mod qr;
+pub mod reply;
 pub mod sdp;
 mod text;
 mod token;

@@ -666,3 +666,93 @@ pub fn render(value: &Value) -> String {
     s.push('\n');
     s
 }
+
+// ---- browser-profile vectors: the dialer certificate (§7.3) and reply codes (§12) ----
+
+/// `spec/vectors/dialer-certificate.json`.
+pub fn dialer_certificate_json() -> Value {
+    use oneway_token::dialer_cert::DialerCertificate;
+    let vectors: Vec<Value> = ["dialer-identity", "dialer-certificate-2"]
+        .into_iter()
+        .map(|name| {
+            let s = secret(name);
+            let c = DialerCertificate::derive(&s).unwrap();
+            json!({
+                "name": name,
+                "secret_hex": hex(&s.0),
+                "private_scalar_hex": hex(&c.private_scalar),
+                "public_key_hex": hex(&c.public_key),
+                "tbs_der_hex": hex(&c.tbs_der),
+                "signature_der_hex": hex(&c.signature_der),
+                "certificate_der_hex": hex(&c.certificate_der),
+                "private_key_pkcs8_hex": hex(&c.private_key_pkcs8),
+                "fingerprint": c.fingerprint.to_sdp_hex(),
+            })
+        })
+        .collect();
+    json!({
+        "spec": "spec/token.md",
+        "generated_by": "cargo run -p oneway-token --example generate_vectors",
+        "format_version": 1,
+        "about": "The dialer certificate of the dialer-identity profile (spec/token.md section 7.3), from secret_hex: the P-256 private scalar, the uncompressed public key, the TBSCertificate, the RFC 6979 ECDSA signature, the certificate and its SHA-256 fingerprint must match byte for byte. private_key_pkcs8_hex is informative (one valid encoding of the key).",
+        "vectors": vectors,
+    })
+}
+
+/// `spec/vectors/reply-code.json`.
+pub fn reply_code_json() -> Value {
+    use oneway_token::IceCredentials;
+    use oneway_token::reply::ReplyCode;
+    let valid = [
+        ("chromium", "Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs"),
+        ("firefox", "9b2c4d6e", "0123456789abcdef0123456789ABCDEF"),
+    ];
+    let mut vectors: Vec<Value> = valid
+        .iter()
+        .map(|(name, ufrag, pwd)| {
+            let reply = ReplyCode {
+                ice: IceCredentials::new(*ufrag, *pwd).unwrap(),
+                fingerprint: fingerprint(name),
+            };
+            json!({
+                "name": name,
+                "text": reply.to_text(),
+                "ufrag": ufrag,
+                "pwd": pwd,
+                "fingerprint": reply.fingerprint.to_sdp_hex(),
+                "chars": reply.to_text().len(),
+                "error": null,
+            })
+        })
+        .collect();
+    let good = ReplyCode {
+        ice: IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs").unwrap(),
+        fingerprint: fingerprint("chromium"),
+    }
+    .to_text();
+    let mut typo = good.clone().into_bytes();
+    let last = typo.len() - 10;
+    typo[last] = if typo[last] == b'A' { b'B' } else { b'A' };
+    let invalid = [
+        ("missing-prefix", "ow1.AAAA".to_owned()),
+        ("unknown-version", good.replacen("owr1.", "owr2.", 1)),
+        ("mistyped", String::from_utf8(typo).unwrap()),
+        ("truncated", good[..30].to_owned()),
+    ];
+    for (name, text) in invalid {
+        let error = ReplyCode::from_text(&text).expect_err(name);
+        vectors.push(json!({
+            "name": name,
+            "text": text,
+            "error": error.code(),
+            "message": error.to_string(),
+        }));
+    }
+    json!({
+        "spec": "spec/token.md",
+        "generated_by": "cargo run -p oneway-token --example generate_vectors",
+        "format_version": 1,
+        "about": "Reply codes (spec/token.md section 12). A vector with error null must decode to ufrag, pwd and fingerprint, and encoding those must give text exactly; otherwise decoding must fail with `error`.",
+        "vectors": vectors,
+    })
+}

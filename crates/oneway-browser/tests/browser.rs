@@ -1,0 +1,594 @@
+//! The browser peer in real headless Chromium (no mock): one Chromium and one chromedriver are
+//! shared by every case, each case in its own tab(s).
+//!
+//! Runs in the normal test command. Skips with a printed reason only when Chromium is absent
+//! outside CI; with `CI=true` a missing Chromium fails. Takes `cargo test` name filters.
+//! Screenshots go to `target/browser-artifacts/` (CI keeps them as artifacts).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use oneway_browser::{Browser, BrowserConfig, Page, StaticServer};
+use oneway_str0m::{
+    ConnectionEvent, DialConfig, Listener, ListenerConfig, Progress, dial as str0m_dial,
+};
+use oneway_token::Token;
+use serde_json::{Value, json};
+
+type CaseResult = Result<String, String>;
+type Case = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + 'a>>;
+
+struct Ctx {
+    browser: Browser,
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+fn event_ms(events: &[Value], name: &str) -> Option<f64> {
+    events
+        .iter()
+        .find(|e| e["event"] == name)
+        .and_then(|e| e["t_ms"].as_f64())
+}
+
+/// Connect time as the page measured it: from `dialing` (or the token) to `connected`.
+fn connect_ms(events: &[Value], from: &str) -> String {
+    match (event_ms(events, from), event_ms(events, "connected")) {
+        (Some(a), Some(b)) => format!("{:.1} ms", b - a),
+        _ => "n/a".to_owned(),
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("browser-artifacts")
+}
+
+/// A str0m listener on loopback that echoes on every channel; returns its token text.
+async fn str0m_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>), String> {
+    let mut listener = Listener::bind(ListenerConfig::loopback())
+        .await
+        .map_err(err("str0m listener"))?;
+    let text = listener.token().to_text().map_err(err("token"))?;
+    let task = tokio::spawn(async move {
+        while let Some(mut conn) = listener.accept().await {
+            tokio::spawn(async move {
+                while let Some(event) = conn.next_event().await {
+                    match event {
+                        ConnectionEvent::Data {
+                            channel,
+                            binary: false,
+                            data,
+                        } => {
+                            let _ = conn
+                                .send_text(channel, &String::from_utf8_lossy(&data))
+                                .await;
+                        }
+                        ConnectionEvent::Data { channel, data, .. } => {
+                            let _ = conn.send(channel, &data).await;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    Ok((text, task))
+}
+
+/// str0m dials a browser listener's token, opens `data`, and checks one echo.
+async fn str0m_probe(token_text: &str) -> Result<(f64, f64), String> {
+    let token = Token::from_text(token_text).map_err(err("browser token"))?;
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = DialConfig {
+        progress: Some(tx),
+        ..Default::default()
+    };
+    let mut conn = str0m_dial(&token, &config)
+        .await
+        .map_err(err("str0m dial"))?;
+    let connected = start.elapsed().as_secs_f64() * 1000.0;
+    drop(config);
+    while rx.try_recv().is_ok() {}
+    let _ = Progress::Authenticated;
+    let ch = conn.open_channel("data").await.map_err(err("open data"))?;
+    let sent = Instant::now();
+    conn.send_text(ch, "hello from str0m")
+        .await
+        .map_err(err("send"))?;
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = conn.next_event().await {
+            if let ConnectionEvent::Data { data, .. } = e
+                && data == b"hello from str0m"
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !echoed {
+        return Err("no echo from the browser listener".to_owned());
+    }
+    let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+    conn.close("done");
+    Ok((connected, rtt))
+}
+
+fn spec_vectors(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page
+            .start("vectors", json!({}))
+            .await
+            .map_err(err("start"))?;
+        let out = page
+            .wait(&op, LIMIT, |_| {})
+            .await
+            .map_err(err("vectors"))?;
+        let failures = out.value["failures"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let passed = out.value["passed"].as_u64().unwrap_or(0);
+        if !failures.is_empty() || passed < 100 {
+            return Err(format!("{passed} checks passed; failures: {failures:#?}"));
+        }
+        Ok(format!("{passed} vector checks passed in Chromium"))
+    })
+}
+
+fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let (token, listener) = str0m_echo_listener().await?;
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page
+            .start("dial", json!({"token": token, "probe": true}))
+            .await
+            .map_err(err("start"))?;
+        let out = page.wait(&op, LIMIT, |_| {}).await.map_err(err("dial"));
+        listener.abort();
+        let out = out?;
+        let names: Vec<&str> = out
+            .events
+            .iter()
+            .filter_map(|e| e["event"].as_str())
+            .collect();
+        for needed in [
+            "dialing",
+            "ice-connected",
+            "dtls-connected",
+            "channel-open",
+            "connected",
+            "first-echo",
+        ] {
+            if !names.contains(&needed) {
+                return Err(format!("no `{needed}` event: {names:?}"));
+            }
+        }
+        Ok(format!(
+            "connected in {}, echo rtt {:.1} ms",
+            connect_ms(&out.events, "dialing"),
+            out.value["rtt_ms"].as_f64().unwrap_or(f64::NAN)
+        ))
+    })
+}
+
+fn str0m_dials_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page
+            .start("listen", json!({"profile": "dialer-identity"}))
+            .await
+            .map_err(err("start"))?;
+        let token = page
+            .wait_event(&op, "token", LIMIT, |_| {})
+            .await
+            .map_err(err("token"))?;
+        let text = token["token"].as_str().ok_or("no token text")?.to_owned();
+        let probed = str0m_probe(&text).await;
+        let (connected, rtt) = match probed {
+            Ok(x) => x,
+            Err(e) => {
+                let (events, result) = page.poll(&op).await.map_err(err("poll"))?;
+                return Err(format!(
+                    "{e}; browser listener events {events:?}, result {result:?}"
+                ));
+            }
+        };
+        let out = page
+            .wait(&op, LIMIT, |_| {})
+            .await
+            .map_err(err("listener"))?;
+        if out.value["token"] != json!(text) {
+            return Err("listener ended with another token".to_owned());
+        }
+        Ok(format!(
+            "str0m connected in {connected:.1} ms (dialer-identity, {} B token), echo rtt {rtt:.1} ms",
+            text.len()
+        ))
+    })
+}
+
+/// Two tabs: a `reply` listener and a browser dialer; the reply code goes back by the test.
+async fn browser_pair(
+    ctx: &Ctx,
+) -> Result<(Page, String, Page, String, Vec<Value>, String), String> {
+    let a = ctx.browser.open_page().await.map_err(err("page a"))?;
+    let b = ctx.browser.open_page().await.map_err(err("page b"))?;
+    let listen = a
+        .start("listen", json!({"profile": "reply"}))
+        .await
+        .map_err(err("listen"))?;
+    let token = a
+        .wait_event(&listen, "token", LIMIT, |_| {})
+        .await
+        .map_err(err("token"))?;
+    let text = token["token"].as_str().ok_or("no token")?.to_owned();
+    let dial = b
+        .start("dial", json!({"token": text, "probe": true, "keep": true}))
+        .await
+        .map_err(err("dial"))?;
+    let reply = b
+        .wait_event(&dial, "reply-code", LIMIT, |_| {})
+        .await
+        .map_err(err("reply code"))?;
+    let code = reply["code"].as_str().ok_or("no reply code")?.to_owned();
+    let accept = a
+        .start("accept-reply", json!({"listen": listen, "code": code}))
+        .await
+        .map_err(err("accept"))?;
+    a.wait(&accept, LIMIT, |_| {})
+        .await
+        .map_err(err("accept-reply"))?;
+    let out = b.wait(&dial, LIMIT, |_| {}).await.map_err(err("dialer"))?;
+    a.wait(&listen, LIMIT, |_| {})
+        .await
+        .map_err(err("listener"))?;
+    let mut events = vec![reply.clone()];
+    events.extend(out.events);
+    Ok((a, listen, b, dial, events, code))
+}
+
+fn browser_to_browser_reply(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let (_a, _l, _b, _d, events, code) = browser_pair(ctx).await?;
+        if code.len() > 80 {
+            return Err(format!(
+                "reply code has {} chars (> 80): {code}",
+                code.len()
+            ));
+        }
+        Ok(format!(
+            "connected {} after the reply code was read; reply code {} chars",
+            connect_ms(&events, "reply-code"),
+            code.len()
+        ))
+    })
+}
+
+fn renegotiate_browser_pair(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let (a, listen, b, dial, _, _) = browser_pair(ctx).await?;
+        let wait = a
+            .start("wait-track", json!({"conn": listen}))
+            .await
+            .map_err(err("wait-track"))?;
+        let add = b
+            .start("add-audio", json!({"conn": dial}))
+            .await
+            .map_err(err("add-audio"))?;
+        b.wait(&add, LIMIT, |_| {})
+            .await
+            .map_err(err("dialer adds audio"))?;
+        let got = a
+            .wait(&wait, LIMIT, |_| {})
+            .await
+            .map_err(err("listener track"))?;
+        Ok(format!(
+            "dialer added fake-microphone audio in band; listener received {} RTP packets",
+            got.value["packets"]
+        ))
+    })
+}
+
+fn renegotiate_with_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let (token, listener) = str0m_echo_listener().await?;
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page
+            .start("dial", json!({"token": token, "probe": true, "keep": true}))
+            .await
+            .map_err(err("start"))?;
+        page.wait(&op, LIMIT, |_| {}).await.map_err(err("dial"))?;
+        let add = page
+            .start("add-audio", json!({"conn": op}))
+            .await
+            .map_err(err("add-audio"))?;
+        let result = page.wait(&add, LIMIT, |_| {}).await;
+        listener.abort();
+        // The str0m peer negotiates with str0m's DirectApi and answers channel-0 `offer` with
+        // `unsupported` (spec/handshake.md §6.1): the browser must get exactly that error.
+        match result {
+            Err(oneway_browser::BrowserError::Page { code, .. }) if code == "unsupported" => Ok(
+                "browser offered audio in band; str0m answered `unsupported` (str0m peer has no SDP renegotiation)".to_owned(),
+            ),
+            Err(e) => Err(format!("unexpected failure: {e}")),
+            Ok(_) => Ok("str0m accepted the audio renegotiation".to_owned()),
+        }
+    })
+}
+
+fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let url = format!("{}index.html?loopback", ctx.browser.base_url());
+        let page = ctx.browser.open_url(&url).await.map_err(err("page"))?;
+        let deadline = Instant::now() + LIMIT;
+        let token = loop {
+            if let Some(t) = page.text_of("#token").await.map_err(err("read token"))?
+                && t.starts_with("ow1.")
+            {
+                break t;
+            }
+            if Instant::now() > deadline {
+                return Err("the page showed no token".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let href = page
+            .execute("return document.getElementById('token-link').href;", vec![])
+            .await
+            .map_err(err("link"))?;
+        if !href
+            .as_str()
+            .is_some_and(|h| h.ends_with(&format!("#{token}")))
+        {
+            return Err(format!("token link is {href}"));
+        }
+        let qr = page
+            .execute(
+                "return document.querySelectorAll('#qr svg path').length;",
+                vec![],
+            )
+            .await
+            .map_err(err("qr"))?;
+        if qr != json!(1) {
+            return Err("no QR code on the page".to_owned());
+        }
+        let (connected, _) = str0m_probe(&token).await?;
+        let state = loop {
+            let s = page.text_of("#state").await.map_err(err("state"))?;
+            if s.as_deref() == Some("connected") || Instant::now() > deadline {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let png = page.screenshot().await.map_err(err("screenshot"))?;
+        let dir = artifacts_dir();
+        std::fs::create_dir_all(&dir).map_err(err("artifacts dir"))?;
+        let path = dir.join("static-page-connected.png");
+        std::fs::write(&path, &png).map_err(err("write screenshot"))?;
+        if state.as_deref() != Some("connected") {
+            return Err(format!(
+                "DOM state is {state:?}, not connected (screenshot {})",
+                path.display()
+            ));
+        }
+        Ok(format!(
+            "page token dialed by str0m in {connected:.1} ms; DOM shows connected; screenshot {}",
+            path.display()
+        ))
+    })
+}
+
+fn detect(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page
+            .start("detect", json!({}))
+            .await
+            .map_err(err("start"))?;
+        let out = page.wait(&op, LIMIT, |_| {}).await.map_err(err("detect"))?;
+        Ok(format!(
+            "Chromium {}: local ufrag/pwd munging {}",
+            ctx.browser.version(),
+            if out.value["munging"] == json!(true) {
+                "accepted"
+            } else {
+                "rejected"
+            }
+        ))
+    })
+}
+
+/// The page's QR encoder (web/qr.js) gives exactly the modules the Rust `qrcode` crate gives
+/// for the same segments, version and mask.
+fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        use qrcode::bits::Bits;
+        use qrcode::canvas::{Canvas, MaskPattern};
+        use qrcode::{Color, EcLevel, Version};
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let token = "OW1.AEARYLEU77I54UJ74I4GGZSHPS4SLQJS3HUPJOJHXWCJZAU46HTEYFHOMIFIXETPBUKJZVKIIZVTRI2MAEBG6HJMHNFFSTUNW7DKL5HD2LA3B2W3AEBROBAYIMPPGHYN5ITUWV3NPVM27QFEF5UY3YUVNRHUIIJ5";
+        let url = "http://127.0.0.1:8080/index.html#";
+        let mut checked = Vec::new();
+        for (prefix, text) in [
+            ("", token.to_owned()),
+            (url, format!("{url}{token}")),
+            (
+                "",
+                "owr1.BBhDHvMfDeonS1dtfVmvwKQvaY3ilWyrq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq9U"
+                    .to_owned(),
+            ),
+        ] {
+            let op = page
+                .start("qr", json!({"text": text}))
+                .await
+                .map_err(err("start"))?;
+            let out = page.wait(&op, LIMIT, |_| {}).await.map_err(err("qr"))?;
+            let version = out.value["version"].as_i64().ok_or("no version")? as i16;
+            let mask = out.value["mask"].as_u64().ok_or("no mask")?;
+            let js: Vec<bool> = out.value["modules"]
+                .as_array()
+                .ok_or("no modules")?
+                .iter()
+                .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+                .map(|v| v == json!(true))
+                .collect();
+            let v = Version::Normal(version);
+            let mut bits = Bits::new(v);
+            if text.starts_with("owr") {
+                bits.push_byte_data(text.as_bytes()).map_err(err("bits"))?;
+            } else {
+                if !prefix.is_empty() {
+                    bits.push_byte_data(prefix.as_bytes())
+                        .map_err(err("bits"))?;
+                }
+                bits.push_alphanumeric_data(token.as_bytes())
+                    .map_err(err("bits"))?;
+            }
+            bits.push_terminator(EcLevel::M)
+                .map_err(err("terminator"))?;
+            let (data, ec) = qrcode::ec::construct_codewords(&bits.into_bytes(), v, EcLevel::M)
+                .map_err(err("codewords"))?;
+            let mut canvas = Canvas::new(v, EcLevel::M);
+            canvas.draw_all_functional_patterns();
+            canvas.draw_data(&data, &ec);
+            let pattern = [
+                MaskPattern::Checkerboard,
+                MaskPattern::HorizontalLines,
+                MaskPattern::VerticalLines,
+                MaskPattern::DiagonalLines,
+                MaskPattern::LargeCheckerboard,
+                MaskPattern::Fields,
+                MaskPattern::Diamonds,
+                MaskPattern::Meadow,
+            ][mask as usize];
+            canvas.apply_mask(pattern);
+            let rust: Vec<bool> = canvas
+                .into_colors()
+                .into_iter()
+                .map(|c| c == Color::Dark)
+                .collect();
+            if rust != js {
+                let differ = rust.iter().zip(&js).filter(|(a, b)| a != b).count();
+                return Err(format!(
+                    "{} chars: version {version} mask {mask}: {differ} modules differ",
+                    text.len()
+                ));
+            }
+            checked.push(format!("v{version}/mask {mask}"));
+        }
+        Ok(format!(
+            "identical to the qrcode crate for {}",
+            checked.join(", ")
+        ))
+    })
+}
+
+const CASES: &[(&str, Case)] = &[
+    ("spec_vectors_in_browser", spec_vectors),
+    ("browser_dialer_to_str0m_listener", browser_dials_str0m),
+    ("str0m_dialer_to_browser_listener", str0m_dials_browser),
+    ("static_page_token_dial_screenshot", static_page),
+    ("browser_to_browser_reply_code", browser_to_browser_reply),
+    (
+        "renegotiate_audio_browser_to_browser",
+        renegotiate_browser_pair,
+    ),
+    ("renegotiate_audio_browser_to_str0m", renegotiate_with_str0m),
+    ("detect_one_way_paths", detect),
+    ("page_qr_matches_qrcode_crate", qr_matches_rust),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in CASES {
+            println!("{name}: test");
+        }
+        return;
+    }
+    let selected: Vec<&(&str, Case)> = CASES
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    if selected.is_empty() {
+        println!("0 passed, 0 failed");
+        return;
+    }
+    let config = match BrowserConfig::detect() {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            println!("SKIPPED browser tests: {e}");
+            println!("0 passed, 0 failed, {} skipped", selected.len());
+            return;
+        }
+        Err(e) => {
+            eprintln!("CI=true and Chromium is required: {e}");
+            std::process::exit(1);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    let failed = runtime.block_on(async {
+        let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors");
+        let server = StaticServer::start(vec![("/vectors/".to_owned(), vectors)])
+            .await
+            .expect("static server");
+        let browser = match Browser::launch_with_server(config, server).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("cannot start Chromium: {e}");
+                return selected.len();
+            }
+        };
+        println!(
+            "running {} browser cases in Chromium {}",
+            selected.len(),
+            browser.version()
+        );
+        let ctx = Ctx { browser };
+        let mut failed = 0;
+        for (name, case) in &selected {
+            let t = Instant::now();
+            let result = tokio::time::timeout(Duration::from_secs(90), case(&ctx))
+                .await
+                .unwrap_or_else(|_| Err("timed out after 90 s".to_owned()));
+            let took = t.elapsed().as_secs_f64();
+            match result {
+                Ok(note) => println!("test {name} ... ok ({took:.1} s): {note}"),
+                Err(e) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED ({took:.1} s): {e}");
+                }
+            }
+        }
+        ctx.browser.close().await;
+        failed
+    });
+    let passed = selected.len() - failed;
+    println!(
+        "browser tests took {:.1} s (one shared Chromium)",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,1179 @@
+// oneway.js: the oneway browser peer, one ES module with no dependencies and no build step.
+//
+// What is here, each next to the spec section it implements:
+// - the token codec (spec/token.md §4, §6, §8): decodeToken, encodeToken, tokenToText;
+// - HKDF derivations with WebCrypto (spec/token.md §7): deriveKeys;
+// - SDP synthesis from a token (spec/token.md §9): nativeAnswer, listenerOffer,
+//   dialerIdentityAnswer, replyAnswer, tokenFromOffer;
+// - the dialer certificate of the dialer-identity profile (spec/token.md §7.3): dialerCertificate;
+// - reply codes (spec/token.md §12): encodeReplyCode, decodeReplyCode;
+// - the in-band proof and channel-0 messages (spec/handshake.md §5, §6);
+// - peers: dial() (native and reply profiles, browser dialer), listen() (dialer-identity and
+//   reply profiles, browser listener), and the Connection they resolve to.
+//
+// Every function that reads input throws a OnewayError with a stable `code`.
+
+/** Format version of tokens this module reads and writes. */
+export const VERSION = 1;
+const MAX_TEXT_LEN = 16384;
+const MAX_CANDIDATES = 16;
+const MAX_EXTENSIONS = 16;
+const MAX_LABEL_BYTES = 64;
+const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81 };
+const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label' };
+const PROFILES = ['native', 'dialer-identity', 'reply'];
+const DEFAULT_SCTP = { port: 5000, maxMessageSize: 262144 };
+const ICE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const TYPE_PREFERENCE = 126;
+/** Label of channel 0 (spec/handshake.md §5.1). */
+export const CHANNEL0_LABEL = 'oneway';
+/** Seconds a dialer waits for the connection by default. */
+export const DEFAULT_TIMEOUT_MS = 10000;
+
+/** An error with a stable code from spec/token.md §8 or spec/handshake.md §8. */
+export class OnewayError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.name = 'OnewayError';
+  }
+}
+const fail = (code, message) => { throw new OnewayError(code, message); };
+
+// ---------------------------------------------------------------------------------------------
+// Bytes, base64url, base32, CRC-32
+
+const te = new TextEncoder();
+const td = new TextDecoder('utf-8', { fatal: true });
+
+export function hex(bytes) { return [...bytes].map(b => b.toString(16).padStart(2, '0')).join(''); }
+export function fromHex(text) {
+  if (text.length % 2 || /[^0-9a-fA-F]/.test(text)) fail('invalid-character', 'not hex');
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(2 * i, 2), 16);
+  return out;
+}
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function encodeBits(bytes, alphabet, bitsPerChar) {
+  let out = '', acc = 0, bits = 0;
+  for (const b of bytes) {
+    acc = (acc << 8) | b; bits += 8;
+    while (bits >= bitsPerChar) { bits -= bitsPerChar; out += alphabet[(acc >> bits) & ((1 << bitsPerChar) - 1)]; }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += alphabet[(acc << (bitsPerChar - bits)) & ((1 << bitsPerChar) - 1)];
+  return out;
+}
+// Canonical decoding: the length must come from whole bytes and trailing bits must be zero.
+function decodeBits(text, alphabet, bitsPerChar) {
+  const totalBits = text.length * bitsPerChar;
+  const nBytes = Math.floor(totalBits / 8);
+  if (totalBits - nBytes * 8 >= bitsPerChar) return null;  // a whole spare character
+  const out = new Uint8Array(nBytes);
+  let acc = 0, bits = 0, at = 0;
+  for (const c of text) {
+    acc = (acc << bitsPerChar) | alphabet.indexOf(c); bits += bitsPerChar;
+    if (bits >= 8) { bits -= 8; out[at++] = (acc >> bits) & 0xff; }
+    acc &= (1 << bits) - 1;
+  }
+  if (acc !== 0) return null;  // non-zero trailing bits
+  return out;
+}
+export const base64url = (bytes) => encodeBits(bytes, B64URL, 6);
+const base64std = (bytes) => encodeBits(bytes, ICE_ALPHABET, 6);
+export function fromBase64url(text) {
+  const out = [...text].every(c => B64URL.includes(c)) ? decodeBits(text, B64URL, 6) : null;
+  if (!out) fail('invalid-text-length', 'not canonical base64url');
+  return out;
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+/** CRC-32 (ISO-HDLC), as spec/token.md §4.3. */
+export function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+/** CRC-8 (polynomial 0x07, initial 0, no reflection: CRC-8/SMBUS), as the reply code uses. */
+export function crc8(bytes) {
+  let c = 0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 0x80 ? ((c << 1) ^ 0x07) & 0xff : (c << 1) & 0xff;
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+
+function formatIpv6(b) {
+  const g = [];
+  for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
+  if (g.slice(0, 5).every(x => x === 0) && g[5] === 0xffff) {
+    return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const h = g.map(x => x.toString(16));
+  if (best < 0) return h.join(':');
+  return `${h.slice(0, best).join(':')}::${h.slice(best + bestLen).join(':')}`;
+}
+function parseIpv4(text) {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m) return null;
+  const b = m.slice(1).map(Number);
+  if (b.some(x => x > 255) || m.slice(1).some(x => x.length > 1 && x[0] === '0')) return null;
+  return Uint8Array.from(b);
+}
+function parseIpv6(text) {
+  if (!/^[0-9a-fA-F:.]+$/.test(text) || text.split('::').length > 2) return null;
+  let tail4 = null;
+  let t = text;
+  const lastColon = t.lastIndexOf(':');
+  if (t.includes('.')) {
+    tail4 = parseIpv4(t.slice(lastColon + 1));
+    if (!tail4) return null;
+    t = t.slice(0, lastColon + 1) + '0:0';
+  }
+  const [head, rest] = t.includes('::') ? t.split('::') : [t, null];
+  const parse = s => (s === '' ? [] : s.split(':').map(x => (/^[0-9a-fA-F]{1,4}$/.test(x) ? parseInt(x, 16) : NaN)));
+  const hg = parse(head), rg = rest === null ? [] : parse(rest);
+  if ([...hg, ...rg].some(Number.isNaN)) return null;
+  let groups;
+  if (rest === null) { if (hg.length !== 8) return null; groups = hg; }
+  else { if (hg.length + rg.length > 7) return null; groups = [...hg, ...Array(8 - hg.length - rg.length).fill(0), ...rg]; }
+  const out = new Uint8Array(16);
+  groups.forEach((x, i) => { out[2 * i] = x >> 8; out[2 * i + 1] = x & 0xff; });
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+function formatUuid(b) {
+  const h = hex(b);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+/** The SDP form of a token address: an IP literal or `<uuid>.local`. */
+export function addressToString(a) {
+  if (a.form === 'ipv4') return [...a.bytes].join('.');
+  if (a.form === 'ipv6') return formatIpv6(a.bytes);
+  return `${formatUuid(a.bytes)}.local`;
+}
+/** Parses an SDP candidate address, or returns null when a token cannot carry it. */
+export function parseAddress(text) {
+  const v4 = parseIpv4(text);
+  if (v4) return { form: 'ipv4', bytes: v4 };
+  const v6 = parseIpv6(text);
+  if (v6) return { form: 'ipv6', bytes: v6 };
+  const m = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\.local$/i.exec(text);
+  if (m) return { form: 'mdns', bytes: fromHex(m.slice(1).join('')) };
+  return null;
+}
+const isUnspecified = a => a.form !== 'mdns' && a.bytes.every(b => b === 0);
+const sameCandidate = (x, y) => x.transport === y.transport && x.type === y.type && x.port === y.port
+  && x.address.form === y.address.form && hex(x.address.bytes) === hex(y.address.bytes);
+
+// ---------------------------------------------------------------------------------------------
+// ICE credentials (spec/token.md §5.3)
+
+const isIceChars = s => /^[A-Za-z0-9+/]*$/.test(s);
+function checkIce(ufrag, pwd) {
+  return isIceChars(ufrag) && isIceChars(pwd) && ufrag.length >= 4 && ufrag.length <= 256
+    && pwd.length >= 22 && pwd.length <= 256;
+}
+function packIce(ufrag, pwd) {
+  const chars = ufrag + pwd;
+  const out = [ufrag.length, pwd.length];
+  let acc = 0, bits = 0;
+  for (const c of chars) {
+    acc = (acc << 6) | ICE_ALPHABET.indexOf(c); bits += 6;
+    while (bits >= 8) { bits -= 8; out.push((acc >> bits) & 0xff); }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out.push((acc << (8 - bits)) & 0xff);
+  return Uint8Array.from(out);
+}
+function unpackIce(value) {
+  if (value.length < 2) return null;
+  const [ul, pl] = value;
+  const n = ul + pl;
+  const packed = value.subarray(2);
+  if (packed.length !== Math.ceil((n * 6) / 8)) return null;
+  let text = '', acc = 0, bits = 0, at = 0;
+  while (text.length < n) {
+    while (bits < 6) { acc = (acc << 8) | packed[at++]; bits += 8; }
+    bits -= 6; text += ICE_ALPHABET[(acc >> bits) & 63]; acc &= (1 << bits) - 1;
+  }
+  if (acc !== 0) return null;
+  const ufrag = text.slice(0, ul), pwd = text.slice(ul);
+  return checkIce(ufrag, pwd) ? { ufrag, pwd } : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token text and binary forms (spec/token.md §4, §6, §8)
+
+function locateToken(text) {
+  const hash = text.indexOf('#');
+  if (hash < 0) return [text, 0];
+  let offset = hash + 1;
+  for (const part of text.slice(hash + 1).split('&')) {
+    const eq = part.indexOf('=');
+    const start = eq < 0 ? 0 : eq + 1;
+    const value = part.slice(start);
+    if (value.startsWith('ow') || value.startsWith('OW')) return [value, offset + start];
+    offset += part.length + 1;
+  }
+  return [text.slice(hash + 1), hash + 1];
+}
+
+/** Text (`ow1.…`, `OW1.…` or a URL with one in its fragment) to the binary form. */
+export function textToBytes(input) {
+  const trimmed = String(input).trim();
+  if (!trimmed) fail('empty', 'empty input');
+  if (te.encode(trimmed).length > MAX_TEXT_LEN) fail('too-long', `longer than ${MAX_TEXT_LEN} characters`);
+  const [token, offset] = locateToken(trimmed);
+  const dot = token.indexOf('.');
+  if (dot < 0) fail('missing-prefix', 'no ow1. prefix');
+  const head = token.slice(0, dot);
+  if (!/^[\x00-\x7f]*$/.test(head) || head.length < 3) fail('missing-prefix', 'no ow1. prefix');
+  const name = head.slice(0, 2), digits = head.slice(2);
+  if (!(name === 'ow' || name === 'OW') || !/^[0-9]+$/.test(digits)) fail('missing-prefix', 'no ow1. prefix');
+  const n = Number(digits);
+  const version = n > 255 ? 255 : n;
+  if (version !== VERSION) fail('unknown-version', `version ${version}`);
+  const body = token.slice(dot + 1);
+  const [alphabet, bitsPerChar, alphaName] = name === 'ow' ? [B64URL, 6, 'base64url'] : [B32, 5, 'base32'];
+  let position = offset + [...token.slice(0, dot + 1)].length;
+  for (const c of body) {
+    if (!alphabet.includes(c)) fail('invalid-character', `${JSON.stringify(c)} is not ${alphaName} (position ${position})`);
+    position++;
+  }
+  const bytes = decodeBits(body, alphabet, bitsPerChar);
+  if (!bytes) fail('invalid-text-length', `${alphaName} length does not make whole bytes`);
+  return { bytes, form: name === 'ow' ? 'compact' : 'qr' };
+}
+
+function reader(buf) {
+  let pos = 0;
+  return {
+    get pos() { return pos; },
+    take(n, field) {
+      if (pos + n > buf.length) fail('truncated', `truncated at byte ${buf.length} (${field})`);
+      const out = buf.subarray(pos, pos + n); pos += n; return out;
+    },
+    byte(field) { return this.take(1, field)[0]; },
+  };
+}
+
+/** Decodes the binary form (structure, checksum, meaning; not expiry). */
+export function decodeBytes(bytes) {
+  const r = reader(bytes);
+  const version = r.byte('version');
+  if (version !== VERSION) fail('unknown-version', `version ${version}`);
+  const profileByte = r.byte('profile');
+  const fingerprint = Uint8Array.from(r.take(32, 'fingerprint'));
+  const secret = Uint8Array.from(r.take(16, 'secret'));
+  const count = r.byte('candidate count');
+  if (count > MAX_CANDIDATES) fail('too-many-candidates', `${count} candidates`);
+  const candidates = [];
+  for (let i = 0; i < count; i++) {
+    const field = `candidate ${i + 1} of ${count}`;
+    const kind = r.byte(field);
+    const typeBits = (kind >> 2) & 3, form = kind & 3;
+    if (kind & 0xe0 || typeBits === 3 || form === 3) fail('unknown-candidate-kind', `candidate ${i} kind ${kind}`);
+    const address = form === 0 ? { form: 'ipv4', bytes: Uint8Array.from(r.take(4, field)) }
+      : { form: form === 1 ? 'ipv6' : 'mdns', bytes: Uint8Array.from(r.take(16, field)) };
+    const p = r.take(2, field);
+    candidates.push({
+      transport: kind & 0x10 ? 'tcp' : 'udp', type: ['host', 'srflx', 'relay'][typeBits], address, port: (p[0] << 8) | p[1],
+    });
+  }
+  const extCount = r.byte('extension count');
+  if (extCount > MAX_EXTENSIONS) fail('too-many-extensions', `${extCount} extensions`);
+  const wire = [];
+  for (let i = 0; i < extCount; i++) {
+    const field = `extension ${i + 1} of ${extCount}`;
+    const type = r.byte(field);
+    const len = r.byte(field);
+    wire.push({ type, value: Uint8Array.from(r.take(len, field)) });
+  }
+  const end = r.pos;
+  const c = r.take(4, 'checksum');
+  if (r.pos < bytes.length) fail('trailing-bytes', `${bytes.length - r.pos} bytes after the checksum`);
+  const found = ((c[0] << 24) | (c[1] << 16) | (c[2] << 8) | c[3]) >>> 0;
+  if (crc32(bytes.subarray(0, end)) !== found) fail('checksum-mismatch', 'CRC-32 differs: altered or mistyped');
+  if (profileByte > 2) fail('unknown-profile', `profile ${profileByte}`);
+  const token = newToken(PROFILES[profileByte], fingerprint, secret, candidates);
+  let previous = -1;
+  for (const e of wire) {
+    if (e.type <= previous) fail('extension-not-ascending', `type ${e.type} after ${previous}`);
+    previous = e.type;
+    const v = e.value;
+    const badLength = () => fail('bad-extension-length', `${EXT_NAMES[e.type]}: ${v.length} bytes`);
+    if (e.type === EXT.expires) {
+      if (v.length !== 4) badLength();
+      token.expires = ((v[0] << 24) | (v[1] << 16) | (v[2] << 8) | v[3]) >>> 0;
+    } else if (e.type === EXT.sctp) {
+      if (v.length !== 6) badLength();
+      const port = (v[0] << 8) | v[1];
+      if (port === 0) fail('invalid-extension-value', 'sctp: SCTP port 0');
+      token.sctp = { port, maxMessageSize: ((v[2] << 24) | (v[3] << 16) | (v[4] << 8) | v[5]) >>> 0 };
+    } else if (e.type === EXT.listenerIce) {
+      const ice = unpackIce(v);
+      if (!ice) fail('invalid-extension-value', 'listener-ice: not a valid packed ufrag/pwd pair');
+      token.listenerIce = ice;
+    } else if (e.type === EXT.singleUse) {
+      if (v.length !== 0) badLength();
+      token.singleUse = true;
+    } else if (e.type === EXT.label) {
+      let label;
+      try { label = td.decode(v); } catch { fail('invalid-extension-value', 'label: not UTF-8'); }
+      validateLabel(label);
+      token.label = label;
+    } else if (e.type < 0x80) {
+      fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
+    } else {
+      token.unknownExtensions.push({ type: e.type, value: v });
+    }
+  }
+  validate(token);
+  return token;
+}
+
+function validateLabel(label) {
+  const n = te.encode(label).length;
+  if (n === 0 || n > MAX_LABEL_BYTES) fail('bad-extension-length', `label: ${n} bytes`);
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(label)) fail('invalid-extension-value', 'label: contains control characters');
+}
+
+function newToken(profile, fingerprint, secret, candidates) {
+  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, unknownExtensions: [] };
+}
+
+/** Checks the rules about meaning (spec/token.md §3, §5); encoding and decoding share them. */
+export function validate(t) {
+  if (!PROFILES.includes(t.profile)) fail('unknown-profile', t.profile);
+  if (t.candidates.length === 0) fail('no-candidates', 'no candidates');
+  if (t.candidates.length > MAX_CANDIDATES) fail('too-many-candidates', `${t.candidates.length} candidates`);
+  t.candidates.forEach((c, i) => {
+    if (c.address.form === 'mdns' && c.type !== 'host') fail('mdns-not-host', `candidate ${i}`);
+    if (c.port === 0) fail('zero-port', `candidate ${i}`);
+    if (isUnspecified(c.address)) fail('unspecified-address', `candidate ${i}`);
+    const first = t.candidates.slice(0, i).findIndex(o => sameCandidate(o, c));
+    if (first >= 0) fail('duplicate-candidate', `candidate ${i} repeats candidate ${first}`);
+  });
+  if (t.listenerIce && (packIce(t.listenerIce.ufrag, t.listenerIce.pwd).length > 255 || !checkIce(t.listenerIce.ufrag, t.listenerIce.pwd))) {
+    fail('invalid-extension-value', 'listener-ice: credentials invalid or too long');
+  }
+  const derives = t.profile === 'native';
+  if (derives && t.listenerIce) fail('extension-not-allowed', `listener-ice in profile ${t.profile}`);
+  if (!derives && !t.listenerIce) fail('missing-extension', `listener-ice is required in profile ${t.profile}`);
+  if (t.label !== null) validateLabel(t.label);
+  const seen = new Set();
+  for (const e of t.unknownExtensions) {
+    if (e.type < 0x80) fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
+    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label) {
+      fail('invalid-extension-value', `extension 0x${e.type.toString(16)}`);
+    }
+    seen.add(e.type);
+  }
+  if (wireExtensions(t).length > MAX_EXTENSIONS) fail('too-many-extensions', 'more than 16 extensions');
+}
+
+function wireExtensions(t) {
+  const out = [];
+  if (t.expires !== null) {
+    const e = t.expires;
+    out.push([EXT.expires, Uint8Array.of(e >>> 24, (e >>> 16) & 255, (e >>> 8) & 255, e & 255)]);
+  }
+  if (t.sctp) {
+    const { port: p, maxMessageSize: m } = t.sctp;
+    out.push([EXT.sctp, Uint8Array.of(p >> 8, p & 255, m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255)]);
+  }
+  if (t.listenerIce) out.push([EXT.listenerIce, packIce(t.listenerIce.ufrag, t.listenerIce.pwd)]);
+  if (t.singleUse) out.push([EXT.singleUse, new Uint8Array(0)]);
+  if (t.label !== null) out.push([EXT.label, te.encode(t.label)]);
+  for (const e of t.unknownExtensions) out.push([e.type, e.value]);
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** Encodes the binary form (after validate). */
+export function encodeToken(t) {
+  validate(t);
+  const out = [VERSION, PROFILES.indexOf(t.profile), ...t.fingerprint, ...t.secret, t.candidates.length];
+  for (const c of t.candidates) {
+    const typeBits = ['host', 'srflx', 'relay'].indexOf(c.type);
+    const form = ['ipv4', 'ipv6', 'mdns'].indexOf(c.address.form);
+    out.push(((c.transport === 'tcp' ? 1 : 0) << 4) | (typeBits << 2) | form, ...c.address.bytes, c.port >> 8, c.port & 255);
+  }
+  const exts = wireExtensions(t);
+  out.push(exts.length);
+  for (const [type, value] of exts) out.push(type, value.length, ...value);
+  const crc = crc32(Uint8Array.from(out));
+  out.push(crc >>> 24, (crc >>> 16) & 255, (crc >>> 8) & 255, crc & 255);
+  return Uint8Array.from(out);
+}
+/** `ow1.` + base64url. */
+export const tokenToText = t => `ow${VERSION}.${base64url(encodeToken(t))}`;
+/** `OW1.` + base32 (QR alphanumeric mode). */
+export const tokenToQrText = t => `OW${VERSION}.${encodeBits(encodeToken(t), B32, 5)}`;
+/** Decodes any text form (or a URL with one in its fragment). Expiry is checked separately. */
+export function decodeToken(text) { return decodeBytes(textToBytes(text).bytes); }
+/** Throws `expired` when the token's expiry has passed at `nowSecs` (Unix seconds). */
+export function checkExpiry(t, nowSecs = Math.floor(Date.now() / 1000)) {
+  if (t.expires !== null && nowSecs >= t.expires) fail('expired', `the token expired at ${t.expires}`);
+}
+
+/** The decoded fields in the shape of spec/vectors/valid.json `decoded`. */
+export function tokenToJson(t) {
+  return {
+    candidates: t.candidates.map(c => ({ address: addressToString(c.address), port: c.port, transport: c.transport, type: c.type })),
+    expires: t.expires,
+    fingerprint: fingerprintToSdp(t.fingerprint),
+    label: t.label,
+    listener_ice: t.listenerIce ? { pwd: t.listenerIce.pwd, ufrag: t.listenerIce.ufrag } : null,
+    profile: t.profile,
+    sctp: t.sctp ? { max_message_size: t.sctp.maxMessageSize, port: t.sctp.port } : null,
+    secret_hex: hex(t.secret),
+    single_use: t.singleUse,
+    unknown_extensions: t.unknownExtensions.map(e => ({ type: e.type, value_hex: hex(e.value) })),
+  };
+}
+/** Builds a token from the shape of spec/vectors/valid.json `decoded`. */
+export function tokenFromJson(j) {
+  const t = newToken(j.profile, fingerprintFromSdp(j.fingerprint), fromHex(j.secret_hex), j.candidates.map(c => ({
+    transport: c.transport, type: c.type, port: c.port, address: parseAddress(c.address),
+  })));
+  t.expires = j.expires;
+  t.sctp = j.sctp ? { port: j.sctp.port, maxMessageSize: j.sctp.max_message_size } : null;
+  t.listenerIce = j.listener_ice;
+  t.singleUse = j.single_use;
+  t.label = j.label;
+  t.unknownExtensions = j.unknown_extensions.map(e => ({ type: e.type, value: fromHex(e.value_hex) }));
+  return t;
+}
+
+export function fingerprintToSdp(fp) { return [...fp].map(b => b.toString(16).padStart(2, '0').toUpperCase()).join(':'); }
+export function fingerprintFromSdp(text) {
+  const parts = text.trim().split(':');
+  if (parts.length !== 32 || parts.some(p => !/^[0-9a-fA-F]{2}$/.test(p))) fail('invalid-fingerprint', 'not 32 hex pairs');
+  return Uint8Array.from(parts.map(p => parseInt(p, 16)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Derivations (spec/token.md §7), WebCrypto
+
+const subtle = globalThis.crypto.subtle;
+async function hkdf(secret, label, length) {
+  const key = await subtle.importKey('raw', secret, 'HKDF', false, ['deriveBits']);
+  const bits = await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: te.encode('oneway/v1'), info: te.encode(label) }, key, length * 8);
+  return new Uint8Array(bits);
+}
+/** Every value derived from the token secret. */
+export async function deriveKeys(t) {
+  const keys = {
+    tokenUfrag: base64std(await hkdf(t.secret, 'oneway/v1 ice-ufrag', 6)),
+    listenerPwd: base64std(await hkdf(t.secret, 'oneway/v1 ice-pwd', 18)),
+    authKey: await hkdf(t.secret, 'oneway/v1 auth-key', 32),
+    dialerIce: null,
+  };
+  if (t.profile === 'dialer-identity') {
+    keys.dialerIce = {
+      ufrag: base64std(await hkdf(t.secret, 'oneway/v1 dialer-ice-ufrag', 6)),
+      pwd: base64std(await hkdf(t.secret, 'oneway/v1 dialer-ice-pwd', 18)),
+    };
+  }
+  return keys;
+}
+export async function sha256(bytes) { return new Uint8Array(await subtle.digest('SHA-256', bytes)); }
+async function hmacSha256(key, data) {
+  const k = await subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return new Uint8Array(await subtle.sign('HMAC', k, data));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dialer certificate of the dialer-identity profile (spec/token.md §7.3): a P-256 key
+// derived from the secret and a fixed-template self-signed certificate, signed with RFC 6979
+// deterministic ECDSA, so that the native dialer rebuilds the same bytes.
+
+const P = 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n;
+const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const G = [0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296n,
+  0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5n];
+const mod = (a, m) => ((a % m) + m) % m;
+function inv(a, m) {
+  let [r0, r1, s0, s1] = [mod(a, m), m, 1n, 0n];
+  while (r1 !== 0n) { const q = r0 / r1; [r0, r1] = [r1, r0 - q * r1]; [s0, s1] = [s1, s0 - q * s1]; }
+  return mod(s0, m);
+}
+function pointAdd(a, b) {
+  if (a === null) return b;
+  if (b === null) return a;
+  let l;
+  if (a[0] === b[0]) {
+    if (mod(a[1] + b[1], P) === 0n) return null;
+    l = mod((3n * a[0] * a[0] - 3n) * inv(2n * a[1], P), P);
+  } else {
+    l = mod((b[1] - a[1]) * inv(b[0] - a[0], P), P);
+  }
+  const x = mod(l * l - a[0] - b[0], P);
+  return [x, mod(l * (a[0] - x) - a[1], P)];
+}
+function pointMul(k, pt) {
+  let acc = null;
+  for (let i = BigInt(k.toString(2).length) - 1n; i >= 0n; i--) {
+    acc = pointAdd(acc, acc);
+    if ((k >> i) & 1n) acc = pointAdd(acc, pt);
+  }
+  return acc;
+}
+const toBig = bytes => BigInt('0x' + (hex(bytes) || '0'));
+const toBytes32 = x => fromHex(x.toString(16).padStart(64, '0'));
+
+function derLen(n) { return n < 128 ? [n] : n < 256 ? [0x81, n] : [0x82, n >> 8, n & 255]; }
+function der(tag, body) { return concat(Uint8Array.of(tag, ...derLen(body.length)), body); }
+function derInt(x) {
+  let b = toBytes32(x);
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  b = b.subarray(i);
+  return der(0x02, b[0] & 0x80 ? concat(Uint8Array.of(0), b) : b);
+}
+// Fixed parts of the certificate (spec/token.md §7.3).
+const ECDSA_SHA256 = fromHex('300a06082a8648ce3d040302');
+const NAME_ONEWAY = fromHex('3011310f300d06035504030c066f6e65776179');
+const VALIDITY = fromHex('3020170d3235303130313030303030305a180f39393939313233313233353935395a');
+const SPKI_PREFIX = fromHex('3059301306072a8648ce3d020106082a8648ce3d030107034200');
+
+async function rfc6979Sign(d, hash) {
+  const x = toBytes32(d), h1 = toBytes32(mod(toBig(hash), N));
+  let V = new Uint8Array(32).fill(1), K = new Uint8Array(32);
+  K = await hmacSha256(K, concat(V, Uint8Array.of(0), x, h1));
+  V = await hmacSha256(K, V);
+  K = await hmacSha256(K, concat(V, Uint8Array.of(1), x, h1));
+  V = await hmacSha256(K, V);
+  for (let i = 0; i < 64; i++) {
+    V = await hmacSha256(K, V);
+    const k = toBig(V);
+    if (k >= 1n && k < N) {
+      const r = mod(pointMul(k, G)[0], N);
+      const s = mod(inv(k, N) * (toBig(hash) + r * d), N);
+      if (r !== 0n && s !== 0n) return [r, s];
+    }
+    K = await hmacSha256(K, concat(V, Uint8Array.of(0)));
+    V = await hmacSha256(K, V);
+  }
+  fail('internal', 'RFC 6979 found no nonce');
+}
+
+/**
+ * The dialer's certificate in the dialer-identity profile, from the token secret:
+ * `{privateScalar, publicKey, tbs, signature, der, fingerprint}` (bytes).
+ */
+export async function dialerCertificate(secret) {
+  const d = toBig(await hkdf(secret, 'oneway/v1 dialer-cert-key', 32));
+  if (d === 0n || d >= N) fail('invalid-secret', 'the secret gives no P-256 key (choose another secret)');
+  const Q = pointMul(d, G);
+  const publicKey = concat(Uint8Array.of(4), toBytes32(Q[0]), toBytes32(Q[1]));
+  const tbs = der(0x30, concat(fromHex('a003020102'), fromHex('020101'), ECDSA_SHA256, NAME_ONEWAY, VALIDITY, NAME_ONEWAY, SPKI_PREFIX, publicKey));
+  const [r, s] = await rfc6979Sign(d, await sha256(tbs));
+  const signature = der(0x30, concat(derInt(r), derInt(s)));
+  const certificate = der(0x30, concat(tbs, ECDSA_SHA256, der(0x03, concat(Uint8Array.of(0), signature))));
+  return { privateScalar: toBytes32(d), publicKey, tbs, signature, der: certificate, fingerprint: await sha256(certificate) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reply codes (spec/token.md §12): `owr1.` + base64url(ufrag-len, pwd-len, packed chars, fingerprint, CRC-8)
+
+/** The reply code a browser dialer shows in the reply profile. */
+export function encodeReplyCode({ ufrag, pwd, fingerprint }) {
+  if (!checkIce(ufrag, pwd) || ufrag.length > 255 || pwd.length > 255) fail('invalid-reply', 'ICE credentials are not RFC 8839 values');
+  const body = concat(packIce(ufrag, pwd), fingerprint);
+  return `owr${VERSION}.${base64url(concat(body, Uint8Array.of(crc8(body))))}`;
+}
+/** Decodes a reply code to `{ufrag, pwd, fingerprint}`. */
+export function decodeReplyCode(text) {
+  const t = String(text).trim();
+  const m = /^owr([0-9]+)\.(.*)$/.exec(t);
+  if (!m) fail('missing-prefix', 'a reply code starts with owr1.');
+  if (Number(m[1]) !== VERSION) fail('unknown-version', `reply code version ${m[1]}`);
+  const bytes = [...m[2]].every(c => B64URL.includes(c)) ? decodeBits(m[2], B64URL, 6) : null;
+  if (!bytes) fail('invalid-character', 'reply code is not canonical base64url');
+  if (bytes.length < 2 + 32 + 1) fail('truncated', 'reply code too short');
+  const body = bytes.subarray(0, bytes.length - 1);
+  if (crc8(body) !== bytes[bytes.length - 1]) fail('checksum-mismatch', 'reply code CRC-8 differs: mistyped');
+  const ice = unpackIce(body.subarray(0, body.length - 32));
+  if (!ice) fail('invalid-reply', 'reply code credentials are malformed');
+  return { ...ice, fingerprint: Uint8Array.from(body.subarray(body.length - 32)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDP (spec/token.md §9)
+
+function parseSections(sdp) {
+  const session = { attrs: [] }, media = [];
+  sdp.split('\n').forEach((raw, index) => {
+    const line = raw.replace(/\r$/, '');
+    const current = media.length ? media[media.length - 1] : session;
+    if (line.startsWith('m=')) {
+      const f = line.slice(2).split(/\s+/).filter(Boolean);
+      media.push({ media: f[0] || '', proto: f[2] || '', firstFormat: f[3] || '', attrs: [] });
+    } else if (line.startsWith('a=')) {
+      const a = line.slice(2);
+      const colon = a.indexOf(':');
+      current.attrs.push({ line: index + 1, name: colon < 0 ? a : a.slice(0, colon), value: colon < 0 ? '' : a.slice(colon + 1).trim() });
+    }
+  });
+  return { session, media };
+}
+const attr = (s, name) => { const a = s.attrs.find(x => x.name === name); return a ? a.value : null; };
+const isData = s => s.media === 'application' && s.proto.includes('DTLS/SCTP');
+function readIce(data, session) {
+  const ufrag = attr(data, 'ice-ufrag') ?? attr(session, 'ice-ufrag');
+  const pwd = attr(data, 'ice-pwd') ?? attr(session, 'ice-pwd');
+  if (ufrag === null || pwd === null) fail('missing-ice-credentials', 'no a=ice-ufrag/a=ice-pwd');
+  if (!checkIce(ufrag, pwd)) fail('invalid-ice-credentials', 'ICE credentials are not RFC 8839 values');
+  return { ufrag, pwd };
+}
+const candidatePriority = i => TYPE_PREFERENCE * 2 ** 24 + (65535 - i) * 256 + 255;
+/** The `candidate:` attribute value of the token candidate at `index` (§9.2). */
+export function candidateAttribute(i, c) {
+  let line = `candidate:${i + 1} 1 ${c.transport} ${candidatePriority(i)} ${addressToString(c.address)} ${c.port} typ ${c.type}`;
+  if (c.type !== 'host') line += ` raddr ${c.address.form === 'ipv6' ? '::' : '0.0.0.0'} rport 0`;
+  if (c.transport === 'tcp') line += ' tcptype passive';
+  return line;
+}
+function session(mid, lite) {
+  return `v=0\r\no=- 0 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE ${mid}\r\n${lite ? 'a=ice-lite\r\n' : ''}`;
+}
+function dataSection(t, mid, ufrag, pwd, setup, fingerprint = t.fingerprint, candidates = true) {
+  const sctp = t.sctp || DEFAULT_SCTP;
+  let s = 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n'
+    + `a=mid:${mid}\r\na=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\n`
+    + `a=fingerprint:sha-256 ${fingerprintToSdp(fingerprint)}\r\na=setup:${setup}\r\n`
+    + `a=sctp-port:${sctp.port}\r\na=max-message-size:${sctp.maxMessageSize}\r\n`;
+  if (candidates) {
+    t.candidates.forEach((c, i) => { s += `a=${candidateAttribute(i, c)}\r\n`; });
+    s += 'a=end-of-candidates\r\n';
+  }
+  return s;
+}
+
+/** native profile: the listener's answer to the dialer's own offer (§9.2). */
+export async function nativeAnswer(t, dialerOffer) {
+  if (t.profile !== 'native') fail('unsupported-profile', `nativeAnswer needs a native token, not ${t.profile}`);
+  const { session: sess, media } = parseSections(dialerOffer);
+  const data = media.find(isData);
+  if (!data) fail('no-application-section', 'the offer has no data m-section');
+  const ice = readIce(data, sess);
+  if (ice.pwd.length > 247) fail('invalid-ice-credentials', 'dialer pwd longer than 247 characters');
+  const keys = await deriveKeys(t);
+  const mid = attr(data, 'mid') ?? '0';
+  let sdp = session(mid, true);
+  for (const s of media) {
+    const m = attr(s, 'mid') ?? '';
+    if (s === data) sdp += dataSection(t, m, `${keys.tokenUfrag}+${ice.pwd}`, keys.listenerPwd, 'passive');
+    else sdp += `m=${s.media} 0 ${s.proto} ${s.firstFormat}\r\nc=IN IP4 0.0.0.0\r\na=mid:${m}\r\n`;
+  }
+  return sdp;
+}
+/** dialer-identity and reply profiles: the listener's offer rebuilt from the token (§9.2). */
+export function listenerOffer(t) {
+  if (!t.listenerIce || t.profile === 'native') fail('unsupported-profile', 'listenerOffer needs a dialer-identity or reply token');
+  return session('0', false) + dataSection(t, '0', t.listenerIce.ufrag, t.listenerIce.pwd, 'actpass');
+}
+/**
+ * The dialer's answer as the listener writes it for itself (dialer-identity: from the token;
+ * reply: from the reply code): the dialer's ICE credentials and fingerprint, `a=setup:active`,
+ * no candidates (the listener learns them from the dialer's checks).
+ */
+export function dialerAnswerFor(t, mid, dialer) {
+  return session(mid, false) + dataSection(t, mid, dialer.ufrag, dialer.pwd, 'active', dialer.fingerprint, false);
+}
+
+/** Reads a listener's complete offer into a token (spec/token.md §9.1). */
+export function tokenFromOffer(sdp, { profile, secret, candidateFilter = () => true }) {
+  const { session: sess, media } = parseSections(sdp);
+  const data = media.find(isData);
+  if (!data) fail('no-application-section', 'the offer has no data m-section');
+  const fps = [...data.attrs, ...sess.attrs].filter(a => a.name === 'fingerprint').map(a => a.value);
+  const fpLine = fps.find(v => v.split(' ')[0].toLowerCase() === 'sha-256');
+  if (!fpLine) fail('missing-fingerprint', 'no sha-256 fingerprint');
+  const fingerprint = fingerprintFromSdp(fpLine.slice(fpLine.indexOf(' ') + 1));
+  const ice = readIce(data, sess);
+  const ranked = [], skipped = [];
+  for (const a of data.attrs.filter(x => x.name === 'candidate')) {
+    const f = a.value.split(/\s+/);
+    if (f.length < 8 || f[6] !== 'typ') { skipped.push({ line: a.line, reason: 'malformed' }); continue; }
+    const tcptype = f.indexOf('tcptype') >= 0 ? f[f.indexOf('tcptype') + 1] : null;
+    const tr = f[2].toLowerCase();
+    const address = parseAddress(f[4]);
+    const port = Number(f[5]);
+    let reason = null;
+    if (f[1] !== '1') reason = 'component is not 1';
+    else if (tr === 'tcp' && tcptype !== 'passive') reason = 'TCP candidate that is not passive';
+    else if (tr !== 'udp' && tr !== 'tcp') reason = 'unknown transport';
+    else if (!['host', 'srflx', 'relay'].includes(f[7])) reason = `${f[7]} candidates are never published`;
+    else if (!address) reason = 'address is neither an IP literal nor a <uuid>.local name';
+    else if (!port || isUnspecified(address)) reason = 'port 0 or unspecified address';
+    else if (address.form === 'mdns' && f[7] !== 'host') reason = 'mDNS name on a non-host candidate';
+    const c = reason ? null : { transport: tr, type: f[7], address, port };
+    if (c && !candidateFilter(c)) reason = 'excluded by the candidate filter';
+    else if (c && ranked.some(x => sameCandidate(x.c, c))) reason = 'duplicate of an earlier candidate';
+    if (reason) skipped.push({ line: a.line, reason });
+    else ranked.push({ priority: Number(f[3]), c });
+  }
+  ranked.sort((x, y) => y.priority - x.priority);
+  if (!ranked.length) fail('no-usable-candidates', `no usable candidate (${skipped.length} skipped)`);
+  const t = newToken(profile, fingerprint, secret, ranked.slice(0, MAX_CANDIDATES).map(x => x.c));
+  const port = Number(attr(data, 'sctp-port') ?? (attr(data, 'sctpmap') || '').split(' ')[0]) || 5000;
+  const mms = Number(attr(data, 'max-message-size') ?? 65536);
+  if (port !== 5000 || mms !== 262144) t.sctp = { port, maxMessageSize: mms };
+  if (profile !== 'native') t.listenerIce = ice;
+  validate(t);
+  return { token: t, mid: attr(data, 'mid') ?? '0', skipped };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proof and channel-0 messages (spec/handshake.md §5, §6)
+
+/** HMAC-SHA256(auth-key, label ‖ listener-fp ‖ dialer-fp). */
+export async function proofMac(authKey, role, listenerFp, dialerFp) {
+  return hmacSha256(authKey, concat(te.encode(`oneway/v1 proof ${role}`), listenerFp, dialerFp));
+}
+function equalBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+const MESSAGE_TYPES = ['proof', 'ice-restart', 'ice-restart-answer', 'offer', 'answer', 'close', 'error'];
+/** Parses a channel-0 message; throws `auth-failed`-worthy errors as code `malformed`. */
+export function parseMessage(text) {
+  if (typeof text !== 'string' || text.length > 65536) fail('malformed', 'not a text message of at most 65536 bytes');
+  let m;
+  try { m = JSON.parse(text); } catch { fail('malformed', 'not JSON'); }
+  if (!m || typeof m !== 'object' || Array.isArray(m)) fail('malformed', 'not a JSON object');
+  if (m.v !== 1) fail('malformed', 'missing or different "v"');
+  if (!MESSAGE_TYPES.includes(m.type)) fail('unsupported', `unknown type ${JSON.stringify(m.type)}`);
+  return m;
+}
+
+/** SHA-256 fingerprints of both DTLS certificates of this session, from getStats(). */
+export async function certificateFingerprints(pc) {
+  const stats = await pc.getStats();
+  let transport = null;
+  stats.forEach(s => { if (s.type === 'transport' && s.localCertificateId && s.remoteCertificateId) transport = s; });
+  if (!transport) return null;
+  const cert = id => {
+    const s = stats.get(id);
+    return s && s.fingerprintAlgorithm === 'sha-256' ? fingerprintFromSdp(s.fingerprint) : null;
+  };
+  const local = cert(transport.localCertificateId), remote = cert(transport.remoteCertificateId);
+  return local && remote ? { local, remote } : null;
+}
+
+async function selectedPair(pc) {
+  const stats = await pc.getStats();
+  let out = null;
+  stats.forEach(s => {
+    if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+    const pair = stats.get(s.selectedCandidatePairId);
+    if (!pair) return;
+    const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
+    // Chromium hides the address of peer-reflexive remote candidates in getStats().
+    const fmt = c => {
+      if (!c) return '?';
+      const a = c.address || c.ip || '(hidden)';
+      return `${a.includes(':') ? `[${a}]` : a}:${c.port}`;
+    };
+    out = { local: fmt(l), remote: fmt(r) };
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers
+
+/** A clock for the peer-contract `t_ms` fields. */
+function clock() {
+  const start = performance.now();
+  return () => Math.round((performance.now() - start) * 100) / 100;
+}
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+function withTimeout(promise, ms, code, message) {
+  let timer;
+  return Promise.race([promise, new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new OnewayError(code, message)), ms);
+  })]).finally(() => clearTimeout(timer));
+}
+async function waitGathering(pc, ms) {
+  const start = performance.now();
+  while (pc.iceGatheringState !== 'complete' && performance.now() - start < ms) await sleep(20);
+}
+function candidateString(c) {
+  const a = addressToString(c.address);
+  return `${c.type} ${c.transport} ${c.address.form === 'ipv6' ? `[${a}]` : a}:${c.port}`;
+}
+
+/**
+ * One authenticated connection. Events are delivered to `onevent` (peer-contract shapes);
+ * application channels open with `openChannel(label)`; `ondatachannel(channel)` reports the
+ * peer's; `addTrack` renegotiates media in band (channel-0 `offer`/`answer`).
+ */
+export class Connection {
+  constructor(pc, ch0, role, emit, pending = []) {
+    this.pc = pc;
+    this.ch0 = ch0;
+    this.role = role;
+    this.emit = emit;
+    this.dcHandler = null;
+    this.early = [];
+    this.ontrack = null;
+    this.makingOffer = false;
+    this.pendingAnswer = null;
+    this.closed = false;
+    // Channels the peer opens before the application set `ondatachannel` are kept, with their
+    // first messages, and handed over when it does: nothing sent right after open is lost.
+    pc.ondatachannel = e => {
+      const ch = e.channel;
+      if (this.dcHandler) { this.dcHandler(ch); return; }
+      const buffered = [];
+      ch.onmessage = m => buffered.push(m);
+      this.early.push([ch, buffered]);
+    };
+    pc.ontrack = e => { if (this.ontrack) this.ontrack(e); };
+    const handle = data => this.onControl(data).catch(err => this.emit({ event: 'error', code: err.code || 'internal', message: String(err.message || err) }));
+    ch0.onmessage = e => handle(e.data);
+    ch0.onclose = () => this.markClosed('closed-by-peer');
+    pending.forEach(handle);
+  }
+
+  /** Handler for data channels the peer opens (channels opened earlier are delivered now). */
+  set ondatachannel(fn) {
+    this.dcHandler = fn;
+    if (!fn) return;
+    for (const [ch, buffered] of this.early.splice(0)) {
+      ch.onmessage = null;
+      fn(ch);
+      if (ch.onmessage) buffered.forEach(m => ch.onmessage(m));
+    }
+  }
+
+  get ondatachannel() { return this.dcHandler; }
+
+  markClosed(code) {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit({ event: 'closed', code });
+  }
+
+  send(message) { this.ch0.send(JSON.stringify({ v: 1, ...message })); }
+
+  async onControl(text) {
+    let m;
+    try { m = parseMessage(text); } catch (e) {
+      this.send({ type: 'error', code: e.code === 'unsupported' ? 'unsupported' : 'malformed', reason: e.message });
+      return;
+    }
+    if (m.type === 'offer') {
+      // The dialer is the polite peer (spec/handshake.md §6.2): it rolls back its own offer.
+      const collision = this.makingOffer || this.pc.signalingState !== 'stable';
+      if (collision && this.role === 'listener') return;
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+      await this.pc.setLocalDescription();
+      this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
+      this.emit({ event: 'renegotiated', direction: 'answered' });
+    } else if (m.type === 'answer') {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+      if (this.pendingAnswer) { this.pendingAnswer.resolve(); this.pendingAnswer = null; }
+      this.emit({ event: 'renegotiated', direction: 'offered' });
+    } else if (m.type === 'close') {
+      this.markClosed('closed-by-peer');
+      this.pc.close();
+    } else if (m.type === 'error') {
+      if (this.pendingAnswer) { this.pendingAnswer.reject(new OnewayError(m.code, m.reason || m.code)); this.pendingAnswer = null; }
+      this.emit({ event: 'peer-error', code: m.code, reason: m.reason || '' });
+    } else if (m.type === 'ice-restart' || m.type === 'ice-restart-answer') {
+      // A browser cannot set ICE credentials without SDP: say so (spec/handshake.md §6.1).
+      this.send({ type: 'error', code: 'unsupported', reason: 'browser peers restart ICE with an SDP offer' });
+    }
+  }
+
+  /** Opens an application channel (DCEP) and resolves when it is open. */
+  openChannel(label, options = {}) {
+    const ch = this.pc.createDataChannel(label, options);
+    return withTimeout(new Promise((resolve, reject) => {
+      ch.onopen = () => resolve(ch);
+      ch.onerror = e => reject(new OnewayError('channel-failed', String(e.error || e)));
+    }), 10000, 'channel-timeout', `channel ${label} did not open in 10 s`);
+  }
+
+  /** Adds a track and renegotiates over channel 0; resolves when the answer is applied. */
+  async addTrack(track, ...streams) {
+    this.pc.addTrack(track, ...streams);
+    const done = new Promise((resolve, reject) => { this.pendingAnswer = { resolve, reject }; });
+    this.makingOffer = true;
+    try {
+      await this.pc.setLocalDescription();
+      this.send({ type: 'offer', sdp: this.pc.localDescription.sdp });
+    } finally { this.makingOffer = false; }
+    return withTimeout(done, 10000, 'renegotiation-timeout', 'no answer in 10 s');
+  }
+
+  /** Closes with a `close` message. */
+  close(reason = 'closed') {
+    if (this.closed) return;
+    try { this.send({ type: 'close', reason }); } catch { /* channel already gone */ }
+    this.markClosed('closed-locally');
+    setTimeout(() => this.pc.close(), 50);
+  }
+}
+
+// Tracks ICE, DTLS and channel-0 progress, emitting peer-contract events.
+function progress(pc, ch0, t, emit, startedAt) {
+  const stages = {};
+  const mark = (name, event) => { if (stages[name] === undefined) { stages[name] = t() - startedAt; emit({ event }); } };
+  pc.addEventListener('iceconnectionstatechange', () => {
+    if (['connected', 'completed'].includes(pc.iceConnectionState)) mark('ice', 'ice-connected');
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    if (pc.connectionState === 'connected') mark('dtls', 'dtls-connected');
+  });
+  const open = new Promise(resolve => { ch0.addEventListener('open', () => { mark('channel', 'channel-open'); resolve(); }); });
+  const failed = new Promise((_, reject) => {
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'failed') {
+        reject(new OnewayError(stages.ice === undefined ? 'ice-timeout' : 'dtls-timeout', `connection ${pc.connectionState}`));
+      }
+    });
+  });
+  return { stages, open, failed };
+}
+
+// Queues channel-0 messages from the moment the channel exists, so that none is lost between
+// `open` and the proof handler (the peer may send its proof at once).
+function inbox(ch0) {
+  const queue = [];
+  let waiter = null;
+  ch0.onmessage = e => {
+    if (waiter) { const w = waiter; waiter = null; w(e.data); } else queue.push(e.data);
+  };
+  return {
+    next: () => (queue.length ? Promise.resolve(queue.shift()) : new Promise(resolve => { waiter = resolve; })),
+    drain: () => queue.splice(0),
+  };
+}
+
+// The exchange of proofs on channel 0 (spec/handshake.md §5.2), for either role.
+async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp) {
+  let fps = null;
+  for (let i = 0; i < 50 && !fps; i++) { fps = await certificateFingerprints(pc); if (!fps) await sleep(10); }
+  if (!fps) fail('auth-failed', 'getStats() shows no DTLS certificates');
+  if (expectedRemoteFp && !equalBytes(fps.remote, expectedRemoteFp)) fail('fingerprint-mismatch', 'the peer certificate is not the one the token names');
+  const [listenerFp, dialerFp] = role === 'dialer' ? [fps.remote, fps.local] : [fps.local, fps.remote];
+  const peerRole = role === 'dialer' ? 'listener' : 'dialer';
+  const expected = await proofMac(authKey, peerRole, listenerFp, dialerFp);
+  const mine = await proofMac(authKey, role, listenerFp, dialerFp);
+  const received = box.next().then(text => {
+    let m;
+    try { m = parseMessage(text); } catch (err) { throw new OnewayError('auth-failed', `before authentication: ${err.message}`); }
+    if (m.type === 'error') throw new OnewayError(m.code || 'auth-failed', m.reason || 'refused');
+    if (m.type !== 'proof' || typeof m.mac !== 'string') throw new OnewayError('auth-failed', `${m.type} before the proof`);
+    let mac;
+    try { mac = fromBase64url(m.mac); } catch { throw new OnewayError('auth-failed', 'proof is not base64url'); }
+    if (!equalBytes(mac, expected)) throw new OnewayError('auth-failed', 'in-band proof does not match');
+  });
+  const send = () => ch0.send(JSON.stringify({ v: 1, type: 'proof', mac: base64url(mine) }));
+  if (role === 'dialer') { send(); await received; } else {
+    try { await received; } catch (e) {
+      ch0.send(JSON.stringify({ v: 1, type: 'error', code: 'auth-failed', reason: e.message }));
+      throw e;
+    }
+    send();
+  }
+}
+
+function connectedEvent(pc, stages) {
+  return selectedPair(pc).then(selected => ({ event: 'connected', selected, stages: { ...stages } }));
+}
+
+/**
+ * Dials a token from this browser.
+ * - native: the one-way path (spec/handshake.md §3): unmunged own offer, the listener's answer
+ *   written from the token.
+ * - reply / dialer-identity: answers the listener's offer with this browser's own identity;
+ *   `onreply(code)` is called with the reply code to carry back (spec/handshake.md §10.3).
+ * Resolves to a Connection once both proofs verified.
+ */
+export async function dial(tokenText, { onevent = () => {}, onreply = null, timeoutMs = DEFAULT_TIMEOUT_MS, rtcConfig = {} } = {}) {
+  const t = clock();
+  const emit = e => onevent({ ...e, t_ms: t() });
+  const token = decodeToken(tokenText);
+  checkExpiry(token);
+  emit({ event: 'dialing', stack: 'browser', candidates: token.candidates.map(candidateString) });
+  const keys = await deriveKeys(token);
+  const pc = new RTCPeerConnection({ iceServers: [], ...rtcConfig });
+  const ch0 = pc.createDataChannel(CHANNEL0_LABEL, { negotiated: true, id: 0 });
+  const box = inbox(ch0);
+  const startedAt = t();
+  const { stages, open, failed } = progress(pc, ch0, t, emit, startedAt);
+  try {
+    if (token.profile === 'native') {
+      await pc.setLocalDescription(await pc.createOffer());
+      await pc.setRemoteDescription({ type: 'answer', sdp: await nativeAnswer(token, pc.localDescription.sdp) });
+    } else {
+      if (typeof onreply !== 'function') fail('unsupported-profile', `a browser dialer needs a reply channel for a ${token.profile} token`);
+      await pc.setRemoteDescription({ type: 'offer', sdp: listenerOffer(token) });
+      await pc.setLocalDescription(await pc.createAnswer());
+      const { session: sess, media } = parseSections(pc.localDescription.sdp);
+      const data = media.find(isData);
+      const ice = readIce(data, sess);
+      const fpLine = [...data.attrs, ...sess.attrs].find(a => a.name === 'fingerprint' && a.value.startsWith('sha-256 '));
+      const code = encodeReplyCode({ ...ice, fingerprint: fingerprintFromSdp(fpLine.value.slice(8)) });
+      emit({ event: 'reply-code', code });
+      onreply(code);
+    }
+    stages.first_check = t() - startedAt;
+    emit({ event: 'candidate-tried', remote: candidateString(token.candidates[0]).split(' ')[2] });
+    const limit = token.profile === 'native' ? timeoutMs : Math.max(timeoutMs, 120000);
+    await withTimeout(Promise.race([open, failed]), limit, stages.ice === undefined ? 'ice-timeout' : 'sctp-timeout', 'channel 0 did not open in time');
+    await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
+    stages.auth = t() - startedAt;
+    const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
+    emit(await connectedEvent(pc, stages));
+    return conn;
+  } catch (e) {
+    pc.close();
+    emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e) });
+    throw e;
+  }
+}
+
+/**
+ * Listens in this browser. Profiles:
+ * - dialer-identity (default): the page chooses the dialer's identity; a native dialer
+ *   connects with the token alone (spec/handshake.md §10.2);
+ * - reply: a browser dialer answers with a reply code, given to `acceptReply(code)`.
+ * Returns `{token, text, accepted, acceptReply}`; `accepted` resolves to the Connection.
+ */
+export async function listen({ profile = 'dialer-identity', onevent = () => {}, candidateFilter = () => true, gatherMs = 5000, ttlSecs = null, label = null, rtcConfig = {} } = {}) {
+  const t = clock();
+  const emit = e => onevent({ ...e, t_ms: t() });
+  if (profile !== 'dialer-identity' && profile !== 'reply') fail('unsupported-profile', `a browser listener issues dialer-identity or reply tokens, not ${profile}`);
+  const pc = new RTCPeerConnection({ iceServers: [], ...rtcConfig });
+  const ch0 = pc.createDataChannel(CHANNEL0_LABEL, { negotiated: true, id: 0 });
+  const box = inbox(ch0);
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitGathering(pc, gatherMs);
+  // dialer-identity needs a secret whose dialer key exists (spec/token.md §7.3): redraw if not.
+  let secret = null, cert = null;
+  for (let i = 0; i < 8 && !secret; i++) {
+    const s = crypto.getRandomValues(new Uint8Array(16));
+    if (profile !== 'dialer-identity') { secret = s; break; }
+    try { cert = await dialerCertificate(s); secret = s; } catch (e) { if (e.code !== 'invalid-secret') throw e; }
+  }
+  if (!secret) fail('internal', 'no usable secret in 8 draws');
+  const { token, mid, skipped } = tokenFromOffer(pc.localDescription.sdp, { profile, secret, candidateFilter });
+  if (ttlSecs) token.expires = Math.floor(Date.now() / 1000) + ttlSecs;
+  if (label) token.label = label;
+  const text = tokenToText(token);
+  const keys = await deriveKeys(token);
+  let dialerFp = null;
+  const remoteSet = (async () => {
+    if (profile === 'dialer-identity') {
+      dialerFp = cert.fingerprint;
+      await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, { ...keys.dialerIce, fingerprint: cert.fingerprint }) });
+    }
+  })();
+  await remoteSet;
+  emit({ event: 'token', stack: 'browser', token: text, candidates: token.candidates.map(candidateString), skipped: skipped.length });
+  let startedAt = 0;
+  let prog = null;
+  let acceptReply = null;
+  const replied = new Promise((resolve, reject) => {
+    acceptReply = async code => {
+      try {
+        const reply = decodeReplyCode(code);
+        dialerFp = reply.fingerprint;
+        await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, reply) });
+        resolve();
+      } catch (e) { reject(e); throw e; }
+    };
+  });
+  if (profile === 'dialer-identity') acceptReply = null;
+  startedAt = t();
+  prog = progress(pc, ch0, t, emit, startedAt);
+  const accepted = (async () => {
+    if (profile === 'reply') await replied;
+    await Promise.race([prog.open, prog.failed]);
+    try {
+      await withTimeout(authenticate(pc, ch0, box, 'listener', keys.authKey, dialerFp), 15000, 'proof-timeout', 'no valid proof within 15 s');
+    } catch (e) {
+      emit({ event: 'refused', code: e.code || 'auth-failed', reason: String(e.message || e) });
+      setTimeout(() => pc.close(), 50);
+      throw e;
+    }
+    prog.stages.auth = t() - startedAt;
+    const conn = new Connection(pc, ch0, 'listener', emit, box.drain());
+    const ev = await connectedEvent(pc, prog.stages);
+    if (ev.selected) ev.peer = ev.selected.remote;
+    emit(ev);
+    return conn;
+  })();
+  accepted.catch(() => {});
+  return { token, text, accepted, acceptReply, pc };
+}
+
+/** Echoes every message on every application channel the peer opens (peer contract). */
+export function echo(conn) {
+  conn.ondatachannel = ch => { ch.onmessage = e => { if (ch.readyState === 'open') ch.send(e.data); }; };
+}
+
+/** Sends one probe on a new `data` channel and resolves to the round trip in ms. */
+export async function probe(conn) {
+  const ch = await conn.openChannel('data');
+  const payload = `oneway-probe ${performance.now()}`;
+  const sent = performance.now();
+  const back = new Promise(resolve => { ch.onmessage = e => { if (e.data === payload) resolve(); }; });
+  ch.send(payload);
+  await withTimeout(back, 10000, 'echo-timeout', 'no echo within 10 s');
+  return performance.now() - sent;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Experimental one-way paths a browser may still permit (spec/handshake.md §10.4)
+
+/** Detects whether this browser accepts local ufrag/pwd munging (deprecated; being outlawed). */
+export async function detectLocalMunging() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.createDataChannel('x');
+  try {
+    const offer = await pc.createOffer();
+    const sdp = offer.sdp.replace(/a=ice-ufrag:.*/g, 'a=ice-ufrag:MuNg').replace(/a=ice-pwd:.*/g, 'a=ice-pwd:MungedPassword0123456789');
+    await pc.setLocalDescription({ type: 'offer', sdp });
+    return pc.localDescription.sdp.includes('a=ice-ufrag:MuNg');
+  } catch { return false; } finally { pc.close(); }
+}

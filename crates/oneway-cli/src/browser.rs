@@ -1,0 +1,198 @@
+//! `oneway listen --stack browser` and `oneway dial --stack browser`: the browser peer
+//! (`crates/oneway-browser`: headless Chromium running `web/oneway.js`) under the same
+//! peer contract as the native stacks (`spec/peer-contract.md`).
+//!
+//! - The listener issues a `dialer-identity` token (`spec/handshake.md` §10.2), so native
+//!   dialers connect with the token alone. A browser peer connection has one remote
+//!   description, so such a token admits one dialer; the listener then keeps echoing on that
+//!   connection until it is stopped.
+//! - The dialer dials `native` tokens one-way (§10.1). A `reply` or `dialer-identity` token
+//!   needs a browser listener and a reply code: it fails with `unsupported-profile`.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use oneway_browser::{Browser, BrowserConfig, Page};
+use serde_json::{Value, json};
+
+use super::DialFailed;
+
+/// Peer-contract event names the browser page emits (others are page-only diagnostics).
+const CONTRACT_EVENTS: &[&str] = &[
+    "token",
+    "dialing",
+    "candidate-tried",
+    "ice-connected",
+    "dtls-connected",
+    "channel-open",
+    "connected",
+    "first-echo",
+    "refused",
+    "closed",
+    "error",
+];
+
+/// Prints page events as peer-contract lines (with `t_ms` since this process started the
+/// operation) or as text on standard error.
+struct Printer {
+    json: bool,
+    start: Instant,
+    op_started_ms: f64,
+}
+
+impl Printer {
+    fn print(&self, event: &Value) {
+        let name = event["event"].as_str().unwrap_or("");
+        if !CONTRACT_EVENTS.contains(&name) {
+            if !self.json {
+                eprintln!("{event}");
+            }
+            return;
+        }
+        let mut event = event.clone();
+        let t = event["t_ms"]
+            .as_f64()
+            .unwrap_or_else(|| self.start.elapsed().as_secs_f64() * 1000.0 - self.op_started_ms);
+        event["t_ms"] = json!(((self.op_started_ms + t) * 100.0).round() / 100.0);
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{event}");
+            let _ = out.flush();
+        } else if name == "token" {
+            println!("{}", event["token"].as_str().unwrap_or(""));
+            eprintln!(
+                "listening in Chromium; dial with: oneway dial {}",
+                event["token"].as_str().unwrap_or("")
+            );
+        } else {
+            eprintln!(
+                "[{:7.1} ms] {name} {}",
+                event["t_ms"].as_f64().unwrap_or(0.0),
+                compact(&event)
+            );
+        }
+    }
+
+    fn since_start(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+}
+
+fn compact(event: &Value) -> String {
+    let mut e = event.clone();
+    if let Some(o) = e.as_object_mut() {
+        o.remove("event");
+        o.remove("t_ms");
+    }
+    e.to_string()
+}
+
+async fn launch() -> anyhow::Result<(Browser, Page)> {
+    let browser = Browser::launch(BrowserConfig::detect()?).await?;
+    let page = browser.open_page().await?;
+    Ok((browser, page))
+}
+
+/// Polls `op` until it ends or the process is interrupted; prints every event.
+async fn follow(page: &Page, op: &str, printer: &Printer) -> anyhow::Result<Option<Value>> {
+    loop {
+        let (events, result) = page.poll(op).await?;
+        for e in &events {
+            printer.print(e);
+        }
+        if let Some(result) = result {
+            return Ok(Some(result));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(None),
+        }
+    }
+}
+
+/// `oneway listen --stack browser`.
+pub async fn listen(json_output: bool, loopback: bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (browser, page) = launch().await?;
+    let mut printer = Printer {
+        json: json_output,
+        start,
+        op_started_ms: 0.0,
+    };
+    printer.op_started_ms = printer.since_start();
+    let op = page
+        .start(
+            "listen",
+            json!({"profile": "dialer-identity", "loopback": loopback, "echo": true}),
+        )
+        .await?;
+    let result = follow(&page, &op, &printer).await;
+    if let Ok(Some(r)) = &result
+        && r["ok"] == json!(true)
+    {
+        // Connected: keep echoing until stopped (the peer contract's listener never exits).
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    browser.close().await;
+    match result? {
+        Some(r) if r["ok"] != json!(true) => anyhow::bail!(
+            "browser listener: {}: {}",
+            r["code"].as_str().unwrap_or("internal"),
+            r["message"].as_str().unwrap_or("")
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `oneway dial --stack browser`.
+pub async fn dial(
+    token_text: &str,
+    json_output: bool,
+    probe: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (browser, page) = match launch().await {
+        Ok(x) => x,
+        Err(e) => {
+            let printer = Printer {
+                json: json_output,
+                start,
+                op_started_ms: 0.0,
+            };
+            printer.print(&json!({"event": "error", "t_ms": 0.0, "code": "browser-setup", "message": e.to_string()}));
+            return Err(e);
+        }
+    };
+    let printer = Printer {
+        json: json_output,
+        start,
+        op_started_ms: start.elapsed().as_secs_f64() * 1000.0,
+    };
+    let op = page
+        .start(
+            "dial",
+            json!({"token": token_text, "probe": probe, "timeoutMs": timeout.as_millis() as u64}),
+        )
+        .await?;
+    let result = follow(&page, &op, &printer).await;
+    let outcome = match result {
+        Ok(Some(r)) if r["ok"] == json!(true) => {
+            if !probe {
+                eprintln!("connected in Chromium (echoing); stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            Ok(())
+        }
+        Ok(Some(r)) => Err(DialFailed(format!(
+            "{}: {}",
+            r["code"].as_str().unwrap_or("internal"),
+            r["message"].as_str().unwrap_or("")
+        ))
+        .into()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    browser.close().await;
+    outcome
+}
