@@ -1,0 +1,348 @@
+//! `oneway suite`: runs the scenario matrix in containers (`crates/oneway-scenario`) and writes
+//! the Markdown, JSON and JUnit reports.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oneway_scenario::docker::Engine;
+use oneway_scenario::model::{self, Scenario};
+use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
+use oneway_scenario::run::{Options, Progress, Runner};
+use oneway_scenario::{image, impair, plan};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SuiteArgs {
+    #[command(subcommand)]
+    tool: Option<Tool>,
+    /// Directory of scenario files.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+    /// Directory of implementation manifests.
+    #[arg(long, value_name = "DIR")]
+    impls: Option<PathBuf>,
+    /// Which scenarios: `default` (every file), or `ci` (those marked `ci = true`).
+    #[arg(long, default_value = "default", value_parser = ["default", "ci"])]
+    set: String,
+    /// Run only cells whose name contains this text (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    filter: Vec<String>,
+    /// Skip cells whose name contains this text (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    ignore: Vec<String>,
+    /// Run each cell N times (pass rate with a 95 % interval, median and p95, flaky label).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: Option<u32>,
+    /// Leave each cell's containers and networks up for debugging (the next run removes them).
+    #[arg(long)]
+    keep: bool,
+    /// Capture packets on every router (`<cell>/<router>.pcap`).
+    #[arg(long)]
+    capture: bool,
+    /// Where to write reports, logs and captures.
+    #[arg(long, value_name = "DIR", default_value = "suite-out")]
+    out: PathBuf,
+    /// Print the cells and exit without running anything.
+    #[arg(long)]
+    plan: bool,
+    /// The `oneway` binary to run as the peer (default: this binary).
+    #[arg(long, value_name = "PATH")]
+    peer: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Tool {
+    /// (Inside the impairment container) the userspace delayer used when the kernel has no
+    /// netem: TUN devices plus policy routing between two interfaces.
+    #[command(hide = true)]
+    Impair(ImpairArgs),
+}
+
+#[derive(Args)]
+struct ImpairArgs {
+    /// One-way delay per direction, ms.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Jitter per direction, ms.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Loss per direction, percent.
+    #[arg(long, default_value_t = 0.0)]
+    loss_percent: f64,
+    /// Inside interface (towards the dialer).
+    inside: String,
+    /// Outside interface (towards the router).
+    outside: String,
+    /// The inside subnet.
+    inside_subnet: String,
+}
+
+/// Finds a directory given on the command line, in the working directory, or in the source
+/// tree this binary was built from.
+fn find_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let here = PathBuf::from(name);
+    if here.is_dir() {
+        return Ok(here);
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(name);
+    if source.is_dir() {
+        return Ok(source);
+    }
+    anyhow::bail!("no {name}/ directory here; pass --{name} DIR")
+}
+
+pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
+    if let Some(Tool::Impair(a)) = args.tool {
+        let shape = impair::Shape {
+            delay: Duration::from_millis(a.delay_ms),
+            jitter: Duration::from_millis(a.jitter_ms),
+            loss_percent: a.loss_percent,
+        };
+        impair::run(&a.inside, &a.outside, &a.inside_subnet, shape, "/tmp/impair.ready").await?;
+        return Ok(());
+    }
+    let started = Instant::now();
+    let scenario_dir = find_dir(args.scenarios.clone(), "scenarios")?;
+    let impl_dir = find_dir(args.impls.clone(), "impls")?;
+    let impls = model::load_impls(&impl_dir)?;
+    let mut scenarios: Vec<Scenario> = model::load_scenarios(&scenario_dir)?;
+    if args.set == "ci" {
+        scenarios.retain(|s| s.ci);
+    }
+    let cells = plan::cells(&impls, &scenarios);
+    let (cells, dropped) = plan::filter(cells, &args.filter, &args.ignore);
+    if args.plan {
+        for c in &cells {
+            println!(
+                "{}{}",
+                c.name,
+                c.skip.as_ref().map(|s| format!("  [skip: {s}]")).unwrap_or_default()
+            );
+        }
+        for d in &dropped {
+            eprintln!("not selected: {d}");
+        }
+        return Ok(());
+    }
+    if cells.is_empty() {
+        anyhow::bail!("no cell matches (see --plan)");
+    }
+    let peer = match &args.peer {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("locating this binary")?,
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64 & 0xff_ffff)
+    );
+
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: tearing down this cell's containers");
+            let _ = cancel_tx.send(true);
+        }
+    });
+
+    let needs_docker = cells.iter().any(|c| {
+        c.skip.is_none()
+            && scenarios
+                .iter()
+                .any(|s| s.name == c.scenario && !s.loopback)
+    });
+    let mut engine = None;
+    let mut no_docker = None;
+    if needs_docker {
+        match Engine::connect(&run_id).await {
+            Ok(e) => engine = Some(e),
+            Err(e) => {
+                eprintln!("{e}: running the loopback cells only; container cells are skipped");
+                no_docker = Some(e.to_string());
+            }
+        }
+    }
+
+    let hidden = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut image_info = None;
+    let mut has_turnserver = false;
+    let mut has_tcpdump = false;
+    if let Some(engine) = &engine {
+        let swept = engine.sweep(false).await?;
+        if swept > 0 {
+            eprintln!("removed {swept} containers/networks left by earlier runs");
+        }
+        let spinner = ProgressBar::new_spinner();
+        if hidden {
+            spinner.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        spinner.set_message("image: start");
+        let step = |s: &str| {
+            spinner.set_message(format!("image: {s}"));
+            if hidden {
+                eprintln!("image: {s}");
+            }
+        };
+        let (built, rootfs) = image::ensure(engine, &peer, &step).await?;
+        spinner.finish_and_clear();
+        eprintln!(
+            "image {} {} in {:.1} s ({} files{}){}",
+            built.tag,
+            if built.cached { "cached" } else { "built" },
+            built.seconds,
+            built.files,
+            if built.bytes > 0 {
+                format!(", {} MB", built.bytes / 1_000_000)
+            } else {
+                String::new()
+            },
+            if built.missing.is_empty() {
+                String::new()
+            } else {
+                format!("; missing optional: {}", built.missing.join(", "))
+            }
+        );
+        has_turnserver = rootfs.has("turnserver");
+        has_tcpdump = rootfs.has("tcpdump");
+        image_info = Some(ImageInfo {
+            tag: built.tag,
+            cached: built.cached,
+            seconds: built.seconds,
+        });
+    }
+
+    let total_runs: u64 = cells
+        .iter()
+        .map(|c| {
+            let s = scenarios.iter().find(|s| s.name == c.scenario);
+            u64::from(args.repeat.or(s.and_then(|s| s.repeat)).unwrap_or(1))
+        })
+        .sum();
+    let bar = ProgressBar::new(total_runs);
+    if hidden {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+    let first_cell = std::sync::Arc::new(std::sync::Mutex::new(None::<f64>));
+    let printer = {
+        let bar = bar.clone();
+        let first_cell = first_cell.clone();
+        tokio::spawn(async move {
+            while let Some(p) = progress_rx.recv().await {
+                match p {
+                    Progress::RunStarted { cell, repeat } => {
+                        if let Ok(mut f) = first_cell.lock() {
+                            f.get_or_insert(started.elapsed().as_secs_f64());
+                        }
+                        bar.set_message(format!("{cell} #{repeat}"));
+                    }
+                    Progress::RunFinished { cell, verdict } => {
+                        bar.inc(1);
+                        bar.println(format!("{} {cell}: {}", verdict.mark(), verdict.name()));
+                        if hidden {
+                            eprintln!("{} {cell}: {}", verdict.mark(), verdict.name());
+                        }
+                    }
+                    Progress::Image(s) | Progress::Note(s) => {
+                        bar.println(s.clone());
+                        if hidden {
+                            eprintln!("{s}");
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let mut rerun_prefix = String::from("oneway suite");
+    if let Some(d) = &args.scenarios {
+        rerun_prefix.push_str(&format!(" --scenarios {}", d.display()));
+    }
+    if let Some(d) = &args.impls {
+        rerun_prefix.push_str(&format!(" --impls {}", d.display()));
+    }
+    rerun_prefix.push_str(&format!(" --out {}", args.out.display()));
+    let runner = Runner {
+        options: Options {
+            peer_binary: peer,
+            repeat: args.repeat,
+            keep: args.keep,
+            capture: args.capture,
+            out: args.out.clone(),
+            rerun_prefix,
+        },
+        impls: &impls,
+        scenarios: &scenarios,
+        engine: engine.clone(),
+        no_engine_reason: no_docker.clone(),
+        image: image_info.as_ref().map(|i| i.tag.clone()),
+        has_turnserver,
+        has_tcpdump,
+        progress: progress_tx,
+        cancel: cancel_rx.clone(),
+    };
+    let results = runner.run(&cells).await;
+    drop(runner);
+    let _ = printer.await;
+    bar.finish_and_clear();
+    if let Some(engine) = &engine {
+        if !args.keep {
+            engine.sweep(true).await?;
+        }
+    }
+    let interrupted = *cancel_rx.borrow();
+    let first_cell_after = first_cell.lock().ok().and_then(|f| *f);
+    let report = Report {
+        format: 1,
+        seconds: started.elapsed().as_secs_f64(),
+        first_cell_after,
+        image: image_info,
+        no_docker,
+        impls: impls.iter().map(|i| i.id.clone()).collect(),
+        scenarios: scenarios
+            .iter()
+            .map(|s| ScenarioInfo {
+                name: s.name.clone(),
+                description: s.description.clone(),
+            })
+            .collect(),
+        cells: results,
+        interrupted,
+    };
+    let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    };
+    let md = write("report.md", report.to_markdown())?;
+    write("report.json", report.to_json())?;
+    write("junit.xml", report.to_junit())?;
+    println!("{}", report.to_markdown());
+    eprintln!(
+        "{}; reports: {} (and report.json, junit.xml)",
+        report.summary(),
+        md.display()
+    );
+    if !report.green() {
+        anyhow::bail!(
+            "{} cells deviate from their expectation",
+            report.cells.iter().filter(|c| !c.verdict.is_green()).count()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! The suite's image: `FROM scratch`, assembled from host files (the `oneway` binary, `ip`,
+//! `nft`, `tc`, coturn's `turnserver`, a shell, and the shared libraries `ldd` names), imported
+//! with `docker import`. Tagged with the hash of its content, so an unchanged image is never
+//! rebuilt. No image is pulled.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use testcontainers::bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
+
+use crate::Error;
+use crate::docker::{Engine, LABEL};
+
+/// Repository name of the suite's images.
+pub const REPO: &str = "oneway-suite";
+
+/// The list of host files (`docker/base.files`).
+pub const BASE_FILES: &str = include_str!("../../../docker/base.files");
+
+/// Where the peer binary goes in the image.
+pub const PEER_PATH: &str = "/usr/local/bin/oneway";
+
+/// Files of the image, by path in the image.
+#[derive(Debug, Default)]
+pub struct Rootfs {
+    /// Image path → host path.
+    pub files: BTreeMap<String, PathBuf>,
+    /// Optional tools that were not found on the host.
+    pub missing: Vec<String>,
+}
+
+impl Rootfs {
+    /// Collects the files: `peer` (the `oneway` binary) plus every path of `list`, plus their
+    /// shared libraries.
+    pub fn collect(peer: &Path, list: &str) -> Result<Rootfs, Error> {
+        let mut rootfs = Rootfs::default();
+        rootfs.files.insert(PEER_PATH.to_owned(), peer.to_owned());
+        let mut binaries = vec![peer.to_owned()];
+        for line in list.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (optional, path) = match line.strip_prefix('?') {
+                Some(p) => (true, p),
+                None => (false, line),
+            };
+            if Path::new(path).exists() {
+                rootfs.files.insert(path.to_owned(), PathBuf::from(path));
+                binaries.push(PathBuf::from(path));
+            } else if optional {
+                rootfs.missing.push(path.to_owned());
+            } else {
+                return Err(Error::Image(format!(
+                    "{path} is missing on this host (install it: see ci/install.sh)"
+                )));
+            }
+        }
+        // Drop optional alternatives whose other spelling exists (tcpdump in bin or sbin).
+        rootfs.missing.retain(|m| {
+            let name = Path::new(m).file_name();
+            !rootfs
+                .files
+                .keys()
+                .any(|k| Path::new(k).file_name() == name)
+        });
+        for binary in binaries {
+            for lib in ldd(&binary)? {
+                rootfs.files.insert(lib.clone(), PathBuf::from(lib));
+            }
+        }
+        Ok(rootfs)
+    }
+
+    /// Whether a tool is in the image.
+    pub fn has(&self, name: &str) -> bool {
+        self.files
+            .keys()
+            .any(|k| Path::new(k).file_name().is_some_and(|f| f == name))
+    }
+
+    /// The content hash (first 16 hex digits of SHA-256 over paths and contents).
+    pub fn hash(&self) -> Result<String, Error> {
+        let mut h = Sha256::new();
+        h.update(ETC_PASSWD);
+        for (path, host) in &self.files {
+            h.update(path.as_bytes());
+            h.update([0]);
+            let bytes = std::fs::read(host).map_err(|e| Error::Io {
+                path: host.clone(),
+                source: e,
+            })?;
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+        let digest = h.finalize();
+        Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The rootfs as a tar archive.
+    pub fn tar(&self) -> Result<Vec<u8>, Error> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |e: std::io::Error| Error::Io { path, source: e }
+        };
+        let mut builder = tar::Builder::new(Vec::new());
+        for dir in ["tmp", "root", "run", "var", "var/tmp", "var/lib", "var/lib/turn", "etc", "proc", "sys", "dev"] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(if dir.ends_with("tmp") { 0o1777 } else { 0o755 });
+            header.set_size(0);
+            builder
+                .append_data(&mut header, format!("{dir}/"), std::io::empty())
+                .map_err(io(Path::new(dir)))?;
+        }
+        for (name, content) in [
+            ("etc/passwd", ETC_PASSWD),
+            ("etc/group", "root:x:0:\n"),
+            ("etc/nsswitch.conf", "hosts: files dns\npasswd: files\ngroup: files\n"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_size(content.len() as u64);
+            builder
+                .append_data(&mut header, name, content.as_bytes())
+                .map_err(io(Path::new(name)))?;
+        }
+        for (path, host) in &self.files {
+            let bytes = std::fs::read(host).map_err(io(host))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o755);
+            header.set_size(bytes.len() as u64);
+            builder
+                .append_data(&mut header, path.trim_start_matches('/'), bytes.as_slice())
+                .map_err(io(host))?;
+        }
+        builder.into_inner().map_err(io(Path::new("rootfs.tar")))
+    }
+}
+
+const ETC_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n";
+
+/// The shared libraries of a binary, from `ldd` (absolute paths).
+fn ldd(binary: &Path) -> Result<Vec<String>, Error> {
+    let output = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| Error::Image(format!("running ldd: {e}")))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.trim().split_whitespace().next()?,
+                None => l.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect())
+}
+
+/// What [`ensure`] did.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// `oneway-suite:<hash>`.
+    pub tag: String,
+    /// Whether the image was already there.
+    pub cached: bool,
+    /// Files in the image.
+    pub files: usize,
+    /// Size of the rootfs tar in bytes (0 when cached).
+    pub bytes: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Optional tools that are absent.
+    pub missing: Vec<String>,
+}
+
+/// Builds the image unless one with the same content hash exists; removes older suite images.
+/// `step` is told what is happening (for a progress line).
+pub async fn ensure(
+    engine: &Engine,
+    peer: &Path,
+    step: &(dyn Fn(&str) + Sync),
+) -> Result<(Built, Rootfs), Error> {
+    let start = Instant::now();
+    step("collecting host files");
+    let rootfs = Rootfs::collect(peer, BASE_FILES)?;
+    step(&format!("hashing {} files", rootfs.files.len()));
+    let hash = rootfs.hash()?;
+    let tag = format!("{REPO}:{hash}");
+    let docker = engine.client();
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok((
+            Built {
+                tag,
+                cached: true,
+                files: rootfs.files.len(),
+                bytes: 0,
+                seconds: start.elapsed().as_secs_f64(),
+                missing: rootfs.missing.clone(),
+            },
+            rootfs,
+        ));
+    }
+    step("writing the rootfs archive");
+    let tar = rootfs.tar()?;
+    let bytes = tar.len();
+    step(&format!("importing {} MB", bytes / 1_000_000));
+    let options = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(REPO)
+        .tag(&hash)
+        .changes(vec![format!("LABEL {LABEL}=1")])
+        .build();
+    let mut stream = docker.create_image(
+        Some(options),
+        Some(testcontainers::bollard::body_full(tar.into())),
+        None,
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| Error::Image(format!("docker import: {e}")))?;
+        if let Some(detail) = info.error_detail {
+            return Err(Error::Image(format!(
+                "docker import: {}",
+                detail.message.unwrap_or_default()
+            )));
+        }
+    }
+    docker
+        .inspect_image(&tag)
+        .await
+        .map_err(|e| Error::Image(format!("the imported image is missing: {e}")))?;
+    // Older images of the suite (other content hashes) are removed, so they do not pile up.
+    let filters = std::collections::HashMap::from([("reference", vec![REPO])]);
+    if let Ok(images) = docker
+        .list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build()))
+        .await
+    {
+        for image in images {
+            if !image.repo_tags.iter().any(|t| t == &tag) {
+                let _ = docker
+                    .remove_image(
+                        &image.id,
+                        Some(RemoveImageOptionsBuilder::new().force(false).build()),
+                        None,
+                    )
+                    .await;
+            }
+        }
+    }
+    Ok((
+        Built {
+            tag,
+            cached: false,
+            files: rootfs.files.len(),
+            bytes,
+            seconds: start.elapsed().as_secs_f64(),
+            missing: rootfs.missing.clone(),
+        },
+        rootfs,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_libraries_and_hash_is_stable() {
+        let rootfs = Rootfs::collect(Path::new("/bin/sleep"), "/bin/sh\n?/no/such/tool\n").unwrap();
+        assert!(rootfs.files.contains_key(PEER_PATH));
+        assert!(rootfs.files.keys().any(|k| k.contains("libc.so")));
+        assert_eq!(rootfs.missing, vec!["/no/such/tool".to_owned()]);
+        assert_eq!(rootfs.hash().unwrap(), rootfs.hash().unwrap());
+        assert!(Rootfs::collect(Path::new("/bin/sleep"), "/no/such/required").is_err());
+    }
+}

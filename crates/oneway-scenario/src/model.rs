@@ -1,0 +1,546 @@
+//! The declarative model: implementation manifests (`impls/*.toml`) and scenario files
+//! (`scenarios/*.toml`). Pure data plus parsing and validation; nothing here touches Docker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A role a peer plays in a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Issues the token and accepts dialers.
+    Listen,
+    /// Connects with the token alone.
+    Dial,
+}
+
+/// How an implementation is started, read from `impls/<id>.toml`.
+///
+/// Commands are argument vectors; `{name}` placeholders are filled by the runner
+/// (see [`Placeholders`](crate::plan::Placeholders)). Every implementation prints the
+/// JSON event lines of `spec/peer-contract.md` on standard output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImplManifest {
+    /// Short stable name used in cell names and `--filter` (`str0m`, `webrtc-rs`, …).
+    pub id: String,
+    /// Human name for reports.
+    #[serde(default)]
+    pub name: String,
+    /// Roles it supports.
+    pub roles: Vec<Role>,
+    /// Where the peer process runs: `"base"` runs it inside the suite's own image (the host's
+    /// `oneway` binary is `/usr/local/bin/oneway`); any other value names a locally built
+    /// image that is started with the host container's network namespace.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Optional features beyond the contract (`turn`, `mdns`, `ipv6`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Per-cell timeout in seconds for this implementation's dialer.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Listener command.
+    #[serde(default)]
+    pub listen: Option<Command>,
+    /// Dialer command.
+    #[serde(default)]
+    pub dial: Option<Command>,
+}
+
+fn default_image() -> String {
+    "base".to_owned()
+}
+
+fn default_timeout() -> u64 {
+    15
+}
+
+/// One command of a manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// Argument vector with `{placeholders}`.
+    pub argv: Vec<String>,
+    /// Extra arguments appended when a listener option is asked for by the scenario, keyed by
+    /// option (`stun`, `mdns`, `turn`).
+    #[serde(default)]
+    pub options: BTreeMap<String, Vec<String>>,
+    /// Environment variables (`NAME = "value"`, placeholders allowed).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl ImplManifest {
+    /// Parses one manifest; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
+        let manifest: ImplManifest = toml::from_str(text).map_err(|e| Error::Parse {
+            file: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        manifest.validate(origin)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), Error> {
+        let invalid = |message: String| Error::Invalid {
+            file: origin.to_owned(),
+            message,
+        };
+        if !valid_id(&self.id) {
+            return Err(invalid(format!(
+                "id {:?} must be lowercase letters, digits and '-'",
+                self.id
+            )));
+        }
+        if self.roles.is_empty() {
+            return Err(invalid("roles is empty".into()));
+        }
+        for role in &self.roles {
+            let command = match role {
+                Role::Listen => &self.listen,
+                Role::Dial => &self.dial,
+            };
+            match command {
+                None => {
+                    return Err(invalid(format!(
+                        "role {role:?} is listed but [{}] is missing",
+                        role_key(*role)
+                    )));
+                }
+                Some(c) if c.argv.is_empty() => {
+                    return Err(invalid(format!("[{}] argv is empty", role_key(*role))));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(dial) = &self.dial {
+            if !dial.argv.iter().any(|a| a.contains("{token}"))
+                && !dial.env.values().any(|v| v.contains("{token}"))
+            {
+                return Err(invalid(
+                    "[dial] must pass {token} in argv or env".to_owned(),
+                ));
+            }
+        }
+        if !(1..=600).contains(&self.timeout_secs) {
+            return Err(invalid("timeout_secs must be 1..=600".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the manifest declares this role.
+    pub fn supports(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Whether the manifest declares this capability.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+fn role_key(role: Role) -> &'static str {
+    match role {
+        Role::Listen => "listen",
+        Role::Dial => "dial",
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 40
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// RFC 4787 mapping behaviour of a NAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mapping {
+    /// Endpoint-independent mapping (EIM): one external port per internal socket.
+    EndpointIndependent,
+    /// Address-and-port-dependent mapping (APDM): a new external port per destination.
+    AddressAndPortDependent,
+}
+
+/// RFC 4787 filtering behaviour of a NAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filtering {
+    /// Endpoint-independent filtering (EIF): anyone may send to a mapping.
+    EndpointIndependent,
+    /// Address-dependent filtering (ADF): only addresses the inside host sent to.
+    AddressDependent,
+    /// Address-and-port-dependent filtering (APDF): only exact remote `ip:port`s.
+    AddressAndPortDependent,
+}
+
+impl Filtering {
+    /// Stable name used in cause codes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filtering::EndpointIndependent => "endpoint-independent",
+            Filtering::AddressDependent => "address-dependent",
+            Filtering::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
+}
+
+/// A NAT's behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nat {
+    /// Mapping behaviour.
+    pub mapping: Mapping,
+    /// Filtering behaviour.
+    pub filtering: Filtering,
+    /// Whether packets from inside to the NAT's own public address are looped back.
+    #[serde(default)]
+    pub hairpin: bool,
+}
+
+impl Nat {
+    /// The common name of this behaviour (`full-cone`, `port-restricted`, …).
+    pub fn common_name(&self) -> &'static str {
+        match (self.mapping, self.filtering) {
+            (Mapping::EndpointIndependent, Filtering::EndpointIndependent) => "full-cone",
+            (Mapping::EndpointIndependent, Filtering::AddressDependent) => "restricted-cone",
+            (Mapping::EndpointIndependent, Filtering::AddressAndPortDependent) => {
+                "port-restricted-cone"
+            }
+            (Mapping::AddressAndPortDependent, _) => "symmetric",
+        }
+    }
+}
+
+/// What stands between a site (the listener's or the dialer's) and the WAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Edge {
+    /// Directly on the public WAN segment.
+    Public,
+    /// Behind a NAT router.
+    Nat {
+        /// Its behaviour.
+        #[serde(flatten)]
+        nat: Nat,
+    },
+    /// Behind a home NAT that is itself behind a carrier-grade NAT (both EIM/APDF).
+    DoubleNat,
+    /// Routed public addresses behind a stateful firewall that drops unsolicited inbound.
+    Firewall,
+    /// A router that drops all UDP (TCP may pass, e.g. to a TURN server).
+    UdpBlocked,
+}
+
+impl Edge {
+    /// Short description for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Edge::Public => "public".into(),
+            Edge::Nat { nat } => format!(
+                "{} NAT{}",
+                nat.common_name(),
+                if nat.hairpin { " (hairpin)" } else { "" }
+            ),
+            Edge::DoubleNat => "double NAT (CGNAT)".into(),
+            Edge::Firewall => "no-inbound firewall".into(),
+            Edge::UdpBlocked => "UDP blocked".into(),
+        }
+    }
+}
+
+/// Address families of a LAN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// IPv4 only.
+    #[default]
+    Ipv4,
+    /// IPv6 only (IPv4 addresses are removed from the peers' interfaces).
+    Ipv6,
+    /// Both.
+    DualStack,
+}
+
+/// What is done to the token's first candidate, to exercise the fallback order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirstCandidate {
+    /// Packets to it are dropped silently.
+    BlackHoled,
+    /// Packets to it are answered with ICMP port unreachable.
+    Rejected,
+    /// It sits on a LAN the dialer has no route to (sending fails locally).
+    WrongLan,
+}
+
+/// The network a scenario builds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Topology {
+    /// Both peers on one LAN segment (no router).
+    SameLan {
+        /// Address families.
+        #[serde(default)]
+        family: Family,
+        /// No router and no default route at all; the listener advertises mDNS names.
+        #[serde(default)]
+        offline: bool,
+        /// Impair the first candidate (the listener then has two interfaces).
+        #[serde(default)]
+        first_candidate: Option<FirstCandidate>,
+    },
+    /// Each peer at its own site, sites joined by the public WAN.
+    Sites {
+        /// The listener's edge.
+        listener: Edge,
+        /// The dialer's edge.
+        dialer: Edge,
+    },
+    /// Both peers behind one NAT router, on two isolated inside LANs: the only path is the
+    /// router's public address (hairpinning).
+    Hairpin {
+        /// Whether the router hairpins.
+        hairpin: bool,
+    },
+}
+
+/// Delay and loss on the dialer's access link.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impairment {
+    /// Added round-trip time in milliseconds (half on each direction).
+    pub rtt_ms: u32,
+    /// Loss per direction, percent.
+    #[serde(default)]
+    pub loss_percent: f64,
+    /// Jitter per direction in milliseconds.
+    #[serde(default)]
+    pub jitter_ms: u32,
+}
+
+/// What a cell is expected to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// `pass` or `fail`.
+    pub verdict: ExpectedVerdict,
+    /// For `fail`: the dialer's cause code it must fail with (`ice-timeout`, …).
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// For `pass`: the candidate type the dialer must reach the listener by (`host`, `srflx`,
+    /// `relay`); another type is a deviation.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Why; shown in the report's "why" column.
+    pub reason: String,
+}
+
+/// Expected outcome kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpectedVerdict {
+    /// Connects and echoes.
+    Pass,
+    /// Fails (for the expected cause).
+    Fail,
+}
+
+/// An expectation that applies when a capability is missing on the dialer or listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityExpectation {
+    /// The capability.
+    pub capability: String,
+    /// The expectation when either peer lacks it.
+    #[serde(flatten)]
+    pub expect: Expectation,
+}
+
+/// One scenario file (`scenarios/*.toml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Stable name (defaults to the file stem).
+    #[serde(default)]
+    pub name: String,
+    /// One line for the report.
+    pub description: String,
+    /// The network.
+    pub topology: Topology,
+    /// Impairment of the dialer's access link.
+    #[serde(default)]
+    pub impairment: Option<Impairment>,
+    /// Listener options to ask for (`stun`, `mdns`, `turn`), mapped through each manifest.
+    #[serde(default)]
+    pub listener_options: Vec<String>,
+    /// Implementation pairs as `"dialer x listener"`, or `["*"]` for every pair.
+    #[serde(default = "all_pairs")]
+    pub pairs: Vec<String>,
+    /// The expectation for every cell.
+    pub expect: Expectation,
+    /// Overrides when a peer lacks a capability.
+    #[serde(default)]
+    pub unless: Vec<CapabilityExpectation>,
+    /// Dialer timeout in seconds (overrides the manifest's).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Default repeat count (`--repeat` overrides).
+    #[serde(default)]
+    pub repeat: Option<u32>,
+    /// Part of the small CI set (`--set ci`).
+    #[serde(default)]
+    pub ci: bool,
+    /// Runs without Docker, in-process on loopback.
+    #[serde(default)]
+    pub loopback: bool,
+}
+
+fn all_pairs() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl Scenario {
+    /// Parses one scenario file; `name` is used when the file has none.
+    pub fn parse(text: &str, name: &str) -> Result<Self, Error> {
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| Error::Parse {
+            file: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        if scenario.name.is_empty() {
+            scenario.name = name.to_owned();
+        }
+        scenario.validate(name)?;
+        Ok(scenario)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), Error> {
+        let invalid = |message: String| Error::Invalid {
+            file: origin.to_owned(),
+            message,
+        };
+        if !valid_id(&self.name) {
+            return Err(invalid(format!("name {:?} is not a valid id", self.name)));
+        }
+        for e in std::iter::once(&self.expect).chain(self.unless.iter().map(|u| &u.expect)) {
+            if e.verdict == ExpectedVerdict::Fail && e.cause.is_none() {
+                return Err(invalid("an expected failure needs a cause code".into()));
+            }
+            if e.reason.trim().is_empty() {
+                return Err(invalid("every expectation needs a reason".into()));
+            }
+            if let Some(p) = &e.path {
+                if !["host", "srflx", "prflx", "relay"].contains(&p.as_str()) {
+                    return Err(invalid(format!("unknown path type {p:?}")));
+                }
+            }
+        }
+        for p in &self.pairs {
+            if p != "*" && p.split_once(" x ").is_none() {
+                return Err(invalid(format!(
+                    "pair {p:?} must be \"*\" or \"<dialer> x <listener>\""
+                )));
+            }
+        }
+        if let Some(i) = &self.impairment {
+            if !matches!(
+                self.topology,
+                Topology::Sites {
+                    dialer: Edge::Nat { .. },
+                    ..
+                }
+            ) {
+                return Err(invalid(
+                    "an impairment needs a `sites` topology whose dialer is behind a NAT (the hop goes between dialer and router)".into(),
+                ));
+            }
+            if i.rtt_ms > 5000 || !(0.0..=100.0).contains(&i.loss_percent) || i.jitter_ms > 1000 {
+                return Err(invalid("impairment out of range".into()));
+            }
+        }
+        if self.timeout_secs.is_some_and(|t| !(1..=600).contains(&t)) {
+            return Err(invalid("timeout_secs must be 1..=600".into()));
+        }
+        if self.repeat.is_some_and(|r| !(1..=1000).contains(&r)) {
+            return Err(invalid("repeat must be 1..=1000".into()));
+        }
+        Ok(())
+    }
+
+    /// The expectation for a pair, given the capabilities of its two implementations.
+    pub fn expectation_for(&self, dialer: &ImplManifest, listener: &ImplManifest) -> &Expectation {
+        self.unless
+            .iter()
+            .find(|u| !dialer.has_capability(&u.capability) || !listener.has_capability(&u.capability))
+            .map_or(&self.expect, |u| &u.expect)
+    }
+}
+
+/// Reads every `*.toml` file of a directory, sorted by file name.
+pub fn read_dir_toml(dir: &Path) -> Result<Vec<(PathBuf, String)>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
+        path: dir.to_owned(),
+        source: e,
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::Io {
+                path: dir.to_owned(),
+                source: e,
+            })?
+            .path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            files.push((path, text));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every manifest of a directory.
+pub fn load_impls(dir: &Path) -> Result<Vec<ImplManifest>, Error> {
+    let mut out: Vec<ImplManifest> = Vec::new();
+    for (path, text) in read_dir_toml(dir)? {
+        let m = ImplManifest::parse(&text, &path.display().to_string())?;
+        if out.iter().any(|o| o.id == m.id) {
+            return Err(Error::Invalid {
+                file: path.display().to_string(),
+                message: format!("duplicate implementation id {:?}", m.id),
+            });
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Loads every scenario of a directory.
+pub fn load_scenarios(dir: &Path) -> Result<Vec<Scenario>, Error> {
+    let mut out: Vec<Scenario> = Vec::new();
+    for (path, text) in read_dir_toml(dir)? {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let s = Scenario::parse(&text, &stem)?;
+        if out.iter().any(|o| o.name == s.name) {
+            return Err(Error::Invalid {
+                file: path.display().to_string(),
+                message: format!("duplicate scenario name {:?}", s.name),
+            });
+        }
+        out.push(s);
+    }
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! Cells: a pure function of the manifests and scenarios, with stable names
+//! `"<dialer> x <listener> (<scenario>)"` (the libp2p test-plans convention).
+
+use serde::Serialize;
+
+use crate::model::{Expectation, ImplManifest, Role, Scenario};
+
+/// One cell of the matrix.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cell {
+    /// `"<dialer> x <listener> (<scenario>)"`.
+    pub name: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Dialer implementation id.
+    pub dialer: String,
+    /// Listener implementation id.
+    pub listener: String,
+    /// What is expected.
+    pub expect: Expectation,
+    /// When set, the cell is not run, for this reason.
+    pub skip: Option<String>,
+}
+
+/// Values substituted into manifest commands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placeholders {
+    /// `{token}`: the listener's token.
+    pub token: String,
+    /// `{timeout_secs}`.
+    pub timeout_secs: u64,
+    /// `{stun}`: STUN server `ip:port`.
+    pub stun: String,
+    /// `{turn}`: TURN server `ip:port` (user `oneway`, password `oneway`).
+    pub turn: String,
+}
+
+impl Placeholders {
+    /// Fills the `{name}` placeholders of one argument.
+    pub fn fill(&self, arg: &str) -> String {
+        arg.replace("{token}", &self.token)
+            .replace("{timeout_secs}", &self.timeout_secs.to_string())
+            .replace("{stun}", &self.stun)
+            .replace("{turn}", &self.turn)
+            .replace("{turn_user}", "oneway")
+            .replace("{turn_password}", "oneway")
+    }
+}
+
+/// Builds every cell of `scenarios` × the implementation pairs each one names.
+pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for s in scenarios {
+        for d in impls.iter().filter(|i| i.supports(Role::Dial)) {
+            for l in impls.iter().filter(|i| i.supports(Role::Listen)) {
+                let pair = format!("{} x {}", d.id, l.id);
+                if !s.pairs.iter().any(|p| p == "*" || *p == pair) {
+                    continue;
+                }
+                let skip = l.listen.as_ref().and_then(|cmd| {
+                    s.listener_options
+                        .iter()
+                        .find(|o| !cmd.options.contains_key(*o))
+                        .map(|o| format!("{} has no listener option `{o}` in its manifest", l.id))
+                });
+                let skip = skip.or_else(|| {
+                    (s.loopback && (d.image != "base" || l.image != "base")).then(|| {
+                        "loopback cells run host binaries; this pair needs its own image".to_owned()
+                    })
+                });
+                out.push(Cell {
+                    name: format!("{pair} ({})", s.name),
+                    scenario: s.name.clone(),
+                    dialer: d.id.clone(),
+                    listener: l.id.clone(),
+                    expect: s.expectation_for(d, l).clone(),
+                    skip,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Keeps the cells whose name contains any of `filters` (all cells when empty) and none of
+/// `ignores`. Returns the kept cells and, for each dropped cell, why.
+pub fn filter(cells: Vec<Cell>, filters: &[String], ignores: &[String]) -> (Vec<Cell>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for c in cells {
+        if !filters.is_empty() && !filters.iter().any(|f| c.name.contains(f.as_str())) {
+            dropped.push(format!("{}: matches no --filter", c.name));
+        } else if let Some(i) = ignores.iter().find(|i| c.name.contains(i.as_str())) {
+            dropped.push(format!("{}: matches --ignore {i:?}", c.name));
+        } else {
+            kept.push(c);
+        }
+    }
+    (kept, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str, roles: &str) -> ImplManifest {
+        ImplManifest::parse(
+            &format!(
+                "id = \"{id}\"\nroles = [{roles}]\n[listen]\nargv = [\"l\"]\noptions = {{ stun = [\"--stun\", \"{{stun}}\"] }}\n[dial]\nargv = [\"d\", \"{{token}}\"]\n"
+            ),
+            id,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pairs_follow_roles_and_skip_missing_options() {
+        let impls = vec![
+            manifest("a", "\"listen\", \"dial\""),
+            manifest("b", "\"dial\""),
+        ];
+        let s = Scenario::parse(
+            "description = \"x\"\nlistener_options = [\"stun\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "s",
+        )
+        .unwrap();
+        let cells = cells(&impls, std::slice::from_ref(&s));
+        let names: Vec<_> = cells.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a x a (s)", "b x a (s)"]);
+        assert!(cells.iter().all(|c| c.skip.is_none()));
+        let mut s2 = s.clone();
+        s2.listener_options = vec!["mdns".into()];
+        assert!(super::cells(&impls, &[s2])[0].skip.is_some());
+        let (kept, dropped) = filter(cells, &["b x".into()], &[]);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(dropped, ["a x a (s): matches no --filter"]);
+    }
+
+    #[test]
+    fn placeholders_fill() {
+        let p = Placeholders {
+            token: "ow1.x".into(),
+            timeout_secs: 9,
+            stun: "198.51.100.3:3478".into(),
+            turn: String::new(),
+        };
+        assert_eq!(p.fill("--timeout={timeout_secs}s"), "--timeout=9s");
+        assert_eq!(p.fill("{token}"), "ow1.x");
+    }
+}

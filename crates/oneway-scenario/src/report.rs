@@ -1,0 +1,391 @@
+//! One [`Report`], three renderings: a Markdown matrix in the style of libp2p test-plans, JSON
+//! with every recorded field, and JUnit XML for CI systems.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+use serde::{Deserialize, Serialize};
+
+use crate::run::{CellResult, RunRecord};
+use crate::verdict::Verdict;
+
+/// How the image step went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// `oneway-suite:<hash>`.
+    pub tag: String,
+    /// Already built (cache hit by content hash).
+    pub cached: bool,
+    /// Seconds spent (hashing, and building when not cached).
+    pub seconds: f64,
+}
+
+/// A scenario as listed in the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Name.
+    pub name: String,
+    /// One line.
+    pub description: String,
+}
+
+/// Everything one `oneway suite` run found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Format version of this JSON.
+    pub format: u32,
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+    /// Seconds from the start until the first cell started.
+    pub first_cell_after: Option<f64>,
+    /// The image, when Docker was reachable.
+    pub image: Option<ImageInfo>,
+    /// Why container scenarios were skipped, when they were.
+    pub no_docker: Option<String>,
+    /// Implementation ids.
+    pub impls: Vec<String>,
+    /// Scenarios in matrix order.
+    pub scenarios: Vec<ScenarioInfo>,
+    /// Cells.
+    pub cells: Vec<CellResult>,
+    /// Whether the run was interrupted.
+    pub interrupted: bool,
+}
+
+impl Report {
+    /// Number of cells per verdict, in a fixed order.
+    pub fn counts(&self) -> Vec<(Verdict, usize)> {
+        [
+            Verdict::Pass,
+            Verdict::ExpectedFail,
+            Verdict::Fail,
+            Verdict::UnexpectedPass,
+            Verdict::Flaky,
+            Verdict::Error,
+            Verdict::Skipped,
+        ]
+        .into_iter()
+        .map(|v| (v, self.cells.iter().filter(|c| c.verdict == v).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+
+    /// Whether every cell is green (pass, expected-fail or skipped) and the run was complete.
+    pub fn green(&self) -> bool {
+        !self.interrupted && self.cells.iter().all(|c| c.verdict.is_green())
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> String {
+        let counts: Vec<String> = self
+            .counts()
+            .iter()
+            .map(|(v, n)| format!("{n} {}", v.name()))
+            .collect();
+        format!(
+            "{} cells: {} in {:.0} s{}",
+            self.cells.len(),
+            counts.join(", "),
+            self.seconds,
+            if self.interrupted { " (interrupted)" } else { "" }
+        )
+    }
+
+    /// JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// JUnit XML: one test suite per scenario, one test case per cell.
+    pub fn to_junit(&self) -> String {
+        let mut report = quick_junit::Report::new("oneway suite");
+        report.set_time(Duration::from_secs_f64(self.seconds.max(0.0)));
+        for s in &self.scenarios {
+            let mut suite = TestSuite::new(s.name.clone());
+            for c in self.cells.iter().filter(|c| c.scenario == s.name) {
+                let mut status = match c.verdict {
+                    Verdict::Pass | Verdict::ExpectedFail => TestCaseStatus::success(),
+                    Verdict::Skipped => TestCaseStatus::skipped(),
+                    Verdict::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+                    Verdict::Fail | Verdict::UnexpectedPass | Verdict::Flaky => {
+                        TestCaseStatus::non_success(NonSuccessKind::Failure)
+                    }
+                };
+                let message = match c.verdict {
+                    Verdict::Pass | Verdict::ExpectedFail => None,
+                    _ => Some(format!(
+                        "{}: {}",
+                        c.verdict.name(),
+                        c.why.clone().unwrap_or_else(|| c.causes.join("; "))
+                    )),
+                };
+                if let Some(m) = message {
+                    status.set_message(m);
+                }
+                let mut case = TestCase::new(c.name.clone(), status);
+                case.set_classname(format!("oneway.suite.{}", c.scenario));
+                let secs: f64 = c.runs.iter().map(|r| r.seconds).sum();
+                case.set_time(Duration::from_secs_f64(secs.max(0.0)));
+                case.set_system_out(format!(
+                    "expected: {} ({})\nobserved: {}\nrerun: {}\n",
+                    c.expected,
+                    c.reason,
+                    c.causes.join("; "),
+                    c.rerun
+                ));
+                suite.add_test_case(case);
+            }
+            report.add_test_suite(suite);
+        }
+        report.to_string().unwrap_or_default()
+    }
+
+    /// The Markdown report: legend, matrix, details per cell, deviations.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# oneway suite\n");
+        let _ = writeln!(md, "{}\n", self.summary());
+        if let Some(i) = &self.image {
+            let _ = writeln!(
+                md,
+                "Image `{}` ({}, {:.1} s).{}\n",
+                i.tag,
+                if i.cached { "cached" } else { "built" },
+                i.seconds,
+                self.first_cell_after
+                    .map(|t| format!(" First cell started after {t:.1} s."))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(reason) = &self.no_docker {
+            let _ = writeln!(
+                md,
+                "**No Docker engine** ({reason}): only the loopback cells ran; container cells are skipped.\n"
+            );
+        }
+        let _ = writeln!(
+            md,
+            "🟢 pass · 🟡 expected failure (for the expected cause) · 🔴 deviation · 🔵 unexpected pass · 🟠 flaky · ⚫ harness error · ⚪ skipped\n"
+        );
+        // Matrix: rows are scenarios, columns are dialer x listener pairs.
+        let mut pairs: Vec<String> = Vec::new();
+        for c in &self.cells {
+            let p = format!("{} x {}", c.dialer, c.listener);
+            if !pairs.contains(&p) {
+                pairs.push(p);
+            }
+        }
+        let _ = writeln!(md, "## Matrix (dialer x listener)\n");
+        let _ = write!(md, "| scenario |");
+        for p in &pairs {
+            let _ = write!(md, " {p} |");
+        }
+        let _ = writeln!(md, " why |");
+        let _ = write!(md, "|---|");
+        for _ in &pairs {
+            let _ = write!(md, "---|");
+        }
+        let _ = writeln!(md, "---|");
+        for s in &self.scenarios {
+            let cells: Vec<&CellResult> = self.cells.iter().filter(|c| c.scenario == s.name).collect();
+            if cells.is_empty() {
+                continue;
+            }
+            let _ = write!(md, "| `{}` |", s.name);
+            for p in &pairs {
+                match cells
+                    .iter()
+                    .find(|c| format!("{} x {}", c.dialer, c.listener) == *p)
+                {
+                    Some(c) => {
+                        let _ = write!(md, " {} |", cell_text(c));
+                    }
+                    None => {
+                        let _ = write!(md, " |");
+                    }
+                }
+            }
+            let why = cells
+                .iter()
+                .find(|c| !matches!(c.verdict, Verdict::Pass))
+                .map(|c| why_text(c))
+                .unwrap_or_default();
+            let _ = writeln!(md, " {} |", escape(&why));
+        }
+        let _ = writeln!(md, "\n## Scenarios\n");
+        for s in &self.scenarios {
+            let _ = writeln!(md, "- `{}`: {}", s.name, escape(&s.description));
+        }
+        let _ = writeln!(md, "\n## Cells\n");
+        let _ = writeln!(
+            md,
+            "| cell | verdict | expected | observed | path (dialer / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | runs |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        for c in &self.cells {
+            let run = c.runs.iter().find(|r| r.stages.first_echo.is_some()).or(c.runs.first());
+            let _ = writeln!(
+                md,
+                "| {} | {} {} | {} | {} | {} | {} | {} | {} |",
+                escape(&c.name),
+                c.verdict.mark(),
+                c.verdict.name(),
+                escape(&c.expected),
+                escape(&if c.causes.is_empty() {
+                    c.why.clone().unwrap_or_default()
+                } else {
+                    c.causes.join("; ")
+                }),
+                run.map(path_text).unwrap_or_default(),
+                run.map(fallback_text).unwrap_or_default(),
+                run.map(stages_text).unwrap_or_default(),
+                runs_text(c),
+            );
+        }
+        let deviating: Vec<&CellResult> = self
+            .cells
+            .iter()
+            .filter(|c| !c.verdict.is_green())
+            .collect();
+        if !deviating.is_empty() {
+            let _ = writeln!(md, "\n## Deviations\n");
+            for c in deviating {
+                let _ = writeln!(
+                    md,
+                    "- **{}** {} {}: {}  \n  rerun: `{}`",
+                    escape(&c.name),
+                    c.verdict.mark(),
+                    c.verdict.name(),
+                    escape(c.why.as_deref().unwrap_or("")),
+                    c.rerun
+                );
+                if let Some(paste) = paste_expectation(c) {
+                    let _ = writeln!(md, "  if this is the new normal, the scenario's expectation is:\n\n  ```toml\n{paste}  ```");
+                }
+            }
+        }
+        md
+    }
+}
+
+fn cell_text(c: &CellResult) -> String {
+    let detail = match c.verdict {
+        Verdict::Pass => c
+            .runs
+            .iter()
+            .find_map(|r| r.dialer_path.as_ref().map(|p| p.remote_type.clone()))
+            .map(|p| {
+                let ms = c
+                    .stats
+                    .median_ms
+                    .map(|m| format!(" {m:.0} ms"))
+                    .unwrap_or_default();
+                format!("{p}{ms}")
+            })
+            .unwrap_or_default(),
+        Verdict::Skipped => "skipped".into(),
+        Verdict::Flaky => format!(
+            "{}/{} ({:.0}–{:.0} %)",
+            c.stats.green,
+            c.stats.runs,
+            c.stats.pass_rate_ci95.0 * 100.0,
+            c.stats.pass_rate_ci95.1 * 100.0
+        ),
+        _ => c
+            .causes
+            .first()
+            .map(|s| s.split(':').next().unwrap_or(s).to_owned())
+            .unwrap_or_default(),
+    };
+    format!("{} {}", c.verdict.mark(), escape(&detail))
+}
+
+fn why_text(c: &CellResult) -> String {
+    match c.verdict {
+        Verdict::ExpectedFail => format!("{}: {}", c.causes.join("; "), c.reason),
+        Verdict::Skipped => c.why.clone().unwrap_or_default(),
+        _ => c.why.clone().unwrap_or_else(|| c.causes.join("; ")),
+    }
+}
+
+fn path_text(r: &RunRecord) -> String {
+    let end = |p: &Option<crate::run::PathEnd>| {
+        p.as_ref()
+            .map(|p| format!("{}→{} {}", p.local_type, p.remote_type, p.family))
+            .unwrap_or_else(|| "–".into())
+    };
+    if r.dialer_path.is_none() && r.listener_path.is_none() {
+        return String::new();
+    }
+    format!("{} / {}", end(&r.dialer_path), end(&r.listener_path))
+}
+
+fn fallback_text(r: &RunRecord) -> String {
+    let order: Vec<String> = r
+        .tried
+        .iter()
+        .map(|t| format!("{} @{:.0}", t.kind, t.t_ms))
+        .collect();
+    let mut s = order.join(" → ");
+    if let Some(f) = r.fallback_ms {
+        let _ = write!(s, " (fell back after {f:.0} ms)");
+    }
+    s
+}
+
+fn stages_text(r: &RunRecord) -> String {
+    let f = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}"));
+    if r.stages.first_check.is_none() && r.stages.first_echo.is_none() {
+        return String::new();
+    }
+    format!(
+        "{} / {} / {} / {} / {}",
+        f(r.stages.first_check),
+        f(r.stages.ice),
+        f(r.stages.dtls),
+        f(r.stages.auth),
+        f(r.stages.first_echo)
+    )
+}
+
+fn runs_text(c: &CellResult) -> String {
+    if c.stats.runs == 0 {
+        return String::new();
+    }
+    let mut s = format!(
+        "{}/{} connected, 95 % CI {:.0}–{:.0} %",
+        c.stats.connected,
+        c.stats.runs,
+        c.stats.pass_rate_ci95.0 * 100.0,
+        c.stats.pass_rate_ci95.1 * 100.0
+    );
+    if let (Some(m), Some(p)) = (c.stats.median_ms, c.stats.p95_ms) {
+        let _ = write!(s, "; echo median {m:.0} ms, p95 {p:.0} ms");
+    }
+    if c.stats.flaky {
+        s.push_str("; **flaky**");
+    }
+    s
+}
+
+/// A ready-to-paste `[expect]` for a cell whose runs all ended the same way.
+fn paste_expectation(c: &CellResult) -> Option<String> {
+    if c.verdict == Verdict::Error || c.verdict == Verdict::Flaky {
+        return None;
+    }
+    let r = c.runs.first()?;
+    Some(match &r.outcome {
+        crate::verdict::Outcome::Connected { path } => format!(
+            "  [expect]\n  verdict = \"pass\"\n  path = \"{path}\"\n  reason = \"…\"\n"
+        ),
+        crate::verdict::Outcome::Failed { cause } => format!(
+            "  [expect]\n  verdict = \"fail\"\n  cause = \"{cause}\"\n  reason = \"…\"\n"
+        ),
+        crate::verdict::Outcome::Error { .. } => return None,
+    })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}

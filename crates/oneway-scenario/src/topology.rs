@@ -1,0 +1,730 @@
+//! Turns a [`Topology`] into a concrete layout: networks with fixed subnets, hosts with fixed
+//! addresses, routes, and the nftables rule sets of each router. Pure: the layout is data that
+//! [`crate::docker`] brings up, and that tests snapshot.
+//!
+//! Addressing (RFC 5737 / RFC 6598 / RFC 1918 / RFC 3849, `.1` is always Docker's bridge):
+//!
+//! ```text
+//! wan   198.51.100.0/24   STUN+TURN .3, listener-side router .2, dialer-side router .4,
+//!                         CGNAT .5, public listener .10, public dialer .20
+//! lan-l 10.2.0.0/24       listener .10, its router .254     (firewalled: 203.0.113.0/24)
+//! lan-d 10.1.0.0/24       dialer .20, its router .254       (firewalled: 192.0.2.0/24)
+//! lan-x 10.3.0.0/24       the listener's second LAN (first-candidate scenarios)
+//! cgn   100.64.0.0/24     home router .10, CGNAT .254
+//! link  10.4.0.0/24       impairment hop .253 → dialer-side router .254
+//! v6    2001:db8:1::/64   (same-LAN IPv6 and dual-stack)
+//! ```
+
+use serde::Serialize;
+
+use crate::model::{Edge, Family, Filtering, FirstCandidate, Impairment, Mapping, Nat, Topology};
+
+/// Address of the STUN/TURN server on the WAN.
+pub const STUN_IP: &str = "198.51.100.3";
+/// STUN/TURN port.
+pub const STUN_PORT: u16 = 3478;
+
+/// One Docker network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NetSpec {
+    /// Key used by nodes (`wan`, `lan-l`, …).
+    pub key: &'static str,
+    /// IPv4 subnet.
+    pub v4: &'static str,
+    /// IPv6 subnet, when the network is IPv6-enabled.
+    pub v6: Option<&'static str>,
+}
+
+/// What a node is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    /// Runs the listener.
+    Listener,
+    /// Runs the dialer.
+    Dialer,
+    /// Forwards (and maybe NATs) between networks.
+    Router,
+    /// Runs coturn (STUN and TURN).
+    Stun,
+    /// Delays and drops packets on the dialer's access link.
+    Impair,
+}
+
+/// One interface of a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Iface {
+    /// Network key.
+    pub net: &'static str,
+    /// IPv4 address.
+    pub v4: String,
+    /// IPv6 address, on IPv6-enabled networks.
+    pub v6: Option<String>,
+}
+
+/// One container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeSpec {
+    /// Name within the cell (`listener`, `dialer`, `router-l`, …).
+    pub key: &'static str,
+    /// Purpose.
+    pub role: NodeRole,
+    /// Interfaces, in attachment order.
+    pub ifaces: Vec<Iface>,
+    /// Enables IP forwarding.
+    pub forwards: bool,
+    /// Shell lines run (with `sh -c`) before any peer starts. `{if:<net>}` is replaced by the
+    /// node's interface name on that network.
+    pub setup: Vec<String>,
+    /// Human description (report).
+    pub note: String,
+}
+
+/// A concrete topology.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Layout {
+    /// Networks.
+    pub networks: Vec<NetSpec>,
+    /// Containers.
+    pub nodes: Vec<NodeSpec>,
+    /// STUN server (`ip:port`) when there is a WAN.
+    pub stun: Option<String>,
+    /// TURN server (`ip:port`) when there is a WAN.
+    pub turn: Option<String>,
+    /// What to do to the first candidate.
+    pub first_candidate: Option<FirstCandidate>,
+    /// Why the listener cannot be reached unsolicited, when it cannot (a cause-code suffix
+    /// such as `filtering=address-and-port-dependent`).
+    pub listener_block: Option<String>,
+    /// Impairment of the dialer's access link.
+    pub impairment: Option<Impairment>,
+    /// IPv4 addresses are removed from the peers (IPv6-only LAN).
+    pub ipv6_only: bool,
+}
+
+impl Layout {
+    /// The node with this key.
+    pub fn node(&self, key: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.key == key)
+    }
+
+    /// Which node owns an IP address (IPv4 or IPv6 text), if any.
+    pub fn owner_of(&self, ip: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| {
+            n.ifaces
+                .iter()
+                .any(|i| i.v4 == ip || i.v6.as_deref() == Some(ip))
+        })
+    }
+}
+
+const WAN: NetSpec = NetSpec {
+    key: "wan",
+    v4: "198.51.100.0/24",
+    v6: None,
+};
+
+fn iface(net: &'static str, v4: &str) -> Iface {
+    Iface {
+        net,
+        v4: v4.to_owned(),
+        v6: None,
+    }
+}
+
+/// Builds the layout of a topology.
+pub fn layout(topology: &Topology, impairment: Option<Impairment>) -> Layout {
+    let mut b = Builder::default();
+    match topology {
+        Topology::SameLan {
+            family,
+            offline,
+            first_candidate,
+        } => same_lan(&mut b, *family, *offline, *first_candidate),
+        Topology::Sites { listener, dialer } => {
+            b.wan();
+            site(&mut b, Side::Listener, *listener);
+            site(&mut b, Side::Dialer, *dialer);
+        }
+        Topology::Hairpin { hairpin } => hairpin_router(&mut b, *hairpin),
+    }
+    for (route, except) in std::mem::take(&mut b.wan_routes) {
+        for n in &mut b.layout.nodes {
+            if n.key != except && n.ifaces.iter().any(|i| i.net == "wan") {
+                n.setup.push(route.clone());
+            }
+        }
+    }
+    if let Some(imp) = impairment {
+        b.impair(imp);
+    }
+    b.layout.impairment = impairment;
+    b.layout
+}
+
+#[derive(Default)]
+struct Builder {
+    layout: Layout,
+    /// Routes every WAN host except the named router needs.
+    wan_routes: Vec<(String, &'static str)>,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            networks: Vec::new(),
+            nodes: Vec::new(),
+            stun: None,
+            turn: None,
+            first_candidate: None,
+            listener_block: None,
+            impairment: None,
+            ipv6_only: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Listener,
+    Dialer,
+}
+
+impl Builder {
+    fn net(&mut self, net: NetSpec) {
+        if !self.layout.networks.iter().any(|n| n.key == net.key) {
+            self.layout.networks.push(net);
+        }
+    }
+
+    fn node(&mut self, node: NodeSpec) {
+        self.layout.nodes.push(node);
+    }
+
+    fn wan(&mut self) {
+        self.net(WAN);
+        self.node(NodeSpec {
+            key: "stun",
+            role: NodeRole::Stun,
+            ifaces: vec![iface("wan", STUN_IP)],
+            forwards: false,
+            setup: vec!["ip route del default 2>/dev/null || true".into()],
+            note: "coturn: STUN and TURN (user oneway/oneway)".into(),
+        });
+        self.layout.stun = Some(format!("{STUN_IP}:{STUN_PORT}"));
+        self.layout.turn = Some(format!("{STUN_IP}:{STUN_PORT}"));
+    }
+
+    fn node_mut(&mut self, key: &str) -> Option<&mut NodeSpec> {
+        self.layout.nodes.iter_mut().find(|n| n.key == key)
+    }
+
+    /// Puts an impairment hop between the dialer and its router (or, on a WAN-attached
+    /// dialer, between the dialer and the WAN).
+    fn impair(&mut self, imp: Impairment) {
+        let half = imp.rtt_ms / 2;
+        let netem = format!(
+            "delay {half}ms{} loss {}%",
+            if imp.jitter_ms > 0 {
+                format!(" {}ms", imp.jitter_ms)
+            } else {
+                String::new()
+            },
+            imp.loss_percent
+        );
+        self.net(NetSpec {
+            key: "link",
+            v4: "10.4.0.0/24",
+            v6: None,
+        });
+        // Move the dialer's router (if any) from lan-d onto the link network.
+        let dialer_router = self
+            .layout
+            .nodes
+            .iter()
+            .position(|n| n.key == "router-d");
+        let Some(router_index) = dialer_router else {
+            return;
+        };
+        let router = &mut self.layout.nodes[router_index];
+        for i in &mut router.ifaces {
+            if i.net == "lan-d" {
+                i.net = "link";
+                i.v4 = "10.4.0.254".into();
+            }
+        }
+        router
+            .setup
+            .insert(0, "ip route add 10.1.0.0/24 via 10.4.0.253".into());
+        let impair_tool = format!(
+            "oneway suite impair --delay-ms {half} --jitter-ms {} --loss-percent {} {{if:lan-d}} {{if:link}} 10.1.0.0/24",
+            imp.jitter_ms, imp.loss_percent
+        );
+        // The delayer runs in the background; wait (bounded) for its ready file.
+        let userspace = format!(
+            "{impair_tool} >/tmp/impair.log 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do [ -e /tmp/impair.ready ] && break; sleep 0.1; done; [ -e /tmp/impair.ready ] || {{ cat /tmp/impair.log; exit 1; }}"
+        );
+        self.node(NodeSpec {
+            key: "impair",
+            role: NodeRole::Impair,
+            ifaces: vec![iface("lan-d", "10.1.0.253"), iface("link", "10.4.0.253")],
+            forwards: true,
+            setup: vec![
+                "ip route del default 2>/dev/null || true; ip route add default via 10.4.0.254".into(),
+                // netem where the kernel has it; otherwise the userspace delayer (TUN).
+                format!(
+                    "if tc qdisc add dev {{if:lan-d}} root netem {netem} 2>/dev/null && tc qdisc add dev {{if:link}} root netem {netem}; then echo impairment=netem; else tc qdisc del dev {{if:lan-d}} root 2>/dev/null || true; {userspace}; echo impairment=userspace; fi"
+                ),
+            ],
+            note: format!(
+                "impairment hop: {} ms RTT, {}% loss per direction (tc netem, or the userspace delayer)",
+                imp.rtt_ms, imp.loss_percent
+            ),
+        });
+        if let Some(d) = self.node_mut("dialer") {
+            d.setup = vec!["ip route del default 2>/dev/null || true; ip route add default via 10.1.0.253".into()];
+        }
+    }
+}
+
+fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstCandidate>) {
+    let v6 = matches!(family, Family::Ipv6 | Family::DualStack);
+    b.net(NetSpec {
+        key: "lan-d",
+        v4: "10.1.0.0/24",
+        v6: v6.then_some("2001:db8:1::/64"),
+    });
+    let addr = |v4: &str, v6a: &str| Iface {
+        net: "lan-d",
+        v4: v4.to_owned(),
+        v6: v6.then(|| v6a.to_owned()),
+    };
+    let mut listener_ifaces = Vec::new();
+    let mut dialer_ifaces = vec![addr("10.1.0.20", "2001:db8:1::20")];
+    if first.is_some() {
+        b.net(NetSpec {
+            key: "lan-x",
+            v4: "10.3.0.0/24",
+            v6: None,
+        });
+        listener_ifaces.push(iface("lan-x", "10.3.0.10"));
+        if first != Some(FirstCandidate::WrongLan) {
+            dialer_ifaces.push(iface("lan-x", "10.3.0.20"));
+        }
+    }
+    listener_ifaces.push(addr("10.1.0.10", "2001:db8:1::10"));
+    let strip = if family == Family::Ipv6 {
+        "ip route del default 2>/dev/null || true; ip -6 route del default 2>/dev/null || true; ip -4 addr flush dev {if:lan-d}"
+    } else {
+        "ip route del default 2>/dev/null || true; ip -6 route del default 2>/dev/null || true"
+    };
+    b.node(NodeSpec {
+        key: "listener",
+        role: NodeRole::Listener,
+        ifaces: listener_ifaces,
+        forwards: false,
+        setup: vec![strip.into()],
+        note: if offline {
+            "listener; no router, no default route; mDNS names".into()
+        } else {
+            "listener".into()
+        },
+    });
+    b.node(NodeSpec {
+        key: "dialer",
+        role: NodeRole::Dialer,
+        ifaces: dialer_ifaces,
+        forwards: false,
+        setup: vec![strip.into()],
+        note: "dialer".into(),
+    });
+    b.layout.first_candidate = first;
+    b.layout.ipv6_only = family == Family::Ipv6;
+}
+
+/// Addresses of one side.
+struct SideAddrs {
+    lan: &'static str,
+    lan_net: &'static str,
+    lan_fw_net: &'static str,
+    host: &'static str,
+    host_fw: &'static str,
+    router_lan: &'static str,
+    router_lan_fw: &'static str,
+    router_wan: &'static str,
+    public_host: &'static str,
+    node: &'static str,
+    router: &'static str,
+    role: NodeRole,
+}
+
+fn addrs(side: Side) -> SideAddrs {
+    match side {
+        Side::Listener => SideAddrs {
+            lan: "lan-l",
+            lan_net: "10.2.0.0/24",
+            lan_fw_net: "203.0.113.0/24",
+            host: "10.2.0.10",
+            host_fw: "203.0.113.10",
+            router_lan: "10.2.0.254",
+            router_lan_fw: "203.0.113.254",
+            router_wan: "198.51.100.2",
+            public_host: "198.51.100.10",
+            node: "listener",
+            router: "router-l",
+            role: NodeRole::Listener,
+        },
+        Side::Dialer => SideAddrs {
+            lan: "lan-d",
+            lan_net: "10.1.0.0/24",
+            lan_fw_net: "192.0.2.0/24",
+            host: "10.1.0.20",
+            host_fw: "192.0.2.20",
+            router_lan: "10.1.0.254",
+            router_lan_fw: "192.0.2.254",
+            router_wan: "198.51.100.4",
+            public_host: "198.51.100.20",
+            node: "dialer",
+            router: "router-d",
+            role: NodeRole::Dialer,
+        },
+    }
+}
+
+const NO_DEFAULT: &str = "ip route del default 2>/dev/null || true; ip -6 route del default 2>/dev/null || true";
+
+fn site(b: &mut Builder, side: Side, edge: Edge) {
+    let a = addrs(side);
+    match edge {
+        Edge::Public => {
+            b.node(NodeSpec {
+                key: a.node,
+                role: a.role,
+                ifaces: vec![iface("wan", a.public_host)],
+                forwards: false,
+                setup: vec![NO_DEFAULT.into()],
+                note: format!("{}: public address on the WAN", a.node),
+            });
+        }
+        Edge::Firewall => {
+            b.net(NetSpec {
+                key: a.lan,
+                v4: a.lan_fw_net,
+                v6: None,
+            });
+            b.node(NodeSpec {
+                key: a.node,
+                role: a.role,
+                ifaces: vec![iface(a.lan, a.host_fw)],
+                forwards: false,
+                setup: vec![format!(
+                    "{NO_DEFAULT}; ip route add default via {}",
+                    a.router_lan_fw
+                )],
+                note: format!("{}: routed public address behind a stateful firewall", a.node),
+            });
+            b.node(NodeSpec {
+                key: a.router,
+                role: NodeRole::Router,
+                ifaces: vec![iface("wan", a.router_wan), iface(a.lan, a.router_lan_fw)],
+                forwards: true,
+                setup: vec![NO_DEFAULT.into(), nft(&firewall_rules(a.lan))],
+                note: "stateful firewall: no unsolicited inbound".into(),
+            });
+            // Every other WAN host needs the route to the firewalled (routed) subnet.
+            b.wan_routes.push((
+                format!("ip route add {} via {}", a.lan_fw_net, a.router_wan),
+                a.router,
+            ));
+            if side == Side::Listener {
+                b.layout.listener_block = Some("firewall=no-inbound".into());
+            }
+        }
+        Edge::Nat { nat } => {
+            lan_host(b, &a);
+            b.node(NodeSpec {
+                key: a.router,
+                role: NodeRole::Router,
+                ifaces: vec![iface("wan", a.router_wan), iface(a.lan, a.router_lan)],
+                forwards: true,
+                setup: vec![NO_DEFAULT.into(), nft(&nat_rules(nat, &[a.lan], a.router_wan))],
+                note: format!(
+                    "NAT {}: mapping={:?}, filtering={}, hairpin={}",
+                    nat.common_name(),
+                    nat.mapping,
+                    nat.filtering.name(),
+                    if nat.hairpin { "on" } else { "off" }
+                ),
+            });
+            if side == Side::Listener && nat.filtering != Filtering::EndpointIndependent {
+                b.layout.listener_block = Some(format!("filtering={}", nat.filtering.name()));
+            }
+        }
+        Edge::UdpBlocked => {
+            lan_host(b, &a);
+            b.node(NodeSpec {
+                key: a.router,
+                role: NodeRole::Router,
+                ifaces: vec![iface("wan", a.router_wan), iface(a.lan, a.router_lan)],
+                forwards: true,
+                setup: vec![NO_DEFAULT.into(), nft(&udp_blocked_rules(a.lan))],
+                note: "NAT that drops all UDP (TCP passes, e.g. TURN over TCP)".into(),
+            });
+            if side == Side::Listener {
+                b.layout.listener_block = Some("udp-blocked".into());
+            }
+        }
+        Edge::DoubleNat => {
+            b.net(NetSpec {
+                key: "cgn",
+                v4: "100.64.0.0/24",
+                v6: None,
+            });
+            lan_host(b, &a);
+            let pr = Nat {
+                mapping: Mapping::EndpointIndependent,
+                filtering: Filtering::AddressAndPortDependent,
+                hairpin: false,
+            };
+            b.node(NodeSpec {
+                key: a.router,
+                role: NodeRole::Router,
+                ifaces: vec![iface("cgn", "100.64.0.10"), iface(a.lan, a.router_lan)],
+                forwards: true,
+                setup: vec![
+                    format!("{NO_DEFAULT}; ip route add default via 100.64.0.254"),
+                    nft(&nat_rules(pr, &[a.lan], "100.64.0.10")),
+                ],
+                note: "home NAT (port-restricted cone) behind the CGNAT".into(),
+            });
+            b.node(NodeSpec {
+                key: "cgnat",
+                role: NodeRole::Router,
+                ifaces: vec![iface("wan", "198.51.100.5"), iface("cgn", "100.64.0.254")],
+                forwards: true,
+                setup: vec![NO_DEFAULT.into(), nft(&nat_rules(pr, &["cgn"], "198.51.100.5"))],
+                note: "carrier-grade NAT (port-restricted cone), 100.64.0.0/24 inside".into(),
+            });
+            if side == Side::Listener {
+                b.layout.listener_block = Some("filtering=address-and-port-dependent".into());
+            }
+        }
+    }
+}
+
+fn lan_host(b: &mut Builder, a: &SideAddrs) {
+    b.net(NetSpec {
+        key: a.lan,
+        v4: a.lan_net,
+        v6: None,
+    });
+    b.node(NodeSpec {
+        key: a.node,
+        role: a.role,
+        ifaces: vec![iface(a.lan, a.host)],
+        forwards: false,
+        setup: vec![format!("{NO_DEFAULT}; ip route add default via {}", a.router_lan)],
+        note: format!("{} on a private LAN", a.node),
+    });
+}
+
+fn hairpin_router(b: &mut Builder, hairpin: bool) {
+    b.wan();
+    let l = addrs(Side::Listener);
+    let d = addrs(Side::Dialer);
+    lan_host(b, &l);
+    lan_host(b, &d);
+    let nat = Nat {
+        mapping: Mapping::EndpointIndependent,
+        filtering: Filtering::EndpointIndependent,
+        hairpin,
+    };
+    b.node(NodeSpec {
+        key: "router",
+        role: NodeRole::Router,
+        ifaces: vec![
+            iface("wan", "198.51.100.2"),
+            iface("lan-l", "10.2.0.254"),
+            iface("lan-d", "10.1.0.254"),
+        ],
+        forwards: true,
+        setup: vec![
+            NO_DEFAULT.into(),
+            nft(&nat_rules(nat, &["lan-l", "lan-d"], "198.51.100.2")),
+        ],
+        note: format!(
+            "full-cone NAT with two isolated inside LANs, hairpin {}",
+            if hairpin { "on" } else { "off" }
+        ),
+    });
+    if !hairpin {
+        b.layout.listener_block = Some("hairpin=off".into());
+    }
+}
+
+fn nft(rules: &str) -> String {
+    format!("nft -f - <<'EOF'\n{rules}\nEOF")
+}
+
+/// nftables rules of a NAT router with inside networks `inside` and the outside network
+/// `wan` (or `cgn` for the home router of a double NAT), per RFC 4787 behaviour.
+fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
+    let out = if public_ip.starts_with("100.64.") {
+        "{if:cgn}"
+    } else {
+        "{if:wan}"
+    };
+    let ins: Vec<String> = inside.iter().map(|n| format!("\"{{if:{n}}}\"")).collect();
+    let ins = format!("{{ {} }}", ins.join(", "));
+    let masquerade = match nat.mapping {
+        Mapping::EndpointIndependent => "masquerade",
+        Mapping::AddressAndPortDependent => "masquerade random,fully-random",
+    };
+    let learned = nat.filtering != Filtering::AddressAndPortDependent;
+    let mut r = String::from("table ip oneway {\n");
+    if learned {
+        // EIF and ADF need a learned mapping: plain conntrack filters by address and port.
+        r.push_str(
+            "  map fc {\n    type inet_service : ipv4_addr\n    flags dynamic,timeout\n    timeout 5m\n  }\n",
+        );
+        r.push_str(
+            "  set contacted {\n    type ipv4_addr . inet_service . ipv4_addr\n    flags dynamic,timeout\n    timeout 5m\n  }\n",
+        );
+        r.push_str(&format!(
+            "  chain learn {{\n    type filter hook prerouting priority -150;\n    iifname {ins} ip daddr != {public_ip} ip protocol udp update @fc {{ udp sport : ip saddr }}\n    iifname {ins} ip daddr != {public_ip} ip protocol udp update @contacted {{ ip saddr . udp sport . ip daddr }}\n  }}\n"
+        ));
+        let scope = if nat.hairpin {
+            format!("ip daddr {public_ip}")
+        } else {
+            format!("iifname \"{out}\" ip daddr {public_ip}")
+        };
+        r.push_str(&format!(
+            "  chain pre {{\n    type nat hook prerouting priority -100;\n    {scope} ip protocol udp dnat ip to udp dport map @fc\n  }}\n"
+        ));
+    }
+    r.push_str(&format!(
+        "  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{out}\" {masquerade}\n  }}\n"
+    ));
+    r.push_str("  chain forward_filter {\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n");
+    match nat.filtering {
+        Filtering::EndpointIndependent => r.push_str("    ct status dnat accept\n"),
+        Filtering::AddressDependent => r.push_str(
+            "    ct status dnat ip daddr . udp dport . ip saddr @contacted accept\n",
+        ),
+        Filtering::AddressAndPortDependent => {}
+    }
+    r.push_str(&format!(
+        "    iifname {ins} oifname \"{out}\" accept\n  }}\n}}"
+    ));
+    r
+}
+
+fn firewall_rules(lan: &str) -> String {
+    format!(
+        "table inet oneway {{\n  chain forward_filter {{\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n    iifname \"{{if:{lan}}}\" accept\n  }}\n}}"
+    )
+}
+
+fn udp_blocked_rules(lan: &str) -> String {
+    format!(
+        "table ip oneway {{\n  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{{if:wan}}\" masquerade\n  }}\n  chain forward_filter {{\n    type filter hook forward priority 0; policy drop;\n    meta l4proto udp drop\n    ct state established,related accept\n    iifname \"{{if:{lan}}}\" accept\n  }}\n}}"
+    )
+}
+
+/// The dialer-side command that impairs the token's first candidate (`ip` is its address).
+pub fn first_candidate_rule(kind: FirstCandidate, ip: &str) -> String {
+    let v6 = ip.contains(':');
+    let (family, addr) = if v6 { ("ip6", "ip6") } else { ("ip", "ip") };
+    match kind {
+        FirstCandidate::BlackHoled => format!(
+            "nft add table {family} oneway_fc && nft add chain {family} oneway_fc out '{{ type filter hook output priority 0; }}' && nft add rule {family} oneway_fc out {addr} daddr {ip} drop"
+        ),
+        FirstCandidate::Rejected => format!(
+            "nft add table {family} oneway_fc && nft add chain {family} oneway_fc in '{{ type filter hook prerouting priority 0; }}' && nft add chain {family} oneway_fc out '{{ type filter hook output priority 0; }}' && nft add rule {family} oneway_fc out {addr} daddr {ip} meta l4proto udp reject"
+        ),
+        FirstCandidate::WrongLan => format!("ip route add unreachable {ip}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_nat_masquerades_fully_random_and_learns_nothing() {
+        let rules = nat_rules(
+            Nat {
+                mapping: Mapping::AddressAndPortDependent,
+                filtering: Filtering::AddressAndPortDependent,
+                hairpin: false,
+            },
+            &["lan-l"],
+            "198.51.100.2",
+        );
+        assert!(rules.contains("masquerade random,fully-random"));
+        assert!(!rules.contains("map fc"));
+    }
+
+    #[test]
+    fn full_cone_dnats_from_the_learned_map() {
+        let rules = nat_rules(
+            Nat {
+                mapping: Mapping::EndpointIndependent,
+                filtering: Filtering::EndpointIndependent,
+                hairpin: false,
+            },
+            &["lan-l"],
+            "198.51.100.2",
+        );
+        assert!(rules.contains("dnat ip to udp dport map @fc"));
+        assert!(rules.contains("ct status dnat accept"));
+        assert!(rules.contains("iifname \"{if:wan}\" ip daddr 198.51.100.2"));
+    }
+
+    #[test]
+    fn listener_behind_restricted_nat_is_blocked_by_its_filtering() {
+        let l = layout(
+            &Topology::Sites {
+                listener: Edge::Nat {
+                    nat: Nat {
+                        mapping: Mapping::EndpointIndependent,
+                        filtering: Filtering::AddressDependent,
+                        hairpin: false,
+                    },
+                },
+                dialer: Edge::Public,
+            },
+            None,
+        );
+        assert_eq!(
+            l.listener_block.as_deref(),
+            Some("filtering=address-dependent")
+        );
+        assert_eq!(l.owner_of("198.51.100.20").map(|n| n.key), Some("dialer"));
+    }
+
+    #[test]
+    fn impairment_inserts_a_hop_between_dialer_and_router() {
+        let l = layout(
+            &Topology::Sites {
+                listener: Edge::Public,
+                dialer: Edge::Nat {
+                    nat: Nat {
+                        mapping: Mapping::EndpointIndependent,
+                        filtering: Filtering::AddressAndPortDependent,
+                        hairpin: false,
+                    },
+                },
+            },
+            Some(Impairment {
+                rtt_ms: 50,
+                loss_percent: 2.0,
+                jitter_ms: 0,
+            }),
+        );
+        let router = l.node("router-d").unwrap();
+        assert!(router.ifaces.iter().any(|i| i.net == "link"));
+        assert!(l.node("impair").is_some());
+        assert!(l.node("dialer").unwrap().setup[0].contains("10.1.0.253"));
+    }
+}

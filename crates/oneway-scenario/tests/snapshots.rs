@@ -1,0 +1,282 @@
+//! Snapshots: the committed scenario and manifest files as parsed and planned, the topologies
+//! they build (routes and nftables rule sets), and the three report renderings.
+
+use std::path::Path;
+
+use oneway_scenario::model::{self, ImplManifest, Scenario};
+use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
+use oneway_scenario::run::{CellResult, PathEnd, RunRecord, Stages, Tried};
+use oneway_scenario::verdict::{Outcome, Stats, Verdict};
+use oneway_scenario::{plan, topology};
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn committed() -> (Vec<ImplManifest>, Vec<Scenario>) {
+    let impls = model::load_impls(&root().join("impls")).unwrap();
+    let scenarios = model::load_scenarios(&root().join("scenarios")).unwrap();
+    (impls, scenarios)
+}
+
+#[test]
+fn committed_files_parse_and_plan() {
+    let (impls, scenarios) = committed();
+    // Only the str0m manifest is pinned here, so other manifests landing do not change it.
+    let str0m: Vec<ImplManifest> = impls.into_iter().filter(|i| i.id == "str0m").collect();
+    let cells = plan::cells(&str0m, &scenarios);
+    let lines: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            format!(
+                "{} => {:?}{}{} | {}",
+                c.name,
+                c.expect.verdict,
+                c.expect.cause.as_ref().map(|x| format!(" ({x})")).unwrap_or_default(),
+                c.expect.path.as_ref().map(|x| format!(" via {x}")).unwrap_or_default(),
+                c.skip.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+    let kinds: std::collections::BTreeSet<String> = scenarios
+        .iter()
+        .filter(|s| !s.loopback)
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(kinds.len() >= 14, "at least 14 topology kinds, got {}", kinds.len());
+    let ci: Vec<&str> = scenarios.iter().filter(|s| s.ci).map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        ci,
+        ["first-candidate-black-holed", "listener-behind-port-restricted", "loopback", "same-lan"]
+    );
+}
+
+#[test]
+fn str0m_manifest_parses() {
+    let text = std::fs::read_to_string(root().join("impls/str0m.toml")).unwrap();
+    let m = ImplManifest::parse(&text, "str0m.toml").unwrap();
+    insta::assert_json_snapshot!(m);
+}
+
+#[test]
+fn bad_files_get_named_errors() {
+    let cases = [
+        ("id = \"X\"\nroles = [\"dial\"]\n[dial]\nargv = [\"x\", \"{token}\"]\n", "uppercase id"),
+        ("id = \"x\"\nroles = [\"dial\"]\n[dial]\nargv = [\"x\"]\n", "no token"),
+        ("id = \"x\"\nroles = [\"listen\"]\n", "missing command"),
+        ("id = \"x\"\nroles = [\"dial\"]\nbogus = 1\n", "unknown field"),
+    ];
+    let mut out = Vec::new();
+    for (text, what) in cases {
+        let e = ImplManifest::parse(text, "m.toml").unwrap_err();
+        out.push(format!("{what}: {e}"));
+    }
+    let scenario_cases = [
+        ("description = \"d\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"fail\"\nreason = \"r\"\n", "fail without cause"),
+        ("description = \"d\"\n[topology]\nkind = \"moon\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n", "unknown topology"),
+        ("description = \"d\"\n[topology]\nkind = \"same-lan\"\n[impairment]\nrtt_ms = 50\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n", "impairment without a dialer NAT"),
+        ("description = \"d\"\npairs = [\"a-b\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n", "bad pair"),
+    ];
+    for (text, what) in scenario_cases {
+        let e = Scenario::parse(text, "s").unwrap_err();
+        out.push(format!("{what}: {e}"));
+    }
+    insta::assert_snapshot!(out.join("\n"));
+}
+
+#[test]
+fn topologies_of_the_default_set() {
+    let (_, scenarios) = committed();
+    let mut out = String::new();
+    for name in [
+        "listener-behind-full-cone",
+        "listener-behind-restricted-cone",
+        "dialer-behind-symmetric",
+        "hairpin-on",
+        "dialer-double-nat",
+        "listener-firewalled",
+        "impaired-50ms-2pct",
+        "first-candidate-rejected",
+    ] {
+        let s = scenarios.iter().find(|s| s.name == name).unwrap();
+        let l = topology::layout(&s.topology, s.impairment);
+        out.push_str(&format!("### {name}\n"));
+        for n in &l.networks {
+            out.push_str(&format!("net {} {}\n", n.key, n.v4));
+        }
+        for n in &l.nodes {
+            let addrs: Vec<String> = n.ifaces.iter().map(|i| format!("{}={}", i.net, i.v4)).collect();
+            out.push_str(&format!("node {} [{}] {}\n", n.key, addrs.join(" "), n.note));
+            for line in &n.setup {
+                out.push_str(&format!("  {}\n", line.replace('\n', "\n  ")));
+            }
+        }
+        out.push_str(&format!("listener_block: {:?}\n\n", l.listener_block));
+    }
+    insta::assert_snapshot!(out);
+}
+
+fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
+    let connected = matches!(outcome, Outcome::Connected { .. });
+    RunRecord {
+        repeat: 1,
+        outcome,
+        verdict,
+        deviation: None,
+        candidates: vec![
+            "host udp 10.3.0.10:40000".into(),
+            "host udp 10.1.0.10:40000".into(),
+        ],
+        tried: vec![
+            Tried {
+                t_ms: 1.0,
+                remote: "10.3.0.10:40000".into(),
+                kind: "host".into(),
+            },
+            Tried {
+                t_ms: 51.0,
+                remote: "10.1.0.10:40000".into(),
+                kind: "host".into(),
+            },
+        ],
+        fallback_ms: connected.then_some(50.0),
+        dialer_path: connected.then(|| PathEnd {
+            local: "10.1.0.20:5000".into(),
+            remote: "10.1.0.10:40000".into(),
+            local_type: "host".into(),
+            remote_type: "host".into(),
+            family: "ipv4".into(),
+        }),
+        listener_path: connected.then(|| PathEnd {
+            local: "10.1.0.10:40000".into(),
+            remote: "10.1.0.20:5000".into(),
+            local_type: "host".into(),
+            remote_type: "host".into(),
+            family: "ipv4".into(),
+        }),
+        stages: Stages {
+            decoded: Some(0.1),
+            first_check: Some(1.0),
+            ice: Some(60.0),
+            dtls: Some(70.0),
+            channel: Some(75.0),
+            auth: Some(80.0),
+            first_echo: echo,
+        },
+        impairment: None,
+        seconds: 3.0,
+        logs: vec!["cells/001/dialer.log".into()],
+    }
+}
+
+fn cell(name: &str, scenario: &str, verdict: Verdict, runs: Vec<RunRecord>, expected: &str) -> CellResult {
+    let connected = runs.iter().filter(|r| matches!(r.outcome, Outcome::Connected { .. })).count() as u32;
+    let green = runs.iter().filter(|r| r.verdict.is_green()).count() as u32;
+    let lat: Vec<f64> = runs.iter().filter_map(|r| r.stages.first_echo).collect();
+    let causes = runs
+        .iter()
+        .map(|r| match &r.outcome {
+            Outcome::Connected { path } => format!("connected via {path}"),
+            Outcome::Failed { cause } => cause.clone(),
+            Outcome::Error { message } => format!("error: {message}"),
+        })
+        .fold(Vec::new(), |mut v: Vec<String>, c| {
+            if !v.contains(&c) {
+                v.push(c);
+            }
+            v
+        });
+    CellResult {
+        name: format!("str0m x str0m ({scenario})"),
+        scenario: scenario.into(),
+        dialer: "str0m".into(),
+        listener: name.into(),
+        verdict,
+        expected: expected.into(),
+        reason: "because".into(),
+        why: (verdict == Verdict::Flaky).then(|| "expected to connect; failed: ice-timeout".into()),
+        causes,
+        stats: Stats::new(runs.len() as u32, connected, green, &lat),
+        runs,
+        rerun: format!("oneway suite --out suite-out --filter 'str0m x str0m ({scenario})'"),
+    }
+}
+
+fn sample_report() -> Report {
+    let pass = run(Verdict::Pass, Outcome::Connected { path: "host".into() }, Some(90.0));
+    let xfail = run(
+        Verdict::ExpectedFail,
+        Outcome::Failed {
+            cause: "listener-unreachable: filtering=address-and-port-dependent".into(),
+        },
+        None,
+    );
+    let fail = run(Verdict::Fail, Outcome::Failed { cause: "ice-timeout".into() }, None);
+    Report {
+        format: 1,
+        seconds: 42.0,
+        first_cell_after: Some(3.5),
+        image: Some(ImageInfo {
+            tag: "oneway-suite:0123456789abcdef".into(),
+            cached: true,
+            seconds: 0.4,
+        }),
+        no_docker: None,
+        impls: vec!["str0m".into()],
+        scenarios: vec![
+            ScenarioInfo {
+                name: "same-lan".into(),
+                description: "Both peers on one LAN".into(),
+            },
+            ScenarioInfo {
+                name: "listener-behind-port-restricted".into(),
+                description: "Listener behind a port-restricted NAT".into(),
+            },
+            ScenarioInfo {
+                name: "impaired".into(),
+                description: "Lossy | slow".into(),
+            },
+        ],
+        cells: vec![
+            cell("str0m", "same-lan", Verdict::Pass, vec![pass.clone(), pass.clone()], "pass"),
+            cell(
+                "str0m",
+                "listener-behind-port-restricted",
+                Verdict::ExpectedFail,
+                vec![xfail],
+                "fail (listener-unreachable: filtering=address-and-port-dependent)",
+            ),
+            cell("str0m", "impaired", Verdict::Flaky, vec![pass, fail], "pass"),
+        ],
+        interrupted: false,
+    }
+}
+
+#[test]
+fn markdown_report() {
+    insta::assert_snapshot!(sample_report().to_markdown());
+}
+
+#[test]
+fn junit_report() {
+    insta::assert_snapshot!(sample_report().to_junit());
+}
+
+#[test]
+fn json_report_round_trips() {
+    let r = sample_report();
+    let json = r.to_json();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.to_json(), json);
+    insta::assert_snapshot!(json);
+}
+
+#[test]
+fn green_means_no_deviation() {
+    let mut r = sample_report();
+    assert!(!r.green());
+    r.cells.retain(|c| c.verdict != Verdict::Flaky);
+    assert!(r.green());
+    assert_eq!(r.summary(), "2 cells: 1 pass, 1 expected-fail in 42 s");
+}
