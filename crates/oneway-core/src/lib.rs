@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod demux;
 pub mod events;
 pub mod proof;
 pub mod signal;

@@ -8,18 +8,17 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oneway_core::admission::{Admission, AdmissionLimits, Refusal};
-use oneway_core::username::parse_dialer_username;
+use oneway_core::demux::{self, ListenerCreds, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use str0m::config::DtlsCert;
-use str0m::ice::StunMessage;
 use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
 use tokio::sync::mpsc;
 
 use crate::connection::{Connection, ConnectionEvent, ConnectionInfo, DriverGuard};
 use crate::net::{AddressScope, Datagram, Socket, SocketSet, host_addresses};
-use crate::peer::{Command, Notice, Peer, Role, is_stun};
+use crate::peer::{Command, Notice, Peer, Role};
 use crate::{Progress, StackError};
 
 /// Default for [`ListenerConfig::accept_queue`].
@@ -469,53 +468,36 @@ impl Driver {
             self.feed(now, key, &d);
             return;
         }
-        if !is_stun(&d.contents) {
-            tracing::trace!(source = %d.source, "non-STUN datagram from an unknown address dropped");
-            return;
-        }
-        let Ok(message) = StunMessage::parse(&d.contents) else {
-            tracing::trace!(source = %d.source, "unparseable STUN dropped");
-            return;
-        };
-        if !message.is_binding_request() {
-            return;
-        }
-        let Some(username) = message.username() else {
-            return;
-        };
-        let local_ufrag = username.split(':').next().unwrap_or_default();
-        if let Some(key) = self.by_ufrag.get(local_ufrag).copied() {
-            // A known dialer checking from another of its addresses.
-            let accepted = self
-                .peers
-                .get(&key)
-                .is_some_and(|s| s.peer.accepts(now, d.source, d.destination, &d.contents));
-            if accepted {
-                self.by_addr.insert(d.source, key);
-                self.feed(now, key, &d);
+        // §4.3 steps 2 to 4, shared by every stack: `oneway_core::demux`.
+        let by_ufrag = &self.by_ufrag;
+        let routed = demux::classify(&d.contents, ListenerCreds::from(&self.keys), |ufrag| {
+            by_ufrag.contains_key(ufrag)
+        });
+        let dialer = match routed {
+            Ok(Routed::Known { listener_ufrag }) => {
+                // A known dialer checking from another of its addresses: its engine checks
+                // integrity with the credentials in force (they change on an ICE restart).
+                let Some(key) = self.by_ufrag.get(&listener_ufrag).copied() else {
+                    return;
+                };
+                let accepted = self
+                    .peers
+                    .get(&key)
+                    .is_some_and(|s| s.peer.accepts(now, d.source, d.destination, &d.contents));
+                if accepted {
+                    self.by_addr.insert(d.source, key);
+                    self.feed(now, key, &d);
+                }
+                return;
             }
-            return;
-        }
-        let parsed = match parse_dialer_username(username) {
-            Ok(p) => p,
+            Ok(Routed::NewDialer(dialer)) => dialer,
+            Ok(_) => return,
             Err(e) => {
-                tracing::debug!(source = %d.source, code = e.code(), "check refused: {e}");
+                // Only token holders get a response: no reply, no state.
+                tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}");
                 return;
             }
         };
-        if parsed.token_ufrag != self.keys.token_ufrag {
-            tracing::debug!(source = %d.source, "check for an unknown token dropped");
-            return;
-        }
-        let provider = str0m::crypto::from_feature_flags();
-        let integrity = message.verify(self.keys.listener_pwd.as_bytes(), |key, data| {
-            provider.sha1_hmac_provider.sha1_hmac(key, data)
-        });
-        if !integrity {
-            // Only token holders get a response: no reply, no state.
-            tracing::debug!(source = %d.source, "check with bad MESSAGE-INTEGRITY dropped");
-            return;
-        }
         if let Err(refusal) = self.admission.admit(now, unix_now(), d.source) {
             self.refused(d.source, &refusal);
             return;
@@ -525,9 +507,9 @@ impl Driver {
         let slot = match self.new_slot(
             now,
             d.source,
-            parsed.listener_ufrag,
-            parsed.dialer_ufrag,
-            parsed.dialer_pwd,
+            &dialer.listener_ufrag,
+            &dialer.dialer_ufrag,
+            &dialer.dialer_pwd,
         ) {
             Ok(slot) => slot,
             Err(e) => {

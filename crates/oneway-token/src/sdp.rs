@@ -455,6 +455,17 @@ impl Token {
     /// `a=ice-ufrag` is the composed `<token ufrag>+<dialer pwd>`; non-data m-sections of the
     /// offer are rejected (port 0) as RFC 3264 requires an answer to keep every m-line.
     pub fn native_answer(&self, dialer_offer: &str) -> Result<RemoteDescription, SdpError> {
+        self.native_answer_with_ice(dialer_offer, None)
+    }
+
+    /// [`Token::native_answer`] with the listener's ICE credentials given as `(ufrag, pwd)`
+    /// instead of derived: the answer a dialer sets after an in-band ICE restart
+    /// (`spec/handshake.md` §6.1), when the listener has answered with new credentials.
+    pub fn native_answer_with_ice(
+        &self,
+        dialer_offer: &str,
+        listener_ice: Option<(&str, &str)>,
+    ) -> Result<RemoteDescription, SdpError> {
         if self.profile != Profile::Native {
             return Err(SdpError::ProfileMismatch {
                 operation: "native_answer",
@@ -469,14 +480,20 @@ impl Token {
             .ok_or(SdpError::NoApplicationSection)?;
         let dialer_ice = read_ice(data, &session)?;
         let keys = self.derive();
-        let ufrag = compose_listener_ufrag(&keys.token_ufrag, dialer_ice.pwd())?;
+        let (ufrag, pwd) = match listener_ice {
+            Some((ufrag, pwd)) => (ufrag.to_owned(), pwd.to_owned()),
+            None => (
+                compose_listener_ufrag(&keys.token_ufrag, dialer_ice.pwd())?,
+                keys.listener_pwd.clone(),
+            ),
+        };
         let mut sdp = String::new();
         let data_mid = data.attr("mid").unwrap_or(LISTENER_MID);
         write_session(&mut sdp, data_mid, true);
         for section in &media {
             let mid = section.attr("mid").unwrap_or("");
             if std::ptr::eq(section, data) {
-                self.write_data_section(&mut sdp, mid, &ufrag, &keys.listener_pwd, "passive");
+                self.write_data_section(&mut sdp, mid, &ufrag, &pwd, "passive");
             } else {
                 let _ = write!(
                     sdp,
@@ -583,6 +600,43 @@ pub(crate) fn write_session(sdp: &mut String, bundle_mid: &str, ice_lite: bool) 
     if ice_lite {
         sdp.push_str("a=ice-lite\r\n");
     }
+}
+
+/// The offer a `native` dialer's first check implies, for a listener whose stack only takes SDP
+/// (`spec/handshake.md` §4.3 step 3.5): the dialer's ICE credentials from the USERNAME, a
+/// placeholder fingerprint (the listener does not verify the dialer's certificate: the in-band
+/// proof authenticates it), `a=setup:actpass`, and the check's source as the one candidate (a
+/// host candidate: the listener is ICE-lite and never sends checks, so the type only matters for
+/// the priority). The mid is never on the wire, so any value works whatever the dialer chose.
+pub fn implied_dialer_offer(
+    dialer_ufrag: &str,
+    dialer_pwd: &str,
+    source: std::net::SocketAddr,
+    sctp: SctpParams,
+) -> String {
+    let mut sdp = String::new();
+    write_session(&mut sdp, LISTENER_MID, false);
+    let zeros = vec!["00"; 32].join(":");
+    let _ = write!(
+        sdp,
+        "a=fingerprint:sha-256 {zeros}\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+         c=IN IP4 0.0.0.0\r\n\
+         a=mid:{LISTENER_MID}\r\n\
+         a=ice-ufrag:{dialer_ufrag}\r\n\
+         a=ice-pwd:{dialer_pwd}\r\n\
+         a=setup:actpass\r\n\
+         a=sctp-port:{}\r\n\
+         a=max-message-size:{}\r\n\
+         a=candidate:1 1 udp {} {} {} typ host\r\n\
+         a=end-of-candidates\r\n",
+        sctp.port,
+        sctp.max_message_size,
+        candidate_priority(0),
+        source.ip(),
+        source.port(),
+    );
+    sdp
 }
 
 /// The ICE priority written for the candidate at `index` (`spec/token.md` §9.2): one type

@@ -1,0 +1,365 @@
+//! The one-way dialer on `rtc`: connects to a listener from its token alone
+//! (`spec/handshake.md` §3). It sets its own offer and the answer the token implies
+//! (`spec/token.md` §9.2), so the ICE credentials, fingerprint and candidates all come from the
+//! token, with fingerprint verification on.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use oneway_token::{CandidateAddress, Profile, Token, TokenError, Transport};
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{Connection, ConnectionInfo, DriverGuard, Stage};
+use crate::engine::{
+    CONTROL_LABEL, Command, Engine, Negotiation, Notice, Role, control_channel_init, rtc_error,
+};
+use crate::net::{Sockets, route_source};
+use crate::{ICE_CHECK_INTERVAL, Progress, StackError};
+
+/// How a dialer connects.
+#[derive(Clone, Debug)]
+pub struct DialConfig {
+    /// Give up if not authenticated after this long.
+    pub timeout: Duration,
+    /// Receives stage progress as it happens (for `--json` events). The dialer drops its
+    /// sender once the handshake succeeded or failed.
+    pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// The dialer's DTLS certificate; `None` generates a fresh one per dial.
+    pub certificate: Option<RTCCertificate>,
+    /// Interval between ICE checks while connecting ([`ICE_CHECK_INTERVAL`] by default).
+    pub ice_check_interval: Duration,
+    /// Knobs that break the protocol on purpose, for tests of the listener's defences.
+    pub dangerous: DangerousDialConfig,
+}
+
+/// Deliberately wrong behaviour, to test that listeners refuse it. Never use outside tests.
+#[derive(Clone, Debug, Default)]
+pub struct DangerousDialConfig {
+    /// Use this key for the in-band proof instead of the token's.
+    pub auth_key: Option<[u8; 32]>,
+    /// Dial even if the token has expired.
+    pub skip_expiry_check: bool,
+}
+
+impl Default for DialConfig {
+    fn default() -> Self {
+        DialConfig {
+            timeout: Duration::from_secs(10),
+            progress: None,
+            certificate: None,
+            ice_check_interval: ICE_CHECK_INTERVAL,
+            dangerous: DangerousDialConfig::default(),
+        }
+    }
+}
+
+/// Why a dial failed. [`DialError::code`] gives the stable cause code of `spec/handshake.md` §8.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The token is expired (checked before anything is sent).
+    #[error("token: {0}")]
+    Token(#[from] TokenError),
+    /// The token's profile needs a handshake this dialer does not implement.
+    #[error("profile {0} is not supported by the webrtc-rs dialer (it implements native)")]
+    UnsupportedProfile(&'static str),
+    /// No candidate can be tried from here.
+    #[error("no usable candidate: {0}")]
+    NoUsableCandidate(String),
+    /// Setup failed.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// The stage named did not complete in time.
+    #[error("timed out after {after:?} waiting for {} ({} remote addresses tried)", stage.name(), tried.len())]
+    Timeout {
+        /// The stage that did not complete.
+        stage: Stage,
+        /// The configured timeout.
+        after: Duration,
+        /// Remote addresses checked, in order.
+        tried: Vec<SocketAddr>,
+    },
+    /// The connection ended before authentication; `code` comes from the peer or the engine.
+    #[error("{code}: {reason}")]
+    Closed {
+        /// Stable code (e.g. `auth-failed`, `fingerprint-mismatch`).
+        code: &'static str,
+        /// Details.
+        reason: String,
+    },
+}
+
+impl DialError {
+    /// Stable cause code for reports and exit messages.
+    ///
+    /// `rtc` reports no failure when the listener's certificate differs from the token's
+    /// fingerprint: its DTLS handshake just never completes. So a wrong fingerprint surfaces
+    /// as `dtls-timeout`, as does a listener that stops answering after ICE.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DialError::Token(e) => e.code(),
+            DialError::UnsupportedProfile(_) => "unsupported-profile",
+            DialError::NoUsableCandidate(_) => "no-usable-candidate",
+            DialError::Stack(_) => "setup-failed",
+            DialError::Timeout { stage, .. } => match stage {
+                Stage::Checking => "ice-timeout",
+                Stage::Ice => "dtls-timeout",
+                Stage::Dtls => "sctp-timeout",
+                Stage::ChannelOpen | Stage::Authenticated => "auth-timeout",
+            },
+            DialError::Closed { code, .. } => code,
+        }
+    }
+}
+
+/// Connects to the listener of `token`. Returns once both in-band proofs have verified.
+pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, DialError> {
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if !config.dangerous.skip_expiry_check {
+        token.check_expiry(now_unix)?;
+    }
+    if token.profile != Profile::Native {
+        return Err(DialError::UnsupportedProfile(token.profile.name()));
+    }
+
+    let mut remotes: Vec<SocketAddr> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    for (index, c) in token.candidates.iter().enumerate() {
+        match (c.transport, c.address) {
+            (Transport::Udp, CandidateAddress::Ip(ip)) => remotes.push(SocketAddr::new(ip, c.port)),
+            (Transport::Udp, CandidateAddress::Mdns(_)) => skipped.push(format!(
+                "candidate {}: mDNS names are not resolved by the webrtc-rs dialer",
+                index + 1
+            )),
+            _ => skipped.push(format!(
+                "candidate {}: TCP is not supported by this dialer",
+                index + 1
+            )),
+        }
+    }
+    for reason in &skipped {
+        tracing::info!("{reason}");
+    }
+    // One socket per local address that routes to some candidate.
+    let mut local_ips: Vec<IpAddr> = Vec::new();
+    for remote in &remotes {
+        match route_source(*remote) {
+            Ok(ip) if !local_ips.contains(&ip) => local_ips.push(ip),
+            Ok(_) => {}
+            Err(e) => skipped.push(format!("{remote}: no route ({e})")),
+        }
+    }
+    if local_ips.is_empty() {
+        return Err(DialError::NoUsableCandidate(if skipped.is_empty() {
+            "the token has no candidate".to_owned()
+        } else {
+            skipped.join("; ")
+        }));
+    }
+    let binds: Vec<SocketAddr> = local_ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+    let sockets = Sockets::bind(&binds)
+        .await
+        .map_err(|e| StackError::Io(format!("binding: {e}")))?;
+
+    let now = Instant::now();
+    let (cert, local_fp) = match &config.certificate {
+        Some(cert) => {
+            let der = cert
+                .dtls_certificate
+                .certificate
+                .first()
+                .ok_or_else(|| StackError::Config("certificate without DER".to_owned()))?;
+            (cert.clone(), Sha256::digest(der.as_ref()).into())
+        }
+        None => crate::generate_certificate()?,
+    };
+    let keys = token.derive();
+    let settings = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(Some(config.ice_check_interval), None)
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_certificates(vec![cert])
+                .build(),
+        )
+        .with_setting_engine(settings)
+        .build(now)
+        .map_err(rtc_error("peer connection"))?;
+    let ctrl = pc
+        .create_data_channel(CONTROL_LABEL, Some(control_channel_init()))
+        .map_err(rtc_error("channel 0"))?
+        .id();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let auth_key = config.dangerous.auth_key.unwrap_or(keys.auth_key);
+    let mut engine = Engine::new(
+        pc,
+        Role::Dialer,
+        Negotiation::Dialer {
+            token: Box::new(token.clone()),
+        },
+        auth_key,
+        token.fingerprint.0,
+        local_fp,
+        ctrl,
+        now,
+        events_tx,
+    );
+    let mut locals = Vec::new();
+    for local in sockets.local_addrs() {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local.ip().to_string(),
+                port: local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(rtc_error("host candidate"))?;
+        locals.push(
+            RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(rtc_error("host candidate"))?,
+        );
+    }
+    engine.start_dialer(now, locals)?;
+
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let driver = Driver {
+        engine,
+        ready: Some(ready_tx),
+        progress: config.progress.clone(),
+        deadline: now + config.timeout,
+        timeout: config.timeout,
+        reported_tried: 0,
+    };
+    let handle = tokio::spawn(driver.run(sockets, commands_rx));
+    let guard = Arc::new(DriverGuard(handle.abort_handle()));
+    match ready_rx.await {
+        Ok(Ok(info)) => Ok(Connection {
+            key: 0,
+            commands: commands_tx,
+            events: events_rx,
+            info,
+            _driver: guard,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(DialError::Closed {
+            code: "internal",
+            reason: "dialer task ended".to_owned(),
+        }),
+    }
+}
+
+struct Driver {
+    engine: Engine,
+    ready: Option<oneshot::Sender<Result<ConnectionInfo, DialError>>>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+    deadline: Instant,
+    timeout: Duration,
+    reported_tried: usize,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut sockets: Sockets,
+        mut commands: mpsc::UnboundedReceiver<(u64, Command)>,
+    ) {
+        let mut next = self.service(&sockets);
+        loop {
+            let now = Instant::now();
+            let mut wake = next.unwrap_or(now + Duration::from_secs(1));
+            if self.ready.is_some() {
+                wake = wake.min(self.deadline);
+            }
+            tokio::select! {
+                received = sockets.recv() => match received {
+                    Some(d) => self.engine.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
+                    None => return,
+                },
+                command = commands.recv() => match command {
+                    Some((_, command)) => self.engine.handle_command(Instant::now(), command),
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if self.ready.is_some() && now >= self.deadline {
+                        let error = DialError::Timeout {
+                            stage: self.engine.stage(),
+                            after: self.timeout,
+                            tried: self.engine.tried.iter().map(|(a, _)| *a).collect(),
+                        };
+                        if let Some(ready) = self.ready.take() {
+                            let _ = ready.send(Err(error));
+                        }
+                        return;
+                    }
+                    self.engine.handle_timeout(now);
+                }
+            }
+            next = self.service(&sockets);
+            if self.engine.is_closed() && self.ready.is_none() {
+                return;
+            }
+        }
+    }
+
+    fn service(&mut self, sockets: &Sockets) -> Option<Instant> {
+        let now = Instant::now();
+        let (outgoing, next) = self.engine.poll(now);
+        for o in outgoing {
+            sockets.send(o.source, o.destination, &o.contents);
+        }
+        while self.reported_tried < self.engine.tried.len() {
+            let (remote, after) = self.engine.tried[self.reported_tried];
+            self.reported_tried += 1;
+            self.report(Progress::CandidateTried { remote, after });
+        }
+        for notice in self.engine.take_notices() {
+            match notice {
+                Notice::IceConnected => self.report(Progress::IceConnected),
+                Notice::DtlsConnected => self.report(Progress::DtlsConnected),
+                Notice::ChannelOpen => self.report(Progress::ChannelOpen),
+                Notice::DialerProven => {}
+                Notice::Authenticated => {
+                    self.report(Progress::Authenticated);
+                    let info = ConnectionInfo {
+                        timings: self.engine.timings.clone(),
+                        selected: self.engine.selected,
+                        tried: self.engine.tried.clone(),
+                    };
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Ok(info));
+                    }
+                    self.progress = None;
+                }
+                Notice::Closed { code, reason } => {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(DialError::Closed { code, reason }));
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    fn report(&self, progress: Progress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(progress);
+        }
+    }
+}

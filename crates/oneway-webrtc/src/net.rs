@@ -1,0 +1,134 @@
+//! UDP sockets for the drivers: each bound to a concrete address (so every datagram's
+//! destination is known without IP_PKTINFO), with a receive task feeding one queue.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Largest datagram read.
+pub const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams queued between the receive tasks and the driver; beyond it the receive task
+/// waits (the kernel buffer then drops, as UDP may).
+pub const RECEIVE_QUEUE: usize = 1024;
+
+/// A received datagram.
+#[derive(Debug)]
+pub struct Datagram {
+    /// Sender.
+    pub source: SocketAddr,
+    /// The socket it arrived on.
+    pub destination: SocketAddr,
+    /// Payload.
+    pub contents: Vec<u8>,
+}
+
+/// Sockets bound to concrete addresses, and the queue their receive tasks fill.
+#[derive(Debug)]
+pub struct Sockets {
+    sockets: Vec<Arc<UdpSocket>>,
+    receiver: mpsc::Receiver<Datagram>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Sockets {
+    /// Binds one socket per address. Addresses must not be unspecified.
+    pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Sockets> {
+        let (tx, receiver) = mpsc::channel(RECEIVE_QUEUE);
+        let mut sockets = Vec::new();
+        let mut tasks = Vec::new();
+        for addr in addrs {
+            if addr.ip().is_unspecified() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{addr}: bind a concrete address (this stack does not read IP_PKTINFO)"
+                    ),
+                ));
+            }
+            let socket = Arc::new(UdpSocket::bind(addr).await?);
+            let local = socket.local_addr()?;
+            let reader = Arc::clone(&socket);
+            let tx = tx.clone();
+            let task = tokio::spawn(async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                loop {
+                    match reader.recv_from(&mut buf).await {
+                        Ok((n, source)) => {
+                            let d = Datagram {
+                                source,
+                                destination: local,
+                                contents: buf[..n].to_vec(),
+                            };
+                            if tx.send(d).await.is_err() {
+                                return;
+                            }
+                        }
+                        // ICMP errors (port unreachable) surface here on some systems.
+                        Err(e) => tracing::debug!(error = %e, "receive failed"),
+                    }
+                }
+            });
+            tasks.push(task.abort_handle());
+            sockets.push(socket);
+        }
+        Ok(Sockets {
+            sockets,
+            receiver,
+            tasks,
+        })
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The next datagram from any socket.
+    pub async fn recv(&mut self) -> Option<Datagram> {
+        self.receiver.recv().await
+    }
+
+    /// Sends from the socket bound to `source` (UDP: a full buffer drops the datagram).
+    pub fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        let socket = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a == source));
+        match socket {
+            Some(s) => {
+                if let Err(e) = s.try_send_to(contents, destination) {
+                    tracing::debug!(%destination, error = %e, "send failed");
+                }
+            }
+            None => tracing::debug!(%source, "no socket bound to this source"),
+        }
+    }
+}
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The local address the system would send from to reach `remote` (no packet is sent).
+pub fn route_source(remote: SocketAddr) -> std::io::Result<IpAddr> {
+    if remote.ip().is_loopback() {
+        return Ok(remote.ip());
+    }
+    let any: SocketAddr = if remote.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let probe = std::net::UdpSocket::bind(any)?;
+    probe.connect(remote)?;
+    Ok(probe.local_addr()?.ip())
+}
