@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use oneway_core::admission::{Admission, AdmissionLimits, Refusal};
-use oneway_core::demux::{self, ListenerCreds, Routed};
+use oneway_core::admission::{Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit};
+use oneway_core::demux::{self, Dropped, ListenerCreds, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -53,6 +53,8 @@ pub struct ListenerConfig {
     pub mdns: bool,
     /// Bounds on unauthenticated and authenticated state.
     pub limits: AdmissionLimits,
+    /// Per-source budget of checks failing MESSAGE-INTEGRITY (`spec/security.md` §4).
+    pub source_rate_limit: SourceRateLimit,
     /// How many authenticated connections may wait for [`Listener::accept`]; a dialer proven
     /// while it is full is refused with `accept-queue-full` before it is told it is connected.
     pub accept_queue: usize,
@@ -71,6 +73,7 @@ impl Default for ListenerConfig {
             label: None,
             mdns: false,
             limits: AdmissionLimits::default(),
+            source_rate_limit: SourceRateLimit::default(),
             accept_queue: DEFAULT_ACCEPT_QUEUE,
         }
     }
@@ -134,6 +137,17 @@ pub struct ListenerStats {
     pub connections: usize,
     /// Routing entries: dialer addresses plus listener ufrags.
     pub routes: usize,
+    /// Sources the per-source limiter tracks (at most `SourceRateLimit::max_sources`).
+    pub limited_sources: usize,
+    /// Datagrams from unknown addresses dropped before any STUN work: not STUN, not a Binding
+    /// request, unparseable, or without a USERNAME.
+    pub dropped_not_a_check: u64,
+    /// Checks dropped for a USERNAME outside the grammar or for another token.
+    pub dropped_unknown_token: u64,
+    /// Checks whose MESSAGE-INTEGRITY was verified and failed.
+    pub dropped_bad_integrity: u64,
+    /// Checks dropped unverified because their source used up its budget of failures.
+    pub dropped_rate_limited: u64,
 }
 
 /// Where the driver publishes [`ListenerStats`] after each step.
@@ -143,6 +157,11 @@ struct SharedStats {
     pending: AtomicUsize,
     connections: AtomicUsize,
     routes: AtomicUsize,
+    limited_sources: AtomicUsize,
+    not_a_check: AtomicU64,
+    unknown_token: AtomicU64,
+    bad_integrity: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 /// A listening one-way endpoint.
@@ -263,6 +282,7 @@ impl Listener {
             stats: Arc::clone(&stats),
             keys: token.derive(),
             admission: Admission::new(&token, config.limits.clone()),
+            limiter: SourceLimiter::new(config.source_rate_limit.clone()),
             sockets,
             hosts,
             cert,
@@ -308,6 +328,11 @@ impl Listener {
             pending: self.stats.pending.load(Ordering::Relaxed),
             connections: self.stats.connections.load(Ordering::Relaxed),
             routes: self.stats.routes.load(Ordering::Relaxed),
+            limited_sources: self.stats.limited_sources.load(Ordering::Relaxed),
+            dropped_not_a_check: self.stats.not_a_check.load(Ordering::Relaxed),
+            dropped_unknown_token: self.stats.unknown_token.load(Ordering::Relaxed),
+            dropped_bad_integrity: self.stats.bad_integrity.load(Ordering::Relaxed),
+            dropped_rate_limited: self.stats.rate_limited.load(Ordering::Relaxed),
         }
     }
 
@@ -395,6 +420,7 @@ struct Driver {
     stats: Arc<SharedStats>,
     keys: DerivedKeys,
     admission: Admission,
+    limiter: SourceLimiter,
     sockets: Arc<SocketSet>,
     hosts: Vec<SocketAddr>,
     cert: DtlsCert,
@@ -454,6 +480,8 @@ impl Driver {
             .store(self.admission.connections(), Ordering::Relaxed);
         s.routes
             .store(self.by_addr.len() + self.by_ufrag.len(), Ordering::Relaxed);
+        s.limited_sources
+            .store(self.limiter.tracked(), Ordering::Relaxed);
     }
 
     fn on_recv(&mut self, received: std::io::Result<Datagram>) {
@@ -466,6 +494,12 @@ impl Driver {
     fn on_datagram(&mut self, now: Instant, d: Datagram) {
         if let Some(key) = self.by_addr.get(&d.source).copied() {
             self.feed(now, key, &d);
+            return;
+        }
+        if !self.limiter.allows(now, d.source.ip()) {
+            // This source used up its budget of failed checks: no HMAC for it until it refills.
+            tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             return;
         }
         // §4.3 steps 2 to 4, shared by every stack: `oneway_core::demux`.
@@ -495,6 +529,15 @@ impl Driver {
             Err(e) => {
                 // Only token holders get a response: no reply, no state.
                 tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}");
+                let counter = match e {
+                    Dropped::BadIntegrity => {
+                        self.limiter.failed(now, d.source.ip());
+                        &self.stats.bad_integrity
+                    }
+                    Dropped::UnknownToken | Dropped::Username(_) => &self.stats.unknown_token,
+                    _ => &self.stats.not_a_check,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -616,8 +659,8 @@ impl Driver {
         for addr in self.admission.expire(now) {
             let timeout = self.admission.limits().pending_timeout;
             if let Some(key) = self.by_addr.get(&addr).copied() {
-                self.refused(addr, &Refusal::ProofTimeout(timeout));
                 self.remove(key);
+                self.refused(addr, &Refusal::ProofTimeout(timeout));
             }
         }
     }
@@ -651,6 +694,8 @@ impl Driver {
                         .peers
                         .get(&key)
                         .is_some_and(|s| s.peer.is_authenticated());
+                    // State first, then the event: whoever sees the event sees the state.
+                    self.remove(key);
                     if authenticated {
                         self.admission.closed();
                         self.event(ListenerEvent::Closed { peer: remote, code });
@@ -662,7 +707,6 @@ impl Driver {
                             reason,
                         });
                     }
-                    self.remove(key);
                     return;
                 }
             }
@@ -734,6 +778,7 @@ impl Driver {
     }
 
     fn event(&mut self, event: ListenerEvent) {
+        self.publish_stats();
         // A slow reader loses events, never connections.
         let _ = self.events_tx.try_send(event);
     }

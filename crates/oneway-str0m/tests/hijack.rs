@@ -8,11 +8,13 @@ mod support;
 
 use std::time::Duration;
 
+use oneway_core::admission::SourceRateLimit;
 use oneway_str0m::{DialConfig, Listener, ListenerConfig, dial};
 use oneway_token::Secret;
 use rand::RngCore;
 use support::{
-    EventCounts, Prober, barrier, dialer_check, init_tracing, log_mark, logged_since, pointed_at,
+    EventCounts, Prober, barrier, dialer_check, init_tracing, log_mark, logged_any, logged_since,
+    pointed_at,
 };
 
 /// Attempts per attack at the protocol level.
@@ -68,7 +70,16 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_secret_gets_no_response_and_no_state() {
-    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
+    // Every forged check is verified here (the per-source limit would stop verifying after its
+    // burst; tests/flood.rs checks that limit).
+    let mut listener = loopback_listener(ListenerConfig {
+        source_rate_limit: SourceRateLimit {
+            burst: 10 * N as u32,
+            ..Default::default()
+        },
+        ..ListenerConfig::loopback()
+    })
+    .await;
     let to = listener.local_addrs()[0];
     let real = listener.token().derive();
     let attacker = Prober::bind([127, 0, 0, 1]);
@@ -98,12 +109,29 @@ async fn forged_secret_gets_no_response_and_no_state() {
     let events = EventCounts::take(&mut listener);
     assert_eq!(events.admitted, 1, "{events:?}");
     assert_eq!(
-        logged_since(mark, &["unknown token", &source]),
+        (stats.dropped_unknown_token, stats.dropped_bad_integrity),
+        (N as u64, N as u64),
+        "{stats:?}"
+    );
+    assert_eq!(
+        logged_any(
+            mark,
+            &[
+                &["unknown token", &source],
+                &["code=unknown-token ", &source]
+            ]
+        ),
         N,
         "each unknown ufrag logged"
     );
     assert_eq!(
-        logged_since(mark, &["MESSAGE-INTEGRITY", &source]),
+        logged_any(
+            mark,
+            &[
+                &["MESSAGE-INTEGRITY", &source],
+                &["code=bad-integrity ", &source]
+            ]
+        ),
         N,
         "each bad integrity logged"
     );
@@ -141,7 +169,16 @@ async fn token_for_another_listener_is_refused() {
     assert_eq!(barrier(&attacker, &listener).len(), 0, "no response");
     assert_eq!(listener.stats().engines, 1, "only the barrier's engine");
     assert_eq!(EventCounts::take(&mut listener).admitted, 1);
-    assert_eq!(logged_since(mark, &["unknown token", &source]), N);
+    assert_eq!(
+        logged_any(
+            mark,
+            &[
+                &["unknown token", &source],
+                &["code=unknown-token ", &source]
+            ]
+        ),
+        N
+    );
 
     // The other listener's token, aimed at this listener's address, in complete dials.
     let misdirected = pointed_at(other.token(), to);

@@ -17,7 +17,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Every log line of the `oneway_*` crates at debug level and above, as `message key=value…`.
+/// Every log line of `oneway_str0m` (trace and above) and `oneway_core` (debug and above), as
+/// `message key=value…`.
 static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
 
 struct Capture;
@@ -67,12 +68,12 @@ pub fn init_plain_tracing() {
         .try_init();
 }
 
-/// Installs the log capture (oneway crates at debug) plus the usual `RUST_LOG` test output.
+/// Installs the log capture (see [`LOGS`]) plus the usual `RUST_LOG` test output.
 pub fn init_tracing() {
     LOGS.get_or_init(|| Mutex::new(Vec::new()));
     let capture = Capture.with_filter(
         tracing_subscriber::filter::Targets::new()
-            .with_target("oneway_str0m", tracing::Level::DEBUG)
+            .with_target("oneway_str0m", tracing::Level::TRACE)
             .with_target("oneway_core", tracing::Level::DEBUG),
     );
     let fmt = tracing_subscriber::fmt::layer()
@@ -82,6 +83,21 @@ pub fn init_tracing() {
         .with(capture)
         .with(fmt)
         .try_init();
+}
+
+/// Lines captured after `mark` that contain every needle of at least one of `alternatives`
+/// (one log message may be worded in more than one way).
+pub fn logged_any(mark: usize, alternatives: &[&[&str]]) -> usize {
+    LOGS.get().and_then(|l| l.lock().ok()).map_or(0, |logs| {
+        logs.iter()
+            .skip(mark)
+            .filter(|line| {
+                alternatives
+                    .iter()
+                    .any(|needles| needles.iter().all(|n| line.contains(n)))
+            })
+            .count()
+    })
 }
 
 /// How many lines have been captured so far: pass it to [`logged_since`].
