@@ -61,6 +61,37 @@ put("signal_message", "bad-version", b'{"v":2,"type":"close","reason":"x"}')
 put("signal_message", "bad-type", b'{"v":1,"type":"launch"}')
 put("signal_message", "no-version", b'{"type":"close","reason":"x"}')
 put("signal_message", "escapes", b'{"v":1,"type":"close","reason":"\\u00e9\\ud83d\\ude00\\/\\n"}')
+
+# Listener datagrams (spec/handshake.md §4.3): STUN Binding requests keyed with the constant
+# credentials in fuzz_targets/listener_datagram.rs, DTLS and RTP-looking datagrams.
+import hmac, hashlib, os, random, struct, zlib
+random.seed(9)
+def attr(t, v):
+    return struct.pack("!HH", t, len(v)) + v + b"\0" * ((4 - len(v) % 4) % 4)
+def binding(username, pwd, fingerprint=True, typ=0x0001):
+    txid = bytes(random.randrange(256) for _ in range(12))
+    body = attr(0x0006, username.encode()) + attr(0x0024, struct.pack("!I", 1 << 24)) + attr(0x802A, bytes(8))
+    if pwd is not None:
+        head = struct.pack("!HHI", typ, len(body) + 24, 0x2112A442) + txid
+        body += attr(0x0008, hmac.new(pwd.encode(), head + body, hashlib.sha1).digest())
+    if fingerprint:
+        head = struct.pack("!HHI", typ, len(body) + 8, 0x2112A442) + txid
+        body += attr(0x8028, struct.pack("!I", (zlib.crc32(head + body) ^ 0x5354554E) & 0xFFFFFFFF))
+    return struct.pack("!HHI", typ, len(body), 0x2112A442) + txid + body
+ufrag, pwd = "hsdE6ktp", "ASoXCQvZxeol0cZPcLuVVxGW"
+dialer = "DialerPwd0123456789abcdef"
+put("listener_datagram", "valid-check", binding(f"{ufrag}+{dialer}:dIaL", pwd))
+put("listener_datagram", "valid-no-fingerprint", binding(f"{ufrag}+{dialer}:dIaL", pwd, fingerprint=False))
+put("listener_datagram", "bad-integrity", binding(f"{ufrag}+{dialer}:dIaL", "guessedPwd0123456789abc"))
+put("listener_datagram", "no-integrity", binding(f"{ufrag}+{dialer}:dIaL", None))
+put("listener_datagram", "unknown-token", binding(f"AAAAAAAA+{dialer}:dIaL", pwd))
+put("listener_datagram", "known-ufrag", binding("knownUfrag:dIaL", "whatever0123456789abcd"))
+put("listener_datagram", "no-separator", binding(f"{ufrag}+{dialer}", pwd))
+put("listener_datagram", "long-username", binding(f"{ufrag}+{'p' * 300}:{'u' * 250}", pwd))
+put("listener_datagram", "binding-success", binding(f"{ufrag}+{dialer}:dIaL", pwd, typ=0x0101))
+put("listener_datagram", "dtls-client-hello", bytes([22, 0xFE, 0xFD]) + bytes(8) + struct.pack("!H", 60) + bytes([1]) + os.urandom(59))
+put("listener_datagram", "rtp", bytes([0x80, 0x60]) + os.urandom(40))
+put("listener_datagram", "empty", b"")
 PY
 
 echo "== fuzz: building ${targets[*]}"
