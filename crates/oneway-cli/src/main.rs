@@ -16,6 +16,7 @@ use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
 mod peer;
+mod suite;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,9 @@ enum Command {
     Listen(peer::ListenArgs),
     /// Connect to the listener of a token (bridges stdin/stdout, or `--probe`).
     Dial(peer::DialArgs),
+    /// Run the scenario matrix: LAN/NAT topologies in containers, every implementation pair,
+    /// verdicts against expectations; Markdown, JSON and JUnit reports.
+    Suite(suite::SuiteArgs),
 }
 
 /// Where the token comes from.
@@ -106,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qr(args) => qr(args),
         Command::Listen(args) => runtime()?.block_on(peer::listen(args)),
         Command::Dial(args) => runtime()?.block_on(peer::dial_command(args)),
+        Command::Suite(args) => runtime()?.block_on(suite::suite(args)),
     }
 }
 
