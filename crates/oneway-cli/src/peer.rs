@@ -202,6 +202,14 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
+    if let Some(server) = &args.stun {
+        let resolved = tokio::net::lookup_host(server.as_str())
+            .await
+            .with_context(|| format!("resolving --stun {server}"))?
+            .next()
+            .with_context(|| format!("--stun {server}: no address"))?;
+        config.stun = Some(resolved);
+    }
     if !args.bind.is_empty() {
         config.bind_v4 = args.bind.iter().find(|a| a.is_ipv4()).copied();
         config.bind_v6 = args.bind.iter().find(|a| a.is_ipv6()).copied();

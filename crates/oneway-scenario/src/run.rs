@@ -700,19 +700,8 @@ impl Runner<'_> {
             match e {
                 PeerEvent::Connected { selected: Some(s), .. } => {
                     listener_saw_dialer = true;
-                    let own = kinds
-                        .iter()
-                        .find(|(addr, _)| **addr == s.local)
-                        .map(|(_, k)| k.as_str());
-                    record.listener_path = Some(classify(&s.remote, &s.local, own, layout, "listener")).map(
-                        |p| PathEnd {
-                            local: p.remote,
-                            remote: p.local,
-                            local_type: p.remote_type,
-                            remote_type: p.local_type,
-                            family: p.family,
-                        },
-                    );
+                    record.listener_path =
+                        Some(classify(&s.local, &s.remote, None, layout, "listener"));
                 }
                 PeerEvent::IceConnected { .. }
                 | PeerEvent::DtlsConnected { .. }
