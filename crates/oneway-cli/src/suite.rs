@@ -91,7 +91,9 @@ fn find_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     if here.is_dir() {
         return Ok(here);
     }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(name);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name);
     if source.is_dir() {
         return Ok(source);
     }
@@ -105,7 +107,14 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             jitter: Duration::from_millis(a.jitter_ms),
             loss_percent: a.loss_percent,
         };
-        impair::run(&a.inside, &a.outside, &a.inside_subnet, shape, "/tmp/impair.ready").await?;
+        impair::run(
+            &a.inside,
+            &a.outside,
+            &a.inside_subnet,
+            shape,
+            "/tmp/impair.ready",
+        )
+        .await?;
         return Ok(());
     }
     let started = Instant::now();
@@ -123,7 +132,10 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             println!(
                 "{}{}",
                 c.name,
-                c.skip.as_ref().map(|s| format!("  [skip: {s}]")).unwrap_or_default()
+                c.skip
+                    .as_ref()
+                    .map(|s| format!("  [skip: {s}]"))
+                    .unwrap_or_default()
             );
         }
         for d in &dropped {
@@ -341,7 +353,11 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     if !report.green() {
         anyhow::bail!(
             "{} cells deviate from their expectation",
-            report.cells.iter().filter(|c| !c.verdict.is_green()).count()
+            report
+                .cells
+                .iter()
+                .filter(|c| !c.verdict.is_green())
+                .count()
         );
     }
     Ok(())

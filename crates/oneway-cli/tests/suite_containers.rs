@@ -58,7 +58,11 @@ fn ci_set_runs_with_correct_verdicts_and_three_reports() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert_eq!(verdict("same-lan").0, "pass", "{stdout}");
     assert_eq!(verdict("first-candidate-black-holed").0, "pass", "{stdout}");
-    assert_eq!(verdict("listener-behind-port-restricted").0, "expected-fail", "{stdout}");
+    assert_eq!(
+        verdict("listener-behind-port-restricted").0,
+        "expected-fail",
+        "{stdout}"
+    );
     // The fallback cell tried the black-holed candidate first and moved on.
     let cell = json["cells"]
         .as_array()

@@ -75,8 +75,8 @@ impl Engine {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket) and checks that it
     /// answers within 3 seconds. `run` is this run's id, put on every label.
     pub async fn connect(run: &str) -> Result<Engine, Error> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| Error::NoDocker(e.to_string()))?;
+        let docker =
+            Docker::connect_with_local_defaults().map_err(|e| Error::NoDocker(e.to_string()))?;
         let docker = tokio::time::timeout(Duration::from_secs(3), docker.negotiate_version())
             .await
             .map_err(|_| Error::NoDocker("the engine did not answer within 3 s".into()))?
@@ -295,9 +295,15 @@ impl Engine {
 
     /// Force-removes a container (ignores one that is already gone).
     pub async fn remove_container(&self, id: &str) -> Result<(), Error> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.remove_container(id, Some(options)))
-            .await
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.docker.remove_container(id, Some(options)),
+        )
+        .await
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if e.to_string().contains("404") || e.to_string().contains("No such") => {

@@ -108,7 +108,19 @@ impl Rootfs {
             move |e: std::io::Error| Error::Io { path, source: e }
         };
         let mut builder = tar::Builder::new(Vec::new());
-        for dir in ["tmp", "root", "run", "var", "var/tmp", "var/lib", "var/lib/turn", "etc", "proc", "sys", "dev"] {
+        for dir in [
+            "tmp",
+            "root",
+            "run",
+            "var",
+            "var/tmp",
+            "var/lib",
+            "var/lib/turn",
+            "etc",
+            "proc",
+            "sys",
+            "dev",
+        ] {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(if dir.ends_with("tmp") { 0o1777 } else { 0o755 });
@@ -120,7 +132,10 @@ impl Rootfs {
         for (name, content) in [
             ("etc/passwd", ETC_PASSWD),
             ("etc/group", "root:x:0:\n"),
-            ("etc/nsswitch.conf", "hosts: files dns\npasswd: files\ngroup: files\n"),
+            (
+                "etc/nsswitch.conf",
+                "hosts: files dns\npasswd: files\ngroup: files\n",
+            ),
         ] {
             let mut header = tar::Header::new_gnu();
             header.set_mode(0o644);
@@ -239,7 +254,9 @@ pub async fn ensure(
     // Older images of the suite (other content hashes) are removed, so they do not pile up.
     let filters = std::collections::HashMap::from([("reference", vec![REPO])]);
     if let Ok(images) = docker
-        .list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build()))
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
     {
         for image in images {

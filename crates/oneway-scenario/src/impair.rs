@@ -80,7 +80,10 @@ fn ip(args: &[&str]) -> Result<(), Error> {
         .status()
         .map_err(|e| Error::Docker(format!("ip {}: {e}", args.join(" "))))?;
     if !status.success() {
-        return Err(Error::Docker(format!("ip {} failed: {status}", args.join(" "))));
+        return Err(Error::Docker(format!(
+            "ip {} failed: {status}",
+            args.join(" ")
+        )));
     }
     Ok(())
 }

@@ -478,7 +478,9 @@ impl Scenario {
     pub fn expectation_for(&self, dialer: &ImplManifest, listener: &ImplManifest) -> &Expectation {
         self.unless
             .iter()
-            .find(|u| !dialer.has_capability(&u.capability) || !listener.has_capability(&u.capability))
+            .find(|u| {
+                !dialer.has_capability(&u.capability) || !listener.has_capability(&u.capability)
+            })
             .map_or(&self.expect, |u| &u.expect)
     }
 }

@@ -84,7 +84,11 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
 
 /// Keeps the cells whose name contains any of `filters` (all cells when empty) and none of
 /// `ignores`. Returns the kept cells and, for each dropped cell, why.
-pub fn filter(cells: Vec<Cell>, filters: &[String], ignores: &[String]) -> (Vec<Cell>, Vec<String>) {
+pub fn filter(
+    cells: Vec<Cell>,
+    filters: &[String],
+    ignores: &[String],
+) -> (Vec<Cell>, Vec<String>) {
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
     for c in cells {

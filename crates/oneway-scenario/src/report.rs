@@ -88,7 +88,11 @@ impl Report {
             self.cells.len(),
             counts.join(", "),
             self.seconds,
-            if self.interrupted { " (interrupted)" } else { "" }
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
         )
     }
 
@@ -188,7 +192,8 @@ impl Report {
         }
         let _ = writeln!(md, "---|");
         for s in &self.scenarios {
-            let cells: Vec<&CellResult> = self.cells.iter().filter(|c| c.scenario == s.name).collect();
+            let cells: Vec<&CellResult> =
+                self.cells.iter().filter(|c| c.scenario == s.name).collect();
             if cells.is_empty() {
                 continue;
             }
@@ -224,7 +229,11 @@ impl Report {
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         for c in &self.cells {
-            let run = c.runs.iter().find(|r| r.stages.first_echo.is_some()).or(c.runs.first());
+            let run = c
+                .runs
+                .iter()
+                .find(|r| r.stages.first_echo.is_some())
+                .or(c.runs.first());
             let _ = writeln!(
                 md,
                 "| {} | {} {} | {} | {} | {} | {} | {} | {} |",
@@ -261,7 +270,10 @@ impl Report {
                     c.rerun
                 );
                 if let Some(paste) = paste_expectation(c) {
-                    let _ = writeln!(md, "  if this is the new normal, the scenario's expectation is:\n\n  ```toml\n{paste}  ```");
+                    let _ = writeln!(
+                        md,
+                        "  if this is the new normal, the scenario's expectation is:\n\n  ```toml\n{paste}  ```"
+                    );
                 }
             }
         }
@@ -376,12 +388,12 @@ fn paste_expectation(c: &CellResult) -> Option<String> {
     }
     let r = c.runs.first()?;
     Some(match &r.outcome {
-        crate::verdict::Outcome::Connected { path } => format!(
-            "  [expect]\n  verdict = \"pass\"\n  path = \"{path}\"\n  reason = \"…\"\n"
-        ),
-        crate::verdict::Outcome::Failed { cause } => format!(
-            "  [expect]\n  verdict = \"fail\"\n  cause = \"{cause}\"\n  reason = \"…\"\n"
-        ),
+        crate::verdict::Outcome::Connected { path } => {
+            format!("  [expect]\n  verdict = \"pass\"\n  path = \"{path}\"\n  reason = \"…\"\n")
+        }
+        crate::verdict::Outcome::Failed { cause } => {
+            format!("  [expect]\n  verdict = \"fail\"\n  cause = \"{cause}\"\n  reason = \"…\"\n")
+        }
         crate::verdict::Outcome::Error { .. } => return None,
     })
 }

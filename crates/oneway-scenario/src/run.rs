@@ -252,7 +252,9 @@ impl Runner<'_> {
         if !scenario.loopback && self.engine.is_none() {
             result.why = Some(format!(
                 "container scenario skipped: {}",
-                self.no_engine_reason.as_deref().unwrap_or("no Docker engine")
+                self.no_engine_reason
+                    .as_deref()
+                    .unwrap_or("no Docker engine")
             ));
             return result;
         }
@@ -299,7 +301,13 @@ impl Runner<'_> {
         result
     }
 
-    async fn run_once(&self, index: usize, cell: &Cell, scenario: &Scenario, repeat: u32) -> RunRecord {
+    async fn run_once(
+        &self,
+        index: usize,
+        cell: &Cell,
+        scenario: &Scenario,
+        repeat: u32,
+    ) -> RunRecord {
         let start = Instant::now();
         let dir_name = format!("{:03}-{}-r{repeat}", index + 1, slug(&cell.name));
         let dir = self.options.out.join("cells").join(&dir_name);
@@ -326,7 +334,8 @@ impl Runner<'_> {
             };
             return record;
         }
-        let (Some(dialer), Some(listener)) = (self.manifest(&cell.dialer), self.manifest(&cell.listener))
+        let (Some(dialer), Some(listener)) =
+            (self.manifest(&cell.dialer), self.manifest(&cell.listener))
         else {
             record.outcome = Outcome::Error {
                 message: "manifest vanished".into(),
@@ -340,8 +349,17 @@ impl Runner<'_> {
         } else {
             let layout = topology::layout(&scenario.topology, scenario.impairment);
             let name = format!("{:03}r{repeat}", index + 1);
-            self.containers(&name, &layout, scenario, dialer, listener, &mut record, &mut logs, &dir)
-                .await
+            self.containers(
+                &name,
+                &layout,
+                scenario,
+                dialer,
+                listener,
+                &mut record,
+                &mut logs,
+                &dir,
+            )
+            .await
         };
         record.outcome = match outcome {
             Ok(o) => o,
@@ -380,17 +398,25 @@ impl Runner<'_> {
             timeout_secs: timeout,
             ..Default::default()
         };
-        let (largv, lenv) = command(listener, Role::Listen, scenario, &ph, &self.options.peer_binary)?;
+        let (largv, lenv) = command(
+            listener,
+            Role::Listen,
+            scenario,
+            &ph,
+            &self.options.peer_binary,
+        )?;
         let mut l = HostProc::spawn(&largv, &lenv)?;
         let token = wait_token(&mut l.lines, &mut logs.listener, TOKEN_WAIT, &self.cancel).await;
         let result = async {
             let (token, candidates) = token?;
             record.candidates = candidates;
             ph.token = token;
-            let (dargv, denv) = command(dialer, Role::Dial, scenario, &ph, &self.options.peer_binary)?;
+            let (dargv, denv) =
+                command(dialer, Role::Dial, scenario, &ph, &self.options.peer_binary)?;
             let mut d = HostProc::spawn(&dargv, &denv)?;
             let limit = Duration::from_secs(timeout) + DIALER_GRACE;
-            let finished = collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await;
+            let finished =
+                collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await;
             let code = d.child.wait().await.ok().and_then(|s| s.code());
             tokio::time::sleep(LISTENER_LINGER).await;
             drain(&mut l.lines, &mut logs.listener);
@@ -426,7 +452,9 @@ impl Runner<'_> {
             containers: Vec::new(),
         };
         let result = self
-            .containers_inner(&mut env, image, layout, scenario, dialer, listener, record, logs, dir)
+            .containers_inner(
+                &mut env, image, layout, scenario, dialer, listener, record, logs, dir,
+            )
             .await;
         if self.options.keep {
             self.note(format!(
@@ -501,8 +529,10 @@ impl Runner<'_> {
             let (code, output) = engine
                 .run_script(id, &format!("set -e\n{script}"), Duration::from_secs(20))
                 .await?;
-            logs.setup
-                .push_str(&format!("== {} ({})\n{script}\n-- exit {code}\n{output}\n", node.key, node.note));
+            logs.setup.push_str(&format!(
+                "== {} ({})\n{script}\n-- exit {code}\n{output}\n",
+                node.key, node.note
+            ));
             if node.role == NodeRole::Impair {
                 record.impairment = output
                     .lines()
@@ -526,11 +556,28 @@ impl Runner<'_> {
                 ));
             }
             let argv: Vec<String> = [
-                "turnserver", "-n", "--listening-ip", topology::STUN_IP, "--relay-ip",
-                topology::STUN_IP, "--listening-port", "3478", "--no-tls", "--no-dtls",
-                "--no-cli", "--lt-cred-mech", "--user", "oneway:oneway", "--realm", "oneway",
-                "--log-file", "stdout", "--simple-log", "--no-software-attribute",
-                "--pidfile", "/tmp/turnserver.pid",
+                "turnserver",
+                "-n",
+                "--listening-ip",
+                topology::STUN_IP,
+                "--relay-ip",
+                topology::STUN_IP,
+                "--listening-port",
+                "3478",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--lt-cred-mech",
+                "--user",
+                "oneway:oneway",
+                "--realm",
+                "oneway",
+                "--log-file",
+                "stdout",
+                "--simple-log",
+                "--no-software-attribute",
+                "--pidfile",
+                "/tmp/turnserver.pid",
             ]
             .iter()
             .map(|s| (*s).to_owned())
@@ -544,13 +591,17 @@ impl Runner<'_> {
                     };
                     logs.stun.push_str(&text);
                     logs.stun.push('\n');
-                    if text.contains("listener opened on") || text.contains("Total General servers") {
+                    if text.contains("listener opened on") || text.contains("Total General servers")
+                    {
                         return true;
                     }
                 }
                 false
             };
-            if !tokio::time::timeout(Duration::from_secs(5), ready).await.unwrap_or(false) {
+            if !tokio::time::timeout(Duration::from_secs(5), ready)
+                .await
+                .unwrap_or(false)
+            {
                 return Err(Error::Docker("coturn did not start within 5 s".into()));
             }
             stun_proc = Some(p);
@@ -559,7 +610,11 @@ impl Runner<'_> {
         let mut captures = Vec::new();
         if self.options.capture {
             if self.has_tcpdump {
-                for node in layout.nodes.iter().filter(|n| matches!(n.role, NodeRole::Router | NodeRole::Impair)) {
+                for node in layout
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(n.role, NodeRole::Router | NodeRole::Impair))
+                {
                     let argv = vec![
                         "/bin/sh".to_owned(),
                         "-c".to_owned(),
@@ -590,7 +645,15 @@ impl Runner<'_> {
             .map(|n| ids[n.key].clone())
             .ok_or_else(|| Error::Docker("layout has no dialer".into()))?;
         let (largv, lenv) = command(listener, Role::Listen, scenario, &ph, peer)?;
-        let mut l = PeerProc::start(engine, listener, &listener_id, &largv, &lenv, &mut env.containers).await?;
+        let mut l = PeerProc::start(
+            engine,
+            listener,
+            &listener_id,
+            &largv,
+            &lenv,
+            &mut env.containers,
+        )
+        .await?;
         let (token, candidates) =
             wait_token(&mut l.lines, &mut logs.listener, TOKEN_WAIT, &self.cancel).await?;
         record.candidates = candidates.clone();
@@ -608,11 +671,21 @@ impl Runner<'_> {
                 "== dialer: first candidate {first} {kind:?}\n{rule}\n-- exit {code}\n{output}\n"
             ));
             if code != 0 {
-                return Err(Error::Docker(format!("first-candidate rule failed: {output}")));
+                return Err(Error::Docker(format!(
+                    "first-candidate rule failed: {output}"
+                )));
             }
         }
         let (dargv, denv) = command(dialer, Role::Dial, scenario, &ph, peer)?;
-        let mut d = PeerProc::start(engine, dialer, &dialer_id, &dargv, &denv, &mut env.containers).await?;
+        let mut d = PeerProc::start(
+            engine,
+            dialer,
+            &dialer_id,
+            &dargv,
+            &denv,
+            &mut env.containers,
+        )
+        .await?;
         let limit = Duration::from_secs(timeout) + DIALER_GRACE;
         collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await?;
         let code = d.exit_code(engine).await;
@@ -624,7 +697,11 @@ impl Runner<'_> {
         for (key, _) in &captures {
             let id = &ids[*key];
             let _ = engine
-                .run_script(id, "kill $(cat /tmp/tcpdump.pid); sleep 0.2", Duration::from_secs(5))
+                .run_script(
+                    id,
+                    "kill $(cat /tmp/tcpdump.pid); sleep 0.2",
+                    Duration::from_secs(5),
+                )
                 .await;
             match copy_out(engine, id, "/tmp/capture.pcap").await {
                 Ok(bytes) => {
@@ -643,7 +720,13 @@ impl Runner<'_> {
     }
 
     /// Reads both peers' events into the record and decides the outcome.
-    fn outcome(&self, record: &mut RunRecord, logs: &Logs, code: Option<i64>, layout: Option<&Layout>) -> Outcome {
+    fn outcome(
+        &self,
+        record: &mut RunRecord,
+        logs: &Logs,
+        code: Option<i64>,
+        layout: Option<&Layout>,
+    ) -> Outcome {
         let dialer_events: Vec<PeerEvent> = logs
             .dialer
             .lines()
@@ -666,9 +749,14 @@ impl Runner<'_> {
                 PeerEvent::CandidateTried { t_ms, remote } => record.tried.push(Tried {
                     t_ms: *t_ms,
                     remote: remote.clone(),
-                    kind: kinds.get(remote).cloned().unwrap_or_else(|| "unknown".into()),
+                    kind: kinds
+                        .get(remote)
+                        .cloned()
+                        .unwrap_or_else(|| "unknown".into()),
                 }),
-                PeerEvent::Connected { selected, stages, .. } => {
+                PeerEvent::Connected {
+                    selected, stages, ..
+                } => {
                     connected = true;
                     record.stages.first_check = stages.first_check;
                     record.stages.ice = stages.ice;
@@ -698,7 +786,9 @@ impl Runner<'_> {
         let mut listener_saw_dialer = false;
         for e in &listener_events {
             match e {
-                PeerEvent::Connected { selected: Some(s), .. } => {
+                PeerEvent::Connected {
+                    selected: Some(s), ..
+                } => {
                     listener_saw_dialer = true;
                     record.listener_path =
                         Some(classify(&s.local, &s.remote, None, layout, "listener"));
@@ -840,7 +930,9 @@ async fn wait_token(
             push_line(log, &line);
             if let Line::Stdout(l) = &line {
                 match PeerEvent::parse_line(l) {
-                    Some(PeerEvent::Token { token, candidates, .. }) => return Ok((token, candidates)),
+                    Some(PeerEvent::Token {
+                        token, candidates, ..
+                    }) => return Ok((token, candidates)),
                     Some(PeerEvent::Error { code, message, .. }) => {
                         return Err(Error::Docker(format!("listener failed: {code}: {message}")));
                     }
@@ -848,7 +940,9 @@ async fn wait_token(
                 }
             }
         }
-        Err(Error::Docker("the listener exited before printing its token".into()))
+        Err(Error::Docker(
+            "the listener exited before printing its token".into(),
+        ))
     };
     tokio::select! {
         r = tokio::time::timeout(limit, wait) => r.unwrap_or_else(|_| Err(Error::Docker(format!("no token from the listener within {limit:?}")))),
@@ -902,7 +996,13 @@ fn candidate_ip(candidate: &str) -> Option<String> {
 /// Classifies a pair reported by `end` (`dialer` or `listener`): `local_ip:port` is the end's
 /// own socket, `remote` the other end; `remote_kind` is the type when the remote is a token
 /// candidate.
-fn classify(local: &str, remote: &str, remote_kind: Option<&str>, layout: Option<&Layout>, end: &str) -> PathEnd {
+fn classify(
+    local: &str,
+    remote: &str,
+    remote_kind: Option<&str>,
+    layout: Option<&Layout>,
+    end: &str,
+) -> PathEnd {
     let ip_of = |a: &str| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip());
     let family = match ip_of(remote) {
         Some(IpAddr::V6(_)) => "ipv6",
@@ -917,7 +1017,11 @@ fn classify(local: &str, remote: &str, remote_kind: Option<&str>, layout: Option
             .and_then(|l| l.owner_of(&ip.to_string()))
             .is_some_and(|n| n.key == end)
     };
-    let other = if end == "dialer" { "listener" } else { "dialer" };
+    let other = if end == "dialer" {
+        "listener"
+    } else {
+        "dialer"
+    };
     let remote_type = match remote_kind {
         Some(k) => k.to_owned(),
         None => {
@@ -957,7 +1061,8 @@ fn interface_of(addrs: &str, ip: &str) -> Option<String> {
         let name = parts.next()?;
         let _family = parts.next()?;
         let cidr = parts.next()?;
-        (cidr.split('/').next() == Some(ip)).then(|| name.split('@').next().unwrap_or(name).to_owned())
+        (cidr.split('/').next() == Some(ip))
+            .then(|| name.split('@').next().unwrap_or(name).to_owned())
     })
 }
 
@@ -999,7 +1104,14 @@ fn command(
         .iter()
         .map(|(k, v)| format!("{k}={}", ph.fill(v)))
         .collect();
-    env.push(format!("ONEWAY_ROLE={}", if role == Role::Listen { "listen" } else { "dial" }));
+    env.push(format!(
+        "ONEWAY_ROLE={}",
+        if role == Role::Listen {
+            "listen"
+        } else {
+            "dial"
+        }
+    ));
     if role == Role::Dial {
         env.push(format!("ONEWAY_TOKEN={}", ph.token));
     }
@@ -1032,7 +1144,9 @@ impl PeerProc {
                 container: None,
             })
         } else {
-            let (id, lines) = engine.spawn_container(&manifest.image, host, argv, env).await?;
+            let (id, lines) = engine
+                .spawn_container(&manifest.image, host, argv, env)
+                .await?;
             containers.push(id.clone());
             Ok(PeerProc {
                 lines,
@@ -1112,7 +1226,9 @@ impl HostProc {
 async fn copy_out(engine: &Engine, container: &str, path: &str) -> Result<Vec<u8>, Error> {
     let bytes = engine.download(container, path).await?;
     let mut archive = tar::Archive::new(bytes.as_slice());
-    let entries = archive.entries().map_err(|e| Error::Docker(format!("archive: {e}")))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::Docker(format!("archive: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::Docker(format!("archive: {e}")))?;
         let mut out = Vec::new();
@@ -1127,7 +1243,13 @@ async fn copy_out(engine: &Engine, container: &str, path: &str) -> Result<Vec<u8
 pub fn slug(name: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     while s.contains("--") {
         s = s.replace("--", "-");
@@ -1148,9 +1270,15 @@ mod tests {
 
     #[test]
     fn candidate_strings_map_to_kinds() {
-        let k = candidate_kinds(&["host udp 10.2.0.10:5000".into(), "srflx udp 198.51.100.2:5000".into()]);
+        let k = candidate_kinds(&[
+            "host udp 10.2.0.10:5000".into(),
+            "srflx udp 198.51.100.2:5000".into(),
+        ]);
         assert_eq!(k["198.51.100.2:5000"], "srflx");
-        assert_eq!(candidate_ip("host udp [2001:db8:1::10]:7").as_deref(), Some("2001:db8:1::10"));
+        assert_eq!(
+            candidate_ip("host udp [2001:db8:1::10]:7").as_deref(),
+            Some("2001:db8:1::10")
+        );
     }
 
     #[test]

@@ -238,11 +238,7 @@ impl Builder {
             v6: None,
         });
         // Move the dialer's router (if any) from lan-d onto the link network.
-        let dialer_router = self
-            .layout
-            .nodes
-            .iter()
-            .position(|n| n.key == "router-d");
+        let dialer_router = self.layout.nodes.iter().position(|n| n.key == "router-d");
         let Some(router_index) = dialer_router else {
             return;
         };
@@ -282,7 +278,10 @@ impl Builder {
             ),
         });
         if let Some(d) = self.node_mut("dialer") {
-            d.setup = vec!["ip route del default 2>/dev/null || true; ip route add default via 10.1.0.253".into()];
+            d.setup = vec![
+                "ip route del default 2>/dev/null || true; ip route add default via 10.1.0.253"
+                    .into(),
+            ];
         }
     }
 }
@@ -391,7 +390,8 @@ fn addrs(side: Side) -> SideAddrs {
     }
 }
 
-const NO_DEFAULT: &str = "ip route del default 2>/dev/null || true; ip -6 route del default 2>/dev/null || true";
+const NO_DEFAULT: &str =
+    "ip route del default 2>/dev/null || true; ip -6 route del default 2>/dev/null || true";
 
 fn site(b: &mut Builder, side: Side, edge: Edge) {
     let a = addrs(side);
@@ -421,7 +421,10 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                     "{NO_DEFAULT}; ip route add default via {}",
                     a.router_lan_fw
                 )],
-                note: format!("{}: routed public address behind a stateful firewall", a.node),
+                note: format!(
+                    "{}: routed public address behind a stateful firewall",
+                    a.node
+                ),
             });
             b.node(NodeSpec {
                 key: a.router,
@@ -447,7 +450,10 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                 role: NodeRole::Router,
                 ifaces: vec![iface("wan", a.router_wan), iface(a.lan, a.router_lan)],
                 forwards: true,
-                setup: vec![NO_DEFAULT.into(), nft(&nat_rules(nat, &[a.lan], a.router_wan))],
+                setup: vec![
+                    NO_DEFAULT.into(),
+                    nft(&nat_rules(nat, &[a.lan], a.router_wan)),
+                ],
                 note: format!(
                     "NAT {}: mapping={:?}, filtering={}, hairpin={}",
                     nat.common_name(),
@@ -502,7 +508,10 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                 role: NodeRole::Router,
                 ifaces: vec![iface("wan", "198.51.100.5"), iface("cgn", "100.64.0.254")],
                 forwards: true,
-                setup: vec![NO_DEFAULT.into(), nft(&nat_rules(pr, &["cgn"], "198.51.100.5"))],
+                setup: vec![
+                    NO_DEFAULT.into(),
+                    nft(&nat_rules(pr, &["cgn"], "198.51.100.5")),
+                ],
                 note: "carrier-grade NAT (port-restricted cone), 100.64.0.0/24 inside".into(),
             });
             if side == Side::Listener {
@@ -523,7 +532,10 @@ fn lan_host(b: &mut Builder, a: &SideAddrs) {
         role: a.role,
         ifaces: vec![iface(a.lan, a.host)],
         forwards: false,
-        setup: vec![format!("{NO_DEFAULT}; ip route add default via {}", a.router_lan)],
+        setup: vec![format!(
+            "{NO_DEFAULT}; ip route add default via {}",
+            a.router_lan
+        )],
         note: format!("{} on a private LAN", a.node),
     });
 }
@@ -608,9 +620,9 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
     r.push_str("  chain forward_filter {\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n");
     match nat.filtering {
         Filtering::EndpointIndependent => r.push_str("    ct status dnat accept\n"),
-        Filtering::AddressDependent => r.push_str(
-            "    ct status dnat ip daddr . udp dport . ip saddr @contacted accept\n",
-        ),
+        Filtering::AddressDependent => {
+            r.push_str("    ct status dnat ip daddr . udp dport . ip saddr @contacted accept\n")
+        }
         Filtering::AddressAndPortDependent => {}
     }
     r.push_str(&format!(

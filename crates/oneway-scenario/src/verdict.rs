@@ -49,7 +49,10 @@ pub enum Verdict {
 impl Verdict {
     /// Whether the verdict is green.
     pub fn is_green(self) -> bool {
-        matches!(self, Verdict::Pass | Verdict::ExpectedFail | Verdict::Skipped)
+        matches!(
+            self,
+            Verdict::Pass | Verdict::ExpectedFail | Verdict::Skipped
+        )
     }
 
     /// The matrix mark.
@@ -90,9 +93,10 @@ pub fn judge(expect: &Expectation, outcome: &Outcome) -> (Verdict, Option<String
             ),
             _ => (Verdict::Pass, None),
         },
-        (ExpectedVerdict::Pass, Outcome::Failed { cause }) => {
-            (Verdict::Fail, Some(format!("expected to connect; failed: {cause}")))
-        }
+        (ExpectedVerdict::Pass, Outcome::Failed { cause }) => (
+            Verdict::Fail,
+            Some(format!("expected to connect; failed: {cause}")),
+        ),
         (ExpectedVerdict::Fail, Outcome::Failed { cause }) => {
             if expect.cause.as_deref() == Some(cause.as_str()) {
                 (Verdict::ExpectedFail, None)
@@ -151,7 +155,11 @@ pub struct Stats {
 impl Stats {
     /// Computes the statistics; `latencies` are the connected runs' times to first echo.
     pub fn new(runs: u32, connected: u32, green: u32, latencies: &[f64]) -> Stats {
-        let mut sorted: Vec<f64> = latencies.iter().copied().filter(|x| x.is_finite()).collect();
+        let mut sorted: Vec<f64> = latencies
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
         sorted.sort_by(f64::total_cmp);
         Stats {
             runs,
@@ -213,7 +221,13 @@ mod tests {
         assert_eq!(judge(&e, &failed("ice-timeout")).0, Verdict::ExpectedFail);
         assert_eq!(judge(&e, &failed("auth-failed")).0, Verdict::Fail);
         assert_eq!(
-            judge(&e, &Outcome::Connected { path: "host".into() }).0,
+            judge(
+                &e,
+                &Outcome::Connected {
+                    path: "host".into()
+                }
+            )
+            .0,
             Verdict::UnexpectedPass
         );
     }
@@ -221,14 +235,35 @@ mod tests {
     #[test]
     fn success_over_an_unexpected_path_is_a_deviation() {
         let e = expect(ExpectedVerdict::Pass, None, Some("srflx"));
-        assert_eq!(judge(&e, &Outcome::Connected { path: "srflx".into() }).0, Verdict::Pass);
-        assert_eq!(judge(&e, &Outcome::Connected { path: "relay".into() }).0, Verdict::Fail);
+        assert_eq!(
+            judge(
+                &e,
+                &Outcome::Connected {
+                    path: "srflx".into()
+                }
+            )
+            .0,
+            Verdict::Pass
+        );
+        assert_eq!(
+            judge(
+                &e,
+                &Outcome::Connected {
+                    path: "relay".into()
+                }
+            )
+            .0,
+            Verdict::Fail
+        );
     }
 
     #[test]
     fn wilson_interval_matches_known_values() {
         let (lo, hi) = wilson(10, 10);
-        assert!((lo - 0.7225).abs() < 1e-3 && (hi - 1.0).abs() < 1e-9, "{lo} {hi}");
+        assert!(
+            (lo - 0.7225).abs() < 1e-3 && (hi - 1.0).abs() < 1e-9,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson(5, 10);
         assert!((lo - 0.2366).abs() < 1e-3 && (hi - 0.7634).abs() < 1e-3);
         assert_eq!(wilson(0, 0), (0.0, 1.0));

@@ -32,8 +32,16 @@ fn committed_files_parse_and_plan() {
                 "{} => {:?}{}{} | {}",
                 c.name,
                 c.expect.verdict,
-                c.expect.cause.as_ref().map(|x| format!(" ({x})")).unwrap_or_default(),
-                c.expect.path.as_ref().map(|x| format!(" via {x}")).unwrap_or_default(),
+                c.expect
+                    .cause
+                    .as_ref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default(),
+                c.expect
+                    .path
+                    .as_ref()
+                    .map(|x| format!(" via {x}"))
+                    .unwrap_or_default(),
                 c.skip.clone().unwrap_or_default()
             )
         })
@@ -44,11 +52,24 @@ fn committed_files_parse_and_plan() {
         .filter(|s| !s.loopback)
         .map(|s| s.name.clone())
         .collect();
-    assert!(kinds.len() >= 14, "at least 14 topology kinds, got {}", kinds.len());
-    let ci: Vec<&str> = scenarios.iter().filter(|s| s.ci).map(|s| s.name.as_str()).collect();
+    assert!(
+        kinds.len() >= 14,
+        "at least 14 topology kinds, got {}",
+        kinds.len()
+    );
+    let ci: Vec<&str> = scenarios
+        .iter()
+        .filter(|s| s.ci)
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(
         ci,
-        ["first-candidate-black-holed", "listener-behind-port-restricted", "loopback", "same-lan"]
+        [
+            "first-candidate-black-holed",
+            "listener-behind-port-restricted",
+            "loopback",
+            "same-lan"
+        ]
     );
 }
 
@@ -62,10 +83,19 @@ fn str0m_manifest_parses() {
 #[test]
 fn bad_files_get_named_errors() {
     let cases = [
-        ("id = \"X\"\nroles = [\"dial\"]\n[dial]\nargv = [\"x\", \"{token}\"]\n", "uppercase id"),
-        ("id = \"x\"\nroles = [\"dial\"]\n[dial]\nargv = [\"x\"]\n", "no token"),
+        (
+            "id = \"X\"\nroles = [\"dial\"]\n[dial]\nargv = [\"x\", \"{token}\"]\n",
+            "uppercase id",
+        ),
+        (
+            "id = \"x\"\nroles = [\"dial\"]\n[dial]\nargv = [\"x\"]\n",
+            "no token",
+        ),
         ("id = \"x\"\nroles = [\"listen\"]\n", "missing command"),
-        ("id = \"x\"\nroles = [\"dial\"]\nbogus = 1\n", "unknown field"),
+        (
+            "id = \"x\"\nroles = [\"dial\"]\nbogus = 1\n",
+            "unknown field",
+        ),
     ];
     let mut out = Vec::new();
     for (text, what) in cases {
@@ -73,10 +103,22 @@ fn bad_files_get_named_errors() {
         out.push(format!("{what}: {e}"));
     }
     let scenario_cases = [
-        ("description = \"d\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"fail\"\nreason = \"r\"\n", "fail without cause"),
-        ("description = \"d\"\n[topology]\nkind = \"moon\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n", "unknown topology"),
-        ("description = \"d\"\n[topology]\nkind = \"same-lan\"\n[impairment]\nrtt_ms = 50\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n", "impairment without a dialer NAT"),
-        ("description = \"d\"\npairs = [\"a-b\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n", "bad pair"),
+        (
+            "description = \"d\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"fail\"\nreason = \"r\"\n",
+            "fail without cause",
+        ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"moon\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "unknown topology",
+        ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"same-lan\"\n[impairment]\nrtt_ms = 50\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "impairment without a dialer NAT",
+        ),
+        (
+            "description = \"d\"\npairs = [\"a-b\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "bad pair",
+        ),
     ];
     for (text, what) in scenario_cases {
         let e = Scenario::parse(text, "s").unwrap_err();
@@ -106,8 +148,17 @@ fn topologies_of_the_default_set() {
             out.push_str(&format!("net {} {}\n", n.key, n.v4));
         }
         for n in &l.nodes {
-            let addrs: Vec<String> = n.ifaces.iter().map(|i| format!("{}={}", i.net, i.v4)).collect();
-            out.push_str(&format!("node {} [{}] {}\n", n.key, addrs.join(" "), n.note));
+            let addrs: Vec<String> = n
+                .ifaces
+                .iter()
+                .map(|i| format!("{}={}", i.net, i.v4))
+                .collect();
+            out.push_str(&format!(
+                "node {} [{}] {}\n",
+                n.key,
+                addrs.join(" "),
+                n.note
+            ));
             for line in &n.setup {
                 out.push_str(&format!("  {}\n", line.replace('\n', "\n  ")));
             }
@@ -170,8 +221,17 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
     }
 }
 
-fn cell(name: &str, scenario: &str, verdict: Verdict, runs: Vec<RunRecord>, expected: &str) -> CellResult {
-    let connected = runs.iter().filter(|r| matches!(r.outcome, Outcome::Connected { .. })).count() as u32;
+fn cell(
+    name: &str,
+    scenario: &str,
+    verdict: Verdict,
+    runs: Vec<RunRecord>,
+    expected: &str,
+) -> CellResult {
+    let connected = runs
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Connected { .. }))
+        .count() as u32;
     let green = runs.iter().filter(|r| r.verdict.is_green()).count() as u32;
     let lat: Vec<f64> = runs.iter().filter_map(|r| r.stages.first_echo).collect();
     let causes = runs
@@ -204,7 +264,13 @@ fn cell(name: &str, scenario: &str, verdict: Verdict, runs: Vec<RunRecord>, expe
 }
 
 fn sample_report() -> Report {
-    let pass = run(Verdict::Pass, Outcome::Connected { path: "host".into() }, Some(90.0));
+    let pass = run(
+        Verdict::Pass,
+        Outcome::Connected {
+            path: "host".into(),
+        },
+        Some(90.0),
+    );
     let xfail = run(
         Verdict::ExpectedFail,
         Outcome::Failed {
@@ -212,7 +278,13 @@ fn sample_report() -> Report {
         },
         None,
     );
-    let fail = run(Verdict::Fail, Outcome::Failed { cause: "ice-timeout".into() }, None);
+    let fail = run(
+        Verdict::Fail,
+        Outcome::Failed {
+            cause: "ice-timeout".into(),
+        },
+        None,
+    );
     Report {
         format: 1,
         seconds: 42.0,
@@ -239,7 +311,13 @@ fn sample_report() -> Report {
             },
         ],
         cells: vec![
-            cell("str0m", "same-lan", Verdict::Pass, vec![pass.clone(), pass.clone()], "pass"),
+            cell(
+                "str0m",
+                "same-lan",
+                Verdict::Pass,
+                vec![pass.clone(), pass.clone()],
+                "pass",
+            ),
             cell(
                 "str0m",
                 "listener-behind-port-restricted",
@@ -247,7 +325,13 @@ fn sample_report() -> Report {
                 vec![xfail],
                 "fail (listener-unreachable: filtering=address-and-port-dependent)",
             ),
-            cell("str0m", "impaired", Verdict::Flaky, vec![pass, fail], "pass"),
+            cell(
+                "str0m",
+                "impaired",
+                Verdict::Flaky,
+                vec![pass, fail],
+                "pass",
+            ),
         ],
         interrupted: false,
     }

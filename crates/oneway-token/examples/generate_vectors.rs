@@ -12,7 +12,10 @@ fn main() -> std::io::Result<()> {
     for (file, doc) in [
         ("valid.json", vectors::valid_json()),
         ("invalid.json", vectors::invalid_json()),
-        ("dialer-certificate.json", vectors::dialer_certificate_json()),
+        (
+            "dialer-certificate.json",
+            vectors::dialer_certificate_json(),
+        ),
         ("reply-code.json", vectors::reply_code_json()),
     ] {
         let path = dir.join(file);

@@ -97,7 +97,10 @@ fn committed_vectors_match_the_generator() {
     for (file, generated) in [
         ("valid.json", vectors::valid_json()),
         ("invalid.json", vectors::invalid_json()),
-        ("dialer-certificate.json", vectors::dialer_certificate_json()),
+        (
+            "dialer-certificate.json",
+            vectors::dialer_certificate_json(),
+        ),
         ("reply-code.json", vectors::reply_code_json()),
     ] {
         assert_eq!(
