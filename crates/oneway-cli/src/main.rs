@@ -15,6 +15,7 @@ use oneway_token::inspect::Inspection;
 use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
+mod bench;
 mod peer;
 mod suite;
 
@@ -42,6 +43,9 @@ enum Command {
     /// Run the scenario matrix: LAN/NAT topologies in containers, every implementation pair,
     /// verdicts against expectations; Markdown, JSON and JUnit reports.
     Suite(suite::SuiteArgs),
+    /// Measure connect latency against the signalled baseline, listener capacity, throughput
+    /// and token sizes (Markdown, JSON and SVG output).
+    Bench(bench::BenchArgs),
 }
 
 /// Where the token comes from.
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Listen(args) => runtime()?.block_on(peer::listen(args)),
         Command::Dial(args) => runtime()?.block_on(peer::dial_command(args)),
         Command::Suite(args) => runtime()?.block_on(suite::suite(args)),
+        Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
     }
 }
 
