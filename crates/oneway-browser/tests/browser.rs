@@ -84,6 +84,39 @@ async fn str0m_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>), 
     Ok((text, task))
 }
 
+/// A webrtc-rs (`rtc`) listener on loopback that echoes on every channel; returns its token.
+async fn webrtc_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>), String> {
+    use oneway_webrtc::ConnectionEvent as Event;
+    let mut listener = oneway_webrtc::Listener::bind(oneway_webrtc::ListenerConfig::loopback())
+        .await
+        .map_err(err("webrtc-rs listener"))?;
+    let text = listener.token().to_text().map_err(err("token"))?;
+    let task = tokio::spawn(async move {
+        while let Some(mut conn) = listener.accept().await {
+            tokio::spawn(async move {
+                while let Some(event) = conn.next_event().await {
+                    match event {
+                        Event::Data {
+                            channel,
+                            binary: false,
+                            data,
+                        } => {
+                            let _ = conn
+                                .send_text(channel, &String::from_utf8_lossy(&data))
+                                .await;
+                        }
+                        Event::Data { channel, data, .. } => {
+                            let _ = conn.send(channel, &data).await;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    Ok((text, task))
+}
+
 /// str0m dials a browser listener's token, opens `data`, and checks one echo.
 async fn str0m_probe(token_text: &str) -> Result<(f64, f64), String> {
     let token = Token::from_text(token_text).map_err(err("browser token"))?;
@@ -109,6 +142,39 @@ async fn str0m_probe(token_text: &str) -> Result<(f64, f64), String> {
         while let Some(e) = conn.next_event().await {
             if let ConnectionEvent::Data { data, .. } = e
                 && data == b"hello from str0m"
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !echoed {
+        return Err("no echo from the browser listener".to_owned());
+    }
+    let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+    conn.close("done");
+    Ok((connected, rtt))
+}
+
+/// webrtc-rs dials a browser listener's `dialer-identity` token, opens `data`, checks one echo.
+async fn webrtc_probe(token_text: &str) -> Result<(f64, f64), String> {
+    let token = Token::from_text(token_text).map_err(err("browser token"))?;
+    let start = Instant::now();
+    let mut conn = oneway_webrtc::dial(&token, &oneway_webrtc::DialConfig::default())
+        .await
+        .map_err(err("webrtc-rs dial"))?;
+    let connected = start.elapsed().as_secs_f64() * 1000.0;
+    let ch = conn.open_channel("data").await.map_err(err("open data"))?;
+    let sent = Instant::now();
+    conn.send_text(ch, "hello from webrtc-rs")
+        .await
+        .map_err(err("send"))?;
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = conn.next_event().await {
+            if let oneway_webrtc::ConnectionEvent::Data { data, .. } = e
+                && data == b"hello from webrtc-rs"
             {
                 return true;
             }
@@ -151,6 +217,24 @@ fn spec_vectors(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
 fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let (token, listener) = str0m_echo_listener().await?;
+        browser_dials(ctx, token, listener).await
+    })
+}
+
+fn browser_dials_webrtc(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let (token, listener) = webrtc_echo_listener().await?;
+        browser_dials(ctx, token, listener).await
+    })
+}
+
+/// The browser dials a native listener's `native` token, checks the event sequence and one echo.
+async fn browser_dials(
+    ctx: &Ctx,
+    token: String,
+    listener: tokio::task::JoinHandle<()>,
+) -> CaseResult {
+    {
         let page = ctx.browser.open_page().await.map_err(err("page"))?;
         let op = page
             .start("dial", json!({"token": token, "probe": true}))
@@ -181,11 +265,20 @@ fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '
             connect_ms(&out.events, "dialing"),
             out.value["rtt_ms"].as_f64().unwrap_or(f64::NAN)
         ))
-    })
+    }
 }
 
 fn str0m_dials_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
-    Box::pin(async move {
+    Box::pin(native_dials_browser(ctx, "str0m"))
+}
+
+fn webrtc_dials_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(native_dials_browser(ctx, "webrtc-rs"))
+}
+
+/// A browser listener publishes a `dialer-identity` token; the native `stack` dials it.
+async fn native_dials_browser(ctx: &Ctx, stack: &str) -> CaseResult {
+    {
         let page = ctx.browser.open_page().await.map_err(err("page"))?;
         let op = page
             .start("listen", json!({"profile": "dialer-identity"}))
@@ -196,7 +289,11 @@ fn str0m_dials_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '
             .await
             .map_err(err("token"))?;
         let text = token["token"].as_str().ok_or("no token text")?.to_owned();
-        let probed = str0m_probe(&text).await;
+        let probed = if stack == "str0m" {
+            str0m_probe(&text).await
+        } else {
+            webrtc_probe(&text).await
+        };
         let (connected, rtt) = match probed {
             Ok(x) => x,
             Err(e) => {
@@ -214,10 +311,10 @@ fn str0m_dials_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '
             return Err("listener ended with another token".to_owned());
         }
         Ok(format!(
-            "str0m connected in {connected:.1} ms (dialer-identity, {} B token), echo rtt {rtt:.1} ms",
+            "{stack} connected in {connected:.1} ms (dialer-identity, {} B token), echo rtt {rtt:.1} ms",
             text.len()
         ))
-    })
+    }
 }
 
 /// Two tabs: a `reply` listener and a browser dialer; the reply code goes back by the test.
@@ -499,7 +596,9 @@ fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> 
 const CASES: &[(&str, Case)] = &[
     ("spec_vectors_in_browser", spec_vectors),
     ("browser_dialer_to_str0m_listener", browser_dials_str0m),
+    ("browser_dialer_to_webrtc_listener", browser_dials_webrtc),
     ("str0m_dialer_to_browser_listener", str0m_dials_browser),
+    ("webrtc_dialer_to_browser_listener", webrtc_dials_browser),
     ("static_page_token_dial_screenshot", static_page),
     ("browser_to_browser_reply_code", browser_to_browser_reply),
     (

@@ -2,17 +2,25 @@
 //! (`spec/handshake.md` §3). It sets its own offer and the answer the token implies
 //! (`spec/token.md` §9.2), so the ICE credentials, fingerprint and candidates all come from the
 //! token, with fingerprint verification on.
+//!
+//! With a `dialer-identity` token (a browser listener, `spec/handshake.md` §10.2) the listener
+//! has chosen this dialer's identity: the dialer takes the ICE credentials and the certificate
+//! the token specifies ([`oneway_token::dialer_cert`]), sets the listener's offer rebuilt from
+//! the token as its remote description and answers it (controlled, DTLS client).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::{CandidateAddress, Profile, Token, TokenError, Transport};
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
@@ -68,7 +76,9 @@ pub enum DialError {
     #[error("token: {0}")]
     Token(#[from] TokenError),
     /// The token's profile needs a handshake this dialer does not implement.
-    #[error("profile {0} is not supported by the webrtc-rs dialer (it implements native)")]
+    #[error(
+        "profile {0} is not supported by the webrtc-rs dialer (it implements native and dialer-identity)"
+    )]
     UnsupportedProfile(&'static str),
     /// No candidate can be tried from here.
     #[error("no usable candidate: {0}")]
@@ -127,7 +137,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     if !config.dangerous.skip_expiry_check {
         token.check_expiry(now_unix)?;
     }
-    if token.profile != Profile::Native {
+    if !matches!(token.profile, Profile::Native | Profile::DialerIdentity) {
         return Err(DialError::UnsupportedProfile(token.profile.name()));
     }
 
@@ -171,8 +181,12 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         .map_err(|e| StackError::Io(format!("binding: {e}")))?;
 
     let now = Instant::now();
-    let (cert, local_fp) = match &config.certificate {
-        Some(cert) => {
+    let keys = token.derive();
+    let identity = dialer_identity(token, &keys)?;
+    let (cert, local_fp) = match (&identity, &config.certificate) {
+        // dialer-identity: the certificate the listener chose (`spec/token.md` §7.3).
+        (Some((_, cert, fp)), _) => (cert.clone(), *fp),
+        (None, Some(cert)) => {
             let der = cert
                 .dtls_certificate
                 .certificate
@@ -180,12 +194,17 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
                 .ok_or_else(|| StackError::Config("certificate without DER".to_owned()))?;
             (cert.clone(), Sha256::digest(der.as_ref()).into())
         }
-        None => crate::generate_certificate()?,
+        (None, None) => crate::generate_certificate()?,
     };
-    let keys = token.derive();
-    let settings = SettingEngineBuilder::new()
-        .with_ice_connection_attempts(Some(config.ice_check_interval), None)
-        .build();
+    let mut settings = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(Some(config.ice_check_interval), None);
+    if let Some(((ufrag, pwd), _, _)) = identity {
+        // The ICE credentials the listener chose for us; we answer its offer as DTLS client.
+        settings = settings
+            .with_ice_credentials(ufrag, pwd)
+            .with_answering_dtls_role(RTCDtlsRole::Client);
+    }
+    let settings = settings.build();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(
             RTCConfigurationBuilder::new()
@@ -262,6 +281,42 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
             reason: "dialer task ended".to_owned(),
         }),
     }
+}
+
+/// The identity a `dialer-identity` token chose for this dialer: its ICE credentials
+/// `(ufrag, pwd)` and the certificate rebuilt from the secret (`spec/token.md` §7.3), with that
+/// certificate's fingerprint. `None` for other profiles.
+fn dialer_identity(
+    token: &Token,
+    keys: &oneway_token::DerivedKeys,
+) -> Result<Option<((String, String), RTCCertificate, [u8; 32])>, StackError> {
+    if token.profile != Profile::DialerIdentity {
+        return Ok(None);
+    }
+    let (Some(ice), Some(_)) = (&keys.dialer_ice, &token.listener_ice) else {
+        return Err(StackError::Config(
+            "dialer-identity token without listener-ice".to_owned(),
+        ));
+    };
+    let cert = DialerCertificate::derive(&token.secret)
+        .map_err(|e| StackError::Config(format!("dialer certificate: {e}")))?;
+    let provider = rtc::crypto::default_provider()
+        .map_err(|e| StackError::Config(format!("crypto provider: {e}")))?;
+    // The certificate is valid until 9999; `rtc` only uses `expires` to refuse stale ones.
+    let expires = SystemTime::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let rtc_cert = RTCCertificate::from_pkcs8(
+        provider.crypto(),
+        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+        vec![cert.certificate_der.clone().into()],
+        &cert.private_key_pkcs8,
+        expires,
+    )
+    .map_err(|e| StackError::Config(format!("dialer certificate: {e}")))?;
+    Ok(Some((
+        (ice.ufrag().to_owned(), ice.pwd().to_owned()),
+        rtc_cert,
+        cert.fingerprint.0,
+    )))
 }
 
 struct Driver {

@@ -726,6 +726,13 @@ impl Engine {
     /// initiator applies only when the answer arrives.
     fn prepare_restart(&mut self) -> Result<(String, String), StackError> {
         match &self.negotiation {
+            Negotiation::Dialer { token } if token.profile != oneway_token::Profile::Native => {
+                // The listener (a browser) chose our credentials; new ones would need its
+                // offer, which only SDP renegotiation carries.
+                Err(StackError::Config(
+                    "ice-restart is not supported with a dialer-identity token".to_owned(),
+                ))
+            }
             Negotiation::Dialer { .. } => {
                 self.pc.restart_ice();
                 let offer = self
@@ -777,12 +784,34 @@ impl Engine {
     }
 
     /// Dialer: the initial negotiation. Sets the local offer, the local candidates and the
-    /// token's answer (`spec/token.md` §9.2), which starts the ICE checks.
+    /// token's answer (`spec/token.md` §9.2), which starts the ICE checks. With a
+    /// `dialer-identity` token, sets the listener's offer rebuilt from the token and answers it
+    /// instead (`spec/handshake.md` §10.2).
     pub(crate) fn start_dialer(
         &mut self,
         now: Instant,
         locals: Vec<rtc::peer_connection::transport::RTCIceCandidateInit>,
     ) -> Result<(), StackError> {
+        if let Negotiation::Dialer { token } = &self.negotiation
+            && token.profile != oneway_token::Profile::Native
+        {
+            let offer = token
+                .listener_offer()
+                .map_err(|e| StackError::Config(format!("listener offer: {e}")))?;
+            let offer =
+                RTCSessionDescription::offer(offer.sdp).map_err(rtc_error("listener offer"))?;
+            self.pc
+                .set_remote_description(now, offer)
+                .map_err(rtc_error("listener offer"))?;
+            let answer = self.pc.create_answer(None).map_err(rtc_error("answer"))?;
+            self.pc
+                .set_local_description(now, answer)
+                .map_err(rtc_error("local answer"))?;
+            for init in locals {
+                self.add_local_candidate(init)?;
+            }
+            return self.add_local_candidate(Default::default());
+        }
         let offer = self.pc.create_offer(None).map_err(rtc_error("offer"))?;
         self.pc
             .set_local_description(now, offer)
