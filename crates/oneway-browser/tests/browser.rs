@@ -84,18 +84,23 @@ async fn str0m_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>), 
     Ok((text, task))
 }
 
-/// A webrtc-rs (`rtc`) listener on loopback that echoes on every channel; returns its token.
-async fn webrtc_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>), String> {
+/// A webrtc-rs (`rtc`) listener on loopback that echoes on every channel; returns its token,
+/// and a count of the RTP packets its connections received (after in-band renegotiation).
+async fn webrtc_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>, RtpCount), String> {
     use oneway_webrtc::ConnectionEvent as Event;
     let mut listener = oneway_webrtc::Listener::bind(oneway_webrtc::ListenerConfig::loopback())
         .await
         .map_err(err("webrtc-rs listener"))?;
     let text = listener.token().to_text().map_err(err("token"))?;
+    let rtp = RtpCount::default();
+    let count = rtp.clone();
     let task = tokio::spawn(async move {
         while let Some(mut conn) = listener.accept().await {
+            let count = count.clone();
             tokio::spawn(async move {
                 while let Some(event) = conn.next_event().await {
                     match event {
+                        Event::Rtp { .. } => count.add(),
                         Event::Data {
                             channel,
                             binary: false,
@@ -114,7 +119,37 @@ async fn webrtc_echo_listener() -> Result<(String, tokio::task::JoinHandle<()>),
             });
         }
     });
-    Ok((text, task))
+    Ok((text, task, rtp))
+}
+
+/// RTP packets a native peer received.
+#[derive(Clone, Default)]
+struct RtpCount(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl RtpCount {
+    fn add(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (at most 10 s) until a steady stream arrived (25 packets: half a second of Opus at
+    /// 20 ms); returns how many.
+    async fn wait_some(&self) -> Result<usize, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.get() < 25 {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the native peer received {} RTP packets in 10 s",
+                    self.get()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(self.get())
+    }
 }
 
 /// str0m dials a browser listener's token, opens `data`, and checks one echo.
@@ -223,7 +258,7 @@ fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '
 
 fn browser_dials_webrtc(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
-        let (token, listener) = webrtc_echo_listener().await?;
+        let (token, listener, _) = webrtc_echo_listener().await?;
         browser_dials(ctx, token, listener).await
     })
 }
@@ -426,6 +461,89 @@ fn renegotiate_with_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> 
     })
 }
 
+/// Browser dialer → webrtc-rs listener; the browser adds fake-microphone audio with an in-band
+/// `offer`, the `rtc` peer answers it and receives the RTP.
+fn renegotiate_with_webrtc(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let (token, listener, rtp) = webrtc_echo_listener().await?;
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let result = async {
+            let op = page
+                .start("dial", json!({"token": token, "probe": true, "keep": true}))
+                .await
+                .map_err(err("start"))?;
+            page.wait(&op, LIMIT, |_| {}).await.map_err(err("dial"))?;
+            let t = Instant::now();
+            let add = page
+                .start("add-audio", json!({"conn": op}))
+                .await
+                .map_err(err("add-audio"))?;
+            page.wait(&add, LIMIT, |_| {})
+                .await
+                .map_err(err("add-audio"))?;
+            let answered = t.elapsed().as_secs_f64() * 1000.0;
+            let packets = rtp.wait_some().await?;
+            let _ = page.start("close", json!({"conn": op})).await;
+            Ok(format!(
+                "browser offered fake-microphone audio in band; webrtc-rs listener answered ({answered:.0} ms incl. getUserMedia) and received {packets} RTP packets"
+            ))
+        }
+        .await;
+        listener.abort();
+        result
+    })
+}
+
+/// Browser listener (`dialer-identity`) ← webrtc-rs dialer; the browser listener adds audio with
+/// an in-band `offer`, the `rtc` dialer answers it and receives the RTP.
+fn renegotiate_webrtc_dialer(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page
+            .start("listen", json!({"profile": "dialer-identity"}))
+            .await
+            .map_err(err("start"))?;
+        let token = page
+            .wait_event(&op, "token", LIMIT, |_| {})
+            .await
+            .map_err(err("token"))?;
+        let text = token["token"].as_str().ok_or("no token text")?.to_owned();
+        let token = Token::from_text(&text).map_err(err("browser token"))?;
+        let mut conn = oneway_webrtc::dial(&token, &oneway_webrtc::DialConfig::default())
+            .await
+            .map_err(err("webrtc-rs dial"))?;
+        page.wait(&op, LIMIT, |_| {})
+            .await
+            .map_err(err("listener"))?;
+        let rtp = RtpCount::default();
+        let count = rtp.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(event) = conn.next_event().await {
+                if let oneway_webrtc::ConnectionEvent::Rtp { .. } = event {
+                    count.add();
+                }
+            }
+        });
+        let result = async {
+            let add = page
+                .start("add-audio", json!({"conn": op}))
+                .await
+                .map_err(err("add-audio"))?;
+            page.wait(&add, LIMIT, |_| {})
+                .await
+                .map_err(err("add-audio"))?;
+            rtp.wait_some().await
+        }
+        .await;
+        let _ = page.start("close", json!({"conn": op})).await;
+        reader.abort();
+        Ok(format!(
+            "browser listener offered fake-microphone audio in band; webrtc-rs dialer answered and received {} RTP packets",
+            result?
+        ))
+    })
+}
+
 fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let url = format!("{}index.html?loopback", ctx.browser.base_url());
@@ -606,6 +724,14 @@ const CASES: &[(&str, Case)] = &[
         renegotiate_browser_pair,
     ),
     ("renegotiate_audio_browser_to_str0m", renegotiate_with_str0m),
+    (
+        "renegotiate_audio_browser_to_webrtc_listener",
+        renegotiate_with_webrtc,
+    ),
+    (
+        "renegotiate_audio_browser_listener_to_webrtc_dialer",
+        renegotiate_webrtc_dialer,
+    ),
     ("detect_one_way_paths", detect),
     ("page_qr_matches_qrcode_crate", qr_matches_rust),
 ];

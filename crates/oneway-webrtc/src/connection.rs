@@ -40,6 +40,23 @@ pub enum ConnectionEvent {
     },
     /// An ICE restart completed on this side.
     IceRestarted,
+    /// The peer renegotiated in band (channel-0 `offer`, `spec/handshake.md` §6.2) and this
+    /// side answered.
+    Renegotiated,
+    /// A media track the peer added by renegotiation opened.
+    TrackOpen {
+        /// The track's id.
+        track: String,
+    },
+    /// An RTP packet arrived on a remote track.
+    Rtp {
+        /// The track's id.
+        track: String,
+        /// RTP payload type.
+        payload_type: u8,
+        /// The RTP payload (encoded media).
+        payload: Vec<u8>,
+    },
     /// The connection ended.
     Closed {
         /// Stable code (`closed-by-peer`, `auth-failed`, `consent-lost`, …).

@@ -185,7 +185,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     let identity = dialer_identity(token, &keys)?;
     let (cert, local_fp) = match (&identity, &config.certificate) {
         // dialer-identity: the certificate the listener chose (`spec/token.md` §7.3).
-        (Some((_, cert, fp)), _) => (cert.clone(), *fp),
+        (Some(identity), _) => (identity.certificate.clone(), identity.fingerprint),
         (None, Some(cert)) => {
             let der = cert
                 .dtls_certificate
@@ -198,7 +198,10 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     };
     let mut settings = SettingEngineBuilder::new()
         .with_ice_connection_attempts(Some(config.ice_check_interval), None);
-    if let Some(((ufrag, pwd), _, _)) = identity {
+    if let Some(DialerIdentity {
+        ice: (ufrag, pwd), ..
+    }) = identity
+    {
         // The ICE credentials the listener chose for us; we answer its offer as DTLS client.
         settings = settings
             .with_ice_credentials(ufrag, pwd)
@@ -212,6 +215,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
                 .build(),
         )
         .with_setting_engine(settings)
+        .with_media_engine(crate::engine::media_engine()?)
         .build(now)
         .map_err(rtc_error("peer connection"))?;
     let ctrl = pc
@@ -283,13 +287,21 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     }
 }
 
-/// The identity a `dialer-identity` token chose for this dialer: its ICE credentials
-/// `(ufrag, pwd)` and the certificate rebuilt from the secret (`spec/token.md` §7.3), with that
-/// certificate's fingerprint. `None` for other profiles.
+/// The identity a `dialer-identity` token chose for this dialer.
+struct DialerIdentity {
+    /// Its ICE credentials `(ufrag, pwd)`.
+    ice: (String, String),
+    /// The certificate rebuilt from the secret (`spec/token.md` §7.3).
+    certificate: RTCCertificate,
+    /// SHA-256 of the certificate's DER.
+    fingerprint: [u8; 32],
+}
+
+/// The identity a `dialer-identity` token chose for this dialer; `None` for other profiles.
 fn dialer_identity(
     token: &Token,
     keys: &oneway_token::DerivedKeys,
-) -> Result<Option<((String, String), RTCCertificate, [u8; 32])>, StackError> {
+) -> Result<Option<DialerIdentity>, StackError> {
     if token.profile != Profile::DialerIdentity {
         return Ok(None);
     }
@@ -312,11 +324,11 @@ fn dialer_identity(
         expires,
     )
     .map_err(|e| StackError::Config(format!("dialer certificate: {e}")))?;
-    Ok(Some((
-        (ice.ufrag().to_owned(), ice.pwd().to_owned()),
-        rtc_cert,
-        cert.fingerprint.0,
-    )))
+    Ok(Some(DialerIdentity {
+        ice: (ice.ufrag().to_owned(), ice.pwd().to_owned()),
+        certificate: rtc_cert,
+        fingerprint: cert.fingerprint.0,
+    }))
 }
 
 struct Driver {

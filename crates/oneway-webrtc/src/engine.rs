@@ -18,7 +18,8 @@ use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
 use oneway_token::{SctpParams, Token};
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
@@ -176,6 +177,16 @@ pub(crate) fn control_channel_init() -> RTCDataChannelInit {
         negotiated: Some(CHANNEL_ID),
         ..Default::default()
     }
+}
+
+/// The media engine both roles use: `rtc`'s default codecs, so that an in-band `offer` adding
+/// audio or video (`spec/handshake.md` §6.2) gets an answer that accepts it.
+pub(crate) fn media_engine() -> Result<MediaEngine, StackError> {
+    let mut engine = MediaEngine::default();
+    engine
+        .register_default_codecs()
+        .map_err(rtc_error("media codecs"))?;
+    Ok(engine)
 }
 
 pub(crate) fn rtc_error(context: &str) -> impl FnOnce(rtc::shared::error::Error) -> StackError {
@@ -389,8 +400,18 @@ impl Engine {
             }
             while let Some(message) = self.pc.poll_read() {
                 progressed = true;
-                if let RTCMessage::DataChannelMessage(id, m) = message.message {
-                    self.on_message(now, id, m.is_string, &m.data);
+                match message.message {
+                    RTCMessage::DataChannelMessage(id, m) => {
+                        self.on_message(now, id, m.is_string, &m.data)
+                    }
+                    RTCMessage::RtpPacket(track, packet) if self.authenticated => {
+                        let _ = self.events.send(ConnectionEvent::Rtp {
+                            track,
+                            payload_type: packet.header.payload_type,
+                            payload: packet.payload.to_vec(),
+                        });
+                    }
+                    _ => {}
                 }
             }
             while let Some(out) = self.pc.poll_write() {
@@ -489,6 +510,11 @@ impl Engine {
                 } else {
                     self.on_channel_open(id);
                 }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) if self.authenticated => {
+                let _ = self.events.send(ConnectionEvent::TrackOpen {
+                    track: init.track_id,
+                });
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id)) => {
                 if id == self.ctrl {
@@ -655,10 +681,26 @@ impl Engine {
                     let _ = reply.send(Err(format!("{code}: {reason}")));
                 }
             }
-            Message::Offer { .. } | Message::Answer { .. } => {
+            Message::Offer { sdp } => match self.answer_offer(now, &sdp) {
+                Ok(answer) => {
+                    self.send_control(now, &Message::Answer { sdp: answer });
+                    let _ = self.events.send(ConnectionEvent::Renegotiated);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "in-band offer refused");
+                    self.send_control(
+                        now,
+                        &Message::Error {
+                            code: "renegotiation-failed".to_owned(),
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            },
+            Message::Answer { .. } => {
                 self.send_control(now, &Message::Error {
                     code: "unsupported".to_owned(),
-                    reason: "this peer (webrtc-rs) renegotiates channels by DCEP and ICE by ice-restart; it takes no SDP".to_owned(),
+                    reason: "this peer (webrtc-rs) answers in-band offers but never offers; an answer was not expected".to_owned(),
                 });
             }
             Message::Proof { .. } => tracing::debug!("proof after authentication ignored"),
@@ -868,6 +910,25 @@ impl Engine {
         self.pc
             .set_local_description(now, answer)
             .map_err(rtc_error("local answer"))
+    }
+
+    /// An in-band `offer` (`spec/handshake.md` §6.2): sets it as the remote description and
+    /// returns the local answer. The peer's ICE credentials and DTLS role are unchanged (an
+    /// offer that changes the credentials restarts ICE, as in any renegotiation); this side keeps
+    /// its own (the setting engine fixes them) and its DTLS role, so the answer only adds what
+    /// the offer adds: media sections, received (`recvonly`: this peer sends no media).
+    fn answer_offer(&mut self, now: Instant, sdp: &str) -> Result<String, StackError> {
+        let offer =
+            RTCSessionDescription::offer(sdp.to_owned()).map_err(rtc_error("in-band offer"))?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(rtc_error("in-band offer"))?;
+        let answer = self.pc.create_answer(None).map_err(rtc_error("answer"))?;
+        let text = answer.sdp.clone();
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(rtc_error("local answer"))?;
+        Ok(text)
     }
 
     /// The peer failed authentication or broke the protocol before it: tell it, log, close.

@@ -381,6 +381,7 @@ impl Driver {
                     .build(),
             )
             .with_setting_engine(settings)
+            .with_media_engine(crate::engine::media_engine()?)
             .build(now)
             .map_err(rtc_error("peer connection"))?;
         let ctrl = pc
