@@ -88,8 +88,10 @@ const kinds = {
     return { passed, failures };
   },
 
-  // Dials a token; with probe, opens `data`, echoes one message and closes.
-  async dial(emit, state, { token, probe = false, timeoutMs, keep = false }) {
+  // Dials a token; with probe, opens `data`, echoes one message and closes. With bridge, opens
+  // `data` and reports what arrives on it as `data` events on this operation (text, or base64
+  // for binary), after it has ended; `send` writes to it (`oneway dial --stack browser`).
+  async dial(emit, state, { token, probe = false, timeoutMs, keep = false, bridge = false }) {
     const conn = await ow.dial(token, {
       onevent: emit, timeoutMs,
       onreply: code => { state.extra.reply = code; },
@@ -100,6 +102,14 @@ const kinds = {
       rtt = await ow.probe(conn);
       emit({ event: 'first-echo', t_ms: null, rtt_ms: rtt });
       if (!keep) conn.close('probe done');
+    } else if (bridge) {
+      const ch = await conn.openChannel('data');
+      ch.binaryType = 'arraybuffer';
+      ch.onmessage = e => emit(typeof e.data === 'string'
+        ? { event: 'data', text: e.data }
+        : { event: 'data', base64: btoa(String.fromCharCode(...new Uint8Array(e.data))) });
+      ch.onclose = () => emit({ event: 'closed', code: 'closed-by-peer' });
+      state.extra.data = ch;
     } else {
       ow.echo(conn);
     }
@@ -152,6 +162,14 @@ const kinds = {
 
   // The demo page's QR encoder, for checking against the Rust qrcode crate.
   async qr(emit, state, { text }) { return qr.encode(text); },
+
+  // Sends text on the `data` channel of a bridged dial (the operation id of its `dial`).
+  async send(emit, state, { conn, text }) {
+    const ch = ops.get(conn)?.extra.data;
+    if (!ch || ch.readyState !== 'open') throw new ow.OnewayError('no-channel', `${conn} has no open data channel`);
+    ch.send(text);
+    return null;
+  },
 
   async close(emit, state, { conn }) { connOf(conn).close('done'); return null; },
 

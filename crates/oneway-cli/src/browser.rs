@@ -7,10 +7,14 @@
 //!   description, so such a token admits one dialer; the listener then keeps echoing on that
 //!   connection until it is stopped.
 //! - The dialer dials `native` tokens one-way (§10.1). A `reply` or `dialer-identity` token
-//!   needs a browser listener and a reply code: it fails with `unsupported-profile`.
+//!   needs a browser listener and a reply code: it fails with `unsupported-profile`. Like the
+//!   native dialers it opens the `data` channel and, without `--probe`, bridges it to standard
+//!   input and output (lines in, messages out).
 
 use std::io::Write as _;
+
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt as _;
 
 use oneway_browser::{Browser, BrowserConfig, Page};
 use serde_json::{Value, json};
@@ -110,6 +114,54 @@ async fn follow(page: &Page, op: &str, printer: &Printer) -> anyhow::Result<Opti
     }
 }
 
+/// Copies standard input lines to the page's `data` channel and what arrives on it to standard
+/// output, until the channel closes or the process is interrupted (as the native dialers do).
+async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            line = stdin.next_line(), if stdin_open => match line? {
+                Some(line) => {
+                    page.start("send", json!({"conn": op, "text": format!("{line}\n")}))
+                        .await?;
+                }
+                None => stdin_open = false,
+            },
+            _ = tick.tick() => {
+                let (events, _) = page.poll(op).await?;
+                for e in events {
+                    match e["event"].as_str() {
+                        Some("data") => {
+                            let bytes = match (e["text"].as_str(), e["base64"].as_str()) {
+                                (Some(text), _) => text.as_bytes().to_vec(),
+                                (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                                    .decode(b64)
+                                    .unwrap_or_default(),
+                                _ => Vec::new(),
+                            };
+                            let mut out = std::io::stdout().lock();
+                            out.write_all(&bytes)?;
+                            out.flush()?;
+                        }
+                        Some("closed") => {
+                            eprintln!(
+                                "connection closed: {}",
+                                e["code"].as_str().unwrap_or("closed-by-peer")
+                            );
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
 /// `oneway listen --stack browser`.
 pub async fn listen(json_output: bool, loopback: bool) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -172,17 +224,17 @@ pub async fn dial(
     let op = page
         .start(
             "dial",
-            json!({"token": token_text, "probe": probe, "timeoutMs": timeout.as_millis() as u64}),
+            json!({"token": token_text, "probe": probe, "bridge": !probe, "timeoutMs": timeout.as_millis() as u64}),
         )
         .await?;
     let result = follow(&page, &op, &printer).await;
     let outcome = match result {
         Ok(Some(r)) if r["ok"] == json!(true) => {
-            if !probe {
-                eprintln!("connected in Chromium (echoing); stop with Ctrl-C");
-                let _ = tokio::signal::ctrl_c().await;
+            if probe {
+                Ok(())
+            } else {
+                bridge(&page, &op).await
             }
-            Ok(())
         }
         Ok(Some(r)) => Err(DialFailed(format!(
             "{}: {}",
