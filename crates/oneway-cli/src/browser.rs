@@ -99,6 +99,7 @@ async fn launch() -> anyhow::Result<(Browser, Page)> {
 
 /// Polls `op` until it ends or the process is interrupted; prints every event.
 async fn follow(page: &Page, op: &str, printer: &Printer) -> anyhow::Result<Option<Value>> {
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         let (events, result) = page.poll(op).await?;
         for e in &events {
@@ -109,7 +110,7 @@ async fn follow(page: &Page, op: &str, printer: &Printer) -> anyhow::Result<Opti
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(None),
+            _ = &mut interrupted => return Ok(None),
         }
     }
 }
@@ -121,6 +122,9 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // One listener for the whole loop: a fresh `ctrl_c()` per turn would miss a SIGINT that
+    // arrives while a WebDriver call is in flight, and Chromium would outlive the process.
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
             line = stdin.next_line(), if stdin_open => match line? {
@@ -157,7 +161,7 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
                     }
                 }
             }
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
         }
     }
 }

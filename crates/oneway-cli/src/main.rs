@@ -112,11 +112,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(args) => inspect(args),
         Command::Qr(args) => qr(args),
-        Command::Listen(args) => runtime()?.block_on(peer::listen(args)),
-        Command::Dial(args) => runtime()?.block_on(peer::dial_command(args)),
+        Command::Listen(args) => block_on_stdin(peer::listen(args)),
+        Command::Dial(args) => block_on_stdin(peer::dial_command(args)),
         Command::Suite(args) => runtime()?.block_on(suite::suite(args)),
         Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
     }
+}
+
+/// Runs a command that may bridge standard input, then drops the runtime without waiting for
+/// its blocking tasks: tokio reads stdin on a blocking thread that only ends when a line or EOF
+/// arrives, so an interrupted `listen`/`dial` would otherwise hang until the user pressed Enter.
+fn block_on_stdin<F: std::future::Future<Output = anyhow::Result<()>>>(
+    command: F,
+) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let result = runtime.block_on(command);
+    runtime.shutdown_background();
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

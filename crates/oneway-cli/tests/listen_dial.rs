@@ -142,3 +142,69 @@ fn expired_token_is_refused_before_dialing() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.starts_with("token: expired at "), "{stderr}");
 }
+
+/// `oneway dial --stack browser` without `--probe` bridges stdin and stdout through Chromium's
+/// `data` channel, like the native dialers. Skips when Chromium is absent outside CI.
+#[test]
+fn browser_dial_bridges_stdin_and_stdout() {
+    use std::io::Write as _;
+    if let Err(e) = oneway_browser::BrowserConfig::detect() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and Chromium is required: {e}"
+        );
+        eprintln!("SKIPPED: {e}");
+        return;
+    }
+    let (_listener, token) = start_listener(&["--loopback"]);
+    let mut child = oneway()
+        .args(["dial", "--stack", "browser", &token])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start browser dial");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut child = Killed(child);
+    stdin
+        .write_all(b"hello through chromium\n")
+        .expect("write stdin");
+    stdin.flush().expect("flush stdin");
+    let echoed = rx.recv_timeout(Duration::from_secs(40));
+    // SIGINT lets the dialer close Chromium and chromedriver (SIGKILL would orphan them).
+    let _ = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let interrupted = Instant::now();
+    let mut exited = None;
+    while exited.is_none() && Instant::now() < deadline {
+        exited = child.0.try_wait().ok().flatten();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    drop(child);
+    assert!(
+        exited.is_some(),
+        "the dialer did not exit within 10 s of SIGINT (Chromium would be orphaned)"
+    );
+    eprintln!(
+        "dialer exited {:.1} s after SIGINT",
+        interrupted.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        echoed.as_deref(),
+        Ok("hello through chromium"),
+        "the echoed line came back on stdout"
+    );
+}
