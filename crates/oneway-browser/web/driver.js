@@ -24,6 +24,15 @@ function op(kind, run) {
 const loopbackOnly = c => c.address.form === 'ipv4' ? c.address.bytes[0] === 127
   : c.address.form === 'ipv6' && c.address.bytes.slice(0, 15).every(b => b === 0) && c.address.bytes[15] === 1;
 
+// Reports what arrives on a bridged `data` channel as `data` events (text, or base64).
+function bridgeChannel(ch, emit) {
+  ch.binaryType = 'arraybuffer';
+  ch.onmessage = e => emit(typeof e.data === 'string'
+    ? { event: 'data', text: e.data }
+    : { event: 'data', base64: btoa(String.fromCharCode(...new Uint8Array(e.data))) });
+  ch.onclose = () => emit({ event: 'closed', code: 'closed-by-peer' });
+}
+
 function connOf(id) {
   const s = ops.get(id);
   if (!s || !s.conn) throw new ow.OnewayError('no-connection', `operation ${id} has no connection`);
@@ -104,11 +113,7 @@ const kinds = {
       if (!keep) conn.close('probe done');
     } else if (bridge) {
       const ch = await conn.openChannel('data');
-      ch.binaryType = 'arraybuffer';
-      ch.onmessage = e => emit(typeof e.data === 'string'
-        ? { event: 'data', text: e.data }
-        : { event: 'data', base64: btoa(String.fromCharCode(...new Uint8Array(e.data))) });
-      ch.onclose = () => emit({ event: 'closed', code: 'closed-by-peer' });
+      bridgeChannel(ch, emit);
       state.extra.data = ch;
     } else {
       ow.echo(conn);
@@ -116,13 +121,24 @@ const kinds = {
     return { rtt_ms: rtt };
   },
 
-  // Listens; resolves when a dialer is authenticated (the connection echoes if asked).
-  async listen(emit, state, { profile = 'dialer-identity', loopback = true, echo = true }) {
+  // Listens; resolves when a dialer is authenticated (the connection echoes if asked). With
+  // bridge, the `data` channel the dialer opens is reported and written as in a bridged dial.
+  async listen(emit, state, { profile = 'dialer-identity', loopback = true, echo = true, bridge = false }) {
     const l = await ow.listen({ profile, onevent: emit, candidateFilter: loopback ? loopbackOnly : () => true });
     state.extra.listener = l;
     const conn = await l.accepted;
     state.conn = conn;
-    if (echo) ow.echo(conn);
+    if (bridge) {
+      // What `send` gets before the dialer opens `data` waits for it.
+      state.extra.pending = [];
+      conn.ondatachannel = ch => {
+        if (ch.label !== 'data') return;
+        bridgeChannel(ch, emit);
+        state.extra.data = ch;
+        const flush = () => { for (const text of state.extra.pending.splice(0)) ch.send(text); };
+        if (ch.readyState === 'open') flush(); else ch.addEventListener('open', flush);
+      };
+    } else if (echo) ow.echo(conn);
     return { token: l.text };
   },
 
@@ -165,7 +181,9 @@ const kinds = {
 
   // Sends text on the `data` channel of a bridged dial (the operation id of its `dial`).
   async send(emit, state, { conn, text }) {
-    const ch = ops.get(conn)?.extra.data;
+    const extra = ops.get(conn)?.extra;
+    const ch = extra?.data;
+    if (extra?.pending && (!ch || ch.readyState !== 'open')) { extra.pending.push(text); return null; }
     if (!ch || ch.readyState !== 'open') throw new ow.OnewayError('no-channel', `${conn} has no open data channel`);
     ch.send(text);
     return null;

@@ -4,8 +4,9 @@
 //!
 //! - The listener issues a `dialer-identity` token (`spec/handshake.md` §10.2), so native
 //!   dialers connect with the token alone. A browser peer connection has one remote
-//!   description, so such a token admits one dialer; the listener then keeps echoing on that
-//!   connection until it is stopped.
+//!   description, so such a token admits one dialer; the listener then bridges the `data`
+//!   channel the dialer opens to standard input and output (or echoes with `--echo`) until it is
+//!   stopped.
 //! - The dialer dials `native` tokens one-way (§10.1). A `reply` or `dialer-identity` token
 //!   needs a browser listener and a reply code: it fails with `unsupported-profile`. Like the
 //!   native dialers it opens the `data` channel and, without `--probe`, bridges it to standard
@@ -47,6 +48,11 @@ struct Printer {
 impl Printer {
     fn print(&self, event: &Value) {
         let name = event["event"].as_str().unwrap_or("");
+        if name == "data" {
+            // Bridged data that arrived with the operation's last events.
+            let _ = write_data(event);
+            return;
+        }
         if !CONTRACT_EVENTS.contains(&name) {
             if !self.json {
                 eprintln!("{event}");
@@ -115,10 +121,24 @@ async fn follow(page: &Page, op: &str, printer: &Printer) -> anyhow::Result<Opti
     }
 }
 
+/// Writes a bridged `data` event's payload (text, or base64 for binary) to standard output.
+fn write_data(event: &Value) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let bytes = match (event["text"].as_str(), event["base64"].as_str()) {
+        (Some(text), _) => text.as_bytes().to_vec(),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
 /// Copies standard input lines to the page's `data` channel and what arrives on it to standard
 /// output, until the channel closes or the process is interrupted (as the native dialers do).
 async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
-    use base64::Engine as _;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -138,18 +158,7 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
                 let (events, _) = page.poll(op).await?;
                 for e in events {
                     match e["event"].as_str() {
-                        Some("data") => {
-                            let bytes = match (e["text"].as_str(), e["base64"].as_str()) {
-                                (Some(text), _) => text.as_bytes().to_vec(),
-                                (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                                    .decode(b64)
-                                    .unwrap_or_default(),
-                                _ => Vec::new(),
-                            };
-                            let mut out = std::io::stdout().lock();
-                            out.write_all(&bytes)?;
-                            out.flush()?;
-                        }
+                        Some("data") => write_data(&e)?,
                         Some("closed") => {
                             eprintln!(
                                 "connection closed: {}",
@@ -167,7 +176,7 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
 }
 
 /// `oneway listen --stack browser`.
-pub async fn listen(json_output: bool, loopback: bool) -> anyhow::Result<()> {
+pub async fn listen(json_output: bool, loopback: bool, echo: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     let (browser, page) = launch().await?;
     let mut printer = Printer {
@@ -179,17 +188,23 @@ pub async fn listen(json_output: bool, loopback: bool) -> anyhow::Result<()> {
     let op = page
         .start(
             "listen",
-            json!({"profile": "dialer-identity", "loopback": loopback, "echo": true}),
+            json!({"profile": "dialer-identity", "loopback": loopback, "echo": echo, "bridge": !echo}),
         )
         .await?;
     let result = follow(&page, &op, &printer).await;
+    let mut bridged = Ok(());
     if let Ok(Some(r)) = &result
         && r["ok"] == json!(true)
     {
-        // Connected: keep echoing until stopped (the peer contract's listener never exits).
-        let _ = tokio::signal::ctrl_c().await;
+        if echo {
+            // Connected: keep echoing until stopped (the peer contract's listener never exits).
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            bridged = bridge(&page, &op).await;
+        }
     }
     browser.close().await;
+    bridged?;
     match result? {
         Some(r) if r["ok"] != json!(true) => anyhow::bail!(
             "browser listener: {}: {}",
