@@ -165,6 +165,26 @@ fn browser_dial_bridges_stdin_and_stdout() {
         .spawn()
         .expect("start browser dial");
     let mut stdin = child.stdin.take().expect("stdin");
+    let lines = stdout_lines(&mut child);
+    let mut child = Killed(child);
+    stdin
+        .write_all(b"hello through chromium\n")
+        .expect("write stdin");
+    stdin.flush().expect("flush stdin");
+    let echoed = lines.recv_timeout(Duration::from_secs(40));
+    // SIGINT lets the dialer close Chromium and chromedriver (SIGKILL would orphan them).
+    let exited = interrupt(&mut child);
+    drop(stdin);
+    assert!(exited, "the dialer exits on SIGINT");
+    assert_eq!(
+        echoed.as_deref(),
+        Ok("hello through chromium"),
+        "the echoed line came back on stdout"
+    );
+}
+
+/// Lines of a child's standard output, read on a thread.
+fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -175,36 +195,71 @@ fn browser_dial_bridges_stdin_and_stdout() {
             }
         }
     });
-    let mut child = Killed(child);
-    stdin
-        .write_all(b"hello through chromium\n")
-        .expect("write stdin");
-    stdin.flush().expect("flush stdin");
-    let echoed = rx.recv_timeout(Duration::from_secs(40));
-    // SIGINT lets the dialer close Chromium and chromedriver (SIGKILL would orphan them).
+    rx
+}
+
+/// Sends SIGINT and waits (at most 30 s: closing Chromium is slow on a loaded machine) for the
+/// process to exit; true if it did.
+fn interrupt(child: &mut Killed) -> bool {
     let _ = Command::new("kill")
         .args(["-INT", &child.0.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let interrupted = Instant::now();
-    let mut exited = None;
-    while exited.is_none() && Instant::now() < deadline {
-        exited = child.0.try_wait().ok().flatten();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.0.try_wait().ok().flatten().is_some() {
+            return true;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    drop(stdin);
-    drop(child);
-    assert!(
-        exited.is_some(),
-        "the dialer did not exit within 10 s of SIGINT (Chromium would be orphaned)"
-    );
-    eprintln!(
-        "dialer exited {:.1} s after SIGINT",
-        interrupted.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        echoed.as_deref(),
-        Ok("hello through chromium"),
-        "the echoed line came back on stdout"
-    );
+    false
+}
+
+/// `oneway listen --stack browser` without `--echo` bridges the data channel a native dialer
+/// opens to stdin and stdout, both ways.
+#[test]
+fn browser_listen_bridges_stdin_and_stdout() {
+    use std::io::Write as _;
+    if let Err(e) = oneway_browser::BrowserConfig::detect() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and Chromium is required: {e}"
+        );
+        eprintln!("SKIPPED: {e}");
+        return;
+    }
+    let mut listener = oneway()
+        .args(["listen", "--stack", "browser", "--loopback"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start browser listener");
+    let mut listener_in = listener.stdin.take().expect("stdin");
+    let listener_out = stdout_lines(&mut listener);
+    let mut listener = Killed(listener);
+    let token = listener_out
+        .recv_timeout(Duration::from_secs(40))
+        .expect("token line");
+    let mut dialer = oneway()
+        .args(["dial", &token])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dialer");
+    let mut dialer_in = dialer.stdin.take().expect("stdin");
+    let dialer_out = stdout_lines(&mut dialer);
+    let mut dialer = Killed(dialer);
+    dialer_in.write_all(b"from the dialer\n").expect("write");
+    dialer_in.flush().expect("flush");
+    let at_listener = listener_out.recv_timeout(Duration::from_secs(20));
+    listener_in.write_all(b"from chromium\n").expect("write");
+    listener_in.flush().expect("flush");
+    let at_dialer = dialer_out.recv_timeout(Duration::from_secs(20));
+    let dialer_exited = interrupt(&mut dialer);
+    let listener_exited = interrupt(&mut listener);
+    drop((dialer_in, listener_in));
+    assert_eq!(at_listener.as_deref(), Ok("from the dialer"));
+    assert_eq!(at_dialer.as_deref(), Ok("from chromium"));
+    assert!(dialer_exited && listener_exited, "both exit on SIGINT");
 }
