@@ -380,11 +380,14 @@ impl Browser {
         }
     }
 
-    /// Ends the session and stops chromedriver; removes the profile.
+    /// Ends the session and stops chromedriver; removes the profile. Bounded: if the session
+    /// does not end within 10 s, chromedriver is stopped anyway.
     pub async fn close(mut self) {
-        let state = self.client.lock().await;
-        let _ = state.client.clone().close().await;
-        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            let state = self.client.lock().await;
+            let _ = state.client.clone().close().await;
+        })
+        .await;
         let _ = self.driver.kill().await;
         let _ = std::fs::remove_dir_all(&self.profile_dir);
     }
