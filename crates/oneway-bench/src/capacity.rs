@@ -109,17 +109,13 @@ async fn burst(
         .map(|_| {
             let token = token.clone();
             tokio::spawn(async move {
-                let result = match dialer_stack {
-                    StackName::Str0m => {
-                        let config = oneway_str0m::DialConfig {
-                            timeout,
-                            ..Default::default()
-                        };
-                        oneway_str0m::dial(&token, &config)
-                            .await
-                            .map_err(|e| e.code().to_owned())
-                    }
-                };
+                let result = dialer_stack
+                    .dial(&token, timeout)
+                    .await
+                    .map_err(|e| match e {
+                        BenchError::Connect(code, _) => code,
+                        other => other.to_string(),
+                    });
                 (result, Instant::now())
             })
         })

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::stats::Summary;
-use crate::{BenchError, Progress, StackName, echo_listener};
+use crate::{BenchError, ConnectionEvent, Progress, StackName, echo_listener};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -232,69 +232,53 @@ async fn one_way(
     token_text: &str,
     timeout: Duration,
 ) -> Result<StageSample, BenchError> {
-    match dialer {
-        StackName::Str0m => {
-            let start = Instant::now();
-            let token = oneway_token::Token::from_text(token_text)
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
-            let config = oneway_str0m::DialConfig {
-                timeout,
-                ..Default::default()
-            };
-            let mut conn = oneway_str0m::dial(&token, &config)
-                .await
-                .map_err(|e| BenchError::Connect(e.code().to_owned(), e.to_string()))?;
-            let channel = conn
-                .open_channel("bench")
-                .await
-                .map_err(|e| BenchError::Connect("open".to_owned(), e.to_string()))?;
-            conn.send(channel, b"bench-probe")
-                .await
-                .map_err(|e| BenchError::Connect("send".to_owned(), e.to_string()))?;
-            let echo = tokio::time::timeout(timeout, async {
-                while let Some(event) = conn.next_event().await {
-                    if let oneway_str0m::ConnectionEvent::Data { .. } = event {
-                        return Some(start.elapsed());
-                    }
-                }
-                None
-            })
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| BenchError::Connect("echo".to_owned(), "no echo".to_owned()))?;
-            let t = &conn.info().timings;
-            let at = |i: Option<Instant>| i.map(|i| ms(i.saturating_duration_since(start)));
-            Ok(StageSample {
-                ice: at(t.ice_connected),
-                dtls: at(t.dtls_connected),
-                channel: at(t.channel_open),
-                auth: at(t.authenticated),
-                first_echo: ms(echo),
-            })
+    let start = Instant::now();
+    let token =
+        oneway_token::Token::from_text(token_text).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut conn = dialer.dial(&token, timeout).await?;
+    let channel = conn
+        .open_channel("bench")
+        .await
+        .map_err(|e| BenchError::Connect("open".to_owned(), e.to_string()))?;
+    conn.send(channel, b"bench-probe")
+        .await
+        .map_err(|e| BenchError::Connect("send".to_owned(), e.to_string()))?;
+    let echo = tokio::time::timeout(timeout, async {
+        while let Some(event) = conn.next_event().await {
+            if let ConnectionEvent::Data { .. } = event {
+                return Some(start.elapsed());
+            }
         }
-    }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| BenchError::Connect("echo".to_owned(), "no echo".to_owned()))?;
+    let t = &conn.info().timings;
+    let at = |i: Option<Instant>| i.map(|i| ms(i.saturating_duration_since(start)));
+    Ok(StageSample {
+        ice: at(t.ice_connected),
+        dtls: at(t.dtls_connected),
+        channel: at(t.channel_open),
+        auth: at(t.authenticated),
+        first_echo: ms(echo),
+    })
 }
 
 /// One baseline connection of `stack`.
 async fn baseline(stack: StackName, timeout: Duration) -> Result<StageSample, BenchError> {
-    match stack {
-        StackName::Str0m => {
-            let t = oneway_str0m::baseline::signalled_echo(None, timeout)
-                .await
-                .map_err(|e| BenchError::Connect("baseline".to_owned(), e.to_string()))?;
-            let first_echo = t
-                .first_echo
-                .ok_or_else(|| BenchError::Connect("echo".to_owned(), "no echo".to_owned()))?;
-            Ok(StageSample {
-                ice: t.ice.map(ms),
-                dtls: t.dtls.map(ms),
-                channel: t.channel.map(ms),
-                auth: None,
-                first_echo: ms(first_echo),
-            })
-        }
-    }
+    let t = stack.baseline(timeout).await?;
+    let first_echo = t
+        .first_echo
+        .ok_or_else(|| BenchError::Connect("echo".to_owned(), "no echo".to_owned()))?;
+    Ok(StageSample {
+        ice: t.ice.map(ms),
+        dtls: t.dtls.map(ms),
+        channel: t.channel.map(ms),
+        auth: None,
+        first_echo: ms(first_echo),
+    })
 }
 
 fn ms(d: Duration) -> f64 {

@@ -26,6 +26,9 @@ pub mod tokens;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use oneway_connection::{BaselineTimings, Connection, ConnectionError, ConnectionEvent};
 
 use serde::Serialize;
 
@@ -51,22 +54,67 @@ pub enum StackName {
     /// `oneway-str0m`.
     #[serde(rename = "str0m")]
     Str0m,
+    /// `oneway-webrtc` (webrtc-rs's sans-IO `rtc` crate).
+    #[serde(rename = "webrtc-rs")]
+    WebrtcRs,
 }
 
 impl StackName {
     /// Every stack compiled in.
-    pub const ALL: &'static [StackName] = &[StackName::Str0m];
+    pub const ALL: &'static [StackName] = &[StackName::Str0m, StackName::WebrtcRs];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             StackName::Str0m => "str0m",
+            StackName::WebrtcRs => "webrtc-rs",
         }
     }
 
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Option<StackName> {
         Self::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
+    /// Dials `token` one-way with this stack's dialer; the error is `(cause code, details)`.
+    pub async fn dial(
+        self,
+        token: &oneway_token::Token,
+        timeout: Duration,
+    ) -> Result<Connection, BenchError> {
+        match self {
+            StackName::Str0m => {
+                let config = oneway_str0m::DialConfig {
+                    timeout,
+                    ..Default::default()
+                };
+                oneway_str0m::dial(token, &config)
+                    .await
+                    .map_err(|e| BenchError::Connect(e.code().to_owned(), e.to_string()))
+            }
+            StackName::WebrtcRs => {
+                let config = oneway_webrtc::DialConfig {
+                    timeout,
+                    ..Default::default()
+                };
+                oneway_webrtc::dial(token, &config)
+                    .await
+                    .map_err(|e| BenchError::Connect(e.code().to_owned(), e.to_string()))
+            }
+        }
+    }
+
+    /// One two-way baseline connection of this stack (SDP through memory, loopback).
+    pub async fn baseline(self, timeout: Duration) -> Result<BaselineTimings, BenchError> {
+        let failed = |e: String| BenchError::Connect("baseline".to_owned(), e);
+        match self {
+            StackName::Str0m => oneway_str0m::baseline::signalled_echo(None, timeout)
+                .await
+                .map_err(|e| failed(e.to_string())),
+            StackName::WebrtcRs => oneway_webrtc::baseline::signalled_echo(None, timeout)
+                .await
+                .map_err(|e| failed(e.to_string())),
+        }
     }
 }
 
@@ -205,9 +253,10 @@ pub async fn listener(
 ) -> Result<EchoListener, BenchError> {
     let accepted = Arc::new(AtomicU64::new(0));
     let received_bytes = Arc::new(AtomicU64::new(0));
-    match stack {
+    let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
+    let accept_queue = limits.max_connections.max(1);
+    let (token, connections) = match stack {
         StackName::Str0m => {
-            let accept_queue = limits.max_connections.max(1);
             let config = oneway_str0m::ListenerConfig {
                 limits,
                 accept_queue,
@@ -215,42 +264,79 @@ pub async fn listener(
             };
             let mut listener = oneway_str0m::Listener::bind(config)
                 .await
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
-            let token_text = listener
-                .token()
-                .to_text()
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
-            let (acc, rx) = (accepted.clone(), received_bytes.clone());
-            let task = tokio::spawn(async move {
-                while let Some(mut conn) = listener.accept().await {
-                    acc.fetch_add(1, Ordering::Relaxed);
-                    let rx = rx.clone();
-                    tokio::spawn(async move {
-                        while let Some(event) = conn.next_event().await {
-                            if let oneway_str0m::ConnectionEvent::Data { channel, data, .. } = event
-                            {
-                                rx.fetch_add(data.len() as u64, Ordering::Relaxed);
-                                let reply = match mode {
-                                    EchoMode::Echo => Some(data),
-                                    EchoMode::Sink if data.starts_with(b"done") => {
-                                        Some(b"done".to_vec())
-                                    }
-                                    EchoMode::Sink => None,
-                                };
-                                if let Some(reply) = reply {
-                                    let _ = conn.send(channel, &reply).await;
-                                }
-                            }
-                        }
-                    });
+                .map_err(|e| setup(&e))?;
+            let token = listener.token().clone();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let pump = tokio::spawn(async move {
+                while let Some(conn) = listener.accept().await {
+                    if tx.send(conn).is_err() {
+                        break;
+                    }
                 }
             });
-            Ok(EchoListener {
-                token_text,
-                accepted,
-                received_bytes,
-                task,
-            })
+            (token, (rx, pump))
         }
+        StackName::WebrtcRs => {
+            let config = oneway_webrtc::ListenerConfig {
+                limits,
+                accept_queue,
+                ..oneway_webrtc::ListenerConfig::loopback()
+            };
+            let mut listener = oneway_webrtc::Listener::bind(config)
+                .await
+                .map_err(|e| setup(&e))?;
+            let token = listener.token().clone();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let pump = tokio::spawn(async move {
+                while let Some(conn) = listener.accept().await {
+                    if tx.send(conn).is_err() {
+                        break;
+                    }
+                }
+            });
+            (token, (rx, pump))
+        }
+    };
+    let token_text = token.to_text().map_err(|e| setup(&e))?;
+    let (mut incoming, pump) = connections;
+    let (acc, rx) = (accepted.clone(), received_bytes.clone());
+    let task = tokio::spawn(async move {
+        let _pump = AbortOnDrop(pump);
+        while let Some(conn) = incoming.recv().await {
+            acc.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(serve(conn, mode, rx.clone()));
+        }
+    });
+    Ok(EchoListener {
+        token_text,
+        accepted,
+        received_bytes,
+        task,
+    })
+}
+
+/// Serves one accepted connection until it ends: echoes, or counts bytes (see [`EchoMode`]).
+async fn serve(mut conn: Connection, mode: EchoMode, received: Arc<AtomicU64>) {
+    while let Some(event) = conn.next_event().await {
+        if let ConnectionEvent::Data { channel, data, .. } = event {
+            received.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let reply = match mode {
+                EchoMode::Echo => Some(data),
+                EchoMode::Sink if data.starts_with(b"done") => Some(b"done".to_vec()),
+                EchoMode::Sink => None,
+            };
+            if let Some(reply) = reply {
+                let _ = conn.send(channel, &reply).await;
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -92,11 +92,7 @@ async fn round(
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let mut conns = Vec::new();
     for _ in 0..connections {
-        let conn = match dialer_stack {
-            StackName::Str0m => oneway_str0m::dial(&token, &oneway_str0m::DialConfig::default())
-                .await
-                .map_err(|e| BenchError::Connect(e.code().to_owned(), e.to_string()))?,
-        };
+        let conn = dialer_stack.dial(&token, Duration::from_secs(10)).await?;
         let channel = conn
             .open_channel("bulk")
             .await
@@ -129,7 +125,7 @@ async fn round(
                         let _ = tx.send(chunk.len());
                     }
                     // The engine's send queue is full: let SCTP drain it.
-                    Err(oneway_str0m::ConnectionError::Refused(_)) => {
+                    Err(crate::ConnectionError::Refused(_)) => {
                         tokio::time::sleep(Duration::from_micros(500)).await;
                     }
                     Err(e) => return Err(BenchError::Connect("send".to_owned(), e.to_string())),
@@ -140,7 +136,7 @@ async fn round(
                 .map_err(|e| BenchError::Connect("send".to_owned(), e.to_string()))?;
             let acked = tokio::time::timeout_at(deadline.into(), async {
                 while let Some(event) = conn.next_event().await {
-                    if let oneway_str0m::ConnectionEvent::Data { data, .. } = event
+                    if let crate::ConnectionEvent::Data { data, .. } = event
                         && data == b"done"
                     {
                         return true;

@@ -12,18 +12,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use crate::StackError;
 use crate::net::Socket;
 
-/// Stage times of one baseline connection, from the start of signalling.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct BaselineTimings {
-    /// Offerer's ICE connected.
-    pub ice: Option<Duration>,
-    /// Offerer's DTLS connected.
-    pub dtls: Option<Duration>,
-    /// The data channel open on the offerer.
-    pub channel: Option<Duration>,
-    /// The first message came back.
-    pub first_echo: Option<Duration>,
-}
+pub use oneway_connection::BaselineTimings;
 
 /// Connects two str0m peers over loopback with in-memory SDP offer/answer, opens a data channel,
 /// and echoes one message. `certs` are used when given (to exclude key generation from the

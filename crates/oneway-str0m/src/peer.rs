@@ -13,7 +13,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
-use crate::connection::{ChannelRef, ConnectionEvent, Stage, Timings};
+use crate::connection::{ChannelRef, ConnectionEvent, Timings};
 
 /// Most bytes queued for channels whose SCTP buffer is full; beyond it `send` fails.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
@@ -72,38 +72,7 @@ pub struct Outgoing {
     pub contents: Vec<u8>,
 }
 
-/// A command from a `Connection` handle.
-#[derive(Debug)]
-pub enum Command {
-    /// Open an application channel (DCEP) with this label.
-    Open {
-        /// Channel label.
-        label: String,
-        /// Where the new channel's reference goes.
-        reply: tokio::sync::oneshot::Sender<Result<ChannelRef, String>>,
-    },
-    /// Send on an application channel.
-    Send {
-        /// The channel.
-        channel: ChannelRef,
-        /// Binary (`true`) or text.
-        binary: bool,
-        /// Payload.
-        data: Vec<u8>,
-        /// Result.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-    /// Start an ICE restart over channel 0.
-    IceRestart {
-        /// Completes when the new credentials are in force on both sides.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-    /// Close the connection.
-    Close {
-        /// Reason sent to the peer.
-        reason: String,
-    },
-}
+pub use oneway_connection::Command;
 
 /// One connection's engine.
 pub struct Peer {
@@ -463,7 +432,7 @@ impl Peer {
             self.rtc.direct_api().close_data_channel(id);
             return;
         }
-        let channel = ChannelRef(self.next_ref);
+        let channel = ChannelRef::new(self.next_ref);
         self.next_ref += 1;
         self.channels.insert(id, channel);
         self.refs.insert(channel, id);
@@ -799,22 +768,4 @@ pub fn is_dtls(contents: &[u8]) -> bool {
 /// RFC 7983 demultiplexing: STUN messages start with a byte in 0..=3.
 pub fn is_stun(contents: &[u8]) -> bool {
     contents.first().is_some_and(|b| *b <= 3)
-}
-
-impl Stage {
-    /// The furthest stage the engine reached.
-    pub(crate) fn of(peer: &Peer) -> Stage {
-        let t = &peer.timings;
-        if t.authenticated.is_some() {
-            Stage::Authenticated
-        } else if t.channel_open.is_some() {
-            Stage::ChannelOpen
-        } else if t.dtls_connected.is_some() {
-            Stage::Dtls
-        } else if t.ice_connected.is_some() {
-            Stage::Ice
-        } else {
-            Stage::Checking
-        }
-    }
 }

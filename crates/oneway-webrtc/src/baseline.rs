@@ -22,18 +22,7 @@ use crate::engine::rtc_error;
 use crate::net::Sockets;
 use crate::{ICE_CHECK_INTERVAL, StackError};
 
-/// Stage times of one baseline connection, from the start of signalling.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct BaselineTimings {
-    /// Offerer's ICE connected.
-    pub ice: Option<Duration>,
-    /// Offerer's DTLS connected.
-    pub dtls: Option<Duration>,
-    /// The data channel open on the offerer.
-    pub channel: Option<Duration>,
-    /// The first message came back.
-    pub first_echo: Option<Duration>,
-}
+pub use oneway_connection::BaselineTimings;
 
 fn peer(now: Instant, cert: RTCCertificate) -> Result<RTCPeerConnection, StackError> {
     RTCPeerConnectionBuilder::new()

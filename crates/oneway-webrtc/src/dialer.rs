@@ -270,15 +270,9 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         reported_tried: 0,
     };
     let handle = tokio::spawn(driver.run(sockets, commands_rx));
-    let guard = Arc::new(DriverGuard(handle.abort_handle()));
+    let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
     match ready_rx.await {
-        Ok(Ok(info)) => Ok(Connection {
-            key: 0,
-            commands: commands_tx,
-            events: events_rx,
-            info,
-            _driver: guard,
-        }),
+        Ok(Ok(info)) => Ok(Connection::new(0, commands_tx, events_rx, info, guard)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(DialError::Closed {
             code: "internal",

@@ -82,38 +82,7 @@ pub struct Outgoing {
     pub contents: Vec<u8>,
 }
 
-/// A command from a `Connection` handle.
-#[derive(Debug)]
-pub enum Command {
-    /// Open an application channel (DCEP) with this label.
-    Open {
-        /// Channel label.
-        label: String,
-        /// Where the new channel's reference goes.
-        reply: oneshot::Sender<Result<ChannelRef, String>>,
-    },
-    /// Send on an application channel.
-    Send {
-        /// The channel.
-        channel: ChannelRef,
-        /// Binary (`true`) or text.
-        binary: bool,
-        /// Payload.
-        data: Vec<u8>,
-        /// Result.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// Start an ICE restart over channel 0.
-    IceRestart {
-        /// Completes when the new credentials are in force on both sides.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// Close the connection.
-    Close {
-        /// Reason sent to the peer.
-        reason: String,
-    },
-}
+pub use oneway_connection::Command;
 
 /// What a role needs to renegotiate: `rtc` takes ICE credentials only through SDP.
 pub(crate) enum Negotiation {
@@ -249,18 +218,7 @@ impl Engine {
 
     /// The furthest stage reached.
     pub fn stage(&self) -> Stage {
-        let t = &self.timings;
-        if t.authenticated.is_some() {
-            Stage::Authenticated
-        } else if t.channel_open.is_some() {
-            Stage::ChannelOpen
-        } else if t.dtls_connected.is_some() {
-            Stage::Dtls
-        } else if t.ice_connected.is_some() {
-            Stage::Ice
-        } else {
-            Stage::Checking
-        }
+        self.timings.stage()
     }
 
     /// Feeds one datagram.
@@ -542,7 +500,7 @@ impl Engine {
             .data_channel(id)
             .map(|c| c.label().to_owned())
             .unwrap_or_default();
-        let channel = ChannelRef(self.next_ref);
+        let channel = ChannelRef::new(self.next_ref);
         self.next_ref += 1;
         self.channels.insert(id, channel);
         self.refs.insert(channel, id);

@@ -178,7 +178,7 @@ impl Listener {
         };
         let (guard_tx, guard_rx) = tokio::sync::oneshot::channel();
         let handle = tokio::spawn(driver.run(sockets, guard_rx, commands_rx));
-        let guard = Arc::new(DriverGuard(handle.abort_handle()));
+        let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
         let _ = guard_tx.send(Arc::downgrade(&guard));
         Ok(Listener {
             token,
@@ -569,17 +569,17 @@ impl Driver {
         let (Some(events), Some(guard)) = (slot.events.take(), self.guard.upgrade()) else {
             return;
         };
-        permit.send(Connection {
+        permit.send(Connection::new(
             key,
-            commands: self.commands_tx.clone(),
+            self.commands_tx.clone(),
             events,
-            info: ConnectionInfo {
+            ConnectionInfo {
                 timings: slot.engine.timings.clone(),
                 selected: slot.engine.selected,
                 tried: Vec::new(),
             },
-            _driver: guard,
-        });
+            guard,
+        ));
         self.progress(remote, Progress::Authenticated);
         self.service(sockets, now, key);
     }

@@ -1,0 +1,414 @@
+//! The handle an application holds for one authenticated oneway connection, the same for every
+//! stack (`oneway-str0m`, `oneway-webrtc`), so applications, the CLI and the benchmarks drive
+//! all stacks alike.
+//!
+//! A stack runs each connection in a driver task that owns the sockets and the sans-IO engine.
+//! The [`Connection`] handle talks to that task over channels: [`Command`]s go in (keyed by the
+//! connection's id, so one task can serve many connections on one socket), and
+//! [`ConnectionEvent`]s come out. Nothing here does I/O itself.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use oneway_connection::*;
+//! use tokio::sync::mpsc;
+//!
+//! // What a stack does when a connection is authenticated:
+//! let (commands, mut driver_inbox) = mpsc::unbounded_channel();
+//! let (events, app_events) = mpsc::unbounded_channel();
+//! let driver = tokio::spawn(async {});
+//! let info = ConnectionInfo { timings: Timings::new(Instant::now()), selected: None, tried: vec![] };
+//! let guard = Arc::new(DriverGuard::new(driver.abort_handle()));
+//! let mut connection = Connection::new(7, commands, app_events, info, guard);
+//!
+//! events.send(ConnectionEvent::IceRestarted).unwrap();
+//! assert_eq!(connection.next_event().await, Some(ConnectionEvent::IceRestarted));
+//! connection.close("bye");
+//! let (key, command) = driver_inbox.recv().await.unwrap();
+//! assert_eq!(key, 7);
+//! assert!(matches!(command, Command::Close { reason } if reason == "bye"));
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+/// An application data channel of a connection (never channel 0, which oneway reserves).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelRef(u32);
+
+impl ChannelRef {
+    /// A reference to the stack's application channel number `id` (stacks number their
+    /// channels; applications only compare and pass these references back).
+    pub fn new(id: u32) -> Self {
+        ChannelRef(id)
+    }
+
+    /// The stack's number for this channel.
+    pub fn id(self) -> u32 {
+        self.0
+    }
+}
+
+/// What a connection reports to its application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// The peer opened a channel.
+    ChannelOpen {
+        /// The new channel.
+        channel: ChannelRef,
+        /// Its label.
+        label: String,
+    },
+    /// A message arrived.
+    Data {
+        /// On this channel.
+        channel: ChannelRef,
+        /// Binary (`true`) or text.
+        binary: bool,
+        /// Payload.
+        data: Vec<u8>,
+    },
+    /// A channel closed.
+    ChannelClosed {
+        /// The channel.
+        channel: ChannelRef,
+    },
+    /// An ICE restart completed on this side.
+    IceRestarted,
+    /// The peer renegotiated in band (channel-0 `offer`, `spec/handshake.md` §6.2) and this
+    /// side answered. Stacks without SDP renegotiation never report it.
+    Renegotiated,
+    /// A media track the peer added by renegotiation opened.
+    TrackOpen {
+        /// The track's id.
+        track: String,
+    },
+    /// An RTP packet arrived on a remote track.
+    Rtp {
+        /// The track's id.
+        track: String,
+        /// RTP payload type.
+        payload_type: u8,
+        /// The RTP payload (encoded media).
+        payload: Vec<u8>,
+    },
+    /// The connection ended.
+    Closed {
+        /// Stable code (`closed-by-peer`, `auth-failed`, `consent-lost`, …).
+        code: &'static str,
+        /// Details.
+        reason: String,
+    },
+}
+
+/// Why a connection operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The connection has ended.
+    #[error("connection closed")]
+    Closed,
+    /// The engine refused the operation.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// How far a handshake got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// ICE checks running.
+    Checking,
+    /// ICE connected, DTLS not yet.
+    Ice,
+    /// DTLS connected, channel 0 not yet open.
+    Dtls,
+    /// Channel 0 open, proofs not yet verified.
+    ChannelOpen,
+    /// Authenticated.
+    Authenticated,
+}
+
+impl Stage {
+    /// Name used in errors and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Checking => "ice",
+            Stage::Ice => "dtls",
+            Stage::Dtls => "sctp",
+            Stage::ChannelOpen => "auth",
+            Stage::Authenticated => "connected",
+        }
+    }
+}
+
+/// When each stage completed.
+#[derive(Clone, Debug)]
+pub struct Timings {
+    /// When the attempt started (token decoded, or first check received).
+    pub started: Instant,
+    /// First STUN check sent (dialer) or received (listener).
+    pub first_check: Option<Instant>,
+    /// ICE connected.
+    pub ice_connected: Option<Instant>,
+    /// DTLS connected.
+    pub dtls_connected: Option<Instant>,
+    /// Channel 0 open.
+    pub channel_open: Option<Instant>,
+    /// Both proofs verified.
+    pub authenticated: Option<Instant>,
+}
+
+impl Timings {
+    /// Timings of an attempt that started at `started`, no stage reached yet.
+    pub fn new(started: Instant) -> Self {
+        Timings {
+            started,
+            first_check: None,
+            ice_connected: None,
+            dtls_connected: None,
+            channel_open: None,
+            authenticated: None,
+        }
+    }
+
+    /// The furthest stage reached.
+    pub fn stage(&self) -> Stage {
+        if self.authenticated.is_some() {
+            Stage::Authenticated
+        } else if self.channel_open.is_some() {
+            Stage::ChannelOpen
+        } else if self.dtls_connected.is_some() {
+            Stage::Dtls
+        } else if self.ice_connected.is_some() {
+            Stage::Ice
+        } else {
+            Stage::Checking
+        }
+    }
+
+    /// Milliseconds from `started` to `at`.
+    pub fn ms(&self, at: Option<Instant>) -> Option<f64> {
+        at.map(|t| t.saturating_duration_since(self.started).as_secs_f64() * 1000.0)
+    }
+
+    /// The stage times of the peer contract (`spec/peer-contract.md`).
+    pub fn stage_times(&self) -> oneway_core::StageTimes {
+        oneway_core::StageTimes {
+            first_check: self.ms(self.first_check),
+            ice: self.ms(self.ice_connected),
+            dtls: self.ms(self.dtls_connected),
+            channel: self.ms(self.channel_open),
+            auth: self.ms(self.authenticated),
+        }
+    }
+}
+
+/// What is known about a connection once it is authenticated.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// Stage times.
+    pub timings: Timings,
+    /// `(local, remote)` of the selected candidate pair.
+    pub selected: Option<(SocketAddr, SocketAddr)>,
+    /// Remote addresses checked, in order, with the time of the first check (dialer only).
+    pub tried: Vec<(SocketAddr, Duration)>,
+}
+
+impl ConnectionInfo {
+    /// The selected pair in the peer contract's form.
+    pub fn selected_pair(&self) -> Option<oneway_core::SelectedPair> {
+        self.selected
+            .map(|(local, remote)| oneway_core::SelectedPair {
+                local: local.to_string(),
+                remote: remote.to_string(),
+            })
+    }
+}
+
+/// Keeps a driver task alive while any handle to it exists; aborts it when the last one goes.
+#[derive(Debug)]
+pub struct DriverGuard(tokio::task::AbortHandle);
+
+impl DriverGuard {
+    /// Guards the task behind `handle`.
+    pub fn new(handle: tokio::task::AbortHandle) -> Self {
+        DriverGuard(handle)
+    }
+}
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One authenticated connection. Dropping it closes the connection.
+#[derive(Debug)]
+pub struct Connection {
+    key: u64,
+    commands: mpsc::UnboundedSender<(u64, Command)>,
+    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    info: ConnectionInfo,
+    _driver: Arc<DriverGuard>,
+}
+
+impl Connection {
+    /// The handle for connection `key` of the driver task that reads `commands`, sends this
+    /// connection's `events`, and is kept alive by `driver`.
+    pub fn new(
+        key: u64,
+        commands: mpsc::UnboundedSender<(u64, Command)>,
+        events: mpsc::UnboundedReceiver<ConnectionEvent>,
+        info: ConnectionInfo,
+        driver: Arc<DriverGuard>,
+    ) -> Self {
+        Connection {
+            key,
+            commands,
+            events,
+            info,
+            _driver: driver,
+        }
+    }
+
+    /// Stage times, the selected pair and the candidates tried.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The next event; `None` once the connection has ended and every event was read.
+    pub async fn next_event(&mut self) -> Option<ConnectionEvent> {
+        self.events.recv().await
+    }
+
+    /// Opens an application channel (in band, by DCEP: no renegotiation needed).
+    pub async fn open_channel(&self, label: &str) -> Result<ChannelRef, ConnectionError> {
+        self.request(|reply| Command::Open {
+            label: label.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a binary message on `channel`. Returns once the message is queued.
+    pub async fn send(&self, channel: ChannelRef, data: &[u8]) -> Result<(), ConnectionError> {
+        self.request(|reply| Command::Send {
+            channel,
+            binary: true,
+            data: data.to_vec(),
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a text message on `channel`.
+    pub async fn send_text(&self, channel: ChannelRef, text: &str) -> Result<(), ConnectionError> {
+        let data = text.as_bytes().to_vec();
+        self.request(|reply| Command::Send {
+            channel,
+            binary: false,
+            data,
+            reply,
+        })
+        .await
+    }
+
+    /// Restarts ICE over the connection: new credentials exchanged on channel 0, every pair
+    /// checked again. Data keeps flowing on the old path meanwhile.
+    pub async fn ice_restart(&self) -> Result<(), ConnectionError> {
+        self.request(|reply| Command::IceRestart { reply }).await
+    }
+
+    /// Sends a command that answers through a oneshot, and waits for the answer.
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+    ) -> Result<T, ConnectionError> {
+        let (reply, result) = oneshot::channel();
+        self.command(command(reply))?;
+        result
+            .await
+            .map_err(|_| ConnectionError::Closed)?
+            .map_err(ConnectionError::Refused)
+    }
+
+    /// Closes the connection, telling the peer why.
+    pub fn close(&self, reason: &str) {
+        let _ = self.command(Command::Close {
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn command(&self, command: Command) -> Result<(), ConnectionError> {
+        self.commands
+            .send((self.key, command))
+            .map_err(|_| ConnectionError::Closed)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let _ = self.commands.send((
+            self.key,
+            Command::Close {
+                reason: "connection dropped".to_owned(),
+            },
+        ));
+    }
+}
+
+/// A command from a `Connection` handle.
+#[derive(Debug)]
+pub enum Command {
+    /// Open an application channel (DCEP) with this label.
+    Open {
+        /// Channel label.
+        label: String,
+        /// Where the new channel's reference goes.
+        reply: oneshot::Sender<Result<ChannelRef, String>>,
+    },
+    /// Send on an application channel.
+    Send {
+        /// The channel.
+        channel: ChannelRef,
+        /// Binary (`true`) or text.
+        binary: bool,
+        /// Payload.
+        data: Vec<u8>,
+        /// Result.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Start an ICE restart over channel 0.
+    IceRestart {
+        /// Completes when the new credentials are in force on both sides.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Close the connection.
+    Close {
+        /// Reason sent to the peer.
+        reason: String,
+    },
+}
+
+/// Stage times of one two-way baseline connection (SDP offer/answer through memory), from the
+/// start of signalling: what one-way connections are measured against.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BaselineTimings {
+    /// Offerer's ICE connected.
+    pub ice: Option<Duration>,
+    /// Offerer's DTLS connected.
+    pub dtls: Option<Duration>,
+    /// The data channel open on the offerer.
+    pub channel: Option<Duration>,
+    /// The first message came back.
+    pub first_echo: Option<Duration>,
+}
