@@ -42,7 +42,16 @@ function connOf(id) {
 const kinds = {
   // The spec vectors, checked in this browser (spec/vectors/*.json).
   async vectors() {
-    const get = async name => { const r = await fetch(`/vectors/${name}`); if (!r.ok) throw new ow.OnewayError('missing-vectors', name); return r.json(); };
+    // A network error (not a 404) is retried: under load Chromium has been seen to fail the
+    // first fetch on a socket the static server had just closed.
+    const get = async name => {
+      for (let attempt = 1; ; attempt++) {
+        let r;
+        try { r = await fetch(`/vectors/${name}`); } catch (e) { if (attempt < 3) continue; throw e; }
+        if (!r.ok) throw new ow.OnewayError('missing-vectors', name);
+        return r.json();
+      }
+    };
     const failures = [];
     let passed = 0;
     const check = (name, cond, detail) => { if (cond) passed++; else failures.push(`${name}: ${detail}`); };
