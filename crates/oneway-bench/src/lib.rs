@@ -255,26 +255,17 @@ pub async fn listener(
     let received_bytes = Arc::new(AtomicU64::new(0));
     let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
     let accept_queue = limits.max_connections.max(1);
-    let (token, connections) = match stack {
+    let (token, (mut incoming, pump)) = match stack {
         StackName::Str0m => {
             let config = oneway_str0m::ListenerConfig {
                 limits,
                 accept_queue,
                 ..oneway_str0m::ListenerConfig::loopback()
             };
-            let mut listener = oneway_str0m::Listener::bind(config)
+            let listener = oneway_str0m::Listener::bind(config)
                 .await
                 .map_err(|e| setup(&e))?;
-            let token = listener.token().clone();
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let pump = tokio::spawn(async move {
-                while let Some(conn) = listener.accept().await {
-                    if tx.send(conn).is_err() {
-                        break;
-                    }
-                }
-            });
-            (token, (rx, pump))
+            (listener.token().clone(), pump(listener))
         }
         StackName::WebrtcRs => {
             let config = oneway_webrtc::ListenerConfig {
@@ -282,23 +273,13 @@ pub async fn listener(
                 accept_queue,
                 ..oneway_webrtc::ListenerConfig::loopback()
             };
-            let mut listener = oneway_webrtc::Listener::bind(config)
+            let listener = oneway_webrtc::Listener::bind(config)
                 .await
                 .map_err(|e| setup(&e))?;
-            let token = listener.token().clone();
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let pump = tokio::spawn(async move {
-                while let Some(conn) = listener.accept().await {
-                    if tx.send(conn).is_err() {
-                        break;
-                    }
-                }
-            });
-            (token, (rx, pump))
+            (listener.token().clone(), pump(listener))
         }
     };
     let token_text = token.to_text().map_err(|e| setup(&e))?;
-    let (mut incoming, pump) = connections;
     let (acc, rx) = (accepted.clone(), received_bytes.clone());
     let task = tokio::spawn(async move {
         let _pump = AbortOnDrop(pump);
@@ -330,6 +311,41 @@ async fn serve(mut conn: Connection, mode: EchoMode, received: Arc<AtomicU64>) {
             }
         }
     }
+}
+
+/// The accept call of each stack's listener.
+trait Accept: Send + 'static {
+    fn accept(&mut self) -> impl std::future::Future<Output = Option<Connection>> + Send;
+}
+
+impl Accept for oneway_str0m::Listener {
+    fn accept(&mut self) -> impl std::future::Future<Output = Option<Connection>> + Send {
+        oneway_str0m::Listener::accept(self)
+    }
+}
+
+impl Accept for oneway_webrtc::Listener {
+    fn accept(&mut self) -> impl std::future::Future<Output = Option<Connection>> + Send {
+        oneway_webrtc::Listener::accept(self)
+    }
+}
+
+/// Moves `listener`'s accepted connections into a channel from a task of their own.
+fn pump(
+    mut listener: impl Accept,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<Connection>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Some(conn) = listener.accept().await {
+            if tx.send(conn).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, task)
 }
 
 /// Aborts a task when dropped.

@@ -7,6 +7,9 @@
 //! connection's id, so one task can serve many connections on one socket), and
 //! [`ConnectionEvent`]s come out. Nothing here does I/O itself.
 //!
+//! The stacks also share what they report: [`DialError`] (with the stable cause codes of
+//! `spec/handshake.md` §8), [`ListenerEvent`], [`Progress`] and [`StackError`].
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::sync::Arc;
@@ -38,6 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oneway_token::TokenError;
 use tokio::sync::{mpsc, oneshot};
 
 /// An application data channel of a connection (never channel 0, which oneway reserves).
@@ -411,4 +415,139 @@ pub struct BaselineTimings {
     pub channel: Option<Duration>,
     /// The first message came back.
     pub first_echo: Option<Duration>,
+}
+
+/// Setup or I/O failure of a listener or dialer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// A socket or interface operation failed.
+    #[error("I/O: {0}")]
+    Io(String),
+    /// The configuration cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The WebRTC stack refused a setup step.
+    #[error("WebRTC stack: {0}")]
+    Rtc(String),
+}
+
+/// Stages a handshake reports as it goes (for `--json` events and timings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// The dialer sent its first check to this remote address (the n-th tried).
+    CandidateTried {
+        /// Remote address.
+        remote: SocketAddr,
+        /// Time since the start.
+        after: Duration,
+    },
+    /// ICE connected.
+    IceConnected,
+    /// DTLS connected.
+    DtlsConnected,
+    /// Channel 0 open.
+    ChannelOpen,
+    /// Both proofs verified.
+    Authenticated,
+}
+
+/// What happened to dialers, for logs and `--json` events.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ListenerEvent {
+    /// A check with a valid token and integrity arrived: an engine was created.
+    Admitted {
+        /// The dialer's address.
+        peer: SocketAddr,
+    },
+    /// A dialer reached a stage.
+    Progress {
+        /// The dialer's address.
+        peer: SocketAddr,
+        /// What it reached.
+        progress: Progress,
+    },
+    /// A dialer was refused or dropped.
+    Refused {
+        /// The dialer's address.
+        peer: SocketAddr,
+        /// Stable code.
+        code: &'static str,
+        /// Details.
+        reason: String,
+    },
+    /// A connection ended.
+    Closed {
+        /// The dialer's address.
+        peer: SocketAddr,
+        /// Stable code.
+        code: &'static str,
+    },
+}
+
+/// Why a dial failed. [`DialError::code`] gives the stable cause code of `spec/handshake.md` §8.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The token is expired (checked before anything is sent).
+    #[error("token: {0}")]
+    Token(#[from] TokenError),
+    /// The token's profile needs a handshake this dialer does not implement.
+    #[error("profile {profile} is not supported by the {dialer} dialer")]
+    UnsupportedProfile {
+        /// The token's profile.
+        profile: &'static str,
+        /// The dialer's stack.
+        dialer: &'static str,
+    },
+    /// No candidate can be tried from here.
+    #[error("no usable candidate: {0}")]
+    NoUsableCandidate(String),
+    /// Setup failed.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// The stage named did not complete in time.
+    #[error("timed out after {after:?} waiting for {} ({} remote addresses tried)", stage.name(), tried.len())]
+    Timeout {
+        /// The stage that did not complete.
+        stage: Stage,
+        /// The configured timeout.
+        after: Duration,
+        /// Remote addresses checked, in order.
+        tried: Vec<SocketAddr>,
+    },
+    /// The connection ended before authentication; `code` comes from the peer or the engine.
+    #[error("{code}: {reason}")]
+    Closed {
+        /// Stable code (e.g. `auth-failed`, `fingerprint-mismatch`).
+        code: &'static str,
+        /// Details.
+        reason: String,
+    },
+}
+
+impl DialError {
+    /// Stable cause code for reports and exit messages.
+    ///
+    /// Some stacks (webrtc-rs's `rtc`) report no failure when the listener's certificate
+    /// differs from the token's fingerprint: the DTLS handshake just never completes. So a
+    /// wrong fingerprint may surface as `dtls-timeout`, as does a listener that stops
+    /// answering after ICE.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DialError::Token(e) => e.code(),
+            DialError::UnsupportedProfile { .. } => "unsupported-profile",
+            DialError::NoUsableCandidate(_) => "no-usable-candidate",
+            DialError::Stack(_) => "setup-failed",
+            DialError::Timeout { stage, .. } => match stage {
+                Stage::Checking => "ice-timeout",
+                Stage::Ice => "dtls-timeout",
+                Stage::Dtls => "sctp-timeout",
+                Stage::ChannelOpen | Stage::Authenticated => "auth-timeout",
+            },
+            DialError::Closed { code, .. } => code,
+        }
+    }
 }

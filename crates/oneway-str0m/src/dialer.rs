@@ -7,11 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::ice::compose_listener_ufrag;
 use oneway_token::sdp::candidate_attribute;
-use oneway_token::{CandidateAddress, Profile, Token, TokenError, Transport};
+use oneway_token::{CandidateAddress, Profile, Token, Transport};
 use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{Connection, ConnectionInfo, DriverGuard, Stage};
+use crate::connection::{Connection, ConnectionInfo, DriverGuard};
 use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role};
 use crate::{Progress, StackError};
@@ -63,62 +63,7 @@ impl Default for DialConfig {
     }
 }
 
-/// Why a dial failed. [`DialError::code`] gives the stable cause code of `spec/handshake.md` §8.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DialError {
-    /// The token is expired (checked before anything is sent).
-    #[error("token: {0}")]
-    Token(#[from] TokenError),
-    /// The token's profile needs a handshake this dialer does not implement.
-    #[error(
-        "profile {0} is not supported by the str0m dialer (it implements native and dialer-identity)"
-    )]
-    UnsupportedProfile(&'static str),
-    /// No candidate can be tried from here.
-    #[error("no usable candidate: {0}")]
-    NoUsableCandidate(String),
-    /// Setup failed.
-    #[error(transparent)]
-    Stack(#[from] StackError),
-    /// The stage named did not complete in time.
-    #[error("timed out after {after:?} waiting for {} ({} remote addresses tried)", stage.name(), tried.len())]
-    Timeout {
-        /// The stage that did not complete.
-        stage: Stage,
-        /// The configured timeout.
-        after: Duration,
-        /// Remote addresses checked, in order.
-        tried: Vec<SocketAddr>,
-    },
-    /// The connection ended before authentication; `code` comes from the peer or the engine.
-    #[error("{code}: {reason}")]
-    Closed {
-        /// Stable code (e.g. `auth-failed`, `fingerprint-mismatch`).
-        code: &'static str,
-        /// Details.
-        reason: String,
-    },
-}
-
-impl DialError {
-    /// Stable cause code for reports and exit messages.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DialError::Token(e) => e.code(),
-            DialError::UnsupportedProfile(_) => "unsupported-profile",
-            DialError::NoUsableCandidate(_) => "no-usable-candidate",
-            DialError::Stack(_) => "setup-failed",
-            DialError::Timeout { stage, .. } => match stage {
-                Stage::Checking => "ice-timeout",
-                Stage::Ice => "dtls-timeout",
-                Stage::Dtls => "sctp-timeout",
-                Stage::ChannelOpen | Stage::Authenticated => "auth-timeout",
-            },
-            DialError::Closed { code, .. } => code,
-        }
-    }
-}
+pub use oneway_connection::DialError;
 
 /// Connects to the listener of `token`. Returns once both in-band proofs have verified.
 pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, DialError> {
@@ -129,7 +74,10 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         token.check_expiry(now_unix)?;
     }
     if !matches!(token.profile, Profile::Native | Profile::DialerIdentity) {
-        return Err(DialError::UnsupportedProfile(token.profile.name()));
+        return Err(DialError::UnsupportedProfile {
+            profile: token.profile.name(),
+            dialer: crate::STACK,
+        });
     }
 
     let mut remotes: Vec<(usize, SocketAddr)> = Vec::new();

@@ -30,8 +30,10 @@ pub mod mdns;
 pub mod net;
 pub mod peer;
 
-use std::net::SocketAddr;
-use std::time::Duration;
+pub use oneway_connection::{Progress, StackError};
+
+/// The stack name used in `--json` events (`spec/peer-contract.md`) and errors.
+pub const STACK: &str = "str0m";
 
 pub use connection::{
     ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
@@ -39,39 +41,3 @@ pub use connection::{
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
 pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
 pub use net::AddressScope;
-
-/// Setup or I/O failure of a listener or dialer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StackError {
-    /// A socket or interface operation failed.
-    #[error("I/O: {0}")]
-    Io(String),
-    /// The configuration cannot work.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// str0m refused a setup step.
-    #[error("str0m: {0}")]
-    Rtc(String),
-}
-
-/// Stages a handshake reports as it goes (for `--json` events and timings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Progress {
-    /// The dialer sent its first check to this remote address (the n-th tried).
-    CandidateTried {
-        /// Remote address.
-        remote: SocketAddr,
-        /// Time since the start.
-        after: Duration,
-    },
-    /// ICE connected.
-    IceConnected,
-    /// DTLS connected.
-    DtlsConnected,
-    /// Channel 0 open.
-    ChannelOpen,
-    /// Both proofs verified.
-    Authenticated,
-}

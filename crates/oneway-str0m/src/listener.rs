@@ -91,39 +91,7 @@ impl ListenerConfig {
     }
 }
 
-/// What happened to dialers, for logs and `--json` events.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum ListenerEvent {
-    /// A check with a valid token and integrity arrived: an engine was created.
-    Admitted {
-        /// The dialer's address.
-        peer: SocketAddr,
-    },
-    /// A dialer reached a stage.
-    Progress {
-        /// The dialer's address.
-        peer: SocketAddr,
-        /// What it reached.
-        progress: Progress,
-    },
-    /// A dialer was refused or dropped.
-    Refused {
-        /// The dialer's address.
-        peer: SocketAddr,
-        /// Stable code.
-        code: &'static str,
-        /// Details.
-        reason: String,
-    },
-    /// A connection ended.
-    Closed {
-        /// The dialer's address.
-        peer: SocketAddr,
-        /// Stable code.
-        code: &'static str,
-    },
-}
+pub use oneway_connection::ListenerEvent;
 
 /// A snapshot of what a listener holds, for tests and monitoring ([`Listener::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

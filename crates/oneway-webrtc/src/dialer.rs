@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oneway_token::dialer_cert::DialerCertificate;
-use oneway_token::{CandidateAddress, Profile, Token, TokenError, Transport};
+use oneway_token::{CandidateAddress, Profile, Token, Transport};
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -24,7 +24,7 @@ use rtc::peer_connection::transport::{
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{Connection, ConnectionInfo, DriverGuard, Stage};
+use crate::connection::{Connection, ConnectionInfo, DriverGuard};
 use crate::engine::{
     CONTROL_LABEL, Command, Engine, Negotiation, Notice, Role, control_channel_init, rtc_error,
 };
@@ -68,66 +68,7 @@ impl Default for DialConfig {
     }
 }
 
-/// Why a dial failed. [`DialError::code`] gives the stable cause code of `spec/handshake.md` §8.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DialError {
-    /// The token is expired (checked before anything is sent).
-    #[error("token: {0}")]
-    Token(#[from] TokenError),
-    /// The token's profile needs a handshake this dialer does not implement.
-    #[error(
-        "profile {0} is not supported by the webrtc-rs dialer (it implements native and dialer-identity)"
-    )]
-    UnsupportedProfile(&'static str),
-    /// No candidate can be tried from here.
-    #[error("no usable candidate: {0}")]
-    NoUsableCandidate(String),
-    /// Setup failed.
-    #[error(transparent)]
-    Stack(#[from] StackError),
-    /// The stage named did not complete in time.
-    #[error("timed out after {after:?} waiting for {} ({} remote addresses tried)", stage.name(), tried.len())]
-    Timeout {
-        /// The stage that did not complete.
-        stage: Stage,
-        /// The configured timeout.
-        after: Duration,
-        /// Remote addresses checked, in order.
-        tried: Vec<SocketAddr>,
-    },
-    /// The connection ended before authentication; `code` comes from the peer or the engine.
-    #[error("{code}: {reason}")]
-    Closed {
-        /// Stable code (e.g. `auth-failed`, `fingerprint-mismatch`).
-        code: &'static str,
-        /// Details.
-        reason: String,
-    },
-}
-
-impl DialError {
-    /// Stable cause code for reports and exit messages.
-    ///
-    /// `rtc` reports no failure when the listener's certificate differs from the token's
-    /// fingerprint: its DTLS handshake just never completes. So a wrong fingerprint surfaces
-    /// as `dtls-timeout`, as does a listener that stops answering after ICE.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DialError::Token(e) => e.code(),
-            DialError::UnsupportedProfile(_) => "unsupported-profile",
-            DialError::NoUsableCandidate(_) => "no-usable-candidate",
-            DialError::Stack(_) => "setup-failed",
-            DialError::Timeout { stage, .. } => match stage {
-                Stage::Checking => "ice-timeout",
-                Stage::Ice => "dtls-timeout",
-                Stage::Dtls => "sctp-timeout",
-                Stage::ChannelOpen | Stage::Authenticated => "auth-timeout",
-            },
-            DialError::Closed { code, .. } => code,
-        }
-    }
-}
+pub use oneway_connection::DialError;
 
 /// Connects to the listener of `token`. Returns once both in-band proofs have verified.
 pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, DialError> {
@@ -138,7 +79,10 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         token.check_expiry(now_unix)?;
     }
     if !matches!(token.profile, Profile::Native | Profile::DialerIdentity) {
-        return Err(DialError::UnsupportedProfile(token.profile.name()));
+        return Err(DialError::UnsupportedProfile {
+            profile: token.profile.name(),
+            dialer: crate::STACK,
+        });
     }
 
     let mut remotes: Vec<SocketAddr> = Vec::new();

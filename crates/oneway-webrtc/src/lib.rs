@@ -35,7 +35,6 @@ pub mod engine;
 pub mod listener;
 pub mod net;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use connection::{
@@ -43,6 +42,7 @@ pub use connection::{
 };
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
 pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents};
+pub use oneway_connection::{Progress, StackError};
 pub use rtc::peer_connection::certificate::RTCCertificate;
 
 /// The stack name used in `--json` events (`spec/peer-contract.md`).
@@ -52,42 +52,6 @@ pub const STACK: &str = "webrtc-rs";
 /// which delays every connection by up to that much; a dialer has a handful of candidates at
 /// most, so a faster pace costs little.
 pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
-
-/// Setup or I/O failure of a listener or dialer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StackError {
-    /// A socket or interface operation failed.
-    #[error("I/O: {0}")]
-    Io(String),
-    /// The configuration cannot work.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// `rtc` refused a setup step.
-    #[error("rtc: {0}")]
-    Rtc(String),
-}
-
-/// Stages a handshake reports as it goes (for `--json` events and timings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Progress {
-    /// The dialer sent its first check to this remote address.
-    CandidateTried {
-        /// Remote address.
-        remote: SocketAddr,
-        /// Time since the start.
-        after: Duration,
-    },
-    /// ICE connected.
-    IceConnected,
-    /// DTLS connected.
-    DtlsConnected,
-    /// Channel 0 open.
-    ChannelOpen,
-    /// Both proofs verified.
-    Authenticated,
-}
 
 /// A fresh self-signed ECDSA P-256 DTLS certificate and the SHA-256 of its DER (the
 /// fingerprint a token carries).
