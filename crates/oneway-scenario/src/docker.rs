@@ -134,11 +134,11 @@ impl Engine {
         };
         let mut removed = 0;
         for c in containers {
-            if stale(c.labels.as_ref()) {
-                if let Some(id) = c.id {
-                    self.remove_container(&id).await?;
-                    removed += 1;
-                }
+            if stale(c.labels.as_ref())
+                && let Some(id) = c.id
+            {
+                self.remove_container(&id).await?;
+                removed += 1;
             }
         }
         let networks = timed(
@@ -149,11 +149,11 @@ impl Engine {
         )
         .await?;
         for n in networks {
-            if stale(n.labels.as_ref()) {
-                if let Some(id) = n.id {
-                    self.remove_network(&id).await?;
-                    removed += 1;
-                }
+            if stale(n.labels.as_ref())
+                && let Some(id) = n.id
+            {
+                self.remove_network(&id).await?;
+                removed += 1;
             }
         }
         Ok(removed)

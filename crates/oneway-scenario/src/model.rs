@@ -118,14 +118,13 @@ impl ImplManifest {
                 Some(_) => {}
             }
         }
-        if let Some(dial) = &self.dial {
-            if !dial.argv.iter().any(|a| a.contains("{token}"))
-                && !dial.env.values().any(|v| v.contains("{token}"))
-            {
-                return Err(invalid(
-                    "[dial] must pass {token} in argv or env".to_owned(),
-                ));
-            }
+        if let Some(dial) = &self.dial
+            && !dial.argv.iter().any(|a| a.contains("{token}"))
+            && !dial.env.values().any(|v| v.contains("{token}"))
+        {
+            return Err(invalid(
+                "[dial] must pass {token} in argv or env".to_owned(),
+            ));
         }
         if !(1..=600).contains(&self.timeout_secs) {
             return Err(invalid("timeout_secs must be 1..=600".into()));
@@ -436,10 +435,10 @@ impl Scenario {
             if e.reason.trim().is_empty() {
                 return Err(invalid("every expectation needs a reason".into()));
             }
-            if let Some(p) = &e.path {
-                if !["host", "srflx", "prflx", "relay"].contains(&p.as_str()) {
-                    return Err(invalid(format!("unknown path type {p:?}")));
-                }
+            if let Some(p) = &e.path
+                && !["host", "srflx", "prflx", "relay"].contains(&p.as_str())
+            {
+                return Err(invalid(format!("unknown path type {p:?}")));
             }
         }
         for p in &self.pairs {

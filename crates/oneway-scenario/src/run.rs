@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::docker::{Engine, Line};
-use crate::model::{ImplManifest, Role, Scenario};
+use crate::model::{Impairment, ImplManifest, Role, Scenario};
 use crate::plan::{Cell, Placeholders};
 use crate::topology::{self, Layout, NodeRole};
 use crate::verdict::{self, Outcome, Stats, Verdict};
@@ -105,6 +105,12 @@ pub struct RunRecord {
     pub stages: Stages,
     /// Impairment mechanism that ran (`netem` or `userspace`), if any.
     pub impairment: Option<String>,
+    /// The impairment the scenario asked for on the dialer's access link, if any.
+    #[serde(default)]
+    pub shaping: Option<Impairment>,
+    /// Round-trip time of the probe echo as the dialer measured it, ms.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
     /// Wall time of the whole run including bring-up, seconds.
     pub seconds: f64,
     /// Log files (relative to the output directory).
@@ -325,6 +331,8 @@ impl Runner<'_> {
             listener_path: None,
             stages: Stages::default(),
             impairment: None,
+            shaping: scenario.impairment,
+            rtt_ms: None,
             seconds: 0.0,
             logs: Vec::new(),
         };
@@ -481,6 +489,13 @@ impl Runner<'_> {
         dir: &Path,
     ) -> Result<Outcome, Error> {
         let engine = env.engine;
+        let unresolved = layout.unresolved_placeholders();
+        if !unresolved.is_empty() {
+            return Err(Error::Docker(format!(
+                "the layout names interfaces its nodes do not have: {}",
+                unresolved.join(", ")
+            )));
+        }
         let mut net_names = HashMap::new();
         for net in &layout.networks {
             let n = format!("{}-{}", env.prefix, net.key);
@@ -773,9 +788,10 @@ impl Runner<'_> {
                         ));
                     }
                 }
-                PeerEvent::FirstEcho { t_ms, .. } => {
+                PeerEvent::FirstEcho { t_ms, rtt_ms, .. } => {
                     echoed = true;
                     record.stages.first_echo = Some(*t_ms);
+                    record.rtt_ms = Some(*rtt_ms);
                 }
                 PeerEvent::Refused { code, .. } | PeerEvent::Error { code, .. } => {
                     refused = Some(code.clone());
@@ -802,12 +818,11 @@ impl Runner<'_> {
             }
         }
         // Fallback: how long after the first check the winning remote was first tried.
-        if let (Some(first), Some(path)) = (record.tried.first(), &record.dialer_path) {
-            if let Some(win) = record.tried.iter().find(|t| t.remote == path.remote) {
-                if win.remote != first.remote {
-                    record.fallback_ms = Some(win.t_ms - first.t_ms);
-                }
-            }
+        if let (Some(first), Some(path)) = (record.tried.first(), &record.dialer_path)
+            && let Some(win) = record.tried.iter().find(|t| t.remote == path.remote)
+            && win.remote != first.remote
+        {
+            record.fallback_ms = Some(win.t_ms - first.t_ms);
         }
         if connected && echoed && code == Some(0) {
             let path = record
@@ -1229,14 +1244,14 @@ async fn copy_out(engine: &Engine, container: &str, path: &str) -> Result<Vec<u8
     let entries = archive
         .entries()
         .map_err(|e| Error::Docker(format!("archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| Error::Docker(format!("archive: {e}")))?;
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut out)
-            .map_err(|e| Error::Docker(format!("archive: {e}")))?;
-        return Ok(out);
-    }
-    Err(Error::Docker(format!("{path}: empty archive")))
+    let Some(entry) = entries.into_iter().next() else {
+        return Err(Error::Docker(format!("{path}: empty archive")));
+    };
+    let mut entry = entry.map_err(|e| Error::Docker(format!("archive: {e}")))?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut out)
+        .map_err(|e| Error::Docker(format!("archive: {e}")))?;
+    Ok(out)
 }
 
 /// A file-name-safe form of a cell name.

@@ -81,7 +81,7 @@ pub struct NodeSpec {
 }
 
 /// A concrete topology.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Layout {
     /// Networks.
     pub networks: Vec<NetSpec>,
@@ -106,6 +106,30 @@ impl Layout {
     /// The node with this key.
     pub fn node(&self, key: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|n| n.key == key)
+    }
+
+    /// `{if:NET}` placeholders in a node's setup that name a network the node has no
+    /// interface on (they would never be substituted), as `node: {if:NET}`.
+    pub fn unresolved_placeholders(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            for line in &n.setup {
+                let mut rest = line.as_str();
+                while let Some(at) = rest.find("{if:") {
+                    let tail = &rest[at + 4..];
+                    let Some(end) = tail.find('}') else { break };
+                    let net = &tail[..end];
+                    if !n.ifaces.iter().any(|i| i.net == net) {
+                        let p = format!("{}: {{if:{net}}}", n.key);
+                        if !out.contains(&p) {
+                            out.push(p);
+                        }
+                    }
+                    rest = &tail[end..];
+                }
+            }
+        }
+        out
     }
 
     /// Which node owns an IP address (IPv4 or IPv6 text), if any.
@@ -167,21 +191,6 @@ struct Builder {
     layout: Layout,
     /// Routes every WAN host except the named router needs.
     wan_routes: Vec<(String, &'static str)>,
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Layout {
-            networks: Vec::new(),
-            nodes: Vec::new(),
-            stun: None,
-            turn: None,
-            first_candidate: None,
-            listener_block: None,
-            impairment: None,
-            ipv6_only: false,
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -249,6 +258,12 @@ impl Builder {
                 i.v4 = "10.4.0.254".into();
             }
         }
+        // The router's rules named its inside interface `{if:lan-d}`; that interface is now
+        // on the link network (left as it was, the placeholder never resolves and the forward
+        // filter drops everything from the dialer).
+        for line in &mut router.setup {
+            *line = line.replace("{if:lan-d}", "{if:link}");
+        }
         router
             .setup
             .insert(0, "ip route add 10.1.0.0/24 via 10.4.0.253".into());
@@ -273,8 +288,8 @@ impl Builder {
                 ),
             ],
             note: format!(
-                "impairment hop: {} ms RTT, {}% loss per direction (tc netem, or the userspace delayer)",
-                imp.rtt_ms, imp.loss_percent
+                "impairment hop: {} ms RTT, ±{} ms jitter and {}% loss per direction (tc netem, or the userspace delayer)",
+                imp.rtt_ms, imp.jitter_ms, imp.loss_percent
             ),
         });
         if let Some(d) = self.node_mut("dialer") {
@@ -738,5 +753,8 @@ mod tests {
         assert!(router.ifaces.iter().any(|i| i.net == "link"));
         assert!(l.node("impair").is_some());
         assert!(l.node("dialer").unwrap().setup[0].contains("10.1.0.253"));
+        // The router's forward filter names its inside interface, now on the link network.
+        assert!(router.setup.iter().any(|s| s.contains("{if:link}")));
+        assert_eq!(l.unresolved_placeholders(), Vec::<String>::new());
     }
 }

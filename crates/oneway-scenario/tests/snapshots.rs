@@ -1,6 +1,8 @@
 //! Snapshots: the committed scenario and manifest files as parsed and planned, the topologies
 //! they build (routes and nftables rule sets), and the three report renderings.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a test may unwrap
+
 use std::path::Path;
 
 use oneway_scenario::model::{self, ImplManifest, Scenario};
@@ -128,6 +130,20 @@ fn bad_files_get_named_errors() {
 }
 
 #[test]
+fn every_interface_placeholder_resolves() {
+    let (_, scenarios) = committed();
+    for s in scenarios.iter().filter(|s| !s.loopback) {
+        let l = topology::layout(&s.topology, s.impairment);
+        assert_eq!(
+            l.unresolved_placeholders(),
+            Vec::<String>::new(),
+            "{}: setup names an interface the node does not have",
+            s.name
+        );
+    }
+}
+
+#[test]
 fn topologies_of_the_default_set() {
     let (_, scenarios) = committed();
     let mut out = String::new();
@@ -216,6 +232,8 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
             first_echo: echo,
         },
         impairment: None,
+        shaping: None,
+        rtt_ms: connected.then_some(0.4),
         seconds: 3.0,
         logs: vec!["cells/001/dialer.log".into()],
     }
@@ -261,6 +279,18 @@ fn cell(
         runs,
         rerun: format!("oneway suite --out suite-out --filter 'str0m x str0m ({scenario})'"),
     }
+}
+
+/// A run on the impaired link (userspace delayer); `rtt_ms` only when it connected.
+fn impaired(mut r: RunRecord, rtt_ms: f64) -> RunRecord {
+    r.impairment = Some("userspace".into());
+    r.shaping = Some(oneway_scenario::model::Impairment {
+        rtt_ms: 50,
+        loss_percent: 2.0,
+        jitter_ms: 5,
+    });
+    r.rtt_ms = r.stages.first_echo.map(|_| rtt_ms);
+    r
 }
 
 fn sample_report() -> Report {
@@ -329,7 +359,7 @@ fn sample_report() -> Report {
                 "str0m",
                 "impaired",
                 Verdict::Flaky,
-                vec![pass, fail],
+                vec![impaired(pass, 52.8), impaired(fail, 0.0)],
                 "pass",
             ),
         ],
