@@ -276,7 +276,8 @@ pub enum FirstCandidate {
     BlackHoled,
     /// Packets to it are answered with ICMP port unreachable.
     Rejected,
-    /// It sits on a LAN the dialer has no route to (sending fails locally).
+    /// It sits on a LAN the dialer is not on and has no route to (the dialer's address on that
+    /// LAN is removed before it dials; sending fails locally).
     WrongLan,
 }
 

@@ -322,9 +322,10 @@ fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstC
             v6: None,
         });
         listener_ifaces.push(iface("lan-x", "10.3.0.10"));
-        if first != Some(FirstCandidate::WrongLan) {
-            dialer_ifaces.push(iface("lan-x", "10.3.0.20"));
-        }
+        // The dialer is on both LANs: the listener may list either address first, so the
+        // first-candidate rule (applied once the token is known) decides which one is
+        // impaired; for `wrong-lan` it takes the dialer off that candidate's LAN.
+        dialer_ifaces.push(iface("lan-x", "10.3.0.20"));
     }
     listener_ifaces.push(addr("10.1.0.10", "2001:db8:1::10"));
     let strip = if family == Family::Ipv6 {
@@ -669,7 +670,13 @@ pub fn first_candidate_rule(kind: FirstCandidate, ip: &str) -> String {
         FirstCandidate::Rejected => format!(
             "nft add table {family} oneway_fc && nft add chain {family} oneway_fc in '{{ type filter hook prerouting priority 0; }}' && nft add chain {family} oneway_fc out '{{ type filter hook output priority 0; }}' && nft add rule {family} oneway_fc out {addr} daddr {ip} meta l4proto udp reject"
         ),
-        FirstCandidate::WrongLan => format!("ip route add unreachable {ip}"),
+        // Take the dialer off the candidate's LAN: flush its address on the interface that
+        // reaches it (the connected route goes with it, and there is no default route). Only
+        // shell built-ins and `ip` are in the image, hence the positional-argument parsing.
+        FirstCandidate::WrongLan => format!(
+            "set -- $(ip -o route get {ip}); dev=; while [ $# -gt 1 ]; do [ \"$1\" = dev ] && dev=$2; shift; done; [ -n \"$dev\" ] && ip -{} addr flush dev \"$dev\" && echo \"flushed $dev\"",
+            if v6 { 6 } else { 4 }
+        ),
     }
 }
 
