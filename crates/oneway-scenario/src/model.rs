@@ -164,8 +164,22 @@ fn valid_id(id: &str) -> bool {
 pub enum Mapping {
     /// Endpoint-independent mapping (EIM): one external port per internal socket.
     EndpointIndependent,
+    /// Address-dependent mapping (ADM): one external port per internal socket and remote
+    /// address (any remote port of that address shares it).
+    AddressDependent,
     /// Address-and-port-dependent mapping (APDM): a new external port per destination.
     AddressAndPortDependent,
+}
+
+impl Mapping {
+    /// Stable name, as in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mapping::EndpointIndependent => "endpoint-independent",
+            Mapping::AddressDependent => "address-dependent",
+            Mapping::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
 }
 
 /// RFC 4787 filtering behaviour of a NAT.
@@ -213,7 +227,21 @@ impl Nat {
             (Mapping::EndpointIndependent, Filtering::AddressAndPortDependent) => {
                 "port-restricted-cone"
             }
+            (Mapping::AddressDependent, _) => "address-dependent-mapping",
             (Mapping::AddressAndPortDependent, _) => "symmetric",
+        }
+    }
+
+    /// Whether the routers model this combination: filtering at least as strict as the
+    /// mapping (EIM with any filtering; ADM with address- or address-and-port-dependent
+    /// filtering; APDM with address-and-port-dependent filtering).
+    pub fn is_modelled(&self) -> bool {
+        match self.mapping {
+            Mapping::EndpointIndependent => true,
+            Mapping::AddressDependent => self.filtering != Filtering::EndpointIndependent,
+            Mapping::AddressAndPortDependent => {
+                self.filtering == Filtering::AddressAndPortDependent
+            }
         }
     }
 }
@@ -447,6 +475,19 @@ impl Scenario {
                 return Err(invalid(format!(
                     "pair {p:?} must be \"*\" or \"<dialer> x <listener>\""
                 )));
+            }
+        }
+        if let Topology::Sites { listener, dialer } = &self.topology {
+            for edge in [listener, dialer] {
+                if let Edge::Nat { nat } = edge
+                    && !nat.is_modelled()
+                {
+                    return Err(invalid(format!(
+                        "NAT mapping={} with filtering={} is not modelled (filtering must be at least as strict as the mapping)",
+                        nat.mapping.name(),
+                        nat.filtering.name()
+                    )));
+                }
             }
         }
         if let Some(i) = &self.impairment {

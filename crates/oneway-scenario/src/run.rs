@@ -24,7 +24,7 @@ pub struct Options {
     pub peer_binary: PathBuf,
     /// Repeats per cell (overrides the scenarios' own).
     pub repeat: Option<u32>,
-    /// Leave containers and networks up.
+    /// Leave the containers and networks of the last container cell up.
     pub keep: bool,
     /// Capture packets on the routers (tcpdump).
     pub capture: bool,
@@ -453,6 +453,11 @@ impl Runner<'_> {
         let (Some(engine), Some(image)) = (&self.engine, &self.image) else {
             return Err(Error::NoDocker("no engine".into()));
         };
+        if self.options.keep {
+            // The subnets are fixed, so a kept cell's networks would collide with the next
+            // cell's: remove what the previous cell left up (only the last cell stays up).
+            engine.sweep(true).await?;
+        }
         let mut env = Env {
             engine,
             prefix: format!("ow-{}-{name}", engine_run(engine)),
@@ -466,7 +471,7 @@ impl Runner<'_> {
             .await;
         if self.options.keep {
             self.note(format!(
-                "--keep: {} containers of {name} left up (removed by the next run; now: docker rm -f $(docker ps -aq --filter label=oneway.suite))",
+                "--keep: {} containers of {name} left up (removed when the next cell or run starts; now: docker rm -f $(docker ps -aq --filter label=oneway.suite))",
                 env.containers.len()
             ));
         } else {
@@ -633,7 +638,9 @@ impl Runner<'_> {
                     let argv = vec![
                         "/bin/sh".to_owned(),
                         "-c".to_owned(),
-                        "echo $$ > /tmp/tcpdump.pid; exec tcpdump -i any -n -U -w /tmp/capture.pcap".to_owned(),
+                        // `-Z root`: the image has no `tcpdump` user to drop privileges to (tcpdump
+                        // exits after writing the file header otherwise).
+                        "echo $$ > /tmp/tcpdump.pid; exec tcpdump -Z root -i any -n -U -w /tmp/capture.pcap".to_owned(),
                     ];
                     let p = engine.spawn(&ids[node.key], &argv, &[]).await?;
                     captures.push((node.key, p));
@@ -714,7 +721,8 @@ impl Runner<'_> {
             let _ = engine
                 .run_script(
                     id,
-                    "kill $(cat /tmp/tcpdump.pid); sleep 0.2",
+                    // Shell built-ins only: the image has no `cat`.
+                    "read pid < /tmp/tcpdump.pid; kill $pid; sleep 0.2",
                     Duration::from_secs(5),
                 )
                 .await;

@@ -273,7 +273,7 @@ impl Builder {
         );
         // The delayer runs in the background; wait (bounded) for its ready file.
         let userspace = format!(
-            "{impair_tool} >/tmp/impair.log 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do [ -e /tmp/impair.ready ] && break; sleep 0.1; done; [ -e /tmp/impair.ready ] || {{ cat /tmp/impair.log; exit 1; }}"
+            "{impair_tool} >/tmp/impair.log 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do [ -e /tmp/impair.ready ] && break; sleep 0.1; done; [ -e /tmp/impair.ready ] || {{ while IFS= read -r l; do echo \"$l\"; done < /tmp/impair.log; exit 1; }}"
         );
         self.node(NodeSpec {
             key: "impair",
@@ -605,11 +605,47 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
     let ins: Vec<String> = inside.iter().map(|n| format!("\"{{if:{n}}}\"")).collect();
     let ins = format!("{{ {} }}", ins.join(", "));
     let masquerade = match nat.mapping {
-        Mapping::EndpointIndependent => "masquerade",
+        Mapping::EndpointIndependent | Mapping::AddressDependent => "masquerade",
         Mapping::AddressAndPortDependent => "masquerade random,fully-random",
     };
     let learned = nat.filtering != Filtering::AddressAndPortDependent;
+    let scope = if nat.hairpin {
+        format!("ip daddr {public_ip}")
+    } else {
+        format!("iifname \"{out}\" ip daddr {public_ip}")
+    };
     let mut r = String::from("table ip oneway {\n");
+    if nat.mapping == Mapping::AddressDependent {
+        // ADM: the external port is a hash of the inside socket and the remote address, so
+        // every port of one remote address shares a mapping and another address gets another.
+        // With address-dependent filtering, a learned map (filled after SNAT, keyed by remote
+        // address and external port) lets any port of a contacted address in.
+        if learned {
+            r.push_str(
+                "  map adm {\n    type ipv4_addr . inet_service : ipv4_addr . inet_service\n    flags dynamic,timeout\n    timeout 5m\n  }\n",
+            );
+            r.push_str(&format!(
+                "  chain learn {{\n    type filter hook postrouting priority 200;\n    oifname \"{out}\" ip protocol udp ct status snat update @adm {{ ip daddr . udp sport : ct original ip saddr . ct original proto-src }}\n  }}\n"
+            ));
+            r.push_str(&format!(
+                "  chain pre {{\n    type nat hook prerouting priority -100;\n    {scope} ip protocol udp dnat ip to ip saddr . udp dport map @adm\n  }}\n"
+            ));
+        }
+        // (nft loads the hash in host byte order and NAT reads the port in network order, so
+        // the port is the byte-swapped value; still a function of socket and remote address.)
+        r.push_str(&format!(
+            "  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{out}\" ip protocol udp snat ip to {public_ip} : jhash ip saddr . udp sport . ip daddr mod 20000 seed 0x4f57 offset 40000\n    oifname \"{out}\" {masquerade}\n  }}\n"
+        ));
+        r.push_str("  chain forward_filter {\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n");
+        if learned {
+            // The map is keyed by the remote address: only contacted addresses get in.
+            r.push_str("    ct status dnat accept\n");
+        }
+        r.push_str(&format!(
+            "    iifname {ins} oifname \"{out}\" accept\n  }}\n}}"
+        ));
+        return r;
+    }
     if learned {
         // EIF and ADF need a learned mapping: plain conntrack filters by address and port.
         r.push_str(
@@ -621,11 +657,6 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
         r.push_str(&format!(
             "  chain learn {{\n    type filter hook prerouting priority -150;\n    iifname {ins} ip daddr != {public_ip} ip protocol udp update @fc {{ udp sport : ip saddr }}\n    iifname {ins} ip daddr != {public_ip} ip protocol udp update @contacted {{ ip saddr . udp sport . ip daddr }}\n  }}\n"
         ));
-        let scope = if nat.hairpin {
-            format!("ip daddr {public_ip}")
-        } else {
-            format!("iifname \"{out}\" ip daddr {public_ip}")
-        };
         r.push_str(&format!(
             "  chain pre {{\n    type nat hook prerouting priority -100;\n    {scope} ip protocol udp dnat ip to udp dport map @fc\n  }}\n"
         ));

@@ -121,6 +121,10 @@ fn bad_files_get_named_errors() {
             "description = \"d\"\npairs = [\"a-b\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
             "bad pair",
         ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"sites\"\nlistener = { kind = \"public\" }\ndialer = { kind = \"nat\", mapping = \"address-dependent\", filtering = \"endpoint-independent\" }\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "NAT combination that is not modelled",
+        ),
     ];
     for (text, what) in scenario_cases {
         let e = Scenario::parse(text, "s").unwrap_err();
@@ -156,6 +160,7 @@ fn topologies_of_the_default_set() {
         "listener-firewalled",
         "impaired-50ms-2pct",
         "first-candidate-rejected",
+        "listener-behind-adm",
     ] {
         let s = scenarios.iter().find(|s| s.name == name).unwrap();
         let l = topology::layout(&s.topology, s.impairment);
