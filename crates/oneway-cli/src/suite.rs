@@ -37,7 +37,8 @@ pub struct SuiteArgs {
     /// Run each cell N times (pass rate with a 95 % interval, median and p95, flaky label).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: Option<u32>,
-    /// Leave each cell's containers and networks up for debugging (the next run removes them).
+    /// Leave the last cell's containers and networks up for debugging (the subnets are fixed, so
+    /// each cell's are removed when the next one starts; the next run removes the last).
     #[arg(long)]
     keep: bool,
     /// Capture packets on every router (`<cell>/<router>.pcap`).
@@ -312,10 +313,10 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     drop(runner);
     let _ = printer.await;
     bar.finish_and_clear();
-    if let Some(engine) = &engine {
-        if !args.keep {
-            engine.sweep(true).await?;
-        }
+    if let Some(engine) = &engine
+        && !args.keep
+    {
+        engine.sweep(true).await?;
     }
     let interrupted = *cancel_rx.borrow();
     let first_cell_after = first_cell.lock().ok().and_then(|f| *f);

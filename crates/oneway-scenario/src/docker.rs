@@ -134,11 +134,11 @@ impl Engine {
         };
         let mut removed = 0;
         for c in containers {
-            if stale(c.labels.as_ref()) {
-                if let Some(id) = c.id {
-                    self.remove_container(&id).await?;
-                    removed += 1;
-                }
+            if stale(c.labels.as_ref())
+                && let Some(id) = c.id
+            {
+                self.remove_container(&id).await?;
+                removed += 1;
             }
         }
         let networks = timed(
@@ -149,11 +149,11 @@ impl Engine {
         )
         .await?;
         for n in networks {
-            if stale(n.labels.as_ref()) {
-                if let Some(id) = n.id {
-                    self.remove_network(&id).await?;
-                    removed += 1;
-                }
+            if stale(n.labels.as_ref())
+                && let Some(id) = n.id
+            {
+                self.remove_network(&id).await?;
+                removed += 1;
             }
         }
         Ok(removed)
@@ -282,15 +282,21 @@ impl Engine {
             )
             .await?;
         }
+        self.start_container(&format!("container {name}"), &created.id)
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Starts a created container (`what` names it in errors).
+    async fn start_container(&self, what: &str, id: &str) -> Result<(), Error> {
         timed(
-            &format!("starting container {name}"),
+            &format!("starting {what}"),
             self.docker.start_container(
-                &created.id,
+                id,
                 None::<testcontainers::bollard::query_parameters::StartContainerOptions>,
             ),
         )
-        .await?;
-        Ok(created.id)
+        .await
     }
 
     /// Force-removes a container (ignores one that is already gone).
@@ -347,52 +353,19 @@ impl Engine {
             ),
         )
         .await?;
-        let (tx, rx) = mpsc::unbounded_channel();
         match started {
-            StartExecResults::Attached { mut output, .. } => {
-                tokio::spawn(async move {
-                    let mut out = LineSplitter::default();
-                    let mut err = LineSplitter::default();
-                    while let Some(Ok(chunk)) = output.next().await {
-                        match chunk {
-                            LogOutput::StdOut { message } => {
-                                for l in out.push(&message) {
-                                    let _ = tx.send(Line::Stdout(l));
-                                }
-                            }
-                            LogOutput::StdErr { message } => {
-                                for l in err.push(&message) {
-                                    let _ = tx.send(Line::Stderr(l));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    if let Some(l) = out.finish() {
-                        let _ = tx.send(Line::Stdout(l));
-                    }
-                    if let Some(l) = err.finish() {
-                        let _ = tx.send(Line::Stderr(l));
-                    }
-                });
-            }
-            StartExecResults::Detached => {
-                return Err(Error::Docker("exec started detached".into()));
-            }
+            StartExecResults::Attached { output, .. } => Ok(Exec {
+                id: created.id,
+                lines: forward_lines(output),
+            }),
+            StartExecResults::Detached => Err(Error::Docker("exec started detached".into())),
         }
-        Ok(Exec {
-            id: created.id,
-            lines: rx,
-        })
     }
 
     /// The exit code of a finished exec (`None` while it runs).
     pub async fn exit_code(&self, exec: &str) -> Result<Option<i64>, Error> {
         let inspected = timed("inspecting exec", self.docker.inspect_exec(exec)).await?;
-        if inspected.running == Some(true) {
-            return Ok(None);
-        }
-        Ok(inspected.exit_code)
+        Ok(exit_of(inspected.running, inspected.exit_code))
     }
 
     /// Starts a container of `image` running `argv` in the network namespace of container
@@ -423,15 +396,9 @@ impl Engine {
             ),
         )
         .await?;
-        timed(
-            &format!("starting a container of {image}"),
-            self.docker.start_container(
-                &created.id,
-                None::<testcontainers::bollard::query_parameters::StartContainerOptions>,
-            ),
-        )
-        .await?;
-        let mut logs = self.docker.logs(
+        self.start_container(&format!("a container of {image}"), &created.id)
+            .await?;
+        let logs = self.docker.logs(
             &created.id,
             Some(
                 testcontainers::bollard::query_parameters::LogsOptionsBuilder::new()
@@ -441,27 +408,7 @@ impl Engine {
                     .build(),
             ),
         );
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut out = LineSplitter::default();
-            let mut err = LineSplitter::default();
-            while let Some(Ok(chunk)) = logs.next().await {
-                match chunk {
-                    LogOutput::StdOut { message } => {
-                        for l in out.push(&message) {
-                            let _ = tx.send(Line::Stdout(l));
-                        }
-                    }
-                    LogOutput::StdErr { message } => {
-                        for l in err.push(&message) {
-                            let _ = tx.send(Line::Stderr(l));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        });
-        Ok((created.id, rx))
+        Ok((created.id, forward_lines(logs)))
     }
 
     /// The exit code of a container (`None` while it runs).
@@ -475,10 +422,7 @@ impl Engine {
         )
         .await?;
         let state = inspected.state.unwrap_or_default();
-        if state.running == Some(true) {
-            return Ok(None);
-        }
-        Ok(state.exit_code)
+        Ok(exit_of(state.running, state.exit_code))
     }
 
     /// Downloads a path from a container as a tar archive.
@@ -534,6 +478,52 @@ impl Engine {
         }
         Err(Error::Docker(format!("`{script}`: no exit code")))
     }
+}
+
+/// The exit code of an exec or a container once it is no longer running.
+fn exit_of(running: Option<bool>, exit_code: Option<i64>) -> Option<i64> {
+    if running == Some(true) {
+        None
+    } else {
+        exit_code
+    }
+}
+
+/// Forwards a Docker output stream (an attached exec, or a container's followed logs) as
+/// lines, stdout and stderr split separately; a last unterminated line is sent at the end.
+fn forward_lines<S, E>(stream: S) -> mpsc::UnboundedReceiver<Line>
+where
+    S: futures_util::Stream<Item = Result<LogOutput, E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut out = LineSplitter::default();
+        let mut err = LineSplitter::default();
+        while let Some(Ok(chunk)) = stream.next().await {
+            match chunk {
+                LogOutput::StdOut { message } => {
+                    for l in out.push(&message) {
+                        let _ = tx.send(Line::Stdout(l));
+                    }
+                }
+                LogOutput::StdErr { message } => {
+                    for l in err.push(&message) {
+                        let _ = tx.send(Line::Stderr(l));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(l) = out.finish() {
+            let _ = tx.send(Line::Stdout(l));
+        }
+        if let Some(l) = err.finish() {
+            let _ = tx.send(Line::Stderr(l));
+        }
+    });
+    rx
 }
 
 /// Splits a byte stream into lines (bounded: a line longer than 1 MiB is cut).

@@ -118,14 +118,13 @@ impl ImplManifest {
                 Some(_) => {}
             }
         }
-        if let Some(dial) = &self.dial {
-            if !dial.argv.iter().any(|a| a.contains("{token}"))
-                && !dial.env.values().any(|v| v.contains("{token}"))
-            {
-                return Err(invalid(
-                    "[dial] must pass {token} in argv or env".to_owned(),
-                ));
-            }
+        if let Some(dial) = &self.dial
+            && !dial.argv.iter().any(|a| a.contains("{token}"))
+            && !dial.env.values().any(|v| v.contains("{token}"))
+        {
+            return Err(invalid(
+                "[dial] must pass {token} in argv or env".to_owned(),
+            ));
         }
         if !(1..=600).contains(&self.timeout_secs) {
             return Err(invalid("timeout_secs must be 1..=600".into()));
@@ -165,8 +164,22 @@ fn valid_id(id: &str) -> bool {
 pub enum Mapping {
     /// Endpoint-independent mapping (EIM): one external port per internal socket.
     EndpointIndependent,
+    /// Address-dependent mapping (ADM): one external port per internal socket and remote
+    /// address (any remote port of that address shares it).
+    AddressDependent,
     /// Address-and-port-dependent mapping (APDM): a new external port per destination.
     AddressAndPortDependent,
+}
+
+impl Mapping {
+    /// Stable name, as in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mapping::EndpointIndependent => "endpoint-independent",
+            Mapping::AddressDependent => "address-dependent",
+            Mapping::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
 }
 
 /// RFC 4787 filtering behaviour of a NAT.
@@ -214,7 +227,21 @@ impl Nat {
             (Mapping::EndpointIndependent, Filtering::AddressAndPortDependent) => {
                 "port-restricted-cone"
             }
+            (Mapping::AddressDependent, _) => "address-dependent-mapping",
             (Mapping::AddressAndPortDependent, _) => "symmetric",
+        }
+    }
+
+    /// Whether the routers model this combination: filtering at least as strict as the
+    /// mapping (EIM with any filtering; ADM with address- or address-and-port-dependent
+    /// filtering; APDM with address-and-port-dependent filtering).
+    pub fn is_modelled(&self) -> bool {
+        match self.mapping {
+            Mapping::EndpointIndependent => true,
+            Mapping::AddressDependent => self.filtering != Filtering::EndpointIndependent,
+            Mapping::AddressAndPortDependent => {
+                self.filtering == Filtering::AddressAndPortDependent
+            }
         }
     }
 }
@@ -277,7 +304,8 @@ pub enum FirstCandidate {
     BlackHoled,
     /// Packets to it are answered with ICMP port unreachable.
     Rejected,
-    /// It sits on a LAN the dialer has no route to (sending fails locally).
+    /// It sits on a LAN the dialer is not on and has no route to (the dialer's address on that
+    /// LAN is removed before it dials; sending fails locally).
     WrongLan,
 }
 
@@ -436,10 +464,10 @@ impl Scenario {
             if e.reason.trim().is_empty() {
                 return Err(invalid("every expectation needs a reason".into()));
             }
-            if let Some(p) = &e.path {
-                if !["host", "srflx", "prflx", "relay"].contains(&p.as_str()) {
-                    return Err(invalid(format!("unknown path type {p:?}")));
-                }
+            if let Some(p) = &e.path
+                && !["host", "srflx", "prflx", "relay"].contains(&p.as_str())
+            {
+                return Err(invalid(format!("unknown path type {p:?}")));
             }
         }
         for p in &self.pairs {
@@ -447,6 +475,19 @@ impl Scenario {
                 return Err(invalid(format!(
                     "pair {p:?} must be \"*\" or \"<dialer> x <listener>\""
                 )));
+            }
+        }
+        if let Topology::Sites { listener, dialer } = &self.topology {
+            for edge in [listener, dialer] {
+                if let Edge::Nat { nat } = edge
+                    && !nat.is_modelled()
+                {
+                    return Err(invalid(format!(
+                        "NAT mapping={} with filtering={} is not modelled (filtering must be at least as strict as the mapping)",
+                        nat.mapping.name(),
+                        nat.filtering.name()
+                    )));
+                }
             }
         }
         if let Some(i) = &self.impairment {

@@ -225,9 +225,9 @@ impl Report {
         let _ = writeln!(md, "\n## Cells\n");
         let _ = writeln!(
             md,
-            "| cell | verdict | expected | observed | path (dialer / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | runs |"
+            "| cell | verdict | expected | observed | path (dialer / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | link (impairment; measured echo RTT) | runs |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         for c in &self.cells {
             let run = c
                 .runs
@@ -236,7 +236,7 @@ impl Report {
                 .or(c.runs.first());
             let _ = writeln!(
                 md,
-                "| {} | {} {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |",
                 escape(&c.name),
                 c.verdict.mark(),
                 c.verdict.name(),
@@ -249,6 +249,7 @@ impl Report {
                 run.map(path_text).unwrap_or_default(),
                 run.map(fallback_text).unwrap_or_default(),
                 run.map(stages_text).unwrap_or_default(),
+                run.map(link_text).unwrap_or_default(),
                 runs_text(c),
             );
         }
@@ -359,6 +360,28 @@ fn stages_text(r: &RunRecord) -> String {
         f(r.stages.auth),
         f(r.stages.first_echo)
     )
+}
+
+/// The impairment asked for, the mechanism that ran, and the echo RTT measured by the dialer.
+fn link_text(r: &RunRecord) -> String {
+    let shaping = match &r.shaping {
+        Some(i) => {
+            let mut s = format!("{} ms RTT", i.rtt_ms);
+            if i.jitter_ms > 0 {
+                let _ = write!(s, " ±{} ms", i.jitter_ms);
+            }
+            if i.loss_percent > 0.0 {
+                let _ = write!(s, ", {} % loss", i.loss_percent);
+            }
+            let _ = write!(s, " ({})", r.impairment.as_deref().unwrap_or("not applied"));
+            s
+        }
+        None => "–".to_owned(),
+    };
+    match r.rtt_ms {
+        Some(rtt) => format!("{shaping}; RTT {rtt:.1} ms"),
+        None => shaping,
+    }
 }
 
 fn runs_text(c: &CellResult) -> String {

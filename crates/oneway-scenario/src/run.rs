@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::docker::{Engine, Line};
-use crate::model::{ImplManifest, Role, Scenario};
+use crate::model::{Impairment, ImplManifest, Role, Scenario};
 use crate::plan::{Cell, Placeholders};
 use crate::topology::{self, Layout, NodeRole};
 use crate::verdict::{self, Outcome, Stats, Verdict};
@@ -24,7 +24,7 @@ pub struct Options {
     pub peer_binary: PathBuf,
     /// Repeats per cell (overrides the scenarios' own).
     pub repeat: Option<u32>,
-    /// Leave containers and networks up.
+    /// Leave the containers and networks of the last container cell up.
     pub keep: bool,
     /// Capture packets on the routers (tcpdump).
     pub capture: bool,
@@ -105,6 +105,12 @@ pub struct RunRecord {
     pub stages: Stages,
     /// Impairment mechanism that ran (`netem` or `userspace`), if any.
     pub impairment: Option<String>,
+    /// The impairment the scenario asked for on the dialer's access link, if any.
+    #[serde(default)]
+    pub shaping: Option<Impairment>,
+    /// Round-trip time of the probe echo as the dialer measured it, ms.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
     /// Wall time of the whole run including bring-up, seconds.
     pub seconds: f64,
     /// Log files (relative to the output directory).
@@ -325,6 +331,8 @@ impl Runner<'_> {
             listener_path: None,
             stages: Stages::default(),
             impairment: None,
+            shaping: scenario.impairment,
+            rtt_ms: None,
             seconds: 0.0,
             logs: Vec::new(),
         };
@@ -445,6 +453,11 @@ impl Runner<'_> {
         let (Some(engine), Some(image)) = (&self.engine, &self.image) else {
             return Err(Error::NoDocker("no engine".into()));
         };
+        if self.options.keep {
+            // The subnets are fixed, so a kept cell's networks would collide with the next
+            // cell's: remove what the previous cell left up (only the last cell stays up).
+            engine.sweep(true).await?;
+        }
         let mut env = Env {
             engine,
             prefix: format!("ow-{}-{name}", engine_run(engine)),
@@ -458,7 +471,7 @@ impl Runner<'_> {
             .await;
         if self.options.keep {
             self.note(format!(
-                "--keep: {} containers of {name} left up (removed by the next run; now: docker rm -f $(docker ps -aq --filter label=oneway.suite))",
+                "--keep: {} containers of {name} left up (removed when the next cell or run starts; now: docker rm -f $(docker ps -aq --filter label=oneway.suite))",
                 env.containers.len()
             ));
         } else {
@@ -481,6 +494,13 @@ impl Runner<'_> {
         dir: &Path,
     ) -> Result<Outcome, Error> {
         let engine = env.engine;
+        let unresolved = layout.unresolved_placeholders();
+        if !unresolved.is_empty() {
+            return Err(Error::Docker(format!(
+                "the layout names interfaces its nodes do not have: {}",
+                unresolved.join(", ")
+            )));
+        }
         let mut net_names = HashMap::new();
         for net in &layout.networks {
             let n = format!("{}-{}", env.prefix, net.key);
@@ -618,7 +638,9 @@ impl Runner<'_> {
                     let argv = vec![
                         "/bin/sh".to_owned(),
                         "-c".to_owned(),
-                        "echo $$ > /tmp/tcpdump.pid; exec tcpdump -i any -n -U -w /tmp/capture.pcap".to_owned(),
+                        // `-Z root`: the image has no `tcpdump` user to drop privileges to (tcpdump
+                        // exits after writing the file header otherwise).
+                        "echo $$ > /tmp/tcpdump.pid; exec tcpdump -Z root -i any -n -U -w /tmp/capture.pcap".to_owned(),
                     ];
                     let p = engine.spawn(&ids[node.key], &argv, &[]).await?;
                     captures.push((node.key, p));
@@ -699,7 +721,8 @@ impl Runner<'_> {
             let _ = engine
                 .run_script(
                     id,
-                    "kill $(cat /tmp/tcpdump.pid); sleep 0.2",
+                    // Shell built-ins only: the image has no `cat`.
+                    "read pid < /tmp/tcpdump.pid; kill $pid; sleep 0.2",
                     Duration::from_secs(5),
                 )
                 .await;
@@ -773,9 +796,10 @@ impl Runner<'_> {
                         ));
                     }
                 }
-                PeerEvent::FirstEcho { t_ms, .. } => {
+                PeerEvent::FirstEcho { t_ms, rtt_ms, .. } => {
                     echoed = true;
                     record.stages.first_echo = Some(*t_ms);
+                    record.rtt_ms = Some(*rtt_ms);
                 }
                 PeerEvent::Refused { code, .. } | PeerEvent::Error { code, .. } => {
                     refused = Some(code.clone());
@@ -802,12 +826,11 @@ impl Runner<'_> {
             }
         }
         // Fallback: how long after the first check the winning remote was first tried.
-        if let (Some(first), Some(path)) = (record.tried.first(), &record.dialer_path) {
-            if let Some(win) = record.tried.iter().find(|t| t.remote == path.remote) {
-                if win.remote != first.remote {
-                    record.fallback_ms = Some(win.t_ms - first.t_ms);
-                }
-            }
+        if let (Some(first), Some(path)) = (record.tried.first(), &record.dialer_path)
+            && let Some(win) = record.tried.iter().find(|t| t.remote == path.remote)
+            && win.remote != first.remote
+        {
+            record.fallback_ms = Some(win.t_ms - first.t_ms);
         }
         if connected && echoed && code == Some(0) {
             let path = record
@@ -1229,14 +1252,14 @@ async fn copy_out(engine: &Engine, container: &str, path: &str) -> Result<Vec<u8
     let entries = archive
         .entries()
         .map_err(|e| Error::Docker(format!("archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| Error::Docker(format!("archive: {e}")))?;
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut out)
-            .map_err(|e| Error::Docker(format!("archive: {e}")))?;
-        return Ok(out);
-    }
-    Err(Error::Docker(format!("{path}: empty archive")))
+    let Some(entry) = entries.into_iter().next() else {
+        return Err(Error::Docker(format!("{path}: empty archive")));
+    };
+    let mut entry = entry.map_err(|e| Error::Docker(format!("archive: {e}")))?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut out)
+        .map_err(|e| Error::Docker(format!("archive: {e}")))?;
+    Ok(out)
 }
 
 /// A file-name-safe form of a cell name.

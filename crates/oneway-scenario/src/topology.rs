@@ -81,7 +81,7 @@ pub struct NodeSpec {
 }
 
 /// A concrete topology.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Layout {
     /// Networks.
     pub networks: Vec<NetSpec>,
@@ -106,6 +106,30 @@ impl Layout {
     /// The node with this key.
     pub fn node(&self, key: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|n| n.key == key)
+    }
+
+    /// `{if:NET}` placeholders in a node's setup that name a network the node has no
+    /// interface on (they would never be substituted), as `node: {if:NET}`.
+    pub fn unresolved_placeholders(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            for line in &n.setup {
+                let mut rest = line.as_str();
+                while let Some(at) = rest.find("{if:") {
+                    let tail = &rest[at + 4..];
+                    let Some(end) = tail.find('}') else { break };
+                    let net = &tail[..end];
+                    if !n.ifaces.iter().any(|i| i.net == net) {
+                        let p = format!("{}: {{if:{net}}}", n.key);
+                        if !out.contains(&p) {
+                            out.push(p);
+                        }
+                    }
+                    rest = &tail[end..];
+                }
+            }
+        }
+        out
     }
 
     /// Which node owns an IP address (IPv4 or IPv6 text), if any.
@@ -167,21 +191,6 @@ struct Builder {
     layout: Layout,
     /// Routes every WAN host except the named router needs.
     wan_routes: Vec<(String, &'static str)>,
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Layout {
-            networks: Vec::new(),
-            nodes: Vec::new(),
-            stun: None,
-            turn: None,
-            first_candidate: None,
-            listener_block: None,
-            impairment: None,
-            ipv6_only: false,
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -249,6 +258,12 @@ impl Builder {
                 i.v4 = "10.4.0.254".into();
             }
         }
+        // The router's rules named its inside interface `{if:lan-d}`; that interface is now
+        // on the link network (left as it was, the placeholder never resolves and the forward
+        // filter drops everything from the dialer).
+        for line in &mut router.setup {
+            *line = line.replace("{if:lan-d}", "{if:link}");
+        }
         router
             .setup
             .insert(0, "ip route add 10.1.0.0/24 via 10.4.0.253".into());
@@ -258,7 +273,7 @@ impl Builder {
         );
         // The delayer runs in the background; wait (bounded) for its ready file.
         let userspace = format!(
-            "{impair_tool} >/tmp/impair.log 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do [ -e /tmp/impair.ready ] && break; sleep 0.1; done; [ -e /tmp/impair.ready ] || {{ cat /tmp/impair.log; exit 1; }}"
+            "{impair_tool} >/tmp/impair.log 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do [ -e /tmp/impair.ready ] && break; sleep 0.1; done; [ -e /tmp/impair.ready ] || {{ while IFS= read -r l; do echo \"$l\"; done < /tmp/impair.log; exit 1; }}"
         );
         self.node(NodeSpec {
             key: "impair",
@@ -273,8 +288,8 @@ impl Builder {
                 ),
             ],
             note: format!(
-                "impairment hop: {} ms RTT, {}% loss per direction (tc netem, or the userspace delayer)",
-                imp.rtt_ms, imp.loss_percent
+                "impairment hop: {} ms RTT, ±{} ms jitter and {}% loss per direction (tc netem, or the userspace delayer)",
+                imp.rtt_ms, imp.jitter_ms, imp.loss_percent
             ),
         });
         if let Some(d) = self.node_mut("dialer") {
@@ -307,9 +322,10 @@ fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstC
             v6: None,
         });
         listener_ifaces.push(iface("lan-x", "10.3.0.10"));
-        if first != Some(FirstCandidate::WrongLan) {
-            dialer_ifaces.push(iface("lan-x", "10.3.0.20"));
-        }
+        // The dialer is on both LANs: the listener may list either address first, so the
+        // first-candidate rule (applied once the token is known) decides which one is
+        // impaired; for `wrong-lan` it takes the dialer off that candidate's LAN.
+        dialer_ifaces.push(iface("lan-x", "10.3.0.20"));
     }
     listener_ifaces.push(addr("10.1.0.10", "2001:db8:1::10"));
     let strip = if family == Family::Ipv6 {
@@ -589,11 +605,47 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
     let ins: Vec<String> = inside.iter().map(|n| format!("\"{{if:{n}}}\"")).collect();
     let ins = format!("{{ {} }}", ins.join(", "));
     let masquerade = match nat.mapping {
-        Mapping::EndpointIndependent => "masquerade",
+        Mapping::EndpointIndependent | Mapping::AddressDependent => "masquerade",
         Mapping::AddressAndPortDependent => "masquerade random,fully-random",
     };
     let learned = nat.filtering != Filtering::AddressAndPortDependent;
+    let scope = if nat.hairpin {
+        format!("ip daddr {public_ip}")
+    } else {
+        format!("iifname \"{out}\" ip daddr {public_ip}")
+    };
     let mut r = String::from("table ip oneway {\n");
+    if nat.mapping == Mapping::AddressDependent {
+        // ADM: the external port is a hash of the inside socket and the remote address, so
+        // every port of one remote address shares a mapping and another address gets another.
+        // With address-dependent filtering, a learned map (filled after SNAT, keyed by remote
+        // address and external port) lets any port of a contacted address in.
+        if learned {
+            r.push_str(
+                "  map adm {\n    type ipv4_addr . inet_service : ipv4_addr . inet_service\n    flags dynamic,timeout\n    timeout 5m\n  }\n",
+            );
+            r.push_str(&format!(
+                "  chain learn {{\n    type filter hook postrouting priority 200;\n    oifname \"{out}\" ip protocol udp ct status snat update @adm {{ ip daddr . udp sport : ct original ip saddr . ct original proto-src }}\n  }}\n"
+            ));
+            r.push_str(&format!(
+                "  chain pre {{\n    type nat hook prerouting priority -100;\n    {scope} ip protocol udp dnat ip to ip saddr . udp dport map @adm\n  }}\n"
+            ));
+        }
+        // (nft loads the hash in host byte order and NAT reads the port in network order, so
+        // the port is the byte-swapped value; still a function of socket and remote address.)
+        r.push_str(&format!(
+            "  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{out}\" ip protocol udp snat ip to {public_ip} : jhash ip saddr . udp sport . ip daddr mod 20000 seed 0x4f57 offset 40000\n    oifname \"{out}\" {masquerade}\n  }}\n"
+        ));
+        r.push_str("  chain forward_filter {\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n");
+        if learned {
+            // The map is keyed by the remote address: only contacted addresses get in.
+            r.push_str("    ct status dnat accept\n");
+        }
+        r.push_str(&format!(
+            "    iifname {ins} oifname \"{out}\" accept\n  }}\n}}"
+        ));
+        return r;
+    }
     if learned {
         // EIF and ADF need a learned mapping: plain conntrack filters by address and port.
         r.push_str(
@@ -605,11 +657,6 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
         r.push_str(&format!(
             "  chain learn {{\n    type filter hook prerouting priority -150;\n    iifname {ins} ip daddr != {public_ip} ip protocol udp update @fc {{ udp sport : ip saddr }}\n    iifname {ins} ip daddr != {public_ip} ip protocol udp update @contacted {{ ip saddr . udp sport . ip daddr }}\n  }}\n"
         ));
-        let scope = if nat.hairpin {
-            format!("ip daddr {public_ip}")
-        } else {
-            format!("iifname \"{out}\" ip daddr {public_ip}")
-        };
         r.push_str(&format!(
             "  chain pre {{\n    type nat hook prerouting priority -100;\n    {scope} ip protocol udp dnat ip to udp dport map @fc\n  }}\n"
         ));
@@ -654,7 +701,13 @@ pub fn first_candidate_rule(kind: FirstCandidate, ip: &str) -> String {
         FirstCandidate::Rejected => format!(
             "nft add table {family} oneway_fc && nft add chain {family} oneway_fc in '{{ type filter hook prerouting priority 0; }}' && nft add chain {family} oneway_fc out '{{ type filter hook output priority 0; }}' && nft add rule {family} oneway_fc out {addr} daddr {ip} meta l4proto udp reject"
         ),
-        FirstCandidate::WrongLan => format!("ip route add unreachable {ip}"),
+        // Take the dialer off the candidate's LAN: flush its address on the interface that
+        // reaches it (the connected route goes with it, and there is no default route). Only
+        // shell built-ins and `ip` are in the image, hence the positional-argument parsing.
+        FirstCandidate::WrongLan => format!(
+            "set -- $(ip -o route get {ip}); dev=; while [ $# -gt 1 ]; do [ \"$1\" = dev ] && dev=$2; shift; done; [ -n \"$dev\" ] && ip -{} addr flush dev \"$dev\" && echo \"flushed $dev\"",
+            if v6 { 6 } else { 4 }
+        ),
     }
 }
 
@@ -738,5 +791,8 @@ mod tests {
         assert!(router.ifaces.iter().any(|i| i.net == "link"));
         assert!(l.node("impair").is_some());
         assert!(l.node("dialer").unwrap().setup[0].contains("10.1.0.253"));
+        // The router's forward filter names its inside interface, now on the link network.
+        assert!(router.setup.iter().any(|s| s.contains("{if:link}")));
+        assert_eq!(l.unresolved_placeholders(), Vec::<String>::new());
     }
 }

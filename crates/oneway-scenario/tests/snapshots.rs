@@ -1,6 +1,8 @@
 //! Snapshots: the committed scenario and manifest files as parsed and planned, the topologies
 //! they build (routes and nftables rule sets), and the three report renderings.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a test may unwrap
+
 use std::path::Path;
 
 use oneway_scenario::model::{self, ImplManifest, Scenario};
@@ -119,12 +121,30 @@ fn bad_files_get_named_errors() {
             "description = \"d\"\npairs = [\"a-b\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
             "bad pair",
         ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"sites\"\nlistener = { kind = \"public\" }\ndialer = { kind = \"nat\", mapping = \"address-dependent\", filtering = \"endpoint-independent\" }\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "NAT combination that is not modelled",
+        ),
     ];
     for (text, what) in scenario_cases {
         let e = Scenario::parse(text, "s").unwrap_err();
         out.push(format!("{what}: {e}"));
     }
     insta::assert_snapshot!(out.join("\n"));
+}
+
+#[test]
+fn every_interface_placeholder_resolves() {
+    let (_, scenarios) = committed();
+    for s in scenarios.iter().filter(|s| !s.loopback) {
+        let l = topology::layout(&s.topology, s.impairment);
+        assert_eq!(
+            l.unresolved_placeholders(),
+            Vec::<String>::new(),
+            "{}: setup names an interface the node does not have",
+            s.name
+        );
+    }
 }
 
 #[test]
@@ -140,6 +160,7 @@ fn topologies_of_the_default_set() {
         "listener-firewalled",
         "impaired-50ms-2pct",
         "first-candidate-rejected",
+        "listener-behind-adm",
     ] {
         let s = scenarios.iter().find(|s| s.name == name).unwrap();
         let l = topology::layout(&s.topology, s.impairment);
@@ -216,6 +237,8 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
             first_echo: echo,
         },
         impairment: None,
+        shaping: None,
+        rtt_ms: connected.then_some(0.4),
         seconds: 3.0,
         logs: vec!["cells/001/dialer.log".into()],
     }
@@ -261,6 +284,18 @@ fn cell(
         runs,
         rerun: format!("oneway suite --out suite-out --filter 'str0m x str0m ({scenario})'"),
     }
+}
+
+/// A run on the impaired link (userspace delayer); `rtt_ms` only when it connected.
+fn impaired(mut r: RunRecord, rtt_ms: f64) -> RunRecord {
+    r.impairment = Some("userspace".into());
+    r.shaping = Some(oneway_scenario::model::Impairment {
+        rtt_ms: 50,
+        loss_percent: 2.0,
+        jitter_ms: 5,
+    });
+    r.rtt_ms = r.stages.first_echo.map(|_| rtt_ms);
+    r
 }
 
 fn sample_report() -> Report {
@@ -329,7 +364,7 @@ fn sample_report() -> Report {
                 "str0m",
                 "impaired",
                 Verdict::Flaky,
-                vec![pass, fail],
+                vec![impaired(pass, 52.8), impaired(fail, 0.0)],
                 "pass",
             ),
         ],
