@@ -33,12 +33,10 @@ pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError
         })
         .filter(|(_, points)| !points.is_empty())
         .collect();
-    let max_x = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
-        .fold(0.0_f64, f64::max)
-        .max(1.0)
-        * 1.05;
+    // A log scale: series differ by orders of magnitude (a few ms to hundreds).
+    let xs = || series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x));
+    let max_x = xs().fold(0.0_f64, f64::max).max(1.0) * 1.2;
+    let min_x = xs().fold(f64::INFINITY, f64::min).clamp(0.01, max_x / 2.0) / 1.2;
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -49,11 +47,11 @@ pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..max_x, 0.0..1.0)
+        .build_cartesian_2d((min_x..max_x).log_scale(), 0.0..1.0)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("milliseconds")
+        .x_desc("milliseconds (log scale)")
         .y_desc("fraction of runs")
         .draw()
         .map_err(plot_err)?;
