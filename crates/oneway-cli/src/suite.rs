@@ -312,10 +312,10 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     drop(runner);
     let _ = printer.await;
     bar.finish_and_clear();
-    if let Some(engine) = &engine {
-        if !args.keep {
-            engine.sweep(true).await?;
-        }
+    if let Some(engine) = &engine
+        && !args.keep
+    {
+        engine.sweep(true).await?;
     }
     let interrupted = *cancel_rx.borrow();
     let first_cell_after = first_cell.lock().ok().and_then(|f| *f);

@@ -453,14 +453,13 @@ impl Engine {
                             self.read(now, source, destination, &contents);
                         }
                     }
-                    RTCIceConnectionState::Failed if !self.authenticated => {
-                        // The dialer's deadline names the stage; a listener engine just ends.
-                        if self.role == Role::Listener {
-                            self.finish("ice-failed", "ICE failed".to_owned());
-                        }
-                    }
-                    RTCIceConnectionState::Failed => {
+                    RTCIceConnectionState::Failed if self.authenticated => {
                         self.finish("consent-lost", "ICE failed (consent lost)".to_owned());
+                    }
+                    // Before authentication the dialer's deadline names the stage; a listener
+                    // engine just ends.
+                    RTCIceConnectionState::Failed if self.role == Role::Listener => {
+                        self.finish("ice-failed", "ICE failed".to_owned());
                     }
                     _ => {}
                 }

@@ -146,7 +146,7 @@ async fn listener(stack: Stack) -> (Token, mpsc::UnboundedReceiver<ListenerSaw>)
         Stack::Str0m => {
             let mut l = oneway_str0m::Listener::bind(oneway_str0m::ListenerConfig::loopback())
                 .await
-                .unwrap();
+                .expect("str0m listener binds");
             let token = l.token().clone();
             tokio::spawn(async move {
                 while let Some(c) = l.accept().await {
@@ -158,7 +158,7 @@ async fn listener(stack: Stack) -> (Token, mpsc::UnboundedReceiver<ListenerSaw>)
         Stack::WebrtcRs => {
             let mut l = oneway_webrtc::Listener::bind(oneway_webrtc::ListenerConfig::loopback())
                 .await
-                .unwrap();
+                .expect("webrtc-rs listener binds");
             let token = l.token().clone();
             tokio::spawn(async move {
                 while let Some(c) = l.accept().await {
