@@ -323,7 +323,7 @@ impl Peer {
                     ));
                     return;
                 }
-                let creds = IceCreds::new();
+                let creds = self.restart_credentials();
                 self.send_control(&Message::IceRestart {
                     ufrag: creds.ufrag.clone(),
                     pwd: creds.pass.clone(),
@@ -558,7 +558,8 @@ impl Peer {
         }
         match message {
             Message::IceRestart { ufrag, pwd } => {
-                let mine = IceCreds::new();
+                // Answer first, then switch (spec/handshake.md §6.1).
+                let mine = self.restart_credentials();
                 self.send_control(&Message::IceRestartAnswer {
                     ufrag: mine.ufrag.clone(),
                     pwd: mine.pass.clone(),
@@ -574,7 +575,12 @@ impl Peer {
             },
             Message::Close { reason } => self.finish("closed-by-peer", reason),
             Message::Error { code, reason } => {
-                tracing::warn!(%code, %reason, "peer reported an error")
+                tracing::warn!(%code, %reason, "peer reported an error");
+                // The responder could not apply our restart (`ice-restart-failed`): fail it
+                // rather than wait forever for an answer.
+                if let Some((_, reply)) = self.restart.take() {
+                    let _ = reply.send(Err(format!("{code}: {reason}")));
+                }
             }
             Message::Offer { .. } | Message::Answer { .. } => {
                 self.send_control(&Message::Error {
@@ -638,6 +644,16 @@ impl Peer {
     /// Listener: admission refused the proven dialer; tell it why and close.
     pub fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
         self.refuse(now, code, reason);
+    }
+
+    /// This side's credentials for an ICE restart (`spec/handshake.md` §6.1): a dialer makes
+    /// new ones; a listener repeats its own, which are bound to the token (its ufrag is the
+    /// composed one the §4.3 demultiplexer routes by, its pwd is derived from the secret).
+    fn restart_credentials(&mut self) -> IceCreds {
+        match self.role {
+            Role::Dialer => IceCreds::new(),
+            Role::Listener => self.rtc.direct_api().local_ice_credentials(),
+        }
     }
 
     /// Switches to new credentials. The controlling dialer then forgets and re-adds every remote
