@@ -275,7 +275,7 @@ impl Peer {
         if !self.is_closed()
             && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
         {
-            self.fail(now, "rtc-error", e.to_string());
+            self.fail(now, failure_code(&e), e.to_string());
         }
     }
 
@@ -386,7 +386,7 @@ impl Peer {
                 }
                 Ok(Output::Event(event)) => self.on_event(now, event),
                 Err(e) => {
-                    self.fail(now, "rtc-error", e.to_string());
+                    self.fail(now, failure_code(&e), e.to_string());
                     return None;
                 }
             }
@@ -788,6 +788,18 @@ fn reply_closed(command: Command) {
 
 /// The static form of a cause code received from the peer (`spec/handshake.md` §8); codes this
 /// implementation does not know become `refused-by-peer`.
+/// The cause code (`spec/handshake.md` §8) for an error str0m returns: str0m verifies the
+/// listener's certificate against the token's fingerprint during DTLS and reports a mismatch as
+/// a remote-SDP error, which is `fingerprint-mismatch`; anything else is `rtc-error`.
+fn failure_code(error: &str0m::RtcError) -> &'static str {
+    match error {
+        str0m::RtcError::RemoteSdp(message) if message.contains("fingerprint") => {
+            "fingerprint-mismatch"
+        }
+        _ => "rtc-error",
+    }
+}
+
 fn known_code(code: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
         "accept-queue-full",
