@@ -48,6 +48,12 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Arguments that cannot work together (for example a flag the chosen stack does not
+/// implement): printed as `usage: …`, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Usage(pub(crate) String);
+
 /// Where the token comes from.
 #[derive(Args)]
 pub(crate) struct TokenInput {
@@ -87,12 +93,13 @@ struct QrArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `rtc_dtls::config` warns on every webrtc-rs dial that it has no server name; oneway
+    // authenticates by fingerprint, so that line is noise.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // rtc-dtls warns on every handshake that it has no server name (WebRTC
-                // authenticates by fingerprint, so there is none to give).
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rtc_dtls=error")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,rtc_dtls::config=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -101,6 +108,9 @@ fn main() -> ExitCode {
         Err(error) => {
             if let Some(token_error) = error.downcast_ref::<TokenError>() {
                 eprintln!("token: {token_error}");
+                ExitCode::from(2)
+            } else if let Some(usage) = error.downcast_ref::<Usage>() {
+                eprintln!("usage: {usage}");
                 ExitCode::from(2)
             } else {
                 eprintln!("error: {error:#}");

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::TokenInput;
 
 /// Label of the application channel `listen` and `dial` bridge.
-const DATA_CHANNEL: &str = "data";
+pub(crate) const DATA_CHANNEL: &str = "data";
 
 /// Which WebRTC implementation runs the peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -30,79 +30,86 @@ pub enum Stack {
     /// Headless Chromium running the browser peer (`crates/oneway-browser`): listens with
     /// `dialer-identity` tokens, dials `native` tokens.
     Browser,
+    /// webrtc-rs (the sans-IO `rtc` crate, `crates/oneway-webrtc`).
+    #[value(name = "webrtc-rs")]
+    WebrtcRs,
 }
 
 #[path = "browser.rs"]
 mod browser_peer;
 
+#[path = "webrtc_peer.rs"]
+mod webrtc_peer;
+
 #[derive(Args)]
 pub struct ListenArgs {
     /// WebRTC implementation.
     #[arg(long, value_enum, default_value_t)]
-    stack: Stack,
-    /// Socket address to bind (repeat for IPv4 and IPv6); default `0.0.0.0:0` and `[::]:0`.
+    pub(crate) stack: Stack,
+    /// Socket address to bind (repeat for IPv4 and IPv6); default `0.0.0.0:0` and `[::]:0`
+    /// (webrtc-rs: concrete addresses only; default every usable interface address).
     #[arg(long, value_name = "ADDR")]
-    bind: Vec<SocketAddr>,
+    pub(crate) bind: Vec<SocketAddr>,
     /// Advertise loopback addresses too (and only loopback when binding to 127.0.0.1).
     #[arg(long)]
-    loopback: bool,
+    pub(crate) loopback: bool,
     /// STUN server (`host:port`) to learn the NAT-mapped address from; advertised as a srflx
     /// candidate after the host candidates.
     #[arg(long, value_name = "HOST:PORT")]
-    stun: Option<String>,
-    /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs).
+    pub(crate) stun: Option<String>,
+    /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs; str0m only).
     #[arg(long)]
-    mdns: bool,
+    pub(crate) mdns: bool,
     /// Accept only the first dialer that proves the token.
     #[arg(long)]
-    single_use: bool,
+    pub(crate) single_use: bool,
     /// Token lifetime, e.g. `10m`, `1h` (default: no expiry).
     #[arg(long, value_parser = humantime::parse_duration)]
-    ttl: Option<Duration>,
+    pub(crate) ttl: Option<Duration>,
     /// A label shown to dialers.
     #[arg(long)]
-    label: Option<String>,
+    pub(crate) label: Option<String>,
     /// Page that opens tokens from its URL fragment; prints `<URL>#ow1.…`.
     #[arg(long, value_name = "URL")]
-    page_url: Option<String>,
+    pub(crate) page_url: Option<String>,
     /// Echo everything every dialer sends (interop runs), instead of bridging stdin/stdout.
     #[arg(long)]
-    echo: bool,
+    pub(crate) echo: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]
 pub struct DialArgs {
     #[command(flatten)]
-    input: TokenInput,
+    pub(crate) input: TokenInput,
     /// WebRTC implementation.
     #[arg(long, value_enum, default_value_t)]
-    stack: Stack,
+    pub(crate) stack: Stack,
     /// Give up if not connected after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Send one probe message, wait for its echo, print the round trip, and exit.
     #[arg(long)]
-    probe: bool,
+    pub(crate) probe: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Prints events as JSON lines or as text on standard error.
-struct Output {
-    json: bool,
-    start: Instant,
+pub(crate) struct Output {
+    pub(crate) json: bool,
+    pub(crate) start: Instant,
 }
 
 impl Output {
-    fn ms(&self) -> f64 {
+    pub(crate) fn ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
 
-    fn event(&self, event: PeerEvent) {
+    pub(crate) fn event(&self, event: PeerEvent) {
         if self.json {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", event.to_line());
@@ -154,7 +161,7 @@ fn describe(event: &PeerEvent) -> String {
     }
 }
 
-fn candidate_strings(token: &Token) -> Vec<String> {
+pub(crate) fn candidate_strings(token: &Token) -> Vec<String> {
     token
         .candidates
         .iter()
@@ -176,6 +183,9 @@ fn candidate_strings(token: &Token) -> Vec<String> {
 }
 
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    if args.stack == Stack::WebrtcRs {
+        return webrtc_peer::listen(args).await;
+    }
     if args.stack == Stack::Browser {
         if args.mdns || args.stun.is_some() || args.single_use {
             anyhow::bail!(
@@ -297,7 +307,7 @@ fn listener_event(out: &Output, event: ListenerEvent) -> Option<PeerEvent> {
     })
 }
 
-fn print_token_for_people(token: &Token, text: &str, page_url: Option<&str>) {
+pub(crate) fn print_token_for_people(token: &Token, text: &str, page_url: Option<&str>) {
     println!("{text}");
     if let Some(url) = page_url {
         println!("{}#{text}", url.trim_end_matches('#'));
@@ -374,6 +384,9 @@ async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow
 pub struct DialFailed(pub String);
 
 pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
+    if args.stack == Stack::WebrtcRs {
+        return webrtc_peer::dial(args).await;
+    }
     if args.stack == Stack::Browser {
         let (token, _) = crate::read_token(&args.input)?;
         return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;

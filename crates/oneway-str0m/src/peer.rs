@@ -244,7 +244,7 @@ impl Peer {
         if !self.is_closed()
             && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
         {
-            self.fail(now, "rtc-error", e.to_string());
+            self.fail(now, failure_code(&e), e.to_string());
         }
     }
 
@@ -292,7 +292,7 @@ impl Peer {
                     ));
                     return;
                 }
-                let creds = IceCreds::new();
+                let creds = self.restart_credentials();
                 self.send_control(&Message::IceRestart {
                     ufrag: creds.ufrag.clone(),
                     pwd: creds.pass.clone(),
@@ -355,7 +355,7 @@ impl Peer {
                 }
                 Ok(Output::Event(event)) => self.on_event(now, event),
                 Err(e) => {
-                    self.fail(now, "rtc-error", e.to_string());
+                    self.fail(now, failure_code(&e), e.to_string());
                     return None;
                 }
             }
@@ -527,7 +527,8 @@ impl Peer {
         }
         match message {
             Message::IceRestart { ufrag, pwd } => {
-                let mine = IceCreds::new();
+                // Answer first, then switch (spec/handshake.md §6.1).
+                let mine = self.restart_credentials();
                 self.send_control(&Message::IceRestartAnswer {
                     ufrag: mine.ufrag.clone(),
                     pwd: mine.pass.clone(),
@@ -543,7 +544,12 @@ impl Peer {
             },
             Message::Close { reason } => self.finish("closed-by-peer", reason),
             Message::Error { code, reason } => {
-                tracing::warn!(%code, %reason, "peer reported an error")
+                tracing::warn!(%code, %reason, "peer reported an error");
+                // The responder could not apply our restart (`ice-restart-failed`): fail it
+                // rather than wait forever for an answer.
+                if let Some((_, reply)) = self.restart.take() {
+                    let _ = reply.send(Err(format!("{code}: {reason}")));
+                }
             }
             Message::Offer { .. } | Message::Answer { .. } => {
                 self.send_control(&Message::Error {
@@ -607,6 +613,16 @@ impl Peer {
     /// Listener: admission refused the proven dialer; tell it why and close.
     pub fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
         self.refuse(now, code, reason);
+    }
+
+    /// This side's credentials for an ICE restart (`spec/handshake.md` §6.1): a dialer makes
+    /// new ones; a listener repeats its own, which are bound to the token (its ufrag is the
+    /// composed one the §4.3 demultiplexer routes by, its pwd is derived from the secret).
+    fn restart_credentials(&mut self) -> IceCreds {
+        match self.role {
+            Role::Dialer => IceCreds::new(),
+            Role::Listener => self.rtc.direct_api().local_ice_credentials(),
+        }
     }
 
     /// Switches to new credentials. The controlling dialer then forgets and re-adds every remote
@@ -741,6 +757,18 @@ fn reply_closed(command: Command) {
 
 /// The static form of a cause code received from the peer (`spec/handshake.md` §8); codes this
 /// implementation does not know become `refused-by-peer`.
+/// The cause code (`spec/handshake.md` §8) for an error str0m returns: str0m verifies the
+/// listener's certificate against the token's fingerprint during DTLS and reports a mismatch as
+/// a remote-SDP error, which is `fingerprint-mismatch`; anything else is `rtc-error`.
+fn failure_code(error: &str0m::RtcError) -> &'static str {
+    match error {
+        str0m::RtcError::RemoteSdp(message) if message.contains("fingerprint") => {
+            "fingerprint-mismatch"
+        }
+        _ => "rtc-error",
+    }
+}
+
 fn known_code(code: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
         "accept-queue-full",

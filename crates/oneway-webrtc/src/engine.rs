@@ -133,6 +133,9 @@ pub struct Engine {
     pending_out: Vec<Outgoing>,
     /// DTLS that arrived before ICE connected, replayed once it has (see `handle_datagram`).
     early: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Listener: the last nominating check (USE-CANDIDATE) `rtc` left unanswered, replayed
+    /// once its own check on that pair succeeds (see `handle_datagram`).
+    unanswered_nomination: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
     pub(crate) timings: Timings,
     pub(crate) tried: Vec<(SocketAddr, Duration)>,
     pub(crate) selected: Option<(SocketAddr, SocketAddr)>,
@@ -198,6 +201,7 @@ impl Engine {
             notices: Vec::new(),
             pending_out: Vec::new(),
             early: Vec::new(),
+            unanswered_nomination: None,
             timings: Timings::new(started),
             tried: Vec::new(),
             selected: None,
@@ -250,7 +254,30 @@ impl Engine {
         if self.selected.is_none() && is_dtls(contents) {
             self.selected = Some((destination, source));
         }
+        let nominating = self.role == Role::Listener
+            && !self.ice_connected
+            && stun_kind(contents)
+                == Some(StunKind::Request {
+                    use_candidate: true,
+                });
+        if nominating {
+            self.unanswered_nomination = Some((source, destination, contents.to_vec()));
+        }
         self.read(now, source, destination, contents);
+        if self.role == Role::Listener
+            && !self.ice_connected
+            && stun_kind(contents) == Some(StunKind::SuccessResponse)
+            && let Some((s, d, check)) = self.unanswered_nomination.take()
+            && s == source
+            && d == destination
+        {
+            // `rtc`'s controlled agent (lite or not) answers a USE-CANDIDATE check only if its
+            // own check on that pair has already succeeded; otherwise it sends that check and
+            // leaves the nomination unanswered, so a dialer that nominates at once (str0m)
+            // waits for its retransmission timer, about 500 ms. Its check has just succeeded:
+            // replaying the nominating check now selects the pair and answers it at once.
+            self.read(now, source, destination, &check);
+        }
     }
 
     fn read(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
@@ -432,14 +459,13 @@ impl Engine {
                             self.read(now, source, destination, &contents);
                         }
                     }
-                    RTCIceConnectionState::Failed if !self.authenticated => {
-                        // The dialer's deadline names the stage; a listener engine just ends.
-                        if self.role == Role::Listener {
-                            self.finish("ice-failed", "ICE failed".to_owned());
-                        }
-                    }
-                    RTCIceConnectionState::Failed => {
+                    RTCIceConnectionState::Failed if self.authenticated => {
                         self.finish("consent-lost", "ICE failed (consent lost)".to_owned());
+                    }
+                    // Before authentication the dialer's deadline names the stage; a listener
+                    // engine just ends.
+                    RTCIceConnectionState::Failed if self.role == Role::Listener => {
+                        self.finish("ice-failed", "ICE failed".to_owned());
                     }
                     _ => {}
                 }
@@ -971,6 +997,50 @@ impl Engine {
     }
 }
 
+/// What a STUN datagram is, as far as the nomination replay needs to know.
+#[derive(Debug, PartialEq, Eq)]
+enum StunKind {
+    /// A Binding request, with or without USE-CANDIDATE.
+    Request {
+        /// Carries USE-CANDIDATE (RFC 8445 §7.1.2).
+        use_candidate: bool,
+    },
+    /// A Binding success response.
+    SuccessResponse,
+}
+
+/// Classifies a STUN Binding request or success response (RFC 8489 §5); `None` for anything
+/// else, including malformed attributes.
+fn stun_kind(contents: &[u8]) -> Option<StunKind> {
+    const HEADER: usize = 20;
+    const USE_CANDIDATE: u16 = 0x0025;
+    let header = contents.get(..HEADER)?;
+    if header[4..8] != [0x21, 0x12, 0xA4, 0x42] {
+        return None;
+    }
+    match u16::from_be_bytes([header[0], header[1]]) {
+        0x0101 => return Some(StunKind::SuccessResponse),
+        0x0001 => {}
+        _ => return None,
+    }
+    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut attributes = contents.get(HEADER..HEADER + length)?;
+    while attributes.len() >= 4 {
+        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
+        if kind == USE_CANDIDATE {
+            return Some(StunKind::Request {
+                use_candidate: true,
+            });
+        }
+        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
+        let padded = 4 + len.div_ceil(4) * 4;
+        attributes = attributes.get(padded..)?;
+    }
+    Some(StunKind::Request {
+        use_candidate: false,
+    })
+}
+
 /// `(ufrag, pwd)` from an SDP's first `a=ice-ufrag`/`a=ice-pwd` lines.
 fn ice_credentials(sdp: &str) -> Option<(String, String)> {
     let find = |key: &str| {
@@ -1017,3 +1087,58 @@ fn known_code(code: &str) -> &'static str {
 
 /// The label oneway gives channel 0.
 pub(crate) const CONTROL_LABEL: &str = CHANNEL_LABEL;
+
+#[cfg(test)]
+mod tests {
+    use super::{StunKind, stun_kind};
+
+    /// A Binding request header with `attributes` (already padded).
+    fn request(attributes: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&u16::try_from(attributes.len()).unwrap_or(0).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(attributes);
+        m
+    }
+
+    #[test]
+    fn classifies_nominating_checks() {
+        // PRIORITY (4 bytes), then USE-CANDIDATE (empty).
+        let nominating = request(&[0x00, 0x24, 0, 4, 1, 2, 3, 4, 0x00, 0x25, 0, 0]);
+        assert_eq!(
+            stun_kind(&nominating),
+            Some(StunKind::Request {
+                use_candidate: true
+            })
+        );
+        // USERNAME of 5 bytes (padded to 8), no USE-CANDIDATE.
+        let plain = request(&[0x00, 0x06, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]);
+        assert_eq!(
+            stun_kind(&plain),
+            Some(StunKind::Request {
+                use_candidate: false
+            })
+        );
+        let mut success = request(&[]);
+        success[1] = 0x01;
+        success[0] = 0x01;
+        assert_eq!(stun_kind(&success), Some(StunKind::SuccessResponse));
+    }
+
+    #[test]
+    fn rejects_truncated_and_foreign_datagrams() {
+        let nominating = request(&[0x00, 0x25, 0, 0]);
+        assert_eq!(
+            stun_kind(&nominating[..22]),
+            None,
+            "length beyond the datagram"
+        );
+        assert_eq!(stun_kind(&[22, 254, 253, 0]), None, "DTLS");
+        // An attribute length running past the end.
+        assert_eq!(stun_kind(&request(&[0x00, 0x06, 0, 200, 0, 0, 0, 0])), None);
+        let mut no_cookie = request(&[]);
+        no_cookie[4] = 0;
+        assert_eq!(stun_kind(&no_cookie), None);
+    }
+}

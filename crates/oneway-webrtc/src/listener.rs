@@ -43,6 +43,10 @@ pub struct ListenerConfig {
     pub bind: Vec<SocketAddr>,
     /// Extra candidates advertised first (e.g. a forwarded port), in order.
     pub extra_candidates: Vec<Candidate>,
+    /// STUN server to learn the NAT-mapped address of the first socket of its address family
+    /// from; advertised as a server-reflexive candidate after the host candidates (none if the
+    /// mapped address is a bound one: no NAT).
+    pub stun: Option<SocketAddr>,
     /// Token lifetime; `None` means no expiry.
     pub ttl: Option<Duration>,
     /// Accept only the first dialer that proves the secret.
@@ -68,12 +72,31 @@ impl ListenerConfig {
         ListenerConfig {
             bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             extra_candidates: Vec::new(),
+            stun: None,
             ttl: None,
             single_use: false,
             label: None,
             limits: AdmissionLimits::default(),
             accept_queue: DEFAULT_ACCEPT_QUEUE,
         }
+    }
+
+    /// A listener on every usable interface address (IPv4 first, port 0 each), plus loopback
+    /// if `loopback` is set. This stack binds one socket per concrete address, so it
+    /// enumerates them instead of binding `0.0.0.0`.
+    pub fn interfaces(loopback: bool) -> Result<Self, StackError> {
+        let addrs = crate::net::host_addresses(loopback)
+            .map_err(|e| StackError::Io(format!("listing interfaces: {e}")))?;
+        if addrs.is_empty() {
+            return Err(StackError::Config(
+                "no address to advertise: the machine has no usable interface (try loopback)"
+                    .to_owned(),
+            ));
+        }
+        Ok(ListenerConfig {
+            bind: addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+            ..ListenerConfig::loopback()
+        })
     }
 }
 
@@ -96,7 +119,7 @@ impl Listener {
         if config.bind.is_empty() {
             return Err(StackError::Config("no address to bind".to_owned()));
         }
-        let sockets = Sockets::bind(&config.bind)
+        let mut sockets = Sockets::bind(&config.bind)
             .await
             .map_err(|e| StackError::Io(format!("binding: {e}")))?;
         let local_addrs = sockets.local_addrs();
@@ -106,6 +129,26 @@ impl Listener {
                 .iter()
                 .map(|a| Candidate::udp_host(a.ip(), a.port())),
         );
+        if let Some(server) = config.stun {
+            let local = local_addrs
+                .iter()
+                .find(|a| a.is_ipv4() == server.is_ipv4())
+                .copied()
+                .ok_or_else(|| {
+                    StackError::Config(format!(
+                        "no socket of the STUN server's address family ({server})"
+                    ))
+                })?;
+            let mapped = server_reflexive(&mut sockets, local, server).await?;
+            if local_addrs.contains(&mapped) {
+                tracing::info!(%mapped, "STUN: no NAT in front of this socket; no srflx candidate needed");
+            } else {
+                candidates.push(Candidate {
+                    kind: oneway_token::CandidateType::ServerReflexive,
+                    ..Candidate::udp_host(mapped.ip(), mapped.port())
+                });
+            }
+        }
         candidates.truncate(oneway_token::MAX_CANDIDATES);
 
         let (cert, fingerprint) = crate::generate_certificate()?;
@@ -199,6 +242,40 @@ impl ListenerEvents {
     pub async fn next(&mut self) -> Option<ListenerEvent> {
         self.0.recv().await
     }
+}
+
+/// Tries per STUN request, and how long each waits for the answer.
+pub const STUN_TRIES: u32 = 3;
+/// See [`STUN_TRIES`].
+pub const STUN_TRY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Asks `server` which address the socket bound to `local` appears from (RFC 8489 Binding,
+/// XOR-MAPPED-ADDRESS). Runs before the driver starts, so other datagrams are dropped: no
+/// token has been published yet.
+async fn server_reflexive(
+    sockets: &mut Sockets,
+    local: SocketAddr,
+    server: SocketAddr,
+) -> Result<SocketAddr, StackError> {
+    let stun = |e: oneway_core::stun_client::StunClientError| {
+        StackError::Io(format!("STUN server {server}: {e}"))
+    };
+    for _ in 0..STUN_TRIES {
+        let request = oneway_core::stun_client::BindingRequest::new().map_err(stun)?;
+        sockets.send(local, server, &request.bytes);
+        let deadline = tokio::time::Instant::now() + STUN_TRY_TIMEOUT;
+        while let Ok(Some(d)) = tokio::time::timeout_at(deadline, sockets.recv()).await {
+            if d.source != server || d.destination != local {
+                continue;
+            }
+            if let Some(mapped) = request.parse_response(&d.contents).map_err(stun)? {
+                return Ok(mapped);
+            }
+        }
+    }
+    Err(StackError::Io(format!(
+        "no answer from STUN server {server} after {STUN_TRIES} tries of {STUN_TRY_TIMEOUT:?}"
+    )))
 }
 
 fn unix_now() -> u64 {

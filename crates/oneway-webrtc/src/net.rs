@@ -1,7 +1,7 @@
 //! UDP sockets for the drivers: each bound to a concrete address (so every datagram's
 //! destination is known without IP_PKTINFO), with a receive task feeding one queue.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
@@ -131,4 +131,33 @@ pub fn route_source(remote: SocketAddr) -> std::io::Result<IpAddr> {
     let probe = std::net::UdpSocket::bind(any)?;
     probe.connect(remote)?;
     Ok(probe.local_addr()?.ip())
+}
+
+/// The machine's usable interface addresses (not loopback, not link-local), IPv4 first, in
+/// interface order; with `loopback`, `127.0.0.1` first and `::1` (if usable) last.
+pub fn host_addresses(loopback: bool) -> std::io::Result<Vec<IpAddr>> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    if loopback {
+        v4.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    for iface in if_addrs::get_if_addrs()? {
+        let ip = iface.ip();
+        let usable = match ip {
+            IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local() && !a.is_unspecified(),
+            IpAddr::V6(a) => !a.is_loopback() && !a.is_unicast_link_local() && !a.is_unspecified(),
+        };
+        if usable && !v4.contains(&ip) && !v6.contains(&ip) {
+            if ip.is_ipv4() {
+                v4.push(ip);
+            } else {
+                v6.push(ip);
+            }
+        }
+    }
+    if loopback && std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+        v6.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+    v4.extend(v6);
+    Ok(v4)
 }

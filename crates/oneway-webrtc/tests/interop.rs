@@ -1,7 +1,9 @@
 //! Interop matrix over loopback: {str0m, webrtc-rs} listener × {str0m, webrtc-rs} dialer.
 //! Each cell connects one-way (in-band proof included), echoes, opens a second channel in band,
 //! restarts ICE in band, and closes. Then both stacks dial one listener socket of each stack at
-//! once. Every cell's result is printed as a table; the test fails if any cell failed.
+//! once, and each dialer dials each listener with a token whose fingerprint is wrong (it must
+//! fail with a named cause, and the listener must keep serving). Every cell's result is printed
+//! as a table; the test fails if any cell failed.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -146,7 +148,7 @@ async fn listener(stack: Stack) -> (Token, mpsc::UnboundedReceiver<ListenerSaw>)
         Stack::Str0m => {
             let mut l = oneway_str0m::Listener::bind(oneway_str0m::ListenerConfig::loopback())
                 .await
-                .unwrap();
+                .expect("str0m listener binds");
             let token = l.token().clone();
             tokio::spawn(async move {
                 while let Some(c) = l.accept().await {
@@ -158,7 +160,7 @@ async fn listener(stack: Stack) -> (Token, mpsc::UnboundedReceiver<ListenerSaw>)
         Stack::WebrtcRs => {
             let mut l = oneway_webrtc::Listener::bind(oneway_webrtc::ListenerConfig::loopback())
                 .await
-                .unwrap();
+                .expect("webrtc-rs listener binds");
             let token = l.token().clone();
             tokio::spawn(async move {
                 while let Some(c) = l.accept().await {
@@ -191,16 +193,73 @@ async fn echo(mut conn: Conn, saw: mpsc::UnboundedSender<ListenerSaw>) {
 }
 
 async fn dial(stack: Stack, token: &Token) -> Result<Conn, String> {
+    dial_within(stack, token, Duration::from_secs(10))
+        .await
+        .map_err(|(code, e)| format!("{code}: {e}"))
+}
+
+/// Dials with a connect timeout; a failure is `(cause code, message)`.
+async fn dial_within(
+    stack: Stack,
+    token: &Token,
+    timeout: Duration,
+) -> Result<Conn, (&'static str, String)> {
     match stack {
-        Stack::Str0m => oneway_str0m::dial(token, &oneway_str0m::DialConfig::default())
-            .await
-            .map(Conn::S)
-            .map_err(|e| format!("{}: {e}", e.code())),
-        Stack::WebrtcRs => oneway_webrtc::dial(token, &oneway_webrtc::DialConfig::default())
-            .await
-            .map(Conn::W)
-            .map_err(|e| format!("{}: {e}", e.code())),
+        Stack::Str0m => {
+            let config = oneway_str0m::DialConfig {
+                timeout,
+                ..Default::default()
+            };
+            oneway_str0m::dial(token, &config)
+                .await
+                .map(Conn::S)
+                .map_err(|e| (e.code(), e.to_string()))
+        }
+        Stack::WebrtcRs => {
+            let config = oneway_webrtc::DialConfig {
+                timeout,
+                ..Default::default()
+            };
+            oneway_webrtc::dial(token, &config)
+                .await
+                .map(Conn::W)
+                .map_err(|e| (e.code(), e.to_string()))
+        }
     }
+}
+
+/// Cause codes a dialer may give for a listener whose certificate is not the token's
+/// (`spec/handshake.md` §8): stacks whose DTLS reports the failed verification say
+/// `fingerprint-mismatch`, the others see a handshake that never completes.
+const WRONG_FINGERPRINT_CODES: [&str; 2] = ["fingerprint-mismatch", "dtls-timeout"];
+
+/// A dialer of `dialer_stack` given the token of a `listener_stack` listener with one bit of
+/// the fingerprint flipped: it must fail with a named cause and never connect; the listener
+/// then still serves a dialer with the right token. Returns the failed dial's code and time.
+async fn run_wrong_fingerprint(
+    listener_stack: Stack,
+    dialer_stack: Stack,
+) -> Result<(&'static str, f64), String> {
+    let (token, _saw) = listener(listener_stack).await;
+    let mut forged = token.clone();
+    forged.fingerprint.0[7] ^= 0x10;
+    let start = Instant::now();
+    let code = match dial_within(dialer_stack, &forged, Duration::from_secs(3)).await {
+        Ok(conn) => {
+            conn.close("must not connect");
+            return Err("connected with a wrong fingerprint".to_owned());
+        }
+        Err((code, _)) if WRONG_FINGERPRINT_CODES.contains(&code) => code,
+        Err((code, e)) => return Err(format!("failed with {code} ({e}), not a named cause")),
+    };
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let mut good = dial(dialer_stack, &token)
+        .await
+        .map_err(|e| format!("listener stopped serving: {e}"))?;
+    let ch = good.open("data").await?;
+    echo_on(&mut good, ch, b"still serving").await?;
+    good.close("done");
+    Ok((code, ms))
 }
 
 async fn echo_on(conn: &mut Conn, ch: Ch, payload: &[u8]) -> Result<(), String> {
@@ -365,6 +424,36 @@ async fn interop_matrix() {
             Err(e) => {
                 let _ = writeln!(table, "| {name} | FAIL: {e} |");
                 failed.push(format!("mixed on {name}"));
+            }
+        }
+    }
+    let _ = writeln!(
+        table,
+        "\n| wrong fingerprint: listener × dialer | dialer failed with | then a good dialer |\n|---|---|---|"
+    );
+    let mut wrong = Vec::new();
+    for listener_stack in stacks {
+        for dialer_stack in stacks {
+            wrong.push((
+                listener_stack,
+                dialer_stack,
+                tokio::spawn(run_wrong_fingerprint(listener_stack, dialer_stack)),
+            ));
+        }
+    }
+    for (listener_stack, dialer_stack, task) in wrong {
+        let name = format!("{} × {}", listener_stack.name(), dialer_stack.name());
+        match task.await {
+            Ok(Ok((code, ms))) => {
+                let _ = writeln!(table, "| {name} | `{code}` after {ms:.0} ms | ok, echoed |");
+            }
+            Ok(Err(e)) => {
+                let _ = writeln!(table, "| {name} | FAIL: {e} | |");
+                failed.push(format!("wrong fingerprint {name}"));
+            }
+            Err(e) => {
+                let _ = writeln!(table, "| {name} | FAIL: panicked: {e} | |");
+                failed.push(format!("wrong fingerprint {name}"));
             }
         }
     }
