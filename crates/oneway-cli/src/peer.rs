@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use oneway_core::PeerEvent;
-use oneway_str0m::{
-    AddressScope, ChannelRef, Connection, ConnectionEvent, DialConfig, Listener, ListenerConfig,
-    ListenerEvent, Progress, dial,
+use oneway_connection::{
+    ChannelRef, Connection, ConnectionEvent, DialError, ListenerEvent, Progress,
 };
+use oneway_core::PeerEvent;
+use oneway_str0m::{AddressScope, Listener, ListenerConfig};
 use oneway_token::Token;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -183,23 +183,94 @@ pub(crate) fn candidate_strings(token: &Token) -> Vec<String> {
 }
 
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
-    if args.stack == Stack::WebrtcRs {
-        return webrtc_peer::listen(args).await;
-    }
-    if args.stack == Stack::Browser {
-        if args.mdns || args.stun.is_some() || args.single_use {
-            anyhow::bail!(
-                "--stack browser chooses its own candidates and admits one dialer per token: --mdns, --stun and --single-use do not apply"
-            );
-        }
-        let loopback = args.loopback
-            || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
-        return browser_peer::listen(args.json, loopback, args.echo).await;
-    }
-    let out = Output {
-        json: args.json,
-        start: Instant::now(),
+    let stun = match &args.stun {
+        Some(server) => Some(
+            tokio::net::lookup_host(server.as_str())
+                .await
+                .with_context(|| format!("resolving --stun {server}"))?
+                .next()
+                .with_context(|| format!("--stun {server}: no address"))?,
+        ),
+        None => None,
     };
+    let served = match args.stack {
+        Stack::Str0m => str0m_listener(&args, stun).await?,
+        Stack::WebrtcRs => webrtc_peer::listener(&args, stun).await?,
+        Stack::Browser => {
+            if args.mdns || args.stun.is_some() || args.single_use {
+                anyhow::bail!(
+                    "--stack browser chooses its own candidates and admits one dialer per token: --mdns, --stun and --single-use do not apply"
+                );
+            }
+            let loopback = args.loopback
+                || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
+            return browser_peer::listen(args.json, loopback, args.echo).await;
+        }
+    };
+    serve(&args, served).await
+}
+
+/// A running native listener, whatever its stack: its token, and what it reports in order.
+pub(crate) struct Served {
+    pub(crate) stack: &'static str,
+    pub(crate) token: Token,
+    pub(crate) reports: mpsc::UnboundedReceiver<Report>,
+    pub(crate) _pump: AbortOnDrop,
+}
+
+/// What a listener reports: a dialer's progress or refusal, or an accepted connection.
+pub(crate) enum Report {
+    Event(ListenerEvent),
+    Accepted(Connection),
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Moves a listener's events and connections into one channel, events first, so a dialer's
+/// stage events precede its `connected`.
+macro_rules! served {
+    ($stack:expr, $listener:expr) => {{
+        let mut listener = $listener;
+        let token = listener.token().clone();
+        let mut events = listener.take_events();
+        let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
+        let pump = tokio::spawn(async move {
+            loop {
+                let report = tokio::select! {
+                    biased;
+                    event = events.next() => match event {
+                        Some(event) => $crate::peer::Report::Event(event),
+                        None => return,
+                    },
+                    accepted = listener.accept() => match accepted {
+                        Some(conn) => $crate::peer::Report::Accepted(conn),
+                        None => return,
+                    },
+                };
+                if tx.send(report).is_err() {
+                    return;
+                }
+            }
+        });
+        $crate::peer::Served {
+            stack: $stack,
+            token,
+            reports,
+            _pump: $crate::peer::AbortOnDrop(pump),
+        }
+    }};
+}
+pub(crate) use served;
+
+/// Starts the str0m listener `args` ask for.
+async fn str0m_listener(args: &ListenArgs, stun: Option<SocketAddr>) -> anyhow::Result<Served> {
     let mut config = ListenerConfig {
         single_use: args.single_use,
         mdns: args.mdns,
@@ -212,14 +283,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
-    if let Some(server) = &args.stun {
-        let resolved = tokio::net::lookup_host(server.as_str())
-            .await
-            .with_context(|| format!("resolving --stun {server}"))?
-            .next()
-            .with_context(|| format!("--stun {server}: no address"))?;
-        config.stun = Some(resolved);
-    }
+    config.stun = stun;
     if !args.bind.is_empty() {
         config.bind_v4 = args.bind.iter().find(|a| a.is_ipv4()).copied();
         config.bind_v6 = args.bind.iter().find(|a| a.is_ipv6()).copied();
@@ -227,54 +291,62 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             config.scope = AddressScope::LoopbackOnly;
         }
     }
-    let mut listener = Listener::bind(config)
+    let listener = Listener::bind(config)
         .await
         .context("starting the listener")?;
-    let token = listener.token().clone();
+    Ok(served!(oneway_str0m::STACK, listener))
+}
+
+/// Prints the token, then serves dialers until Ctrl-C: echoes (`--echo`) or bridges the first
+/// dialer to standard input and output.
+async fn serve(args: &ListenArgs, mut served: Served) -> anyhow::Result<()> {
+    let out = Output {
+        json: args.json,
+        start: Instant::now(),
+    };
+    let token = &served.token;
     let text = token.to_text()?;
     out.event(PeerEvent::Token {
         t_ms: out.ms(),
-        stack: "str0m".to_owned(),
+        stack: served.stack.to_owned(),
         token: text.clone(),
-        candidates: candidate_strings(&token),
+        candidates: candidate_strings(token),
     });
     if !args.json {
-        print_token_for_people(&token, &text, args.page_url.as_deref());
+        print_token_for_people(token, &text, args.page_url.as_deref());
     }
-
     let mut bridged = false;
-    let mut events = listener.take_events();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Some(conn) = accepted else { return Ok(()) };
-                let info = conn.info();
-                let peer = info.selected.map(|(_, remote)| remote.to_string());
-                out.event(PeerEvent::Connected {
-                    t_ms: out.ms(),
-                    peer,
-                    selected: info.selected_pair(),
-                    stages: info.timings.stage_times(),
-                });
-                if args.echo {
-                    tokio::spawn(echo(conn));
-                } else if !bridged {
-                    bridged = true;
-                    tokio::spawn(async move {
-                        if let Err(e) = bridge(conn, None).await {
-                            eprintln!("error: {e:#}");
-                        }
+            report = served.reports.recv() => match report {
+                None => return Ok(()),
+                Some(Report::Event(event)) => {
+                    if let Some(e) = listener_event(&out, event) {
+                        out.event(e);
+                    }
+                }
+                Some(Report::Accepted(conn)) => {
+                    let info = conn.info();
+                    out.event(PeerEvent::Connected {
+                        t_ms: out.ms(),
+                        peer: info.selected.map(|(_, remote)| remote.to_string()),
+                        selected: info.selected_pair(),
+                        stages: info.timings.stage_times(),
                     });
-                } else {
-                    conn.close("this listener bridges one dialer at a time");
+                    if args.echo {
+                        tokio::spawn(echo(conn));
+                    } else if !bridged {
+                        bridged = true;
+                        tokio::spawn(async move {
+                            if let Err(e) = bridge(conn, None).await {
+                                eprintln!("error: {e:#}");
+                            }
+                        });
+                    } else {
+                        conn.close("this listener bridges one dialer at a time");
+                    }
                 }
-            }
-            event = events.next() => {
-                let Some(event) = event else { return Ok(()) };
-                if let Some(e) = listener_event(&out, event) {
-                    out.event(e);
-                }
-            }
+            },
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
@@ -384,9 +456,6 @@ async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow
 pub struct DialFailed(pub String);
 
 pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
-    if args.stack == Stack::WebrtcRs {
-        return webrtc_peer::dial(args).await;
-    }
     if args.stack == Stack::Browser {
         let (token, _) = crate::read_token(&args.input)?;
         return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
@@ -398,16 +467,15 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     let (token, _) = crate::read_token(&args.input)?;
     out.event(PeerEvent::Dialing {
         t_ms: out.ms(),
-        stack: "str0m".to_owned(),
+        stack: match args.stack {
+            Stack::WebrtcRs => oneway_webrtc::STACK,
+            _ => oneway_str0m::STACK,
+        }
+        .to_owned(),
         candidates: candidate_strings(&token),
     });
 
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-    let config = DialConfig {
-        timeout: args.timeout,
-        progress: Some(progress_tx),
-        ..Default::default()
-    };
     let json = args.json;
     let start = out.start;
     let printer = tokio::spawn(async move {
@@ -428,10 +496,26 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         }
     });
 
-    let dialed = dial(&token, &config).await;
-    // The printer ends when the last progress sender (inside `config`) is gone; waiting for it
-    // keeps the event lines in order.
-    drop(config);
+    let dialed = match args.stack {
+        Stack::WebrtcRs => {
+            let config = oneway_webrtc::DialConfig {
+                timeout: args.timeout,
+                progress: Some(progress_tx),
+                ..Default::default()
+            };
+            oneway_webrtc::dial(&token, &config).await
+        }
+        _ => {
+            let config = oneway_str0m::DialConfig {
+                timeout: args.timeout,
+                progress: Some(progress_tx),
+                ..Default::default()
+            };
+            oneway_str0m::dial(&token, &config).await
+        }
+    };
+    // The printer ends when the last progress sender (inside the config) is gone; waiting for
+    // it keeps the event lines in order.
     let _ = printer.await;
     let conn = match dialed {
         Ok(conn) => conn,
@@ -442,7 +526,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 code: e.code().to_owned(),
                 reason: e.to_string(),
             });
-            if let oneway_str0m::DialError::Token(t) = e {
+            if let DialError::Token(t) = e {
                 return Err(t.into());
             }
             anyhow::bail!(DialFailed(format!("{}: {e}", e.code())));
