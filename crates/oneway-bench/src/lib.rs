@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use oneway_connection::{BaselineTimings, Connection, ConnectionError, ConnectionEvent};
+pub use oneway_connection::{
+    BaselineTimings, ChannelRef, Connection, ConnectionError, ConnectionEvent,
+};
 
 use serde::Serialize;
 

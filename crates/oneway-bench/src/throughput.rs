@@ -112,28 +112,12 @@ async fn round(
             let payload = vec![0xab_u8; size.max(1)];
             let mut sent = 0usize;
             while sent < bytes {
-                if Instant::now() > deadline {
-                    return Err(BenchError::Connect(
-                        "timeout".to_owned(),
-                        "sending took too long".to_owned(),
-                    ));
-                }
                 let chunk = &payload[..payload.len().min(bytes - sent)];
-                match conn.send(channel, chunk).await {
-                    Ok(()) => {
-                        sent += chunk.len();
-                        let _ = tx.send(chunk.len());
-                    }
-                    // The engine's send queue is full: let SCTP drain it.
-                    Err(crate::ConnectionError::Refused(_)) => {
-                        tokio::time::sleep(Duration::from_micros(500)).await;
-                    }
-                    Err(e) => return Err(BenchError::Connect("send".to_owned(), e.to_string())),
-                }
+                send_when_room(&conn, channel, chunk, deadline).await?;
+                sent += chunk.len();
+                let _ = tx.send(chunk.len());
             }
-            conn.send(channel, b"done")
-                .await
-                .map_err(|e| BenchError::Connect("send".to_owned(), e.to_string()))?;
+            send_when_room(&conn, channel, b"done", deadline).await?;
             let acked = tokio::time::timeout_at(deadline.into(), async {
                 while let Some(event) = conn.next_event().await {
                     if let crate::ConnectionEvent::Data { data, .. } = event
@@ -189,4 +173,29 @@ async fn round(
             0.0
         },
     })
+}
+
+/// Sends `data`, waiting while the stack's send queue is full (SCTP drains it), until
+/// `deadline`.
+async fn send_when_room(
+    conn: &crate::Connection,
+    channel: crate::ChannelRef,
+    data: &[u8],
+    deadline: Instant,
+) -> Result<(), BenchError> {
+    loop {
+        if Instant::now() > deadline {
+            return Err(BenchError::Connect(
+                "timeout".to_owned(),
+                "sending took too long".to_owned(),
+            ));
+        }
+        match conn.send(channel, data).await {
+            Ok(()) => return Ok(()),
+            Err(crate::ConnectionError::Refused(_)) => {
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            Err(e) => return Err(BenchError::Connect("send".to_owned(), e.to_string())),
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use oneway_core::admission::{Admission, AdmissionLimits, Refusal};
+use oneway_core::admission::{Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit};
 use oneway_core::demux::{self, ListenerCreds, NewDialer, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, SctpParams, Secret, Token};
 use rand::RngCore;
@@ -58,6 +58,9 @@ pub struct ListenerConfig {
     /// How many authenticated connections may wait for [`Listener::accept`]; a dialer proven
     /// while it is full is refused with `accept-queue-full` before it is told it is connected.
     pub accept_queue: usize,
+    /// Per-source budget of checks that fail MESSAGE-INTEGRITY; a source over it gets no HMAC
+    /// computed until its budget refills (`spec/security.md`, denial of service).
+    pub source_rate_limit: SourceRateLimit,
 }
 
 impl Default for ListenerConfig {
@@ -78,6 +81,7 @@ impl ListenerConfig {
             label: None,
             limits: AdmissionLimits::default(),
             accept_queue: DEFAULT_ACCEPT_QUEUE,
+            source_rate_limit: SourceRateLimit::default(),
         }
     }
 
@@ -174,6 +178,7 @@ impl Listener {
             keys: token.derive(),
             sctp: token.sctp_params(),
             admission: Admission::new(&token, config.limits.clone()),
+            limiter: SourceLimiter::new(config.source_rate_limit.clone()),
             local_addrs: local_addrs.clone(),
             cert,
             listener_fp: fingerprint,
@@ -297,6 +302,8 @@ struct Driver {
     keys: DerivedKeys,
     sctp: SctpParams,
     admission: Admission,
+    /// Per-source budget of failed integrity checks (shared rule: `oneway_core::admission`).
+    limiter: SourceLimiter,
     local_addrs: Vec<SocketAddr>,
     cert: RTCCertificate,
     listener_fp: [u8; 32],
@@ -358,6 +365,11 @@ impl Driver {
             self.feed(sockets, now, key, &d);
             return;
         }
+        if !self.limiter.allows(now, d.source.ip()) {
+            // This source used up its budget of failed checks: no HMAC for it until it refills.
+            tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
+            return;
+        }
         let creds = ListenerCreds::from(&self.keys);
         let by_ufrag = &self.by_ufrag;
         match demux::classify(&d.contents, creds, |u| by_ufrag.contains_key(u)) {
@@ -376,13 +388,19 @@ impl Driver {
                         self.feed(sockets, now, key, &d);
                     }
                     Err(e) => {
+                        self.limiter.failed(now, d.source.ip());
                         tracing::debug!(source = %d.source, code = e.code(), "check dropped: {e}")
                     }
                 }
             }
             Ok(Routed::NewDialer(dialer)) => self.new_dialer(sockets, now, &d, dialer),
             Ok(_) => {}
-            Err(e) => tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}"),
+            Err(e) => {
+                if e == demux::Dropped::BadIntegrity {
+                    self.limiter.failed(now, d.source.ip());
+                }
+                tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}")
+            }
         }
     }
 
