@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -93,50 +92,14 @@ impl ListenerConfig {
 
 pub use oneway_connection::ListenerEvent;
 
-/// A snapshot of what a listener holds, for tests and monitoring ([`Listener::stats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ListenerStats {
-    /// Per-dialer engines alive (pending and authenticated).
-    pub engines: usize,
-    /// Dialers between their first valid check and their proof (admission's count).
-    pub pending: usize,
-    /// Authenticated connections open (admission's count).
-    pub connections: usize,
-    /// Routing entries: dialer addresses plus listener ufrags.
-    pub routes: usize,
-    /// Sources the per-source limiter tracks (at most `SourceRateLimit::max_sources`).
-    pub limited_sources: usize,
-    /// Datagrams from unknown addresses dropped before any STUN work: not STUN, not a Binding
-    /// request, unparseable, or without a USERNAME.
-    pub dropped_not_a_check: u64,
-    /// Checks dropped for a USERNAME outside the grammar or for another token.
-    pub dropped_unknown_token: u64,
-    /// Checks whose MESSAGE-INTEGRITY was verified and failed.
-    pub dropped_bad_integrity: u64,
-    /// Checks dropped unverified because their source used up its budget of failures.
-    pub dropped_rate_limited: u64,
-}
-
-/// Where the driver publishes [`ListenerStats`] after each step.
-#[derive(Debug, Default)]
-struct SharedStats {
-    engines: AtomicUsize,
-    pending: AtomicUsize,
-    connections: AtomicUsize,
-    routes: AtomicUsize,
-    limited_sources: AtomicUsize,
-    not_a_check: AtomicU64,
-    unknown_token: AtomicU64,
-    bad_integrity: AtomicU64,
-    rate_limited: AtomicU64,
-}
+pub use oneway_connection::ListenerStats;
+use oneway_connection::{ListenerCounters, ListenerState};
 
 /// A listening one-way endpoint.
 #[derive(Debug)]
 pub struct Listener {
     token: Token,
-    stats: Arc<SharedStats>,
+    stats: Arc<ListenerCounters>,
     local_addrs: Vec<SocketAddr>,
     incoming: mpsc::Receiver<Connection>,
     events: mpsc::Receiver<ListenerEvent>,
@@ -245,7 +208,7 @@ impl Listener {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let sockets = Arc::new(SocketSet::new(sockets));
         let local_addrs = sockets.local_addrs();
-        let stats = Arc::new(SharedStats::default());
+        let stats = Arc::new(ListenerCounters::default());
         let driver = Driver {
             stats: Arc::clone(&stats),
             keys: token.derive(),
@@ -291,17 +254,7 @@ impl Listener {
 
     /// What the listener holds now, as of the last datagram, command or timer it handled.
     pub fn stats(&self) -> ListenerStats {
-        ListenerStats {
-            engines: self.stats.engines.load(Ordering::Relaxed),
-            pending: self.stats.pending.load(Ordering::Relaxed),
-            connections: self.stats.connections.load(Ordering::Relaxed),
-            routes: self.stats.routes.load(Ordering::Relaxed),
-            limited_sources: self.stats.limited_sources.load(Ordering::Relaxed),
-            dropped_not_a_check: self.stats.not_a_check.load(Ordering::Relaxed),
-            dropped_unknown_token: self.stats.unknown_token.load(Ordering::Relaxed),
-            dropped_bad_integrity: self.stats.bad_integrity.load(Ordering::Relaxed),
-            dropped_rate_limited: self.stats.rate_limited.load(Ordering::Relaxed),
-        }
+        self.stats.snapshot()
     }
 
     /// The next authenticated connection; `None` if the listener stopped.
@@ -385,7 +338,7 @@ struct Slot {
 }
 
 struct Driver {
-    stats: Arc<SharedStats>,
+    stats: Arc<ListenerCounters>,
     keys: DerivedKeys,
     admission: Admission,
     limiter: SourceLimiter,
@@ -441,15 +394,13 @@ impl Driver {
     }
 
     fn publish_stats(&self) {
-        let s = &self.stats;
-        s.engines.store(self.peers.len(), Ordering::Relaxed);
-        s.pending.store(self.admission.pending(), Ordering::Relaxed);
-        s.connections
-            .store(self.admission.connections(), Ordering::Relaxed);
-        s.routes
-            .store(self.by_addr.len() + self.by_ufrag.len(), Ordering::Relaxed);
-        s.limited_sources
-            .store(self.limiter.tracked(), Ordering::Relaxed);
+        self.stats.publish(ListenerState {
+            engines: self.peers.len(),
+            pending: self.admission.pending(),
+            connections: self.admission.connections(),
+            routes: self.by_addr.len() + self.by_ufrag.len(),
+            limited_sources: self.limiter.tracked(),
+        });
     }
 
     fn on_recv(&mut self, received: std::io::Result<Datagram>) {
@@ -467,7 +418,7 @@ impl Driver {
         if !self.limiter.allows(now, d.source.ip()) {
             // This source used up its budget of failed checks: no HMAC for it until it refills.
             tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
-            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.stats.rate_limited();
             return;
         }
         // §4.3 steps 2 to 4, shared by every stack: `oneway_core::demux`.
@@ -497,15 +448,10 @@ impl Driver {
             Err(e) => {
                 // Only token holders get a response: no reply, no state.
                 tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}");
-                let counter = match e {
-                    Dropped::BadIntegrity => {
-                        self.limiter.failed(now, d.source.ip());
-                        &self.stats.bad_integrity
-                    }
-                    Dropped::UnknownToken | Dropped::Username(_) => &self.stats.unknown_token,
-                    _ => &self.stats.not_a_check,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                if e == Dropped::BadIntegrity {
+                    self.limiter.failed(now, d.source.ip());
+                }
+                self.stats.dropped(&e);
                 return;
             }
         };

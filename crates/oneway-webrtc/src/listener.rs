@@ -104,12 +104,14 @@ impl ListenerConfig {
     }
 }
 
-pub use oneway_connection::ListenerEvent;
+use oneway_connection::{ListenerCounters, ListenerState};
+pub use oneway_connection::{ListenerEvent, ListenerStats};
 
 /// A listening one-way endpoint.
 #[derive(Debug)]
 pub struct Listener {
     token: Token,
+    stats: Arc<ListenerCounters>,
     local_addrs: Vec<SocketAddr>,
     incoming: mpsc::Receiver<Connection>,
     events: mpsc::Receiver<ListenerEvent>,
@@ -174,7 +176,9 @@ impl Listener {
         let (incoming_tx, incoming) = mpsc::channel(config.accept_queue.max(1));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(ListenerCounters::default());
         let driver = Driver {
+            stats: Arc::clone(&stats),
             keys: token.derive(),
             sctp: token.sctp_params(),
             admission: Admission::new(&token, config.limits.clone()),
@@ -198,6 +202,7 @@ impl Listener {
         let _ = guard_tx.send(Arc::downgrade(&guard));
         Ok(Listener {
             token,
+            stats,
             local_addrs,
             incoming,
             events,
@@ -213,6 +218,11 @@ impl Listener {
     /// The bound socket addresses.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// What the listener holds now, as of the last datagram, command or timer it handled.
+    pub fn stats(&self) -> ListenerStats {
+        self.stats.snapshot()
     }
 
     /// The next authenticated connection; `None` if the listener stopped.
@@ -299,6 +309,8 @@ struct Slot {
 }
 
 struct Driver {
+    /// Shared with the `Listener`: what [`Listener::stats`] reports.
+    stats: Arc<ListenerCounters>,
     keys: DerivedKeys,
     sctp: SctpParams,
     admission: Admission,
@@ -356,7 +368,18 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(&sockets),
             }
+            self.publish_stats();
         }
+    }
+
+    fn publish_stats(&self) {
+        self.stats.publish(ListenerState {
+            engines: self.peers.len(),
+            pending: self.admission.pending(),
+            connections: self.admission.connections(),
+            routes: self.by_addr.len() + self.by_ufrag.len(),
+            limited_sources: self.limiter.tracked(),
+        });
     }
 
     fn on_datagram(&mut self, sockets: &Sockets, now: Instant, d: Datagram) {
@@ -368,6 +391,7 @@ impl Driver {
         if !self.limiter.allows(now, d.source.ip()) {
             // This source used up its budget of failed checks: no HMAC for it until it refills.
             tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
+            self.stats.rate_limited();
             return;
         }
         let creds = ListenerCreds::from(&self.keys);
@@ -389,6 +413,7 @@ impl Driver {
                     }
                     Err(e) => {
                         self.limiter.failed(now, d.source.ip());
+                        self.stats.dropped(&e);
                         tracing::debug!(source = %d.source, code = e.code(), "check dropped: {e}")
                     }
                 }
@@ -399,6 +424,7 @@ impl Driver {
                 if e == demux::Dropped::BadIntegrity {
                     self.limiter.failed(now, d.source.ip());
                 }
+                self.stats.dropped(&e);
                 tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}")
             }
         }
@@ -556,6 +582,8 @@ impl Driver {
                 self.timers.push(Reverse((at, key)));
             }
         }
+        // Published before sending, so whoever sees an answer also sees the state behind it.
+        self.publish_stats();
         for o in outgoing {
             sockets.send(o.source, o.destination, &o.contents);
         }
@@ -668,6 +696,7 @@ impl Driver {
     }
 
     fn event(&mut self, event: ListenerEvent) {
+        self.publish_stats();
         // A slow reader loses events, never connections.
         let _ = self.events_tx.try_send(event);
     }
