@@ -340,3 +340,34 @@ where
     }
     out
 }
+
+/// Sends `n` datagrams from `prober` to `to`, each made by `make`, one at a time: each is
+/// re-sent (freshly made) until `counted` (a listener counter, e.g. the sum of its drop
+/// counters) has grown by one. Loopback UDP drops when the receiver falls behind (two shared
+/// cores, one HMAC per datagram), so exact counts need this pacing. A datagram not counted
+/// within 2 s is taken as lost (long enough that a busy listener is not mistaken for a lost
+/// datagram, which would count twice). Panics if a datagram is never counted after 5 tries.
+pub fn send_counted(
+    prober: &Prober,
+    to: SocketAddr,
+    n: usize,
+    mut make: impl FnMut() -> Vec<u8>,
+    counted: impl Fn() -> u64,
+) {
+    for _ in 0..n {
+        let target = counted() + 1;
+        let mut tries = 0;
+        'resend: loop {
+            tries += 1;
+            assert!(tries <= 5, "a datagram was never counted");
+            prober.send(to, &make());
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if counted() >= target {
+                    break 'resend;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+}
