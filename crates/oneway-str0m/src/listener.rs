@@ -1,12 +1,14 @@
 //! The one-way listener: one UDP socket per address family serving every dialer, one `Rtc` per
 //! dialer, STUN demultiplexed by the token part of the USERNAME (`spec/handshake.md` §4).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use oneway_core::admission::{Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit};
+use oneway_core::admission::{
+    Admission, AdmissionLimits, MAX_ADDRESSES_PER_DIALER, Refusal, SourceLimiter, SourceRateLimit,
+};
 use oneway_core::demux::{self, Dropped, ListenerCreds, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
 use rand::RngCore;
@@ -332,6 +334,9 @@ fn unix_now() -> u64 {
 struct Slot {
     peer: Peer,
     remote: SocketAddr,
+    /// Every address routed to this engine (`by_addr`), oldest first, at most
+    /// [`MAX_ADDRESSES_PER_DIALER`].
+    addrs: VecDeque<SocketAddr>,
     local_ufrag: String,
     events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
     next_timeout: Option<Instant>,
@@ -438,7 +443,7 @@ impl Driver {
                     .get(&key)
                     .is_some_and(|s| s.peer.accepts(now, d.source, d.destination, &d.contents));
                 if accepted {
-                    self.by_addr.insert(d.source, key);
+                    self.route(key, d.source);
                     self.feed(now, key, &d);
                 }
                 return;
@@ -533,6 +538,7 @@ impl Driver {
         Ok(Slot {
             peer,
             remote,
+            addrs: VecDeque::from([remote]),
             local_ufrag: local_ufrag.to_owned(),
             events: Some(events_rx),
             next_timeout: Some(now),
@@ -671,10 +677,34 @@ impl Driver {
         self.service(now, key);
     }
 
+    /// Routes `addr` to the engine `key`, forgetting that engine's oldest address if it has
+    /// [`MAX_ADDRESSES_PER_DIALER`] already.
+    fn route(&mut self, key: u64, addr: SocketAddr) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if self.by_addr.insert(addr, key) == Some(key) {
+            return;
+        }
+        slot.addrs.push_back(addr);
+        while slot.addrs.len() > MAX_ADDRESSES_PER_DIALER {
+            if let Some(old) = slot.addrs.pop_front()
+                && self.by_addr.get(&old) == Some(&key)
+            {
+                self.by_addr.remove(&old);
+                tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
+            }
+        }
+    }
+
     fn remove(&mut self, key: u64) {
         if let Some(slot) = self.peers.remove(&key) {
             self.by_ufrag.remove(&slot.local_ufrag);
-            self.by_addr.retain(|_, k| *k != key);
+            for addr in &slot.addrs {
+                if self.by_addr.get(addr) == Some(&key) {
+                    self.by_addr.remove(addr);
+                }
+            }
         }
     }
 

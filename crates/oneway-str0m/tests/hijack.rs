@@ -350,3 +350,23 @@ async fn proof_relayed_from_another_dtls_session_is_refused() {
     assert_eq!(stats.engines, 1 + stats.pending, "{stats:?}");
     eprintln!("relayed proof: {RELAYS} complete dials, 0 authenticated");
 }
+
+/// A token holder repeating one dialer's check from many (possibly spoofed) source addresses
+/// must not grow the routing table without bound (`MAX_ADDRESSES_PER_DIALER` per dialer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dialer_cannot_grow_the_routes_without_bound() {
+    const SOURCES: usize = 200;
+    let listener = loopback_listener(ListenerConfig::loopback()).await;
+    let to = listener.local_addrs()[0];
+    support::one_username_from_many_sources(to, listener.token(), SOURCES);
+    assert!(barrier(&Prober::bind([127, 0, 0, 1]), &listener).is_empty());
+    let stats = listener.stats();
+    // Two engines (the dialer's and the barrier's), each with a ufrag route and its addresses.
+    let bound = 2 + 2 * oneway_core::admission::MAX_ADDRESSES_PER_DIALER;
+    assert!(stats.routes <= bound, "{stats:?} (at most {bound} routes)");
+    assert_eq!(stats.engines, 2, "{stats:?}");
+    eprintln!(
+        "routes: one dialer's USERNAME from {SOURCES} addresses: {} routes in all",
+        stats.routes
+    );
+}

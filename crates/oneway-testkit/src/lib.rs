@@ -371,3 +371,20 @@ pub fn send_counted(
         }
     }
 }
+
+/// One dialer's check (a fixed USERNAME, genuine integrity) sent to `to` from `sources`
+/// loopback addresses (127.0.3.1 onwards), as a token holder could, spoofing them: it needs no
+/// answer. A listener must not route to one dialer from unboundedly many addresses.
+pub fn one_username_from_many_sources(to: SocketAddr, token: &Token, sources: usize) {
+    assert!(sources <= 254, "one /24 of loopback sources");
+    let keys = token.derive();
+    let username = format!(
+        "{}:{}",
+        compose_listener_ufrag(&keys.token_ufrag, &ice_string(24)).expect("composes"),
+        ice_string(8)
+    );
+    for i in 0..sources {
+        let prober = Prober::bind([127, 0, 3, 1 + i as u8]);
+        prober.send(to, &binding_request(&username, &keys.listener_pwd).0);
+    }
+}

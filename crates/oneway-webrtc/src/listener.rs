@@ -3,12 +3,14 @@
 //! (`spec/handshake.md` §4.3).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use oneway_core::admission::{Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit};
+use oneway_core::admission::{
+    Admission, AdmissionLimits, MAX_ADDRESSES_PER_DIALER, Refusal, SourceLimiter, SourceRateLimit,
+};
 use oneway_core::demux::{self, ListenerCreds, NewDialer, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, SctpParams, Secret, Token};
 use rand::RngCore;
@@ -302,6 +304,9 @@ fn unix_now() -> u64 {
 struct Slot {
     engine: Engine,
     remote: SocketAddr,
+    /// Every address routed to this engine (`by_addr`), oldest first, at most
+    /// [`MAX_ADDRESSES_PER_DIALER`].
+    addrs: VecDeque<SocketAddr>,
     local_ufrag: String,
     events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
     /// The engine's next timeout; the heap entry carrying this exact instant is the live one.
@@ -408,7 +413,7 @@ impl Driver {
                 };
                 match verified {
                     Ok(()) => {
-                        self.by_addr.insert(d.source, key);
+                        self.route(key, d.source);
                         self.feed(sockets, now, key, &d);
                     }
                     Err(e) => {
@@ -518,6 +523,7 @@ impl Driver {
         Ok(Slot {
             engine,
             remote: d.source,
+            addrs: VecDeque::from([d.source]),
             local_ufrag: dialer.listener_ufrag.clone(),
             events: Some(events_rx),
             next_timeout: None,
@@ -675,10 +681,34 @@ impl Driver {
         self.service(sockets, now, key);
     }
 
+    /// Routes `addr` to the engine `key`, forgetting that engine's oldest address if it has
+    /// [`MAX_ADDRESSES_PER_DIALER`] already.
+    fn route(&mut self, key: u64, addr: SocketAddr) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if self.by_addr.insert(addr, key) == Some(key) {
+            return;
+        }
+        slot.addrs.push_back(addr);
+        while slot.addrs.len() > MAX_ADDRESSES_PER_DIALER {
+            if let Some(old) = slot.addrs.pop_front()
+                && self.by_addr.get(&old) == Some(&key)
+            {
+                self.by_addr.remove(&old);
+                tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
+            }
+        }
+    }
+
     fn remove(&mut self, key: u64) {
         if let Some(slot) = self.peers.remove(&key) {
             self.by_ufrag.remove(&slot.local_ufrag);
-            self.by_addr.retain(|_, k| *k != key);
+            for addr in &slot.addrs {
+                if self.by_addr.get(addr) == Some(&key) {
+                    self.by_addr.remove(addr);
+                }
+            }
         }
     }
 

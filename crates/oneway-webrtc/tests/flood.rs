@@ -273,3 +273,123 @@ async fn limiter_table_stays_bounded_across_many_sources() {
         stats.limited_sources, stats.dropped_bad_integrity, stats.dropped_rate_limited
     );
 }
+
+/// Garbage on an admitted 5-tuple goes to that dialer's engine (`rtc`), not through the demux:
+/// empty and one-byte datagrams, DTLS records of every content type with random bodies, STUN
+/// headers with random attributes, RTP-looking and random bytes. The engine may refuse them
+/// but the listener must keep serving, and the engine must be reaped by the pending timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_an_admitted_address_does_not_break_the_listener() {
+    use rand::{Rng, RngCore};
+    init_plain_tracing();
+    const GARBAGE: usize = 3000;
+    let mut listener = Listener::bind(ListenerConfig {
+        limits: oneway_core::AdmissionLimits {
+            pending_timeout: Duration::from_millis(1500),
+            ..Default::default()
+        },
+        ..ListenerConfig::loopback()
+    })
+    .await
+    .expect("bind");
+    let to = listener.local_addrs()[0];
+    // The attacker is admitted: it sends a genuine check (it plays a dialer at the STUN level).
+    let attacker = Prober::bind([127, 0, 0, 6]);
+    assert!(barrier(&attacker, &listener).is_empty());
+    let mut rng = rand::rng();
+    for i in 0..GARBAGE {
+        let len = match i % 4 {
+            0 => i % 3,
+            1 => rng.random_range(13..200),
+            _ => rng.random_range(20..1400),
+        };
+        let mut d = vec![0u8; len];
+        rng.fill_bytes(&mut d);
+        if len >= 20 {
+            match i % 5 {
+                // A DTLS 1.2 record of each content type, with a plausible length.
+                0 | 1 => {
+                    d[0] = 20 + (i % 4) as u8;
+                    d[1] = 0xfe;
+                    d[2] = 0xfd;
+                    let body = (len - 13) as u16;
+                    d[11..13].copy_from_slice(&body.to_be_bytes());
+                }
+                // A STUN header (magic cookie, length of the rest), random attributes.
+                2 => {
+                    d[0] &= 0x01;
+                    d[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+                    let body = ((len - 20) & !3) as u16;
+                    d[2..4].copy_from_slice(&body.to_be_bytes());
+                }
+                // RTP/RTCP-looking.
+                3 => d[0] = 0x80 | (d[0] & 0x3f),
+                _ => {}
+            }
+        }
+        attacker.send(to, &d);
+        if i % 200 == 199 {
+            // Let the listener keep up (the kernel drops what it cannot queue).
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // The listener still serves: a legitimate dialer connects.
+    let (t, _a, _b) = timed_connect(&mut listener).await;
+    // The attacker's engine is reaped by the pending timeout (or refused earlier by rtc).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.stats().pending > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the attacker's engine was never reaped: {:?}",
+            listener.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = listener.stats();
+    assert_eq!(
+        (stats.engines, stats.connections, stats.pending),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+    let mut refused = Vec::new();
+    while let Some(e) = listener.try_next_event() {
+        if let oneway_webrtc::ListenerEvent::Refused { peer, code, .. } = e {
+            refused.push((peer, code));
+        }
+    }
+    assert!(
+        refused.iter().any(|(peer, _)| *peer == attacker.addr()),
+        "the attacker's engine was refused: {refused:?}"
+    );
+    eprintln!(
+        "webrtc-rs garbage: {GARBAGE} datagrams on an admitted address; a dialer connected in {t:?}; attacker refused {refused:?}"
+    );
+}
+
+/// A token holder checking in with one dialer's USERNAME from many source addresses (which it
+/// may spoof: it needs no answer) must not grow the listener's routing table without bound:
+/// each dialer keeps at most `MAX_ADDRESSES_PER_DIALER` addresses, the oldest evicted first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dialer_cannot_grow_the_routes_without_bound() {
+    init_plain_tracing();
+    const SOURCES: usize = 200;
+    let listener = Listener::bind(ListenerConfig::loopback())
+        .await
+        .expect("bind");
+    let to = listener.local_addrs()[0];
+    support::one_username_from_many_sources(to, listener.token(), SOURCES);
+    assert!(barrier(&Prober::bind([127, 0, 0, 1]), &listener).is_empty());
+    let stats = listener.stats();
+    // Two engines (the dialer's and the barrier's), each with a ufrag route and its addresses.
+    let bound = 2 + 2 * oneway_core::admission::MAX_ADDRESSES_PER_DIALER;
+    assert!(
+        stats.routes <= bound,
+        "{} routes for 2 dialers (at most {bound}): {stats:?}",
+        stats.routes
+    );
+    assert_eq!(stats.engines, 2, "{stats:?}");
+    eprintln!(
+        "webrtc-rs routes: one dialer's USERNAME from {SOURCES} addresses: {} routes in all",
+        stats.routes
+    );
+}
