@@ -8,7 +8,7 @@
 //! [`ConnectionEvent`]s come out. Nothing here does I/O itself.
 //!
 //! The stacks also share what they report: [`DialError`] (with the stable cause codes of
-//! `spec/handshake.md` §8), [`ListenerEvent`], [`Progress`] and [`StackError`].
+//! `spec/handshake.md` §8), [`ListenerEvent`], [`ListenerStats`], [`Progress`] and [`StackError`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -43,6 +43,10 @@ use std::time::{Duration, Instant};
 
 use oneway_token::TokenError;
 use tokio::sync::{mpsc, oneshot};
+
+mod stats;
+
+pub use stats::{ListenerCounters, ListenerState, ListenerStats};
 
 /// An application data channel of a connection (never channel 0, which oneway reserves).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

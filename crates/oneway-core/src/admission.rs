@@ -193,6 +193,12 @@ impl Admission {
     }
 }
 
+/// Most source addresses a listener routes to one dialer's engine. A dialer has a handful of
+/// candidates; a token holder repeating one USERNAME from many (possibly spoofed) addresses
+/// must not grow the routing table without bound, so beyond this the oldest address is
+/// forgotten (a genuine dialer's next check from it brings it back).
+pub const MAX_ADDRESSES_PER_DIALER: usize = 8;
+
 /// Per-source limit on STUN checks that fail MESSAGE-INTEGRITY verification, `spec/security.md`
 /// §4. Each failure costs the listener an HMAC and a source that keeps failing is an attacker
 /// (it may have seen the token ufrag on path), so once a source has used up its budget of

@@ -1,13 +1,14 @@
 //! The one-way listener: one UDP socket per address family serving every dialer, one `Rtc` per
 //! dialer, STUN demultiplexed by the token part of the USERNAME (`spec/handshake.md` §4).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use oneway_core::admission::{Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit};
+use oneway_core::admission::{
+    Admission, AdmissionLimits, MAX_ADDRESSES_PER_DIALER, Refusal, SourceLimiter, SourceRateLimit,
+};
 use oneway_core::demux::{self, Dropped, ListenerCreds, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
 use rand::RngCore;
@@ -93,50 +94,14 @@ impl ListenerConfig {
 
 pub use oneway_connection::ListenerEvent;
 
-/// A snapshot of what a listener holds, for tests and monitoring ([`Listener::stats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ListenerStats {
-    /// Per-dialer engines alive (pending and authenticated).
-    pub engines: usize,
-    /// Dialers between their first valid check and their proof (admission's count).
-    pub pending: usize,
-    /// Authenticated connections open (admission's count).
-    pub connections: usize,
-    /// Routing entries: dialer addresses plus listener ufrags.
-    pub routes: usize,
-    /// Sources the per-source limiter tracks (at most `SourceRateLimit::max_sources`).
-    pub limited_sources: usize,
-    /// Datagrams from unknown addresses dropped before any STUN work: not STUN, not a Binding
-    /// request, unparseable, or without a USERNAME.
-    pub dropped_not_a_check: u64,
-    /// Checks dropped for a USERNAME outside the grammar or for another token.
-    pub dropped_unknown_token: u64,
-    /// Checks whose MESSAGE-INTEGRITY was verified and failed.
-    pub dropped_bad_integrity: u64,
-    /// Checks dropped unverified because their source used up its budget of failures.
-    pub dropped_rate_limited: u64,
-}
-
-/// Where the driver publishes [`ListenerStats`] after each step.
-#[derive(Debug, Default)]
-struct SharedStats {
-    engines: AtomicUsize,
-    pending: AtomicUsize,
-    connections: AtomicUsize,
-    routes: AtomicUsize,
-    limited_sources: AtomicUsize,
-    not_a_check: AtomicU64,
-    unknown_token: AtomicU64,
-    bad_integrity: AtomicU64,
-    rate_limited: AtomicU64,
-}
+pub use oneway_connection::ListenerStats;
+use oneway_connection::{ListenerCounters, ListenerState};
 
 /// A listening one-way endpoint.
 #[derive(Debug)]
 pub struct Listener {
     token: Token,
-    stats: Arc<SharedStats>,
+    stats: Arc<ListenerCounters>,
     local_addrs: Vec<SocketAddr>,
     incoming: mpsc::Receiver<Connection>,
     events: mpsc::Receiver<ListenerEvent>,
@@ -245,7 +210,7 @@ impl Listener {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let sockets = Arc::new(SocketSet::new(sockets));
         let local_addrs = sockets.local_addrs();
-        let stats = Arc::new(SharedStats::default());
+        let stats = Arc::new(ListenerCounters::default());
         let driver = Driver {
             stats: Arc::clone(&stats),
             keys: token.derive(),
@@ -291,17 +256,7 @@ impl Listener {
 
     /// What the listener holds now, as of the last datagram, command or timer it handled.
     pub fn stats(&self) -> ListenerStats {
-        ListenerStats {
-            engines: self.stats.engines.load(Ordering::Relaxed),
-            pending: self.stats.pending.load(Ordering::Relaxed),
-            connections: self.stats.connections.load(Ordering::Relaxed),
-            routes: self.stats.routes.load(Ordering::Relaxed),
-            limited_sources: self.stats.limited_sources.load(Ordering::Relaxed),
-            dropped_not_a_check: self.stats.not_a_check.load(Ordering::Relaxed),
-            dropped_unknown_token: self.stats.unknown_token.load(Ordering::Relaxed),
-            dropped_bad_integrity: self.stats.bad_integrity.load(Ordering::Relaxed),
-            dropped_rate_limited: self.stats.rate_limited.load(Ordering::Relaxed),
-        }
+        self.stats.snapshot()
     }
 
     /// The next authenticated connection; `None` if the listener stopped.
@@ -379,13 +334,16 @@ fn unix_now() -> u64 {
 struct Slot {
     peer: Peer,
     remote: SocketAddr,
+    /// Every address routed to this engine (`by_addr`), oldest first, at most
+    /// [`MAX_ADDRESSES_PER_DIALER`].
+    addrs: VecDeque<SocketAddr>,
     local_ufrag: String,
     events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
     next_timeout: Option<Instant>,
 }
 
 struct Driver {
-    stats: Arc<SharedStats>,
+    stats: Arc<ListenerCounters>,
     keys: DerivedKeys,
     admission: Admission,
     limiter: SourceLimiter,
@@ -441,15 +399,13 @@ impl Driver {
     }
 
     fn publish_stats(&self) {
-        let s = &self.stats;
-        s.engines.store(self.peers.len(), Ordering::Relaxed);
-        s.pending.store(self.admission.pending(), Ordering::Relaxed);
-        s.connections
-            .store(self.admission.connections(), Ordering::Relaxed);
-        s.routes
-            .store(self.by_addr.len() + self.by_ufrag.len(), Ordering::Relaxed);
-        s.limited_sources
-            .store(self.limiter.tracked(), Ordering::Relaxed);
+        self.stats.publish(ListenerState {
+            engines: self.peers.len(),
+            pending: self.admission.pending(),
+            connections: self.admission.connections(),
+            routes: self.by_addr.len() + self.by_ufrag.len(),
+            limited_sources: self.limiter.tracked(),
+        });
     }
 
     fn on_recv(&mut self, received: std::io::Result<Datagram>) {
@@ -467,7 +423,7 @@ impl Driver {
         if !self.limiter.allows(now, d.source.ip()) {
             // This source used up its budget of failed checks: no HMAC for it until it refills.
             tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
-            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.stats.rate_limited();
             return;
         }
         // §4.3 steps 2 to 4, shared by every stack: `oneway_core::demux`.
@@ -487,7 +443,7 @@ impl Driver {
                     .get(&key)
                     .is_some_and(|s| s.peer.accepts(now, d.source, d.destination, &d.contents));
                 if accepted {
-                    self.by_addr.insert(d.source, key);
+                    self.route(key, d.source);
                     self.feed(now, key, &d);
                 }
                 return;
@@ -497,15 +453,10 @@ impl Driver {
             Err(e) => {
                 // Only token holders get a response: no reply, no state.
                 tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}");
-                let counter = match e {
-                    Dropped::BadIntegrity => {
-                        self.limiter.failed(now, d.source.ip());
-                        &self.stats.bad_integrity
-                    }
-                    Dropped::UnknownToken | Dropped::Username(_) => &self.stats.unknown_token,
-                    _ => &self.stats.not_a_check,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                if e == Dropped::BadIntegrity {
+                    self.limiter.failed(now, d.source.ip());
+                }
+                self.stats.dropped(&e);
                 return;
             }
         };
@@ -587,6 +538,7 @@ impl Driver {
         Ok(Slot {
             peer,
             remote,
+            addrs: VecDeque::from([remote]),
             local_ufrag: local_ufrag.to_owned(),
             events: Some(events_rx),
             next_timeout: Some(now),
@@ -725,10 +677,34 @@ impl Driver {
         self.service(now, key);
     }
 
+    /// Routes `addr` to the engine `key`, forgetting that engine's oldest address if it has
+    /// [`MAX_ADDRESSES_PER_DIALER`] already.
+    fn route(&mut self, key: u64, addr: SocketAddr) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if self.by_addr.insert(addr, key) == Some(key) {
+            return;
+        }
+        slot.addrs.push_back(addr);
+        while slot.addrs.len() > MAX_ADDRESSES_PER_DIALER {
+            if let Some(old) = slot.addrs.pop_front()
+                && self.by_addr.get(&old) == Some(&key)
+            {
+                self.by_addr.remove(&old);
+                tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
+            }
+        }
+    }
+
     fn remove(&mut self, key: u64) {
         if let Some(slot) = self.peers.remove(&key) {
             self.by_ufrag.remove(&slot.local_ufrag);
-            self.by_addr.retain(|_, k| *k != key);
+            for addr in &slot.addrs {
+                if self.by_addr.get(addr) == Some(&key) {
+                    self.by_addr.remove(addr);
+                }
+            }
         }
     }
 

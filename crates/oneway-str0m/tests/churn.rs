@@ -1,7 +1,7 @@
 //! Loss and churn against a str0m listener: connecting through a lossy path, dialers killed
 //! mid-handshake and mid-transfer, many connections surviving one that goes away, and a
 //! reliable ordered channel across ICE restarts. Loss comes from the userspace proxy in
-//! `support/impair.rs` (this kernel has no netem).
+//! `oneway_testkit::impair` (this kernel has no netem).
 //!
 //! `loss_sweep` (ignored; `ci/loss-sweep.sh`) dials at increasing loss levels and prints the
 //! success rate of each.

@@ -15,92 +15,15 @@
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use oneway_core::admission::SourceRateLimit;
 use oneway_str0m::{Connection, DialConfig, Listener, ListenerConfig, dial};
-use rand::{Rng, RngCore};
-use support::{Prober, binding_request, dialer_check, ice_string, init_plain_tracing};
+use support::flood::{Flood, median, proc_kb};
+use support::{Prober, init_plain_tracing};
 
 /// Datagrams per second the flood aims at (all three kinds together).
 const RATE: u64 = 10_000;
-/// Distinct datagrams of each kind, sent round-robin (building each costs an HMAC).
-const POOL: usize = 512;
-
-/// Kilobytes of `field` (`VmRSS`, `VmHWM`) in /proc/self/status.
-fn proc_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// The three kinds of flood datagrams, each from its own source address.
-fn pools(listener: &Listener) -> [Vec<Vec<u8>>; 3] {
-    let keys = listener.token().derive();
-    let mut rng = rand::rng();
-    // Unknown USERNAMEs: half composed for a random token, half random text.
-    let unknown = (0..POOL)
-        .map(|i| {
-            let username = if i % 2 == 0 {
-                format!("{}+{}:{}", ice_string(8), ice_string(24), ice_string(8))
-            } else {
-                ice_string(rng.random_range(1..120))
-            };
-            binding_request(&username, &ice_string(24)).0
-        })
-        .collect();
-    // The real token ufrag (seen on path), integrity keyed with a guessed pwd.
-    let bad_integrity = (0..POOL)
-        .map(|_| dialer_check(&keys, &ice_string(24)).0)
-        .collect();
-    // DTLS-looking garbage: a handshake record header and random bytes.
-    let garbage = (0..POOL)
-        .map(|_| {
-            let mut d = vec![0u8; rng.random_range(13..300)];
-            rng.fill_bytes(&mut d);
-            d[0] = 22;
-            d[1] = 0xfe;
-            d[2] = 0xfd;
-            d
-        })
-        .collect();
-    [unknown, bad_integrity, garbage]
-}
-
-/// Sends `pool` round-robin to `to` from `from_ip` at `rate` datagrams/s until `stop`.
-fn flooder(
-    from_ip: [u8; 4],
-    to: SocketAddr,
-    pool: Vec<Vec<u8>>,
-    rate: u64,
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let socket = UdpSocket::bind((std::net::Ipv4Addr::from(from_ip), 0)).expect("bind flooder");
-        let start = Instant::now();
-        let mut n: u64 = 0;
-        while !stop.load(Ordering::Relaxed) {
-            // Catch up to where the rate says we should be, then sleep a millisecond.
-            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-            while n < due {
-                let _ = socket.send_to(&pool[(n as usize) % pool.len()], to);
-                n += 1;
-            }
-            sent.store(n, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-}
 
 /// One dial to `listener`; returns the time it took and both ends.
 async fn timed_connect(listener: &mut Listener) -> (Duration, Connection, Connection) {
@@ -116,11 +39,6 @@ async fn timed_connect(listener: &mut Listener) -> (Duration, Connection, Connec
         .expect("task")
         .expect("the legitimate dialer connects");
     (start.elapsed(), conn, accepted)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 async fn flood(duration: Duration) {
@@ -146,55 +64,24 @@ async fn flood(duration: Duration) {
     let before = listener.stats();
     let rss_before = proc_kb("VmRSS");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let counters: Vec<Arc<AtomicU64>> = (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect();
-    let flood_start = Instant::now();
-    let threads: Vec<_> = pools(&listener)
-        .into_iter()
-        .enumerate()
-        .map(|(i, pool)| {
-            flooder(
-                [127, 0, 0, 2 + i as u8],
-                to,
-                pool,
-                RATE / 3,
-                Arc::clone(&stop),
-                Arc::clone(&counters[i]),
-            )
-        })
-        .collect();
-    // Sample RSS while the flood runs.
-    let sampler = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while !stop.load(Ordering::Relaxed) {
-                peak = peak.max(proc_kb("VmRSS"));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            peak
-        })
-    };
+    let flood = Flood::start(to, listener.token(), RATE);
 
     // Legitimate dials under the flood, one after another until it ends (at least one).
     tokio::time::sleep(duration / 5).await;
     let mut flooded = Vec::new();
-    while flooded.is_empty() || flood_start.elapsed() + Duration::from_millis(500) < duration {
+    while flooded.is_empty() || flood.elapsed() + Duration::from_millis(500) < duration {
         let (t, a, b) = timed_connect(&mut listener).await;
         flooded.push(t);
         kept.push((a, b));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let remaining = duration.saturating_sub(flood_start.elapsed());
+    let remaining = duration.saturating_sub(flood.elapsed());
     tokio::time::sleep(remaining).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("flooder");
-    }
-    let flood_time = flood_start.elapsed();
-    let rss_peak = sampler.join().expect("sampler");
-    let sent: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-    let total: u64 = sent.iter().sum();
+    let report = flood.stop();
+    let flood_time = report.elapsed;
+    let rss_peak = report.rss_peak_kb;
+    let sent = report.sent;
+    let total = report.total();
 
     // Everything sent has been handled once a genuine check from a new source is answered.
     let prober = Prober::bind([127, 0, 0, 1]);

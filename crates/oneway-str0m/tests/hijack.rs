@@ -13,7 +13,7 @@ use oneway_str0m::{DialConfig, Listener, ListenerConfig, dial};
 use oneway_token::Secret;
 use rand::RngCore;
 use support::{
-    EventCounts, Prober, barrier, dialer_check, init_tracing, log_mark, logged_any, logged_since,
+    Prober, barrier, dialer_check, init_tracing, join_all, log_mark, logged_any, logged_since,
     pointed_at,
 };
 
@@ -43,29 +43,13 @@ async fn full_dials(token: &oneway_token::Token, config: &DialConfig) -> Vec<&'s
         async move { dial(&token, &config).await }
     });
     let mut codes = Vec::new();
-    for result in futures_join_all(dials).await {
+    for result in join_all(dials).await {
         match result {
             Ok(_) => panic!("a hijack attempt connected"),
             Err(e) => codes.push(e.code()),
         }
     }
     codes
-}
-
-/// Awaits every future (a tiny `join_all`: tokio has no such helper and the crate has no
-/// `futures` dependency).
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.expect("task"));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +90,7 @@ async fn forged_secret_gets_no_response_and_no_state() {
         stats.engines, 1,
         "state only for the genuine barrier check: {stats:?}"
     );
-    let events = EventCounts::take(&mut listener);
+    let events = support::take_events(&mut listener);
     assert_eq!(events.admitted, 1, "{events:?}");
     assert_eq!(
         (stats.dropped_unknown_token, stats.dropped_bad_integrity),
@@ -141,7 +125,7 @@ async fn forged_secret_gets_no_response_and_no_state() {
     forged.secret = Secret([0x55; 16]);
     let codes = full_dials(&forged, &short_dial()).await;
     assert_eq!(codes, vec!["ice-timeout"; FULL_DIALS]);
-    let events = EventCounts::take(&mut listener);
+    let events = support::take_events(&mut listener);
     assert_eq!(
         (events.admitted, events.authenticated),
         (0, 0),
@@ -168,7 +152,7 @@ async fn token_for_another_listener_is_refused() {
     }
     assert_eq!(barrier(&attacker, &listener).len(), 0, "no response");
     assert_eq!(listener.stats().engines, 1, "only the barrier's engine");
-    assert_eq!(EventCounts::take(&mut listener).admitted, 1);
+    assert_eq!(support::take_events(&mut listener).admitted, 1);
     assert_eq!(
         logged_any(
             mark,
@@ -184,7 +168,7 @@ async fn token_for_another_listener_is_refused() {
     let misdirected = pointed_at(other.token(), to);
     let codes = full_dials(&misdirected, &short_dial()).await;
     assert_eq!(codes, vec!["ice-timeout"; FULL_DIALS]);
-    let events = EventCounts::take(&mut listener);
+    let events = support::take_events(&mut listener);
     assert_eq!(
         (events.admitted, events.authenticated),
         (0, 0),
@@ -218,7 +202,7 @@ async fn replayed_single_use_token_is_refused() {
         .expect("accepted in time")
         .expect("listener running");
     let _first = first.await.expect("task").expect("first dialer connects");
-    let mut events = EventCounts::take(&mut listener);
+    let mut events = support::take_events(&mut listener);
 
     // Genuine checks (right ufrag, right integrity) from fresh dialers, after the token was used.
     let attacker = Prober::bind([127, 0, 0, 1]);
@@ -251,7 +235,7 @@ async fn replayed_single_use_token_is_refused() {
     // Complete dials replaying the used token.
     let codes = full_dials(listener.token(), &short_dial()).await;
     assert_eq!(codes, vec!["ice-timeout"; FULL_DIALS]);
-    let mut events = EventCounts::take(&mut listener);
+    let mut events = support::take_events(&mut listener);
     support::wait_refusals(
         &mut listener,
         &mut events,
@@ -304,7 +288,7 @@ async fn proof_relayed_from_another_dtls_session_is_refused() {
         .await
         .expect("task")
         .expect("genuine dialer connects");
-    let mut events = EventCounts::take(&mut listener);
+    let mut events = support::take_events(&mut listener);
     let mark = log_mark();
 
     // A relay terminates DTLS itself (with its own certificate) and replays that proof. It gets
@@ -322,7 +306,7 @@ async fn proof_relayed_from_another_dtls_session_is_refused() {
             let relay = relay.clone();
             async move { dial(&token, &relay).await }
         });
-        for result in futures_join_all(batch).await {
+        for result in join_all(batch).await {
             match result {
                 Ok(_) => panic!("a relayed proof connected"),
                 Err(e) => codes.push(e.code()),
@@ -365,4 +349,24 @@ async fn proof_relayed_from_another_dtls_session_is_refused() {
     assert_eq!(stats.connections, 1, "{stats:?}");
     assert_eq!(stats.engines, 1 + stats.pending, "{stats:?}");
     eprintln!("relayed proof: {RELAYS} complete dials, 0 authenticated");
+}
+
+/// A token holder repeating one dialer's check from many (possibly spoofed) source addresses
+/// must not grow the routing table without bound (`MAX_ADDRESSES_PER_DIALER` per dialer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dialer_cannot_grow_the_routes_without_bound() {
+    const SOURCES: usize = 200;
+    let listener = loopback_listener(ListenerConfig::loopback()).await;
+    let to = listener.local_addrs()[0];
+    support::one_username_from_many_sources(to, listener.token(), SOURCES);
+    assert!(barrier(&Prober::bind([127, 0, 0, 1]), &listener).is_empty());
+    let stats = listener.stats();
+    // Two engines (the dialer's and the barrier's), each with a ufrag route and its addresses.
+    let bound = 2 + 2 * oneway_core::admission::MAX_ADDRESSES_PER_DIALER;
+    assert!(stats.routes <= bound, "{stats:?} (at most {bound} routes)");
+    assert_eq!(stats.engines, 2, "{stats:?}");
+    eprintln!(
+        "routes: one dialer's USERNAME from {SOURCES} addresses: {} routes in all",
+        stats.routes
+    );
 }

@@ -41,7 +41,7 @@ pub use connection::{
     ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
 };
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
-pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents};
+pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
 pub use oneway_connection::{Progress, StackError};
 pub use rtc::peer_connection::certificate::RTCCertificate;
 

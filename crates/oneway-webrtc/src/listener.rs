@@ -3,12 +3,14 @@
 //! (`spec/handshake.md` §4.3).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use oneway_core::admission::{Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit};
+use oneway_core::admission::{
+    Admission, AdmissionLimits, MAX_ADDRESSES_PER_DIALER, Refusal, SourceLimiter, SourceRateLimit,
+};
 use oneway_core::demux::{self, ListenerCreds, NewDialer, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, SctpParams, Secret, Token};
 use rand::RngCore;
@@ -104,12 +106,14 @@ impl ListenerConfig {
     }
 }
 
-pub use oneway_connection::ListenerEvent;
+use oneway_connection::{ListenerCounters, ListenerState};
+pub use oneway_connection::{ListenerEvent, ListenerStats};
 
 /// A listening one-way endpoint.
 #[derive(Debug)]
 pub struct Listener {
     token: Token,
+    stats: Arc<ListenerCounters>,
     local_addrs: Vec<SocketAddr>,
     incoming: mpsc::Receiver<Connection>,
     events: mpsc::Receiver<ListenerEvent>,
@@ -174,7 +178,9 @@ impl Listener {
         let (incoming_tx, incoming) = mpsc::channel(config.accept_queue.max(1));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(ListenerCounters::default());
         let driver = Driver {
+            stats: Arc::clone(&stats),
             keys: token.derive(),
             sctp: token.sctp_params(),
             admission: Admission::new(&token, config.limits.clone()),
@@ -198,6 +204,7 @@ impl Listener {
         let _ = guard_tx.send(Arc::downgrade(&guard));
         Ok(Listener {
             token,
+            stats,
             local_addrs,
             incoming,
             events,
@@ -213,6 +220,11 @@ impl Listener {
     /// The bound socket addresses.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// What the listener holds now, as of the last datagram, command or timer it handled.
+    pub fn stats(&self) -> ListenerStats {
+        self.stats.snapshot()
     }
 
     /// The next authenticated connection; `None` if the listener stopped.
@@ -292,6 +304,9 @@ fn unix_now() -> u64 {
 struct Slot {
     engine: Engine,
     remote: SocketAddr,
+    /// Every address routed to this engine (`by_addr`), oldest first, at most
+    /// [`MAX_ADDRESSES_PER_DIALER`].
+    addrs: VecDeque<SocketAddr>,
     local_ufrag: String,
     events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
     /// The engine's next timeout; the heap entry carrying this exact instant is the live one.
@@ -299,6 +314,8 @@ struct Slot {
 }
 
 struct Driver {
+    /// Shared with the `Listener`: what [`Listener::stats`] reports.
+    stats: Arc<ListenerCounters>,
     keys: DerivedKeys,
     sctp: SctpParams,
     admission: Admission,
@@ -356,7 +373,18 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(&sockets),
             }
+            self.publish_stats();
         }
+    }
+
+    fn publish_stats(&self) {
+        self.stats.publish(ListenerState {
+            engines: self.peers.len(),
+            pending: self.admission.pending(),
+            connections: self.admission.connections(),
+            routes: self.by_addr.len() + self.by_ufrag.len(),
+            limited_sources: self.limiter.tracked(),
+        });
     }
 
     fn on_datagram(&mut self, sockets: &Sockets, now: Instant, d: Datagram) {
@@ -368,6 +396,7 @@ impl Driver {
         if !self.limiter.allows(now, d.source.ip()) {
             // This source used up its budget of failed checks: no HMAC for it until it refills.
             tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
+            self.stats.rate_limited();
             return;
         }
         let creds = ListenerCreds::from(&self.keys);
@@ -384,11 +413,12 @@ impl Driver {
                 };
                 match verified {
                     Ok(()) => {
-                        self.by_addr.insert(d.source, key);
+                        self.route(key, d.source);
                         self.feed(sockets, now, key, &d);
                     }
                     Err(e) => {
                         self.limiter.failed(now, d.source.ip());
+                        self.stats.dropped(&e);
                         tracing::debug!(source = %d.source, code = e.code(), "check dropped: {e}")
                     }
                 }
@@ -399,6 +429,7 @@ impl Driver {
                 if e == demux::Dropped::BadIntegrity {
                     self.limiter.failed(now, d.source.ip());
                 }
+                self.stats.dropped(&e);
                 tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}")
             }
         }
@@ -492,6 +523,7 @@ impl Driver {
         Ok(Slot {
             engine,
             remote: d.source,
+            addrs: VecDeque::from([d.source]),
             local_ufrag: dialer.listener_ufrag.clone(),
             events: Some(events_rx),
             next_timeout: None,
@@ -556,6 +588,8 @@ impl Driver {
                 self.timers.push(Reverse((at, key)));
             }
         }
+        // Published before sending, so whoever sees an answer also sees the state behind it.
+        self.publish_stats();
         for o in outgoing {
             sockets.send(o.source, o.destination, &o.contents);
         }
@@ -647,10 +681,34 @@ impl Driver {
         self.service(sockets, now, key);
     }
 
+    /// Routes `addr` to the engine `key`, forgetting that engine's oldest address if it has
+    /// [`MAX_ADDRESSES_PER_DIALER`] already.
+    fn route(&mut self, key: u64, addr: SocketAddr) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if self.by_addr.insert(addr, key) == Some(key) {
+            return;
+        }
+        slot.addrs.push_back(addr);
+        while slot.addrs.len() > MAX_ADDRESSES_PER_DIALER {
+            if let Some(old) = slot.addrs.pop_front()
+                && self.by_addr.get(&old) == Some(&key)
+            {
+                self.by_addr.remove(&old);
+                tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
+            }
+        }
+    }
+
     fn remove(&mut self, key: u64) {
         if let Some(slot) = self.peers.remove(&key) {
             self.by_ufrag.remove(&slot.local_ufrag);
-            self.by_addr.retain(|_, k| *k != key);
+            for addr in &slot.addrs {
+                if self.by_addr.get(addr) == Some(&key) {
+                    self.by_addr.remove(addr);
+                }
+            }
         }
     }
 
@@ -668,6 +726,7 @@ impl Driver {
     }
 
     fn event(&mut self, event: ListenerEvent) {
+        self.publish_stats();
         // A slow reader loses events, never connections.
         let _ = self.events_tx.try_send(event);
     }

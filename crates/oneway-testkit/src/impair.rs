@@ -1,6 +1,6 @@
 //! A lossy UDP forwarding proxy for loopback tests: userspace impairment, because this kernel
-//! has no `sch_netem` (field notes §6). It only needs std, tokio and rand, so any native stack's
-//! tests can include it with `#[path = "…/impair.rs"] mod impair;`.
+//! has no `sch_netem` (field notes §6). It only needs std, tokio and rand, so it serves every
+//! native stack's tests.
 //!
 //! ```text
 //!  dialer ──▶ proxy.addr() ──(loss)──▶ upstream socket (one per dialer address) ──▶ target
@@ -12,8 +12,6 @@
 //! `proxy.addr()`. Loss is independent per datagram and per direction, from a seeded RNG.
 //! [`LossyProxy::cut`] drops everything from then on, which is what the target sees when a
 //! dialer is killed or unplugged: silence, no close.
-
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io;
