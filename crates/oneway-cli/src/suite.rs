@@ -37,10 +37,14 @@ pub struct SuiteArgs {
     /// Run each cell N times (pass rate with a 95 % interval, median and p95, flaky label).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: Option<u32>,
-    /// Leave the last cell's containers and networks up for debugging (the subnets are fixed, so
-    /// each cell's are removed when the next one starts; the next run removes the last).
+    /// Leave the last cell's containers and networks up for debugging (runs one cell at a
+    /// time; each cell's are removed when the next one starts; the next run removes the last).
     #[arg(long)]
     keep: bool,
+    /// Run up to N cells at the same time (each in its own subnets; default: the number of
+    /// CPUs, at most 4; `--keep` runs one at a time).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: Option<u32>,
     /// Capture packets on every router (`<cell>/<router>.pcap`).
     #[arg(long)]
     capture: bool,
@@ -99,6 +103,12 @@ fn find_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
         return Ok(source);
     }
     anyhow::bail!("no {name}/ directory here; pass --{name} DIR")
+}
+
+/// Cells at the same time by default: one per CPU, at most 4 (most of a cell's time is spent
+/// waiting on Docker and on timeouts, not computing).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
@@ -163,7 +173,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: tearing down this cell's containers");
+            eprintln!("\ninterrupted: tearing down the running cells' containers");
             let _ = cancel_tx.send(true);
         }
     });
@@ -298,6 +308,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             capture: args.capture,
             out: args.out.clone(),
             rerun_prefix,
+            jobs: args.jobs.map_or_else(default_jobs, |j| j as usize),
         },
         impls: &impls,
         scenarios: &scenarios,

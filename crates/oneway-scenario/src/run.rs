@@ -6,15 +6,17 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+use futures_util::future::join_all;
 use oneway_core::PeerEvent;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::docker::{Engine, Line};
-use crate::model::{Impairment, ImplManifest, Role, Scenario};
+use crate::model::{Expectation, ExpectedVerdict, Impairment, ImplManifest, Role, Scenario};
 use crate::plan::{Cell, Placeholders};
-use crate::topology::{self, Layout, NodeRole};
+use crate::topology::{self, Layout, NodeRole, NodeSpec};
 use crate::verdict::{self, Outcome, Stats, Verdict};
 
 /// Options of a run.
@@ -32,6 +34,9 @@ pub struct Options {
     pub out: PathBuf,
     /// How to rerun one cell (`oneway suite` plus the directories); the cell filter is added.
     pub rerun_prefix: String,
+    /// How many cells run at the same time (each in its own address slot, see
+    /// [`topology::Layout::relocated`]); 1 with `keep`.
+    pub jobs: usize,
 }
 
 /// One candidate check the dialer started, in order.
@@ -111,6 +116,10 @@ pub struct RunRecord {
     /// Round-trip time of the probe echo as the dialer measured it, ms.
     #[serde(default)]
     pub rtt_ms: Option<f64>,
+    /// Why the runner ended the run before the dialer gave up, when it did: the cell expects
+    /// `listener-unreachable`, and that cause was already certain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
     /// Wall time of the whole run including bring-up, seconds.
     pub seconds: f64,
     /// Log files (relative to the output directory).
@@ -196,8 +205,130 @@ pub struct Runner<'a> {
 const TOKEN_WAIT: Duration = Duration::from_secs(15);
 /// Extra time over the dialer's own timeout before the runner gives up on it.
 const DIALER_GRACE: Duration = Duration::from_secs(10);
-/// How long the listener may take to print its `connected` after the dialer exits.
+/// How long the listener may take to print its `connected` after the dialer exits (the wait
+/// ends at its `closed`, `refused` or `error`).
 const LISTENER_LINGER: Duration = Duration::from_millis(700);
+/// A cell that expects `listener-unreachable` ends once the listener has reported nothing
+/// from the dialer and the dialer has tried no new remote address for this long: its checks
+/// to every address in the token (and their retransmissions over this window) were all lost
+/// on the way to the listener, and the topology's rules do not change, so the rest of the
+/// dialer's timeout cannot change the outcome.
+const EARLY_STOP_SETTLE: Duration = Duration::from_secs(3);
+
+/// Whether the expectation is a failure because nothing reaches the listener.
+fn expect_unreachable(expect: &Expectation) -> bool {
+    expect.verdict == ExpectedVerdict::Fail
+        && expect
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.starts_with("listener-unreachable"))
+}
+
+/// How the wait for the dialer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DialerEnd {
+    /// Its output ended (it exited).
+    Exited,
+    /// It outlived its timeout plus [`DIALER_GRACE`].
+    TimedOut,
+    /// The runner stopped waiting: see [`EARLY_STOP_SETTLE`].
+    StoppedEarly,
+}
+
+/// Whether a listener event shows that something from the dialer reached it.
+fn listener_saw(line: &Line) -> bool {
+    let Line::Stdout(l) = line else { return false };
+    matches!(
+        PeerEvent::parse_line(l),
+        Some(
+            PeerEvent::IceConnected { .. }
+                | PeerEvent::DtlsConnected { .. }
+                | PeerEvent::ChannelOpen { .. }
+                | PeerEvent::Connected { .. }
+                | PeerEvent::Refused { .. }
+                | PeerEvent::Closed { .. }
+        )
+    )
+}
+
+/// Collects the dialer's output until it exits (bounded by `limit`), and the listener's
+/// meanwhile; with `settle`, stops early as [`EARLY_STOP_SETTLE`] describes.
+async fn watch_dialer(
+    d: &mut PeerProc,
+    listener: &mut mpsc::UnboundedReceiver<Line>,
+    logs: &mut Logs,
+    limit: Duration,
+    settle: Option<Duration>,
+    cancel: &watch::Receiver<bool>,
+) -> Result<DialerEnd, Error> {
+    let mut cancel = cancel.clone();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tried = std::collections::HashSet::new();
+    let mut last_new = None;
+    let mut saw = false;
+    let mut listener_open = true;
+    loop {
+        let settled = match (settle, last_new) {
+            (Some(s), Some(t)) if !saw => Some(t + s),
+            _ => None,
+        };
+        let wake = settled.map_or(deadline, |s: tokio::time::Instant| s.min(deadline));
+        tokio::select! {
+            line = d.lines.recv() => {
+                let Some(line) = line else { return Ok(DialerEnd::Exited) };
+                push_line(&mut logs.dialer, &line);
+                if let Line::Stdout(l) = &line
+                    && let Some(PeerEvent::CandidateTried { remote, .. }) = PeerEvent::parse_line(l)
+                    && tried.insert(remote)
+                {
+                    last_new = Some(tokio::time::Instant::now());
+                }
+            }
+            line = listener.recv(), if listener_open => match line {
+                Some(line) => {
+                    push_line(&mut logs.listener, &line);
+                    saw |= listener_saw(&line);
+                }
+                None => listener_open = false,
+            },
+            _ = tokio::time::sleep_until(wake) => {
+                if settled.is_some_and(|s| s < deadline) {
+                    logs.dialer.push_str(&format!(
+                        "-- runner: stopped early: the listener saw nothing and no new address was tried for {:?}\n",
+                        settle.unwrap_or_default()
+                    ));
+                    return Ok(DialerEnd::StoppedEarly);
+                }
+                logs.dialer.push_str(&format!("-- runner: no exit within {limit:?}\n"));
+                return Ok(DialerEnd::TimedOut);
+            }
+            _ = cancel.wait_for(|c| *c) => return Err(Error::Interrupted),
+        }
+    }
+}
+
+/// Gives the listener up to [`LISTENER_LINGER`] to report the end of the connection.
+async fn linger(lines: &mut mpsc::UnboundedReceiver<Line>, log: &mut String) {
+    let wait = async {
+        while let Some(line) = lines.recv().await {
+            push_line(log, &line);
+            if let Line::Stdout(l) = &line
+                && matches!(
+                    PeerEvent::parse_line(l),
+                    Some(
+                        PeerEvent::Closed { .. }
+                            | PeerEvent::Refused { .. }
+                            | PeerEvent::Error { .. }
+                    )
+                )
+            {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LISTENER_LINGER, wait).await;
+    drain(lines, log);
+}
 
 impl Runner<'_> {
     fn note(&self, message: String) {
@@ -208,16 +339,34 @@ impl Runner<'_> {
         *self.cancel.borrow()
     }
 
-    /// Runs the cells in order; stops early (keeping the results so far) when cancelled.
+    /// Runs the cells, up to [`Options::jobs`] at a time, each in an address slot no other
+    /// running cell has; the results are in the cells' order. Stops starting cells when
+    /// cancelled (keeping the results so far; the running ones tear down).
     pub async fn run(&self, cells: &[Cell]) -> Vec<CellResult> {
-        let mut results = Vec::new();
-        for (index, cell) in cells.iter().enumerate() {
-            if self.cancelled() {
-                break;
-            }
-            results.push(self.run_cell(index, cell).await);
-        }
-        results
+        let jobs = if self.options.keep {
+            1
+        } else {
+            self.options.jobs.clamp(1, usize::from(topology::SLOTS))
+        };
+        // Slot 0 first: with one job every cell has the addresses of the module documentation.
+        let free = std::sync::Mutex::new((0..jobs as u8).rev().collect::<Vec<u8>>());
+        let free = &free;
+        futures_util::stream::iter(cells.iter().enumerate())
+            .map(|(index, cell)| async move {
+                if self.cancelled() {
+                    return None;
+                }
+                let slot = free.lock().ok().and_then(|mut f| f.pop()).unwrap_or(0);
+                let result = self.run_cell(index, cell, slot).await;
+                if let Ok(mut f) = free.lock() {
+                    f.push(slot);
+                }
+                Some(result)
+            })
+            .buffered(jobs)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
     }
 
     fn scenario(&self, name: &str) -> Option<&Scenario> {
@@ -228,7 +377,7 @@ impl Runner<'_> {
         self.impls.iter().find(|m| m.id == id)
     }
 
-    async fn run_cell(&self, index: usize, cell: &Cell) -> CellResult {
+    async fn run_cell(&self, index: usize, cell: &Cell, slot: u8) -> CellResult {
         let rerun = format!("{} --filter '{}'", self.options.rerun_prefix, cell.name);
         let expected = match &cell.expect.cause {
             Some(c) => format!("{} ({c})", cell.expect.verdict_name()),
@@ -274,7 +423,7 @@ impl Runner<'_> {
                 cell: cell.name.clone(),
                 repeat,
             });
-            let record = self.run_once(index, cell, scenario, repeat).await;
+            let record = self.run_once(index, cell, scenario, repeat, slot).await;
             if let Some(t) = record.stages.first_echo {
                 latencies.push(t);
             }
@@ -313,6 +462,7 @@ impl Runner<'_> {
         cell: &Cell,
         scenario: &Scenario,
         repeat: u32,
+        slot: u8,
     ) -> RunRecord {
         let start = Instant::now();
         let dir_name = format!("{:03}-{}-r{repeat}", index + 1, slug(&cell.name));
@@ -333,6 +483,7 @@ impl Runner<'_> {
             impairment: None,
             shaping: scenario.impairment,
             rtt_ms: None,
+            stopped_early: None,
             seconds: 0.0,
             logs: Vec::new(),
         };
@@ -355,12 +506,13 @@ impl Runner<'_> {
             self.loopback(scenario, dialer, listener, &mut record, &mut logs)
                 .await
         } else {
-            let layout = topology::layout(&scenario.topology, scenario.impairment);
+            let layout = topology::layout(&scenario.topology, scenario.impairment).relocated(slot);
             let name = format!("{:03}r{repeat}", index + 1);
             self.containers(
                 &name,
                 &layout,
                 scenario,
+                &cell.expect,
                 dialer,
                 listener,
                 &mut record,
@@ -444,6 +596,7 @@ impl Runner<'_> {
         name: &str,
         layout: &Layout,
         scenario: &Scenario,
+        expect: &Expectation,
         dialer: &ImplManifest,
         listener: &ImplManifest,
         record: &mut RunRecord,
@@ -466,7 +619,7 @@ impl Runner<'_> {
         };
         let result = self
             .containers_inner(
-                &mut env, image, layout, scenario, dialer, listener, record, logs, dir,
+                &mut env, image, layout, scenario, expect, dialer, listener, record, logs, dir,
             )
             .await;
         if self.options.keep {
@@ -481,12 +634,13 @@ impl Runner<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn containers_inner(
+    async fn containers_inner<'a>(
         &self,
         env: &mut Env<'_>,
         image: &str,
-        layout: &Layout,
+        layout: &'a Layout,
         scenario: &Scenario,
+        expect: &Expectation,
         dialer: &ImplManifest,
         listener: &ImplManifest,
         record: &mut RunRecord,
@@ -501,15 +655,32 @@ impl Runner<'_> {
                 unresolved.join(", ")
             )));
         }
-        let mut net_names = HashMap::new();
-        for net in &layout.networks {
-            let n = format!("{}-{}", env.prefix, net.key);
-            let id = engine.create_network(&n, net.v4, net.v6).await?;
-            env.networks.push(id);
-            net_names.insert(net.key, n);
+        // Networks, then containers, then their setup: each step's Docker calls run
+        // concurrently (every created resource is recorded for teardown even when a sibling
+        // call fails).
+        let net_names: HashMap<&str, String> = layout
+            .networks
+            .iter()
+            .map(|net| (net.key, format!("{}-{}", env.prefix, net.key)))
+            .collect();
+        let created = join_all(
+            layout
+                .networks
+                .iter()
+                .map(|net| engine.create_network(&net_names[net.key], &net.v4, net.v6.as_deref())),
+        )
+        .await;
+        let mut failed = None;
+        for r in created {
+            match r {
+                Ok(id) => env.networks.push(id),
+                Err(e) => failed = failed.or(Some(e)),
+            }
         }
-        let mut ids: HashMap<&str, String> = HashMap::new();
-        for node in &layout.nodes {
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let start = |node: &'a NodeSpec| {
             let nets: Vec<(String, String, Option<String>)> = node
                 .ifaces
                 .iter()
@@ -526,29 +697,54 @@ impl Runner<'_> {
                 sysctls.insert("net.ipv6.conf.all.disable_ipv6".into(), "0".into());
             }
             let cname = format!("{}-{}", env.prefix, node.key);
-            let id = engine.start_node(&cname, image, &nets, sysctls).await?;
-            env.containers.push(id.clone());
-            ids.insert(node.key, id);
+            async move {
+                (
+                    node.key,
+                    engine.start_node(&cname, image, &nets, sysctls).await,
+                )
+            }
+        };
+        let started = join_all(layout.nodes.iter().map(start)).await;
+        let mut ids: HashMap<&str, String> = HashMap::new();
+        for (key, r) in started {
+            match r {
+                Ok(id) => {
+                    env.containers.push(id.clone());
+                    ids.insert(key, id);
+                }
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if self.cancelled() {
             return Err(Error::Interrupted);
         }
-        // Interface names by network, then each node's setup.
-        for node in &layout.nodes {
-            let id = &ids[node.key];
-            let (_, addrs) = engine
-                .run_script(id, "ip -o addr show", Duration::from_secs(10))
-                .await?;
-            let mut script = node.setup.join("\n");
-            for i in &node.ifaces {
-                let ifname = interface_of(&addrs, &i.v4).ok_or_else(|| {
-                    Error::Docker(format!("{}: no interface has {}", node.key, i.v4))
-                })?;
-                script = script.replace(&format!("{{if:{}}}", i.net), &ifname);
+        // Interface names by network, then each node's setup (nodes concurrently; the log
+        // keeps the layout's order).
+        let setup = |node: &'a NodeSpec| {
+            let id = ids[node.key].clone();
+            async move {
+                let (_, addrs) = engine
+                    .run_script(&id, "ip -o addr show", Duration::from_secs(10))
+                    .await?;
+                let mut script = node.setup.join("\n");
+                for i in &node.ifaces {
+                    let ifname = interface_of(&addrs, &i.v4).ok_or_else(|| {
+                        Error::Docker(format!("{}: no interface has {}", node.key, i.v4))
+                    })?;
+                    script = script.replace(&format!("{{if:{}}}", i.net), &ifname);
+                }
+                let (code, output) = engine
+                    .run_script(&id, &format!("set -e\n{script}"), Duration::from_secs(20))
+                    .await?;
+                Ok::<_, Error>((node, script, code, output))
             }
-            let (code, output) = engine
-                .run_script(id, &format!("set -e\n{script}"), Duration::from_secs(20))
-                .await?;
+        };
+        let set_up = join_all(layout.nodes.iter().map(setup)).await;
+        for r in set_up {
+            let (node, script, code, output) = r?;
             logs.setup.push_str(&format!(
                 "== {} ({})\n{script}\n-- exit {code}\n{output}\n",
                 node.key, node.note
@@ -575,13 +771,17 @@ impl Runner<'_> {
                     "coturn's turnserver is not in the image (apt-get install coturn)".into(),
                 ));
             }
+            let stun_ip = stun
+                .ifaces
+                .first()
+                .map_or(topology::STUN_IP, |i| i.v4.as_str());
             let argv: Vec<String> = [
                 "turnserver",
                 "-n",
                 "--listening-ip",
-                topology::STUN_IP,
+                stun_ip,
                 "--relay-ip",
-                topology::STUN_IP,
+                stun_ip,
                 "--listening-port",
                 "3478",
                 "--no-tls",
@@ -709,10 +909,24 @@ impl Runner<'_> {
         )
         .await?;
         let limit = Duration::from_secs(timeout) + DIALER_GRACE;
-        collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await?;
-        let code = d.exit_code(engine).await;
-        tokio::time::sleep(LISTENER_LINGER).await;
-        drain(&mut l.lines, &mut logs.listener);
+        // An expected `listener-unreachable` cell ends as soon as that cause is certain.
+        let settle = expect_unreachable(expect).then_some(EARLY_STOP_SETTLE);
+        let ended = watch_dialer(&mut d, &mut l.lines, logs, limit, settle, &self.cancel).await?;
+        let code = match ended {
+            DialerEnd::StoppedEarly => {
+                record.stopped_early = Some(format!(
+                    "the listener saw nothing and the dialer tried no new address for {} s",
+                    EARLY_STOP_SETTLE.as_secs()
+                ));
+                drain(&mut l.lines, &mut logs.listener);
+                None
+            }
+            DialerEnd::Exited | DialerEnd::TimedOut => {
+                let code = d.exit_code(engine).await;
+                linger(&mut l.lines, &mut logs.listener).await;
+                code
+            }
+        };
         if let Some(mut p) = stun_proc {
             drain(&mut p.lines, &mut logs.stun);
         }
@@ -839,7 +1053,11 @@ impl Runner<'_> {
                 .map_or_else(|| "unknown".to_owned(), |p| p.remote_type.clone());
             return Outcome::Connected { path };
         }
+        let stopped_early = record.stopped_early.is_some();
         let mut cause = refused.unwrap_or_else(|| match code {
+            // The dialer was still retrying checks nobody answers: what it reports when its
+            // own timeout ends.
+            None if stopped_early => "ice-timeout".to_owned(),
             Some(c) => format!("exit-{c}"),
             None => "dialer-hung".to_owned(),
         });
@@ -884,14 +1102,18 @@ struct Env<'a> {
 }
 
 impl Env<'_> {
+    /// Removes the containers (concurrently), then the networks (concurrently).
     async fn teardown(&mut self) {
-        for c in self.containers.drain(..).rev() {
-            if let Err(e) = self.engine.remove_container(&c).await {
+        let engine = self.engine;
+        let containers: Vec<String> = self.containers.drain(..).collect();
+        for r in join_all(containers.iter().map(|c| engine.remove_container(c))).await {
+            if let Err(e) = r {
                 tracing::warn!("teardown: {e}");
             }
         }
-        for n in self.networks.drain(..).rev() {
-            if let Err(e) = self.engine.remove_network(&n).await {
+        let networks: Vec<String> = self.networks.drain(..).collect();
+        for r in join_all(networks.iter().map(|n| engine.remove_network(n))).await {
+            if let Err(e) = r {
                 tracing::warn!("teardown: {e}");
             }
         }

@@ -15,6 +15,8 @@
 //! v6    2001:db8:1::/64   (same-LAN IPv6 and dual-stack)
 //! ```
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::model::{Edge, Family, Filtering, FirstCandidate, Impairment, Mapping, Nat, Topology};
@@ -30,9 +32,9 @@ pub struct NetSpec {
     /// Key used by nodes (`wan`, `lan-l`, …).
     pub key: &'static str,
     /// IPv4 subnet.
-    pub v4: &'static str,
+    pub v4: Cow<'static, str>,
     /// IPv6 subnet, when the network is IPv6-enabled.
-    pub v6: Option<&'static str>,
+    pub v6: Option<Cow<'static, str>>,
 }
 
 /// What a node is for.
@@ -132,6 +134,41 @@ impl Layout {
         out
     }
 
+    /// The same layout in address slot `slot` (`0..SLOTS`), so that cells running at the same
+    /// time get disjoint subnets (Docker refuses overlapping ones): slot 0 is the layout as
+    /// built (the addresses in the module documentation); slot `k` moves every /24 of it to
+    /// one of its own, keeping each address's place in it and its kind (private stays
+    /// private, the shared space stays shared, the public-looking ranges move to the RFC 2544
+    /// benchmarking range `198.18.0.0/15`):
+    ///
+    /// ```text
+    /// 10.N.0.x → 10.N.k.x     100.64.0.x → 100.64.k.x     2001:db8:1::x → 2001:db8:1:k::x
+    /// 198.51.100.x → 198.18.k.x     203.0.113.x → 198.19.k.x     192.0.2.x → 198.19.(128+k).x
+    /// ```
+    pub fn relocated(mut self, slot: u8) -> Layout {
+        if slot == 0 {
+            return self;
+        }
+        let r = |t: &str| relocate_text(t, slot);
+        for n in &mut self.networks {
+            n.v4 = Cow::Owned(r(&n.v4));
+            n.v6 = n.v6.take().map(|v| Cow::Owned(r(&v)));
+        }
+        for n in &mut self.nodes {
+            for i in &mut n.ifaces {
+                i.v4 = r(&i.v4);
+                i.v6 = i.v6.take().map(|v| r(&v));
+            }
+            for line in &mut n.setup {
+                *line = r(line);
+            }
+            n.note = r(&n.note);
+        }
+        self.stun = self.stun.take().map(|v| r(&v));
+        self.turn = self.turn.take().map(|v| r(&v));
+        self
+    }
+
     /// Which node owns an IP address (IPv4 or IPv6 text), if any.
     pub fn owner_of(&self, ip: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|n| {
@@ -142,9 +179,65 @@ impl Layout {
     }
 }
 
+/// How many address slots [`Layout::relocated`] has (cells that can run at the same time).
+pub const SLOTS: u8 = 64;
+
+/// Moves the addresses in `text` to slot `slot` (see [`Layout::relocated`]); other text and
+/// addresses outside the layout's ranges (loopback, multicast, …) are left as they are.
+pub fn relocate_text(text: &str, slot: u8) -> String {
+    let text = text.replace("2001:db8:1::", &format!("2001:db8:1:{slot:x}::"));
+    let b = text.as_bytes();
+    // Bytes: only ASCII runs are replaced, so the result stays valid UTF-8.
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        let starts =
+            b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.'));
+        if starts && let Some((octets, len)) = dotted_prefix(&b[i..]) {
+            let moved = match octets {
+                [10, n @ 1..=4, 0] => Some([10, n, slot]),
+                [100, 64, 0] => Some([100, 64, slot]),
+                [198, 51, 100] => Some([198, 18, slot]),
+                [203, 0, 113] => Some([198, 19, slot]),
+                [192, 0, 2] => Some([198, 19, 128 + slot]),
+                _ => None,
+            };
+            if let Some([a, c, d]) = moved {
+                out.extend_from_slice(format!("{a}.{c}.{d}.").as_bytes());
+                i += len;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `a.b.c.` followed by a digit at the start of `b`: the three octets and the length of
+/// `a.b.c.`.
+fn dotted_prefix(b: &[u8]) -> Option<([u8; 3], usize)> {
+    let mut octets = [0u8; 3];
+    let mut at = 0;
+    for o in &mut octets {
+        let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 3 || b.get(at + digits) != Some(&b'.') {
+            return None;
+        }
+        *o = std::str::from_utf8(&b[at..at + digits])
+            .ok()?
+            .parse()
+            .ok()?;
+        at += digits + 1;
+    }
+    b.get(at)
+        .is_some_and(u8::is_ascii_digit)
+        .then_some((octets, at))
+}
+
 const WAN: NetSpec = NetSpec {
     key: "wan",
-    v4: "198.51.100.0/24",
+    v4: Cow::Borrowed("198.51.100.0/24"),
     v6: None,
 };
 
@@ -243,7 +336,7 @@ impl Builder {
         );
         self.net(NetSpec {
             key: "link",
-            v4: "10.4.0.0/24",
+            v4: "10.4.0.0/24".into(),
             v6: None,
         });
         // Move the dialer's router (if any) from lan-d onto the link network.
@@ -305,8 +398,8 @@ fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstC
     let v6 = matches!(family, Family::Ipv6 | Family::DualStack);
     b.net(NetSpec {
         key: "lan-d",
-        v4: "10.1.0.0/24",
-        v6: v6.then_some("2001:db8:1::/64"),
+        v4: "10.1.0.0/24".into(),
+        v6: v6.then_some("2001:db8:1::/64".into()),
     });
     let addr = |v4: &str, v6a: &str| Iface {
         net: "lan-d",
@@ -318,7 +411,7 @@ fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstC
     if first.is_some() {
         b.net(NetSpec {
             key: "lan-x",
-            v4: "10.3.0.0/24",
+            v4: "10.3.0.0/24".into(),
             v6: None,
         });
         listener_ifaces.push(iface("lan-x", "10.3.0.10"));
@@ -425,7 +518,7 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
         Edge::Firewall => {
             b.net(NetSpec {
                 key: a.lan,
-                v4: a.lan_fw_net,
+                v4: a.lan_fw_net.into(),
                 v6: None,
             });
             b.node(NodeSpec {
@@ -499,7 +592,7 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
         Edge::DoubleNat => {
             b.net(NetSpec {
                 key: "cgn",
-                v4: "100.64.0.0/24",
+                v4: "100.64.0.0/24".into(),
                 v6: None,
             });
             lan_host(b, &a);
@@ -540,7 +633,7 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
 fn lan_host(b: &mut Builder, a: &SideAddrs) {
     b.net(NetSpec {
         key: a.lan,
-        v4: a.lan_net,
+        v4: a.lan_net.into(),
         v6: None,
     });
     b.node(NodeSpec {
@@ -714,6 +807,44 @@ pub fn first_candidate_rule(kind: FirstCandidate, ip: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relocation_moves_every_subnet_and_nothing_else() {
+        assert_eq!(
+            relocate_text(
+                "ip route add 10.1.0.0/24 via 10.4.0.253; ±198.51.100.3:3478 203.0.113.10 192.0.2.254 100.64.0.10 127.0.0.1 110.1.0.1 2001:db8:1::10",
+                3
+            ),
+            "ip route add 10.1.3.0/24 via 10.4.3.253; ±198.18.3.3:3478 198.19.3.10 198.19.131.254 100.64.3.10 127.0.0.1 110.1.0.1 2001:db8:1:3::10"
+        );
+        assert_eq!(relocate_text("10.1.0.20", 0), "10.1.0.20");
+        let v4 = |l: &Layout| {
+            l.networks
+                .iter()
+                .map(|n| n.v4.to_string())
+                .collect::<Vec<_>>()
+        };
+        for topology in [
+            Topology::Hairpin { hairpin: true },
+            Topology::SameLan {
+                family: Family::DualStack,
+                offline: false,
+                first_candidate: None,
+            },
+        ] {
+            let l = layout(&topology, None);
+            let moved = l.clone().relocated(5);
+            assert_eq!(l.clone().relocated(0), l);
+            for (a, b) in v4(&l).iter().zip(v4(&moved)) {
+                assert_ne!(*a, b);
+            }
+            for n in &moved.nodes {
+                for i in &n.ifaces {
+                    assert!(moved.networks.iter().any(|net| net.key == i.net));
+                }
+            }
+        }
+    }
 
     #[test]
     fn symmetric_nat_masquerades_fully_random_and_learns_nothing() {

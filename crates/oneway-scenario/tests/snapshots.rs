@@ -237,6 +237,7 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
             first_echo: echo,
         },
         impairment: None,
+        stopped_early: None,
         shaping: None,
         rtt_ms: connected.then_some(0.4),
         seconds: 3.0,
