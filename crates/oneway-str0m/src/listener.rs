@@ -13,7 +13,7 @@ use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use str0m::config::DtlsCert;
-use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
+use str0m::{Candidate as RtcCandidate, IceCreds};
 use tokio::sync::mpsc;
 
 use crate::connection::{Connection, ConnectionEvent, ConnectionInfo, DriverGuard};
@@ -27,6 +27,8 @@ pub const DEFAULT_ACCEPT_QUEUE: usize = 1024;
 pub const EVENT_QUEUE: usize = 1024;
 /// Longest the driver sleeps without checking deadlines.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// Most queued commands the driver takes in one wake.
+const COMMAND_BATCH: usize = 64;
 
 /// How a listener binds, what it advertises, and its token policy.
 #[derive(Clone, Debug)]
@@ -429,9 +431,23 @@ impl Driver {
                 .unwrap_or(now + HOUSEKEEPING)
                 .min(now + HOUSEKEEPING);
             tokio::select! {
-                received = sockets.recv() => self.on_recv(received),
+                received = sockets.recv_batch() => match received {
+                    Ok(batch) => {
+                        for d in batch {
+                            self.on_datagram(Instant::now(), d);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "receive failed"),
+                },
                 command = commands.recv() => match command {
-                    Some((key, command)) => self.on_command(key, command),
+                    Some((key, command)) => {
+                        self.on_command(key, command);
+                        // Commands sent meanwhile (a burst of sends) are taken in the same wake.
+                        for _ in 1..COMMAND_BATCH {
+                            let Ok((key, command)) = commands.try_recv() else { break };
+                            self.on_command(key, command);
+                        }
+                    }
                     None => return,
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
@@ -450,13 +466,6 @@ impl Driver {
             .store(self.by_addr.len() + self.by_ufrag.len(), Ordering::Relaxed);
         s.limited_sources
             .store(self.limiter.tracked(), Ordering::Relaxed);
-    }
-
-    fn on_recv(&mut self, received: std::io::Result<Datagram>) {
-        match received {
-            Ok(d) => self.on_datagram(Instant::now(), d),
-            Err(e) => tracing::warn!(error = %e, "receive failed"),
-        }
     }
 
     fn on_datagram(&mut self, now: Instant, d: Datagram) {
@@ -544,7 +553,7 @@ impl Driver {
         dialer_ufrag: &str,
         dialer_pwd: &str,
     ) -> Result<Slot, StackError> {
-        let mut rtc = Rtc::builder()
+        let mut rtc = crate::peer::rtc_builder(remote.ip().is_loopback())
             .set_ice_lite(true)
             .set_dtls_cert(self.cert.clone())
             .set_fingerprint_verification(false)

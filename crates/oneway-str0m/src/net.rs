@@ -14,6 +14,12 @@ use tokio::net::UdpSocket;
 /// Largest datagram read. WebRTC keeps datagrams under the path MTU (~1200 bytes); this
 /// leaves room for jumbo loopback packets and truncates nothing a stack sends.
 pub const RECV_BUFFER: usize = 2048;
+/// Most datagrams one [`Socket::recv_batch`] returns.
+pub const RECV_BATCH: usize = 32;
+/// Kernel send and receive buffer asked for each socket (SO_SNDBUF/SO_RCVBUF). The default
+/// (~208 KiB) overflows under a burst of SCTP packets on a fast path, and every overflow is a
+/// loss SCTP must recover from. The kernel caps the value at `net.core.{w,r}mem_max`.
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 /// One bound UDP socket with its `quinn-udp` state.
 #[derive(Debug)]
@@ -21,6 +27,9 @@ pub struct Socket {
     socket: UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
+    /// [`RECV_BATCH`] receive buffers of [`RECV_BUFFER`] bytes, reused by every
+    /// [`Socket::recv_batch`] (locked only inside the non-blocking read, never across an await).
+    scratch: std::sync::Mutex<Vec<u8>>,
 }
 
 /// One received datagram.
@@ -48,6 +57,13 @@ impl Socket {
             socket.set_only_v6(true)?;
         }
         socket.set_nonblocking(true)?;
+        // Best effort: a smaller buffer only costs throughput.
+        if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+            tracing::debug!(error = %e, "SO_RCVBUF not set");
+        }
+        if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+            tracing::debug!(error = %e, "SO_SNDBUF not set");
+        }
         socket.bind(&addr.into())?;
         let state = UdpSocketState::new((&socket).into())?;
         let socket = UdpSocket::from_std(socket.into())?;
@@ -56,6 +72,7 @@ impl Socket {
             socket,
             state,
             local,
+            scratch: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -92,6 +109,55 @@ impl Socket {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits for datagrams and returns every one the kernel holds, up to [`RECV_BATCH`], read
+    /// with one `recvmmsg` where the platform has it: a driver woken once handles a burst.
+    pub async fn recv_batch(&self) -> io::Result<Vec<Datagram>> {
+        loop {
+            self.socket.readable().await?;
+            match self
+                .socket
+                .try_io(Interest::READABLE, || self.read_queued())
+            {
+                Ok(batch) => return Ok(batch),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One non-blocking batched read (`WouldBlock` when nothing is queued).
+    fn read_queued(&self) -> io::Result<Vec<Datagram>> {
+        let mut scratch = self
+            .scratch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        scratch.resize(RECV_BUFFER * RECV_BATCH, 0);
+        let mut metas = [RecvMeta::default(); RECV_BATCH];
+        let mut slices: Vec<IoSliceMut<'_>> = scratch
+            .chunks_mut(RECV_BUFFER)
+            .map(IoSliceMut::new)
+            .collect();
+        let count = self
+            .state
+            .recv((&self.socket).into(), &mut slices, &mut metas)?;
+        let mut batch = Vec::with_capacity(count);
+        for (meta, slice) in metas.iter().zip(&slices).take(count) {
+            let ip = meta.dst_ip.unwrap_or(self.local.ip());
+            let destination = SocketAddr::new(normalize_ip(ip), self.local.port());
+            let len = meta.len.min(slice.len());
+            // With GRO one buffer holds several datagrams, `stride` bytes apart.
+            let stride = if meta.stride == 0 { len } else { meta.stride };
+            for contents in slice[..len].chunks(stride.max(1)) {
+                batch.push(Datagram {
+                    source: normalize(meta.addr),
+                    destination,
+                    contents: contents.to_vec(),
+                });
+            }
+        }
+        Ok(batch)
     }
 
     /// Sends `contents` to `destination` from `source`'s IP (when it is a specific address).
@@ -177,6 +243,21 @@ impl SocketSet {
         async fn one(socket: Option<&Socket>) -> io::Result<Datagram> {
             match socket {
                 Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            d = one(self.v4.as_ref()) => d,
+            d = one(self.v6.as_ref()) => d,
+        }
+    }
+
+    /// The datagrams queued on one of the sockets, waiting for at least one
+    /// ([`Socket::recv_batch`]).
+    pub async fn recv_batch(&self) -> io::Result<Vec<Datagram>> {
+        async fn one(socket: Option<&Socket>) -> io::Result<Vec<Datagram>> {
+            match socket {
+                Some(s) => s.recv_batch().await,
                 None => std::future::pending().await,
             }
         }
