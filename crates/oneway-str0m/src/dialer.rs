@@ -258,6 +258,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         deadline: now + config.timeout,
         timeout: config.timeout,
         reported_tried: 0,
+        outbox: Vec::new(),
     };
     let handle = tokio::spawn(driver.run(commands_rx));
     let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
@@ -306,6 +307,8 @@ struct Driver {
     deadline: Instant,
     timeout: Duration,
     reported_tried: usize,
+    /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
+    outbox: Vec<crate::peer::Outgoing>,
 }
 
 impl Driver {
@@ -366,6 +369,8 @@ impl Driver {
                 self.peer.handle_command(Instant::now(), command);
                 next = self.service();
             }
+            self.sockets.send_batch(&self.outbox);
+            self.outbox.clear();
             if self.peer.is_closed() && self.ready.is_none() {
                 // Give the last datagrams (close message) a moment, then stop.
                 return;
@@ -376,9 +381,7 @@ impl Driver {
     fn service(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let (outgoing, next) = self.peer.poll(now);
-        for o in outgoing {
-            self.sockets.send(o.source, o.destination, &o.contents);
-        }
+        self.outbox.extend(outgoing);
         while self.reported_tried < self.peer.tried.len() {
             let (remote, after) = self.peer.tried[self.reported_tried];
             self.reported_tried += 1;

@@ -265,6 +265,7 @@ impl Listener {
             incoming_tx,
             events_tx,
             guard: Weak::new(),
+            outbox: Vec::new(),
         };
         let (guard_tx, guard_rx) = tokio::sync::oneshot::channel();
         let handle = tokio::spawn(driver.run(guard_rx, commands_rx));
@@ -407,6 +408,8 @@ struct Driver {
     events_tx: mpsc::Sender<ListenerEvent>,
     /// Shared with the `Listener` and every connection: the task runs until all are dropped.
     guard: Weak<DriverGuard>,
+    /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
+    outbox: Vec<crate::peer::Outgoing>,
 }
 
 impl Driver {
@@ -453,6 +456,8 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
             }
             self.publish_stats();
+            self.sockets.send_batch(&self.outbox);
+            self.outbox.clear();
         }
     }
 
@@ -649,11 +654,10 @@ impl Driver {
         };
         let (outgoing, next) = slot.peer.poll(now);
         slot.next_timeout = next;
-        // Published before sending, so whoever sees an answer also sees the state behind it.
+        // Published before sending (at the end of the wake), so whoever sees an answer also
+        // sees the state behind it.
         self.publish_stats();
-        for o in outgoing {
-            self.sockets.send(o.source, o.destination, &o.contents);
-        }
+        self.outbox.extend(outgoing);
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };

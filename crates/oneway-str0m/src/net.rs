@@ -14,8 +14,15 @@ use tokio::net::UdpSocket;
 /// Largest datagram read. WebRTC keeps datagrams under the path MTU (~1200 bytes); this
 /// leaves room for jumbo loopback packets and truncates nothing a stack sends.
 pub const RECV_BUFFER: usize = 2048;
-/// Most datagrams one [`Socket::recv_batch`] returns.
+/// Most buffers one [`Socket::recv_batch`] reads.
 pub const RECV_BATCH: usize = 32;
+/// Buffers read at once when the socket has GRO (each holds up to [`GRO_BUFFER`] bytes of
+/// datagrams coalesced by the kernel, e.g. from a GSO sender on this host).
+pub const GRO_BATCH: usize = 8;
+/// Size of one receive buffer under GRO: the kernel coalesces at most 64 KiB.
+pub const GRO_BUFFER: usize = 64 * 1024;
+/// Most bytes one GSO send carries (the kernel's limit is 64 KiB per call).
+pub const GSO_MAX_BYTES: usize = 60 * 1024;
 /// Kernel send and receive buffer asked for each socket (SO_SNDBUF/SO_RCVBUF). The default
 /// (~208 KiB) overflows under a burst of SCTP packets on a fast path, and every overflow is a
 /// loss SCTP must recover from. The kernel caps the value at `net.core.{w,r}mem_max`.
@@ -133,15 +140,19 @@ impl Socket {
             .scratch
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        scratch.resize(RECV_BUFFER * RECV_BATCH, 0);
+        // With GRO on (quinn-udp enables it where it can), one buffer may hold many datagrams:
+        // a buffer of one datagram's size would truncate them.
+        let (size, count) = if self.state.gro_segments() > 1 {
+            (GRO_BUFFER, GRO_BATCH)
+        } else {
+            (RECV_BUFFER, RECV_BATCH)
+        };
+        scratch.resize(size * count, 0);
         let mut metas = [RecvMeta::default(); RECV_BATCH];
-        let mut slices: Vec<IoSliceMut<'_>> = scratch
-            .chunks_mut(RECV_BUFFER)
-            .map(IoSliceMut::new)
-            .collect();
-        let count = self
-            .state
-            .recv((&self.socket).into(), &mut slices, &mut metas)?;
+        let metas = &mut metas[..count];
+        let mut slices: Vec<IoSliceMut<'_>> =
+            scratch.chunks_mut(size).map(IoSliceMut::new).collect();
+        let count = self.state.recv((&self.socket).into(), &mut slices, metas)?;
         let mut batch = Vec::with_capacity(count);
         for (meta, slice) in metas.iter().zip(&slices).take(count) {
             let ip = meta.dst_ip.unwrap_or(self.local.ip());
@@ -158,6 +169,31 @@ impl Socket {
             }
         }
         Ok(batch)
+    }
+
+    /// Sends `contents`, several datagrams of `segment` bytes each (the last may be shorter),
+    /// in one call with UDP GSO. Only when [`Socket::max_gso_segments`] allows as many.
+    fn send_segments(
+        &self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment: usize,
+    ) -> io::Result<()> {
+        let src_ip = (!source.ip().is_unspecified()).then_some(source.ip());
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: Some(segment),
+            src_ip,
+        };
+        self.state.try_send((&self.socket).into(), &transmit)
+    }
+
+    /// How many datagrams one GSO send may carry (1 without GSO).
+    pub fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
     }
 
     /// Sends `contents` to `destination` from `source`'s IP (when it is a specific address).
@@ -264,6 +300,54 @@ impl SocketSet {
         tokio::select! {
             d = one(self.v4.as_ref()) => d,
             d = one(self.v6.as_ref()) => d,
+        }
+    }
+
+    /// Sends every datagram of `batch`, in order; runs of same-size datagrams between the same
+    /// addresses go out in one GSO call where the socket has GSO (one syscall instead of one
+    /// per datagram). Failures are logged and dropped, as UDP loss would be.
+    pub fn send_batch(&self, batch: &[crate::peer::Outgoing]) {
+        let mut start = 0;
+        while start < batch.len() {
+            let first = &batch[start];
+            let size = first.contents.len();
+            let socket = self.for_family(first.destination.is_ipv4());
+            let max = match socket {
+                Some(s) if size > 0 => s.max_gso_segments().min(GSO_MAX_BYTES / size),
+                _ => 1,
+            };
+            let mut end = start + 1;
+            while end < batch.len() && end - start < max {
+                let o = &batch[end];
+                if o.source != first.source
+                    || o.destination != first.destination
+                    || o.contents.len() > size
+                    || o.contents.is_empty()
+                {
+                    break;
+                }
+                end += 1;
+                // A shorter datagram can only end a GSO run.
+                if o.contents.len() < size {
+                    break;
+                }
+            }
+            let run = &batch[start..end];
+            start = end;
+            if let (Some(socket), true) = (socket, run.len() > 1) {
+                let mut contents = Vec::with_capacity(run.iter().map(|o| o.contents.len()).sum());
+                for o in run {
+                    contents.extend_from_slice(&o.contents);
+                }
+                match socket.send_segments(first.source, first.destination, &contents, size) {
+                    Ok(()) => continue,
+                    // GSO refused (quinn-udp then turns it off): send them one by one.
+                    Err(e) => tracing::debug!(error = %e, "GSO send failed; sending singly"),
+                }
+            }
+            for o in run {
+                self.send(o.source, o.destination, &o.contents);
+            }
         }
     }
 
