@@ -8,7 +8,7 @@ use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::ice::compose_listener_ufrag;
 use oneway_token::sdp::candidate_attribute;
 use oneway_token::{CandidateAddress, Profile, Token, Transport};
-use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
+use str0m::{Candidate as RtcCandidate, IceCreds};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Connection, ConnectionInfo, DriverGuard};
@@ -18,6 +18,8 @@ use crate::{Progress, StackError};
 
 /// Longest wait for mDNS names to resolve (at most half the dial timeout).
 pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most queued commands the driver takes in one wake.
+const COMMAND_BATCH: usize = 64;
 
 /// How a dialer connects.
 #[derive(Clone, Debug)]
@@ -192,7 +194,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
             (local, remote, config.certificate.clone())
         }
     };
-    let mut builder = Rtc::builder().set_local_ice_credentials(local_creds);
+    let mut builder = crate::peer::rtc_builder(all_loopback).set_local_ice_credentials(local_creds);
     if let Some(cert) = certificate {
         builder = builder.set_dtls_cert(cert);
     }
@@ -256,6 +258,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         deadline: now + config.timeout,
         timeout: config.timeout,
         reported_tried: 0,
+        outbox: Vec::new(),
     };
     let handle = tokio::spawn(driver.run(commands_rx));
     let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
@@ -304,6 +307,8 @@ struct Driver {
     deadline: Instant,
     timeout: Duration,
     reported_tried: usize,
+    /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
+    outbox: Vec<crate::peer::Outgoing>,
 }
 
 impl Driver {
@@ -316,13 +321,24 @@ impl Driver {
             if self.ready.is_some() {
                 wake = wake.min(self.deadline);
             }
+            // One input, then a full poll (str0m's contract), for each of a batch read at once.
+            let mut batch = Vec::new();
+            let mut queued = Vec::new();
             tokio::select! {
-                received = sockets.recv() => match received {
-                    Ok(d) => self.peer.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
+                received = sockets.recv_batch() => match received {
+                    Ok(datagrams) => batch = datagrams,
                     Err(e) => tracing::warn!(error = %e, "receive failed"),
                 },
                 command = commands.recv() => match command {
-                    Some((_, command)) => self.peer.handle_command(Instant::now(), command),
+                    Some((_, command)) => {
+                        queued.push(command);
+                        // Commands sent meanwhile (a burst of sends) are taken in the same wake.
+                        while queued.len() < COMMAND_BATCH
+                            && let Ok((_, command)) = commands.try_recv()
+                        {
+                            queued.push(command);
+                        }
+                    }
                     None => return,
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {
@@ -341,7 +357,20 @@ impl Driver {
                     self.peer.handle_timeout(now);
                 }
             }
-            next = self.service();
+            if batch.is_empty() && queued.is_empty() {
+                next = self.service();
+            }
+            for d in batch {
+                self.peer
+                    .handle_datagram(Instant::now(), d.source, d.destination, &d.contents);
+                next = self.service();
+            }
+            for command in queued {
+                self.peer.handle_command(Instant::now(), command);
+                next = self.service();
+            }
+            self.sockets.send_batch(&self.outbox);
+            self.outbox.clear();
             if self.peer.is_closed() && self.ready.is_none() {
                 // Give the last datagrams (close message) a moment, then stop.
                 return;
@@ -352,9 +381,7 @@ impl Driver {
     fn service(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let (outgoing, next) = self.peer.poll(now);
-        for o in outgoing {
-            self.sockets.send(o.source, o.destination, &o.contents);
-        }
+        self.outbox.extend(outgoing);
         while self.reported_tried < self.peer.tried.len() {
             let (remote, after) = self.peer.tried[self.reported_tried];
             self.reported_tried += 1;

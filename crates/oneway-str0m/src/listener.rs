@@ -14,7 +14,7 @@ use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use str0m::config::DtlsCert;
-use str0m::{Candidate as RtcCandidate, IceCreds, Rtc};
+use str0m::{Candidate as RtcCandidate, IceCreds};
 use tokio::sync::mpsc;
 
 use crate::connection::{Connection, ConnectionEvent, ConnectionInfo, DriverGuard};
@@ -28,6 +28,8 @@ pub const DEFAULT_ACCEPT_QUEUE: usize = 1024;
 pub const EVENT_QUEUE: usize = 1024;
 /// Longest the driver sleeps without checking deadlines.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// Most queued commands the driver takes in one wake.
+const COMMAND_BATCH: usize = 64;
 
 /// How a listener binds, what it advertises, and its token policy.
 #[derive(Clone, Debug)]
@@ -228,6 +230,7 @@ impl Listener {
             incoming_tx,
             events_tx,
             guard: Weak::new(),
+            outbox: Vec::new(),
         };
         let (guard_tx, guard_rx) = tokio::sync::oneshot::channel();
         let handle = tokio::spawn(driver.run(guard_rx, commands_rx));
@@ -363,6 +366,8 @@ struct Driver {
     events_tx: mpsc::Sender<ListenerEvent>,
     /// Shared with the `Listener` and every connection: the task runs until all are dropped.
     guard: Weak<DriverGuard>,
+    /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
+    outbox: Vec<crate::peer::Outgoing>,
 }
 
 impl Driver {
@@ -387,14 +392,30 @@ impl Driver {
                 .unwrap_or(now + HOUSEKEEPING)
                 .min(now + HOUSEKEEPING);
             tokio::select! {
-                received = sockets.recv() => self.on_recv(received),
+                received = sockets.recv_batch() => match received {
+                    Ok(batch) => {
+                        for d in batch {
+                            self.on_datagram(Instant::now(), d);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "receive failed"),
+                },
                 command = commands.recv() => match command {
-                    Some((key, command)) => self.on_command(key, command),
+                    Some((key, command)) => {
+                        self.on_command(key, command);
+                        // Commands sent meanwhile (a burst of sends) are taken in the same wake.
+                        for _ in 1..COMMAND_BATCH {
+                            let Ok((key, command)) = commands.try_recv() else { break };
+                            self.on_command(key, command);
+                        }
+                    }
                     None => return,
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
             }
             self.publish_stats();
+            self.sockets.send_batch(&self.outbox);
+            self.outbox.clear();
         }
     }
 
@@ -406,13 +427,6 @@ impl Driver {
             routes: self.by_addr.len() + self.by_ufrag.len(),
             limited_sources: self.limiter.tracked(),
         });
-    }
-
-    fn on_recv(&mut self, received: std::io::Result<Datagram>) {
-        match received {
-            Ok(d) => self.on_datagram(Instant::now(), d),
-            Err(e) => tracing::warn!(error = %e, "receive failed"),
-        }
     }
 
     fn on_datagram(&mut self, now: Instant, d: Datagram) {
@@ -495,7 +509,7 @@ impl Driver {
         dialer_ufrag: &str,
         dialer_pwd: &str,
     ) -> Result<Slot, StackError> {
-        let mut rtc = Rtc::builder()
+        let mut rtc = crate::peer::rtc_builder(remote.ip().is_loopback())
             .set_ice_lite(true)
             .set_dtls_cert(self.cert.clone())
             .set_fingerprint_verification(false)
@@ -592,11 +606,10 @@ impl Driver {
         };
         let (outgoing, next) = slot.peer.poll(now);
         slot.next_timeout = next;
-        // Published before sending, so whoever sees an answer also sees the state behind it.
+        // Published before sending (at the end of the wake), so whoever sees an answer also
+        // sees the state behind it.
         self.publish_stats();
-        for o in outgoing {
-            self.sockets.send(o.source, o.destination, &o.contents);
-        }
+        self.outbox.extend(outgoing);
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };

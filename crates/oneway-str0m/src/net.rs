@@ -14,6 +14,19 @@ use tokio::net::UdpSocket;
 /// Largest datagram read. WebRTC keeps datagrams under the path MTU (~1200 bytes); this
 /// leaves room for jumbo loopback packets and truncates nothing a stack sends.
 pub const RECV_BUFFER: usize = 2048;
+/// Most buffers one [`Socket::recv_batch`] reads.
+pub const RECV_BATCH: usize = 32;
+/// Buffers read at once when the socket has GRO (each holds up to [`GRO_BUFFER`] bytes of
+/// datagrams coalesced by the kernel, e.g. from a GSO sender on this host).
+pub const GRO_BATCH: usize = 8;
+/// Size of one receive buffer under GRO: the kernel coalesces at most 64 KiB.
+pub const GRO_BUFFER: usize = 64 * 1024;
+/// Most bytes one GSO send carries (the kernel's limit is 64 KiB per call).
+pub const GSO_MAX_BYTES: usize = 60 * 1024;
+/// Kernel send and receive buffer asked for each socket (SO_SNDBUF/SO_RCVBUF). The default
+/// (~208 KiB) overflows under a burst of SCTP packets on a fast path, and every overflow is a
+/// loss SCTP must recover from. The kernel caps the value at `net.core.{w,r}mem_max`.
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 /// One bound UDP socket with its `quinn-udp` state.
 #[derive(Debug)]
@@ -21,6 +34,9 @@ pub struct Socket {
     socket: UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
+    /// [`RECV_BATCH`] receive buffers of [`RECV_BUFFER`] bytes, reused by every
+    /// [`Socket::recv_batch`] (locked only inside the non-blocking read, never across an await).
+    scratch: std::sync::Mutex<Vec<u8>>,
 }
 
 /// One received datagram.
@@ -48,6 +64,13 @@ impl Socket {
             socket.set_only_v6(true)?;
         }
         socket.set_nonblocking(true)?;
+        // Best effort: a smaller buffer only costs throughput.
+        if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+            tracing::debug!(error = %e, "SO_RCVBUF not set");
+        }
+        if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+            tracing::debug!(error = %e, "SO_SNDBUF not set");
+        }
         socket.bind(&addr.into())?;
         let state = UdpSocketState::new((&socket).into())?;
         let socket = UdpSocket::from_std(socket.into())?;
@@ -56,6 +79,7 @@ impl Socket {
             socket,
             state,
             local,
+            scratch: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -92,6 +116,84 @@ impl Socket {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits for datagrams and returns every one the kernel holds, up to [`RECV_BATCH`], read
+    /// with one `recvmmsg` where the platform has it: a driver woken once handles a burst.
+    pub async fn recv_batch(&self) -> io::Result<Vec<Datagram>> {
+        loop {
+            self.socket.readable().await?;
+            match self
+                .socket
+                .try_io(Interest::READABLE, || self.read_queued())
+            {
+                Ok(batch) => return Ok(batch),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One non-blocking batched read (`WouldBlock` when nothing is queued).
+    fn read_queued(&self) -> io::Result<Vec<Datagram>> {
+        let mut scratch = self
+            .scratch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // With GRO on (quinn-udp enables it where it can), one buffer may hold many datagrams:
+        // a buffer of one datagram's size would truncate them.
+        let (size, count) = if self.state.gro_segments() > 1 {
+            (GRO_BUFFER, GRO_BATCH)
+        } else {
+            (RECV_BUFFER, RECV_BATCH)
+        };
+        scratch.resize(size * count, 0);
+        let mut metas = [RecvMeta::default(); RECV_BATCH];
+        let metas = &mut metas[..count];
+        let mut slices: Vec<IoSliceMut<'_>> =
+            scratch.chunks_mut(size).map(IoSliceMut::new).collect();
+        let count = self.state.recv((&self.socket).into(), &mut slices, metas)?;
+        let mut batch = Vec::with_capacity(count);
+        for (meta, slice) in metas.iter().zip(&slices).take(count) {
+            let ip = meta.dst_ip.unwrap_or(self.local.ip());
+            let destination = SocketAddr::new(normalize_ip(ip), self.local.port());
+            let len = meta.len.min(slice.len());
+            // With GRO one buffer holds several datagrams, `stride` bytes apart.
+            let stride = if meta.stride == 0 { len } else { meta.stride };
+            for contents in slice[..len].chunks(stride.max(1)) {
+                batch.push(Datagram {
+                    source: normalize(meta.addr),
+                    destination,
+                    contents: contents.to_vec(),
+                });
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Sends `contents`, several datagrams of `segment` bytes each (the last may be shorter),
+    /// in one call with UDP GSO. Only when [`Socket::max_gso_segments`] allows as many.
+    fn send_segments(
+        &self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment: usize,
+    ) -> io::Result<()> {
+        let src_ip = (!source.ip().is_unspecified()).then_some(source.ip());
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: Some(segment),
+            src_ip,
+        };
+        self.state.try_send((&self.socket).into(), &transmit)
+    }
+
+    /// How many datagrams one GSO send may carry (1 without GSO).
+    pub fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
     }
 
     /// Sends `contents` to `destination` from `source`'s IP (when it is a specific address).
@@ -183,6 +285,69 @@ impl SocketSet {
         tokio::select! {
             d = one(self.v4.as_ref()) => d,
             d = one(self.v6.as_ref()) => d,
+        }
+    }
+
+    /// The datagrams queued on one of the sockets, waiting for at least one
+    /// ([`Socket::recv_batch`]).
+    pub async fn recv_batch(&self) -> io::Result<Vec<Datagram>> {
+        async fn one(socket: Option<&Socket>) -> io::Result<Vec<Datagram>> {
+            match socket {
+                Some(s) => s.recv_batch().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            d = one(self.v4.as_ref()) => d,
+            d = one(self.v6.as_ref()) => d,
+        }
+    }
+
+    /// Sends every datagram of `batch`, in order; runs of same-size datagrams between the same
+    /// addresses go out in one GSO call where the socket has GSO (one syscall instead of one
+    /// per datagram). Failures are logged and dropped, as UDP loss would be.
+    pub fn send_batch(&self, batch: &[crate::peer::Outgoing]) {
+        let mut start = 0;
+        while start < batch.len() {
+            let first = &batch[start];
+            let size = first.contents.len();
+            let socket = self.for_family(first.destination.is_ipv4());
+            let max = match socket {
+                Some(s) if size > 0 => s.max_gso_segments().min(GSO_MAX_BYTES / size),
+                _ => 1,
+            };
+            let mut end = start + 1;
+            while end < batch.len() && end - start < max {
+                let o = &batch[end];
+                if o.source != first.source
+                    || o.destination != first.destination
+                    || o.contents.len() > size
+                    || o.contents.is_empty()
+                {
+                    break;
+                }
+                end += 1;
+                // A shorter datagram can only end a GSO run.
+                if o.contents.len() < size {
+                    break;
+                }
+            }
+            let run = &batch[start..end];
+            start = end;
+            if let (Some(socket), true) = (socket, run.len() > 1) {
+                let mut contents = Vec::with_capacity(run.iter().map(|o| o.contents.len()).sum());
+                for o in run {
+                    contents.extend_from_slice(&o.contents);
+                }
+                match socket.send_segments(first.source, first.destination, &contents, size) {
+                    Ok(()) => continue,
+                    // GSO refused (quinn-udp then turns it off): send them one by one.
+                    Err(e) => tracing::debug!(error = %e, "GSO send failed; sending singly"),
+                }
+            }
+            for o in run {
+                self.send(o.source, o.destination, &o.contents);
+            }
         }
     }
 
