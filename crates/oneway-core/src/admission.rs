@@ -3,7 +3,7 @@
 //! proven the secret, and a per-source rate limit on the checks that cost the listener a
 //! MESSAGE-INTEGRITY computation. Time is passed in; nothing here reads a clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -198,6 +198,32 @@ impl Admission {
 /// must not grow the routing table without bound, so beyond this the oldest address is
 /// forgotten (a genuine dialer's next check from it brings it back).
 pub const MAX_ADDRESSES_PER_DIALER: usize = 8;
+
+/// Routes `addr` to the dialer `key` in a listener's address table `by_addr`. `addrs` are the
+/// addresses routed to that dialer, oldest first; beyond [`MAX_ADDRESSES_PER_DIALER`] the
+/// oldest is forgotten (removed from `by_addr` if it still routes to `key`). Returns the address
+/// it forgot, for the listener's log.
+pub fn route_dialer_address<K: Copy + Eq>(
+    by_addr: &mut HashMap<SocketAddr, K>,
+    addrs: &mut VecDeque<SocketAddr>,
+    key: K,
+    addr: SocketAddr,
+) -> Option<SocketAddr> {
+    if by_addr.insert(addr, key) == Some(key) {
+        return None;
+    }
+    addrs.push_back(addr);
+    let mut forgotten = None;
+    while addrs.len() > MAX_ADDRESSES_PER_DIALER {
+        if let Some(old) = addrs.pop_front()
+            && by_addr.get(&old) == Some(&key)
+        {
+            by_addr.remove(&old);
+            forgotten = Some(old);
+        }
+    }
+    forgotten
+}
 
 /// Per-source limit on STUN checks that fail MESSAGE-INTEGRITY verification, `spec/security.md`
 /// §4. Each failure costs the listener an HMAC and a source that keeps failing is an attacker

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oneway_core::admission::{
-    Admission, AdmissionLimits, MAX_ADDRESSES_PER_DIALER, Refusal, SourceLimiter, SourceRateLimit,
+    Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit, route_dialer_address,
 };
 use oneway_core::demux::{self, Dropped, ListenerCreds, Routed};
 use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
@@ -338,7 +338,7 @@ struct Slot {
     peer: Peer,
     remote: SocketAddr,
     /// Every address routed to this engine (`by_addr`), oldest first, at most
-    /// [`MAX_ADDRESSES_PER_DIALER`].
+    /// [`MAX_ADDRESSES_PER_DIALER`](oneway_core::admission::MAX_ADDRESSES_PER_DIALER).
     addrs: VecDeque<SocketAddr>,
     local_ufrag: String,
     events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
@@ -691,22 +691,13 @@ impl Driver {
     }
 
     /// Routes `addr` to the engine `key`, forgetting that engine's oldest address if it has
-    /// [`MAX_ADDRESSES_PER_DIALER`] already.
+    /// [`MAX_ADDRESSES_PER_DIALER`](oneway_core::admission::MAX_ADDRESSES_PER_DIALER) already.
     fn route(&mut self, key: u64, addr: SocketAddr) {
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };
-        if self.by_addr.insert(addr, key) == Some(key) {
-            return;
-        }
-        slot.addrs.push_back(addr);
-        while slot.addrs.len() > MAX_ADDRESSES_PER_DIALER {
-            if let Some(old) = slot.addrs.pop_front()
-                && self.by_addr.get(&old) == Some(&key)
-            {
-                self.by_addr.remove(&old);
-                tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
-            }
+        if let Some(old) = route_dialer_address(&mut self.by_addr, &mut slot.addrs, key, addr) {
+            tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
         }
     }
 
