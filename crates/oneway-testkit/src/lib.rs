@@ -388,3 +388,21 @@ pub fn one_username_from_many_sources(to: SocketAddr, token: &Token, sources: us
         prober.send(to, &binding_request(&username, &keys.listener_pwd).0);
     }
 }
+
+/// A loopback STUN server for listener tests: answers every Binding request with XOR-MAPPED-ADDRESS = 203.0.113.5:<source port>.
+pub async fn stun_server() -> SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let mapped = SocketAddr::from(([203, 0, 113, 5], from.port()));
+            if let Some(reply) = oneway_core::stun_client::binding_response(&buf[..n], mapped) {
+                let _ = socket.send_to(&reply, from).await;
+            }
+        }
+    });
+    addr
+}

@@ -3,29 +3,11 @@
 //! behind which the listener appears as 203.0.113.5 (RFC 5737), so the srflx candidate differs
 //! from the host one; dialing still succeeds over the host candidate, which comes first.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use oneway_testkit::stun_server;
 use oneway_token::{CandidateAddress, CandidateType};
 use oneway_webrtc::{DialConfig, Listener, ListenerConfig, StackError, dial};
-
-/// Answers every Binding request with XOR-MAPPED-ADDRESS = 203.0.113.5:<source port>.
-async fn stun_server() -> SocketAddr {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = socket.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut buf = [0u8; 1500];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let mapped = SocketAddr::from(([203, 0, 113, 5], from.port()));
-            if let Some(reply) = oneway_core::stun_client::binding_response(&buf[..n], mapped) {
-                let _ = socket.send_to(&reply, from).await;
-            }
-        }
-    });
-    addr
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srflx_candidate_comes_after_host_and_dialing_still_works() {
