@@ -10,6 +10,7 @@
 //! Dev-only (`publish = false`): used as a dev-dependency by `oneway-str0m` and
 //! `oneway-webrtc`.
 
+pub mod coturn;
 pub mod flood;
 pub mod impair;
 
