@@ -29,6 +29,7 @@ pub mod listener;
 pub mod mdns;
 pub mod net;
 pub mod peer;
+mod turn;
 
 pub use oneway_connection::{Progress, StackError};
 
@@ -41,3 +42,4 @@ pub use connection::{
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
 pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
 pub use net::AddressScope;
+pub use oneway_turn::{Credentials as TurnCredentials, TurnError, TurnServer};
