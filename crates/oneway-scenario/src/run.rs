@@ -1538,6 +1538,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_relayed_local_address_makes_the_path_relay() {
+        let end = |local: &str, remote: &str| PathEnd {
+            local: "10.0.0.2:1".into(),
+            remote: "198.51.100.10:2".into(),
+            local_type: local.into(),
+            remote_type: remote.into(),
+            family: "ipv4".into(),
+        };
+        assert_eq!(end("relay", "host").path_type(), "relay");
+        assert_eq!(end("host", "relay").path_type(), "relay");
+        assert_eq!(end("host", "srflx").path_type(), "srflx");
+    }
+
+    #[test]
     fn interface_lookup_parses_ip_o_addr() {
         let out = "1: lo    inet 127.0.0.1/8 scope host lo\n45: eth1@if46    inet 10.1.0.254/24 brd 10.1.0.255 scope global eth1\n";
         assert_eq!(interface_of(out, "10.1.0.254").as_deref(), Some("eth1"));
