@@ -94,7 +94,7 @@ pub struct DialArgs {
     #[arg(long)]
     pub(crate) probe: bool,
     /// TURN server (`host:port`, TURN over TCP) to allocate a UDP relay from; the relayed
-    /// address is offered after the host candidates (str0m only).
+    /// address is offered after the host candidates (str0m and webrtc-rs).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["turn_user", "turn_password"])]
     pub(crate) turn: Option<String>,
     /// TURN user name (long-term credentials).
@@ -473,9 +473,10 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         let (token, _) = crate::read_token(&args.input)?;
         return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
     }
-    if args.turn.is_some() && args.stack != Stack::Str0m {
+    if args.turn.is_some() && args.stack == Stack::Browser {
         anyhow::bail!(Usage(
-            "--turn is implemented by the str0m dialer only; use --stack str0m".to_owned()
+            "--turn is implemented by the str0m and webrtc-rs dialers; use --stack str0m or webrtc-rs"
+                .to_owned()
         ));
     }
     let out = Output {
@@ -533,6 +534,8 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
             let config = oneway_webrtc::DialConfig {
                 timeout: args.timeout,
                 progress: Some(progress_tx),
+                turn,
+                relay_only: args.relay_only,
                 ..Default::default()
             };
             oneway_webrtc::dial(&token, &config).await

@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{Connection, ConnectionInfo, DriverGuard};
 use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role};
-use crate::turn::{LinkIo, Relay, RelayOutput};
 use crate::{Progress, StackError};
 use oneway_turn::TurnServer;
+use oneway_turn::link::{LinkIo, Relay, RelayOutput};
 
 /// Longest wait for mDNS names to resolve (at most half the dial timeout).
 pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -29,7 +29,6 @@ pub mod listener;
 pub mod mdns;
 pub mod net;
 pub mod peer;
-mod turn;
 
 pub use oneway_connection::{Progress, StackError};
 

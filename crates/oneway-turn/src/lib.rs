@@ -6,6 +6,8 @@
 //! Refresh); this crate adds what a stream transport and a dialer need on top: cutting the TCP
 //! byte stream into STUN and ChannelData frames ([`framing`]), precise errors with stable cause
 //! codes ([`TurnError::code`], e.g. `turn-auth-failed`), and retries after a stale nonce.
+//! With the `tokio` feature, [`link`] drives a client over a real TCP connection for a
+//! dialer's event loop (used by the str0m and webrtc-rs dialers).
 //!
 //! ```no_run
 //! use std::time::Instant;
@@ -33,6 +35,8 @@
 
 mod client;
 pub mod framing;
+#[cfg(feature = "tokio")]
+pub mod link;
 
 pub use client::{
     Credentials, MAX_QUEUE, REFRESH_INTERVAL_CAP, STALE_NONCE_RETRIES, TurnClient, TurnError,

@@ -1,13 +1,15 @@
-//! The dialer's TURN relay: one TCP connection to the server, driven by the sans-IO
-//! [`oneway_turn::TurnClient`]. Two small tasks own the stream halves (connect + read, write);
-//! the dialer's driver feeds the client what they read, routes str0m's transmits from the
-//! relayed address through it, and hands relayed data back to str0m as received on the
-//! relayed address.
+//! A TURN relay for a dialer's tokio driver (feature `tokio`; the rest of the crate owns no
+//! socket): one TCP connection to the server, driven by the sans-IO [`TurnClient`]. Two small
+//! tasks own the stream halves (connect + read, write). The driver feeds the relay what they
+//! report ([`Relay::recv`], [`Relay::handle_io`]) and time, adds the relayed candidate to its
+//! ICE agent when [`RelayOutput::add_candidate`] says so, routes the agent's transmits from the
+//! relayed address through [`Relay::send`], and hands [`RelayOutput::received`] back to the
+//! agent as datagrams received on the relayed address.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use oneway_turn::{TurnClient, TurnError, TurnEvent, TurnServer};
+use crate::{TurnClient, TurnError, TurnEvent, TurnServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -19,10 +21,12 @@ const READ_BUFFER: usize = 64 * 1024;
 
 /// What the connection tasks report to the driver.
 #[derive(Debug)]
-pub(crate) enum LinkIo {
-    /// Connected from `local`; bytes for the server go to `writer`.
+pub enum LinkIo {
+    /// Connected; bytes for the server go to `writer`.
     Connected {
+        /// The connection's local address.
         local: SocketAddr,
+        /// Where bytes for the server go.
         writer: mpsc::UnboundedSender<Vec<u8>>,
     },
     /// Bytes read from the server.
@@ -33,16 +37,18 @@ pub(crate) enum LinkIo {
 
 /// What the driver must do after the relay handled an input.
 #[derive(Debug, Default)]
-pub(crate) struct RelayOutput {
-    /// The relayed address to add to str0m as a local candidate (once, when the allocation and
-    /// its permissions are ready).
-    pub(crate) add_candidate: Option<(SocketAddr, SocketAddr)>,
+pub struct RelayOutput {
+    /// `(relayed, local)`: the relayed address to add to the ICE agent as a local candidate,
+    /// and the local address of the connection to the server (its related address). Given
+    /// once, when the allocation and its permissions are ready.
+    pub add_candidate: Option<(SocketAddr, SocketAddr)>,
     /// Datagrams relayed from peers: `(peer, payload)`, received on the relayed address.
-    pub(crate) received: Vec<(SocketAddr, Vec<u8>)>,
+    pub received: Vec<(SocketAddr, Vec<u8>)>,
 }
 
-/// The dialer's relay: the connection, the client, and the peers it asks permissions for.
-pub(crate) struct Relay {
+/// A dialer's relay: the connection, the client, and the peers it asks permissions for.
+/// Dropping it closes the connection.
+pub struct Relay {
     server: TurnServer,
     io: mpsc::UnboundedReceiver<LinkIo>,
     /// Whether the connection tasks may still report (false once their channel closed).
@@ -54,8 +60,8 @@ pub(crate) struct Relay {
     /// Permissions asked for and not yet answered.
     pending_permissions: usize,
     candidate_added: bool,
-    /// The first failure, reported if the dial fails.
-    pub(crate) error: Option<TurnError>,
+    /// The first failure (the relay is unusable once set), for the dial's error report.
+    pub error: Option<TurnError>,
     task: tokio::task::AbortHandle,
 }
 
@@ -67,7 +73,7 @@ impl Drop for Relay {
 
 impl Relay {
     /// Starts connecting to `server`; permissions will be asked for `peers`.
-    pub(crate) fn start(server: TurnServer, peers: Vec<SocketAddr>) -> Self {
+    pub fn start(server: TurnServer, peers: Vec<SocketAddr>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let addr = server.addr;
         let task = tokio::spawn(connection(addr, tx)).abort_handle();
@@ -87,12 +93,12 @@ impl Relay {
     }
 
     /// The relayed address, once allocated.
-    pub(crate) fn relayed(&self) -> Option<SocketAddr> {
+    pub fn relayed(&self) -> Option<SocketAddr> {
         self.client.as_ref().and_then(TurnClient::relayed)
     }
 
     /// Waits for the connection tasks (pending forever once they ended).
-    pub(crate) async fn recv(&mut self) -> Option<LinkIo> {
+    pub async fn recv(&mut self) -> Option<LinkIo> {
         if !self.io_open {
             return std::future::pending().await;
         }
@@ -102,12 +108,12 @@ impl Relay {
     }
 
     /// When [`Relay::handle_timeout`] must next be called.
-    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.client.as_mut().and_then(TurnClient::poll_timeout)
     }
 
     /// Handles one report of the connection tasks.
-    pub(crate) fn handle_io(&mut self, now: Instant, io: Option<LinkIo>) -> RelayOutput {
+    pub fn handle_io(&mut self, now: Instant, io: Option<LinkIo>) -> RelayOutput {
         match io {
             Some(LinkIo::Connected { local, writer }) => {
                 tracing::debug!(%local, server = %self.server.addr, "TURN connection up");
@@ -151,15 +157,15 @@ impl Relay {
     }
 
     /// Advances time.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) -> RelayOutput {
+    pub fn handle_timeout(&mut self, now: Instant) -> RelayOutput {
         if let Some(client) = self.client.as_mut() {
             client.handle_timeout(now);
         }
         self.after_input(now)
     }
 
-    /// Sends a datagram str0m addressed from the relayed address.
-    pub(crate) fn send(&mut self, now: Instant, destination: SocketAddr, contents: &[u8]) {
+    /// Sends a datagram the ICE agent addressed from the relayed address.
+    pub fn send(&mut self, now: Instant, destination: SocketAddr, contents: &[u8]) {
         if let Some(client) = self.client.as_mut()
             && let Err(e) = client.send_to(now, destination, contents)
         {
@@ -175,7 +181,7 @@ impl Relay {
         let Some(client) = self.client.as_mut() else {
             return out;
         };
-        // Bounded by the client's queue ([`oneway_turn::MAX_QUEUE`]).
+        // Bounded by the client's queue ([`crate::MAX_QUEUE`]).
         while let Some(event) = client.poll_event() {
             match event {
                 TurnEvent::Allocated { relayed } => {
