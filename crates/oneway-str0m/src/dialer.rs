@@ -471,9 +471,11 @@ impl Driver {
         let Some(relayed) = self.relay.as_ref().and_then(Relay::relayed) else {
             return;
         };
+        // One input, then a full poll (str0m's contract), as for datagrams from the sockets.
         for (peer, data) in out.received {
             self.peer
                 .handle_datagram(Instant::now(), peer, relayed, &data);
+            self.service();
         }
     }
 
