@@ -41,3 +41,4 @@ pub use connection::{
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
 pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
 pub use net::AddressScope;
+pub use oneway_turn::{Credentials as TurnCredentials, TurnError, TurnServer};

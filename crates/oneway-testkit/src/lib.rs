@@ -10,6 +10,7 @@
 //! Not for production peers (`publish = false`): a dev-dependency of `oneway-str0m` and
 //! `oneway-webrtc`, and the delaying proxy of `oneway bench latency --rtt` (`oneway-bench`).
 
+pub mod coturn;
 pub mod flood;
 pub mod impair;
 
