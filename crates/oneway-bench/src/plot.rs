@@ -32,7 +32,9 @@ fn plot_err(e: impl std::fmt::Display) -> BenchError {
 
 /// Writes the empirical CDF of first-echo times of every latency series to `path`.
 pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError> {
-    let series: Vec<(String, u32, Vec<(f64, f64)>)> = report
+    // (label, line width, CDF points)
+    type Curve = (String, u32, Vec<(f64, f64)>);
+    let series: Vec<Curve> = report
         .series
         .iter()
         .map(|s| {

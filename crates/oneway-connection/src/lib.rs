@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use oneway_token::TokenError;
 use tokio::sync::{mpsc, oneshot};
 
+pub mod net;
 mod stats;
 
 pub use stats::{ListenerCounters, ListenerState, ListenerStats};

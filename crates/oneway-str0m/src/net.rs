@@ -23,10 +23,7 @@ pub const GRO_BATCH: usize = 8;
 pub const GRO_BUFFER: usize = 64 * 1024;
 /// Most bytes one GSO send carries (the kernel's limit is 64 KiB per call).
 pub const GSO_MAX_BYTES: usize = 60 * 1024;
-/// Kernel send and receive buffer asked for each socket (SO_SNDBUF/SO_RCVBUF). The default
-/// (~208 KiB) overflows under a burst of SCTP packets on a fast path, and every overflow is a
-/// loss SCTP must recover from. The kernel caps the value at `net.core.{w,r}mem_max`.
-pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+pub use oneway_connection::net::SOCKET_BUFFER;
 
 /// One bound UDP socket with its `quinn-udp` state.
 #[derive(Debug)]
@@ -53,25 +50,7 @@ pub struct Datagram {
 impl Socket {
     /// Binds `addr` (a wildcard such as `0.0.0.0:0` or a specific address).
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let domain = if addr.is_ipv4() {
-            socket2::Domain::IPV4
-        } else {
-            socket2::Domain::IPV6
-        };
-        let socket =
-            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        socket.set_nonblocking(true)?;
-        // Best effort: a smaller buffer only costs throughput.
-        if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
-            tracing::debug!(error = %e, "SO_RCVBUF not set");
-        }
-        if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
-            tracing::debug!(error = %e, "SO_SNDBUF not set");
-        }
-        socket.bind(&addr.into())?;
+        let socket = oneway_connection::net::bind_udp(addr)?;
         let state = UdpSocketState::new((&socket).into())?;
         let socket = UdpSocket::from_std(socket.into())?;
         let local = socket.local_addr()?;

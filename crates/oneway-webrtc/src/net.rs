@@ -47,7 +47,9 @@ impl Sockets {
                     ),
                 ));
             }
-            let socket = Arc::new(UdpSocket::bind(addr).await?);
+            let socket = Arc::new(UdpSocket::from_std(
+                oneway_connection::net::bind_udp(*addr)?.into(),
+            )?);
             let local = socket.local_addr()?;
             let reader = Arc::clone(&socket);
             let tx = tx.clone();
