@@ -569,9 +569,20 @@ impl Driver {
         }
         for addr in self.admission.expire(now) {
             let timeout = self.admission.limits().pending_timeout;
-            if let Some(key) = self.by_addr.get(&addr).copied() {
-                self.refused(addr, &Refusal::ProofTimeout(timeout));
+            // Admission knows a pending dialer by its first address, which routing forgets
+            // once the dialer has checked from `MAX_ADDRESSES_PER_DIALER` others: then the
+            // engine is found by that address instead (an engine left here would hold its
+            // routes until the engine itself gave up, uncounted by admission).
+            let key = self.by_addr.get(&addr).copied().or_else(|| {
+                self.peers
+                    .iter()
+                    .find(|(_, s)| s.remote == addr && !s.engine.is_authenticated())
+                    .map(|(key, _)| *key)
+            });
+            if let Some(key) = key {
+                // Removed before the event, so whoever sees the event sees the state after it.
                 self.remove(key);
+                self.refused(addr, &Refusal::ProofTimeout(timeout));
             }
         }
     }
@@ -610,6 +621,9 @@ impl Driver {
                         .peers
                         .get(&key)
                         .is_some_and(|s| s.engine.is_authenticated());
+                    // Removed before the event, so whoever sees the event also sees the
+                    // listener without this engine (`Listener::stats`).
+                    self.remove(key);
                     if authenticated {
                         self.admission.closed();
                         self.event(ListenerEvent::Closed { peer: remote, code });
@@ -621,7 +635,6 @@ impl Driver {
                             reason,
                         });
                     }
-                    self.remove(key);
                     return;
                 }
             }
