@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use oneway_core::demux::is_dtls;
+use oneway_core::demux::{self, is_dtls};
 use oneway_core::proof::{self, ProofRole};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
 use oneway_token::{SctpParams, Token};
@@ -84,6 +84,23 @@ pub struct Outgoing {
 
 pub use oneway_connection::Command;
 
+/// An ICE restart this side has agreed to but not switched to yet (`spec/handshake.md` §6.1).
+/// Switching restarts `rtc`'s ICE agent, which drops the selected pair until new checks
+/// succeed: nothing this side sends gets out meanwhile, so an `ice-restart-answer` lost on the
+/// way could never be retransmitted, and the peer would never learn the new credentials (the
+/// connection then dies with `consent-lost`, and every message in flight with it). So the switch
+/// waits until the peer surely has what it needs.
+#[derive(Debug)]
+enum DeferredSwitch {
+    /// Listener: switch to the dialer's new `(ufrag, pwd)` on the first check that uses them.
+    /// The dialer checks with them only once it has switched itself, so until then the old
+    /// path keeps carrying data (and retransmissions) both ways.
+    OnCheck(String, String),
+    /// Dialer answering a restart: switch to the listener's `(ufrag, pwd)` once channel 0 has
+    /// nothing unacknowledged, i.e. the answer arrived.
+    OnAnswerAcked(String, String),
+}
+
 /// What a role needs to renegotiate: `rtc` takes ICE credentials only through SDP.
 pub(crate) enum Negotiation {
     /// The dialer answers its own offers with the token's answer (`spec/token.md` §9.2).
@@ -127,6 +144,11 @@ pub struct Engine {
     outbound: VecDeque<(RTCDataChannelId, bool, Vec<u8>)>,
     outbound_bytes: usize,
     restart: Option<oneshot::Sender<Result<(), String>>>,
+    /// A restart agreed but not switched to yet (see [`DeferredSwitch`]).
+    deferred: Option<DeferredSwitch>,
+    /// Dialer: a restart the application asked for while a deferred switch was pending; started
+    /// once that switch is done.
+    queued_restart: Option<oneshot::Sender<Result<(), String>>>,
     /// Dialer: the ICE-restart offer staged by `prepare_restart`, set when the answer arrives.
     staged_offer: Option<RTCSessionDescription>,
     notices: Vec<Notice>,
@@ -197,6 +219,8 @@ impl Engine {
             outbound: VecDeque::new(),
             outbound_bytes: 0,
             restart: None,
+            deferred: None,
+            queued_restart: None,
             staged_offer: None,
             notices: Vec::new(),
             pending_out: Vec::new(),
@@ -241,6 +265,12 @@ impl Engine {
     ) {
         if self.closed {
             return;
+        }
+        if let Some(DeferredSwitch::OnCheck(ufrag, _)) = &self.deferred
+            && demux::BindingRequest::parse(contents)
+                .is_ok_and(|r| r.username().rsplit_once(':').is_some_and(|(_, u)| u == ufrag))
+        {
+            self.switch_deferred(now);
         }
         if self.timings.first_check.is_none() && contents.first().is_some_and(|b| *b < 2) {
             self.timings.first_check = Some(now);
@@ -345,6 +375,13 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
+                if matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..)))
+                    && self.queued_restart.is_none()
+                {
+                    // Our staged offer is the one being switched to: start after it.
+                    self.queued_restart = Some(reply);
+                    return;
+                }
                 if !self.authenticated || self.restart.is_some() {
                     let _ = reply.send(Err(
                         "not authenticated, or a restart is already running".to_owned()
@@ -500,6 +537,14 @@ impl Engine {
                     track: init.track_id,
                 });
             }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnBufferedAmountLow(id))
+                if id == self.ctrl
+                    && matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..))) =>
+            {
+                // Channel 0's low-water mark is 0: everything on it, the answer included, has
+                // been acknowledged.
+                self.switch_deferred(now);
+            }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id)) => {
                 if id == self.ctrl {
                     self.finish("closed-by-peer", "control channel closed".to_owned());
@@ -624,7 +669,8 @@ impl Engine {
         }
         match message {
             Message::IceRestart { ufrag, pwd } => {
-                let answered = self.prepare_restart().and_then(|(mine_ufrag, mine_pwd)| {
+                // Answer now, switch once the peer surely has the answer (`DeferredSwitch`).
+                let answered = self.prepare_restart().map(|(mine_ufrag, mine_pwd)| {
                     self.send_control(
                         now,
                         &Message::IceRestartAnswer {
@@ -633,12 +679,13 @@ impl Engine {
                         },
                     );
                     self.flush_writes(now);
-                    self.apply_restart(now, &ufrag, &pwd)
+                    self.deferred = Some(match self.role {
+                        Role::Listener => DeferredSwitch::OnCheck(ufrag, pwd),
+                        Role::Dialer => DeferredSwitch::OnAnswerAcked(ufrag, pwd),
+                    });
                 });
                 match answered {
-                    Ok(()) => {
-                        let _ = self.events.send(ConnectionEvent::IceRestarted);
-                    }
+                    Ok(()) => {}
                     Err(e) => self.send_control(
                         now,
                         &Message::Error {
@@ -649,6 +696,13 @@ impl Engine {
                 }
             }
             Message::IceRestartAnswer { ufrag, pwd } => match self.restart.take() {
+                // The listener's ICE agent is switched when the dialer checks with its new
+                // credentials (`DeferredSwitch::OnCheck`); the restart is agreed now.
+                Some(reply) if self.role == Role::Listener => {
+                    self.deferred = Some(DeferredSwitch::OnCheck(ufrag, pwd));
+                    let _ = self.events.send(ConnectionEvent::IceRestarted);
+                    let _ = reply.send(Ok(()));
+                }
                 Some(reply) => {
                     let result = self.apply_restart(now, &ufrag, &pwd);
                     if result.is_ok() {
@@ -750,6 +804,26 @@ impl Engine {
     /// `rtc` forgets the selected pair as soon as a restart is applied, so the message must leave
     /// before [`Engine::apply_restart`]: the responder flushes its answer first, and the
     /// initiator applies only when the answer arrives.
+    /// Switches to the credentials of a deferred restart (see [`DeferredSwitch`]), then starts
+    /// a restart the application queued meanwhile.
+    fn switch_deferred(&mut self, now: Instant) {
+        let Some(DeferredSwitch::OnCheck(ufrag, pwd) | DeferredSwitch::OnAnswerAcked(ufrag, pwd)) =
+            self.deferred.take()
+        else {
+            return;
+        };
+        tracing::debug!(role = ?self.role, "switching to the restarted ICE credentials");
+        match self.apply_restart(now, &ufrag, &pwd) {
+            Ok(()) => {
+                let _ = self.events.send(ConnectionEvent::IceRestarted);
+            }
+            Err(e) => tracing::warn!(error = %e, "ICE restart could not be applied"),
+        }
+        if let Some(reply) = self.queued_restart.take() {
+            self.handle_command(now, Command::IceRestart { reply });
+        }
+    }
+
     fn prepare_restart(&mut self) -> Result<(String, String), StackError> {
         match &self.negotiation {
             Negotiation::Dialer { token } if token.profile != oneway_token::Profile::Native => {
