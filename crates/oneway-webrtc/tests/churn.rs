@@ -59,6 +59,16 @@ async fn no_message_lost_across_ice_restarts_at_five_percent_loss() {
     churn::ordered_across_restarts::<WebrtcRs, WebrtcRs>(0.05, 3000).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_lost_across_ice_restarts_str0m_dialer_at_five_percent_loss() {
+    churn::ordered_across_restarts::<Str0m, WebrtcRs>(0.05, 3000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_lost_across_ice_restarts_str0m_listener_at_five_percent_loss() {
+    churn::ordered_across_restarts::<WebrtcRs, Str0m>(0.05, 3000).await;
+}
+
 /// Dials `ONEWAY_SWEEP_DIALS` times (default 10) at each of `ONEWAY_SWEEP_LEVELS` and prints
 /// how many connected. Run with `ci/loss-sweep.sh`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
