@@ -18,7 +18,7 @@ use oneway_connection::{ChannelRef, Connection, ConnectionEvent, ListenerEvent};
 
 use crate::impair::LossyProxy;
 use crate::pointed_at;
-use crate::stack::{Stack, TestListener};
+use crate::stack::{ListenOptions, Stack, TestListener};
 
 /// `dialer → listener` for output.
 fn pair<D: Stack, L: Stack>() -> String {
@@ -235,9 +235,18 @@ pub async fn a_dialer_that_moved_addresses_is_still_reaped<L: Stack>() {
 }
 
 /// With data in flight both ways, the path goes silent and the dialer's engine is gone, with no
-/// close message: the listener must notice (within 60 s) and hold nothing afterwards.
-pub async fn a_dialer_killed_mid_transfer_leaves_no_state<D: Stack, L: Stack>() {
-    let mut listener = L::listen(None).await;
+/// close message: the listener must notice (within 60 s: its consent timeout, `consent_timeout`
+/// where the stack lets it be set, RFC 7675's 30 s otherwise) and hold nothing afterwards.
+pub async fn a_dialer_killed_mid_transfer_leaves_no_state<D: Stack, L: Stack>(
+    consent_timeout: Option<Duration>,
+) {
+    crate::init_plain_tracing();
+    let mut listener = L::bind(ListenOptions {
+        consent_timeout,
+        ..ListenOptions::default()
+    })
+    .await
+    .expect("bind");
     let proxy = LossyProxy::start(listener.addr(), 0.0, 11)
         .await
         .expect("proxy");

@@ -20,6 +20,9 @@ pub struct ListenOptions {
     pub pending_timeout: Option<Duration>,
     /// A STUN server to learn a server-reflexive candidate from.
     pub stun: Option<SocketAddr>,
+    /// How long a silent dialer keeps its connection, where the stack has the knob (webrtc-rs:
+    /// `ListenerConfig::consent_timeout`); str0m keeps RFC 7675's 30 s.
+    pub consent_timeout: Option<Duration>,
 }
 
 /// A listener of some stack, as the churn bodies drive it (each stack's `Listener` has these
@@ -205,6 +208,9 @@ impl Stack for WebrtcRs {
         oneway_webrtc::Listener::bind(oneway_webrtc::ListenerConfig {
             limits: limits(options.pending_timeout),
             stun: options.stun,
+            consent_timeout: options
+                .consent_timeout
+                .unwrap_or(oneway_webrtc::listener::DEFAULT_CONSENT_TIMEOUT),
             ..oneway_webrtc::ListenerConfig::loopback()
         })
         .await

@@ -39,9 +39,25 @@ async fn a_dialer_that_moved_addresses_is_still_reaped() {
     churn::a_dialer_that_moved_addresses_is_still_reaped::<WebrtcRs>().await;
 }
 
+/// With a 3 s consent timeout (`ListenerConfig::consent_timeout`), so it takes seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialer_killed_mid_transfer_leaves_no_state() {
-    churn::a_dialer_killed_mid_transfer_leaves_no_state::<WebrtcRs, WebrtcRs>().await;
+    let consent = Some(std::time::Duration::from_secs(3));
+    churn::a_dialer_killed_mid_transfer_leaves_no_state::<WebrtcRs, WebrtcRs>(consent).await;
+}
+
+/// The same with the default consent timeout (RFC 7675's 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: waits out the default 30 s consent timeout"]
+async fn a_dialer_killed_mid_transfer_leaves_no_state_default_consent_timeout() {
+    churn::a_dialer_killed_mid_transfer_leaves_no_state::<WebrtcRs, WebrtcRs>(None).await;
+}
+
+/// A str0m dialer killed mid-transfer, against the webrtc-rs listener (3 s consent timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_str0m_dialer_killed_mid_transfer_leaves_no_state() {
+    let consent = Some(std::time::Duration::from_secs(3));
+    churn::a_dialer_killed_mid_transfer_leaves_no_state::<Str0m, WebrtcRs>(consent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
