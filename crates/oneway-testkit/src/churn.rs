@@ -130,7 +130,12 @@ pub async fn connects_and_carries_data_at_loss<D: Stack, L: Stack>(loss: f64, se
         let started = Instant::now();
         let (mut conn, accepted) = connect_via::<D, _>(&mut listener, &proxy, &dialer)
             .await
-            .unwrap_or_else(|e| panic!("{}: seed {seed}: no connection at {loss} loss: {e}", pair::<D, L>()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: seed {seed}: no connection at {loss} loss: {e}",
+                    pair::<D, L>()
+                )
+            });
         let connect_time = started.elapsed();
         let _echo = echo(accepted);
         let channel = conn.open_channel("data").await.expect("open");
@@ -224,7 +229,10 @@ pub async fn a_dialer_that_moved_addresses_is_still_reaped<L: Stack>() {
     let answers = crate::barrier(&prober, listener.addr(), listener.token());
     assert!(answers.is_empty(), "no answer to the spoofed checks");
     let held = listener.stats();
-    assert_eq!(held.engines, 2, "the moving dialer and the barrier: {held:?}");
+    assert_eq!(
+        held.engines, 2,
+        "the moving dialer and the barrier: {held:?}"
+    );
     let codes = wait_until_empty(&mut listener, pending_timeout + Duration::from_secs(8)).await;
     assert_eq!(
         codes,
@@ -270,17 +278,8 @@ pub async fn a_dialer_killed_mid_transfer_leaves_no_state<D: Stack, L: Stack>(
     let conn = sender.await.expect("sender");
     drop(conn);
     let started = Instant::now();
-    let closed = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match accepted.next_event().await {
-                Some(ConnectionEvent::Closed { code, .. }) => return code,
-                Some(_) => continue,
-                None => return "ended",
-            }
-        }
-    })
-    .await
-    .expect("the listener noticed the dead dialer within 60 s");
+    // The listener must notice the dead dialer within 60 s.
+    let closed = closed_code(&mut accepted, Duration::from_secs(60)).await;
     let codes = wait_until_empty(&mut listener, Duration::from_secs(5)).await;
     eprintln!(
         "{}: killed mid-transfer: listener closed it as `{closed}` after {:?}; events {codes:?}",
@@ -437,9 +436,9 @@ pub struct SweepRow {
 
 impl std::fmt::Display for SweepRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let median = self
-            .median_connect
-            .map_or("-".to_owned(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0));
+        let median = self.median_connect.map_or("-".to_owned(), |d| {
+            format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+        });
         write!(
             f,
             "loss {:>3.0} %: {}/{} connected and echoed, median connect {median}; failures: {:?}",

@@ -217,8 +217,11 @@ impl Stack for WebrtcRs {
     }
 
     fn dialer(timeout: Duration, shared_certificate: bool) -> oneway_webrtc::DialConfig {
-        let certificate = shared_certificate
-            .then(|| oneway_webrtc::generate_certificate().expect("certificate").0);
+        let certificate = shared_certificate.then(|| {
+            oneway_webrtc::generate_certificate()
+                .expect("certificate")
+                .0
+        });
         oneway_webrtc::DialConfig {
             timeout,
             certificate,

@@ -267,8 +267,11 @@ impl Engine {
             return;
         }
         if let Some(DeferredSwitch::OnCheck(ufrag, _)) = &self.deferred
-            && demux::BindingRequest::parse(contents)
-                .is_ok_and(|r| r.username().rsplit_once(':').is_some_and(|(_, u)| u == ufrag))
+            && demux::BindingRequest::parse(contents).is_ok_and(|r| {
+                r.username()
+                    .rsplit_once(':')
+                    .is_some_and(|(_, u)| u == ufrag)
+            })
         {
             self.switch_deferred(now);
         }
