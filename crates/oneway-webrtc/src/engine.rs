@@ -462,12 +462,13 @@ impl Engine {
             Command::IceRestart { reply } => {
                 if matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..)))
                     && self.queued_restart.is_none()
+                    && self.restart.is_none()
                 {
                     // Our staged offer is the one being switched to: start after it.
                     self.queued_restart = Some(reply);
                     return;
                 }
-                if !self.authenticated || self.restart.is_some() {
+                if !self.authenticated || self.restart.is_some() || self.queued_restart.is_some() {
                     let _ = reply.send(Err(
                         "not authenticated, or a restart is already running".to_owned()
                     ));
@@ -760,7 +761,18 @@ impl Engine {
         match message {
             Message::IceRestart { ufrag, pwd } => {
                 // Answer now, switch once the peer surely has the answer (`DeferredSwitch`).
-                let answered = self.prepare_restart().map(|(mine_ufrag, mine_pwd)| {
+                // A dialer whose own restart is running (both sides started one) answers with
+                // the credentials it already offered, so the listener learns one set from both
+                // messages, and whichever of answer and acknowledgement comes first switches.
+                let staged = match (&self.negotiation, &self.staged_offer) {
+                    (Negotiation::Dialer { .. }, Some(offer)) => ice_credentials(&offer.sdp),
+                    _ => None,
+                };
+                let mine = match staged {
+                    Some(creds) => Ok(creds),
+                    None => self.prepare_restart(),
+                };
+                let answered = mine.map(|(mine_ufrag, mine_pwd)| {
                     self.send_control(
                         now,
                         &Message::IceRestartAnswer {
@@ -793,12 +805,24 @@ impl Engine {
                     let _ = self.events.send(ConnectionEvent::IceRestarted);
                     let _ = reply.send(Ok(()));
                 }
+                // Both sides started a restart and ours was switched to already, on the
+                // acknowledgement of our answer to theirs (same credentials): done.
+                Some(reply) if self.staged_offer.is_none() => {
+                    let _ = reply.send(Ok(()));
+                }
                 Some(reply) => {
+                    // A switch deferred for the peer's restart is this one (same credentials).
+                    if matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..))) {
+                        self.deferred = None;
+                    }
                     let result = self.apply_restart(now, &ufrag, &pwd);
                     if result.is_ok() {
                         let _ = self.events.send(ConnectionEvent::IceRestarted);
                     }
                     let _ = reply.send(result.map_err(|e| e.to_string()));
+                    if let Some(reply) = self.queued_restart.take() {
+                        self.handle_command(now, Command::IceRestart { reply });
+                    }
                 }
                 None => tracing::warn!("ice-restart-answer without a restart"),
             },
