@@ -158,16 +158,22 @@ fn handshake_digest(datagram: &[u8]) -> u64 {
 /// succeed: nothing this side sends gets out meanwhile, so an `ice-restart-answer` lost on the
 /// way could never be retransmitted, and the peer would never learn the new credentials (the
 /// connection then dies with `consent-lost`, and every message in flight with it). So the switch
-/// waits until the peer surely has what it needs.
+/// waits until the peer surely has what it needs:
+///
+/// - a responder (either role), once channel 0 has nothing unacknowledged: its answer arrived;
+/// - a listener (either way), on the first check that uses the dialer's new credentials: the
+///   dialer checks with them only once it has switched itself (an initiating webrtc-rs dialer
+///   switches on the answer, and its acknowledgement may not get out after that).
 #[derive(Debug)]
-enum DeferredSwitch {
-    /// Listener: switch to the dialer's new `(ufrag, pwd)` on the first check that uses them.
-    /// The dialer checks with them only once it has switched itself, so until then the old
-    /// path keeps carrying data (and retransmissions) both ways.
-    OnCheck(String, String),
-    /// Dialer answering a restart: switch to the listener's `(ufrag, pwd)` once channel 0 has
-    /// nothing unacknowledged, i.e. the answer arrived.
-    OnAnswerAcked(String, String),
+struct DeferredSwitch {
+    /// The peer's credentials after the restart.
+    ufrag: String,
+    /// See `ufrag`.
+    pwd: String,
+    /// Switch on the first check carrying `ufrag` (listener).
+    on_check: bool,
+    /// Switch once channel 0 is acknowledged (responder).
+    on_ack: bool,
 }
 
 /// What a role needs to renegotiate: `rtc` takes ICE credentials only through SDP.
@@ -338,7 +344,11 @@ impl Engine {
         if self.closed {
             return;
         }
-        if let Some(DeferredSwitch::OnCheck(ufrag, _)) = &self.deferred
+        if let Some(DeferredSwitch {
+            ufrag,
+            on_check: true,
+            ..
+        }) = &self.deferred
             && demux::BindingRequest::parse(contents).is_ok_and(|r| {
                 r.username()
                     .rsplit_once(':')
@@ -460,7 +470,8 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
-                if matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..)))
+                if self.role == Role::Dialer
+                    && self.deferred.is_some()
                     && self.queued_restart.is_none()
                     && self.restart.is_none()
                 {
@@ -629,8 +640,7 @@ impl Engine {
                 });
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnBufferedAmountLow(id))
-                if id == self.ctrl
-                    && matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..))) =>
+                if id == self.ctrl && self.deferred.as_ref().is_some_and(|d| d.on_ack) =>
             {
                 // Channel 0's low-water mark is 0: everything on it, the answer included, has
                 // been acknowledged.
@@ -781,13 +791,17 @@ impl Engine {
                         },
                     );
                     self.flush_writes(now);
-                    self.deferred = Some(match self.role {
-                        Role::Listener => DeferredSwitch::OnCheck(ufrag, pwd),
-                        Role::Dialer => DeferredSwitch::OnAnswerAcked(ufrag, pwd),
+                    self.deferred = Some(DeferredSwitch {
+                        ufrag,
+                        pwd,
+                        on_check: self.role == Role::Listener,
+                        on_ack: true,
                     });
                 });
                 match answered {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        let _ = self.events.send(ConnectionEvent::IceRestarted);
+                    }
                     Err(e) => self.send_control(
                         now,
                         &Message::Error {
@@ -799,9 +813,14 @@ impl Engine {
             }
             Message::IceRestartAnswer { ufrag, pwd } => match self.restart.take() {
                 // The listener's ICE agent is switched when the dialer checks with its new
-                // credentials (`DeferredSwitch::OnCheck`); the restart is agreed now.
+                // credentials (`DeferredSwitch`); the restart is agreed now.
                 Some(reply) if self.role == Role::Listener => {
-                    self.deferred = Some(DeferredSwitch::OnCheck(ufrag, pwd));
+                    self.deferred = Some(DeferredSwitch {
+                        ufrag,
+                        pwd,
+                        on_check: true,
+                        on_ack: false,
+                    });
                     let _ = self.events.send(ConnectionEvent::IceRestarted);
                     let _ = reply.send(Ok(()));
                 }
@@ -812,9 +831,7 @@ impl Engine {
                 }
                 Some(reply) => {
                     // A switch deferred for the peer's restart is this one (same credentials).
-                    if matches!(self.deferred, Some(DeferredSwitch::OnAnswerAcked(..))) {
-                        self.deferred = None;
-                    }
+                    self.deferred = None;
                     let result = self.apply_restart(now, &ufrag, &pwd);
                     if result.is_ok() {
                         let _ = self.events.send(ConnectionEvent::IceRestarted);
@@ -910,34 +927,29 @@ impl Engine {
         self.refuse(now, code, reason);
     }
 
-    /// First half of an ICE restart (`spec/handshake.md` §6.1), on either side: the
-    /// credentials to send in `ice-restart` or `ice-restart-answer`. A dialer stages a new offer
-    /// with fresh credentials (staging has no effect yet); a listener keeps its credentials
-    /// (they are bound to the token, and it answers the dialer's new offer).
-    ///
-    /// `rtc` forgets the selected pair as soon as a restart is applied, so the message must leave
-    /// before [`Engine::apply_restart`]: the responder flushes its answer first, and the
-    /// initiator applies only when the answer arrives.
     /// Switches to the credentials of a deferred restart (see [`DeferredSwitch`]), then starts
     /// a restart the application queued meanwhile.
     fn switch_deferred(&mut self, now: Instant) {
-        let Some(DeferredSwitch::OnCheck(ufrag, pwd) | DeferredSwitch::OnAnswerAcked(ufrag, pwd)) =
-            self.deferred.take()
-        else {
+        let Some(DeferredSwitch { ufrag, pwd, .. }) = self.deferred.take() else {
             return;
         };
         tracing::debug!(role = ?self.role, "switching to the restarted ICE credentials");
-        match self.apply_restart(now, &ufrag, &pwd) {
-            Ok(()) => {
-                let _ = self.events.send(ConnectionEvent::IceRestarted);
-            }
-            Err(e) => tracing::warn!(error = %e, "ICE restart could not be applied"),
+        if let Err(e) = self.apply_restart(now, &ufrag, &pwd) {
+            tracing::warn!(error = %e, "ICE restart could not be applied");
         }
         if let Some(reply) = self.queued_restart.take() {
             self.handle_command(now, Command::IceRestart { reply });
         }
     }
 
+    /// First half of an ICE restart (`spec/handshake.md` §6.1), on either side: the
+    /// credentials to send in `ice-restart` or `ice-restart-answer`. A dialer stages a new offer
+    /// with fresh credentials (staging has no effect yet); a listener keeps its credentials
+    /// (they are bound to the token, and it answers the dialer's new offer).
+    ///
+    /// `rtc` forgets the selected pair as soon as a restart is applied, so the messages must
+    /// have arrived before [`Engine::apply_restart`]: the responder sends its answer and switches
+    /// later ([`DeferredSwitch`]); an initiating dialer applies when the answer arrives.
     fn prepare_restart(&mut self) -> Result<(String, String), StackError> {
         match &self.negotiation {
             Negotiation::Dialer { token } if token.profile != oneway_token::Profile::Native => {
