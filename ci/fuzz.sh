@@ -2,6 +2,7 @@
 # Runs fuzz targets for SECONDS each (default 60) and prints the executions each ran.
 #
 #   ci/fuzz.sh [SECONDS] [TARGET...]      # no TARGET: every target of `cargo fuzz list`
+#   FUZZ_PARALLEL=1 ci/fuzz.sh 3600       # every target at once, one process each
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); uses RUSTC_BOOTSTRAP=1 so the stable toolchain
 # builds with sanitizers. Seed corpora in fuzz/corpus/<target>/ are (re)generated from
@@ -103,13 +104,12 @@ for target in "${targets[@]}"; do
   }
 done
 
-failed=()
-summary=()
-for target in "${targets[@]}"; do
-  log="$log_dir/oneway-fuzz-$target.log"
+# Runs one target; writes its summary line to $log_dir/oneway-fuzz-<target>.summary and
+# returns non-zero if it found something.
+run_target() {
+  local target="$1" log="$log_dir/oneway-fuzz-$1.log" start elapsed status=0 execs cov rss
   echo "== fuzz $target for ${seconds}s (log: $log)"
   start=$(date +%s)
-  status=0
   cargo fuzz run "$target" -- -max_total_time="$seconds" -timeout="$timeout_s" \
     -rss_limit_mb="$rss_mb" -print_final_stats=1 >"$log" 2>&1 || status=$?
   elapsed=$(( $(date +%s) - start ))
@@ -118,14 +118,23 @@ for target in "${targets[@]}"; do
   rss=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
   grep -E '^(==[0-9]+==|SUMMARY|.*panicked at)' "$log" | head -5 || true
   if [ "$status" -ne 0 ]; then
-    failed+=("$target")
-    summary+=("$(printf '%-16s FAILED after %ss (exit %s); see %s' "$target" "$elapsed" "$status" "$log")")
-  else
-    summary+=("$(printf '%-16s %12s executions in %5ss  peak RSS %s MB  %s' "$target" "${execs:-?}" "$elapsed" "${rss:-?}" "$cov")")
+    printf '%-18s FAILED after %ss (exit %s); see %s\n' "$target" "$elapsed" "$status" "$log" >"$log_dir/oneway-fuzz-$target.summary"
+    return 1
   fi
-done
+  printf '%-18s %12s executions in %5ss  peak RSS %s MB  %s\n' "$target" "${execs:-?}" "$elapsed" "${rss:-?}" "$cov" >"$log_dir/oneway-fuzz-$target.summary"
+}
+
+failed=()
+if [ "${FUZZ_PARALLEL:-0}" = 1 ]; then
+  # Every target at once (one libFuzzer process each), e.g. for hour-long runs on several cores.
+  declare -A pids
+  for target in "${targets[@]}"; do run_target "$target" & pids[$target]=$!; done
+  for target in "${targets[@]}"; do wait "${pids[$target]}" || failed+=("$target"); done
+else
+  for target in "${targets[@]}"; do run_target "$target" || failed+=("$target"); done
+fi
 echo "== fuzz summary (${seconds}s per target)"
-printf '%s\n' "${summary[@]}"
+for target in "${targets[@]}"; do cat "$log_dir/oneway-fuzz-$target.summary"; done
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "fuzz: failures in ${failed[*]} (reproducers in fuzz/artifacts/)" >&2
   exit 1

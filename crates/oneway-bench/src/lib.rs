@@ -108,14 +108,28 @@ impl StackName {
 
     /// One two-way baseline connection of this stack (SDP through memory, loopback).
     pub async fn baseline(self, timeout: Duration) -> Result<BaselineTimings, BenchError> {
+        self.baseline_via(timeout, &mut Ok).await
+    }
+
+    /// [`StackName::baseline`] with each peer's host candidate shown to the other as
+    /// `advertise(bound address)` (a delaying proxy emulates an RTT).
+    pub async fn baseline_via(
+        self,
+        timeout: Duration,
+        advertise: oneway_connection::Advertise<'_>,
+    ) -> Result<BaselineTimings, BenchError> {
         let failed = |e: String| BenchError::Connect("baseline".to_owned(), e);
         match self {
-            StackName::Str0m => oneway_str0m::baseline::signalled_echo(None, timeout)
-                .await
-                .map_err(|e| failed(e.to_string())),
-            StackName::WebrtcRs => oneway_webrtc::baseline::signalled_echo(None, timeout)
-                .await
-                .map_err(|e| failed(e.to_string())),
+            StackName::Str0m => {
+                oneway_str0m::baseline::signalled_echo_via(None, timeout, advertise)
+                    .await
+                    .map_err(|e| failed(e.to_string()))
+            }
+            StackName::WebrtcRs => {
+                oneway_webrtc::baseline::signalled_echo_via(None, timeout, advertise)
+                    .await
+                    .map_err(|e| failed(e.to_string()))
+            }
         }
     }
 }
@@ -301,16 +315,27 @@ pub async fn listener(
 /// Serves one accepted connection until it ends: echoes, or counts bytes (see [`EchoMode`]).
 async fn serve(mut conn: Connection, mode: EchoMode, received: Arc<AtomicU64>) {
     while let Some(event) = conn.next_event().await {
-        if let ConnectionEvent::Data { channel, data, .. } = event {
+        if let ConnectionEvent::Data {
+            channel,
+            binary,
+            data,
+        } = event
+        {
             received.fetch_add(data.len() as u64, Ordering::Relaxed);
             let reply = match mode {
                 EchoMode::Echo => Some(data),
                 EchoMode::Sink if data.starts_with(b"done") => Some(b"done".to_vec()),
                 EchoMode::Sink => None,
             };
-            if let Some(reply) = reply {
-                let _ = conn.send(channel, &reply).await;
-            }
+            // Echo text as text (the browser peer compares strings), anything else as binary.
+            let _ = match (reply, binary) {
+                (Some(reply), false) => match String::from_utf8(reply) {
+                    Ok(text) => conn.send_text(channel, &text).await,
+                    Err(e) => conn.send(channel, e.as_bytes()).await,
+                },
+                (Some(reply), true) => conn.send(channel, &reply).await,
+                (None, _) => Ok(()),
+            };
         }
     }
 }

@@ -53,6 +53,26 @@ pub fn latency(report: &LatencyReport) -> String {
             r.one_way, r.baseline, r.ratio
         );
     }
+    if let Some(rtt) = report.rtt_ms.filter(|rtt| *rtt > 0.0) {
+        let _ = writeln!(
+            out,
+            "
+Emulated RTT {rtt:.0} ms (a delaying proxy on loopback in every path, both modes). First echo p50 in round trips (goal at 50 ms: ≤ 3.5):
+"
+        );
+        for s in &report.series {
+            if let Some(f) = s.first_echo {
+                let _ = writeln!(out, "- {}: {:.2} RTT", s.label(), f.p50 / rtt);
+            }
+        }
+    }
+    if let Some(version) = &report.browser {
+        let _ = writeln!(
+            out,
+            "
+Browser: {version}."
+        );
+    }
     out
 }
 
@@ -157,4 +177,49 @@ pub fn tokens(report: &TokenReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StackName;
+    use crate::latency::{LatencyRatio, LatencySeries, Peer, StageSample};
+
+    fn series(listener: Peer, dialer: Peer, mode: Mode, echoes: &[f64]) -> LatencySeries {
+        let mut s = LatencySeries::new(listener, dialer, mode);
+        for (i, &first_echo) in echoes.iter().enumerate() {
+            let i = i as f64;
+            s.runs.push(StageSample {
+                ice: Some(first_echo * 0.3 + i),
+                dtls: Some(first_echo * 0.6 + i),
+                channel: Some(first_echo * 0.7 + i),
+                auth: (mode == Mode::OneWay).then_some(first_echo * 0.85 + i),
+                first_echo,
+            });
+        }
+        s.failures.push("ice-timeout: no check answered".to_owned());
+        s.finish();
+        s
+    }
+
+    #[test]
+    fn latency_table_reports_ratios_round_trips_and_browser() {
+        let str0m = Peer::Native(StackName::Str0m);
+        let report = LatencyReport {
+            runs: 3,
+            rtt_ms: Some(50.0),
+            browser: Some("Chromium 156.0".to_owned()),
+            series: vec![
+                series(str0m, str0m, Mode::OneWay, &[160.0, 170.0, 150.0]),
+                series(str0m, Peer::Browser, Mode::OneWay, &[210.0, 220.0, 230.0]),
+                series(str0m, str0m, Mode::Baseline, &[200.0, 210.0, 190.0]),
+            ],
+            ratios: vec![LatencyRatio {
+                one_way: "str0m → str0m one-way".to_owned(),
+                baseline: "str0m baseline".to_owned(),
+                ratio: 0.8,
+            }],
+        };
+        insta::assert_snapshot!(latency(&report));
+    }
 }

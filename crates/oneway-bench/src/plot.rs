@@ -6,16 +6,24 @@ use plotters::prelude::*;
 
 use crate::BenchError;
 use crate::capacity::CapacityReport;
-use crate::latency::LatencyReport;
+use crate::latency::{LatencyReport, Mode};
 use crate::stats::cdf;
 
-const PALETTE: [RGBColor; 6] = [
+/// Twelve distinguishable colours (matplotlib's tab10 plus two), so that every series of a
+/// latency run with the browser (11) has its own.
+const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(120, 30, 90),
 ];
 
 fn plot_err(e: impl std::fmt::Display) -> BenchError {
@@ -24,17 +32,23 @@ fn plot_err(e: impl std::fmt::Display) -> BenchError {
 
 /// Writes the empirical CDF of first-echo times of every latency series to `path`.
 pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError> {
-    let series: Vec<(String, Vec<(f64, f64)>)> = report
+    let series: Vec<(String, u32, Vec<(f64, f64)>)> = report
         .series
         .iter()
         .map(|s| {
             let totals: Vec<f64> = s.runs.iter().map(|r| r.first_echo).collect();
-            (s.label(), cdf(&totals))
+            // Baselines are drawn thicker.
+            let width = if s.mode == Mode::Baseline { 4 } else { 2 };
+            (s.label(), width, cdf(&totals))
         })
-        .filter(|(_, points)| !points.is_empty())
+        .filter(|(_, _, points)| !points.is_empty())
         .collect();
     // A log scale: series differ by orders of magnitude (a few ms to hundreds).
-    let xs = || series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x));
+    let xs = || {
+        series
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|(x, _)| *x))
+    };
     let max_x = xs().fold(0.0_f64, f64::max).max(1.0) * 1.2;
     let min_x = xs().fold(f64::INFINITY, f64::min).clamp(0.01, max_x / 2.0) / 1.2;
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
@@ -55,7 +69,7 @@ pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError
         .y_desc("fraction of runs")
         .draw()
         .map_err(plot_err)?;
-    for (i, (label, points)) in series.into_iter().enumerate() {
+    for (i, (label, width, points)) in series.into_iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         // A step function: each sample raises the curve.
         let mut steps = Vec::with_capacity(points.len() * 2);
@@ -66,11 +80,11 @@ pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError
             previous = y;
         }
         chart
-            .draw_series(LineSeries::new(steps, color.stroke_width(2)))
+            .draw_series(LineSeries::new(steps, color.stroke_width(width)))
             .map_err(plot_err)?
             .label(label)
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
             });
     }
     chart

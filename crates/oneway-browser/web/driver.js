@@ -110,6 +110,7 @@ const kinds = {
   // `data` and reports what arrives on it as `data` events on this operation (text, or base64
   // for binary), after it has ended; `send` writes to it (`oneway dial --stack browser`).
   async dial(emit, state, { token, probe = false, timeoutMs, keep = false, bridge = false }) {
+    const t0 = performance.now();
     const conn = await ow.dial(token, {
       onevent: emit, timeoutMs,
       onreply: code => { state.extra.reply = code; },
@@ -118,7 +119,7 @@ const kinds = {
     let rtt = null;
     if (probe) {
       rtt = await ow.probe(conn);
-      emit({ event: 'first-echo', t_ms: null, rtt_ms: rtt });
+      emit({ event: 'first-echo', t_ms: Math.round((performance.now() - t0) * 100) / 100, rtt_ms: rtt });
       if (!keep) conn.close('probe done');
     } else if (bridge) {
       const ch = await conn.openChannel('data');
@@ -149,6 +150,46 @@ const kinds = {
       };
     } else if (echo) ow.echo(conn);
     return { token: l.text };
+  },
+
+  // The two-way baseline (`oneway bench latency --browser`): two peer connections in this page,
+  // offer, answer and candidates passed through memory (a perfect signalling server); opens
+  // `data`, echoes one message. Stage times in ms from before the offer, as the offerer saw them.
+  async baseline(emit, state, { timeoutMs = 10000 }) {
+    const t0 = performance.now();
+    const at = () => Math.round((performance.now() - t0) * 100) / 100;
+    const a = new RTCPeerConnection({ iceServers: [] });
+    const b = new RTCPeerConnection({ iceServers: [] });
+    const stages = {};
+    let timer;
+    try {
+      a.onicecandidate = e => { if (e.candidate) b.addIceCandidate(e.candidate).catch(() => {}); };
+      b.onicecandidate = e => { if (e.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
+      b.ondatachannel = e => { e.channel.onmessage = m => e.channel.send(m.data); };
+      a.oniceconnectionstatechange = () => {
+        if (['connected', 'completed'].includes(a.iceConnectionState) && stages.ice === undefined) stages.ice = at();
+      };
+      a.onconnectionstatechange = () => {
+        if (a.connectionState === 'connected' && stages.dtls === undefined) stages.dtls = at();
+      };
+      const ch = a.createDataChannel('data');
+      const echoed = new Promise(resolve => {
+        ch.onopen = () => { stages.channel = at(); ch.send('oneway-baseline-probe'); };
+        ch.onmessage = () => { stages.first_echo = at(); resolve(); };
+      });
+      await a.setLocalDescription(await a.createOffer());
+      await b.setRemoteDescription(a.localDescription);
+      await b.setLocalDescription(await b.createAnswer());
+      await a.setRemoteDescription(b.localDescription);
+      await Promise.race([echoed, new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new ow.OnewayError('echo-timeout', `no echo within ${timeoutMs} ms`)), timeoutMs);
+      })]);
+      return stages;
+    } finally {
+      clearTimeout(timer);
+      a.close();
+      b.close();
+    }
   },
 
   // Gives a listener (the operation id of its `listen`) the reply code of a browser dialer.

@@ -29,6 +29,14 @@ enum BenchCommand {
         /// Measured runs per series.
         #[arg(long, default_value_t = 50)]
         runs: usize,
+        /// Emulate this round-trip time (e.g. `50ms`) with a delaying proxy on loopback in
+        /// every path, for one-way and baseline alike; output files get a `-rtt<ms>` suffix.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        rtt: Option<Duration>,
+        /// Add the browser peer (Debian's chromium and chromedriver, or `ONEWAY_CHROMIUM` and
+        /// `ONEWAY_CHROMEDRIVER`): browser → native, native → browser, browser baseline.
+        #[arg(long, conflicts_with = "rtt")]
+        browser: bool,
     },
     /// N dialers at once against one listener socket (handshakes/s, p50/p99, memory).
     Capacity {
@@ -115,16 +123,27 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut bar = Bar(None);
     let (name, markdown) = match args.what {
-        BenchCommand::Latency { runs } => {
+        BenchCommand::Latency { runs, rtt, browser } => {
+            let browser = if browser {
+                Some(oneway_browser::BrowserConfig::detect().context("--browser")?)
+            } else {
+                None
+            };
             let config = oneway_bench::latency::LatencyConfig {
                 runs,
+                rtt,
+                browser,
                 ..Default::default()
             };
             let report = oneway_bench::latency::run(&config, &stacks, &mut bar).await?;
-            let svg = args.out.join("latency-cdf.svg");
+            let name = match rtt {
+                Some(rtt) => format!("latency-rtt{}ms", rtt.as_millis()),
+                None => "latency".to_owned(),
+            };
+            let svg = args.out.join(format!("{name}-cdf.svg"));
             oneway_bench::plot::latency_cdf(&report, &svg)?;
-            write_json(&args.out, "latency", &machine, &command, &report)?;
-            ("latency", oneway_bench::markdown::latency(&report))
+            write_json(&args.out, &name, &machine, &command, &report)?;
+            (name, oneway_bench::markdown::latency(&report))
         }
         BenchCommand::Capacity { dialers, timeout } => {
             let config = oneway_bench::capacity::CapacityConfig {
@@ -144,7 +163,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 reports.push(report);
             }
             write_json(&args.out, "capacity", &machine, &command, &reports)?;
-            ("capacity", tables)
+            ("capacity".to_owned(), tables)
         }
         BenchCommand::Throughput {
             connections,
@@ -165,12 +184,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 reports.push(report);
             }
             write_json(&args.out, "throughput", &machine, &command, &reports)?;
-            ("throughput", tables)
+            ("throughput".to_owned(), tables)
         }
         BenchCommand::Tokens { iterations } => {
             let report = oneway_bench::tokens::run(iterations)?;
             write_json(&args.out, "tokens", &machine, &command, &report)?;
-            ("tokens", oneway_bench::markdown::tokens(&report))
+            ("tokens".to_owned(), oneway_bench::markdown::tokens(&report))
         }
     };
     let document = format!("Machine: {machine}\n\nCommand: `{command}`\n\n{markdown}");

@@ -16,7 +16,7 @@ use oneway_token::Token;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::TokenInput;
+use crate::{TokenInput, Usage};
 
 /// Label of the application channel `listen` and `dial` bridge.
 pub(crate) const DATA_CHANNEL: &str = "data";
@@ -93,6 +93,19 @@ pub struct DialArgs {
     /// Send one probe message, wait for its echo, print the round trip, and exit.
     #[arg(long)]
     pub(crate) probe: bool,
+    /// TURN server (`host:port`, TURN over TCP) to allocate a UDP relay from; the relayed
+    /// address is offered after the host candidates (str0m and webrtc-rs).
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["turn_user", "turn_password"])]
+    pub(crate) turn: Option<String>,
+    /// TURN user name (long-term credentials).
+    #[arg(long, value_name = "USER", requires = "turn")]
+    pub(crate) turn_user: Option<String>,
+    /// TURN password (long-term credentials).
+    #[arg(long, value_name = "PASSWORD", requires = "turn")]
+    pub(crate) turn_password: Option<String>,
+    /// Offer only the TURN relay (no host candidates): the path is always the relay.
+    #[arg(long, requires = "turn")]
+    pub(crate) relay_only: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -456,15 +469,42 @@ async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow
 pub struct DialFailed(pub String);
 
 pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
+    if args.turn.is_some() && args.stack == Stack::Browser {
+        anyhow::bail!(Usage(
+            "--turn is implemented by the str0m and webrtc-rs dialers; use --stack str0m or webrtc-rs"
+                .to_owned()
+        ));
+    }
     if args.stack == Stack::Browser {
         let (token, _) = crate::read_token(&args.input)?;
         return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
+    }
+    if args.stack == Stack::Str0m {
+        // Process start-up, before the clock of the connection starts: str0m's crypto library
+        // initialises on first use (about 35 ms), a cost of the process, not of the connection.
+        tokio::task::spawn_blocking(oneway_str0m::warm_up)
+            .await
+            .context("initialising str0m")?;
     }
     let out = Output {
         json: args.json,
         start: Instant::now(),
     };
     let (token, _) = crate::read_token(&args.input)?;
+    let turn = match &args.turn {
+        Some(server) => Some(oneway_str0m::TurnServer {
+            addr: tokio::net::lookup_host(server.as_str())
+                .await
+                .with_context(|| format!("resolving --turn {server}"))?
+                .next()
+                .with_context(|| format!("--turn {server}: no address"))?,
+            credentials: oneway_str0m::TurnCredentials {
+                username: args.turn_user.clone().unwrap_or_default(),
+                password: args.turn_password.clone().unwrap_or_default(),
+            },
+        }),
+        None => None,
+    };
     out.event(PeerEvent::Dialing {
         t_ms: out.ms(),
         stack: match args.stack {
@@ -501,6 +541,8 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
             let config = oneway_webrtc::DialConfig {
                 timeout: args.timeout,
                 progress: Some(progress_tx),
+                turn,
+                relay_only: args.relay_only,
                 ..Default::default()
             };
             oneway_webrtc::dial(&token, &config).await
@@ -509,6 +551,8 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
             let config = oneway_str0m::DialConfig {
                 timeout: args.timeout,
                 progress: Some(progress_tx),
+                turn,
+                relay_only: args.relay_only,
                 ..Default::default()
             };
             oneway_str0m::dial(&token, &config).await

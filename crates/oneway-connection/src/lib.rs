@@ -421,6 +421,24 @@ pub struct BaselineTimings {
     pub first_echo: Option<Duration>,
 }
 
+/// How a baseline's in-memory signalling presents each peer's host candidate to the other: it
+/// is given the address a peer's socket is bound to and returns the address to advertise in its
+/// place (e.g. a delaying proxy in front of it, to emulate a round-trip time). The identity
+/// (`Ok(local)`) is the plain loopback baseline.
+pub type Advertise<'a> = &'a mut (dyn FnMut(SocketAddr) -> std::io::Result<SocketAddr> + Send);
+
+/// Replaces the candidate address `from` with `to` in SDP text or a single `candidate:` line
+/// (`… <ip> <port> typ …`); other text is unchanged.
+pub fn rewrite_candidate_address(sdp: &str, from: SocketAddr, to: SocketAddr) -> String {
+    if from == to {
+        return sdp.to_owned();
+    }
+    sdp.replace(
+        &format!(" {} {} typ ", from.ip(), from.port()),
+        &format!(" {} {} typ ", to.ip(), to.port()),
+    )
+}
+
 /// Setup or I/O failure of a listener or dialer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -553,5 +571,32 @@ impl DialError {
             },
             DialError::Closed { code, .. } => code,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_candidate_address_changes_only_that_candidate() {
+        let sdp = "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+                   a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n\
+                   c=IN IP4 127.0.0.1\r\n";
+        let from: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let to: SocketAddr = "127.0.0.2:50000".parse().expect("addr");
+        let out = rewrite_candidate_address(sdp, from, to);
+        assert_eq!(
+            out,
+            "a=candidate:1 1 udp 2130706431 127.0.0.2 50000 typ host\r\n\
+             a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n\
+             c=IN IP4 127.0.0.1\r\n"
+        );
+        let line = "candidate:7 1 udp 1 127.0.0.1 40000 typ host generation 0";
+        assert_eq!(
+            rewrite_candidate_address(line, from, to),
+            "candidate:7 1 udp 1 127.0.0.2 50000 typ host generation 0"
+        );
+        assert_eq!(rewrite_candidate_address(sdp, from, from), sdp);
     }
 }

@@ -66,8 +66,9 @@ fn default_timeout() -> u64 {
 pub struct Command {
     /// Argument vector with `{placeholders}`.
     pub argv: Vec<String>,
-    /// Extra arguments appended when a listener option is asked for by the scenario, keyed by
-    /// option (`stun`, `mdns`, `turn`).
+    /// Extra arguments appended when the scenario asks for an option (`listener_options` for
+    /// `[listen.options]`, `dialer_options` for `[dial.options]`), keyed by option (`stun`,
+    /// `mdns`, `turn`).
     #[serde(default)]
     pub options: BTreeMap<String, Vec<String>>,
     /// Environment variables (`NAME = "value"`, placeholders allowed).
@@ -381,12 +382,28 @@ pub enum ExpectedVerdict {
     Fail,
 }
 
+/// Which peer of a pair a capability is asked of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapabilitySide {
+    /// Both peers need it: the override applies when either lacks it.
+    #[default]
+    Either,
+    /// Only the dialer needs it (e.g. a TURN client on the dialer's side).
+    Dialer,
+    /// Only the listener needs it.
+    Listener,
+}
+
 /// An expectation that applies when a capability is missing on the dialer or listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilityExpectation {
     /// The capability.
     pub capability: String,
+    /// Which peer must have it (default: either lacking it applies the override).
+    #[serde(default)]
+    pub side: CapabilitySide,
     /// The expectation when either peer lacks it.
     #[serde(flatten)]
     pub expect: Expectation,
@@ -409,6 +426,11 @@ pub struct Scenario {
     /// Listener options to ask for (`stun`, `mdns`, `turn`), mapped through each manifest.
     #[serde(default)]
     pub listener_options: Vec<String>,
+    /// Dialer options to ask for (`turn`), mapped through each manifest's `[dial.options]`. A
+    /// dialer whose manifest does not map one runs without it (pair it with an `[[unless]]`
+    /// on the matching capability).
+    #[serde(default)]
+    pub dialer_options: Vec<String>,
     /// Implementation pairs as `"dialer x listener"`, or `["*"]` for every pair.
     #[serde(default = "all_pairs")]
     pub pairs: Vec<String>,
@@ -520,7 +542,13 @@ impl Scenario {
         self.unless
             .iter()
             .find(|u| {
-                !dialer.has_capability(&u.capability) || !listener.has_capability(&u.capability)
+                let dialer_lacks = !dialer.has_capability(&u.capability);
+                let listener_lacks = !listener.has_capability(&u.capability);
+                match u.side {
+                    CapabilitySide::Either => dialer_lacks || listener_lacks,
+                    CapabilitySide::Dialer => dialer_lacks,
+                    CapabilitySide::Listener => listener_lacks,
+                }
             })
             .map_or(&self.expect, |u| &u.expect)
     }

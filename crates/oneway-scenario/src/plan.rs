@@ -141,6 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn a_dialer_side_capability_only_looks_at_the_dialer() {
+        let with = ImplManifest::parse(
+            "id = \"t\"\nroles = [\"listen\", \"dial\"]\ncapabilities = [\"turn\"]\n[listen]\nargv = [\"l\"]\n[dial]\nargv = [\"d\", \"{token}\"]\n",
+            "t",
+        )
+        .unwrap();
+        let without = manifest("n", "\"listen\", \"dial\"");
+        let s = Scenario::parse(
+            "description = \"x\"\ndialer_options = [\"turn\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\npath = \"relay\"\nreason = \"r\"\n[[unless]]\ncapability = \"turn\"\nside = \"dialer\"\nverdict = \"fail\"\ncause = \"listener-unreachable\"\nreason = \"r\"\n",
+            "s",
+        )
+        .unwrap();
+        use crate::model::ExpectedVerdict::{Fail, Pass};
+        assert_eq!(s.expectation_for(&with, &without).verdict, Pass);
+        assert_eq!(s.expectation_for(&with, &with).verdict, Pass);
+        assert_eq!(s.expectation_for(&without, &with).verdict, Fail);
+        // Dialer options never skip a cell.
+        let cells = cells(&[with, without], &[s]);
+        assert!(cells.iter().all(|c| c.skip.is_none()));
+    }
+
+    #[test]
     fn placeholders_fill() {
         let p = Placeholders {
             token: "ow1.x".into(),

@@ -287,7 +287,7 @@ fn cell_text(c: &CellResult) -> String {
         Verdict::Pass => c
             .runs
             .iter()
-            .find_map(|r| r.dialer_path.as_ref().map(|p| p.remote_type.clone()))
+            .find_map(|r| r.dialer_path.as_ref().map(crate::run::PathEnd::path_type))
             .map(|p| {
                 let ms = c
                     .stats

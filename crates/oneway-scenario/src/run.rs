@@ -65,6 +65,18 @@ pub struct PathEnd {
     pub family: String,
 }
 
+impl PathEnd {
+    /// The path's type as the scenarios name it: `relay` when either candidate is a relay (a
+    /// dialer's relayed pair reaches the listener's host candidate), otherwise the remote's type.
+    pub fn path_type(&self) -> String {
+        if self.local_type == "relay" || self.remote_type == "relay" {
+            "relay".to_owned()
+        } else {
+            self.remote_type.clone()
+        }
+    }
+}
+
 /// Stage times (dialer clock, ms since it started decoding the token).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stages {
@@ -1050,7 +1062,7 @@ impl Runner<'_> {
             let path = record
                 .dialer_path
                 .as_ref()
-                .map_or_else(|| "unknown".to_owned(), |p| p.remote_type.clone());
+                .map_or_else(|| "unknown".to_owned(), PathEnd::path_type);
             return Outcome::Connected { path };
         }
         let stopped_early = record.stopped_early.is_some();
@@ -1289,10 +1301,21 @@ fn classify(
             }
         }
     };
+    // The end's own relayed address (a TURN allocation on coturn) is its relay candidate.
+    let own_relay = ip_of(local)
+        .and_then(|ip| layout.and_then(|l| l.owner_of(&ip.to_string())))
+        .is_some_and(|n| n.key == "stun");
+    let local_type = if own_host(local) {
+        "host"
+    } else if own_relay {
+        "relay"
+    } else {
+        "unknown"
+    };
     PathEnd {
         local: local.into(),
         remote: remote.into(),
-        local_type: if own_host(local) { "host" } else { "unknown" }.into(),
+        local_type: local_type.into(),
         remote_type,
         family: family.into(),
     }
@@ -1339,6 +1362,14 @@ fn command(
                 message: format!("no listener option `{o}`"),
             })?;
             argv.extend(extra.iter().map(|a| ph.fill(a)));
+        }
+    } else {
+        // A dialer option the manifest does not map is left out: the scenario's `[[unless]]`
+        // on the capability expects the outcome without it.
+        for o in &scenario.dialer_options {
+            if let Some(extra) = cmd.options.get(o) {
+                argv.extend(extra.iter().map(|a| ph.fill(a)));
+            }
         }
     }
     if manifest.image == "base" && argv.first().is_some_and(|a| a == "oneway") {
@@ -1505,6 +1536,20 @@ pub fn slug(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relayed_local_address_makes_the_path_relay() {
+        let end = |local: &str, remote: &str| PathEnd {
+            local: "10.0.0.2:1".into(),
+            remote: "198.51.100.10:2".into(),
+            local_type: local.into(),
+            remote_type: remote.into(),
+            family: "ipv4".into(),
+        };
+        assert_eq!(end("relay", "host").path_type(), "relay");
+        assert_eq!(end("host", "relay").path_type(), "relay");
+        assert_eq!(end("host", "srflx").path_type(), "srflx");
+    }
 
     #[test]
     fn interface_lookup_parses_ip_o_addr() {

@@ -12,7 +12,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use crate::StackError;
 use crate::net::Socket;
 
-pub use oneway_connection::BaselineTimings;
+pub use oneway_connection::{Advertise, BaselineTimings};
 
 /// Connects two str0m peers over loopback with in-memory SDP offer/answer, opens a data channel,
 /// and echoes one message. `certs` are used when given (to exclude key generation from the
@@ -21,9 +21,24 @@ pub async fn signalled_echo(
     certs: Option<(DtlsCert, DtlsCert)>,
     timeout: Duration,
 ) -> Result<BaselineTimings, StackError> {
+    signalled_echo_via(certs, timeout, &mut Ok).await
+}
+
+/// [`signalled_echo`] with the signalling presenting each peer's host candidate as
+/// `advertise(bound address)` (e.g. a delaying proxy: the baseline at an emulated RTT).
+pub async fn signalled_echo_via(
+    certs: Option<(DtlsCert, DtlsCert)>,
+    timeout: Duration,
+    advertise: Advertise<'_>,
+) -> Result<BaselineTimings, StackError> {
     let io = |e: std::io::Error| StackError::Io(e.to_string());
     let sock_a = Socket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(io)?;
     let sock_b = Socket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(io)?;
+    let (addr_a, addr_b) = (sock_a.local_addr(), sock_b.local_addr());
+    let (shown_a, shown_b) = (
+        advertise(addr_a).map_err(io)?,
+        advertise(addr_b).map_err(io)?,
+    );
     let start = Instant::now();
     let build = |cert: Option<DtlsCert>| {
         let mut builder = Rtc::builder();
@@ -45,11 +60,20 @@ pub async fn signalled_echo(
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| StackError::Rtc("no offer".to_owned()))?;
-    // The "signalling server": offer and answer travel through memory.
+    // The "signalling server": offer and answer travel through memory, each host candidate
+    // shown as the address `advertise` chose.
+    let offer = str0m::change::SdpOffer::from_sdp_string(
+        &oneway_connection::rewrite_candidate_address(&offer.to_sdp_string(), addr_a, shown_a),
+    )
+    .map_err(|e| StackError::Rtc(e.to_string()))?;
     let answer = b
         .sdp_api()
         .accept_offer(offer)
         .map_err(|e| StackError::Rtc(e.to_string()))?;
+    let answer = str0m::change::SdpAnswer::from_sdp_string(
+        &oneway_connection::rewrite_candidate_address(&answer.to_sdp_string(), addr_b, shown_b),
+    )
+    .map_err(|e| StackError::Rtc(e.to_string()))?;
     a.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| StackError::Rtc(e.to_string()))?;

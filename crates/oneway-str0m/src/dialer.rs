@@ -15,6 +15,8 @@ use crate::connection::{Connection, ConnectionInfo, DriverGuard};
 use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
 use crate::peer::{Command, Notice, Peer, Role};
 use crate::{Progress, StackError};
+use oneway_turn::TurnServer;
+use oneway_turn::link::{LinkIo, Relay, RelayOutput};
 
 /// Longest wait for mDNS names to resolve (at most half the dial timeout).
 pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -36,6 +38,13 @@ pub struct DialConfig {
     /// The dialer's DTLS certificate; `None` generates a fresh one per dial (~30 ms of key
     /// generation). Reusing one makes the dialer recognisable across connections.
     pub certificate: Option<str0m::config::DtlsCert>,
+    /// A TURN server (reached over TCP) to allocate a UDP relay from: its relayed address is
+    /// added as a local candidate once allocated, after the host candidates, so it is tried
+    /// last and wins only when no direct pair works (`spec/peer-contract.md`).
+    pub turn: Option<TurnServer>,
+    /// Offer only the relayed candidate (needs [`DialConfig::turn`]): the path is always the
+    /// relay, and a TURN failure fails the dial at once with its cause code.
+    pub relay_only: bool,
     /// Knobs that break the protocol on purpose, for tests of the listener's defences.
     pub dangerous: DangerousDialConfig,
 }
@@ -60,6 +69,8 @@ impl Default for DialConfig {
             scope: None,
             progress: None,
             certificate: None,
+            turn: None,
+            relay_only: false,
             dangerous: DangerousDialConfig::default(),
         }
     }
@@ -170,7 +181,12 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         );
         sockets.push(socket);
     }
-    if sockets.is_empty() {
+    if config.relay_only && config.turn.is_none() {
+        return Err(DialError::NoUsableCandidate(
+            "relay only, but no TURN server is configured".to_owned(),
+        ));
+    }
+    if sockets.is_empty() && config.turn.is_none() {
         return Err(DialError::NoUsableCandidate(
             "no local address in the families of the token's candidates".to_owned(),
         ));
@@ -199,7 +215,7 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         builder = builder.set_dtls_cert(cert);
     }
     let mut rtc = builder.build(now);
-    for local in &locals {
+    for local in locals.iter().filter(|_| !config.relay_only) {
         match RtcCandidate::host(*local, "udp") {
             Ok(c) => {
                 rtc.add_local_candidate(c);
@@ -248,9 +264,16 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         }
     }
 
+    let relay = config.turn.clone().map(|server| {
+        let peers: Vec<SocketAddr> = remotes.iter().map(|(_, a)| *a).collect();
+        Relay::start(server, peers)
+    });
+
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
+        relay,
+        relay_only: config.relay_only,
         peer,
         sockets: Arc::new(SocketSet::new(sockets)),
         ready: Some(ready_tx),
@@ -269,6 +292,14 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
             code: "internal",
             reason: "dialer task ended".to_owned(),
         }),
+    }
+}
+
+/// The relay's next report, or never without a relay.
+async fn relay_recv(relay: Option<&mut Relay>) -> Option<LinkIo> {
+    match relay {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -301,6 +332,10 @@ fn dialer_identity(
 
 struct Driver {
     peer: Peer,
+    /// The TURN relay, when configured.
+    relay: Option<Relay>,
+    /// Whether only the relayed candidate is offered (a TURN failure then ends the dial).
+    relay_only: bool,
     sockets: Arc<SocketSet>,
     ready: Option<oneshot::Sender<Result<ConnectionInfo, DialError>>>,
     progress: Option<mpsc::UnboundedSender<Progress>>,
@@ -321,6 +356,10 @@ impl Driver {
             if self.ready.is_some() {
                 wake = wake.min(self.deadline);
             }
+            if let Some(at) = self.relay.as_mut().and_then(Relay::poll_timeout) {
+                wake = wake.min(at);
+            }
+            let mut relay_io: Option<Option<LinkIo>> = None;
             // One input, then a full poll (str0m's contract), for each of a batch read at once.
             let mut batch = Vec::new();
             let mut queued = Vec::new();
@@ -341,20 +380,39 @@ impl Driver {
                     }
                     None => return,
                 },
+                io = relay_recv(self.relay.as_mut()) => relay_io = Some(io),
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
                     if self.ready.is_some() && now >= self.deadline {
-                        let error = DialError::Timeout {
-                            stage: self.peer.timings.stage(),
-                            after: self.timeout,
-                            tried: self.peer.tried.iter().map(|(a, _)| *a).collect(),
-                        };
+                        let error = self.timeout_error();
                         if let Some(ready) = self.ready.take() {
                             let _ = ready.send(Err(error));
                         }
                         return;
                     }
                     self.peer.handle_timeout(now);
+                    if let Some(relay) = self.relay.as_mut() {
+                        let out = relay.handle_timeout(now);
+                        self.relay_output(out);
+                    }
+                }
+            }
+            if let Some(io) = relay_io {
+                if let Some(relay) = self.relay.as_mut() {
+                    let out = relay.handle_io(Instant::now(), io);
+                    self.relay_output(out);
+                }
+                if self.relay_only
+                    && self.ready.is_some()
+                    && let Some(e) = self.relay.as_ref().and_then(|r| r.error.clone())
+                {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(DialError::Closed {
+                            code: e.code(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                    return;
                 }
             }
             if batch.is_empty() && queued.is_empty() {
@@ -378,10 +436,65 @@ impl Driver {
         }
     }
 
+    /// The error of a dial that ran out of time: the stage that did not complete, or, when no
+    /// check got through and the TURN relay failed, the relay's cause (`turn-auth-failed`, …).
+    fn timeout_error(&self) -> DialError {
+        let stage = self.peer.timings.stage();
+        if stage == crate::Stage::Checking
+            && let Some(e) = self.relay.as_ref().and_then(|r| r.error.as_ref())
+        {
+            return DialError::Closed {
+                code: e.code(),
+                reason: format!("no check got through, and the TURN relay failed: {e}"),
+            };
+        }
+        DialError::Timeout {
+            stage,
+            after: self.timeout,
+            tried: self.peer.tried.iter().map(|(a, _)| *a).collect(),
+        }
+    }
+
+    /// Applies what the relay produced: its candidate, and data relayed from peers.
+    fn relay_output(&mut self, out: RelayOutput) {
+        if let Some((relayed, local)) = out.add_candidate {
+            match RtcCandidate::relayed(relayed, local, "udp") {
+                Ok(c) => {
+                    tracing::info!(%relayed, "relayed candidate added");
+                    if self.peer.rtc.add_local_candidate(c).is_none() {
+                        tracing::warn!(%relayed, "str0m refused the relayed candidate");
+                    }
+                }
+                Err(e) => tracing::warn!(%relayed, error = %e, "relayed candidate not usable"),
+            }
+        }
+        let Some(relayed) = self.relay.as_ref().and_then(Relay::relayed) else {
+            return;
+        };
+        // One input, then a full poll (str0m's contract), as for datagrams from the sockets.
+        for (peer, data) in out.received {
+            self.peer
+                .handle_datagram(Instant::now(), peer, relayed, &data);
+            self.service();
+        }
+    }
+
     fn service(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let (outgoing, next) = self.peer.poll(now);
-        self.outbox.extend(outgoing);
+        match self.relay.as_mut() {
+            Some(relay) if relay.relayed().is_some() => {
+                let relayed = relay.relayed();
+                for o in outgoing {
+                    if Some(o.source) == relayed {
+                        relay.send(now, o.destination, &o.contents);
+                    } else {
+                        self.outbox.push(o);
+                    }
+                }
+            }
+            _ => self.outbox.extend(outgoing),
+        }
         while self.reported_tried < self.peer.tried.len() {
             let (remote, after) = self.peer.tried[self.reported_tried];
             self.reported_tried += 1;

@@ -9,10 +9,11 @@
 //! The STUN checks are encoded with str0m's STUN code (any correct encoder would do; the
 //! checks are standard RFC 8445 Binding requests).
 //!
-//! Dev-only (`publish = false`): used as a dev-dependency by `oneway-str0m` and
-//! `oneway-webrtc`.
+//! Not for production peers (`publish = false`): a dev-dependency of `oneway-str0m` and
+//! `oneway-webrtc`, and the delaying proxy of `oneway bench latency --rtt` (`oneway-bench`).
 
 pub mod churn;
+pub mod coturn;
 pub mod flood;
 pub mod impair;
 pub mod stack;

@@ -12,6 +12,7 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
 use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -22,7 +23,8 @@ use crate::engine::rtc_error;
 use crate::net::Sockets;
 use crate::{ICE_CHECK_INTERVAL, StackError};
 
-pub use oneway_connection::BaselineTimings;
+use oneway_connection::rewrite_candidate_address;
+pub use oneway_connection::{Advertise, BaselineTimings};
 
 fn peer(now: Instant, cert: RTCCertificate) -> Result<RTCPeerConnection, StackError> {
     RTCPeerConnectionBuilder::new()
@@ -69,12 +71,24 @@ pub async fn signalled_echo(
     certs: Option<(RTCCertificate, RTCCertificate)>,
     timeout: Duration,
 ) -> Result<BaselineTimings, StackError> {
+    signalled_echo_via(certs, timeout, &mut Ok).await
+}
+
+/// [`signalled_echo`] with the signalling presenting each peer's host candidate as
+/// `advertise(bound address)` (e.g. a delaying proxy: the baseline at an emulated RTT).
+pub async fn signalled_echo_via(
+    certs: Option<(RTCCertificate, RTCCertificate)>,
+    timeout: Duration,
+    advertise: Advertise<'_>,
+) -> Result<BaselineTimings, StackError> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let io = |e: std::io::Error| StackError::Io(e.to_string());
     let mut sock_a = Sockets::bind(&[loopback]).await.map_err(io)?;
     let mut sock_b = Sockets::bind(&[loopback]).await.map_err(io)?;
     let addr_a = sock_a.local_addrs()[0];
     let addr_b = sock_b.local_addrs()[0];
+    let shown_a = advertise(addr_a).map_err(io)?;
+    let shown_b = advertise(addr_b).map_err(io)?;
     let start = Instant::now();
     let (cert_a, cert_b) = match certs {
         Some(pair) => pair,
@@ -89,12 +103,16 @@ pub async fn signalled_echo(
         .create_data_channel("data", None)
         .map_err(rtc_error("channel"))?
         .id();
-    // The "signalling server": offer and answer travel through memory.
+    // The "signalling server": offer and answer travel through memory, each host candidate
+    // shown as the address `advertise` chose.
     let offer = a.create_offer(None).map_err(rtc_error("offer"))?;
     a.set_local_description(start, offer.clone())
         .map_err(rtc_error("offer"))?;
     add_host(&mut a, addr_a)?;
     let offer = a.local_description().unwrap_or(offer);
+    let offer =
+        RTCSessionDescription::offer(rewrite_candidate_address(&offer.sdp, addr_a, shown_a))
+            .map_err(rtc_error("offer"))?;
     b.set_remote_description(start, offer)
         .map_err(rtc_error("remote offer"))?;
     let answer = b.create_answer(None).map_err(rtc_error("answer"))?;
@@ -102,11 +120,14 @@ pub async fn signalled_echo(
         .map_err(rtc_error("answer"))?;
     add_host(&mut b, addr_b)?;
     let answer = b.local_description().unwrap_or(answer);
+    let answer =
+        RTCSessionDescription::answer(rewrite_candidate_address(&answer.sdp, addr_b, shown_b))
+            .map_err(rtc_error("answer"))?;
     a.set_remote_description(start, answer)
         .map_err(rtc_error("remote answer"))?;
     // Candidates added after the descriptions reach the peer by trickle.
-    trickle(&a, &mut b)?;
-    trickle(&b, &mut a)?;
+    trickle(&a, &mut b, (addr_a, shown_a))?;
+    trickle(&b, &mut a, (addr_b, shown_b))?;
 
     let mut timings = BaselineTimings::default();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -187,13 +208,19 @@ pub async fn signalled_echo(
     }
 }
 
-/// Passes `from`'s local candidates to `to`, as a signalling server would trickle them.
-fn trickle(from: &RTCPeerConnection, to: &mut RTCPeerConnection) -> Result<(), StackError> {
+/// Passes `from`'s local candidates to `to`, as a signalling server would trickle them, with
+/// the host address `shown.0` rewritten to `shown.1`.
+fn trickle(
+    from: &RTCPeerConnection,
+    to: &mut RTCPeerConnection,
+    shown: (SocketAddr, SocketAddr),
+) -> Result<(), StackError> {
     let Some(sctp) = from.sctp() else {
         return Ok(());
     };
     for c in sctp.transport().ice_transport().get_local_candidates() {
-        let init = c.to_json().map_err(rtc_error("candidate"))?;
+        let mut init = c.to_json().map_err(rtc_error("candidate"))?;
+        init.candidate = rewrite_candidate_address(&init.candidate, shown.0, shown.1);
         to.add_remote_candidate(init)
             .map_err(rtc_error("remote candidate"))?;
     }

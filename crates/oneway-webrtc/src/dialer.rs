@@ -14,12 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::{CandidateAddress, Profile, Token, Transport};
+use oneway_turn::TurnServer;
+use oneway_turn::link::{LinkIo, Relay, RelayOutput};
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, RTCDtlsRole, RTCIceCandidate,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +45,13 @@ pub struct DialConfig {
     pub certificate: Option<RTCCertificate>,
     /// Interval between ICE checks while connecting ([`ICE_CHECK_INTERVAL`] by default).
     pub ice_check_interval: Duration,
+    /// A TURN server (reached over TCP) to allocate a UDP relay from. The dialer waits for the
+    /// allocation (at most [`RELAY_WAIT`], or half the timeout) before it starts ICE, and
+    /// offers the relayed address after its host candidates.
+    pub turn: Option<TurnServer>,
+    /// Offer only the relayed candidate (needs [`DialConfig::turn`]); a TURN failure then fails
+    /// the dial with its cause code.
+    pub relay_only: bool,
     /// Knobs that break the protocol on purpose, for tests of the listener's defences.
     pub dangerous: DangerousDialConfig,
 }
@@ -63,12 +72,18 @@ impl Default for DialConfig {
             progress: None,
             certificate: None,
             ice_check_interval: ICE_CHECK_INTERVAL,
+            turn: None,
+            relay_only: false,
             dangerous: DangerousDialConfig::default(),
         }
     }
 }
 
 pub use oneway_connection::DialError;
+
+/// Longest wait for the TURN allocation before ICE starts (`rtc` takes its local candidates
+/// before the end-of-candidates mark, so the relayed one must be known by then).
+pub const RELAY_WAIT: Duration = Duration::from_secs(3);
 
 /// Connects to the listener of `token`. Returns once both in-band proofs have verified.
 pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, DialError> {
@@ -124,6 +139,34 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         .await
         .map_err(|e| StackError::Io(format!("binding: {e}")))?;
 
+    // The dial's clock starts before the TURN allocation, which counts against the timeout.
+    let started = Instant::now();
+    if config.relay_only && config.turn.is_none() {
+        return Err(DialError::NoUsableCandidate(
+            "relay only, but no TURN server is configured".to_owned(),
+        ));
+    }
+    let mut relay = config
+        .turn
+        .clone()
+        .map(|server| Relay::start(server, remotes.clone()));
+    let relayed = match relay.as_mut() {
+        Some(r) => wait_for_relay(r, started + RELAY_WAIT.min(config.timeout / 2)).await,
+        None => None,
+    };
+    if config.relay_only
+        && relayed.is_none()
+        && let Some(r) = &relay
+    {
+        let (code, reason) = match &r.error {
+            Some(e) => (e.code(), e.to_string()),
+            None => (
+                "turn-timeout",
+                format!("no TURN allocation within {RELAY_WAIT:?}"),
+            ),
+        };
+        return Err(DialError::Closed { code, reason });
+    }
     let now = Instant::now();
     let keys = token.derive();
     let identity = dialer_identity(token, &keys)?;
@@ -182,7 +225,11 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         events_tx,
     );
     let mut locals = Vec::new();
-    for local in sockets.local_addrs() {
+    for local in sockets
+        .local_addrs()
+        .into_iter()
+        .filter(|_| !config.relay_only)
+    {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
@@ -201,15 +248,38 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
                 .map_err(rtc_error("host candidate"))?,
         );
     }
+    if let Some((relayed, local)) = relayed {
+        let candidate = CandidateRelayConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: relayed.ip().to_string(),
+                port: relayed.port(),
+                component: 1,
+                ..Default::default()
+            },
+            rel_addr: local.ip().to_string(),
+            rel_port: local.port(),
+            ..Default::default()
+        }
+        .new_candidate_relay()
+        .map_err(rtc_error("relayed candidate"))?;
+        tracing::info!(%relayed, "relayed candidate added");
+        locals.push(
+            RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(rtc_error("relayed candidate"))?,
+        );
+    }
     engine.start_dialer(now, locals)?;
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
         engine,
+        relay,
         ready: Some(ready_tx),
         progress: config.progress.clone(),
-        deadline: now + config.timeout,
+        deadline: started + config.timeout,
         timeout: config.timeout,
         reported_tried: 0,
     };
@@ -269,8 +339,43 @@ fn dialer_identity(
     }))
 }
 
+/// Drives `relay` until its relayed candidate is ready, it fails, or `until`; returns
+/// `(relayed, local)` when ready.
+async fn wait_for_relay(relay: &mut Relay, until: Instant) -> Option<(SocketAddr, SocketAddr)> {
+    // Bounded by `until`; each turn handles one report of the connection tasks or a timeout.
+    while relay.error.is_none() {
+        let mut wake = until;
+        if let Some(at) = relay.poll_timeout() {
+            wake = wake.min(at);
+        }
+        let out = tokio::select! {
+            io = relay.recv() => relay.handle_io(Instant::now(), io),
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= until {
+                    return None;
+                }
+                relay.handle_timeout(Instant::now())
+            }
+        };
+        if let Some(ready) = out.add_candidate {
+            return Some(ready);
+        }
+    }
+    None
+}
+
+/// The relay's next report, or never without a relay.
+async fn relay_recv(relay: Option<&mut Relay>) -> Option<LinkIo> {
+    match relay {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Driver {
     engine: Engine,
+    /// The TURN relay, when configured.
+    relay: Option<Relay>,
     ready: Option<oneshot::Sender<Result<ConnectionInfo, DialError>>>,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     deadline: Instant,
@@ -291,6 +396,9 @@ impl Driver {
             if self.ready.is_some() {
                 wake = wake.min(self.deadline);
             }
+            if let Some(at) = self.relay.as_mut().and_then(Relay::poll_timeout) {
+                wake = wake.min(at);
+            }
             tokio::select! {
                 received = sockets.recv() => match received {
                     Some(d) => self.engine.handle_datagram(Instant::now(), d.source, d.destination, &d.contents),
@@ -300,20 +408,26 @@ impl Driver {
                     Some((_, command)) => self.engine.handle_command(Instant::now(), command),
                     None => return,
                 },
+                io = relay_recv(self.relay.as_mut()) => {
+                    if let Some(relay) = self.relay.as_mut() {
+                        let out = relay.handle_io(Instant::now(), io);
+                        self.relay_output(out);
+                    }
+                }
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
                     if self.ready.is_some() && now >= self.deadline {
-                        let error = DialError::Timeout {
-                            stage: self.engine.stage(),
-                            after: self.timeout,
-                            tried: self.engine.tried.iter().map(|(a, _)| *a).collect(),
-                        };
+                        let error = self.timeout_error();
                         if let Some(ready) = self.ready.take() {
                             let _ = ready.send(Err(error));
                         }
                         return;
                     }
                     self.engine.handle_timeout(now);
+                    if let Some(relay) = self.relay.as_mut() {
+                        let out = relay.handle_timeout(now);
+                        self.relay_output(out);
+                    }
                 }
             }
             next = self.service(&sockets);
@@ -323,11 +437,48 @@ impl Driver {
         }
     }
 
+    /// The error of a dial that ran out of time: the stage that did not complete, or, when no
+    /// check got through and the TURN relay failed, the relay's cause (`turn-auth-failed`, …).
+    fn timeout_error(&self) -> DialError {
+        let stage = self.engine.stage();
+        if stage == crate::Stage::Checking
+            && let Some(e) = self.relay.as_ref().and_then(|r| r.error.as_ref())
+        {
+            return DialError::Closed {
+                code: e.code(),
+                reason: format!("no check got through, and the TURN relay failed: {e}"),
+            };
+        }
+        DialError::Timeout {
+            stage,
+            after: self.timeout,
+            tried: self.engine.tried.iter().map(|(a, _)| *a).collect(),
+        }
+    }
+
+    /// Hands data relayed from peers to the engine, as received on the relayed address (the
+    /// relayed candidate itself was added before ICE started).
+    fn relay_output(&mut self, out: RelayOutput) {
+        let Some(relayed) = self.relay.as_ref().and_then(Relay::relayed) else {
+            return;
+        };
+        for (peer, data) in out.received {
+            self.engine
+                .handle_datagram(Instant::now(), peer, relayed, &data);
+        }
+    }
+
     fn service(&mut self, sockets: &Sockets) -> Option<Instant> {
         let now = Instant::now();
         let (outgoing, next) = self.engine.poll(now);
+        let relayed = self.relay.as_ref().and_then(Relay::relayed);
         for o in outgoing {
-            sockets.send(o.source, o.destination, &o.contents);
+            match self.relay.as_mut() {
+                Some(relay) if Some(o.source) == relayed => {
+                    relay.send(now, o.destination, &o.contents)
+                }
+                _ => sockets.send(o.source, o.destination, &o.contents),
+            }
         }
         while self.reported_tried < self.engine.tried.len() {
             let (remote, after) = self.engine.tried[self.reported_tried];

@@ -43,6 +43,7 @@ pub use connection::{
 pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
 pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
 pub use oneway_connection::{Progress, StackError};
+pub use oneway_turn::{Credentials as TurnCredentials, TurnError, TurnServer};
 pub use rtc::peer_connection::certificate::RTCCertificate;
 
 /// The stack name used in `--json` events (`spec/peer-contract.md`).
