@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use oneway_str0m::{
-    Connection, ConnectionEvent, DialConfig, DialError, Listener, ListenerConfig, ListenerEvent,
-    dial,
+    Connection, DialConfig, DialError, Listener, ListenerConfig, ListenerEvent, dial,
 };
+use oneway_testkit::churn::echo;
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -16,34 +16,7 @@ fn init_tracing() {
 
 /// Waits for the next data message, skipping other events; bounded in time.
 async fn next_data(conn: &mut Connection) -> Vec<u8> {
-    let wait = async {
-        loop {
-            match conn.next_event().await {
-                Some(ConnectionEvent::Data { data, .. }) => return data,
-                Some(ConnectionEvent::Closed { code, reason }) => {
-                    panic!("closed: {code}: {reason}")
-                }
-                Some(_) => continue,
-                None => panic!("connection ended"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .expect("data within 10 s")
-}
-
-/// Echoes every message on every channel back, until the connection closes.
-fn echo(mut conn: Connection) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(event) = conn.next_event().await {
-            if let ConnectionEvent::Data { channel, data, .. } = event
-                && conn.send(channel, &data).await.is_err()
-            {
-                return;
-            }
-        }
-    })
+    oneway_testkit::churn::next_data(conn, Duration::from_secs(10)).await
 }
 
 async fn accept(listener: &mut Listener) -> Connection {

@@ -1,7 +1,9 @@
 //! Helpers shared by every oneway stack's adversarial tests (hijack, flood, churn): crafted STUN
 //! checks from a plain loopback socket, a capture of the listeners' logs, listener-event
-//! counting, flood generators, RSS readings and a lossy proxy ([`impair`]). Nothing here
-//! depends on the stack under test: a listener is reached through its token and address, and
+//! counting, flood generators, RSS readings, a lossy proxy ([`impair`]) and the loss and churn
+//! test bodies every stack runs ([`churn`], [`stun_tests`], over the stacks of [`stack`]).
+//! Apart from the implementations in [`stack`] (features `str0m-stack`, `webrtc-stack`),
+//! nothing here depends on the stack under test: a listener is reached through its token and address, and
 //! its events are [`ListenerEvent`]s, which every stack shares (`oneway-connection`).
 //!
 //! The STUN checks are encoded with str0m's STUN code (any correct encoder would do; the
@@ -10,9 +12,12 @@
 //! Not for production peers (`publish = false`): a dev-dependency of `oneway-str0m` and
 //! `oneway-webrtc`, and the delaying proxy of `oneway bench latency --rtt` (`oneway-bench`).
 
+pub mod churn;
 pub mod coturn;
 pub mod flood;
 pub mod impair;
+pub mod stack;
+pub mod stun_tests;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Mutex, OnceLock};
@@ -304,27 +309,6 @@ impl EventCounts {
     pub fn refused_with(&self, code: &str) -> usize {
         self.refused.iter().filter(|c| **c == code).count()
     }
-}
-
-/// `wait_refusals!(listener, counts, code, n, within)`: awaits `listener.next_event()` (any
-/// stack's listener) until `counts` holds `n` refusals with `code`; panics after `within`.
-#[macro_export]
-macro_rules! wait_refusals {
-    ($listener:expr, $counts:expr, $code:expr, $n:expr, $within:expr) => {{
-        let (code, n, within): (&str, usize, ::std::time::Duration) = ($code, $n, $within);
-        let deadline = ::tokio::time::Instant::now() + within;
-        while $counts.refused_with(code) < n {
-            match ::tokio::time::timeout_at(deadline, $listener.next_event()).await {
-                Ok(Some(e)) => $counts.add(e),
-                Ok(None) => panic!("listener stopped"),
-                Err(_) => panic!(
-                    "only {} of {n} `{code}` refusals within {within:?}: {:?}",
-                    $counts.refused_with(code),
-                    $counts
-                ),
-            }
-        }
-    }};
 }
 
 /// Awaits every future, each in its own task (a tiny `join_all`).

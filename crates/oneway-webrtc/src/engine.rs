@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use oneway_core::demux::is_dtls;
+use oneway_core::demux::{self, is_dtls};
 use oneway_core::proof::{self, ProofRole};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
 use oneway_token::{SctpParams, Token};
@@ -72,7 +72,7 @@ pub enum Notice {
 }
 
 /// A datagram to send.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Outgoing {
     /// Local address to send from.
     pub source: SocketAddr,
@@ -83,6 +83,98 @@ pub struct Outgoing {
 }
 
 pub use oneway_connection::Command;
+
+/// Most datagrams of one DTLS handshake flight kept for [`DtlsFlights`].
+const FLIGHT_DATAGRAMS: usize = 16;
+/// Most peer handshake datagrams remembered for [`DtlsFlights`].
+const SEEN_DATAGRAMS: usize = 64;
+
+/// RFC 6347 §4.2.4 for `rtc`'s DTLS handshake: when the peer retransmits a flight, this side
+/// retransmits its last one. `rtc-dtls` 0.21 clears its retransmit timer whenever handshake
+/// datagrams arrive, even a retransmission that completes nothing; a flight of ours lost in
+/// part was then never sent again, and the handshake stalled until the dialer's `dtls-timeout`
+/// (a str0m dialer, which retransmits its ClientHello, met it in 1 to 2 dials out of 10 at
+/// 5-10 % loss). Only kept until DTLS connects; bounded.
+#[derive(Debug, Default)]
+struct DtlsFlights {
+    /// This side's last flight: its handshake datagrams since the peer's last new one.
+    last: Vec<Outgoing>,
+    /// A new peer datagram arrived since this side last sent: the next send starts a flight.
+    peer_spoke: bool,
+    /// Digests of the peer's handshake datagrams, record sequence numbers left out (a
+    /// retransmission carries new ones).
+    seen: VecDeque<u64>,
+}
+
+impl DtlsFlights {
+    /// This side sends a DTLS datagram.
+    fn sent(&mut self, out: &Outgoing) {
+        if self.peer_spoke {
+            self.last.clear();
+            self.peer_spoke = false;
+        }
+        if self.last.len() < FLIGHT_DATAGRAMS {
+            self.last.push(out.clone());
+        }
+    }
+
+    /// The peer sent a DTLS datagram: this side's last flight again if the datagram repeats
+    /// handshake records the peer already sent.
+    fn received(&mut self, contents: &[u8]) -> &[Outgoing] {
+        if contents.first() != Some(&22) {
+            return &[];
+        }
+        let digest = handshake_digest(contents);
+        if self.seen.contains(&digest) {
+            return &self.last;
+        }
+        if self.seen.len() >= SEEN_DATAGRAMS {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(digest);
+        self.peer_spoke = true;
+        &[]
+    }
+}
+
+/// A digest of a DTLS datagram without its records' sequence numbers.
+fn handshake_digest(datagram: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut stripped = datagram.to_vec();
+    let mut at = 0;
+    // Record header: type, version (2), epoch (2), sequence number (6), length (2).
+    while let Some(header) = stripped.get_mut(at..at + 13) {
+        header[5..11].fill(0);
+        let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
+        at += 13 + len;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    stripped.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// An ICE restart this side has agreed to but not switched to yet (`spec/handshake.md` §6.1).
+/// Switching restarts `rtc`'s ICE agent, which drops the selected pair until new checks
+/// succeed: nothing this side sends gets out meanwhile, so an `ice-restart-answer` lost on the
+/// way could never be retransmitted, and the peer would never learn the new credentials (the
+/// connection then dies with `consent-lost`, and every message in flight with it). So the switch
+/// waits until the peer surely has what it needs:
+///
+/// - a responder (either role), once channel 0 has nothing unacknowledged: its answer arrived;
+/// - a listener (either way), on the first check that uses the dialer's new credentials: the
+///   dialer checks with them only once it has switched itself (an initiating webrtc-rs dialer
+///   switches on the answer, and its acknowledgement may not get out after that).
+#[derive(Debug)]
+struct DeferredSwitch {
+    /// The peer's credentials after the restart.
+    ufrag: String,
+    /// See `ufrag`.
+    pwd: String,
+    /// Switch on the first check carrying `ufrag` (listener).
+    on_check: bool,
+    /// Switch once channel 0 is acknowledged (responder).
+    on_ack: bool,
+}
 
 /// What a role needs to renegotiate: `rtc` takes ICE credentials only through SDP.
 pub(crate) enum Negotiation {
@@ -127,12 +219,19 @@ pub struct Engine {
     outbound: VecDeque<(RTCDataChannelId, bool, Vec<u8>)>,
     outbound_bytes: usize,
     restart: Option<oneshot::Sender<Result<(), String>>>,
+    /// A restart agreed but not switched to yet (see [`DeferredSwitch`]).
+    deferred: Option<DeferredSwitch>,
+    /// Dialer: a restart the application asked for while a deferred switch was pending; started
+    /// once that switch is done.
+    queued_restart: Option<oneshot::Sender<Result<(), String>>>,
     /// Dialer: the ICE-restart offer staged by `prepare_restart`, set when the answer arrives.
     staged_offer: Option<RTCSessionDescription>,
     notices: Vec<Notice>,
     pending_out: Vec<Outgoing>,
     /// DTLS that arrived before ICE connected, replayed once it has (see `handle_datagram`).
     early: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Flight retransmission on the peer's retransmissions, until DTLS connects.
+    flights: DtlsFlights,
     /// Listener: the last nominating check (USE-CANDIDATE) `rtc` left unanswered, replayed
     /// once its own check on that pair succeeds (see `handle_datagram`).
     unanswered_nomination: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -197,10 +296,13 @@ impl Engine {
             outbound: VecDeque::new(),
             outbound_bytes: 0,
             restart: None,
+            deferred: None,
+            queued_restart: None,
             staged_offer: None,
             notices: Vec::new(),
             pending_out: Vec::new(),
             early: Vec::new(),
+            flights: DtlsFlights::default(),
             unanswered_nomination: None,
             timings: Timings::new(started),
             tried: Vec::new(),
@@ -242,6 +344,19 @@ impl Engine {
         if self.closed {
             return;
         }
+        if let Some(DeferredSwitch {
+            ufrag,
+            on_check: true,
+            ..
+        }) = &self.deferred
+            && demux::BindingRequest::parse(contents).is_ok_and(|r| {
+                r.username()
+                    .rsplit_once(':')
+                    .is_some_and(|(_, u)| u == ufrag)
+            })
+        {
+            self.switch_deferred(now);
+        }
         if self.timings.first_check.is_none() && contents.first().is_some_and(|b| *b < 2) {
             self.timings.first_check = Some(now);
         }
@@ -253,6 +368,16 @@ impl Engine {
         }
         if self.selected.is_none() && is_dtls(contents) {
             self.selected = Some((destination, source));
+        }
+        if is_dtls(contents) && !self.dtls_connected {
+            let again = self.flights.received(contents);
+            if !again.is_empty() {
+                tracing::debug!(
+                    datagrams = again.len(),
+                    "the peer retransmitted its DTLS flight; retransmitting ours"
+                );
+                self.pending_out.extend_from_slice(again);
+            }
         }
         let nominating = self.role == Role::Listener
             && !self.ice_connected
@@ -345,7 +470,16 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
-                if !self.authenticated || self.restart.is_some() {
+                if self.role == Role::Dialer
+                    && self.deferred.is_some()
+                    && self.queued_restart.is_none()
+                    && self.restart.is_none()
+                {
+                    // Our staged offer is the one being switched to: start after it.
+                    self.queued_restart = Some(reply);
+                    return;
+                }
+                if !self.authenticated || self.restart.is_some() || self.queued_restart.is_some() {
                     let _ = reply.send(Err(
                         "not authenticated, or a restart is already running".to_owned()
                     ));
@@ -434,11 +568,15 @@ impl Engine {
         if self.selected.is_none() && self.ice_connected && is_dtls(&contents) {
             self.selected = Some((source, destination));
         }
-        self.pending_out.push(Outgoing {
+        let out = Outgoing {
             source,
             destination,
             contents,
-        });
+        };
+        if !self.dtls_connected && is_dtls(&out.contents) {
+            self.flights.sent(&out);
+        }
+        self.pending_out.push(out);
     }
 
     fn on_event(&mut self, now: Instant, event: RTCPeerConnectionEvent) {
@@ -475,6 +613,7 @@ impl Engine {
                 match state {
                     RTCPeerConnectionState::Connected if !self.dtls_connected => {
                         self.dtls_connected = true;
+                        self.flights = DtlsFlights::default();
                         self.timings.dtls_connected = Some(now);
                         self.notices.push(Notice::DtlsConnected);
                     }
@@ -499,6 +638,13 @@ impl Engine {
                 let _ = self.events.send(ConnectionEvent::TrackOpen {
                     track: init.track_id,
                 });
+            }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnBufferedAmountLow(id))
+                if id == self.ctrl && self.deferred.as_ref().is_some_and(|d| d.on_ack) =>
+            {
+                // Channel 0's low-water mark is 0: everything on it, the answer included, has
+                // been acknowledged.
+                self.switch_deferred(now);
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id)) => {
                 if id == self.ctrl {
@@ -624,7 +770,19 @@ impl Engine {
         }
         match message {
             Message::IceRestart { ufrag, pwd } => {
-                let answered = self.prepare_restart().and_then(|(mine_ufrag, mine_pwd)| {
+                // Answer now, switch once the peer surely has the answer (`DeferredSwitch`).
+                // A dialer whose own restart is running (both sides started one) answers with
+                // the credentials it already offered, so the listener learns one set from both
+                // messages, and whichever of answer and acknowledgement comes first switches.
+                let staged = match (&self.negotiation, &self.staged_offer) {
+                    (Negotiation::Dialer { .. }, Some(offer)) => ice_credentials(&offer.sdp),
+                    _ => None,
+                };
+                let mine = match staged {
+                    Some(creds) => Ok(creds),
+                    None => self.prepare_restart(),
+                };
+                let answered = mine.map(|(mine_ufrag, mine_pwd)| {
                     self.send_control(
                         now,
                         &Message::IceRestartAnswer {
@@ -633,7 +791,12 @@ impl Engine {
                         },
                     );
                     self.flush_writes(now);
-                    self.apply_restart(now, &ufrag, &pwd)
+                    self.deferred = Some(DeferredSwitch {
+                        ufrag,
+                        pwd,
+                        on_check: self.role == Role::Listener,
+                        on_ack: true,
+                    });
                 });
                 match answered {
                     Ok(()) => {
@@ -649,12 +812,34 @@ impl Engine {
                 }
             }
             Message::IceRestartAnswer { ufrag, pwd } => match self.restart.take() {
+                // The listener's ICE agent is switched when the dialer checks with its new
+                // credentials (`DeferredSwitch`); the restart is agreed now.
+                Some(reply) if self.role == Role::Listener => {
+                    self.deferred = Some(DeferredSwitch {
+                        ufrag,
+                        pwd,
+                        on_check: true,
+                        on_ack: false,
+                    });
+                    let _ = self.events.send(ConnectionEvent::IceRestarted);
+                    let _ = reply.send(Ok(()));
+                }
+                // Both sides started a restart and ours was switched to already, on the
+                // acknowledgement of our answer to theirs (same credentials): done.
+                Some(reply) if self.staged_offer.is_none() => {
+                    let _ = reply.send(Ok(()));
+                }
                 Some(reply) => {
+                    // A switch deferred for the peer's restart is this one (same credentials).
+                    self.deferred = None;
                     let result = self.apply_restart(now, &ufrag, &pwd);
                     if result.is_ok() {
                         let _ = self.events.send(ConnectionEvent::IceRestarted);
                     }
                     let _ = reply.send(result.map_err(|e| e.to_string()));
+                    if let Some(reply) = self.queued_restart.take() {
+                        self.handle_command(now, Command::IceRestart { reply });
+                    }
                 }
                 None => tracing::warn!("ice-restart-answer without a restart"),
             },
@@ -742,14 +927,29 @@ impl Engine {
         self.refuse(now, code, reason);
     }
 
+    /// Switches to the credentials of a deferred restart (see [`DeferredSwitch`]), then starts
+    /// a restart the application queued meanwhile.
+    fn switch_deferred(&mut self, now: Instant) {
+        let Some(DeferredSwitch { ufrag, pwd, .. }) = self.deferred.take() else {
+            return;
+        };
+        tracing::debug!(role = ?self.role, "switching to the restarted ICE credentials");
+        if let Err(e) = self.apply_restart(now, &ufrag, &pwd) {
+            tracing::warn!(error = %e, "ICE restart could not be applied");
+        }
+        if let Some(reply) = self.queued_restart.take() {
+            self.handle_command(now, Command::IceRestart { reply });
+        }
+    }
+
     /// First half of an ICE restart (`spec/handshake.md` §6.1), on either side: the
     /// credentials to send in `ice-restart` or `ice-restart-answer`. A dialer stages a new offer
     /// with fresh credentials (staging has no effect yet); a listener keeps its credentials
     /// (they are bound to the token, and it answers the dialer's new offer).
     ///
-    /// `rtc` forgets the selected pair as soon as a restart is applied, so the message must leave
-    /// before [`Engine::apply_restart`]: the responder flushes its answer first, and the
-    /// initiator applies only when the answer arrives.
+    /// `rtc` forgets the selected pair as soon as a restart is applied, so the messages must
+    /// have arrived before [`Engine::apply_restart`]: the responder sends its answer and switches
+    /// later ([`DeferredSwitch`]); an initiating dialer applies when the answer arrives.
     fn prepare_restart(&mut self) -> Result<(String, String), StackError> {
         match &self.negotiation {
             Negotiation::Dialer { token } if token.profile != oneway_token::Profile::Native => {
@@ -1090,7 +1290,9 @@ pub(crate) const CONTROL_LABEL: &str = CHANNEL_LABEL;
 
 #[cfg(test)]
 mod tests {
-    use super::{StunKind, stun_kind};
+    use std::net::SocketAddr;
+
+    use super::{DtlsFlights, Outgoing, StunKind, stun_kind};
 
     /// A Binding request header with `attributes` (already padded).
     fn request(attributes: &[u8]) -> Vec<u8> {
@@ -1140,5 +1342,47 @@ mod tests {
         let mut no_cookie = request(&[]);
         no_cookie[4] = 0;
         assert_eq!(stun_kind(&no_cookie), None);
+    }
+
+    /// A DTLS handshake record (content type 22) with sequence number `seq` and `body`.
+    fn record(seq: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, seq];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn a_retransmitted_peer_flight_brings_back_our_last_flight() {
+        let out = |b: u8| Outgoing {
+            source: SocketAddr::from(([127, 0, 0, 1], 1)),
+            destination: SocketAddr::from(([127, 0, 0, 1], 2)),
+            contents: vec![22, b],
+        };
+        let mut flights = DtlsFlights::default();
+        // The peer's ClientHello, our HelloVerifyRequest.
+        assert!(flights.received(&record(0, b"hello")).is_empty());
+        flights.sent(&out(1));
+        // The peer's second ClientHello (new), our four-datagram flight.
+        let mut two = record(1, b"hello+cookie");
+        two.extend(record(2, b"more"));
+        assert!(flights.received(&two).is_empty());
+        for b in 2..6 {
+            flights.sent(&out(b));
+        }
+        // The peer retransmits it, with new record sequence numbers: our flight again.
+        let mut again = record(7, b"hello+cookie");
+        again.extend(record(8, b"more"));
+        let replay: Vec<u8> = flights
+            .received(&again)
+            .iter()
+            .map(|o| o.contents[1])
+            .collect();
+        assert_eq!(replay, vec![2, 3, 4, 5]);
+        // Other content, or anything but handshake records, replays nothing.
+        assert!(flights.received(&record(9, b"other")).is_empty());
+        assert!(flights.received(&[23, 0xfe, 0xfd]).is_empty());
+        // A truncated record is digested without panicking.
+        assert!(flights.received(&[22, 0xfe, 0xfd, 0, 0]).is_empty());
     }
 }

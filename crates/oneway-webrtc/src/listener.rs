@@ -34,6 +34,8 @@ use crate::{Progress, StackError};
 pub const DEFAULT_ACCEPT_QUEUE: usize = 1024;
 /// How many listener events may wait for [`Listener::next_event`]; newer ones are dropped.
 pub const EVENT_QUEUE: usize = 1024;
+/// Default for [`ListenerConfig::consent_timeout`]: RFC 7675's 30 s.
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the driver sleeps without checking admission deadlines.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
@@ -63,6 +65,11 @@ pub struct ListenerConfig {
     /// Per-source budget of checks that fail MESSAGE-INTEGRITY; a source over it gets no HMAC
     /// computed until its budget refills (`spec/security.md`, denial of service).
     pub source_rate_limit: SourceRateLimit,
+    /// How long a dialer may stay silent (no check, no data) before its engine ends: with
+    /// `consent-lost` once authenticated, `ice-failed` before. RFC 7675 consent freshness:
+    /// [`DEFAULT_CONSENT_TIMEOUT`]. `rtc` counts the first sixth as ICE "disconnected" and the
+    /// rest until "failed".
+    pub consent_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
@@ -84,6 +91,7 @@ impl ListenerConfig {
             limits: AdmissionLimits::default(),
             accept_queue: DEFAULT_ACCEPT_QUEUE,
             source_rate_limit: SourceRateLimit::default(),
+            consent_timeout: DEFAULT_CONSENT_TIMEOUT,
         }
     }
 
@@ -188,6 +196,7 @@ impl Listener {
             local_addrs: local_addrs.clone(),
             cert,
             listener_fp: fingerprint,
+            consent_timeout: config.consent_timeout,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -324,6 +333,8 @@ struct Driver {
     local_addrs: Vec<SocketAddr>,
     cert: RTCCertificate,
     listener_fp: [u8; 32],
+    /// See [`ListenerConfig::consent_timeout`].
+    consent_timeout: Duration,
     /// Keyed by locally assigned numbers: a cheap key, not chosen by an attacker.
     peers: HashMap<u64, Slot>,
     /// Keyed by dialer address (attacker-chosen): std `HashMap` with SipHash.
@@ -467,6 +478,11 @@ impl Driver {
             // The dialer's certificate is unknown in advance: the in-band proof authenticates it.
             .with_disable_certificate_fingerprint_verification(true)
             .with_answering_dtls_role(RTCDtlsRole::Server)
+            .with_ice_timeouts(
+                Some(self.consent_timeout / 6),
+                Some(self.consent_timeout - self.consent_timeout / 6),
+                None,
+            )
             .build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(
@@ -569,9 +585,20 @@ impl Driver {
         }
         for addr in self.admission.expire(now) {
             let timeout = self.admission.limits().pending_timeout;
-            if let Some(key) = self.by_addr.get(&addr).copied() {
-                self.refused(addr, &Refusal::ProofTimeout(timeout));
+            // Admission knows a pending dialer by its first address, which routing forgets
+            // once the dialer has checked from `MAX_ADDRESSES_PER_DIALER` others: then the
+            // engine is found by that address instead (an engine left here would hold its
+            // routes until the engine itself gave up, uncounted by admission).
+            let key = self.by_addr.get(&addr).copied().or_else(|| {
+                self.peers
+                    .iter()
+                    .find(|(_, s)| s.remote == addr && !s.engine.is_authenticated())
+                    .map(|(key, _)| *key)
+            });
+            if let Some(key) = key {
+                // Removed before the event, so whoever sees the event sees the state after it.
                 self.remove(key);
+                self.refused(addr, &Refusal::ProofTimeout(timeout));
             }
         }
     }
@@ -610,6 +637,9 @@ impl Driver {
                         .peers
                         .get(&key)
                         .is_some_and(|s| s.engine.is_authenticated());
+                    // Removed before the event, so whoever sees the event also sees the
+                    // listener without this engine (`Listener::stats`).
+                    self.remove(key);
                     if authenticated {
                         self.admission.closed();
                         self.event(ListenerEvent::Closed { peer: remote, code });
@@ -621,7 +651,6 @@ impl Driver {
                             reason,
                         });
                     }
-                    self.remove(key);
                     return;
                 }
             }

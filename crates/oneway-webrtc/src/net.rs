@@ -1,17 +1,27 @@
 //! UDP sockets for the drivers: each bound to a concrete address (so every datagram's
 //! destination is known without IP_PKTINFO), with a receive task feeding one queue.
+//!
+//! The queue is bounded twice: by count ([`RECEIVE_QUEUE`]) and by bytes
+//! ([`RECEIVE_QUEUE_BYTES`]). Each datagram is copied into a buffer of its own length, so
+//! ordinary WebRTC traffic (at most about 1.2 kB a datagram) is bounded by the count, about
+//! 1.2 MiB; the byte bound stops datagrams near the 64 KiB maximum (junk: no WebRTC stack sends
+//! them) from holding 1024 × 64 KiB = 64 MiB.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 /// Largest datagram read.
 pub const MAX_DATAGRAM: usize = 65_536;
 /// Datagrams queued between the receive tasks and the driver; beyond it the receive task
 /// waits (the kernel buffer then drops, as UDP may).
 pub const RECEIVE_QUEUE: usize = 1024;
+/// Payload bytes queued between the receive tasks and the driver; beyond it the receive task
+/// waits, as for [`RECEIVE_QUEUE`]. Larger than [`RECEIVE_QUEUE`] full datagrams of ordinary
+/// WebRTC traffic, so it only ever binds on oversized datagrams.
+pub const RECEIVE_QUEUE_BYTES: usize = 4 << 20;
 
 /// A received datagram.
 #[derive(Debug)]
@@ -29,6 +39,9 @@ pub struct Datagram {
 pub struct Sockets {
     sockets: Vec<Arc<UdpSocket>>,
     receiver: mpsc::Receiver<Datagram>,
+    /// Permits for the bytes not queued: a receive task takes a datagram's length before
+    /// queueing it, [`Sockets::recv`] gives it back.
+    budget: Arc<Semaphore>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -36,6 +49,7 @@ impl Sockets {
     /// Binds one socket per address. Addresses must not be unspecified.
     pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Sockets> {
         let (tx, receiver) = mpsc::channel(RECEIVE_QUEUE);
+        let budget = Arc::new(Semaphore::new(RECEIVE_QUEUE_BYTES));
         let mut sockets = Vec::new();
         let mut tasks = Vec::new();
         for addr in addrs {
@@ -53,11 +67,19 @@ impl Sockets {
             let local = socket.local_addr()?;
             let reader = Arc::clone(&socket);
             let tx = tx.clone();
+            let budget = Arc::clone(&budget);
             let task = tokio::spawn(async move {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 loop {
                     match reader.recv_from(&mut buf).await {
                         Ok((n, source)) => {
+                            // n <= MAX_DATAGRAM < RECEIVE_QUEUE_BYTES: always satisfiable.
+                            let Ok(permit) = budget.acquire_many(n.min(MAX_DATAGRAM) as u32).await
+                            else {
+                                return;
+                            };
+                            // Given back by `recv` when the datagram leaves the queue.
+                            permit.forget();
                             let d = Datagram {
                                 source,
                                 destination: local,
@@ -78,6 +100,7 @@ impl Sockets {
         Ok(Sockets {
             sockets,
             receiver,
+            budget,
             tasks,
         })
     }
@@ -92,7 +115,20 @@ impl Sockets {
 
     /// The next datagram from any socket.
     pub async fn recv(&mut self) -> Option<Datagram> {
-        self.receiver.recv().await
+        let d = self.receiver.recv().await?;
+        self.budget.add_permits(d.contents.len());
+        Some(d)
+    }
+
+    /// Datagrams received and not yet taken by [`Sockets::recv`].
+    pub fn queued(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Payload bytes received and not yet taken by [`Sockets::recv`] (at most
+    /// [`RECEIVE_QUEUE_BYTES`]).
+    pub fn queued_bytes(&self) -> usize {
+        RECEIVE_QUEUE_BYTES.saturating_sub(self.budget.available_permits())
     }
 
     /// Sends from the socket bound to `source` (UDP: a full buffer drops the datagram).

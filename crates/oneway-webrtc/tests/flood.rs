@@ -393,3 +393,73 @@ async fn one_dialer_cannot_grow_the_routes_without_bound() {
         stats.routes
     );
 }
+
+/// Oversized datagrams (60 kB, far above any WebRTC datagram) sent faster than anyone reads
+/// them: the receive queue holds at most `RECEIVE_QUEUE_BYTES` of them (not `RECEIVE_QUEUE` ×
+/// 64 KiB), the kernel drops the rest, and once the queue is read everything flows again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_datagrams_fill_the_receive_queue_only_to_its_byte_bound() {
+    use oneway_webrtc::net::{RECEIVE_QUEUE, RECEIVE_QUEUE_BYTES, Sockets};
+    const SIZE: usize = 60_000;
+    init_plain_tracing();
+    let mut sockets = Sockets::bind(&[std::net::SocketAddr::from(([127, 0, 0, 1], 0))])
+        .await
+        .expect("bind");
+    let to = sockets.local_addrs()[0];
+    let prober = Prober::bind([127, 0, 0, 1]);
+    let payload = vec![0x42u8; SIZE];
+    let rss_before = proc_kb("VmRSS");
+    // Nobody reads: send until the queue stops growing (bounded: 400 rounds of 32 datagrams).
+    let (mut sent, mut last, mut still) = (0usize, 0usize, 0u32);
+    for _ in 0..400 {
+        for _ in 0..32 {
+            let _ = prober.socket.send_to(&payload, to);
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let queued = sockets.queued();
+        still = if queued == last { still + 1 } else { 0 };
+        last = queued;
+        if still >= 20 || queued >= RECEIVE_QUEUE {
+            break;
+        }
+    }
+    let (queued, queued_bytes) = (sockets.queued(), sockets.queued_bytes());
+    let rss_full = proc_kb("VmRSS");
+    assert!(queued > 0, "datagrams were queued");
+    assert!(
+        queued_bytes <= RECEIVE_QUEUE_BYTES && queued * SIZE <= RECEIVE_QUEUE_BYTES,
+        "{queued} datagrams, {queued_bytes} bytes queued"
+    );
+    eprintln!(
+        "webrtc-rs receive queue: {sent} datagrams of {SIZE} B sent, {queued} queued = {queued_bytes} B (bound {RECEIVE_QUEUE_BYTES} B; {RECEIVE_QUEUE} × {SIZE} B would be {} B); RSS {rss_before} kB before, {rss_full} kB full (+{} kB)",
+        RECEIVE_QUEUE * SIZE,
+        rss_full.saturating_sub(rss_before)
+    );
+    // Reading gives the budget back: the queue empties and a later datagram arrives.
+    for _ in 0..queued {
+        let d = tokio::time::timeout(Duration::from_secs(5), sockets.recv())
+            .await
+            .expect("queued datagram")
+            .expect("open");
+        assert_eq!(d.contents.len(), SIZE);
+    }
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            // Whatever the receive task was holding when the queue was counted comes next.
+            match tokio::time::timeout(Duration::from_millis(200), sockets.recv()).await {
+                Ok(Some(_)) => continue,
+                _ => return sockets.queued_bytes(),
+            }
+        }
+    })
+    .await
+    .expect("drained in time");
+    assert_eq!(drained, 0, "every byte given back");
+    prober.send(to, b"after");
+    let d = tokio::time::timeout(Duration::from_secs(5), sockets.recv())
+        .await
+        .expect("a datagram after the flood")
+        .expect("open");
+    assert_eq!(d.contents, b"after");
+}

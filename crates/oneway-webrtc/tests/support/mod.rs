@@ -1,30 +1,7 @@
-//! The shared adversarial-test helpers (`oneway-testkit`), plus the few that take a webrtc-rs
-//! `Listener` directly.
+//! The shared adversarial-test helpers (`oneway-testkit`), with the ones that take a listener in
+//! their form for any stack's.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::time::Duration;
-
+pub use oneway_testkit::stack::{barrier, take_events, wait_refusals};
 pub use oneway_testkit::*;
-use oneway_webrtc::Listener;
-
-/// [`oneway_testkit::barrier`] against the listener's first address.
-pub fn barrier(prober: &Prober, listener: &Listener) -> Vec<Vec<u8>> {
-    oneway_testkit::barrier(prober, listener.local_addrs()[0], listener.token())
-}
-
-/// Counts the listener events waiting now.
-pub fn take_events(listener: &mut Listener) -> EventCounts {
-    EventCounts::from_events(std::iter::from_fn(|| listener.try_next_event()))
-}
-
-/// Waits until `n` refusals with `code` have arrived (counting into `counts`); bounded.
-pub async fn wait_refusals(
-    listener: &mut Listener,
-    counts: &mut EventCounts,
-    code: &str,
-    n: usize,
-    within: Duration,
-) {
-    oneway_testkit::wait_refusals!(listener, counts, code, n, within);
-}
