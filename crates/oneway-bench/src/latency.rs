@@ -439,22 +439,27 @@ impl BrowserPeer {
         Ok(BrowserPeer { browser, page })
     }
 
+    /// Runs page operation `kind` to its end (its own timeout is `timeout`; the driver waits
+    /// 5 s longer for it).
+    async fn run(
+        &self,
+        kind: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> Result<oneway_browser::Outcome, BenchError> {
+        let op = self.page.start(kind, args).await.map_err(browser_failed)?;
+        self.page
+            .wait(&op, timeout + Duration::from_secs(5), |_| {})
+            .await
+            .map_err(browser_failed)
+    }
+
     /// The browser dials `token_text` one-way and echoes once; stage times come from the
     /// page's own clock (its `t_ms`, from the call that decodes the token).
     async fn dial(&self, token_text: &str, timeout: Duration) -> Result<StageSample, BenchError> {
-        let op = self
-            .page
-            .start(
-                "dial",
-                json!({"token": token_text, "probe": true, "timeoutMs": timeout.as_millis() as u64}),
-            )
-            .await
-            .map_err(browser_failed)?;
-        let outcome = self
-            .page
-            .wait(&op, timeout + Duration::from_secs(5), |_| {})
-            .await
-            .map_err(browser_failed)?;
+        let args =
+            json!({"token": token_text, "probe": true, "timeoutMs": timeout.as_millis() as u64});
+        let outcome = self.run("dial", args, timeout).await?;
         let at = |name: &str| {
             outcome
                 .events
@@ -510,16 +515,8 @@ impl BrowserPeer {
 
     /// The browser's two-way baseline (`baseline` in `web/driver.js`).
     async fn baseline(&self, timeout: Duration) -> Result<StageSample, BenchError> {
-        let op = self
-            .page
-            .start("baseline", json!({"timeoutMs": timeout.as_millis() as u64}))
-            .await
-            .map_err(browser_failed)?;
-        let outcome = self
-            .page
-            .wait(&op, timeout + Duration::from_secs(5), |_| {})
-            .await
-            .map_err(browser_failed)?;
+        let args = json!({"timeoutMs": timeout.as_millis() as u64});
+        let outcome = self.run("baseline", args, timeout).await?;
         let stage = |name: &str| outcome.value.get(name).and_then(Value::as_f64);
         Ok(StageSample {
             ice: stage("ice"),

@@ -552,6 +552,29 @@ pub enum DialError {
 }
 
 impl DialError {
+    /// The error of a dial that ran out of time at `stage`, having checked `tried`. When no
+    /// check got through (`stage` is [`Stage::Checking`]) and the dialer's TURN relay failed,
+    /// the relay's failure (its cause code such as `turn-auth-failed`, and its message) is the
+    /// better explanation, and is what is returned.
+    pub fn timed_out(
+        stage: Stage,
+        after: Duration,
+        tried: Vec<SocketAddr>,
+        relay_failure: Option<(&'static str, String)>,
+    ) -> DialError {
+        match relay_failure {
+            Some((code, message)) if stage == Stage::Checking => DialError::Closed {
+                code,
+                reason: format!("no check got through, and the TURN relay failed: {message}"),
+            },
+            _ => DialError::Timeout {
+                stage,
+                after,
+                tried,
+            },
+        }
+    }
+
     /// Stable cause code for reports and exit messages.
     ///
     /// Some stacks (webrtc-rs's `rtc`) report no failure when the listener's certificate

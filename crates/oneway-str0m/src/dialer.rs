@@ -439,20 +439,15 @@ impl Driver {
     /// The error of a dial that ran out of time: the stage that did not complete, or, when no
     /// check got through and the TURN relay failed, the relay's cause (`turn-auth-failed`, …).
     fn timeout_error(&self) -> DialError {
-        let stage = self.peer.timings.stage();
-        if stage == crate::Stage::Checking
-            && let Some(e) = self.relay.as_ref().and_then(|r| r.error.as_ref())
-        {
-            return DialError::Closed {
-                code: e.code(),
-                reason: format!("no check got through, and the TURN relay failed: {e}"),
-            };
-        }
-        DialError::Timeout {
-            stage,
-            after: self.timeout,
-            tried: self.peer.tried.iter().map(|(a, _)| *a).collect(),
-        }
+        DialError::timed_out(
+            self.peer.timings.stage(),
+            self.timeout,
+            self.peer.tried.iter().map(|(a, _)| *a).collect(),
+            self.relay
+                .as_ref()
+                .and_then(|r| r.error.as_ref())
+                .map(|e| (e.code(), e.to_string())),
+        )
     }
 
     /// Applies what the relay produced: its candidate, and data relayed from peers.
