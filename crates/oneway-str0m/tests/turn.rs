@@ -1,131 +1,25 @@
-//! The dialer's TURN relay against coturn on loopback (`oneway_testkit::coturn`; skipped when
-//! `turnserver` is not installed): with `relay_only` the dialer offers nothing but the
-//! relayed address, so connecting proves the whole relay path (TCP to the server, Allocate,
-//! CreatePermission, Send/ChannelData both ways). Wrong credentials and an unreachable server
-//! fail with their own cause codes.
+//! The str0m dialer's TURN relay against coturn on loopback: the shared bodies of
+//! `oneway_testkit::turn_tests` (skipped when `turnserver` is not installed).
 
-use std::time::Duration;
-
-use oneway_connection::{ConnectionEvent, DialError};
-use oneway_str0m::{DialConfig, Listener, ListenerConfig, TurnCredentials, TurnServer, dial};
-use oneway_testkit::coturn::{CREDENTIALS, Coturn, RELAY_PORTS};
-
-fn server(addr: std::net::SocketAddr, password: &str) -> TurnServer {
-    TurnServer {
-        addr,
-        credentials: TurnCredentials {
-            username: CREDENTIALS.0.to_owned(),
-            password: password.to_owned(),
-        },
-    }
-}
+use oneway_testkit::stack::Str0m;
+use oneway_testkit::turn_tests;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_only_dial_connects_through_coturn_and_carries_data() {
-    let Some(coturn) = Coturn::start() else {
-        return;
-    };
-    let mut listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let token = listener.token().clone();
-    let config = DialConfig {
-        turn: Some(server(coturn.addr, CREDENTIALS.1)),
-        relay_only: true,
-        ..DialConfig::default()
-    };
-    let dialer = tokio::spawn(async move { dial(&token, &config).await });
-    let mut accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accept in time")
-        .expect("listener running");
-    let dialed = dialer.await.expect("task").expect("dial through the relay");
-    let (local, remote) = dialed.info().selected.expect("a selected pair");
-    assert!(
-        local.ip().is_loopback() && RELAY_PORTS.contains(&local.port()),
-        "the dialer's side of the pair is its relayed address: {local} -> {remote}"
-    );
-    assert_eq!(remote, listener.local_addrs()[0]);
-
-    let channel = dialed.open_channel("data").await.expect("open");
-    dialed
-        .send(channel, b"through the relay")
-        .await
-        .expect("send");
-    let received = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(event) = accepted.next_event().await {
-            if let ConnectionEvent::Data { data, .. } = event {
-                return Some(data);
-            }
-        }
-        None
-    })
-    .await
-    .expect("data in time");
-    assert_eq!(received.as_deref(), Some(&b"through the relay"[..]));
+    turn_tests::relay_only_dial_connects_through_coturn_and_carries_data::<Str0m>().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_fails_with_turn_auth_failed() {
-    let Some(coturn) = Coturn::start() else {
-        return;
-    };
-    let listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let config = DialConfig {
-        turn: Some(server(coturn.addr, "not-the-password")),
-        relay_only: true,
-        timeout: Duration::from_secs(5),
-        ..DialConfig::default()
-    };
-    let error = dial(listener.token(), &config).await.expect_err("refused");
-    assert_eq!(error.code(), "turn-auth-failed", "{error}");
+    turn_tests::wrong_password_fails_with_turn_auth_failed::<Str0m>().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_turn_server_fails_with_turn_unreachable() {
-    // A port nothing listens on (bound, then closed).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
-    let listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let config = DialConfig {
-        turn: Some(server(closed, "x")),
-        relay_only: true,
-        timeout: Duration::from_secs(5),
-        ..DialConfig::default()
-    };
-    match dial(listener.token(), &config).await {
-        Err(e @ DialError::Closed { .. }) => assert_eq!(e.code(), "turn-unreachable", "{e}"),
-        other => panic!("expected turn-unreachable, got {other:?}"),
-    }
+    turn_tests::unreachable_turn_server_fails_with_turn_unreachable::<Str0m>().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_path_still_wins_with_a_relay_configured() {
-    let Some(coturn) = Coturn::start() else {
-        return;
-    };
-    let mut listener = Listener::bind(ListenerConfig::loopback())
-        .await
-        .expect("bind");
-    let token = listener.token().clone();
-    let config = DialConfig {
-        turn: Some(server(coturn.addr, CREDENTIALS.1)),
-        ..DialConfig::default()
-    };
-    let dialer = tokio::spawn(async move { dial(&token, &config).await });
-    let _accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accept in time")
-        .expect("listener running");
-    let dialed = dialer.await.expect("task").expect("dial");
-    let (local, _) = dialed.info().selected.expect("a selected pair");
-    assert!(
-        !RELAY_PORTS.contains(&local.port()),
-        "the host pair comes first: {local}"
-    );
+    turn_tests::host_path_still_wins_with_a_relay_configured::<Str0m>().await;
 }

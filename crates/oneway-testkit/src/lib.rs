@@ -18,6 +18,7 @@ pub mod flood;
 pub mod impair;
 pub mod stack;
 pub mod stun_tests;
+pub mod turn_tests;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Mutex, OnceLock};

@@ -1,4 +1,5 @@
-//! The stack under test, as the shared test bodies ([`crate::churn`], [`crate::stun_tests`])
+//! The stack under test, as the shared test bodies ([`crate::churn`], [`crate::stun_tests`],
+//! [`crate::turn_tests`])
 //! drive it: [`Stack`] and [`TestListener`], and their implementations for the native stacks,
 //! [`Str0m`] (feature `str0m-stack`) and [`WebrtcRs`] (feature `webrtc-stack`). Each stack's
 //! crate enables its own feature as a dev-dependency (a dev-dependency cycle, which Cargo
@@ -70,6 +71,13 @@ pub trait Stack: 'static {
     /// A dial configuration that gives up after `timeout`. With `shared_certificate`, every
     /// dial made with it uses one DTLS certificate (many dials, fewer key generations).
     fn dialer(timeout: Duration, shared_certificate: bool) -> Self::Dialer;
+    /// `dialer` with a TURN relay from `turn`; with `relay_only`, nothing but the relayed
+    /// candidate is offered.
+    fn with_relay(
+        dialer: Self::Dialer,
+        turn: oneway_turn::TurnServer,
+        relay_only: bool,
+    ) -> Self::Dialer;
     /// Dials `token`.
     fn dial(
         dialer: &Self::Dialer,
@@ -183,6 +191,18 @@ impl Stack for Str0m {
         }
     }
 
+    fn with_relay(
+        dialer: oneway_str0m::DialConfig,
+        turn: oneway_turn::TurnServer,
+        relay_only: bool,
+    ) -> oneway_str0m::DialConfig {
+        oneway_str0m::DialConfig {
+            turn: Some(turn),
+            relay_only,
+            ..dialer
+        }
+    }
+
     fn dial(
         dialer: &oneway_str0m::DialConfig,
         token: &Token,
@@ -226,6 +246,18 @@ impl Stack for WebrtcRs {
             timeout,
             certificate,
             ..Default::default()
+        }
+    }
+
+    fn with_relay(
+        dialer: oneway_webrtc::DialConfig,
+        turn: oneway_turn::TurnServer,
+        relay_only: bool,
+    ) -> oneway_webrtc::DialConfig {
+        oneway_webrtc::DialConfig {
+            turn: Some(turn),
+            relay_only,
+            ..dialer
         }
     }
 
