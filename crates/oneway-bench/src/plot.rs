@@ -44,7 +44,11 @@ pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError
         .filter(|(_, _, points)| !points.is_empty())
         .collect();
     // A log scale: series differ by orders of magnitude (a few ms to hundreds).
-    let xs = || series.iter().flat_map(|(_, _, p)| p.iter().map(|(x, _)| *x));
+    let xs = || {
+        series
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|(x, _)| *x))
+    };
     let max_x = xs().fold(0.0_f64, f64::max).max(1.0) * 1.2;
     let min_x = xs().fold(f64::INFINITY, f64::min).clamp(0.01, max_x / 2.0) / 1.2;
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();

@@ -63,6 +63,7 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
                         .find(|o| !cmd.options.contains_key(*o))
                         .map(|o| format!("{} has no listener option `{o}` in its manifest", l.id))
                 });
+                let skip = skip.or_else(|| d.cannot_dial(l));
                 let skip = skip.or_else(|| {
                     (s.loopback && (d.image != "base" || l.image != "base")).then(|| {
                         "loopback cells run host binaries; this pair needs its own image".to_owned()

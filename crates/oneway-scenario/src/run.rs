@@ -204,6 +204,8 @@ pub struct Runner<'a> {
     pub no_engine_reason: Option<String>,
     /// The image tag (with an engine).
     pub image: Option<String>,
+    /// The browser variant's tag, when a selected implementation runs in it and it was built.
+    pub browser_image: Option<String>,
     /// Whether the image has coturn and tcpdump.
     pub has_turnserver: bool,
     /// Whether the image has tcpdump.
@@ -578,7 +580,13 @@ impl Runner<'_> {
             &self.options.peer_binary,
         )?;
         let mut l = HostProc::spawn(&largv, &lenv)?;
-        let token = wait_token(&mut l.lines, &mut logs.listener, TOKEN_WAIT, &self.cancel).await;
+        let token = wait_token(
+            &mut l.lines,
+            &mut logs.listener,
+            TOKEN_WAIT + Duration::from_secs(listener.startup_secs),
+            &self.cancel,
+        )
+        .await;
         let result = async {
             let (token, candidates) = token?;
             record.candidates = candidates;
@@ -586,7 +594,7 @@ impl Runner<'_> {
             let (dargv, denv) =
                 command(dialer, Role::Dial, scenario, &ph, &self.options.peer_binary)?;
             let mut d = HostProc::spawn(&dargv, &denv)?;
-            let limit = Duration::from_secs(timeout) + DIALER_GRACE;
+            let limit = Duration::from_secs(timeout + dialer.startup_secs) + DIALER_GRACE;
             let finished =
                 collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await;
             let code = d.child.wait().await.ok().and_then(|s| s.code());
@@ -618,6 +626,24 @@ impl Runner<'_> {
         let (Some(engine), Some(image)) = (&self.engine, &self.image) else {
             return Err(Error::NoDocker("no engine".into()));
         };
+        let host_image = |m: &ImplManifest| -> Result<String, Error> {
+            match crate::image::Variant::from_image(&m.image) {
+                Some(crate::image::Variant::Browser) => {
+                    self.browser_image.clone().ok_or_else(|| {
+                        Error::Image(format!(
+                            "{} needs the browser image, which was not built",
+                            m.id
+                        ))
+                    })
+                }
+                _ => Ok(image.clone()),
+            }
+        };
+        let images = NodeImages {
+            base: image.clone(),
+            listener: host_image(listener)?,
+            dialer: host_image(dialer)?,
+        };
         if self.options.keep {
             // The subnets are fixed, so a kept cell's networks would collide with the next
             // cell's: remove what the previous cell left up (only the last cell stays up).
@@ -631,7 +657,7 @@ impl Runner<'_> {
         };
         let result = self
             .containers_inner(
-                &mut env, image, layout, scenario, expect, dialer, listener, record, logs, dir,
+                &mut env, &images, layout, scenario, expect, dialer, listener, record, logs, dir,
             )
             .await;
         if self.options.keep {
@@ -649,7 +675,7 @@ impl Runner<'_> {
     async fn containers_inner<'a>(
         &self,
         env: &mut Env<'_>,
-        image: &str,
+        images: &'a NodeImages,
         layout: &'a Layout,
         scenario: &Scenario,
         expect: &Expectation,
@@ -709,6 +735,7 @@ impl Runner<'_> {
                 sysctls.insert("net.ipv6.conf.all.disable_ipv6".into(), "0".into());
             }
             let cname = format!("{}-{}", env.prefix, node.key);
+            let image = images.of(node.role);
             async move {
                 (
                     node.key,
@@ -888,8 +915,13 @@ impl Runner<'_> {
             &mut env.containers,
         )
         .await?;
-        let (token, candidates) =
-            wait_token(&mut l.lines, &mut logs.listener, TOKEN_WAIT, &self.cancel).await?;
+        let (token, candidates) = wait_token(
+            &mut l.lines,
+            &mut logs.listener,
+            TOKEN_WAIT + Duration::from_secs(listener.startup_secs),
+            &self.cancel,
+        )
+        .await?;
         record.candidates = candidates.clone();
         ph.token = token;
         if let Some(kind) = layout.first_candidate {
@@ -920,7 +952,7 @@ impl Runner<'_> {
             &mut env.containers,
         )
         .await?;
-        let limit = Duration::from_secs(timeout) + DIALER_GRACE;
+        let limit = Duration::from_secs(timeout + dialer.startup_secs) + DIALER_GRACE;
         // An expected `listener-unreachable` cell ends as soon as that cause is certain.
         let settle = expect_unreachable(expect).then_some(EARLY_STOP_SETTLE);
         let ended = watch_dialer(&mut d, &mut l.lines, logs, limit, settle, &self.cancel).await?;
@@ -1372,7 +1404,9 @@ fn command(
             }
         }
     }
-    if manifest.image == "base" && argv.first().is_some_and(|a| a == "oneway") {
+    if crate::image::Variant::from_image(&manifest.image).is_some()
+        && argv.first().is_some_and(|a| a == "oneway")
+    {
         argv[0] = peer_binary.display().to_string();
     }
     let mut env: Vec<String> = cmd
@@ -1395,8 +1429,26 @@ fn command(
     Ok((argv, env))
 }
 
-/// A peer process: an exec in its host container (`image = "base"`), or its own container
-/// sharing the host container's network namespace.
+/// The image of each node of a cell: the peers' host containers run their implementation's
+/// variant (`base` or `browser`), every other node the base image.
+struct NodeImages {
+    base: String,
+    listener: String,
+    dialer: String,
+}
+
+impl NodeImages {
+    fn of(&self, role: NodeRole) -> &str {
+        match role {
+            NodeRole::Listener => &self.listener,
+            NodeRole::Dialer => &self.dialer,
+            _ => &self.base,
+        }
+    }
+}
+
+/// A peer process: an exec in its host container (`image = "base"` or `"browser"`), or its own
+/// container sharing the host container's network namespace.
 struct PeerProc {
     lines: mpsc::UnboundedReceiver<Line>,
     exec: Option<String>,
@@ -1412,7 +1464,7 @@ impl PeerProc {
         env: &[String],
         containers: &mut Vec<String>,
     ) -> Result<PeerProc, Error> {
-        if manifest.image == "base" {
+        if crate::image::Variant::from_image(&manifest.image).is_some() {
             let e = engine.spawn(host, argv, env).await?;
             Ok(PeerProc {
                 lines: e.lines,
