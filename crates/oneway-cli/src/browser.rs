@@ -181,8 +181,14 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
     }
 }
 
-/// `oneway listen --stack browser`.
-pub async fn listen(json_output: bool, loopback: bool, echo: bool) -> anyhow::Result<()> {
+/// `oneway listen --stack browser`. With `stun`, Chromium gathers a server-reflexive
+/// candidate from that STUN server, and the token carries it after the host candidates.
+pub async fn listen(
+    json_output: bool,
+    loopback: bool,
+    echo: bool,
+    stun: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let (browser, page) = launch().await?;
     let mut printer = Printer {
@@ -195,7 +201,13 @@ pub async fn listen(json_output: bool, loopback: bool, echo: bool) -> anyhow::Re
     let op = page
         .start(
             "listen",
-            json!({"profile": "dialer-identity", "loopback": loopback, "echo": echo, "bridge": !echo}),
+            json!({
+                "profile": "dialer-identity",
+                "loopback": loopback,
+                "echo": echo,
+                "bridge": !echo,
+                "iceServers": stun.map(|a| vec![json!({"urls": format!("stun:{a}")})]).unwrap_or_default(),
+            }),
         )
         .await?;
     let result = follow(&page, &op, &printer).await;

@@ -217,6 +217,8 @@ pub struct Runner<'a> {
 }
 
 const TOKEN_WAIT: Duration = Duration::from_secs(15);
+/// Points a container's resolver at loopback, where nothing answers (see the browser setup).
+const NO_DNS: &str = "echo 'nameserver 127.0.0.1' > /etc/resolv.conf";
 /// Extra time over the dialer's own timeout before the runner gives up on it.
 const DIALER_GRACE: Duration = Duration::from_secs(10);
 /// How long the listener may take to print its `connected` after the dialer exits (the wait
@@ -802,6 +804,27 @@ impl Runner<'_> {
                 )));
             }
         }
+        // Chromium and chromedriver look names up at start; the topologies have no DNS, and a
+        // query to the engine's resolver is lost (about 25 s of timeouts per start). Peers in
+        // the browser image get a resolver on loopback, where nothing listens: lookups fail at
+        // once, and the peers only use IP addresses.
+        for (key, manifest) in [("listener", listener), ("dialer", dialer)] {
+            if crate::image::Variant::from_image(&manifest.image)
+                != Some(crate::image::Variant::Browser)
+            {
+                continue;
+            }
+            let Some(id) = layout.node(key).map(|n| ids[n.key].clone()) else {
+                continue;
+            };
+            let script = NO_DNS;
+            let (code, output) = engine
+                .run_script(&id, script, Duration::from_secs(10))
+                .await?;
+            logs.setup.push_str(&format!(
+                "== {key}: no DNS\n{script}\n-- exit {code}\n{output}\n"
+            ));
+        }
         // coturn on the WAN: STUN for srflx candidates, TURN for relays.
         let mut stun_proc = None;
         if let Some(stun) = layout.node("stun") {
@@ -1293,7 +1316,9 @@ fn classify(
     end: &str,
 ) -> PathEnd {
     let ip_of = |a: &str| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip());
-    let family = match ip_of(remote) {
+    // The remote's family, or the local one's when the remote is hidden (Chromium reports a
+    // peer-reflexive remote as `(hidden):port`).
+    let family = match ip_of(remote).or_else(|| ip_of(local)) {
         Some(IpAddr::V6(_)) => "ipv6",
         _ => "ipv4",
     };
@@ -1318,7 +1343,7 @@ fn classify(
                 return PathEnd {
                     local: local.into(),
                     remote: remote.into(),
-                    local_type: "unknown".into(),
+                    local_type: if own_host(local) { "host" } else { "unknown" }.into(),
                     remote_type: "unknown".into(),
                     family: family.into(),
                 };
