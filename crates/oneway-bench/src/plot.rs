@@ -30,9 +30,12 @@ fn plot_err(e: impl std::fmt::Display) -> BenchError {
     BenchError::Plot(e.to_string())
 }
 
+/// One plotted series: label, line width, CDF points.
+type Series = (String, u32, Vec<(f64, f64)>);
+
 /// Writes the empirical CDF of first-echo times of every latency series to `path`.
 pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError> {
-    let series: Vec<(String, u32, Vec<(f64, f64)>)> = report
+    let series: Vec<Series> = report
         .series
         .iter()
         .map(|s| {

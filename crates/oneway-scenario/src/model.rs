@@ -212,15 +212,15 @@ impl ImplManifest {
         }
         let why = match listener.listen_profile.as_str() {
             "reply" => {
-                "; a reply token needs the dialer's reply carried back out of band, which one-way forbids"
+                " (a reply token needs the dialer's reply carried back, which one-way forbids)"
             }
             "dialer-identity" => {
-                "; with a dialer-identity token the dialer must take the identity the token gives it, and this one answers with its own, which needs a reply channel (one-way forbids it)"
+                " (answering with its own identity needs a reply channel, which one-way forbids)"
             }
             _ => "",
         };
         Some(format!(
-            "{}'s listener issues {} tokens; {}'s dialer dials {} tokens{why}",
+            "{}'s listener issues {} tokens; {}'s dialer dials {} tokens only{why}",
             listener.id,
             listener.listen_profile,
             self.id,
