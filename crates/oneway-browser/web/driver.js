@@ -133,8 +133,11 @@ const kinds = {
 
   // Listens; resolves when a dialer is authenticated (the connection echoes if asked). With
   // bridge, the `data` channel the dialer opens is reported and written as in a bridged dial.
-  async listen(emit, state, { profile = 'dialer-identity', loopback = true, echo = true, bridge = false }) {
-    const l = await ow.listen({ profile, onevent: emit, candidateFilter: loopback ? loopbackOnly : () => true });
+  // With iceServers (a STUN server), the token also carries the server-reflexive candidate.
+  // Without loopback, loopback candidates stay out of the token (a remote dialer's check to
+  // 127.0.0.1 only delays it).
+  async listen(emit, state, { profile = 'dialer-identity', loopback = true, echo = true, bridge = false, iceServers = [] }) {
+    const l = await ow.listen({ profile, onevent: emit, candidateFilter: loopback ? loopbackOnly : c => !loopbackOnly(c), rtcConfig: { iceServers } });
     state.extra.listener = l;
     const conn = await l.accepted;
     state.conn = conn;

@@ -43,6 +43,9 @@ struct Printer {
     json: bool,
     start: Instant,
     op_started_ms: f64,
+    /// The dialer's Chromium launch, ms: added to its `dialing` event as `startup_ms` (its
+    /// `t_ms` start at the page's token decode, as the peer contract asks).
+    startup_ms: Option<f64>,
 }
 
 impl Printer {
@@ -60,6 +63,9 @@ impl Printer {
             return;
         }
         let mut event = event.clone();
+        if let (Some(ms), "dialing") = (self.startup_ms, name) {
+            event["startup_ms"] = json!((ms * 100.0).round() / 100.0);
+        }
         let t = event["t_ms"]
             .as_f64()
             .unwrap_or_else(|| self.start.elapsed().as_secs_f64() * 1000.0 - self.op_started_ms);
@@ -175,20 +181,33 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
     }
 }
 
-/// `oneway listen --stack browser`.
-pub async fn listen(json_output: bool, loopback: bool, echo: bool) -> anyhow::Result<()> {
+/// `oneway listen --stack browser`. With `stun`, Chromium gathers a server-reflexive
+/// candidate from that STUN server, and the token carries it after the host candidates.
+pub async fn listen(
+    json_output: bool,
+    loopback: bool,
+    echo: bool,
+    stun: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let (browser, page) = launch().await?;
     let mut printer = Printer {
         json: json_output,
         start,
         op_started_ms: 0.0,
+        startup_ms: None,
     };
     printer.op_started_ms = printer.since_start();
     let op = page
         .start(
             "listen",
-            json!({"profile": "dialer-identity", "loopback": loopback, "echo": echo, "bridge": !echo}),
+            json!({
+                "profile": "dialer-identity",
+                "loopback": loopback,
+                "echo": echo,
+                "bridge": !echo,
+                "iceServers": stun.map(|a| vec![json!({"urls": format!("stun:{a}")})]).unwrap_or_default(),
+            }),
         )
         .await?;
     let result = follow(&page, &op, &printer).await;
@@ -230,15 +249,19 @@ pub async fn dial(
                 json: json_output,
                 start,
                 op_started_ms: 0.0,
+                startup_ms: None,
             };
             printer.print(&json!({"event": "error", "t_ms": 0.0, "code": "browser-setup", "message": e.to_string()}));
             return Err(e);
         }
     };
+    // The dialer's clock starts where the page decodes the token (spec/peer-contract.md:
+    // "before decoding the token"); Chromium's launch before it is reported as `startup_ms`.
     let printer = Printer {
         json: json_output,
         start,
-        op_started_ms: start.elapsed().as_secs_f64() * 1000.0,
+        op_started_ms: 0.0,
+        startup_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
     };
     let op = page
         .start(

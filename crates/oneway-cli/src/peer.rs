@@ -210,14 +210,14 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         Stack::Str0m => str0m_listener(&args, stun).await?,
         Stack::WebrtcRs => webrtc_peer::listener(&args, stun).await?,
         Stack::Browser => {
-            if args.mdns || args.stun.is_some() || args.single_use {
+            if args.mdns || args.single_use {
                 anyhow::bail!(
-                    "--stack browser chooses its own candidates and admits one dialer per token: --mdns, --stun and --single-use do not apply"
+                    "--stack browser chooses its own candidates and admits one dialer per token: --mdns and --single-use do not apply"
                 );
             }
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
-            return browser_peer::listen(args.json, loopback, args.echo).await;
+            return browser_peer::listen(args.json, loopback, args.echo, stun).await;
         }
     };
     serve(&args, served).await

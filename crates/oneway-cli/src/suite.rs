@@ -25,6 +25,11 @@ pub struct SuiteArgs {
     /// Directory of implementation manifests.
     #[arg(long, value_name = "DIR")]
     impls: Option<PathBuf>,
+    /// Which implementations (manifest ids, comma-separated or repeated; default: every
+    /// manifest that is not `opt_in`, i.e. all but the browser). `--impl str0m,browser` runs
+    /// the browser against str0m (and builds the browser image).
+    #[arg(long = "impl", value_name = "ID", value_delimiter = ',')]
+    impl_ids: Vec<String>,
     /// Which scenarios: `default` (every file), or `ci` (those marked `ci = true`).
     #[arg(long, default_value = "default", value_parser = ["default", "ci"])]
     set: String,
@@ -105,6 +110,27 @@ fn find_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     anyhow::bail!("no {name}/ directory here; pass --{name} DIR")
 }
 
+/// One line per image: tag, cached or built, time, size, missing optional files.
+fn print_built(built: &image::Built) {
+    eprintln!(
+        "image {} {} in {:.1} s ({} files{}){}",
+        built.tag,
+        if built.cached { "cached" } else { "built" },
+        built.seconds,
+        built.files,
+        if built.bytes > 0 {
+            format!(", {} MB", built.bytes / 1_000_000)
+        } else {
+            String::new()
+        },
+        if built.missing.is_empty() {
+            String::new()
+        } else {
+            format!("; missing optional: {}", built.missing.join(", "))
+        }
+    );
+}
+
 /// Cells at the same time by default: one per CPU, at most 4 (most of a cell's time is spent
 /// waiting on Docker and on timeouts, not computing).
 fn default_jobs() -> usize {
@@ -131,7 +157,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let scenario_dir = find_dir(args.scenarios.clone(), "scenarios")?;
     let impl_dir = find_dir(args.impls.clone(), "impls")?;
-    let impls = model::load_impls(&impl_dir)?;
+    let impls = model::select_impls(model::load_impls(&impl_dir)?, &args.impl_ids)?;
     let mut scenarios: Vec<Scenario> = model::load_scenarios(&scenario_dir)?;
     if args.set == "ci" {
         scenarios.retain(|s| s.ci);
@@ -200,6 +226,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     let mut image_info = None;
     let mut has_turnserver = false;
     let mut has_tcpdump = false;
+    let mut browser_image = None;
     if let Some(engine) = &engine {
         let swept = engine.sweep(false).await?;
         if swept > 0 {
@@ -217,25 +244,9 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
                 eprintln!("image: {s}");
             }
         };
-        let (built, rootfs) = image::ensure(engine, &peer, &step).await?;
+        let (built, rootfs) = image::ensure(engine, &peer, image::Variant::Base, &step).await?;
         spinner.finish_and_clear();
-        eprintln!(
-            "image {} {} in {:.1} s ({} files{}){}",
-            built.tag,
-            if built.cached { "cached" } else { "built" },
-            built.seconds,
-            built.files,
-            if built.bytes > 0 {
-                format!(", {} MB", built.bytes / 1_000_000)
-            } else {
-                String::new()
-            },
-            if built.missing.is_empty() {
-                String::new()
-            } else {
-                format!("; missing optional: {}", built.missing.join(", "))
-            }
-        );
+        print_built(&built);
         has_turnserver = rootfs.has("turnserver");
         has_tcpdump = rootfs.has("tcpdump");
         image_info = Some(ImageInfo {
@@ -243,6 +254,31 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             cached: built.cached,
             seconds: built.seconds,
         });
+        // The browser variant, only when a cell that runs will use it.
+        let wants_browser = cells.iter().any(|c| {
+            c.skip.is_none()
+                && impls.iter().any(|i| {
+                    (i.id == c.dialer || i.id == c.listener)
+                        && image::Variant::from_image(&i.image) == Some(image::Variant::Browser)
+                })
+        });
+        if wants_browser {
+            let spinner = ProgressBar::new_spinner();
+            if hidden {
+                spinner.set_draw_target(ProgressDrawTarget::hidden());
+            }
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            let step = |s: &str| {
+                spinner.set_message(format!("browser image: {s}"));
+                if hidden {
+                    eprintln!("browser image: {s}");
+                }
+            };
+            let (built, _) = image::ensure(engine, &peer, image::Variant::Browser, &step).await?;
+            spinner.finish_and_clear();
+            print_built(&built);
+            browser_image = Some(built.tag);
+        }
     }
 
     let total_runs: u64 = cells
@@ -299,6 +335,9 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.impls {
         rerun_prefix.push_str(&format!(" --impls {}", d.display()));
     }
+    if !args.impl_ids.is_empty() {
+        rerun_prefix.push_str(&format!(" --impl {}", args.impl_ids.join(",")));
+    }
     rerun_prefix.push_str(&format!(" --out {}", args.out.display()));
     let runner = Runner {
         options: Options {
@@ -315,6 +354,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         engine: engine.clone(),
         no_engine_reason: no_docker.clone(),
         image: image_info.as_ref().map(|i| i.tag.clone()),
+        browser_image,
         has_turnserver,
         has_tcpdump,
         progress: progress_tx,

@@ -209,3 +209,47 @@ fn readme_main_command_inspects_its_sample_token() {
         stderr(&out)
     );
 }
+
+/// The browser is opt-in: absent from the default plan, present with `--impl`, where the pairs
+/// that would need a reply channel are skipped; an unknown id is refused.
+#[test]
+fn suite_plan_selects_implementations() {
+    let default = oneway(&["suite", "--plan", "--filter", "(same-lan)"]);
+    assert!(default.status.success(), "{}", stderr(&default));
+    assert!(
+        !stdout(&default).contains("browser"),
+        "{}",
+        stdout(&default)
+    );
+    let named = oneway(&[
+        "suite",
+        "--plan",
+        "--impl",
+        "str0m,browser",
+        "--filter",
+        "(same-lan)",
+    ]);
+    assert!(named.status.success(), "{}", stderr(&named));
+    let plan = stdout(&named);
+    for cell in [
+        "browser x str0m (same-lan)\n",
+        "str0m x browser (same-lan)\n",
+        "str0m x str0m (same-lan)\n",
+    ] {
+        assert!(plan.contains(cell), "{cell}: {plan}");
+    }
+    assert!(
+        plan.contains(
+            "browser x browser (same-lan)  [skip: browser's listener issues dialer-identity tokens"
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains("webrtc-rs"), "{plan}");
+    let unknown = oneway(&["suite", "--plan", "--impl", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no implementation \"nope\""),
+        "{}",
+        stderr(&unknown)
+    );
+}

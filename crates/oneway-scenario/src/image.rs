@@ -1,7 +1,11 @@
-//! The suite's image: `FROM scratch`, assembled from host files (the `oneway` binary, `ip`,
+//! The suite's images: `FROM scratch`, assembled from host files (the `oneway` binary, `ip`,
 //! `nft`, `tc`, coturn's `turnserver`, a shell, and the shared libraries `ldd` names), imported
-//! with `docker import`. Tagged with the hash of its content, so an unchanged image is never
+//! with `docker import`. Tagged with the hash of their content, so an unchanged image is never
 //! rebuilt. No image is pulled.
+//!
+//! Two variants ([`Variant`]): `base` (every container), and `browser` (the base files plus
+//! Debian's `chromium` and `chromium-driver`), which is built only when a selected
+//! implementation runs in it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +26,110 @@ pub const REPO: &str = "oneway-suite";
 /// The list of host files (`docker/base.files`).
 pub const BASE_FILES: &str = include_str!("../../../docker/base.files");
 
+/// The files the browser variant adds (`docker/browser.files`).
+pub const BROWSER_FILES: &str = include_str!("../../../docker/browser.files");
+
 /// Where the peer binary goes in the image.
 pub const PEER_PATH: &str = "/usr/local/bin/oneway";
+
+/// Where the browser variant has Chromium and chromedriver (Debian's paths).
+pub const CHROMIUM_PATH: &str = "/usr/lib/chromium/chromium";
+
+/// An image variant: the value of a manifest's `image` that runs the peer inside its host
+/// container (`docker exec`), in an image the suite builds itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Variant {
+    /// `oneway-suite:<hash>`: the host files of `docker/base.files`.
+    Base,
+    /// `oneway-suite-browser:<hash>`: the base files plus Debian's Chromium and chromedriver
+    /// (`docker/browser.files`).
+    Browser,
+}
+
+impl Variant {
+    /// The variant a manifest's `image` names, `None` for a third-party image.
+    pub fn from_image(image: &str) -> Option<Variant> {
+        match image {
+            "base" => Some(Variant::Base),
+            "browser" => Some(Variant::Browser),
+            _ => None,
+        }
+    }
+
+    /// The name used in manifests and progress lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Base => "base",
+            Variant::Browser => "browser",
+        }
+    }
+
+    /// Repository name of this variant's images.
+    pub fn repo(self) -> &'static str {
+        match self {
+            Variant::Base => REPO,
+            Variant::Browser => "oneway-suite-browser",
+        }
+    }
+
+    /// The file list of this variant.
+    pub fn files(self) -> String {
+        match self {
+            Variant::Base => BASE_FILES.to_owned(),
+            Variant::Browser => format!("{BASE_FILES}\n{BROWSER_FILES}"),
+        }
+    }
+}
+
+/// Most files a directory entry of a file list may add (bounded walk).
+const MAX_DIR_FILES: usize = 20_000;
+
+/// The regular files under `dir` (symlinks to files included, by their path), sorted.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| Error::Io {
+            path: d.clone(),
+            source: e,
+        })?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::Io {
+                    path: d.clone(),
+                    source: e,
+                })?
+                .path();
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.is_file() {
+                out.push(path);
+            }
+            if out.len() > MAX_DIR_FILES {
+                return Err(Error::Image(format!(
+                    "{} has more than {MAX_DIR_FILES} files",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a file is an ELF object (worth asking `ldd` about).
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF"
+}
 
 /// Files of the image, by path in the image.
 #[derive(Debug, Default)]
@@ -49,7 +155,16 @@ impl Rootfs {
                 Some(p) => (true, p),
                 None => (false, line),
             };
-            if Path::new(path).exists() {
+            if path.ends_with('/') && Path::new(path).is_dir() {
+                for file in walk(Path::new(path))? {
+                    if is_elf(&file) {
+                        binaries.push(file.clone());
+                    }
+                    rootfs
+                        .files
+                        .insert(file.display().to_string(), file.clone());
+                }
+            } else if Path::new(path).exists() {
                 rootfs.files.insert(path.to_owned(), PathBuf::from(path));
                 binaries.push(PathBuf::from(path));
             } else if optional {
@@ -182,7 +297,9 @@ fn ldd(binary: &Path) -> Result<Vec<String>, Error> {
 /// What [`ensure`] did.
 #[derive(Clone, Debug)]
 pub struct Built {
-    /// `oneway-suite:<hash>`.
+    /// The variant.
+    pub variant: Variant,
+    /// `<repo>:<hash>`.
     pub tag: String,
     /// Whether the image was already there.
     pub cached: bool,
@@ -196,23 +313,26 @@ pub struct Built {
     pub missing: Vec<String>,
 }
 
-/// Builds the image unless one with the same content hash exists; removes older suite images.
-/// `step` is told what is happening (for a progress line).
+/// Builds the variant's image unless one with the same content hash exists; removes older
+/// images of that variant. `step` is told what is happening (for a progress line).
 pub async fn ensure(
     engine: &Engine,
     peer: &Path,
+    variant: Variant,
     step: &(dyn Fn(&str) + Sync),
 ) -> Result<(Built, Rootfs), Error> {
     let start = Instant::now();
+    let repo = variant.repo();
     step("collecting host files");
-    let rootfs = Rootfs::collect(peer, BASE_FILES)?;
+    let rootfs = Rootfs::collect(peer, &variant.files())?;
     step(&format!("hashing {} files", rootfs.files.len()));
     let hash = rootfs.hash()?;
-    let tag = format!("{REPO}:{hash}");
+    let tag = format!("{repo}:{hash}");
     let docker = engine.client();
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok((
             Built {
+                variant,
                 tag,
                 cached: true,
                 files: rootfs.files.len(),
@@ -229,7 +349,7 @@ pub async fn ensure(
     step(&format!("importing {} MB", bytes / 1_000_000));
     let options = CreateImageOptionsBuilder::new()
         .from_src("-")
-        .repo(REPO)
+        .repo(repo)
         .tag(&hash)
         .changes(vec![format!("LABEL {LABEL}=1")])
         .build();
@@ -251,8 +371,9 @@ pub async fn ensure(
         .inspect_image(&tag)
         .await
         .map_err(|e| Error::Image(format!("the imported image is missing: {e}")))?;
-    // Older images of the suite (other content hashes) are removed, so they do not pile up.
-    let filters = std::collections::HashMap::from([("reference", vec![REPO])]);
+    // Older images of this variant (other content hashes) are removed, so they do not pile
+    // up; the other variant's images are kept.
+    let filters = std::collections::HashMap::from([("reference", vec![repo])]);
     if let Ok(images) = docker
         .list_images(Some(
             ListImagesOptionsBuilder::new().filters(&filters).build(),
@@ -260,7 +381,12 @@ pub async fn ensure(
         .await
     {
         for image in images {
-            if !image.repo_tags.iter().any(|t| t == &tag) {
+            let same_repo = !image.repo_tags.is_empty()
+                && image
+                    .repo_tags
+                    .iter()
+                    .all(|t| t.rsplit_once(':').is_some_and(|(r, _)| r == repo));
+            if same_repo && !image.repo_tags.iter().any(|t| t == &tag) {
                 let _ = docker
                     .remove_image(
                         &image.id,
@@ -273,6 +399,7 @@ pub async fn ensure(
     }
     Ok((
         Built {
+            variant,
             tag,
             cached: false,
             files: rootfs.files.len(),
@@ -296,5 +423,37 @@ mod tests {
         assert_eq!(rootfs.missing, vec!["/no/such/tool".to_owned()]);
         assert_eq!(rootfs.hash().unwrap(), rootfs.hash().unwrap());
         assert!(Rootfs::collect(Path::new("/bin/sleep"), "/no/such/required").is_err());
+    }
+
+    #[test]
+    fn directory_entries_add_their_files() {
+        let dir = std::env::temp_dir().join(format!("oneway-image-walk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/data.txt"), "x").unwrap();
+        std::fs::copy("/bin/sleep", dir.join("tool")).unwrap();
+        let list = format!("{}/\n?/no/such/dir/\n", dir.display());
+        let rootfs = Rootfs::collect(Path::new("/bin/sleep"), &list).unwrap();
+        assert!(
+            rootfs
+                .files
+                .contains_key(&format!("{}/sub/data.txt", dir.display()))
+        );
+        assert!(
+            rootfs
+                .files
+                .contains_key(&format!("{}/tool", dir.display()))
+        );
+        assert!(rootfs.files.keys().any(|k| k.contains("libc.so")));
+        assert_eq!(rootfs.missing, vec!["/no/such/dir/".to_owned()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn variants_by_manifest_image() {
+        assert_eq!(Variant::from_image("base"), Some(Variant::Base));
+        assert_eq!(Variant::from_image("browser"), Some(Variant::Browser));
+        assert_eq!(Variant::from_image("my-peer:1"), None);
+        assert!(Variant::Browser.files().contains("/usr/lib/chromium/"));
+        assert_ne!(Variant::Base.repo(), Variant::Browser.repo());
     }
 }

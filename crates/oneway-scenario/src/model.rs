@@ -34,8 +34,10 @@ pub struct ImplManifest {
     /// Roles it supports.
     pub roles: Vec<Role>,
     /// Where the peer process runs: `"base"` runs it inside the suite's own image (the host's
-    /// `oneway` binary is `/usr/local/bin/oneway`); any other value names a locally built
-    /// image that is started with the host container's network namespace.
+    /// `oneway` binary is `/usr/local/bin/oneway`); `"browser"` likewise, in the suite's image
+    /// with Debian's Chromium and chromedriver added (built only when a selected
+    /// implementation asks for it); any other value names a locally built image that is
+    /// started with the host container's network namespace.
     #[serde(default = "default_image")]
     pub image: String,
     /// Optional features beyond the contract (`turn`, `mdns`, `ipv6`).
@@ -44,6 +46,21 @@ pub struct ImplManifest {
     /// Per-cell timeout in seconds for this implementation's dialer.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Seconds the peer may need to start before its attempt begins (a browser's launch):
+    /// added to the runner's wait for the listener's token and for the dialer's exit. The
+    /// peer's own `t_ms` starts after it (at token decode), so it is not in reported times.
+    #[serde(default)]
+    pub startup_secs: u64,
+    /// Left out of the matrix unless named with `oneway suite --impl` (an implementation whose
+    /// image is costly to build, like the browser's).
+    #[serde(default)]
+    pub opt_in: bool,
+    /// The profile of the tokens its listener issues (`native`, `dialer-identity`, `reply`).
+    #[serde(default = "default_listen_profile")]
+    pub listen_profile: String,
+    /// The token profiles its dialer connects with, from the token alone.
+    #[serde(default = "default_dial_profiles")]
+    pub dial_profiles: Vec<String>,
     /// Listener command.
     #[serde(default)]
     pub listen: Option<Command>,
@@ -59,6 +76,45 @@ fn default_image() -> String {
 fn default_timeout() -> u64 {
     15
 }
+
+fn default_listen_profile() -> String {
+    "native".to_owned()
+}
+
+fn default_dial_profiles() -> Vec<String> {
+    vec!["native".to_owned(), "dialer-identity".to_owned()]
+}
+
+/// The implementations a run uses: those named in `selected` (every id must exist), or, when
+/// it is empty, every implementation that is not `opt_in`.
+pub fn select_impls(
+    impls: Vec<ImplManifest>,
+    selected: &[String],
+) -> Result<Vec<ImplManifest>, Error> {
+    if selected.is_empty() {
+        return Ok(impls.into_iter().filter(|i| !i.opt_in).collect());
+    }
+    if let Some(unknown) = selected.iter().find(|s| !impls.iter().any(|i| &i.id == *s)) {
+        return Err(Error::Invalid {
+            file: "--impl".to_owned(),
+            message: format!(
+                "no implementation {unknown:?} (known: {})",
+                impls
+                    .iter()
+                    .map(|i| i.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(impls
+        .into_iter()
+        .filter(|i| selected.contains(&i.id))
+        .collect())
+}
+
+/// Token profiles (`spec/token.md`).
+const PROFILES: &[&str] = &["native", "dialer-identity", "reply"];
 
 /// One command of a manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,12 +186,46 @@ impl ImplManifest {
         if !(1..=600).contains(&self.timeout_secs) {
             return Err(invalid("timeout_secs must be 1..=600".into()));
         }
+        if self.startup_secs > 120 {
+            return Err(invalid("startup_secs must be 0..=120".into()));
+        }
+        for p in std::iter::once(&self.listen_profile).chain(&self.dial_profiles) {
+            if !PROFILES.contains(&p.as_str()) {
+                return Err(invalid(format!(
+                    "unknown token profile {p:?} (one of {})",
+                    PROFILES.join(", ")
+                )));
+            }
+        }
         Ok(())
     }
 
     /// Whether the manifest declares this role.
     pub fn supports(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Why its dialer cannot dial `listener`'s tokens one-way, when it cannot.
+    pub fn cannot_dial(&self, listener: &ImplManifest) -> Option<String> {
+        if self.dial_profiles.contains(&listener.listen_profile) {
+            return None;
+        }
+        let why = match listener.listen_profile.as_str() {
+            "reply" => {
+                " (a reply token needs the dialer's reply carried back, which one-way forbids)"
+            }
+            "dialer-identity" => {
+                " (answering with its own identity needs a reply channel, which one-way forbids)"
+            }
+            _ => "",
+        };
+        Some(format!(
+            "{}'s listener issues {} tokens; {}'s dialer dials {} tokens only{why}",
+            listener.id,
+            listener.listen_profile,
+            self.id,
+            self.dial_profiles.join(" and ")
+        ))
     }
 
     /// Whether the manifest declares this capability.

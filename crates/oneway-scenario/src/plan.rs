@@ -63,6 +63,7 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
                         .find(|o| !cmd.options.contains_key(*o))
                         .map(|o| format!("{} has no listener option `{o}` in its manifest", l.id))
                 });
+                let skip = skip.or_else(|| d.cannot_dial(l));
                 let skip = skip.or_else(|| {
                     (s.loopback && (d.image != "base" || l.image != "base")).then(|| {
                         "loopback cells run host binaries; this pair needs its own image".to_owned()
@@ -160,6 +161,42 @@ mod tests {
         // Dialer options never skip a cell.
         let cells = cells(&[with, without], &[s]);
         assert!(cells.iter().all(|c| c.skip.is_none()));
+    }
+
+    #[test]
+    fn token_profiles_skip_pairs_that_need_a_reply_and_opt_in_needs_naming() {
+        let browser = ImplManifest::parse(
+            "id = \"browser\"\nroles = [\"listen\", \"dial\"]\nimage = \"browser\"\nopt_in = true\nlisten_profile = \"dialer-identity\"\ndial_profiles = [\"native\"]\n[listen]\nargv = [\"l\"]\n[dial]\nargv = [\"d\", \"{token}\"]\n",
+            "browser",
+        )
+        .unwrap();
+        let native = manifest("n", "\"listen\", \"dial\"");
+        let s = Scenario::parse(
+            "description = \"x\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "s",
+        )
+        .unwrap();
+        let impls = vec![native, browser];
+        let cells = cells(&impls, &[s]);
+        let skipped: Vec<_> = cells
+            .iter()
+            .filter(|c| c.skip.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(skipped, ["browser x browser (s)"]);
+        assert!(cells[3].skip.as_deref().unwrap().contains("reply channel"));
+        let default = crate::model::select_impls(impls.clone(), &[]).unwrap();
+        assert_eq!(default.len(), 1);
+        let named = crate::model::select_impls(impls.clone(), &["browser".into()]).unwrap();
+        assert_eq!(named[0].id, "browser");
+        assert!(crate::model::select_impls(impls, &["nope".into()]).is_err());
+        assert!(
+            ImplManifest::parse(
+                "id = \"x\"\nroles = [\"dial\"]\ndial_profiles = [\"bogus\"]\n[dial]\nargv = [\"d\", \"{token}\"]\n",
+                "x"
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -204,6 +204,8 @@ pub struct Runner<'a> {
     pub no_engine_reason: Option<String>,
     /// The image tag (with an engine).
     pub image: Option<String>,
+    /// The browser variant's tag, when a selected implementation runs in it and it was built.
+    pub browser_image: Option<String>,
     /// Whether the image has coturn and tcpdump.
     pub has_turnserver: bool,
     /// Whether the image has tcpdump.
@@ -215,6 +217,8 @@ pub struct Runner<'a> {
 }
 
 const TOKEN_WAIT: Duration = Duration::from_secs(15);
+/// Points a container's resolver at loopback, where nothing answers (see the browser setup).
+const NO_DNS: &str = "echo 'nameserver 127.0.0.1' > /etc/resolv.conf";
 /// Extra time over the dialer's own timeout before the runner gives up on it.
 const DIALER_GRACE: Duration = Duration::from_secs(10);
 /// How long the listener may take to print its `connected` after the dialer exits (the wait
@@ -578,7 +582,13 @@ impl Runner<'_> {
             &self.options.peer_binary,
         )?;
         let mut l = HostProc::spawn(&largv, &lenv)?;
-        let token = wait_token(&mut l.lines, &mut logs.listener, TOKEN_WAIT, &self.cancel).await;
+        let token = wait_token(
+            &mut l.lines,
+            &mut logs.listener,
+            TOKEN_WAIT + Duration::from_secs(listener.startup_secs),
+            &self.cancel,
+        )
+        .await;
         let result = async {
             let (token, candidates) = token?;
             record.candidates = candidates;
@@ -586,7 +596,7 @@ impl Runner<'_> {
             let (dargv, denv) =
                 command(dialer, Role::Dial, scenario, &ph, &self.options.peer_binary)?;
             let mut d = HostProc::spawn(&dargv, &denv)?;
-            let limit = Duration::from_secs(timeout) + DIALER_GRACE;
+            let limit = Duration::from_secs(timeout + dialer.startup_secs) + DIALER_GRACE;
             let finished =
                 collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await;
             let code = d.child.wait().await.ok().and_then(|s| s.code());
@@ -618,6 +628,24 @@ impl Runner<'_> {
         let (Some(engine), Some(image)) = (&self.engine, &self.image) else {
             return Err(Error::NoDocker("no engine".into()));
         };
+        let host_image = |m: &ImplManifest| -> Result<String, Error> {
+            match crate::image::Variant::from_image(&m.image) {
+                Some(crate::image::Variant::Browser) => {
+                    self.browser_image.clone().ok_or_else(|| {
+                        Error::Image(format!(
+                            "{} needs the browser image, which was not built",
+                            m.id
+                        ))
+                    })
+                }
+                _ => Ok(image.clone()),
+            }
+        };
+        let images = NodeImages {
+            base: image.clone(),
+            listener: host_image(listener)?,
+            dialer: host_image(dialer)?,
+        };
         if self.options.keep {
             // The subnets are fixed, so a kept cell's networks would collide with the next
             // cell's: remove what the previous cell left up (only the last cell stays up).
@@ -631,7 +659,7 @@ impl Runner<'_> {
         };
         let result = self
             .containers_inner(
-                &mut env, image, layout, scenario, expect, dialer, listener, record, logs, dir,
+                &mut env, &images, layout, scenario, expect, dialer, listener, record, logs, dir,
             )
             .await;
         if self.options.keep {
@@ -649,7 +677,7 @@ impl Runner<'_> {
     async fn containers_inner<'a>(
         &self,
         env: &mut Env<'_>,
-        image: &str,
+        images: &'a NodeImages,
         layout: &'a Layout,
         scenario: &Scenario,
         expect: &Expectation,
@@ -709,6 +737,7 @@ impl Runner<'_> {
                 sysctls.insert("net.ipv6.conf.all.disable_ipv6".into(), "0".into());
             }
             let cname = format!("{}-{}", env.prefix, node.key);
+            let image = images.of(node.role);
             async move {
                 (
                     node.key,
@@ -774,6 +803,27 @@ impl Runner<'_> {
                     output.lines().last().unwrap_or_default()
                 )));
             }
+        }
+        // Chromium and chromedriver look names up at start; the topologies have no DNS, and a
+        // query to the engine's resolver is lost (about 25 s of timeouts per start). Peers in
+        // the browser image get a resolver on loopback, where nothing listens: lookups fail at
+        // once, and the peers only use IP addresses.
+        for (key, manifest) in [("listener", listener), ("dialer", dialer)] {
+            if crate::image::Variant::from_image(&manifest.image)
+                != Some(crate::image::Variant::Browser)
+            {
+                continue;
+            }
+            let Some(id) = layout.node(key).map(|n| ids[n.key].clone()) else {
+                continue;
+            };
+            let script = NO_DNS;
+            let (code, output) = engine
+                .run_script(&id, script, Duration::from_secs(10))
+                .await?;
+            logs.setup.push_str(&format!(
+                "== {key}: no DNS\n{script}\n-- exit {code}\n{output}\n"
+            ));
         }
         // coturn on the WAN: STUN for srflx candidates, TURN for relays.
         let mut stun_proc = None;
@@ -888,8 +938,13 @@ impl Runner<'_> {
             &mut env.containers,
         )
         .await?;
-        let (token, candidates) =
-            wait_token(&mut l.lines, &mut logs.listener, TOKEN_WAIT, &self.cancel).await?;
+        let (token, candidates) = wait_token(
+            &mut l.lines,
+            &mut logs.listener,
+            TOKEN_WAIT + Duration::from_secs(listener.startup_secs),
+            &self.cancel,
+        )
+        .await?;
         record.candidates = candidates.clone();
         ph.token = token;
         if let Some(kind) = layout.first_candidate {
@@ -920,7 +975,7 @@ impl Runner<'_> {
             &mut env.containers,
         )
         .await?;
-        let limit = Duration::from_secs(timeout) + DIALER_GRACE;
+        let limit = Duration::from_secs(timeout + dialer.startup_secs) + DIALER_GRACE;
         // An expected `listener-unreachable` cell ends as soon as that cause is certain.
         let settle = expect_unreachable(expect).then_some(EARLY_STOP_SETTLE);
         let ended = watch_dialer(&mut d, &mut l.lines, logs, limit, settle, &self.cancel).await?;
@@ -1261,7 +1316,9 @@ fn classify(
     end: &str,
 ) -> PathEnd {
     let ip_of = |a: &str| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip());
-    let family = match ip_of(remote) {
+    // The remote's family, or the local one's when the remote is hidden (Chromium reports a
+    // peer-reflexive remote as `(hidden):port`).
+    let family = match ip_of(remote).or_else(|| ip_of(local)) {
         Some(IpAddr::V6(_)) => "ipv6",
         _ => "ipv4",
     };
@@ -1286,7 +1343,7 @@ fn classify(
                 return PathEnd {
                     local: local.into(),
                     remote: remote.into(),
-                    local_type: "unknown".into(),
+                    local_type: if own_host(local) { "host" } else { "unknown" }.into(),
                     remote_type: "unknown".into(),
                     family: family.into(),
                 };
@@ -1372,7 +1429,9 @@ fn command(
             }
         }
     }
-    if manifest.image == "base" && argv.first().is_some_and(|a| a == "oneway") {
+    if crate::image::Variant::from_image(&manifest.image).is_some()
+        && argv.first().is_some_and(|a| a == "oneway")
+    {
         argv[0] = peer_binary.display().to_string();
     }
     let mut env: Vec<String> = cmd
@@ -1395,8 +1454,26 @@ fn command(
     Ok((argv, env))
 }
 
-/// A peer process: an exec in its host container (`image = "base"`), or its own container
-/// sharing the host container's network namespace.
+/// The image of each node of a cell: the peers' host containers run their implementation's
+/// variant (`base` or `browser`), every other node the base image.
+struct NodeImages {
+    base: String,
+    listener: String,
+    dialer: String,
+}
+
+impl NodeImages {
+    fn of(&self, role: NodeRole) -> &str {
+        match role {
+            NodeRole::Listener => &self.listener,
+            NodeRole::Dialer => &self.dialer,
+            _ => &self.base,
+        }
+    }
+}
+
+/// A peer process: an exec in its host container (`image = "base"` or `"browser"`), or its own
+/// container sharing the host container's network namespace.
 struct PeerProc {
     lines: mpsc::UnboundedReceiver<Line>,
     exec: Option<String>,
@@ -1412,7 +1489,7 @@ impl PeerProc {
         env: &[String],
         containers: &mut Vec<String>,
     ) -> Result<PeerProc, Error> {
-        if manifest.image == "base" {
+        if crate::image::Variant::from_image(&manifest.image).is_some() {
             let e = engine.spawn(host, argv, env).await?;
             Ok(PeerProc {
                 lines: e.lines,
