@@ -184,7 +184,10 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         (None, None) => crate::generate_certificate()?,
     };
     let mut settings = SettingEngineBuilder::new()
-        .with_ice_connection_attempts(Some(config.ice_check_interval), None);
+        .with_ice_connection_attempts(Some(config.ice_check_interval), None)
+        .with_srflx_acceptance_min_wait(Some(crate::REFLEXIVE_ACCEPTANCE_WAIT))
+        .with_prflx_acceptance_min_wait(Some(crate::REFLEXIVE_ACCEPTANCE_WAIT))
+        .with_relay_acceptance_min_wait(Some(crate::RELAY_ACCEPTANCE_WAIT));
     if let Some(DialerIdentity {
         ice: (ufrag, pwd), ..
     }) = identity

@@ -54,6 +54,17 @@ pub const STACK: &str = "webrtc-rs";
 /// most, so a faster pace costs little.
 pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
+/// How long the dialer's `rtc` agent waits after checks start before it may nominate a
+/// server-reflexive or peer-reflexive pair (`rtc` defaults: 500 ms and 1 s, made for trickle
+/// ICE where better candidates may still arrive). A one-way dialer has every candidate from the
+/// token, in the listener's order, and checks the better pairs first, so it nominates the first
+/// pair that works.
+pub const REFLEXIVE_ACCEPTANCE_WAIT: Duration = Duration::ZERO;
+
+/// The same wait for a pair on the dialer's TURN relay (`rtc` default: 2 s): short, but long
+/// enough for direct pairs, checked first, to win when they work.
+pub const RELAY_ACCEPTANCE_WAIT: Duration = Duration::from_millis(100);
+
 /// A fresh self-signed ECDSA P-256 DTLS certificate and the SHA-256 of its DER (the
 /// fingerprint a token carries).
 pub fn generate_certificate() -> Result<(RTCCertificate, [u8; 32]), StackError> {
