@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use oneway_connection::{ConnectionEvent, DialError};
+use oneway_connection::{Connection, ConnectionEvent, DialError};
 use oneway_turn::{Credentials, TurnServer};
 
 use crate::coturn::{CREDENTIALS, Coturn, RELAY_PORTS};
@@ -29,24 +29,34 @@ async fn loopback_listener<S: Stack>() -> S::Listener {
         .unwrap_or_else(|e| panic!("bind a {} listener: {e}", S::NAME))
 }
 
-/// Relay only: the selected pair's local side is a relayed address on coturn, and data arrives.
-pub async fn relay_only_dial_connects_through_coturn_and_carries_data<S: Stack>() {
-    let Some(coturn) = Coturn::start() else {
-        return;
-    };
+/// Dials a fresh loopback listener with a relay on `coturn` (only the relay with
+/// `relay_only`); returns the listener, its accepted connection and the dialed one.
+async fn dial_with_relay<S: Stack>(
+    coturn: &Coturn,
+    relay_only: bool,
+) -> (S::Listener, Connection, Connection) {
     let mut listener = loopback_listener::<S>().await;
     let token = listener.token().clone();
     let config = S::with_relay(
         S::dialer(Duration::from_secs(10), false),
         server(coturn.addr, CREDENTIALS.1),
-        true,
+        relay_only,
     );
     let dialer = tokio::spawn(async move { S::dial(&config, &token).await });
-    let mut accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+    let accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("accept in time")
         .expect("listener running");
-    let dialed = dialer.await.expect("task").expect("dial through the relay");
+    let dialed = dialer.await.expect("task").expect("dial with a relay");
+    (listener, accepted, dialed)
+}
+
+/// Relay only: the selected pair's local side is a relayed address on coturn, and data arrives.
+pub async fn relay_only_dial_connects_through_coturn_and_carries_data<S: Stack>() {
+    let Some(coturn) = Coturn::start() else {
+        return;
+    };
+    let (listener, mut accepted, dialed) = dial_with_relay::<S>(&coturn, true).await;
     let (local, remote) = dialed.info().selected.expect("a selected pair");
     assert!(
         local.ip().is_loopback() && RELAY_PORTS.contains(&local.port()),
@@ -112,19 +122,7 @@ pub async fn host_path_still_wins_with_a_relay_configured<S: Stack>() {
     let Some(coturn) = Coturn::start() else {
         return;
     };
-    let mut listener = loopback_listener::<S>().await;
-    let token = listener.token().clone();
-    let config = S::with_relay(
-        S::dialer(Duration::from_secs(10), false),
-        server(coturn.addr, CREDENTIALS.1),
-        false,
-    );
-    let dialer = tokio::spawn(async move { S::dial(&config, &token).await });
-    let _accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accept in time")
-        .expect("listener running");
-    let dialed = dialer.await.expect("task").expect("dial");
+    let (_listener, _accepted, dialed) = dial_with_relay::<S>(&coturn, false).await;
     let (local, _) = dialed.info().selected.expect("a selected pair");
     assert!(
         !RELAY_PORTS.contains(&local.port()),
