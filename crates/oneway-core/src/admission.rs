@@ -195,14 +195,16 @@ impl Admission {
 
 /// Most source addresses a listener routes to one dialer's engine. A dialer has a handful of
 /// candidates; a token holder repeating one USERNAME from many (possibly spoofed) addresses
-/// must not grow the routing table without bound, so beyond this the oldest address is
-/// forgotten (a genuine dialer's next check from it brings it back).
+/// must not grow the routing table without bound, so beyond this the oldest address but the
+/// first is forgotten (a genuine dialer's next check from it brings it back).
 pub const MAX_ADDRESSES_PER_DIALER: usize = 8;
 
 /// Routes `addr` to the dialer `key` in a listener's address table `by_addr`. `addrs` are the
-/// addresses routed to that dialer, oldest first; beyond [`MAX_ADDRESSES_PER_DIALER`] the
-/// oldest is forgotten (removed from `by_addr` if it still routes to `key`). Returns the address
-/// it forgot, for the listener's log.
+/// addresses routed to that dialer, oldest first; the first is the one it was admitted from,
+/// which [`Admission`] knows it by (its pending timeout and its count), so it stays routed for
+/// the dialer's lifetime. Beyond [`MAX_ADDRESSES_PER_DIALER`] the oldest of the others is
+/// forgotten (removed from `by_addr` if it still routes to `key`). Returns the address it
+/// forgot, for the listener's log.
 pub fn route_dialer_address<K: Copy + Eq>(
     by_addr: &mut HashMap<SocketAddr, K>,
     addrs: &mut VecDeque<SocketAddr>,
@@ -215,7 +217,7 @@ pub fn route_dialer_address<K: Copy + Eq>(
     addrs.push_back(addr);
     let mut forgotten = None;
     while addrs.len() > MAX_ADDRESSES_PER_DIALER {
-        if let Some(old) = addrs.pop_front()
+        if let Some(old) = addrs.remove(1)
             && by_addr.get(&old) == Some(&key)
         {
             by_addr.remove(&old);
@@ -386,6 +388,38 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 1, 0, 2], port))
+    }
+
+    #[test]
+    fn routing_keeps_the_admitted_address_and_forgets_the_oldest_other() {
+        let mut by_addr = HashMap::new();
+        let mut addrs = VecDeque::from([addr(1)]);
+        by_addr.insert(addr(1), 7u64);
+        let mut forgotten = Vec::new();
+        for port in 2..=20 {
+            forgotten.extend(route_dialer_address(
+                &mut by_addr,
+                &mut addrs,
+                7,
+                addr(port),
+            ));
+        }
+        assert_eq!(addrs.len(), MAX_ADDRESSES_PER_DIALER);
+        assert_eq!(by_addr.len(), MAX_ADDRESSES_PER_DIALER);
+        assert_eq!(
+            by_addr.get(&addr(1)),
+            Some(&7),
+            "the admitted address stays routed"
+        );
+        assert_eq!(addrs[0], addr(1));
+        let first_forgotten: Vec<SocketAddr> = (2..=13).map(addr).collect();
+        assert_eq!(forgotten, first_forgotten, "the oldest others go, in order");
+        // An address already routed to the dialer changes nothing.
+        assert_eq!(
+            route_dialer_address(&mut by_addr, &mut addrs, 7, addr(20)),
+            None
+        );
+        assert_eq!(addrs.len(), MAX_ADDRESSES_PER_DIALER);
     }
 
     #[test]

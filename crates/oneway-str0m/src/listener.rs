@@ -592,16 +592,8 @@ impl Driver {
         }
         for addr in self.admission.expire(now) {
             let timeout = self.admission.limits().pending_timeout;
-            // Admission knows a pending dialer by its first address, which routing forgets
-            // once the dialer has checked from `MAX_ADDRESSES_PER_DIALER` others: then the
-            // engine is found by that address instead.
-            let key = self.by_addr.get(&addr).copied().or_else(|| {
-                self.peers
-                    .iter()
-                    .find(|(_, s)| s.remote == addr && !s.peer.is_authenticated())
-                    .map(|(key, _)| *key)
-            });
-            if let Some(key) = key {
+            // Routing never forgets the address admission knows a dialer by.
+            if let Some(key) = self.by_addr.get(&addr).copied() {
                 self.remove(key);
                 self.refused(addr, &Refusal::ProofTimeout(timeout));
             }

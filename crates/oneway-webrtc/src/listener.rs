@@ -585,17 +585,8 @@ impl Driver {
         }
         for addr in self.admission.expire(now) {
             let timeout = self.admission.limits().pending_timeout;
-            // Admission knows a pending dialer by its first address, which routing forgets
-            // once the dialer has checked from `MAX_ADDRESSES_PER_DIALER` others: then the
-            // engine is found by that address instead (an engine left here would hold its
-            // routes until the engine itself gave up, uncounted by admission).
-            let key = self.by_addr.get(&addr).copied().or_else(|| {
-                self.peers
-                    .iter()
-                    .find(|(_, s)| s.remote == addr && !s.engine.is_authenticated())
-                    .map(|(key, _)| *key)
-            });
-            if let Some(key) = key {
+            // Routing never forgets the address admission knows a dialer by.
+            if let Some(key) = self.by_addr.get(&addr).copied() {
                 // Removed before the event, so whoever sees the event sees the state after it.
                 self.remove(key);
                 self.refused(addr, &Refusal::ProofTimeout(timeout));
