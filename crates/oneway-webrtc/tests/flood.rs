@@ -25,6 +25,16 @@ const RATE: u64 = 10_000;
 /// Default flood length: short, for CI on two cores.
 const SECS: u64 = 3;
 
+/// A loopback listener with per-source rate limit `limit`.
+async fn limited_listener(limit: &SourceRateLimit) -> Listener {
+    Listener::bind(ListenerConfig {
+        source_rate_limit: limit.clone(),
+        ..ListenerConfig::loopback()
+    })
+    .await
+    .expect("bind")
+}
+
 /// One dial to `listener`; returns the time it took and both ends.
 async fn timed_connect(listener: &mut Listener) -> (Duration, Connection, Connection) {
     let token = listener.token().clone();
@@ -55,12 +65,7 @@ async fn flood_does_not_stop_a_legitimate_dialer() {
         per_second: 0,
         ..SourceRateLimit::default()
     };
-    let mut listener = Listener::bind(ListenerConfig {
-        source_rate_limit: limit.clone(),
-        ..ListenerConfig::loopback()
-    })
-    .await
-    .expect("bind");
+    let mut listener = limited_listener(&limit).await;
     let to = listener.local_addrs()[0];
     let mut kept = Vec::new();
 
@@ -162,12 +167,7 @@ async fn limiter_verifies_exactly_its_burst_per_source() {
         burst: 50,
         ..SourceRateLimit::default()
     };
-    let mut listener = Listener::bind(ListenerConfig {
-        source_rate_limit: limit.clone(),
-        ..ListenerConfig::loopback()
-    })
-    .await
-    .expect("bind");
+    let mut listener = limited_listener(&limit).await;
     let to = listener.local_addrs()[0];
     let keys = listener.token().derive();
     let attacker = Prober::bind([127, 0, 0, 5]);
@@ -231,12 +231,7 @@ async fn limiter_table_stays_bounded_across_many_sources() {
         burst: 5,
         max_sources: MAX_SOURCES,
     };
-    let listener = Listener::bind(ListenerConfig {
-        source_rate_limit: limit.clone(),
-        ..ListenerConfig::loopback()
-    })
-    .await
-    .expect("bind");
+    let listener = limited_listener(&limit).await;
     let to = listener.local_addrs()[0];
     let keys = listener.token().derive();
     let dropped = || {
