@@ -60,7 +60,7 @@ struct Shared {
 }
 
 impl Shared {
-    /// Whether to pass `datagram` on.
+    /// Whether the loss model (or a cut) lets `datagram` through.
     fn pass(&self, datagram: &[u8]) -> bool {
         if self.cut_on_dtls.load(Ordering::Relaxed)
             && datagram.first().is_some_and(|b| (20..=63).contains(b))
@@ -74,29 +74,33 @@ impl Shared {
                     .rng
                     .lock()
                     .is_ok_and(|mut r| r.random_bool(loss.min(1.0))));
-        let counter = if lost { &self.dropped } else { &self.forwarded };
-        counter.fetch_add(1, Ordering::Relaxed);
         !lost
     }
 
-    /// Sends `datagram` from `socket` to `to` now, or after the delay when one is set.
-    async fn send(&self, socket: &Arc<UdpSocket>, datagram: &[u8], to: SocketAddr) {
+    /// Passes `datagram` on from `socket` to `to` unless the loss model drops it: now, or after
+    /// the delay when one is set (dropped when the delay queue is full). Counts what it did.
+    async fn forward(&self, socket: &Arc<UdpSocket>, datagram: &[u8], to: SocketAddr) {
         let delay = self.delay_us.load(Ordering::Relaxed);
-        if delay == 0 {
+        let passed = if !self.pass(datagram) {
+            false
+        } else if delay == 0 {
             let _ = socket.send_to(datagram, to).await;
-            return;
-        }
-        let due = Instant::now() + Duration::from_micros(delay);
-        let item = Delayed {
-            due,
-            socket: Arc::clone(socket),
-            to,
-            datagram: datagram.to_vec(),
+            true
+        } else {
+            let item = Delayed {
+                due: Instant::now() + Duration::from_micros(delay),
+                socket: Arc::clone(socket),
+                to,
+                datagram: datagram.to_vec(),
+            };
+            self.delayed.try_send(item).is_ok()
         };
-        if self.delayed.try_send(item).is_err() {
-            self.forwarded.fetch_sub(1, Ordering::Relaxed);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if passed {
+            &self.forwarded
+        } else {
+            &self.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -251,9 +255,7 @@ async fn forward_front(
                 u
             }
         };
-        if shared.pass(&buf[..n]) {
-            shared.send(&upstream, &buf[..n], target).await;
-        }
+        shared.forward(&upstream, &buf[..n], target).await;
     }
 }
 
@@ -269,9 +271,7 @@ async fn forward_back(
         let Ok((n, _)) = upstream.recv_from(&mut buf).await else {
             continue;
         };
-        if shared.pass(&buf[..n]) {
-            shared.send(&front, &buf[..n], dialer).await;
-        }
+        shared.forward(&front, &buf[..n], dialer).await;
     }
 }
 
