@@ -285,7 +285,7 @@ impl SocketSet {
     /// Sends every datagram of `batch`, in order; runs of same-size datagrams between the same
     /// addresses go out in one GSO call where the socket has GSO (one syscall instead of one
     /// per datagram). Failures are logged and dropped, as UDP loss would be.
-    pub fn send_batch(&self, batch: &[crate::peer::Outgoing]) {
+    pub fn send_batch(&self, batch: &[crate::engine::Transmit]) {
         let mut start = 0;
         while start < batch.len() {
             let first = &batch[start];

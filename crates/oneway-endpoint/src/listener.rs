@@ -1,31 +1,38 @@
-//! The one-way listener: one UDP socket per address family serving every dialer, one `Rtc` per
-//! dialer, STUN demultiplexed by the token part of the USERNAME (`spec/handshake.md` §4).
+//! The one-way listener shell: one UDP socket per address family serving every dialer, one
+//! engine per dialer, STUN demultiplexed by the token part of the USERNAME
+//! (`spec/handshake.md` §4), admission and routing, for any [`Stack`].
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use oneway_connection::{
+    Command, Connection, ConnectionEvent, ConnectionInfo, DriverGuard, ListenerCounters,
+    ListenerState, Progress, StackError,
+};
 use oneway_core::admission::{
     Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit, route_dialer_address,
 };
-use oneway_core::demux::{self, Dropped, ListenerCreds, Routed};
-use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, Secret, Token};
+use oneway_core::demux::{self, Dropped, ListenerCreds, NewDialer, Routed};
+use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, SctpParams, Secret, Token};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use str0m::config::DtlsCert;
-use str0m::{Candidate as RtcCandidate, IceCreds};
 use tokio::sync::mpsc;
 
-use crate::connection::{Connection, ConnectionEvent, ConnectionInfo, DriverGuard};
-use crate::net::{AddressScope, Datagram, Socket, SocketSet, host_addresses};
-use crate::peer::{Command, Notice, Peer, Role};
-use crate::{Progress, StackError};
+use crate::engine::{Engine, ListenerEngineParams, Notice, Stack, Transmit};
+use crate::gather::{host_candidates, server_reflexive, unix_now};
+use crate::net::{AddressScope, Datagram, Socket, SocketSet};
+
+pub use oneway_connection::{ListenerEvent, ListenerStats};
 
 /// Default for [`ListenerConfig::accept_queue`].
 pub const DEFAULT_ACCEPT_QUEUE: usize = 1024;
 /// How many listener events may wait for [`Listener::next_event`]; older ones are dropped.
 pub const EVENT_QUEUE: usize = 1024;
+/// Default for [`ListenerConfig::consent_timeout`]: RFC 7675's 30 s.
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the driver sleeps without checking deadlines.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 /// Most queued commands the driver takes in one wake.
@@ -61,6 +68,11 @@ pub struct ListenerConfig {
     /// How many authenticated connections may wait for [`Listener::accept`]; a dialer proven
     /// while it is full is refused with `accept-queue-full` before it is told it is connected.
     pub accept_queue: usize,
+    /// How long a dialer may stay silent (no check, no data) before its engine ends: with
+    /// `consent-lost` once authenticated. RFC 7675 consent freshness:
+    /// [`DEFAULT_CONSENT_TIMEOUT`]. Engines whose stack fixes part of it (str0m's ICE-lite
+    /// side reports a silent dialer after 15 s) wait the rest.
+    pub consent_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
@@ -78,6 +90,7 @@ impl Default for ListenerConfig {
             limits: AdmissionLimits::default(),
             source_rate_limit: SourceRateLimit::default(),
             accept_queue: DEFAULT_ACCEPT_QUEUE,
+            consent_timeout: DEFAULT_CONSENT_TIMEOUT,
         }
     }
 }
@@ -94,14 +107,9 @@ impl ListenerConfig {
     }
 }
 
-pub use oneway_connection::ListenerEvent;
-
-pub use oneway_connection::ListenerStats;
-use oneway_connection::{ListenerCounters, ListenerState};
-
-/// A listening one-way endpoint.
+/// A listening one-way endpoint on stack `S`.
 #[derive(Debug)]
-pub struct Listener {
+pub struct Listener<S: Stack> {
     token: Token,
     stats: Arc<ListenerCounters>,
     local_addrs: Vec<SocketAddr>,
@@ -110,12 +118,13 @@ pub struct Listener {
     /// Keeps the mDNS names published while the listener lives.
     _mdns: Option<crate::mdns::MdnsPublisher>,
     _driver: Arc<DriverGuard>,
+    _stack: PhantomData<fn() -> S>,
 }
 
-impl Listener {
+impl<S: Stack> Listener<S> {
     /// Binds the sockets, gathers host candidates, issues a `native` token and starts serving.
     /// Must be called inside a tokio runtime.
-    pub async fn bind(config: ListenerConfig) -> Result<Listener, StackError> {
+    pub async fn bind(config: ListenerConfig) -> Result<Listener<S>, StackError> {
         let mut sockets: Vec<Socket> = Vec::new();
         for addr in [config.bind_v4, config.bind_v6].into_iter().flatten() {
             match Socket::bind(addr) {
@@ -133,22 +142,7 @@ impl Listener {
             ));
         }
 
-        let mut hosts: Vec<SocketAddr> = Vec::new();
-        let addresses = host_addresses(config.scope)
-            .map_err(|e| StackError::Io(format!("listing interfaces: {e}")))?;
-        for socket in &sockets {
-            let local = socket.local_addr();
-            if !local.ip().is_unspecified() {
-                hosts.push(local);
-                continue;
-            }
-            for ip in addresses
-                .iter()
-                .filter(|ip| ip.is_ipv4() == local.is_ipv4())
-            {
-                hosts.push(SocketAddr::new(*ip, local.port()));
-            }
-        }
+        let hosts = host_candidates(&sockets, config.scope)?;
 
         let mut candidates = config.extra_candidates.clone();
         let mdns = if config.mdns {
@@ -189,14 +183,8 @@ impl Listener {
             ));
         }
 
-        let provider = str0m::crypto::from_feature_flags();
-        let cert: DtlsCert = provider
-            .dtls_provider
-            .generate_certificate()
-            .ok_or_else(|| {
-                StackError::Config("str0m could not generate a DTLS certificate".to_owned())
-            })?;
-        let fingerprint = Fingerprint(Sha256::digest(&cert.certificate).into());
+        let (cert, fingerprint) = S::generate_certificate()?;
+        let fingerprint = Fingerprint(fingerprint);
         let mut secret = [0u8; 16];
         rand::rng().fill_bytes(&mut secret);
         let mut token = Token::new(Profile::Native, fingerprint, Secret(secret), candidates);
@@ -213,9 +201,12 @@ impl Listener {
         let sockets = Arc::new(SocketSet::new(sockets));
         let local_addrs = sockets.local_addrs();
         let stats = Arc::new(ListenerCounters::default());
-        let driver = Driver {
+        let driver = Driver::<S> {
             stats: Arc::clone(&stats),
             keys: token.derive(),
+            sctp: token.sctp_params(),
+            consent_timeout: config.consent_timeout,
+            timers: BinaryHeap::new(),
             admission: Admission::new(&token, config.limits.clone()),
             limiter: SourceLimiter::new(config.source_rate_limit.clone()),
             sockets,
@@ -244,6 +235,7 @@ impl Listener {
             events,
             _mdns: mdns,
             _driver: guard,
+            _stack: PhantomData,
         })
     }
 
@@ -296,46 +288,8 @@ impl ListenerEvents {
     }
 }
 
-/// Tries per STUN request, and how long each waits for the answer.
-pub const STUN_TRIES: u32 = 3;
-/// See [`STUN_TRIES`].
-pub const STUN_TRY_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Asks `server` which address `socket` appears from (RFC 8489 Binding, XOR-MAPPED-ADDRESS).
-async fn server_reflexive(socket: &Socket, server: SocketAddr) -> Result<SocketAddr, StackError> {
-    let stun = |e: oneway_core::stun_client::StunClientError| {
-        StackError::Io(format!("STUN server {server}: {e}"))
-    };
-    for _ in 0..STUN_TRIES {
-        let request = oneway_core::stun_client::BindingRequest::new().map_err(stun)?;
-        let unspecified = SocketAddr::new(socket.local_addr().ip(), 0);
-        socket
-            .send(unspecified, server, &request.bytes)
-            .map_err(|e| StackError::Io(format!("STUN request to {server}: {e}")))?;
-        let deadline = tokio::time::Instant::now() + STUN_TRY_TIMEOUT;
-        while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv()).await {
-            let Ok(d) = received else { continue };
-            if d.source != server {
-                continue;
-            }
-            if let Some(mapped) = request.parse_response(&d.contents).map_err(stun)? {
-                return Ok(mapped);
-            }
-        }
-    }
-    Err(StackError::Io(format!(
-        "no answer from STUN server {server} after {STUN_TRIES} tries of {STUN_TRY_TIMEOUT:?}"
-    )))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-struct Slot {
-    peer: Peer,
+struct Slot<E> {
+    engine: E,
     remote: SocketAddr,
     /// Every address routed to this engine (`by_addr`), oldest first, at most
     /// [`MAX_ADDRESSES_PER_DIALER`](oneway_core::admission::MAX_ADDRESSES_PER_DIALER).
@@ -345,17 +299,23 @@ struct Slot {
     next_timeout: Option<Instant>,
 }
 
-struct Driver {
+struct Driver<S: Stack> {
     stats: Arc<ListenerCounters>,
     keys: DerivedKeys,
+    sctp: SctpParams,
+    /// See [`ListenerConfig::consent_timeout`].
+    consent_timeout: Duration,
+    /// Engine timeouts, earliest first. Entries whose instant no longer equals their slot's
+    /// `next_timeout` are stale and skipped; the heap is rebuilt when stale ones pile up.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
     admission: Admission,
     limiter: SourceLimiter,
     sockets: Arc<SocketSet>,
     hosts: Vec<SocketAddr>,
-    cert: DtlsCert,
+    cert: S::Certificate,
     listener_fp: [u8; 32],
     /// Keyed by locally assigned numbers: a cheap key, not chosen by an attacker.
-    peers: HashMap<u64, Slot>,
+    peers: HashMap<u64, Slot<S::Engine>>,
     /// Keyed by dialer address (attacker-chosen): std `HashMap` with SipHash.
     by_addr: HashMap<SocketAddr, u64>,
     /// Keyed by composed listener ufrag (attacker-chosen): std `HashMap` with SipHash.
@@ -367,10 +327,10 @@ struct Driver {
     /// Shared with the `Listener` and every connection: the task runs until all are dropped.
     guard: Weak<DriverGuard>,
     /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
-    outbox: Vec<crate::peer::Outgoing>,
+    outbox: Vec<Transmit>,
 }
 
-impl Driver {
+impl<S: Stack> Driver<S> {
     async fn run(
         mut self,
         guard: tokio::sync::oneshot::Receiver<Weak<DriverGuard>>,
@@ -384,9 +344,10 @@ impl Driver {
         loop {
             let now = Instant::now();
             let deadline = self
-                .peers
-                .values()
-                .filter_map(|s| s.next_timeout)
+                .timers
+                .peek()
+                .map(|Reverse((t, _))| *t)
+                .into_iter()
                 .chain(self.admission.next_deadline())
                 .min()
                 .unwrap_or(now + HOUSEKEEPING)
@@ -447,18 +408,24 @@ impl Driver {
         });
         let dialer = match routed {
             Ok(Routed::Known { listener_ufrag }) => {
-                // A known dialer checking from another of its addresses: its engine checks
-                // integrity with the credentials in force (they change on an ICE restart).
+                // A known dialer checking from another of its addresses. Every engine's local pwd
+                // is the listener pwd (it survives ICE restarts, `spec/handshake.md` §6.1), so
+                // integrity is checked here before the new address is remembered.
                 let Some(key) = self.by_ufrag.get(&listener_ufrag).copied() else {
                     return;
                 };
-                let accepted = self
-                    .peers
-                    .get(&key)
-                    .is_some_and(|s| s.peer.accepts(now, d.source, d.destination, &d.contents));
-                if accepted {
-                    self.route(key, d.source);
-                    self.feed(now, key, &d);
+                let verified = demux::BindingRequest::parse(&d.contents)
+                    .and_then(|r| r.check_integrity(&self.keys.listener_pwd));
+                match verified {
+                    Ok(()) => {
+                        self.route(key, d.source);
+                        self.feed(now, key, &d);
+                    }
+                    Err(e) => {
+                        self.limiter.failed(now, d.source.ip());
+                        self.stats.dropped(&e);
+                        tracing::debug!(source = %d.source, code = e.code(), "check dropped: {e}");
+                    }
                 }
                 return;
             }
@@ -480,13 +447,7 @@ impl Driver {
         }
         let key = self.next_key;
         self.next_key += 1;
-        let slot = match self.new_slot(
-            now,
-            d.source,
-            &dialer.listener_ufrag,
-            &dialer.dialer_ufrag,
-            &dialer.dialer_pwd,
-        ) {
+        let slot = match self.new_slot(now, d.source, &dialer) {
             Ok(slot) => slot,
             Err(e) => {
                 self.admission.abandoned(d.source);
@@ -505,63 +466,34 @@ impl Driver {
         &self,
         now: Instant,
         remote: SocketAddr,
-        local_ufrag: &str,
-        dialer_ufrag: &str,
-        dialer_pwd: &str,
-    ) -> Result<Slot, StackError> {
-        let mut rtc = crate::peer::rtc_builder(remote.ip().is_loopback())
-            .set_ice_lite(true)
-            .set_dtls_cert(self.cert.clone())
-            .set_fingerprint_verification(false)
-            .set_local_ice_credentials(IceCreds {
-                ufrag: local_ufrag.to_owned(),
-                pass: self.keys.listener_pwd.clone(),
-            })
-            .build(now);
-        for host in &self.hosts {
-            let candidate = RtcCandidate::host(*host, "udp")
-                .map_err(|e| StackError::Rtc(format!("host candidate {host}: {e}")))?;
-            rtc.add_local_candidate(candidate);
-        }
-        let mut api = rtc.direct_api();
-        api.set_ice_controlling(false);
-        api.set_remote_ice_credentials(IceCreds {
-            ufrag: dialer_ufrag.to_owned(),
-            pass: dialer_pwd.to_owned(),
-        });
-        // The dialer's certificate is unknown in advance (verification is off): the in-band
-        // proof authenticates it. str0m wants some remote fingerprint before DTLS starts.
-        api.set_remote_fingerprint(str0m::config::Fingerprint {
-            hash_func: "sha-256".to_owned(),
-            bytes: vec![0; 32],
-        });
-        api.start_dtls(false)
-            .map_err(|e| StackError::Rtc(e.to_string()))?;
-        api.start_sctp(false);
-        let ctrl = api.create_data_channel(Peer::control_channel_config());
+        dialer: &NewDialer,
+    ) -> Result<Slot<S::Engine>, StackError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let peer = Peer::new(
-            rtc,
-            Role::Listener,
-            self.keys.auth_key,
-            self.listener_fp,
-            ctrl,
+        let engine = S::listener_engine(ListenerEngineParams {
             now,
-            events_tx,
-        );
+            remote,
+            hosts: &self.hosts,
+            certificate: &self.cert,
+            fingerprint: self.listener_fp,
+            keys: &self.keys,
+            sctp: self.sctp,
+            dialer,
+            consent_timeout: self.consent_timeout,
+            events: events_tx,
+        })?;
         Ok(Slot {
-            peer,
+            engine,
             remote,
             addrs: VecDeque::from([remote]),
-            local_ufrag: local_ufrag.to_owned(),
+            local_ufrag: dialer.listener_ufrag.clone(),
             events: Some(events_rx),
-            next_timeout: Some(now),
+            next_timeout: None,
         })
     }
 
     fn feed(&mut self, now: Instant, key: u64, d: &Datagram) {
         if let Some(slot) = self.peers.get_mut(&key) {
-            slot.peer
+            slot.engine
                 .handle_datagram(now, d.source, d.destination, &d.contents);
         }
         self.service(now, key);
@@ -570,7 +502,7 @@ impl Driver {
     fn on_command(&mut self, key: u64, command: Command) {
         let now = Instant::now();
         match self.peers.get_mut(&key) {
-            Some(slot) => slot.peer.handle_command(now, command),
+            Some(slot) => slot.engine.handle_command(now, command),
             None => drop(command),
         }
         self.service(now, key);
@@ -578,16 +510,19 @@ impl Driver {
 
     fn on_timeout(&mut self) {
         let now = Instant::now();
-        let due: Vec<u64> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| s.next_timeout.is_some_and(|t| t <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            if let Some(slot) = self.peers.get_mut(&key) {
-                slot.peer.handle_timeout(now);
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
             }
+            self.timers.pop();
+            let Some(slot) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if slot.next_timeout != Some(at) {
+                continue;
+            }
+            slot.next_timeout = None;
+            slot.engine.handle_timeout(now);
             self.service(now, key);
         }
         for addr in self.admission.expire(now) {
@@ -605,17 +540,23 @@ impl Driver {
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };
-        let (outgoing, next) = slot.peer.poll(now);
-        slot.next_timeout = next;
+        let (outgoing, next) = slot.engine.poll(now);
+        if next != slot.next_timeout {
+            slot.next_timeout = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, key)));
+            }
+        }
         // Published before sending (at the end of the wake), so whoever sees an answer also
         // sees the state behind it.
         self.publish_stats();
         self.outbox.extend(outgoing);
+        self.compact_timers();
         let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };
         let remote = slot.remote;
-        for notice in slot.peer.take_notices() {
+        for notice in slot.engine.take_notices() {
             match notice {
                 Notice::IceConnected => self.progress(remote, Progress::IceConnected),
                 Notice::DtlsConnected => self.progress(remote, Progress::DtlsConnected),
@@ -627,7 +568,7 @@ impl Driver {
                     let authenticated = self
                         .peers
                         .get(&key)
-                        .is_some_and(|s| s.peer.is_authenticated());
+                        .is_some_and(|s| s.engine.is_authenticated());
                     // State first, then the event: whoever sees the event sees the state.
                     self.remove(key);
                     if authenticated {
@@ -647,6 +588,18 @@ impl Driver {
         }
     }
 
+    /// Rebuilds the timer heap from the live timeouts once stale entries outnumber them.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 4 * self.peers.len() + 64 {
+            return;
+        }
+        self.timers = self
+            .peers
+            .iter()
+            .filter_map(|(key, s)| s.next_timeout.map(|at| Reverse((at, *key))))
+            .collect();
+    }
+
     /// The dialer proved the secret. Admission (single use, limits) and a free place in the
     /// accept queue are both settled *before* the engine answers with the listener's proof, so a
     /// dialer told it is connected is always handed to the application: nothing is dropped
@@ -661,18 +614,18 @@ impl Driver {
             Err(_) => {
                 let reason = "the application's accept queue is full".to_owned();
                 tracing::warn!(peer = %remote, "{reason}; refusing");
-                slot.peer.reject(now, "accept-queue-full", reason);
+                slot.engine.reject(now, "accept-queue-full", reason);
                 self.admission.abandoned(remote);
                 self.service(now, key);
                 return;
             }
         };
         if let Err(refusal) = self.admission.authenticated(remote) {
-            slot.peer.reject(now, refusal.code(), refusal.to_string());
+            slot.engine.reject(now, refusal.code(), refusal.to_string());
             self.service(now, key);
             return;
         }
-        slot.peer.admit(now);
+        slot.engine.admit(now);
         let (Some(events), Some(guard)) = (slot.events.take(), self.guard.upgrade()) else {
             return;
         };
@@ -681,8 +634,8 @@ impl Driver {
             self.commands_tx.clone(),
             events,
             ConnectionInfo {
-                timings: slot.peer.timings.clone(),
-                selected: slot.peer.selected,
+                timings: slot.engine.timings().clone(),
+                selected: slot.engine.selected(),
                 tried: Vec::new(),
             },
             guard,

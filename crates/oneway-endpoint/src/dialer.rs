@@ -1,31 +1,39 @@
-//! The one-way dialer: connects to a listener from its token alone (`spec/handshake.md` §3).
+//! The one-way dialer shell: connects to a listener from its token alone
+//! (`spec/handshake.md` §3), for any [`Stack`]. It resolves mDNS candidates, binds one socket
+//! per address family the token's candidates need, offers its host candidates (and a TURN
+//! relay's, last), lets the engine check the token's candidates in order, and reports each
+//! stage.
 
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use oneway_connection::{
+    Command, Connection, ConnectionInfo, DialError, DriverGuard, Progress, StackError,
+};
 use oneway_token::dialer_cert::DialerCertificate;
-use oneway_token::ice::compose_listener_ufrag;
-use oneway_token::sdp::candidate_attribute;
-use oneway_token::{CandidateAddress, Profile, Token, Transport};
-use str0m::{Candidate as RtcCandidate, IceCreds};
-use tokio::sync::{mpsc, oneshot};
-
-use crate::connection::{Connection, ConnectionInfo, DriverGuard};
-use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
-use crate::peer::{Command, Notice, Peer, Role};
-use crate::{Progress, StackError};
+use oneway_token::{Candidate, CandidateAddress, Profile, Token, Transport};
 use oneway_turn::TurnServer;
 use oneway_turn::link::{LinkIo, Relay, RelayOutput};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::{DialerEngineParams, Engine, Notice, Stack, Transmit};
+use crate::gather::unix_now;
+use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
 
 /// Longest wait for mDNS names to resolve (at most half the dial timeout).
 pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most queued commands the driver takes in one wake.
 const COMMAND_BATCH: usize = 64;
 
-/// How a dialer connects.
+/// Longest wait for the TURN allocation before the engine starts, for stacks that take their
+/// local candidates only at the start ([`Stack::RELAY_BEFORE_START`]).
+pub const RELAY_WAIT: Duration = Duration::from_secs(3);
+
+/// How a dialer on stack `S` connects.
 #[derive(Clone, Debug)]
-pub struct DialConfig {
+pub struct DialConfig<S: Stack> {
     /// Give up if not authenticated after this long (every candidate is tried within it).
     pub timeout: Duration,
     /// Which local addresses to offer as host candidates; `None` picks from the token: loopback
@@ -37,7 +45,9 @@ pub struct DialConfig {
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
     /// The dialer's DTLS certificate; `None` generates a fresh one per dial (~30 ms of key
     /// generation). Reusing one makes the dialer recognisable across connections.
-    pub certificate: Option<str0m::config::DtlsCert>,
+    pub certificate: Option<S::Certificate>,
+    /// Interval between ICE checks while connecting; `None`: the stack's default.
+    pub ice_check_interval: Option<Duration>,
     /// A TURN server (reached over TCP) to allocate a UDP relay from: its relayed address is
     /// added as a local candidate once allocated, after the host candidates, so it is tried
     /// last and wins only when no direct pair works (`spec/peer-contract.md`).
@@ -47,6 +57,8 @@ pub struct DialConfig {
     pub relay_only: bool,
     /// Knobs that break the protocol on purpose, for tests of the listener's defences.
     pub dangerous: DangerousDialConfig,
+    /// The stack, chosen by type.
+    pub stack: PhantomData<fn() -> S>,
 }
 
 /// Deliberately wrong behaviour, to test that listeners refuse it. Never use outside tests.
@@ -62,39 +74,146 @@ pub struct DangerousDialConfig {
     pub relayed_proof: Option<[u8; 32]>,
 }
 
-impl Default for DialConfig {
+impl<S: Stack> Default for DialConfig<S> {
     fn default() -> Self {
         DialConfig {
             timeout: Duration::from_secs(10),
             scope: None,
             progress: None,
             certificate: None,
+            ice_check_interval: None,
             turn: None,
             relay_only: false,
             dangerous: DangerousDialConfig::default(),
+            stack: PhantomData,
         }
     }
 }
 
-pub use oneway_connection::DialError;
-
-/// Connects to the listener of `token`. Returns once both in-band proofs have verified.
-pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, DialError> {
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+/// Connects to the listener of `token` on stack `S`. Returns once both in-band proofs have
+/// verified.
+pub async fn dial<S: Stack>(
+    token: &Token,
+    config: &DialConfig<S>,
+) -> Result<Connection, DialError> {
     if !config.dangerous.skip_expiry_check {
-        token.check_expiry(now_unix)?;
+        token.check_expiry(unix_now())?;
     }
     if !matches!(token.profile, Profile::Native | Profile::DialerIdentity) {
         return Err(DialError::UnsupportedProfile {
             profile: token.profile.name(),
-            dialer: crate::STACK,
+            dialer: S::NAME,
         });
     }
+    let (remotes, resolved) = usable_candidates(token, config.timeout).await?;
 
-    let mut remotes: Vec<(usize, SocketAddr)> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
+    let all_loopback = remotes.iter().all(|(_, a)| a.ip().is_loopback());
+    let some_loopback = remotes.iter().any(|(_, a)| a.ip().is_loopback());
+    let scope = config.scope.unwrap_or(match (all_loopback, some_loopback) {
+        (true, _) => AddressScope::LoopbackOnly,
+        (false, true) => AddressScope::InterfacesAndLoopback,
+        (false, false) => AddressScope::Interfaces,
+    });
+    let (sockets, locals) = bind_for(&remotes, scope)?;
+    if config.relay_only && config.turn.is_none() {
+        return Err(DialError::NoUsableCandidate(
+            "relay only, but no TURN server is configured".to_owned(),
+        ));
+    }
+    if sockets.is_empty() && config.turn.is_none() {
+        return Err(DialError::NoUsableCandidate(
+            "no local address in the families of the token's candidates".to_owned(),
+        ));
+    }
+
+    // The dial's clock starts before a TURN allocation, which counts against the timeout.
+    let started = Instant::now();
+    let mut relay = config.turn.clone().map(|server| {
+        let peers: Vec<SocketAddr> = remotes.iter().map(|(_, a)| *a).collect();
+        Relay::start(server, peers)
+    });
+    let relayed = match relay.as_mut() {
+        Some(r) if S::RELAY_BEFORE_START => {
+            let ready = wait_for_relay(r, started + RELAY_WAIT.min(config.timeout / 2)).await;
+            if config.relay_only && ready.is_none() {
+                let (code, reason) = match &r.error {
+                    Some(e) => (e.code(), e.to_string()),
+                    None => (
+                        "turn-timeout",
+                        format!("no TURN allocation within {RELAY_WAIT:?}"),
+                    ),
+                };
+                return Err(DialError::Closed { code, reason });
+            }
+            ready
+        }
+        _ => None,
+    };
+
+    let now = Instant::now();
+    let keys = token.derive();
+    let certificate = match token.profile {
+        // dialer-identity (`spec/handshake.md` §10.2): the listener chose our certificate.
+        Profile::DialerIdentity => {
+            let cert = DialerCertificate::derive(&token.secret)
+                .map_err(|e| StackError::Config(format!("dialer certificate: {e}")))?;
+            Some(S::certificate_from_der(
+                &cert.certificate_der,
+                &cert.private_key_pkcs8,
+            )?)
+        }
+        _ => config.certificate.clone(),
+    };
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let offered: &[SocketAddr] = if config.relay_only { &[] } else { &locals };
+    let engine = S::dialer_engine(DialerEngineParams {
+        now,
+        token: &resolved,
+        remotes: &remotes,
+        keys: &keys,
+        auth_key: config.dangerous.auth_key.unwrap_or(keys.auth_key),
+        certificate,
+        locals: offered,
+        relayed,
+        loopback: all_loopback,
+        ice_check_interval: config.ice_check_interval,
+        relayed_proof: config.dangerous.relayed_proof,
+        events: events_tx,
+    })?;
+
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let driver = Driver {
+        relay,
+        relay_only: config.relay_only,
+        engine,
+        sockets: Arc::new(SocketSet::new(sockets)),
+        ready: Some(ready_tx),
+        progress: config.progress.clone(),
+        deadline: started + config.timeout,
+        timeout: config.timeout,
+        reported_tried: 0,
+        outbox: Vec::new(),
+    };
+    let handle = tokio::spawn(driver.run(commands_rx));
+    let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
+    match ready_rx.await {
+        Ok(Ok(info)) => Ok(Connection::new(0, commands_tx, events_rx, info, guard)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(DialError::Closed {
+            code: "internal",
+            reason: "dialer task ended".to_owned(),
+        }),
+    }
+}
+
+/// The token with only the candidates a dialer can use, in token order (each mDNS name
+/// resolved, within [`MDNS_RESOLVE_TIMEOUT`] or half of `timeout`, and replaced by its first
+/// address), and the remote addresses to check, each with its candidate's index in that token.
+async fn usable_candidates(
+    token: &Token,
+    timeout: Duration,
+) -> Result<(Vec<(usize, SocketAddr)>, Token), DialError> {
     let mdns_names: Vec<[u8; 16]> = token
         .candidates
         .iter()
@@ -106,49 +225,69 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
     let resolved = if mdns_names.is_empty() {
         Default::default()
     } else {
-        let wait = MDNS_RESOLVE_TIMEOUT.min(config.timeout / 2);
+        let wait = MDNS_RESOLVE_TIMEOUT.min(timeout / 2);
         tokio::task::spawn_blocking(move || crate::mdns::resolve(&mdns_names, wait))
             .await
             .map_err(|e| StackError::Io(format!("mDNS task: {e}")))??
     };
+    let mut remotes: Vec<(usize, SocketAddr)> = Vec::new();
+    let mut usable: Vec<Candidate> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     for (index, c) in token.candidates.iter().enumerate() {
-        match (c.transport, c.address) {
-            (Transport::Udp, CandidateAddress::Ip(ip)) => {
-                remotes.push((index, SocketAddr::new(ip, c.port)))
-            }
+        let ips: Vec<IpAddr> = match (c.transport, c.address) {
+            (Transport::Udp, CandidateAddress::Ip(ip)) => vec![ip],
             (Transport::Udp, CandidateAddress::Mdns(uuid)) => match resolved.get(&uuid) {
-                Some(ips) => {
-                    remotes.extend(ips.iter().map(|ip| (index, SocketAddr::new(*ip, c.port))))
+                Some(ips) if !ips.is_empty() => ips.clone(),
+                _ => {
+                    skipped.push(format!(
+                        "candidate {}: {} did not resolve over mDNS",
+                        index + 1,
+                        c.address.to_sdp_string()
+                    ));
+                    continue;
                 }
-                None => skipped.push(format!(
-                    "candidate {}: {} did not resolve over mDNS",
-                    index + 1,
-                    c.address.to_sdp_string()
-                )),
             },
-            _ => skipped.push(format!(
-                "candidate {}: TCP is not supported by this dialer",
-                index + 1
-            )),
-        }
+            _ => {
+                skipped.push(format!(
+                    "candidate {}: TCP is not supported by this dialer",
+                    index + 1
+                ));
+                continue;
+            }
+        };
+        let position = usable.len();
+        usable.push(Candidate {
+            address: CandidateAddress::Ip(ips[0]),
+            ..*c
+        });
+        remotes.extend(
+            ips.iter()
+                .map(|ip| (position, SocketAddr::new(*ip, c.port))),
+        );
     }
     if remotes.is_empty() {
-        return Err(DialError::NoUsableCandidate(skipped.join("; ")));
+        return Err(DialError::NoUsableCandidate(if skipped.is_empty() {
+            "the token has no candidate".to_owned()
+        } else {
+            skipped.join("; ")
+        }));
     }
     for reason in &skipped {
         tracing::info!("{reason}");
     }
+    let mut resolved_token = token.clone();
+    resolved_token.candidates = usable;
+    Ok((remotes, resolved_token))
+}
 
-    let all_loopback = remotes.iter().all(|(_, a)| a.ip().is_loopback());
-    let some_loopback = remotes.iter().any(|(_, a)| a.ip().is_loopback());
-    let scope = config.scope.unwrap_or(match (all_loopback, some_loopback) {
-        (true, _) => AddressScope::LoopbackOnly,
-        (false, true) => AddressScope::InterfacesAndLoopback,
-        (false, false) => AddressScope::Interfaces,
-    });
+/// One wildcard socket per address family of `remotes` that has a local address in `scope`,
+/// and the host candidates they stand for.
+fn bind_for(
+    remotes: &[(usize, SocketAddr)],
+    scope: AddressScope,
+) -> Result<(Vec<Socket>, Vec<SocketAddr>), DialError> {
     let addresses =
         host_addresses(scope).map_err(|e| StackError::Io(format!("listing interfaces: {e}")))?;
-
     let mut sockets: Vec<Socket> = Vec::new();
     let mut locals: Vec<SocketAddr> = Vec::new();
     for v4 in [true, false] {
@@ -181,118 +320,32 @@ pub async fn dial(token: &Token, config: &DialConfig) -> Result<Connection, Dial
         );
         sockets.push(socket);
     }
-    if config.relay_only && config.turn.is_none() {
-        return Err(DialError::NoUsableCandidate(
-            "relay only, but no TURN server is configured".to_owned(),
-        ));
-    }
-    if sockets.is_empty() && config.turn.is_none() {
-        return Err(DialError::NoUsableCandidate(
-            "no local address in the families of the token's candidates".to_owned(),
-        ));
-    }
+    Ok((sockets, locals))
+}
 
-    let now = Instant::now();
-    let keys = token.derive();
-    let identity = dialer_identity(token, &keys)?;
-    let (local_creds, remote_creds, certificate) = match identity {
-        // dialer-identity (`spec/handshake.md` §10.2): the listener chose our credentials and
-        // certificate; it is the controlling agent.
-        Some((local, remote, cert)) => (local, remote, Some(cert)),
-        None => {
-            let local = IceCreds::new();
-            let listener_ufrag = compose_listener_ufrag(&keys.token_ufrag, &local.pass)
-                .map_err(|e| StackError::Config(format!("composing the listener ufrag: {e}")))?;
-            let remote = IceCreds {
-                ufrag: listener_ufrag,
-                pass: keys.listener_pwd.clone(),
-            };
-            (local, remote, config.certificate.clone())
+/// Drives `relay` until its relayed candidate is ready, it fails, or `until`; returns
+/// `(relayed, local)` when ready.
+async fn wait_for_relay(relay: &mut Relay, until: Instant) -> Option<(SocketAddr, SocketAddr)> {
+    // Bounded by `until`; each turn handles one report of the connection tasks or a timeout.
+    while relay.error.is_none() {
+        let mut wake = until;
+        if let Some(at) = relay.poll_timeout() {
+            wake = wake.min(at);
         }
-    };
-    let mut builder = crate::peer::rtc_builder(all_loopback).set_local_ice_credentials(local_creds);
-    if let Some(cert) = certificate {
-        builder = builder.set_dtls_cert(cert);
-    }
-    let mut rtc = builder.build(now);
-    for local in locals.iter().filter(|_| !config.relay_only) {
-        match RtcCandidate::host(*local, "udp") {
-            Ok(c) => {
-                rtc.add_local_candidate(c);
+        let out = tokio::select! {
+            io = relay.recv() => relay.handle_io(Instant::now(), io),
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= until {
+                    return None;
+                }
+                relay.handle_timeout(Instant::now())
             }
-            Err(e) => {
-                tracing::debug!(%local, error = %e, "local address not usable as a candidate")
-            }
-        }
-    }
-    let mut api = rtc.direct_api();
-    api.set_ice_controlling(token.profile == Profile::Native);
-    api.set_remote_ice_credentials(remote_creds);
-    api.set_remote_fingerprint(str0m::config::Fingerprint {
-        hash_func: "sha-256".to_owned(),
-        bytes: token.fingerprint.0.to_vec(),
-    });
-    api.start_dtls(true)
-        .map_err(|e| StackError::Rtc(e.to_string()))?;
-    api.start_sctp(true);
-    let ctrl = api.create_data_channel(Peer::control_channel_config());
-
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let auth_key = config.dangerous.auth_key.unwrap_or(keys.auth_key);
-    let mut peer = Peer::new(
-        rtc,
-        Role::Dialer,
-        auth_key,
-        token.fingerprint.0,
-        ctrl,
-        now,
-        events_tx,
-    );
-    if let Some(mac) = config.dangerous.relayed_proof {
-        peer.relay_proof(mac);
-    }
-    for (index, addr) in &remotes {
-        // mDNS candidates keep their token position (priority) with the resolved address.
-        let resolved = oneway_token::Candidate {
-            address: CandidateAddress::Ip(addr.ip()),
-            ..token.candidates[*index]
         };
-        let line = candidate_attribute(*index, &resolved);
-        match RtcCandidate::from_sdp_string(&line) {
-            Ok(c) => peer.add_remote_candidate(c),
-            Err(e) => tracing::warn!(%line, error = %e, "str0m refused a token candidate"),
+        if let Some(ready) = out.add_candidate {
+            return Some(ready);
         }
     }
-
-    let relay = config.turn.clone().map(|server| {
-        let peers: Vec<SocketAddr> = remotes.iter().map(|(_, a)| *a).collect();
-        Relay::start(server, peers)
-    });
-
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let driver = Driver {
-        relay,
-        relay_only: config.relay_only,
-        peer,
-        sockets: Arc::new(SocketSet::new(sockets)),
-        ready: Some(ready_tx),
-        progress: config.progress.clone(),
-        deadline: now + config.timeout,
-        timeout: config.timeout,
-        reported_tried: 0,
-        outbox: Vec::new(),
-    };
-    let handle = tokio::spawn(driver.run(commands_rx));
-    let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
-    match ready_rx.await {
-        Ok(Ok(info)) => Ok(Connection::new(0, commands_tx, events_rx, info, guard)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(DialError::Closed {
-            code: "internal",
-            reason: "dialer task ended".to_owned(),
-        }),
-    }
+    None
 }
 
 /// The relay's next report, or never without a relay.
@@ -303,35 +356,8 @@ async fn relay_recv(relay: Option<&mut Relay>) -> Option<LinkIo> {
     }
 }
 
-/// The identity a `dialer-identity` token chose for us: our ICE credentials, the listener's
-/// (from `listener-ice`), and the certificate rebuilt from the secret (`spec/token.md` §7.3).
-fn dialer_identity(
-    token: &Token,
-    keys: &oneway_token::DerivedKeys,
-) -> Result<Option<(IceCreds, IceCreds, str0m::config::DtlsCert)>, StackError> {
-    let (Some(dialer), Some(listener)) = (&keys.dialer_ice, &token.listener_ice) else {
-        return Ok(None);
-    };
-    let cert = DialerCertificate::derive(&token.secret)
-        .map_err(|e| StackError::Config(format!("dialer certificate: {e}")))?;
-    Ok(Some((
-        IceCreds {
-            ufrag: dialer.ufrag().to_owned(),
-            pass: dialer.pwd().to_owned(),
-        },
-        IceCreds {
-            ufrag: listener.ufrag().to_owned(),
-            pass: listener.pwd().to_owned(),
-        },
-        str0m::config::DtlsCert {
-            certificate: cert.certificate_der,
-            private_key: cert.private_key_pkcs8,
-        },
-    )))
-}
-
-struct Driver {
-    peer: Peer,
+struct Driver<E> {
+    engine: E,
     /// The TURN relay, when configured.
     relay: Option<Relay>,
     /// Whether only the relayed candidate is offered (a TURN failure then ends the dial).
@@ -343,13 +369,15 @@ struct Driver {
     timeout: Duration,
     reported_tried: usize,
     /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
-    outbox: Vec<crate::peer::Outgoing>,
+    outbox: Vec<Transmit>,
 }
 
-impl Driver {
+impl<E: Engine> Driver<E> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<(u64, Command)>) {
         let sockets = Arc::clone(&self.sockets);
-        let mut next = Some(Instant::now());
+        let mut next = self.service();
+        self.sockets.send_batch(&self.outbox);
+        self.outbox.clear();
         loop {
             let now = Instant::now();
             let mut wake = next.unwrap_or(now + Duration::from_secs(1));
@@ -360,7 +388,7 @@ impl Driver {
                 wake = wake.min(at);
             }
             let mut relay_io: Option<Option<LinkIo>> = None;
-            // One input, then a full poll (str0m's contract), for each of a batch read at once.
+            // One input, then a full poll, for each of a batch read at once.
             let mut batch = Vec::new();
             let mut queued = Vec::new();
             tokio::select! {
@@ -390,7 +418,7 @@ impl Driver {
                         }
                         return;
                     }
-                    self.peer.handle_timeout(now);
+                    self.engine.handle_timeout(now);
                     if let Some(relay) = self.relay.as_mut() {
                         let out = relay.handle_timeout(now);
                         self.relay_output(out);
@@ -419,18 +447,18 @@ impl Driver {
                 next = self.service();
             }
             for d in batch {
-                self.peer
+                self.engine
                     .handle_datagram(Instant::now(), d.source, d.destination, &d.contents);
                 next = self.service();
             }
             for command in queued {
-                self.peer.handle_command(Instant::now(), command);
+                self.engine.handle_command(Instant::now(), command);
                 next = self.service();
             }
             self.sockets.send_batch(&self.outbox);
             self.outbox.clear();
-            if self.peer.is_closed() && self.ready.is_none() {
-                // Give the last datagrams (close message) a moment, then stop.
+            if self.engine.is_closed() && self.ready.is_none() {
+                // The last datagrams (a close message) have left: stop.
                 return;
             }
         }
@@ -440,9 +468,9 @@ impl Driver {
     /// check got through and the TURN relay failed, the relay's cause (`turn-auth-failed`, …).
     fn timeout_error(&self) -> DialError {
         DialError::timed_out(
-            self.peer.timings.stage(),
+            self.engine.timings().stage(),
             self.timeout,
-            self.peer.tried.iter().map(|(a, _)| *a).collect(),
+            self.engine.tried().iter().map(|(a, _)| *a).collect(),
             self.relay
                 .as_ref()
                 .and_then(|r| r.error.as_ref())
@@ -450,33 +478,31 @@ impl Driver {
         )
     }
 
-    /// Applies what the relay produced: its candidate, and data relayed from peers.
+    /// Applies what the relay produced: its candidate (for engines that take it late), and
+    /// data relayed from peers, handed to the engine as received on the relayed address.
     fn relay_output(&mut self, out: RelayOutput) {
         if let Some((relayed, local)) = out.add_candidate {
-            match RtcCandidate::relayed(relayed, local, "udp") {
-                Ok(c) => {
-                    tracing::info!(%relayed, "relayed candidate added");
-                    if self.peer.rtc.add_local_candidate(c).is_none() {
-                        tracing::warn!(%relayed, "str0m refused the relayed candidate");
-                    }
-                }
-                Err(e) => tracing::warn!(%relayed, error = %e, "relayed candidate not usable"),
+            if self.engine.add_relayed_candidate(relayed, local) {
+                tracing::info!(%relayed, "relayed candidate added");
+            } else {
+                tracing::debug!(%relayed, "relayed candidate not added after the start");
             }
         }
         let Some(relayed) = self.relay.as_ref().and_then(Relay::relayed) else {
             return;
         };
-        // One input, then a full poll (str0m's contract), as for datagrams from the sockets.
         for (peer, data) in out.received {
-            self.peer
+            self.engine
                 .handle_datagram(Instant::now(), peer, relayed, &data);
             self.service();
         }
     }
 
+    /// Polls the engine: datagrams to the outbox (or the relay), progress reported, the
+    /// handshake's end announced. Returns the engine's next deadline.
     fn service(&mut self) -> Option<Instant> {
         let now = Instant::now();
-        let (outgoing, next) = self.peer.poll(now);
+        let (outgoing, next) = self.engine.poll(now);
         match self.relay.as_mut() {
             Some(relay) if relay.relayed().is_some() => {
                 let relayed = relay.relayed();
@@ -490,12 +516,11 @@ impl Driver {
             }
             _ => self.outbox.extend(outgoing),
         }
-        while self.reported_tried < self.peer.tried.len() {
-            let (remote, after) = self.peer.tried[self.reported_tried];
+        while let Some(&(remote, after)) = self.engine.tried().get(self.reported_tried) {
             self.reported_tried += 1;
             self.report(Progress::CandidateTried { remote, after });
         }
-        for notice in self.peer.take_notices() {
+        for notice in self.engine.take_notices() {
             match notice {
                 Notice::IceConnected => self.report(Progress::IceConnected),
                 Notice::DtlsConnected => self.report(Progress::DtlsConnected),
@@ -504,9 +529,9 @@ impl Driver {
                 Notice::Authenticated => {
                     self.report(Progress::Authenticated);
                     let info = ConnectionInfo {
-                        timings: self.peer.timings.clone(),
-                        selected: self.peer.selected,
-                        tried: self.peer.tried.clone(),
+                        timings: self.engine.timings().clone(),
+                        selected: self.engine.selected(),
+                        tried: self.engine.tried().to_vec(),
                     };
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(info));

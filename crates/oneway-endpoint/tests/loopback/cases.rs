@@ -1,11 +1,13 @@
-//! One-way connections over loopback with real sockets and real str0m engines.
+// The loopback cases, included once per stack by `tests/loopback.rs` in a module that names
+// the stack `Stack`.
 
 use std::time::Duration;
 
-use oneway_str0m::{
-    Connection, DialConfig, DialError, Listener, ListenerConfig, ListenerEvent, dial,
-};
+use oneway_endpoint::{Connection, DialError, ListenerConfig, ListenerEvent, dial};
 use oneway_testkit::churn::echo;
+
+type Listener = oneway_endpoint::Listener<Stack>;
+type DialConfig = oneway_endpoint::DialConfig<Stack>;
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()

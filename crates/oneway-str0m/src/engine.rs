@@ -1,22 +1,22 @@
-//! One connection's engine: a str0m `Rtc` plus the oneway handshake (`spec/handshake.md`),
-//! without sockets. The drivers feed it datagrams, timeouts and commands, and send what it
-//! returns. After every input, [`Peer::poll`] drains `Rtc::poll_output` until `Timeout`.
+//! One connection's engine: a str0m `Rtc` (Direct API) plus the oneway handshake
+//! (`spec/handshake.md`), without sockets: [`Str0mEngine`] implements
+//! [`oneway_endpoint::Engine`]. After every input, [`Engine::poll`] drains `Rtc::poll_output`
+//! until `Timeout`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use oneway_core::proof::{self, ProofRole};
+use oneway_connection::{Command, ConnectionEvent, Timings};
+use oneway_core::ProofRole;
+use oneway_core::handshake::{self, BeforeAuth, Failure};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
+use oneway_endpoint::session::{ChannelTable, PathRecord, SendQueue, reply_closed};
+use oneway_endpoint::{Engine, Notice, Transmit};
 use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::mpsc;
-
-use crate::connection::{ChannelRef, ConnectionEvent, Timings};
-
-/// Most bytes queued for channels whose SCTP buffer is full; beyond it `send` fails.
-pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes str0m's SCTP may hold for sending, acknowledged or not: str0m's default, kept on
 /// purpose. It caps the data in flight (throughput ≤ this per round trip: ~2.6 MB/s at 50 ms),
 /// but str0m's SCTP (sctp-proto 0.10) scans every chunk in flight several times per poll, so
@@ -44,92 +44,38 @@ pub(crate) fn rtc_builder(loopback: bool) -> str0m::RtcConfig {
 /// Most datagrams one `poll` sends before yielding back to the driver, so one busy connection
 /// cannot starve the others on a shared socket.
 pub const POLL_OUTPUT_BOUND: usize = 4096;
+/// How long after the last check str0m's ICE reports an authenticated connection
+/// `Disconnected` (fixed by str0m).
+pub const ICE_DISCONNECT_AFTER: Duration = Duration::from_secs(15);
 /// How long an authenticated connection stays up once ICE reports it disconnected, waiting for
-/// checks (or a restart) to bring it back, before it closes with `consent-lost`. str0m's
-/// ICE-lite side reports `Disconnected` 15 s after the last check, so a listener lets a dialer
-/// that died go after 30 s in all: RFC 7675's consent timeout.
+/// checks (or a restart) to bring it back, before it closes with `consent-lost`, by default:
+/// with [`ICE_DISCONNECT_AFTER`], a dialer that died goes after 30 s in all, RFC 7675's
+/// consent timeout. A listener's `consent_timeout` sets it to the rest of its own.
 pub const CONSENT_GRACE: Duration = Duration::from_secs(15);
 /// Most channel-0 messages waiting for room in SCTP's send buffer (a full application channel
 /// can hold it up); beyond it a message is dropped with a warning.
 pub const CONTROL_QUEUE: usize = 64;
 
-/// Which side of the handshake this engine is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The token issuer: ICE-lite, controlled, DTLS server, SCTP server.
-    Listener,
-    /// The token holder: full ICE, controlling, DTLS client, SCTP client.
-    Dialer,
-}
-
-/// What the engine tells its driver, besides datagrams.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Notice {
-    /// ICE found a working pair.
-    IceConnected,
-    /// DTLS completed (str0m `Connected`).
-    DtlsConnected,
-    /// Channel 0 is open.
-    ChannelOpen,
-    /// Listener only: the dialer's proof verified; the driver must now call [`Peer::admit`] or
-    /// [`Peer::reject`].
-    DialerProven,
-    /// Both proofs verified: the connection may carry application data.
-    Authenticated,
-    /// The engine ended; the reason uses the stable codes of `spec/handshake.md` §8.
-    Closed {
-        /// Stable code (e.g. `auth-failed`, `closed-by-peer`).
-        code: &'static str,
-        /// Details for logs.
-        reason: String,
-    },
-}
-
-/// A datagram to send.
-#[derive(Debug)]
-pub struct Outgoing {
-    /// Local address to send from.
-    pub source: SocketAddr,
-    /// Remote address.
-    pub destination: SocketAddr,
-    /// Payload.
-    pub contents: Vec<u8>,
-}
-
-pub use oneway_connection::Command;
-
 /// One connection's engine.
-pub struct Peer {
+pub struct Str0mEngine {
     pub(crate) rtc: Rtc,
-    role: Role,
+    role: ProofRole,
     auth_key: [u8; 32],
     /// SHA-256 of the listener's certificate (the token's fingerprint).
     listener_fp: [u8; 32],
     ctrl: ChannelId,
     authenticated: bool,
-    proof_sent: bool,
     closed: bool,
     events: mpsc::UnboundedSender<ConnectionEvent>,
-    channels: HashMap<ChannelId, ChannelRef>,
-    refs: HashMap<ChannelRef, ChannelId>,
-    next_ref: u32,
-    pending_opens: VecDeque<(
-        ChannelId,
-        tokio::sync::oneshot::Sender<Result<ChannelRef, String>>,
-    )>,
-    outbound: VecDeque<(ChannelId, bool, Vec<u8>)>,
-    outbound_bytes: usize,
+    channels: ChannelTable<ChannelId>,
+    outbound: SendQueue<ChannelId>,
     restart: Option<(IceCreds, tokio::sync::oneshot::Sender<Result<(), String>>)>,
     notices: Vec<Notice>,
     /// Datagrams produced while handling input (e.g. a last message before closing), sent by
     /// the next `poll`.
-    pending_out: Vec<Outgoing>,
-    /// Stage times and the path, reported in events.
-    pub(crate) timings: Timings,
-    /// Remote addresses the dialer sent its first checks to, in order (the fallback order).
-    pub(crate) tried: Vec<(SocketAddr, Duration)>,
-    /// `(local, remote)` of the first DTLS datagram: the selected pair.
-    pub(crate) selected: Option<(SocketAddr, SocketAddr)>,
+    pending_out: Vec<Transmit>,
+    /// Stage times, the candidates tried and the selected pair.
+    path: PathRecord,
     ice_connected: bool,
     /// Remote candidates the dialer added from the token, re-added on restart.
     remote_candidates: Vec<str0m::Candidate>,
@@ -137,49 +83,50 @@ pub struct Peer {
     relayed_proof: Option<[u8; 32]>,
     /// Since when ICE has reported the authenticated connection disconnected.
     disconnected_since: Option<Instant>,
+    /// How long after that the connection closes with `consent-lost`.
+    consent_grace: Duration,
     /// Channel-0 messages SCTP had no room for yet; sent before any application data.
     control_queue: VecDeque<String>,
 }
 
-impl Peer {
+impl Str0mEngine {
     /// Wraps a configured `Rtc` whose channel 0 was created as `ctrl`.
     pub(crate) fn new(
         rtc: Rtc,
-        role: Role,
+        role: ProofRole,
         auth_key: [u8; 32],
         listener_fp: [u8; 32],
         ctrl: ChannelId,
         started: Instant,
         events: mpsc::UnboundedSender<ConnectionEvent>,
     ) -> Self {
-        Peer {
+        Str0mEngine {
             rtc,
             role,
             auth_key,
             listener_fp,
             ctrl,
             authenticated: false,
-            proof_sent: false,
             closed: false,
             events,
-            channels: HashMap::new(),
-            refs: HashMap::new(),
-            next_ref: 1,
-            pending_opens: VecDeque::new(),
-            outbound: VecDeque::new(),
-            outbound_bytes: 0,
+            channels: ChannelTable::default(),
+            outbound: SendQueue::default(),
             restart: None,
             notices: Vec::new(),
             pending_out: Vec::new(),
-            timings: Timings::new(started),
-            tried: Vec::new(),
-            selected: None,
+            path: PathRecord::new(role, started),
             ice_connected: false,
             remote_candidates: Vec::new(),
             relayed_proof: None,
             disconnected_since: None,
+            consent_grace: CONSENT_GRACE,
             control_queue: VecDeque::new(),
         }
+    }
+
+    /// Sets how long an authenticated connection survives ICE reporting it disconnected.
+    pub(crate) fn set_consent_grace(&mut self, grace: Duration) {
+        self.consent_grace = grace;
     }
 
     /// Tests only: send `mac` as this side's proof instead of computing it, as a relay replaying
@@ -203,45 +150,22 @@ impl Peer {
         }
     }
 
-    /// Whether the engine has ended.
-    pub fn is_closed(&self) -> bool {
+    fn closed(&self) -> bool {
         self.closed || !self.rtc.is_alive()
     }
 
-    /// Whether both proofs have verified.
-    pub fn is_authenticated(&self) -> bool {
-        self.authenticated
-    }
-
-    /// Whether str0m's own "is this datagram mine" check accepts `datagram`.
-    pub fn accepts(
-        &self,
-        now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-    ) -> bool {
-        Receive::new(Protocol::Udp, source, destination, contents)
-            .is_ok_and(|r| self.rtc.accepts(&Input::Receive(now, r)))
-    }
-
-    /// Feeds one datagram.
-    pub fn handle_datagram(
+    fn datagram(
         &mut self,
         now: Instant,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
     ) {
-        if self.is_closed() {
+        if self.closed() {
             return;
         }
-        if self.timings.first_check.is_none() && contents.first().is_some_and(|b| *b < 2) {
-            self.timings.first_check = Some(now);
-        }
-        if self.selected.is_none() && is_dtls(contents) && self.ice_connected {
-            self.selected = Some((destination, source));
-        }
+        self.path
+            .received(now, source, destination, contents, self.ice_connected);
         match Receive::new(Protocol::Udp, source, destination, contents) {
             Ok(receive) => {
                 if let Err(e) = self.rtc.handle_input(Input::Receive(now, receive)) {
@@ -252,29 +176,28 @@ impl Peer {
         }
     }
 
-    /// Advances time.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn timeout(&mut self, now: Instant) {
         if let Some(since) = self.disconnected_since
-            && now >= since + CONSENT_GRACE
-            && !self.is_closed()
+            && now >= since + self.consent_grace
+            && !self.closed()
         {
+            let grace = self.consent_grace;
             self.fail(
                 now,
                 "consent-lost",
-                format!("no ICE consent for {CONSENT_GRACE:?} after ICE disconnected"),
+                format!("no ICE consent for {grace:?} after ICE disconnected"),
             );
             return;
         }
-        if !self.is_closed()
+        if !self.closed()
             && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
         {
             self.fail(now, failure_code(&e), e.to_string());
         }
     }
 
-    /// Applies a command from the connection handle.
-    pub fn handle_command(&mut self, now: Instant, command: Command) {
-        if self.is_closed() {
+    fn command(&mut self, now: Instant, command: Command) {
+        if self.closed() {
             reply_closed(command);
             return;
         }
@@ -288,7 +211,7 @@ impl Peer {
                     label,
                     ..Default::default()
                 });
-                self.pending_opens.push_back((id, reply));
+                self.channels.requested(id, reply);
             }
             Command::Send {
                 channel,
@@ -296,17 +219,7 @@ impl Peer {
                 data,
                 reply,
             } => {
-                let result = match self.refs.get(&channel) {
-                    None => Err(format!("unknown channel {channel:?}")),
-                    Some(_) if self.outbound_bytes + data.len() > MAX_QUEUED_BYTES => {
-                        Err("send queue full (16 MiB): the peer is not reading".to_owned())
-                    }
-                    Some(id) => {
-                        self.outbound_bytes += data.len();
-                        self.outbound.push_back((*id, binary, data));
-                        Ok(())
-                    }
-                };
+                let result = self.outbound.push(&self.channels, channel, binary, data);
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
@@ -334,9 +247,7 @@ impl Peer {
         }
     }
 
-    /// Drains str0m's output: returns the datagrams to send, and the next time the engine
-    /// needs a timeout. Handles every event on the way.
-    pub fn poll(&mut self, now: Instant) -> (Vec<Outgoing>, Option<Instant>) {
+    fn poll_all(&mut self, now: Instant) -> (Vec<Transmit>, Option<Instant>) {
         self.flush_outbound();
         let next = self.drain(now);
         (std::mem::take(&mut self.pending_out), next)
@@ -346,32 +257,19 @@ impl Peer {
     /// timeout (returned) or [`POLL_OUTPUT_BOUND`] outputs were taken.
     fn drain(&mut self, now: Instant) -> Option<Instant> {
         for _ in 0..POLL_OUTPUT_BOUND {
-            if self.is_closed() {
+            if self.closed() {
                 return None;
             }
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {
-                    let consent = self.disconnected_since.map(|t| t + CONSENT_GRACE);
+                    let consent = self.disconnected_since.map(|t| t + self.consent_grace);
                     return Some(consent.map_or(at, |c| c.min(at)));
                 }
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
-                    if self.role == Role::Dialer
-                        && contents.first().is_some_and(|b| *b < 2)
-                        && !self.tried.iter().any(|(a, _)| *a == t.destination)
-                    {
-                        self.tried.push((
-                            t.destination,
-                            now.saturating_duration_since(self.timings.started),
-                        ));
-                        if self.timings.first_check.is_none() {
-                            self.timings.first_check = Some(now);
-                        }
-                    }
-                    if self.selected.is_none() && self.ice_connected && is_dtls(&contents) {
-                        self.selected = Some((t.source, t.destination));
-                    }
-                    self.pending_out.push(Outgoing {
+                    self.path
+                        .sent(now, t.source, t.destination, &contents, self.ice_connected);
+                    self.pending_out.push(Transmit {
                         source: t.source,
                         destination: t.destination,
                         contents,
@@ -397,7 +295,7 @@ impl Peer {
                         if !self.ice_connected =>
                     {
                         self.ice_connected = true;
-                        self.timings.ice_connected = Some(now);
+                        self.path.timings.ice_connected = Some(now);
                         self.notices.push(Notice::IceConnected);
                     }
                     IceConnectionState::Connected | IceConnectionState::Completed => {
@@ -405,7 +303,8 @@ impl Peer {
                     }
                     IceConnectionState::Disconnected if self.authenticated => {
                         tracing::info!(
-                            "ICE disconnected; closing in {CONSENT_GRACE:?} unless checks resume"
+                            grace = ?self.consent_grace,
+                            "ICE disconnected; closing after the grace unless checks resume"
                         );
                         self.disconnected_since.get_or_insert(now);
                     }
@@ -413,23 +312,24 @@ impl Peer {
                 }
             }
             Event::Connected => {
-                self.timings.dtls_connected = Some(now);
+                self.path.timings.dtls_connected = Some(now);
                 self.notices.push(Notice::DtlsConnected);
             }
             Event::ChannelOpen(id, label) if id == self.ctrl => {
                 tracing::debug!(%label, "control channel open");
-                self.timings.channel_open = Some(now);
+                self.path.timings.channel_open = Some(now);
                 self.notices.push(Notice::ChannelOpen);
-                if self.role == Role::Dialer {
+                if self.role == ProofRole::Dialer {
                     self.send_proof();
                 }
             }
             Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
             Event::ChannelData(data) if data.id == self.ctrl => self.on_control(now, &data.data),
             Event::ChannelData(data) => {
-                if let (true, Some(channel)) = (self.authenticated, self.channels.get(&data.id)) {
+                if let (true, Some(channel)) = (self.authenticated, self.channels.channel(data.id))
+                {
                     let _ = self.events.send(ConnectionEvent::Data {
-                        channel: *channel,
+                        channel,
                         binary: data.binary,
                         data: data.data,
                     });
@@ -439,8 +339,7 @@ impl Peer {
                 self.finish("closed-by-peer", "control channel closed".to_owned());
             }
             Event::ChannelClose(id) => {
-                if let Some(channel) = self.channels.remove(&id) {
-                    self.refs.remove(&channel);
+                if let Some(channel) = self.channels.closed(id) {
                     let _ = self.events.send(ConnectionEvent::ChannelClosed { channel });
                 }
             }
@@ -456,22 +355,8 @@ impl Peer {
             self.rtc.direct_api().close_data_channel(id);
             return;
         }
-        let channel = ChannelRef::new(self.next_ref);
-        self.next_ref += 1;
-        self.channels.insert(id, channel);
-        self.refs.insert(channel, id);
-        if let Some(pos) = self
-            .pending_opens
-            .iter()
-            .position(|(pending, _)| *pending == id)
-        {
-            if let Some((_, reply)) = self.pending_opens.remove(pos) {
-                let _ = reply.send(Ok(channel));
-            }
-        } else {
-            let _ = self
-                .events
-                .send(ConnectionEvent::ChannelOpen { channel, label });
+        if let Some(event) = self.channels.opened(id, label) {
+            let _ = self.events.send(event);
         }
     }
 
@@ -490,65 +375,46 @@ impl Peer {
             .try_into()
             .ok()?;
         Some(match self.role {
-            Role::Listener => (local, remote),
-            Role::Dialer => (remote, local),
+            ProofRole::Listener => (local, remote),
+            ProofRole::Dialer => (remote, local),
         })
     }
 
     fn send_proof(&mut self) {
-        let Some((listener_fp, dialer_fp)) = self.fingerprints() else {
+        let Some(fingerprints) = self.fingerprints() else {
             self.finish("auth-failed", "DTLS fingerprints unavailable".to_owned());
             return;
         };
-        let role = match self.role {
-            Role::Listener => ProofRole::Listener,
-            Role::Dialer => ProofRole::Dialer,
-        };
         let mac = self
             .relayed_proof
-            .unwrap_or_else(|| proof::compute(&self.auth_key, role, &listener_fp, &dialer_fp));
+            .unwrap_or_else(|| handshake::own_proof(self.role, &self.auth_key, fingerprints));
         self.send_control(&Message::proof(&mac));
-        self.proof_sent = true;
     }
 
     fn on_control(&mut self, now: Instant, bytes: &[u8]) {
+        if !self.authenticated {
+            match handshake::before_auth(bytes) {
+                BeforeAuth::Proof(mac) => self.on_proof(now, &mac),
+                BeforeAuth::RefusedByPeer(Failure { code, reason }) => {
+                    // The listener refused us; keep its cause.
+                    tracing::warn!(%code, %reason, "refused by the peer");
+                    self.finish(code, reason);
+                }
+                BeforeAuth::Violation(Failure { code, reason }) => self.refuse(now, code, reason),
+            }
+            return;
+        }
         let message = match Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(code = e.code(), error = %e, "bad control message");
-                if !self.authenticated {
-                    self.refuse(
-                        now,
-                        "auth-failed",
-                        format!("malformed message before the proof: {e}"),
-                    );
-                } else {
-                    self.send_control(&Message::Error {
-                        code: e.code().to_owned(),
-                        reason: e.to_string(),
-                    });
-                }
+                self.send_control(&Message::Error {
+                    code: e.code().to_owned(),
+                    reason: e.to_string(),
+                });
                 return;
             }
         };
-        if !self.authenticated {
-            if let Message::Error { code, reason } = &message {
-                // The listener refused us; keep its cause.
-                tracing::warn!(%code, %reason, "refused by the peer");
-                self.finish(known_code(code), reason.clone());
-                return;
-            }
-            match message.proof_mac() {
-                Some(Ok(mac)) => self.on_proof(now, &mac),
-                Some(Err(e)) => self.refuse(now, "auth-failed", e.to_string()),
-                None => self.refuse(
-                    now,
-                    "auth-failed",
-                    format!("{} before the proof", message.kind()),
-                ),
-            }
-            return;
-        }
         match message {
             Message::IceRestart { ufrag, pwd } => {
                 // Answer first, then switch (spec/handshake.md §6.1).
@@ -587,56 +453,29 @@ impl Peer {
     }
 
     fn on_proof(&mut self, now: Instant, mac: &[u8; 32]) {
-        let Some((listener_fp, dialer_fp)) = self.fingerprints() else {
-            self.refuse(
-                now,
-                "auth-failed",
-                "DTLS fingerprints unavailable".to_owned(),
-            );
-            return;
-        };
-        if listener_fp != self.listener_fp {
-            self.refuse(
-                now,
-                "fingerprint-mismatch",
-                "listener certificate differs from the token".to_owned(),
-            );
-            return;
-        }
-        let expected_role = match self.role {
-            Role::Listener => ProofRole::Dialer,
-            Role::Dialer => ProofRole::Listener,
-        };
-        if let Err(e) = proof::verify(&self.auth_key, expected_role, &listener_fp, &dialer_fp, mac)
-        {
-            self.refuse(now, "auth-failed", e.to_string());
+        let fingerprints = self.fingerprints();
+        if let Err(Failure { code, reason }) = handshake::check_peer_proof(
+            self.role,
+            &self.auth_key,
+            &self.listener_fp,
+            fingerprints,
+            mac,
+        ) {
+            self.refuse(now, code, reason);
             return;
         }
         match self.role {
-            // The listener's driver decides on admission first (single use, limits), then calls
+            // The listener's shell decides on admission first (single use, limits), then calls
             // `admit` or `reject`: a refused dialer never receives the listener's proof.
-            Role::Listener => self.notices.push(Notice::DialerProven),
-            Role::Dialer => self.authenticate(now),
+            ProofRole::Listener => self.notices.push(Notice::DialerProven),
+            ProofRole::Dialer => self.authenticate(now),
         }
     }
 
     fn authenticate(&mut self, now: Instant) {
         self.authenticated = true;
-        self.timings.authenticated = Some(now);
+        self.path.timings.authenticated = Some(now);
         self.notices.push(Notice::Authenticated);
-    }
-
-    /// Listener: admission accepted the proven dialer; answer with the listener's proof.
-    pub fn admit(&mut self, now: Instant) {
-        if self.role == Role::Listener && !self.authenticated && !self.is_closed() {
-            self.send_proof();
-            self.authenticate(now);
-        }
-    }
-
-    /// Listener: admission refused the proven dialer; tell it why and close.
-    pub fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
-        self.refuse(now, code, reason);
     }
 
     /// This side's credentials for an ICE restart (`spec/handshake.md` §6.1): a dialer makes
@@ -644,8 +483,8 @@ impl Peer {
     /// composed one the §4.3 demultiplexer routes by, its pwd is derived from the secret).
     fn restart_credentials(&mut self) -> IceCreds {
         match self.role {
-            Role::Dialer => IceCreds::new(),
-            Role::Listener => self.rtc.direct_api().local_ice_credentials(),
+            ProofRole::Dialer => IceCreds::new(),
+            ProofRole::Listener => self.rtc.direct_api().local_ice_credentials(),
         }
     }
 
@@ -656,7 +495,7 @@ impl Peer {
         let mut api = self.rtc.direct_api();
         api.set_local_ice_credentials(local);
         api.set_remote_ice_credentials(remote);
-        if self.role == Role::Dialer {
+        if self.role == ProofRole::Dialer {
             for c in &self.remote_candidates {
                 self.rtc.direct_api().invalidate_candidate(c);
             }
@@ -689,9 +528,7 @@ impl Peer {
         }
         self.closed = true;
         self.rtc.disconnect();
-        for (_, reply) in self.pending_opens.drain(..) {
-            let _ = reply.send(Err(format!("{code}: {reason}")));
-        }
+        self.channels.fail_pending(&format!("{code}: {reason}"));
         if let Some((_, reply)) = self.restart.take() {
             let _ = reply.send(Err(format!("{code}: {reason}")));
         }
@@ -739,48 +576,94 @@ impl Peer {
         if !self.flush_control() {
             return;
         }
-        while let Some((id, binary, data)) = self.outbound.pop_front() {
+        while let Some((id, binary, data)) = self.outbound.pop() {
             let written = match self.rtc.channel(id) {
                 // Channel gone: drop what was queued for it.
                 None => Ok(true),
                 Some(mut channel) => channel.write(binary, &data),
             };
             match written {
-                Ok(true) => self.outbound_bytes -= data.len(),
+                Ok(true) => {}
                 Ok(false) => {
                     // SCTP buffer full: retry on the next poll.
-                    self.outbound.push_front((id, binary, data));
+                    self.outbound.unpop((id, binary, data));
                     break;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "channel write failed; dropping the message");
-                    self.outbound_bytes -= data.len();
-                }
+                Err(e) => tracing::warn!(error = %e, "channel write failed; dropping the message"),
             }
         }
     }
+}
 
-    /// Takes the notices accumulated since the last call.
-    pub fn take_notices(&mut self) -> Vec<Notice> {
+impl Engine for Str0mEngine {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.datagram(now, source, destination, contents);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.timeout(now);
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        self.command(now, command);
+    }
+
+    fn poll(&mut self, now: Instant) -> (Vec<Transmit>, Option<Instant>) {
+        self.poll_all(now)
+    }
+
+    fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
     }
-}
 
-fn reply_closed(command: Command) {
-    let closed = "connection closed".to_owned();
-    match command {
-        Command::Open { reply, .. } => {
-            let _ = reply.send(Err(closed));
+    fn admit(&mut self, now: Instant) {
+        if self.role == ProofRole::Listener && !self.authenticated && !self.closed() {
+            self.send_proof();
+            self.authenticate(now);
         }
-        Command::Send { reply, .. } | Command::IceRestart { reply } => {
-            let _ = reply.send(Err(closed));
+    }
+
+    fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
+        self.refuse(now, code, reason);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed()
+    }
+
+    fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn timings(&self) -> &Timings {
+        &self.path.timings
+    }
+
+    fn selected(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.path.selected
+    }
+
+    fn tried(&self) -> &[(SocketAddr, Duration)] {
+        &self.path.tried
+    }
+
+    fn add_relayed_candidate(&mut self, relayed: SocketAddr, base: SocketAddr) -> bool {
+        match str0m::Candidate::relayed(relayed, base, "udp") {
+            Ok(c) => self.rtc.add_local_candidate(c).is_some(),
+            Err(e) => {
+                tracing::warn!(%relayed, error = %e, "relayed candidate not usable");
+                false
+            }
         }
-        Command::Close { .. } => {}
     }
 }
 
-/// The static form of a cause code received from the peer (`spec/handshake.md` §8); codes this
-/// implementation does not know become `refused-by-peer`.
 /// The cause code (`spec/handshake.md` §8) for an error str0m returns: str0m verifies the
 /// listener's certificate against the token's fingerprint during DTLS and reports a mismatch as
 /// a remote-SDP error, which is `fingerprint-mismatch`; anything else is `rtc-error`.
@@ -791,33 +674,4 @@ fn failure_code(error: &str0m::RtcError) -> &'static str {
         }
         _ => "rtc-error",
     }
-}
-
-fn known_code(code: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "accept-queue-full",
-        "auth-failed",
-        "fingerprint-mismatch",
-        "token-expired",
-        "token-used",
-        "too-many-pending",
-        "too-many-connections",
-        "proof-timeout",
-        "unsupported",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| **k == code)
-        .copied()
-        .unwrap_or("refused-by-peer")
-}
-
-/// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.
-pub fn is_dtls(contents: &[u8]) -> bool {
-    contents.first().is_some_and(|b| (20..=63).contains(b))
-}
-
-/// RFC 7983 demultiplexing: STUN messages start with a byte in 0..=3.
-pub fn is_stun(contents: &[u8]) -> bool {
-    contents.first().is_some_and(|b| *b <= 3)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mdns_sd::{HostnameResolutionEvent, ServiceDaemon, ServiceInfo};
 use rand::RngCore;
 
-use crate::StackError;
+use oneway_connection::StackError;
 
 /// DNS-SD service type under which the names are registered (the A/AAAA records are what
 /// dialers query; the service record only carries them).

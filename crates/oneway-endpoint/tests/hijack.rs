@@ -1,7 +1,6 @@
-//! Hijack attempts against a webrtc-rs listener (`spec/security.md` §2, §7), as
-//! `oneway-str0m/tests/hijack.rs` makes them against str0m's: a forged secret, a token for
-//! another listener, a replayed single-use token, and a proof relayed from another DTLS
-//! session. Each is tried [`N`] times at the protocol level (crafted STUN checks from a plain
+//! Hijack attempts against the listener of every stack (`spec/security.md` §2, §7), one body
+//! each, run over the str0m and webrtc-rs engines: a forged secret, a token for another
+//! listener, a replayed single-use token, and a proof relayed from another DTLS session. Each is tried [`N`] times at the protocol level (crafted STUN checks from a plain
 //! loopback socket, `oneway-testkit`) or, where the attack needs a DTLS session, in complete
 //! dials; plus complete dials by both stacks' dialers. Every attempt must be refused with a
 //! logged and counted reason, and none may succeed.
@@ -11,8 +10,9 @@ mod support;
 use std::time::Duration;
 
 use oneway_core::admission::SourceRateLimit;
+use oneway_endpoint::{Listener, ListenerConfig, Stack};
+use oneway_testkit::stack::{Str0m, WebrtcRs};
 use oneway_token::{Secret, Token};
-use oneway_webrtc::{Listener, ListenerConfig};
 use rand::RngCore;
 use support::{
     Prober, barrier, dialer_check, init_tracing, join_all, log_mark, logged_any, logged_since,
@@ -26,7 +26,7 @@ const FULL_DIALS: usize = 2;
 /// Relayed-proof attempts: each needs a DTLS session, so each is a complete dial.
 const RELAYS: usize = 100;
 
-async fn loopback_listener(config: ListenerConfig) -> Listener {
+async fn loopback_listener<L: Stack>(config: ListenerConfig) -> Listener<L> {
     init_tracing();
     Listener::bind(config).await.expect("bind")
 }
@@ -63,11 +63,10 @@ async fn full_dials(token: &Token) -> Vec<&'static str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_secret_gets_no_response_and_no_state() {
+async fn forged_secret_gets_no_response_and_no_state<L: Stack>() {
     // Every forged check is verified here (the per-source limit would stop verifying after its
     // burst; tests/flood.rs checks that limit).
-    let mut listener = loopback_listener(ListenerConfig {
+    let mut listener = loopback_listener::<L>(ListenerConfig {
         source_rate_limit: SourceRateLimit {
             burst: 10 * N as u32,
             ..Default::default()
@@ -145,15 +144,15 @@ async fn forged_secret_gets_no_response_and_no_state() {
     let after = listener.stats();
     assert_eq!(after.engines, 1, "{after:?}");
     eprintln!(
-        "webrtc-rs listener, forged secret: {} protocol-level attempts + {} dials (webrtc-rs and str0m dialers), 0 answered, 0 admitted; counted: {after:?}",
+        "{} listener, forged secret: {} protocol-level attempts + {} dials (webrtc-rs and str0m dialers), 0 answered, 0 admitted; counted: {after:?}",
+        L::NAME,
         2 * N,
         2 * FULL_DIALS
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_for_another_listener_is_refused() {
-    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
+async fn token_for_another_listener_is_refused<L: Stack>() {
+    let mut listener = loopback_listener::<L>(ListenerConfig::loopback()).await;
     // The other listener is a str0m one: tokens are stack-independent.
     let mut other = oneway_str0m::Listener::bind(oneway_str0m::ListenerConfig::loopback())
         .await
@@ -191,7 +190,7 @@ async fn token_for_another_listener_is_refused() {
     // The same token works where it belongs (the attempts above could have succeeded).
     let token = other.token().clone();
     let ok = tokio::spawn(async move {
-        oneway_webrtc::dial(&token, &oneway_webrtc::DialConfig::default()).await
+        oneway_endpoint::dial(&token, &oneway_endpoint::DialConfig::<L>::default()).await
     });
     tokio::time::timeout(Duration::from_secs(10), other.accept())
         .await
@@ -199,14 +198,14 @@ async fn token_for_another_listener_is_refused() {
         .expect("listener running");
     ok.await.expect("task").expect("the right listener accepts");
     eprintln!(
-        "webrtc-rs listener, another listener's token: {N} checks + {} dials, 0 answered, 0 admitted",
+        "{} listener, another listener's token: {N} checks + {} dials, 0 answered, 0 admitted",
+        L::NAME,
         2 * FULL_DIALS
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_single_use_token_is_refused() {
-    let mut listener = loopback_listener(ListenerConfig {
+async fn replayed_single_use_token_is_refused<L: Stack>() {
+    let mut listener = loopback_listener::<L>(ListenerConfig {
         single_use: true,
         ..ListenerConfig::loopback()
     })
@@ -216,7 +215,7 @@ async fn replayed_single_use_token_is_refused() {
     let token = listener.token().clone();
     // The first dialer uses the token.
     let first = tokio::spawn(async move {
-        oneway_webrtc::dial(&token, &oneway_webrtc::DialConfig::default()).await
+        oneway_endpoint::dial(&token, &oneway_endpoint::DialConfig::<L>::default()).await
     });
     let _accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
@@ -278,17 +277,16 @@ async fn replayed_single_use_token_is_refused() {
         "{events:?}"
     );
     eprintln!(
-        "webrtc-rs listener, replayed single-use token: {N} checks + {} dials, 0 answered, 0 admitted",
+        "{} listener, replayed single-use token: {N} checks + {} dials, 0 answered, 0 admitted",
+        L::NAME,
         2 * FULL_DIALS
     );
 }
 
-/// The relay is a str0m dialer (it has the `relayed_proof` knob): cross-stack, as a relay
-/// would be.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proof_relayed_from_another_dtls_session_is_refused() {
+/// The relay is a str0m dialer: cross-stack, as a relay would be.
+async fn proof_relayed_from_another_dtls_session_is_refused<L: Stack>() {
     use oneway_str0m::DialConfig;
-    let mut listener = loopback_listener(ListenerConfig::loopback()).await;
+    let mut listener = loopback_listener::<L>(ListenerConfig::loopback()).await;
     let token = listener.token().clone();
     let keys = token.derive();
     let provider = str0m::crypto::from_feature_flags();
@@ -297,8 +295,11 @@ async fn proof_relayed_from_another_dtls_session_is_refused() {
 
     // The genuine dialer's proof names its own certificate, and it works in its own session.
     let sha256 = |der: &[u8]| -> [u8; 32] {
-        use sha2::Digest;
-        sha2::Sha256::digest(der).into()
+        <oneway_str0m::Str0m as Stack>::fingerprint(&str0m::config::DtlsCert {
+            certificate: der.to_vec(),
+            private_key: Vec::new(),
+        })
+        .expect("fingerprint")
     };
     let genuine_mac = oneway_core::proof::compute(
         &keys.auth_key,
@@ -380,5 +381,40 @@ async fn proof_relayed_from_another_dtls_session_is_refused() {
     let stats = listener.stats();
     assert_eq!(stats.connections, 1, "{stats:?}");
     assert_eq!(stats.engines, 1 + stats.pending, "{stats:?}");
-    eprintln!("webrtc-rs listener, relayed proof: {RELAYS} complete dials, 0 authenticated");
+    eprintln!(
+        "{} listener, relayed proof: {RELAYS} complete dials, 0 authenticated",
+        L::NAME
+    );
 }
+
+/// Every body against each stack's listener.
+macro_rules! against {
+    ($module:ident, $stack:ty) => {
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn forged_secret_gets_no_response_and_no_state() {
+                super::forged_secret_gets_no_response_and_no_state::<$stack>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn token_for_another_listener_is_refused() {
+                super::token_for_another_listener_is_refused::<$stack>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn replayed_single_use_token_is_refused() {
+                super::replayed_single_use_token_is_refused::<$stack>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn proof_relayed_from_another_dtls_session_is_refused() {
+                super::proof_relayed_from_another_dtls_session_is_refused::<$stack>().await;
+            }
+        }
+    };
+}
+
+against!(str0m_listener, Str0m);
+against!(webrtc_listener, WebrtcRs);
