@@ -92,6 +92,16 @@ pub enum PortmapError {
         /// The last renewal error's code and message.
         cause: String,
     },
+    /// The protocol cannot be used here: the gateway has no server for it (ICMP port
+    /// unreachable), or it cannot map the listener's address (NAT-PMP maps only the address
+    /// datagrams leave from).
+    #[error("{protocol}: unavailable: {detail}")]
+    Unavailable {
+        /// The protocol that was tried.
+        protocol: Protocol,
+        /// Why.
+        detail: String,
+    },
     /// A local socket error (bind, send, receive), e.g. the gateway's network is unreachable.
     #[error("{protocol}: socket error: {detail}")]
     Io {
@@ -104,7 +114,8 @@ pub enum PortmapError {
 
 impl PortmapError {
     /// The stable cause code: `no-gateway`, `portmap-timeout`, `portmap-refused`,
-    /// `portmap-malformed`, `portmap-address-changed`, `portmap-lost` or `portmap-io`.
+    /// `portmap-malformed`, `portmap-address-changed`, `portmap-lost`, `portmap-unavailable` or
+    /// `portmap-io`.
     pub fn code(&self) -> &'static str {
         match self {
             PortmapError::NoGateway { .. } => "no-gateway",
@@ -113,6 +124,7 @@ impl PortmapError {
             PortmapError::Malformed { .. } => "portmap-malformed",
             PortmapError::AddressChanged { .. } => "portmap-address-changed",
             PortmapError::Lost { .. } => "portmap-lost",
+            PortmapError::Unavailable { .. } => "portmap-unavailable",
             PortmapError::Io { .. } => "portmap-io",
         }
     }
@@ -125,7 +137,7 @@ impl PortmapError {
             PortmapError::AddressChanged { .. } | PortmapError::Lost { .. } => 5,
             PortmapError::Malformed { .. } => 4,
             PortmapError::Io { .. } => 3,
-            PortmapError::Timeout { .. } => 2,
+            PortmapError::Timeout { .. } | PortmapError::Unavailable { .. } => 2,
             PortmapError::NoGateway { .. } => 1,
         }
     }

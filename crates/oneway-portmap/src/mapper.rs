@@ -196,19 +196,19 @@ impl PortMapper {
             protocol: Protocol::Pcp,
             detail: format!("no route to the gateway {pcp_addr}: {e}"),
         })?;
-        if !local.ip().is_unspecified() && local.ip() != client {
-            tracing::warn!(
-                %local, %client,
-                "the listener is bound to another address than the one the kernel uses towards \
-                 the gateway; mapping for the latter"
-            );
-        }
-        let internal = SocketAddr::new(client, local.port());
+        // The listener's own address when it is bound to one, else the kernel's choice. PCP
+        // and UPnP name the internal address in the request; NAT-PMP maps the source address
+        // (and crab_nat's socket cannot be bound to another one), see `natpmp`.
+        let internal = if local.ip().is_unspecified() {
+            SocketAddr::new(client, local.port())
+        } else {
+            local
+        };
         let ipv6 = local.is_ipv6();
         match self.config.choice {
             ProtocolChoice::Pcp => self.pcp(&gateway, internal).await,
             ProtocolChoice::NatPmp if ipv6 => Err(PortmapError::NoGateway { family: "IPv6" }),
-            ProtocolChoice::NatPmp => self.natpmp(&gateway, internal).await,
+            ProtocolChoice::NatPmp => self.natpmp(&gateway, internal, client).await,
             ProtocolChoice::Upnp if ipv6 => Err(PortmapError::NoGateway { family: "IPv6" }),
             ProtocolChoice::Upnp => {
                 let found = self.upnp_discover(&gateway, internal).await?;
@@ -225,8 +225,10 @@ impl PortMapper {
                         Ok(done) => Ok(done),
                         // RFC 6887 §9: a NAT-PMP-only server answers a PCP request with
                         // UNSUPP_VERSION; silence on 5351 means neither is there.
-                        Err(e @ PortmapError::Timeout { .. }) => Err(e),
-                        Err(pcp_err) => match self.natpmp(&gateway, internal).await {
+                        Err(
+                            e @ (PortmapError::Timeout { .. } | PortmapError::Unavailable { .. }),
+                        ) => Err(e),
+                        Err(pcp_err) => match self.natpmp(&gateway, internal, client).await {
                             Ok(done) => Ok(done),
                             Err(e) if e.weight() >= pcp_err.weight() && !is_unsupported(&e) => {
                                 Err(e)
@@ -289,7 +291,18 @@ impl PortMapper {
         &self,
         gateway: &Gateway,
         internal: SocketAddr,
+        source: IpAddr,
     ) -> Result<(Mapping, Active), PortmapError> {
+        if internal.ip() != source {
+            return Err(PortmapError::Unavailable {
+                protocol: Protocol::NatPmp,
+                detail: format!(
+                    "NAT-PMP maps the address requests leave from ({source}), not the \
+                     listener's {}",
+                    internal.ip()
+                ),
+            });
+        }
         let port = nonzero_port(internal, Protocol::NatPmp)?;
         let gw = crab_gateway(gateway);
         let addr = gateway.socket_addr(PCP_PORT);
@@ -429,6 +442,21 @@ fn pcp_mapping(
     })
 }
 
+/// ICMP port unreachable: nothing listens on the gateway's port.
+fn io_error(protocol: Protocol, e: &std::io::Error, gateway: SocketAddr) -> PortmapError {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        PortmapError::Unavailable {
+            protocol,
+            detail: format!("nothing answers on {gateway} (ICMP port unreachable)"),
+        }
+    } else {
+        PortmapError::Io {
+            protocol,
+            detail: e.to_string(),
+        }
+    }
+}
+
 fn pcp_error(e: crab_nat::pcp::Failure, gateway: SocketAddr, millis: u64) -> PortmapError {
     use crab_nat::pcp::Failure as F;
     let protocol = Protocol::Pcp;
@@ -437,10 +465,7 @@ fn pcp_error(e: crab_nat::pcp::Failure, gateway: SocketAddr, millis: u64) -> Por
         result: result.to_owned(),
     };
     match e {
-        F::Socket(e) => PortmapError::Io {
-            protocol,
-            detail: e.to_string(),
-        },
+        F::Socket(e) => io_error(protocol, &e, gateway),
         F::Timeout => PortmapError::Timeout {
             protocol,
             gateway,
@@ -478,10 +503,7 @@ fn natpmp_error(e: crab_nat::natpmp::Failure, gateway: SocketAddr, millis: u64) 
         result: result.to_owned(),
     };
     match e {
-        F::Socket(e) => PortmapError::Io {
-            protocol,
-            detail: e.to_string(),
-        },
+        F::Socket(e) => io_error(protocol, &e, gateway),
         F::Timeout => PortmapError::Timeout {
             protocol,
             gateway,

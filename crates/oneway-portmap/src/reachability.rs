@@ -212,7 +212,11 @@ pub fn assess(inputs: &ReachabilityInputs<'_>) -> Reachability {
             m.external,
             why_not_private(m.external.ip())
         ),
-        Some(Err(e @ (PortmapError::Timeout { .. } | PortmapError::NoGateway { .. }))) => {
+        Some(Err(
+            e @ (PortmapError::Timeout { .. }
+            | PortmapError::NoGateway { .. }
+            | PortmapError::Unavailable { .. }),
+        )) => {
             format!("no port mapping answered ({})", e.code())
         }
         Some(Err(e)) => format!("the port mapping failed ({}: {e})", e.code()),
