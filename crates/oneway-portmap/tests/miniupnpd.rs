@@ -193,7 +193,11 @@ impl Topology {
         in_ns(&wan, "ip", &["addr", "add", "11.0.0.2/24", "dev", "eth0"]);
         in_ns(&wan, "ip", &["link", "set", "eth0", "up"]);
         in_ns(&wan, "ip", &["link", "set", "lo", "up"]);
-        in_ns(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        in_ns(
+            &router,
+            "sh",
+            &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
+        );
         let rules = t.dir.join("ruleset.nft");
         std::fs::write(&rules, RULESET).expect("write ruleset");
         in_ns(&router, "nft", &["-f", &rules.to_string_lossy()]);
