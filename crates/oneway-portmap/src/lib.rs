@@ -8,6 +8,7 @@
 mod error;
 pub mod gateway;
 mod mapper;
+pub mod nat_behavior;
 pub mod reachability;
 
 pub use error::{PortmapError, Protocol};
