@@ -829,7 +829,8 @@ async fn keep(
                     }
                     Err(e) => {
                         let left = expires.saturating_duration_since(Instant::now());
-                        if left.is_zero() || matches!(e, PortmapError::Refused { .. } | PortmapError::Malformed { .. }) && left < Duration::from_secs(1) {
+                        // No time for another attempt: the mapping expires unrenewed.
+                        if left < Duration::from_millis(250) {
                             tracing::warn!(code = e.code(), "port mapping lost: {e}");
                             let _ = events.send(MappingEvent::Failed(PortmapError::Lost {
                                 protocol: current.protocol,
@@ -840,7 +841,8 @@ async fn keep(
                         }
                         tracing::debug!(code = e.code(), "renewal failed, retrying: {e}");
                         // Retry at a quarter of what is left (at least 250 ms), until expiry.
-                        next = Some(tokio::time::Instant::now() + (left / 4).max(Duration::from_millis(250)).min(left));
+                        let retry = (left / 4).max(Duration::from_millis(250)).min(left);
+                        next = Some(tokio::time::Instant::now() + retry);
                     }
                 }
             }
