@@ -84,6 +84,9 @@ struct RouterConfig {
     deny: bool,
     /// Do not start miniupnpd at all (a router that speaks no mapping protocol).
     start: bool,
+    /// Also IPv6: LAN 2001:db8:1::/64, WAN 2001:db8:2::/64, routed (no NAT), the router's
+    /// forward chain dropping what miniupnpd has not opened.
+    ipv6: bool,
 }
 
 const FULL: RouterConfig = RouterConfig {
@@ -91,6 +94,7 @@ const FULL: RouterConfig = RouterConfig {
     upnp: true,
     deny: false,
     start: true,
+    ipv6: false,
 };
 
 /// Two namespaces, a veth pair, the router's nftables ruleset and miniupnpd; all removed on
@@ -198,6 +202,30 @@ impl Topology {
             "sh",
             &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
         );
+        if config.ipv6 {
+            let v6 = |ns: &str, addr: &str, dev: &str| {
+                in_ns(ns, "ip", &["addr", "add", addr, "dev", dev, "nodad"]);
+            };
+            v6(&lan, "2001:db8:1::2/64", "eth0");
+            v6(&router, "2001:db8:1::1/64", "lan0");
+            v6(&router, "2001:db8:2::1/64", "wan0");
+            v6(&t.wan, "2001:db8:2::2/64", "eth0");
+            in_ns(
+                &lan,
+                "ip",
+                &["-6", "route", "add", "default", "via", "2001:db8:1::1"],
+            );
+            in_ns(
+                &t.wan,
+                "ip",
+                &["-6", "route", "add", "default", "via", "2001:db8:2::1"],
+            );
+            in_ns(
+                &router,
+                "sh",
+                &["-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"],
+            );
+        }
         let rules = t.dir.join("ruleset.nft");
         std::fs::write(&rules, RULESET).expect("write ruleset");
         in_ns(&router, "nft", &["-f", &rules.to_string_lossy()]);
@@ -218,9 +246,10 @@ impl Topology {
         let conf = format!(
             "ext_ifname=wan0\nlistening_ip=lan0\nhttp_port=0\nenable_natpmp={}\nenable_upnp={}\n\
              secure_mode=yes\nsystem_uptime=yes\nmin_lifetime=2\nmax_lifetime=86400\n\
-             uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b\nipv6_disable=yes\n{permission}",
+             uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b\nipv6_disable={}\n{permission}",
             yes(config.natpmp),
-            yes(config.upnp)
+            yes(config.upnp),
+            yes(!config.ipv6)
         );
         let path = self.dir.join("miniupnpd.conf");
         std::fs::write(&path, conf).expect("write miniupnpd.conf");
@@ -377,6 +406,19 @@ fn upnp_refusal_is_named() {
             ..FULL
         })
         .check("inner_upnp_refused");
+    }
+}
+
+/// PCP over IPv6: a pinhole in the router's forward chain for a global address.
+#[test]
+fn pcp_ipv6_pinhole() {
+    if can_run() {
+        Topology::new(RouterConfig {
+            upnp: false,
+            ipv6: true,
+            ..FULL
+        })
+        .check("inner_pcp_ipv6");
     }
 }
 
@@ -584,6 +626,91 @@ fn inner_upnp_refused() {
             (ProtocolChoice::Pcp, "portmap-unavailable", "ICMP"),
         ],
     );
+}
+
+#[test]
+#[ignore = "runs inside the LAN namespace, started by pcp_ipv6_pinhole"]
+fn inner_pcp_ipv6() {
+    let Some(router) = router_ns() else {
+        return;
+    };
+    runtime().block_on(async {
+        let socket = std::net::UdpSocket::bind("[::]:0").expect("bind");
+        let local = socket.local_addr().expect("addr");
+        let global: IpAddr = "2001:db8:1::2".parse().expect("ip");
+        let wan = std::env::var("ONEWAY_PORTMAP_WAN_NS").expect("WAN namespace");
+        let send_from_wan = |text: &str| {
+            let script = format!("echo {text} > /dev/udp/2001:db8:1::2/{}", local.port());
+            in_ns(&wan, "bash", &["-c", &script]);
+        };
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        // Without a pinhole the router's forward chain drops it.
+        send_from_wan("early");
+        assert!(
+            socket.recv_from(&mut buf).is_err(),
+            "the firewall let it in"
+        );
+        let started = Instant::now();
+        let handle = PortMapper::new(PortmapConfig {
+            choice: ProtocolChoice::Auto,
+            lifetime: Duration::from_secs(60),
+            ..PortmapConfig::default()
+        })
+        .map(local)
+        .await
+        .expect("pinhole");
+        let m = handle.mapping();
+        println!(
+            "TIMING PCP IPv6 pinhole in {} ms: {}",
+            started.elapsed().as_millis(),
+            serde_json::to_string(&m).expect("json")
+        );
+        assert_eq!(m.protocol, Protocol::Pcp);
+        assert_eq!(m.internal, SocketAddr::new(global, local.port()));
+        assert_eq!(m.external, m.internal, "a pinhole keeps the address");
+        let out = in_ns(
+            &router,
+            "nft",
+            &["list", "chain", "inet", "filter", "miniupnpd"],
+        );
+        let rules = String::from_utf8_lossy(&out.stdout);
+        let port = format!("dport {}", local.port());
+        assert!(rules.contains(&port), "no pinhole for {port}:\n{rules}");
+        if let Ok(wan) = std::env::var("ONEWAY_PORTMAP_WAN_NS") {
+            let script = format!("echo pinhole > /dev/udp/2001:db8:1::2/{}", local.port());
+            in_ns(&wan, "bash", &["-c", &script]);
+            socket
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            let mut buf = [0u8; 64];
+            let (n, from) = socket
+                .recv_from(&mut buf)
+                .expect("a datagram through the pinhole");
+            assert_eq!(&buf[..n], b"pinhole\n");
+            println!("inbound datagram through the pinhole from {from}");
+        }
+        // miniupnpd 2.3.1 answers NOT_AUTHORIZED to the deletion of a PCP pinhole (the pinhole
+        // then lasts until its lifetime ends): accepted here, and reported by shutdown().
+        match handle.shutdown().await {
+            Ok(()) => {
+                let out = in_ns(
+                    &router,
+                    "nft",
+                    &["list", "chain", "inet", "filter", "miniupnpd"],
+                );
+                let rules = String::from_utf8_lossy(&out.stdout);
+                assert!(!rules.contains(&port), "pinhole still there:\n{rules}");
+                println!("pinhole deleted");
+            }
+            Err(e) => {
+                println!("pinhole deletion: {}: {e}", e.code());
+                assert_eq!(e.code(), "portmap-refused", "{e}");
+            }
+        }
+    });
 }
 
 #[test]
