@@ -196,8 +196,14 @@ pub fn assess(inputs: &ReachabilityInputs<'_>) -> Reachability {
             },
             reason: Reason::Mapped,
             sentence: format!(
-                "internet, via a {} mapping {}",
+                "internet, via a {} {} {}",
                 m.protocol.name(),
+                // An IPv6 firewall pinhole keeps the address and port.
+                if m.external == m.internal {
+                    "pinhole"
+                } else {
+                    "mapping"
+                },
                 m.external
             ),
         };
@@ -453,6 +459,10 @@ mod tests {
             ..Default::default()
         });
         assert_eq!((r.scope, r.reason), (Scope::Internet, Reason::Mapped));
+        assert_eq!(
+            r.sentence,
+            "internet, via a PCP pinhole [2001:db8::20]:41000"
+        );
     }
 
     #[test]

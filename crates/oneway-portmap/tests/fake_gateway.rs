@@ -39,6 +39,19 @@ enum Behaviour {
     Silence,
     /// A NAT-PMP-only gateway: PCP gets UNSUPP_VERSION, NAT-PMP gets external 11.0.0.3.
     NatPmpOnly,
+    /// NAT-PMP only, and mapping requests get this result code.
+    NatPmpResult(u8),
+    /// NAT-PMP only, and the external-address answer is cut to 8 bytes.
+    NatPmpTruncated,
+}
+
+impl Behaviour {
+    fn natpmp_only(self) -> bool {
+        matches!(
+            self,
+            Behaviour::NatPmpOnly | Behaviour::NatPmpResult(_) | Behaviour::NatPmpTruncated
+        )
+    }
 }
 
 struct FakeGateway {
@@ -95,10 +108,20 @@ async fn fake_gateway(n: u8, behaviour: Behaviour) -> FakeGateway {
             req_count.fetch_add(1, Ordering::SeqCst);
             let answer: Option<Vec<u8>> = match (req.first(), behaviour) {
                 // NAT-PMP requests (version 0).
-                (Some(0), Behaviour::NatPmpOnly) if len >= 2 && req[1] == 0 => {
+                (Some(0), b) if b.natpmp_only() && len >= 2 && req[1] == 0 => {
                     let mut r = vec![0, 128, 0, 0];
                     r.extend_from_slice(&1234u32.to_be_bytes());
                     r.extend_from_slice(&[11, 0, 0, 3]);
+                    if matches!(b, Behaviour::NatPmpTruncated) {
+                        r.truncate(8);
+                    }
+                    Some(r)
+                }
+                (Some(0), Behaviour::NatPmpResult(code)) if len >= 12 => {
+                    let mut r = vec![0, 128 | req[1], 0, code];
+                    r.extend_from_slice(&1234u32.to_be_bytes());
+                    r.extend_from_slice(&req[4..6]);
+                    r.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
                     Some(r)
                 }
                 (Some(0), Behaviour::NatPmpOnly) if len >= 12 => {
@@ -113,7 +136,7 @@ async fn fake_gateway(n: u8, behaviour: Behaviour) -> FakeGateway {
                     r.extend_from_slice(&lifetime.min(3600).to_be_bytes());
                     Some(r)
                 }
-                (Some(2), Behaviour::NatPmpOnly) => {
+                (Some(2), b) if b.natpmp_only() => {
                     // RFC 6886 §3.5 / RFC 6887 §9: UNSUPP_VERSION from a version-0 server.
                     let mut r = vec![0, 128 | (req[1] & 0x7f), 0, 1];
                     r.extend_from_slice(&1234u32.to_be_bytes());
@@ -165,7 +188,7 @@ async fn fake_gateway(n: u8, behaviour: Behaviour) -> FakeGateway {
                                 r[24] ^= 0xff;
                                 Some(r)
                             }
-                            Behaviour::Silence | Behaviour::NatPmpOnly => None,
+                            _ => None,
                         }
                     }
                 }
@@ -468,4 +491,119 @@ async fn no_gateway_is_named() {
     .await
     .expect_err("NAT-PMP has no IPv6");
     assert_eq!(e.code(), "no-gateway");
+}
+
+#[tokio::test]
+async fn natpmp_refusals_and_truncation_are_named() {
+    for (n, b, code, needle) in [
+        (
+            60,
+            Behaviour::NatPmpResult(2),
+            "portmap-refused",
+            "NOT_AUTHORIZED",
+        ),
+        (
+            61,
+            Behaviour::NatPmpResult(4),
+            "portmap-refused",
+            "OUT_OF_RESOURCES",
+        ),
+        (
+            62,
+            Behaviour::NatPmpResult(3),
+            "portmap-refused",
+            "NETWORK_FAILURE",
+        ),
+        (63, Behaviour::NatPmpTruncated, "portmap-malformed", "bytes"),
+    ] {
+        let (e, took) = expect_error(n, b, ProtocolChoice::NatPmp).await;
+        assert_eq!(e.code(), code, "{b:?}: {e}");
+        assert!(e.to_string().contains(needle), "{b:?}: {e}");
+        assert!(took < Duration::from_millis(200), "{took:?}");
+    }
+    // Auto: PCP gets UNSUPP_VERSION, NAT-PMP refuses; the refusal is what is reported.
+    let (e, _) = expect_error(64, Behaviour::NatPmpResult(2), ProtocolChoice::Auto).await;
+    assert_eq!(e.code(), "portmap-refused", "{e}");
+    assert!(e.to_string().contains("NAT-PMP"), "{e}");
+}
+
+/// A UPnP "gateway" on 127.0.3.x whose SSDP answer points at an HTTP server that serves
+/// garbage instead of a device description. igd-next skips a device it cannot use and keeps
+/// searching (another device of the LAN may answer), so this ends as a timeout, in time.
+#[tokio::test]
+async fn upnp_garbage_description_is_a_timeout() {
+    let ip = Ipv4Addr::new(127, 0, 3, 70);
+    let http = tokio::net::TcpListener::bind((ip, 0)).await.expect("http");
+    let http_port = http.local_addr().expect("addr").port();
+    let web = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut stream, _)) = http.accept().await {
+            let mut buf = [0u8; 2048];
+            let _ = stream.read(&mut buf).await;
+            let body = "<root><this is not XML";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let ssdp = UdpSocket::bind((ip, 1900)).await.expect("ssdp");
+    let responder = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = ssdp.recv_from(&mut buf).await {
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nUSN: uuid:fake::urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nLOCATION: http://{ip}:{http_port}/rootDesc.xml\r\n\r\n"
+            );
+            let _ = ssdp.send_to(answer.as_bytes(), from).await;
+        }
+    });
+    let (_s, local) = listener();
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(3),
+        PortMapper::new(PortmapConfig {
+            choice: ProtocolChoice::Upnp,
+            gateway: Some(IpAddr::V4(ip)),
+            ..PortmapConfig::default()
+        })
+        .map(local),
+    )
+    .await
+    .expect("gives up within 3 s");
+    let took = started.elapsed();
+    web.abort();
+    responder.abort();
+    let e = result.expect_err("no mapping from garbage");
+    eprintln!("UPnP garbage description: {} in {took:?}: {e}", e.code());
+    assert_eq!(e.code(), "portmap-timeout", "{e}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// An SSDP answer that is not HTTP at all is ignored: the search ends as a timeout, in time.
+#[tokio::test]
+async fn upnp_garbage_ssdp_is_a_timeout() {
+    let ip = Ipv4Addr::new(127, 0, 3, 71);
+    let ssdp = UdpSocket::bind((ip, 1900)).await.expect("ssdp");
+    let responder = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = ssdp.recv_from(&mut buf).await {
+            let _ = ssdp.send_to(b"\x00\x01garbage\xff", from).await;
+        }
+    });
+    let (_s, local) = listener();
+    let started = Instant::now();
+    let result = PortMapper::new(PortmapConfig {
+        choice: ProtocolChoice::Upnp,
+        gateway: Some(IpAddr::V4(ip)),
+        ..PortmapConfig::default()
+    })
+    .map(local)
+    .await;
+    let took = started.elapsed();
+    responder.abort();
+    let e = result.expect_err("no mapping from garbage");
+    eprintln!("UPnP garbage SSDP: {} in {took:?}: {e}", e.code());
+    assert_eq!(e.code(), "portmap-timeout", "{e}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }
