@@ -423,6 +423,17 @@ fn pcp_ipv6_pinhole() {
 }
 
 #[test]
+fn no_default_route_is_no_gateway() {
+    if can_run() {
+        Topology::new(RouterConfig {
+            start: false,
+            ..FULL
+        })
+        .check("inner_no_gateway");
+    }
+}
+
+#[test]
 fn router_without_mapping_gives_up_quickly() {
     if can_run() {
         Topology::new(RouterConfig {
@@ -710,6 +721,30 @@ fn inner_pcp_ipv6() {
                 assert_eq!(e.code(), "portmap-refused", "{e}");
             }
         }
+    });
+}
+
+#[test]
+#[ignore = "runs inside the LAN namespace, started by no_default_route_is_no_gateway"]
+fn inner_no_gateway() {
+    if router_ns().is_none() {
+        return;
+    }
+    run(Command::new("ip").args(["route", "del", "default"]));
+    runtime().block_on(async {
+        let (_socket, local) = listener();
+        let started = Instant::now();
+        let e = PortMapper::new(PortmapConfig::default())
+            .map(local)
+            .await
+            .expect_err("no default route");
+        println!(
+            "TIMING no-gateway in {} ms: {}: {e}",
+            started.elapsed().as_millis(),
+            e.code()
+        );
+        assert_eq!(e.code(), "no-gateway", "{e}");
+        assert!(started.elapsed() < Duration::from_millis(100));
     });
 }
 

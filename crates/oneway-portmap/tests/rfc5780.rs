@@ -76,7 +76,10 @@ impl Coturn {
             }
             None => Command::new("turnserver"),
         };
-        let pidfile = std::env::temp_dir().join(format!("oneway-portmap-coturn-{port}.pid"));
+        let pidfile = std::env::temp_dir().join(format!(
+            "oneway-portmap-coturn-{}-{port}.pid",
+            ns.unwrap_or("host")
+        ));
         let child = cmd
             .args([
                 "-n",
