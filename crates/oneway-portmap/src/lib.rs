@@ -6,8 +6,9 @@
 //! The gateway is the next hop of the default route of the listener's address family
 //! (`/proc/net/route`, `/proc/net/ipv6_route`; [`PortmapConfig::gateway`] overrides it).
 //! [`ProtocolChoice::Auto`] tries, in order:
-//! 1. **PCP** (RFC 6887, UDP 5351, via `crab_nat`): a MAP request naming the listener's
-//!    address; over IPv6 the same request opens a firewall pinhole.
+//! 1. **PCP** (RFC 6887, UDP 5351, this crate's [`pcp`] codec): a MAP request naming the
+//!    listener's address, sent from a socket bound to it; over IPv6 the same request opens a
+//!    firewall pinhole (for the global address, also behind a link-local router).
 //! 2. **NAT-PMP** (RFC 6886, UDP 5351, via `crab_nat`, IPv4 only), only if the gateway answered
 //!    PCP with an error (a NAT-PMP-only server answers UNSUPP_VERSION); silence or ICMP port
 //!    unreachable on 5351 skips it.
@@ -33,10 +34,14 @@
 //! `portmap-address-changed` and `portmap-lost` (from the keeper), `portmap-io` (local socket
 //! errors). Nothing panics and nothing waits longer than the timeouts above.
 //!
-//! `crab_nat` sends from an unbound socket, so the gateway sees the address the kernel picks
-//! towards it. A listener bound to another address of the same host gets its own address in
-//! the PCP request and the gateway answers `ADDRESS_MISMATCH`; NAT-PMP (which maps the source
-//! address) is then `portmap-unavailable`; UPnP names the address and works.
+//! Why PCP is not `crab_nat`'s: its request socket is bound to the unspecified address, so the
+//! gateway sees the source the kernel picks, and refuses a request naming another client
+//! address with `ADDRESS_MISMATCH` (RFC 6887 §8.1). That happens in ordinary setups: IPv6
+//! behind a router that announces its link-local address (the request leaves from the host's
+//! link-local address; measured against miniupnpd), and a listener bound to a second address
+//! of its interface. `crab_nat` 0.8.1 has no way to bind its socket. NAT-PMP maps the source
+//! address by design (IPv4 only), so it stays on `crab_nat`, and reports
+//! `portmap-unavailable` for a listener bound to an address requests do not leave from.
 //!
 //! # Filtering ([`nat_behavior`]) and the verdict ([`assess`])
 //! [`nat_behavior::discover_filtering`] runs RFC 5780 tests I–III against a STUN server with
@@ -84,6 +89,7 @@ mod error;
 pub mod gateway;
 mod mapper;
 pub mod nat_behavior;
+pub mod pcp;
 pub mod reachability;
 
 pub use error::{PortmapError, Protocol};

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gateway::{Gateway, default_gateways, source_address_towards};
+use crate::pcp;
 use crate::{PortmapError, Protocol};
 
 /// The port PCP and NAT-PMP servers listen on (RFC 6887 §19.1).
@@ -121,7 +122,11 @@ type UpnpGateway = igd_next::aio::Gateway<igd_next::aio::tokio::Tokio>;
 
 /// The protocol-specific state needed to renew and delete a mapping.
 enum Active {
-    Pcp(crab_nat::PortMapping),
+    Pcp {
+        req: pcp::MapRequest,
+        gateway: SocketAddr,
+        timeout: Duration,
+    },
     NatPmp {
         mapping: crab_nat::PortMapping,
         gateway: crab_nat::GatewayAddress,
@@ -192,10 +197,23 @@ impl PortMapper {
     async fn map_once(&self, local: SocketAddr) -> Result<(Mapping, Active), PortmapError> {
         let gateway = self.gateway_for(local)?;
         let pcp_addr = gateway.socket_addr(PCP_PORT);
-        let client = source_address_towards(pcp_addr).map_err(|e| PortmapError::Io {
+        let mut client = source_address_towards(pcp_addr).map_err(|e| PortmapError::Io {
             protocol: Protocol::Pcp,
             detail: format!("no route to the gateway {pcp_addr}: {e}"),
         })?;
+        // Towards a link-local router (what IPv6 router advertisements announce) the kernel
+        // picks the link-local source; a pinhole must be for the global address the host uses
+        // towards the internet.
+        if let IpAddr::V6(v6) = client
+            && (v6.segments()[0] & 0xffc0) == 0xfe80
+            && let Ok(global) = source_address_towards(SocketAddr::from((
+                std::net::Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 1),
+                PCP_PORT,
+            )))
+            && crate::is_public(global)
+        {
+            client = global;
+        }
         // The listener's own address when it is bound to one, else the kernel's choice. PCP
         // and UPnP name the internal address in the request; NAT-PMP maps the source address
         // (and crab_nat's socket cannot be bound to another one), see `natpmp`.
@@ -271,20 +289,41 @@ impl PortMapper {
         gateway: &Gateway,
         internal: SocketAddr,
     ) -> Result<(Mapping, Active), PortmapError> {
-        let port = nonzero_port(internal, Protocol::Pcp)?;
-        let gw = crab_gateway(gateway);
-        let request =
-            crab_nat::pcp::BaseMapRequest::new(gw, internal.ip(), InternetProtocol::Udp, port);
-        let options = PortMappingOptions {
-            external_port: Some(port),
-            lifetime_seconds: Some(lifetime_secs(self.config.lifetime)),
-            timeout_config: Some(self.timeouts()),
+        nonzero_port(internal, Protocol::Pcp)?;
+        let gw = gateway.socket_addr(PCP_PORT);
+        let unspecified = match internal.ip() {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        let m = crab_nat::pcp::port_mapping(request, None, None, options)
-            .await
-            .map_err(|e| pcp_error(e, gateway.socket_addr(PCP_PORT), self.silent_millis()))?;
-        let mapping = pcp_mapping(&m, internal, gateway.socket_addr(PCP_PORT))?;
-        Ok((mapping, Active::Pcp(m)))
+        let req = pcp::MapRequest {
+            nonce: rand::random(),
+            client: internal.ip(),
+            internal_port: internal.port(),
+            // Ask for the same port outside; the gateway may give another.
+            suggested: Some(SocketAddr::new(unspecified, internal.port())),
+            lifetime: lifetime_secs(self.config.lifetime),
+        };
+        let timeout = self.config.request_timeout;
+        let resp = pcp::exchange(gw, &req, timeout).await?;
+        let mapping = Mapping {
+            protocol: Protocol::Pcp,
+            external: resp.external,
+            internal,
+            lifetime: Duration::from_secs(u64::from(resp.lifetime)),
+            gateway: gw,
+        };
+        let req = pcp::MapRequest {
+            suggested: Some(resp.external),
+            ..req
+        };
+        Ok((
+            mapping,
+            Active::Pcp {
+                req,
+                gateway: gw,
+                timeout,
+            },
+        ))
     }
 
     async fn natpmp(
@@ -411,37 +450,6 @@ fn crab_gateway(g: &Gateway) -> crab_nat::GatewayAddress {
     }
 }
 
-fn pcp_mapping(
-    m: &crab_nat::PortMapping,
-    internal: SocketAddr,
-    gateway: SocketAddr,
-) -> Result<Mapping, PortmapError> {
-    let crab_nat::PortMappingType::Pcp { external_ip, .. } = m.mapping_type() else {
-        return Err(PortmapError::Malformed {
-            protocol: Protocol::Pcp,
-            detail: "the mapping is not a PCP mapping".to_owned(),
-        });
-    };
-    // PCP carries IPv4 addresses as IPv4-mapped IPv6.
-    let external_ip = match external_ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    if external_ip.is_unspecified() {
-        return Err(PortmapError::Malformed {
-            protocol: Protocol::Pcp,
-            detail: "the assigned external address is unspecified".to_owned(),
-        });
-    }
-    Ok(Mapping {
-        protocol: Protocol::Pcp,
-        external: SocketAddr::new(external_ip, m.external_port().get()),
-        internal,
-        lifetime: Duration::from_secs(u64::from(m.lifetime())),
-        gateway,
-    })
-}
-
 /// ICMP port unreachable: nothing listens on the gateway's port.
 fn io_error(protocol: Protocol, e: &std::io::Error, gateway: SocketAddr) -> PortmapError {
     if e.kind() == std::io::ErrorKind::ConnectionRefused {
@@ -454,44 +462,6 @@ fn io_error(protocol: Protocol, e: &std::io::Error, gateway: SocketAddr) -> Port
             protocol,
             detail: e.to_string(),
         }
-    }
-}
-
-fn pcp_error(e: crab_nat::pcp::Failure, gateway: SocketAddr, millis: u64) -> PortmapError {
-    use crab_nat::pcp::Failure as F;
-    let protocol = Protocol::Pcp;
-    let refused = |result: &str| PortmapError::Refused {
-        protocol,
-        result: result.to_owned(),
-    };
-    match e {
-        F::Socket(e) => io_error(protocol, &e, gateway),
-        F::Timeout => PortmapError::Timeout {
-            protocol,
-            gateway,
-            millis,
-        },
-        F::Nonce => PortmapError::Malformed {
-            protocol,
-            detail: "the answer carries another nonce than the request".to_owned(),
-        },
-        F::InvalidResponse(kind) => PortmapError::Malformed {
-            protocol,
-            detail: kind.to_string(),
-        },
-        F::UnsupportedVersion(v) => refused(&format!("UNSUPP_VERSION (the gateway speaks {v})")),
-        F::NotAuthorized(_) => refused("NOT_AUTHORIZED"),
-        F::MalformedRequest => refused("MALFORMED_REQUEST"),
-        F::UnsupportedOpcode => refused("UNSUPP_OPCODE"),
-        F::UnsupportedOption => refused("UNSUPP_OPTION"),
-        F::MalformedOption => refused("MALFORMED_OPTION"),
-        F::NetworkFailure(_) => refused("NETWORK_FAILURE"),
-        F::NoResources(_) => refused("NO_RESOURCES"),
-        F::UnsupportedProtocol => refused("UNSUPP_PROTOCOL"),
-        F::UserExceededQuota(_) => refused("USER_EX_QUOTA"),
-        F::CannotProvideExternal(_) => refused("CANNOT_PROVIDE_EXTERNAL"),
-        F::AddressMismatch => refused("ADDRESS_MISMATCH"),
-        F::ExcessiveRemotePeers => refused("EXCESSIVE_REMOTE_PEERS"),
     }
 }
 
@@ -642,13 +612,18 @@ impl Active {
         lifetime: Duration,
     ) -> Result<Mapping, PortmapError> {
         match self {
-            Active::Pcp(m) => {
-                let millis = (m.timeout_config.initial_timeout * 3).as_millis() as u64;
-                m.renew().await.map_err(|e| match e {
-                    crab_nat::MappingFailure::Pcp(e) => pcp_error(e, current.gateway, millis),
-                    crab_nat::MappingFailure::NatPmp(e) => natpmp_error(e, current.gateway, millis),
-                })?;
-                pcp_mapping(m, current.internal, current.gateway)
+            Active::Pcp {
+                req,
+                gateway,
+                timeout,
+            } => {
+                let resp = pcp::exchange(*gateway, req, *timeout).await?;
+                req.suggested = Some(resp.external);
+                Ok(Mapping {
+                    external: resp.external,
+                    lifetime: Duration::from_secs(u64::from(resp.lifetime)),
+                    ..*current
+                })
             }
             Active::NatPmp {
                 mapping,
@@ -661,7 +636,10 @@ impl Active {
                     .map_err(|e| natpmp_error(e, current.gateway, millis))?;
                 mapping.renew().await.map_err(|e| match e {
                     crab_nat::MappingFailure::NatPmp(e) => natpmp_error(e, current.gateway, millis),
-                    crab_nat::MappingFailure::Pcp(e) => pcp_error(e, current.gateway, millis),
+                    crab_nat::MappingFailure::Pcp(e) => PortmapError::Malformed {
+                        protocol: Protocol::NatPmp,
+                        detail: format!("unexpected PCP failure: {e}"),
+                    },
                 })?;
                 Ok(Mapping {
                     external: SocketAddr::new(
@@ -690,11 +668,26 @@ impl Active {
 
     async fn delete(self, current: &Mapping) -> Result<(), PortmapError> {
         match self {
-            Active::Pcp(m) | Active::NatPmp { mapping: m, .. } => {
+            Active::Pcp {
+                req,
+                gateway,
+                timeout,
+            } => {
+                let delete = pcp::MapRequest {
+                    lifetime: 0,
+                    suggested: None,
+                    ..req
+                };
+                pcp::exchange(gateway, &delete, timeout).await.map(|_| ())
+            }
+            Active::NatPmp { mapping: m, .. } => {
                 let millis = (m.timeout_config.initial_timeout * 3).as_millis() as u64;
                 m.try_drop().await.map_err(|(e, _)| match e {
-                    crab_nat::MappingFailure::Pcp(e) => pcp_error(e, current.gateway, millis),
                     crab_nat::MappingFailure::NatPmp(e) => natpmp_error(e, current.gateway, millis),
+                    crab_nat::MappingFailure::Pcp(e) => PortmapError::Malformed {
+                        protocol: Protocol::NatPmp,
+                        detail: format!("unexpected PCP failure: {e}"),
+                    },
                 })
             }
             Active::Upnp { gateway, .. } => gateway
