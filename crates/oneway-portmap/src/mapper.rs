@@ -216,7 +216,7 @@ impl PortMapper {
         }
         // The listener's own address when it is bound to one, else the kernel's choice. PCP
         // and UPnP name the internal address in the request; NAT-PMP maps the source address
-        // (and crab_nat's socket cannot be bound to another one), see `natpmp`.
+        // of crab_nat's unbound socket, see `natpmp`.
         let internal = if local.ip().is_unspecified() {
             SocketAddr::new(client, local.port())
         } else {
@@ -225,9 +225,15 @@ impl PortMapper {
         let ipv6 = local.is_ipv6();
         match self.config.choice {
             ProtocolChoice::Pcp => self.pcp(&gateway, internal).await,
-            ProtocolChoice::NatPmp if ipv6 => Err(PortmapError::NoGateway { family: "IPv6" }),
+            ProtocolChoice::NatPmp if ipv6 => Err(PortmapError::Unavailable {
+                protocol: Protocol::NatPmp,
+                detail: "NAT-PMP is IPv4 only".to_owned(),
+            }),
             ProtocolChoice::NatPmp => self.natpmp(&gateway, internal, client).await,
-            ProtocolChoice::Upnp if ipv6 => Err(PortmapError::NoGateway { family: "IPv6" }),
+            ProtocolChoice::Upnp if ipv6 => Err(PortmapError::Unavailable {
+                protocol: Protocol::Upnp,
+                detail: "this mapper asks UPnP-IGD for IPv4 mappings only".to_owned(),
+            }),
             ProtocolChoice::Upnp => {
                 let found = self.upnp_discover(&gateway, internal).await?;
                 self.upnp_map(found, internal).await

@@ -481,16 +481,16 @@ async fn dropping_the_handle_deletes_the_mapping() {
 }
 
 #[tokio::test]
-async fn no_gateway_is_named() {
-    // An IPv6 listener with an IPv4 gateway override: the family has no gateway to ask.
+async fn natpmp_over_ipv6_is_unavailable() {
     let e = PortMapper::new(PortmapConfig {
         choice: ProtocolChoice::NatPmp,
+        gateway: Some("::1".parse().expect("ip")),
         ..PortmapConfig::default()
     })
     .map("[::1]:4000".parse().expect("addr"))
     .await
     .expect_err("NAT-PMP has no IPv6");
-    assert_eq!(e.code(), "no-gateway");
+    assert_eq!(e.code(), "portmap-unavailable", "{e}");
 }
 
 #[tokio::test]
