@@ -102,8 +102,11 @@ fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::
     s.serialize_u64(d.as_secs())
 }
 
-/// What the keeper of a mapping reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the keeper of a mapping reports. Serializes as a JSON event:
+/// `{"event":"renewed","protocol":"pcp","external":"…","internal":"…","lifetime":7200,…}` or
+/// `{"event":"failed","code":"portmap-lost","message":"…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
 pub enum MappingEvent {
     /// The mapping was renewed; the current mapping.
     Renewed(Mapping),

@@ -255,6 +255,10 @@ async fn pcp_maps_renews_and_deletes() {
         .await
         .expect("renewal within 3 s");
     assert_eq!(event, Some(MappingEvent::Renewed(m)));
+    let json = serde_json::to_value(&event).expect("json");
+    assert_eq!(json["event"], "renewed");
+    assert_eq!(json["protocol"], "pcp");
+    assert_eq!(json["lifetime"], 2);
     handle.shutdown().await.expect("deleted");
     assert_eq!(gw.deletes.load(Ordering::SeqCst), 1);
 }
@@ -325,6 +329,9 @@ async fn silent_gateway_on_renewal_loses_the_mapping() {
     };
     eprintln!("lost after {:?}: {e}", started.elapsed());
     assert_eq!(e.code(), "portmap-lost");
+    let json = serde_json::to_value(MappingEvent::Failed(e.clone())).expect("json");
+    assert_eq!(json["event"], "failed");
+    assert_eq!(json["code"], "portmap-lost");
     assert!(e.to_string().contains("portmap-timeout"), "{e}");
     assert_eq!(
         handle.next_event().await,
