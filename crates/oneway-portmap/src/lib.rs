@@ -19,7 +19,7 @@
 //! ([`PortmapConfig::request_timeout`]); UPnP discovery waits 1.5 s
 //! ([`PortmapConfig::upnp_timeout`]). A network where no gateway answers gives up in about
 //! 1.5 s; real gateways answer in milliseconds (measured against miniupnpd over veth: PCP
-//! 4–11 ms, NAT-PMP 15 ms, UPnP 65–160 ms).
+//! 2–21 ms, NAT-PMP 10–15 ms, UPnP-IGD 65–160 ms including discovery).
 //!
 //! A granted mapping is kept by a [`MappingHandle`]: renewed at half its lifetime, with
 //! [`MappingEvent`]s for a renewal, a changed external address and a lost mapping; deleted by
