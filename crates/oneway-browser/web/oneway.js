@@ -19,8 +19,10 @@ const MAX_TEXT_LEN = 16384;
 const MAX_CANDIDATES = 16;
 const MAX_EXTENSIONS = 16;
 const MAX_LABEL_BYTES = 64;
-const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81 };
-const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label' };
+const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82 };
+const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped' };
+/** `mapped` protocol codes (spec/token.md §5.6). */
+const MAPPING_PROTOCOLS = { 1: 'pcp', 2: 'natpmp', 3: 'upnp' };
 const PROFILES = ['native', 'dialer-identity', 'reply'];
 const DEFAULT_SCTP = { port: 5000, maxMessageSize: 262144 };
 const ICE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -352,6 +354,13 @@ export function decodeBytes(bytes) {
       try { label = td.decode(v); } catch { fail('invalid-extension-value', 'label: not UTF-8'); }
       validateLabel(label);
       token.label = label;
+    } else if (e.type === EXT.mapped) {
+      if (v.length === 0 || v.length % 2 !== 0) badLength();
+      for (let i = 0; i < v.length; i += 2) {
+        const protocol = MAPPING_PROTOCOLS[v[i + 1]];
+        if (!protocol) fail('invalid-extension-value', 'mapped: unknown mapping protocol');
+        token.mapped.push({ index: v[i], protocol });
+      }
     } else if (e.type < 0x80) {
       fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
     } else {
@@ -369,7 +378,7 @@ function validateLabel(label) {
 }
 
 function newToken(profile, fingerprint, secret, candidates) {
-  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, unknownExtensions: [] };
+  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], unknownExtensions: [] };
 }
 
 /** Checks the rules about meaning (spec/token.md §3, §5); encoding and decoding share them. */
@@ -391,15 +400,33 @@ export function validate(t) {
   if (derives && t.listenerIce) fail('extension-not-allowed', `listener-ice in profile ${t.profile}`);
   if (!derives && !t.listenerIce) fail('missing-extension', `listener-ice is required in profile ${t.profile}`);
   if (t.label !== null) validateLabel(t.label);
+  validateMapped(t);
   const seen = new Set();
   for (const e of t.unknownExtensions) {
     if (e.type < 0x80) fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
-    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label) {
+    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped) {
       fail('invalid-extension-value', `extension 0x${e.type.toString(16)}`);
     }
     seen.add(e.type);
   }
   if (wireExtensions(t).length > MAX_EXTENSIONS) fail('too-many-extensions', 'more than 16 extensions');
+}
+
+/** `mapped` (spec/token.md §5.6): indexes strictly ascending, each naming a UDP srflx candidate
+ * or an IPv6 host candidate (a firewall pinhole). */
+function validateMapped(t) {
+  let previous = -1;
+  for (const m of t.mapped) {
+    if (m.index <= previous) fail('invalid-extension-value', 'mapped: candidate indexes not strictly ascending');
+    previous = m.index;
+    const c = t.candidates[m.index];
+    if (!c) fail('invalid-extension-value', 'mapped: names a candidate the token does not have');
+    const pinhole = c.type === 'host' && c.address.form === 'ipv6';
+    if (!(c.type === 'srflx' || pinhole) || c.transport !== 'udp') {
+      fail('invalid-extension-value', 'mapped: names a candidate that is not UDP srflx or an IPv6 host');
+    }
+    if (!Object.values(MAPPING_PROTOCOLS).includes(m.protocol)) fail('invalid-extension-value', 'mapped: unknown mapping protocol');
+  }
 }
 
 function wireExtensions(t) {
@@ -415,6 +442,10 @@ function wireExtensions(t) {
   if (t.listenerIce) out.push([EXT.listenerIce, packIce(t.listenerIce.ufrag, t.listenerIce.pwd)]);
   if (t.singleUse) out.push([EXT.singleUse, new Uint8Array(0)]);
   if (t.label !== null) out.push([EXT.label, te.encode(t.label)]);
+  if (t.mapped.length > 0) {
+    const code = p => Number(Object.keys(MAPPING_PROTOCOLS).find(k => MAPPING_PROTOCOLS[k] === p));
+    out.push([EXT.mapped, Uint8Array.from(t.mapped.flatMap(m => [m.index, code(m.protocol)]))]);
+  }
   for (const e of t.unknownExtensions) out.push([e.type, e.value]);
   return out.sort((a, b) => a[0] - b[0]);
 }
@@ -454,6 +485,7 @@ export function tokenToJson(t) {
     fingerprint: fingerprintToSdp(t.fingerprint),
     label: t.label,
     listener_ice: t.listenerIce ? { pwd: t.listenerIce.pwd, ufrag: t.listenerIce.ufrag } : null,
+    mapped: t.mapped.map(m => ({ index: m.index, protocol: m.protocol })),
     profile: t.profile,
     sctp: t.sctp ? { max_message_size: t.sctp.maxMessageSize, port: t.sctp.port } : null,
     secret_hex: hex(t.secret),
@@ -471,6 +503,7 @@ export function tokenFromJson(j) {
   t.listenerIce = j.listener_ice;
   t.singleUse = j.single_use;
   t.label = j.label;
+  t.mapped = j.mapped.map(m => ({ index: m.index, protocol: m.protocol }));
   t.unknownExtensions = j.unknown_extensions.map(e => ({ type: e.type, value: fromHex(e.value_hex) }));
   return t;
 }

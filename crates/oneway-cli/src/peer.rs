@@ -11,7 +11,10 @@ use oneway_connection::{
     ChannelRef, Connection, ConnectionEvent, DialError, ListenerEvent, Progress,
 };
 use oneway_core::PeerEvent;
-use oneway_endpoint::{AddressScope, DialConfig, Listener, ListenerConfig};
+use oneway_endpoint::{
+    AddressScope, DialConfig, Listener, ListenerConfig, MappingEvent, MappingHandle, PortMapping,
+    ProtocolChoice, Reachability,
+};
 use oneway_str0m::Str0m;
 use oneway_token::Token;
 use oneway_webrtc::WebrtcRs;
@@ -45,18 +48,25 @@ pub struct ListenArgs {
     /// WebRTC implementation.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) stack: Stack,
-    /// Socket address to bind (repeat for IPv4 and IPv6); default `0.0.0.0:0` and `[::]:0`
-    /// (webrtc-rs: concrete addresses only; default every usable interface address).
+    /// Socket address to bind (repeat for IPv4 and IPv6); default `0.0.0.0:0` and `[::]:0`.
     #[arg(long, value_name = "ADDR")]
     pub(crate) bind: Vec<SocketAddr>,
     /// Advertise loopback addresses too (and only loopback when binding to 127.0.0.1).
     #[arg(long)]
     pub(crate) loopback: bool,
     /// STUN server (`host:port`) to learn the NAT-mapped address from; advertised as a srflx
-    /// candidate after the host candidates.
+    /// candidate after the host (and port-mapped) candidates. A server with a second address
+    /// (RFC 5780) also tells whether the NAT filters.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) stun: Option<String>,
-    /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs; str0m only).
+    /// Do not ask the router for a port mapping. By default a listener none of whose
+    /// addresses is public asks for one (PCP, then NAT-PMP, then UPnP-IGD).
+    #[arg(long, conflicts_with = "portmap")]
+    pub(crate) no_portmap: bool,
+    /// Ask for a port mapping with this protocol only (and even when an address is public).
+    #[arg(long, value_name = "PROTOCOL", value_parser = ["pcp", "natpmp", "upnp"])]
+    pub(crate) portmap: Option<String>,
+    /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs).
     #[arg(long)]
     pub(crate) mdns: bool,
     /// Accept only the first dialer that proves the token.
@@ -111,6 +121,7 @@ pub struct DialArgs {
 }
 
 /// Prints events as JSON lines or as text on standard error.
+#[derive(Clone, Copy)]
 pub(crate) struct Output {
     pub(crate) json: bool,
     pub(crate) start: Instant,
@@ -169,6 +180,21 @@ fn describe(event: &PeerEvent) -> String {
             "[{t_ms:7.1} ms] closed{}: {code}",
             peer.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
         ),
+        PeerEvent::Mapped {
+            t_ms,
+            protocol,
+            external,
+            lifetime_s,
+            ..
+        } => format!(
+            "[{t_ms:7.1} ms] port mapped by {protocol}: {external} (lifetime {lifetime_s} s, renewed at half)"
+        ),
+        PeerEvent::MappingFailed { t_ms, code, reason } => {
+            format!("[{t_ms:7.1} ms] port mapping: {code}: {reason}")
+        }
+        PeerEvent::Reachability { t_ms, sentence, .. } => {
+            format!("[{t_ms:7.1} ms] reachable from: {sentence}")
+        }
         other => other.to_line(),
     }
 }
@@ -226,8 +252,18 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
 pub(crate) struct Served {
     pub(crate) stack: &'static str,
     pub(crate) token: Token,
+    /// What the listener found about its reachability before issuing the token.
+    pub(crate) reach: Option<Reach>,
     pub(crate) reports: mpsc::UnboundedReceiver<Report>,
     pub(crate) _pump: AbortOnDrop,
+}
+
+/// A native listener's reachability: the verdict, the failed mapping attempts (code, words), and
+/// the granted mappings, which `serve` watches and deletes on exit.
+pub(crate) struct Reach {
+    pub(crate) reachability: Reachability,
+    pub(crate) failures: Vec<(&'static str, String)>,
+    pub(crate) mappings: Vec<MappingHandle>,
 }
 
 /// What a listener reports: a dialer's progress or refusal, or an accepted connection.
@@ -249,6 +285,16 @@ impl Drop for AbortOnDrop {
 /// stage events precede its `connected`.
 fn served<S: oneway_endpoint::Stack>(mut listener: Listener<S>) -> Served {
     let token = listener.token().clone();
+    let reach = Reach {
+        reachability: listener.reachability().clone(),
+        failures: listener
+            .port_mappings()
+            .iter()
+            .filter_map(|m| m.as_ref().err())
+            .map(|e| (e.code(), e.to_string()))
+            .collect(),
+        mappings: listener.take_port_mappings(),
+    };
     let mut events = listener.take_events();
     let (tx, reports) = mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
@@ -272,6 +318,7 @@ fn served<S: oneway_endpoint::Stack>(mut listener: Listener<S>) -> Served {
     Served {
         stack: S::NAME,
         token,
+        reach: Some(reach),
         reports,
         _pump: AbortOnDrop(pump),
     }
@@ -283,8 +330,18 @@ async fn native_listener<S: oneway_endpoint::Stack>(
     args: &ListenArgs,
     stun: Option<SocketAddr>,
 ) -> anyhow::Result<Served> {
+    let port_mapping = match (&args.portmap, args.no_portmap) {
+        (_, true) => PortMapping::Off,
+        (Some(protocol), false) => PortMapping::Always(
+            protocol
+                .parse::<ProtocolChoice>()
+                .map_err(|e| Usage(format!("--portmap {protocol}: {e}")))?,
+        ),
+        (None, false) => PortMapping::WhenNotPublic(ProtocolChoice::Auto),
+    };
     let mut config = ListenerConfig {
         single_use: args.single_use,
+        port_mapping,
         mdns: args.mdns,
         ttl: args.ttl,
         label: args.label.clone(),
@@ -324,12 +381,132 @@ async fn serve(args: &ListenArgs, mut served: Served) -> anyhow::Result<()> {
         token: text.clone(),
         candidates: candidate_strings(token),
     });
+    let mut mappings = Vec::new();
+    if let Some(reach) = served.reach.take() {
+        for handle in &reach.mappings {
+            out.event(mapped_event(&out, &handle.mapping()));
+        }
+        for (code, reason) in reach.failures {
+            out.event(PeerEvent::MappingFailed {
+                t_ms: out.ms(),
+                code: code.to_owned(),
+                reason,
+            });
+        }
+        out.event(reachability_event(&out, &reach.reachability));
+        mappings = reach.mappings;
+    }
     if !args.json {
         print_token_for_people(token, &text, args.page_url.as_deref());
     }
+    let (mapping_tx, mut mapping_events) = mpsc::unbounded_channel();
+    let mut keepers = Vec::new();
+    for mut handle in mappings {
+        let tx = mapping_tx.clone();
+        let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let keeper = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = handle.next_event() => match event {
+                        Some(e) => { let _ = tx.send(e); }
+                        None => return,
+                    },
+                    _ = &mut stop => {
+                        // A clean exit deletes the mapping.
+                        if let Err(e) = handle.shutdown().await {
+                            let _ = tx.send(MappingEvent::Failed(e));
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        keepers.push((stop_tx, keeper));
+    }
+    drop(mapping_tx);
+    let result = serve_dialers(args, &out, &mut served, &mut mapping_events).await;
+    for (stop, keeper) in keepers {
+        let _ = stop.send(());
+        // Bounded: the delete request times out on its own (oneway-portmap).
+        let _ = tokio::time::timeout(Duration::from_secs(3), keeper).await;
+    }
+    while let Ok(event) = mapping_events.try_recv() {
+        out.event(mapping_event(&out, event));
+    }
+    result
+}
+
+/// A `mapped` event for `m`.
+fn mapped_event(out: &Output, m: &oneway_endpoint::Mapping) -> PeerEvent {
+    PeerEvent::Mapped {
+        t_ms: out.ms(),
+        protocol: m.protocol.name().to_owned(),
+        external: m.external.to_string(),
+        internal: m.internal.to_string(),
+        lifetime_s: m.lifetime.as_secs(),
+        gateway: m.gateway.ip().to_string(),
+    }
+}
+
+/// The event for what a mapping's keeper reported.
+fn mapping_event(out: &Output, event: MappingEvent) -> PeerEvent {
+    match event {
+        MappingEvent::Renewed(m) => mapped_event(out, &m),
+        MappingEvent::Failed(e) => PeerEvent::MappingFailed {
+            t_ms: out.ms(),
+            code: e.code().to_owned(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The `reachability` event.
+fn reachability_event(out: &Output, r: &Reachability) -> PeerEvent {
+    use oneway_portmap_names::{scope_name, via_name};
+    PeerEvent::Reachability {
+        t_ms: out.ms(),
+        scope: scope_name(r.scope).to_owned(),
+        via: via_name(&r.via).to_owned(),
+        reason: r.reason.code().to_owned(),
+        sentence: r.sentence.clone(),
+    }
+}
+
+/// The peer contract's names for a reachability verdict's scope and way in.
+mod oneway_portmap_names {
+    use oneway_endpoint::reach::{Scope, Via};
+
+    pub(super) fn scope_name(scope: Scope) -> &'static str {
+        match scope {
+            Scope::Internet => "internet",
+            Scope::SameLanOnly => "same-lan-only",
+        }
+    }
+
+    pub(super) fn via_name(via: &Via) -> &'static str {
+        match via {
+            Via::PublicHost { .. } => "public-host",
+            Via::Mapping { .. } => "mapping",
+            Via::NonFilteringNat { .. } => "non-filtering-nat",
+            Via::None => "none",
+        }
+    }
+}
+
+/// Serves dialers until Ctrl-C or SIGTERM, printing their events and the mappings' renewals.
+async fn serve_dialers(
+    args: &ListenArgs,
+    out: &Output,
+    served: &mut Served,
+    mapping_events: &mut mpsc::UnboundedReceiver<MappingEvent>,
+) -> anyhow::Result<()> {
+    let out = *out;
+    let mut terminate = terminate_signal()?;
     let mut bridged = false;
     loop {
         tokio::select! {
+            Some(event) = mapping_events.recv() => out.event(mapping_event(&out, event)),
+            _ = terminate.recv() => return Ok(()),
             report = served.reports.recv() => match report {
                 None => return Ok(()),
                 Some(Report::Event(event)) => {
@@ -362,6 +539,12 @@ async fn serve(args: &ListenArgs, mut served: Served) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
+}
+
+/// SIGTERM (how containers and service managers stop a listener), as a stream.
+fn terminate_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")
 }
 
 fn listener_event(out: &Output, event: ListenerEvent) -> Option<PeerEvent> {

@@ -44,6 +44,48 @@ pub enum PeerEvent {
         /// Candidates in fallback order, as `type transport address:port`.
         candidates: Vec<String>,
     },
+    /// Listener: a router mapped a port for the listener's socket (PCP, NAT-PMP or UPnP-IGD),
+    /// or renewed it; the external address is a candidate of the token.
+    Mapped {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// `pcp`, `natpmp` or `upnp`.
+        protocol: String,
+        /// The external `ip:port` the router forwards.
+        external: String,
+        /// The listener's `ip:port` it forwards to.
+        internal: String,
+        /// Seconds the router grants before the mapping must be renewed.
+        lifetime_s: u64,
+        /// The router asked.
+        gateway: String,
+    },
+    /// Listener: port mapping failed, was refused or vanished; the other candidates keep
+    /// working.
+    MappingFailed {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// Stable cause: `no-gateway`, `portmap-timeout`, `portmap-refused`,
+        /// `portmap-unavailable`, `portmap-malformed`, `portmap-address-changed`,
+        /// `portmap-lost`, `portmap-io`.
+        code: String,
+        /// Details.
+        reason: String,
+    },
+    /// Listener: from where it can be reached, and why (printed once, after `token`).
+    Reachability {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// `internet` or `same-lan-only`.
+        scope: String,
+        /// `public-host`, `mapping`, `non-filtering-nat` or `none`.
+        via: String,
+        /// Stable reason: `public-address`, `mapped`, `nat-does-not-filter`, `nat-filters`,
+        /// `firewall-filters`, `nat-filtering-unknown`, `not-public`, `no-external-address`.
+        reason: String,
+        /// The same in plain words.
+        sentence: String,
+    },
     /// Dialer: the token was decoded and checks begin.
     Dialing {
         /// Milliseconds since start.

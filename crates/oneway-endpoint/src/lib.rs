@@ -30,6 +30,7 @@ pub mod gather;
 pub mod listener;
 pub mod mdns;
 pub mod net;
+pub mod reach;
 pub mod session;
 
 pub use dialer::{DangerousDialConfig, DialConfig, dial};
@@ -40,4 +41,8 @@ pub use oneway_connection::{
     ChannelRef, Command, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, DialError,
     Progress, StackError, Stage, Timings,
 };
+pub use oneway_portmap::{
+    Mapping, MappingEvent, MappingHandle, PortmapError, ProtocolChoice, Reachability,
+};
 pub use oneway_turn::{Credentials as TurnCredentials, TurnError, TurnServer};
+pub use reach::PortMapping;

@@ -17,13 +17,18 @@ use oneway_core::admission::{
     Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit, route_dialer_address,
 };
 use oneway_core::demux::{self, Dropped, ListenerCreds, NewDialer, Routed};
-use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, SctpParams, Secret, Token};
+use oneway_portmap::{MappingHandle, PortmapError, Reachability};
+use oneway_token::{
+    Candidate, CandidateAddress, CandidateType, DerivedKeys, Fingerprint, MappedCandidate,
+    MappingProtocol, Profile, SctpParams, Secret, Token,
+};
 use rand::RngCore;
 use tokio::sync::mpsc;
 
 use crate::engine::{Engine, ListenerEngineParams, Notice, Stack, Transmit};
-use crate::gather::{host_candidates, server_reflexive, unix_now};
+use crate::gather::{host_candidates, unix_now};
 use crate::net::{AddressScope, Datagram, Socket, SocketSet};
+use crate::reach::{PortMapping, learn};
 
 pub use oneway_connection::{ListenerEvent, ListenerStats};
 
@@ -50,8 +55,12 @@ pub struct ListenerConfig {
     /// Extra candidates advertised first (e.g. a forwarded port), in order.
     pub extra_candidates: Vec<Candidate>,
     /// A STUN server to learn each socket's server-reflexive (NAT-mapped) address from; it is
-    /// advertised after the host candidates.
+    /// advertised after the host and port-mapped candidates. When the server has a second
+    /// address (RFC 5780 OTHER-ADDRESS) it also tells how the NAT filters.
     pub stun: Option<SocketAddr>,
+    /// When to ask the router for a port mapping (PCP, NAT-PMP, UPnP-IGD; IPv6 pinholes by PCP):
+    /// a granted mapping is advertised after the host candidates, before the STUN one.
+    pub port_mapping: PortMapping,
     /// Token lifetime; `None` means no expiry.
     pub ttl: Option<Duration>,
     /// Accept only the first dialer that proves the secret.
@@ -83,6 +92,7 @@ impl Default for ListenerConfig {
             scope: AddressScope::Interfaces,
             extra_candidates: Vec::new(),
             stun: None,
+            port_mapping: PortMapping::Off,
             ttl: None,
             single_use: false,
             label: None,
@@ -117,6 +127,10 @@ pub struct Listener<S: Stack> {
     events: mpsc::Receiver<ListenerEvent>,
     /// Keeps the mDNS names published while the listener lives.
     _mdns: Option<crate::mdns::MdnsPublisher>,
+    /// From where the listener can be reached, and why.
+    reachability: Reachability,
+    /// The port mappings asked for (kept, renewed, and deleted when dropped).
+    port_mappings: Vec<Result<MappingHandle, PortmapError>>,
     _driver: Arc<DriverGuard>,
     _stack: PhantomData<fn() -> S>,
 }
@@ -156,26 +170,58 @@ impl<S: Stack> Listener<S> {
             candidates.extend(hosts.iter().map(|a| Candidate::udp_host(a.ip(), a.port())));
             None
         };
-        if let Some(server) = config.stun {
-            let socket = sockets
-                .iter()
-                .find(|s| s.local_addr().is_ipv4() == server.is_ipv4())
-                .ok_or_else(|| {
-                    StackError::Config(format!(
-                        "no socket of the STUN server's address family ({server})"
-                    ))
-                })?;
-            let mapped = server_reflexive(socket, server).await?;
-            if hosts.contains(&mapped) {
-                tracing::info!(%mapped, "STUN: no NAT in front of this socket; no srflx candidate needed");
+        // STUN, port mapping and filtering discovery, concurrently (`reach`).
+        let learned = learn(&sockets, &hosts, config.stun, config.port_mapping).await?;
+        let mut mapped = Vec::new();
+        for m in learned.granted() {
+            // A mapping at a router behind another NAT reaches nobody outside it
+            // (`spec/handshake.md` §4.1.1); the reachability report says why.
+            if !oneway_portmap::is_public(m.external.ip()) {
+                tracing::info!(external = %m.external, "mapped address is not public; not advertised");
+                continue;
+            }
+            let protocol = match m.protocol {
+                oneway_portmap::Protocol::Pcp => MappingProtocol::Pcp,
+                oneway_portmap::Protocol::NatPmp => MappingProtocol::NatPmp,
+                oneway_portmap::Protocol::Upnp => MappingProtocol::UpnpIgd,
+            };
+            // An IPv6 pinhole keeps the address: the host candidate itself is what opened.
+            let at = match candidates.iter().position(|c| {
+                c.kind == CandidateType::Host
+                    && c.address == CandidateAddress::Ip(m.external.ip())
+                    && c.port == m.external.port()
+            }) {
+                Some(at) if m.external.is_ipv6() => at,
+                Some(_) => continue,
+                None => {
+                    candidates.push(Candidate {
+                        kind: CandidateType::ServerReflexive,
+                        ..Candidate::udp_host(m.external.ip(), m.external.port())
+                    });
+                    candidates.len() - 1
+                }
+            };
+            if let Ok(index) = u8::try_from(at) {
+                mapped.push(MappedCandidate { index, protocol });
+            }
+        }
+        if let Some(srflx) = learned.server_reflexive {
+            let known = hosts.contains(&srflx)
+                || candidates.iter().any(|c| {
+                    c.address == CandidateAddress::Ip(srflx.ip()) && c.port == srflx.port()
+                });
+            if known {
+                tracing::info!(%srflx, "STUN: no NAT in front of this socket, or the mapping has this address; no other srflx candidate needed");
             } else {
                 candidates.push(Candidate {
-                    kind: oneway_token::CandidateType::ServerReflexive,
-                    ..Candidate::udp_host(mapped.ip(), mapped.port())
+                    kind: CandidateType::ServerReflexive,
+                    ..Candidate::udp_host(srflx.ip(), srflx.port())
                 });
             }
         }
         candidates.truncate(oneway_token::MAX_CANDIDATES);
+        mapped.retain(|m| usize::from(m.index) < candidates.len());
+        mapped.sort_by_key(|m| m.index);
         if candidates.is_empty() {
             return Err(StackError::Config(
                 "no address to advertise: the machine has no usable interface (try loopback)"
@@ -190,6 +236,7 @@ impl<S: Stack> Listener<S> {
         let mut token = Token::new(Profile::Native, fingerprint, Secret(secret), candidates);
         token.single_use = config.single_use;
         token.label = config.label.clone();
+        token.mapped = mapped;
         token.expires_at = config.ttl.map(|ttl| unix_now() + ttl.as_secs().max(1));
         token
             .validate()
@@ -234,6 +281,8 @@ impl<S: Stack> Listener<S> {
             incoming,
             events,
             _mdns: mdns,
+            reachability: learned.reachability,
+            port_mappings: learned.mappings,
             _driver: guard,
             _stack: PhantomData,
         })
@@ -242,6 +291,28 @@ impl<S: Stack> Listener<S> {
     /// The token to publish.
     pub fn token(&self) -> &Token {
         &self.token
+    }
+
+    /// From where the listener can be reached, and why: the verdict of its own measurements
+    /// (host addresses, STUN, port mapping, NAT filtering) when it issued the token.
+    pub fn reachability(&self) -> &Reachability {
+        &self.reachability
+    }
+
+    /// The outcome of each port mapping asked for (one per socket; none when mapping was off
+    /// or not needed).
+    pub fn port_mappings(&self) -> &[Result<MappingHandle, PortmapError>] {
+        &self.port_mappings
+    }
+
+    /// Takes the granted mappings, to watch their renewals ([`MappingHandle::next_event`]) and
+    /// delete them on a clean exit ([`MappingHandle::shutdown`]); otherwise the listener keeps
+    /// them and deletes them, best effort, when dropped.
+    pub fn take_port_mappings(&mut self) -> Vec<MappingHandle> {
+        std::mem::take(&mut self.port_mappings)
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect()
     }
 
     /// The bound socket addresses.

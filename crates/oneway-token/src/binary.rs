@@ -15,7 +15,8 @@ use crate::error::{Field, TokenError};
 use crate::ice::IceCredentials;
 use crate::token::{
     Candidate, CandidateAddress, CandidateType, Fingerprint, MAX_CANDIDATES, MAX_EXTENSIONS,
-    MAX_LABEL_BYTES, Profile, RawExtension, SctpParams, Secret, Token, Transport,
+    MAX_LABEL_BYTES, MappedCandidate, MappingProtocol, Profile, RawExtension, SctpParams, Secret,
+    Token, Transport,
 };
 
 /// Format version implemented by this crate.
@@ -36,6 +37,8 @@ pub mod ext {
     pub const SINGLE_USE: u8 = 0x80;
     /// `label`: UTF-8 text. Optional.
     pub const LABEL: u8 = 0x81;
+    /// `mapped`: (candidate index, protocol) pairs of port-mapped candidates. Optional.
+    pub const MAPPED: u8 = 0x82;
     /// First type of the optional range: unknown types at or above it are skipped.
     pub const FIRST_OPTIONAL: u8 = 0x80;
 
@@ -47,6 +50,7 @@ pub mod ext {
             LISTENER_ICE => "listener-ice",
             SINGLE_USE => "single-use",
             LABEL => "label",
+            MAPPED => "mapped",
             t if t >= FIRST_OPTIONAL => "unknown optional",
             _ => "unknown required",
         }
@@ -224,6 +228,14 @@ impl Token {
         if let Some(label) = &self.label {
             out.push((ext::LABEL, label.as_bytes().to_vec()));
         }
+        if !self.mapped.is_empty() {
+            let value = self
+                .mapped
+                .iter()
+                .flat_map(|m| [m.index, m.protocol.code()])
+                .collect();
+            out.push((ext::MAPPED, value));
+        }
         for raw in &self.unknown_extensions {
             out.push((raw.ty, raw.value.clone()));
         }
@@ -297,12 +309,14 @@ impl Token {
         if let Some(label) = &self.label {
             validate_label(label)?;
         }
+        validate_mapped(&self.mapped, &self.candidates)?;
         let mut unknown_types = Vec::new();
         for raw in &self.unknown_extensions {
             if raw.ty < ext::FIRST_OPTIONAL {
                 return Err(TokenError::UnknownRequiredExtension(raw.ty));
             }
-            if raw.value.len() > 255 || matches!(raw.ty, ext::SINGLE_USE | ext::LABEL) {
+            if raw.value.len() > 255 || matches!(raw.ty, ext::SINGLE_USE | ext::LABEL | ext::MAPPED)
+            {
                 return Err(invalid(
                     raw.ty,
                     "unknown-extension value too long or type is a known one",
@@ -330,6 +344,37 @@ fn invalid(ty: u8, reason: &'static str) -> TokenError {
         name: ext::name(ty),
         reason,
     }
+}
+
+/// `mapped` (§5.6): at least one entry, indexes strictly ascending and naming a candidate,
+/// each an srflx candidate (a router's external address) or an IPv6 host candidate (a
+/// firewall pinhole keeps the address).
+fn validate_mapped(mapped: &[MappedCandidate], candidates: &[Candidate]) -> Result<(), TokenError> {
+    let mut previous: Option<u8> = None;
+    for m in mapped {
+        if previous.is_some_and(|p| m.index <= p) {
+            return Err(invalid(
+                ext::MAPPED,
+                "candidate indexes not strictly ascending",
+            ));
+        }
+        previous = Some(m.index);
+        let Some(c) = candidates.get(usize::from(m.index)) else {
+            return Err(invalid(
+                ext::MAPPED,
+                "names a candidate the token does not have",
+            ));
+        };
+        let pinhole = c.kind == CandidateType::Host
+            && matches!(c.address, CandidateAddress::Ip(IpAddr::V6(_)));
+        if !(c.kind == CandidateType::ServerReflexive || pinhole) || c.transport != Transport::Udp {
+            return Err(invalid(
+                ext::MAPPED,
+                "names a candidate that is not UDP srflx or an IPv6 host",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_label(label: &str) -> Result<(), TokenError> {
@@ -456,6 +501,19 @@ fn apply_extensions(token: &mut Token, wire: &[WireExtension<'_>]) -> Result<(),
                     std::str::from_utf8(e.value).map_err(|_| invalid(ext::LABEL, "not UTF-8"))?;
                 validate_label(label)?;
                 token.label = Some(label.to_owned());
+            }
+            ext::MAPPED => {
+                if e.value.is_empty() || e.value.len() % 2 != 0 {
+                    return Err(bad_length("a positive even number of bytes"));
+                }
+                for pair in e.value.chunks_exact(2) {
+                    let protocol = MappingProtocol::from_code(pair[1])
+                        .ok_or_else(|| invalid(ext::MAPPED, "unknown mapping protocol"))?;
+                    token.mapped.push(MappedCandidate {
+                        index: pair[0],
+                        protocol,
+                    });
+                }
             }
             ty if ty < ext::FIRST_OPTIONAL => return Err(TokenError::UnknownRequiredExtension(ty)),
             ty => token.unknown_extensions.push(RawExtension {

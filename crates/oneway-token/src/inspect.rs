@@ -83,6 +83,9 @@ pub struct CandidateView {
     pub priority: u32,
     /// Bytes in the binary form.
     pub bytes: usize,
+    /// The port-mapping protocol that opened it (`pcp`, `natpmp`, `upnp`), from `mapped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_by: Option<&'static str>,
 }
 
 /// Expiry.
@@ -262,6 +265,11 @@ impl Inspection {
                     port: c.port,
                     priority: candidate_priority(i),
                     bytes: c.encoded_len(),
+                    mapped_by: token
+                        .mapped
+                        .iter()
+                        .find(|m| usize::from(m.index) == i)
+                        .map(|m| m.protocol.name()),
                 })
                 .collect(),
             expiry: token.expires_at.map(|unix| ExpiryView {
@@ -355,9 +363,13 @@ impl fmt::Display for Inspection {
             } else {
                 c.address.clone()
             };
+            let mapped = c
+                .mapped_by
+                .map(|p| format!(", opened by {p} port mapping"))
+                .unwrap_or_default();
             writeln!(
                 f,
-                "  {:>2}. {} {:<5} {:<4} {host}:{} (priority {})",
+                "  {:>2}. {} {:<5} {:<4} {host}:{} (priority {}{mapped})",
                 c.order, c.transport, c.kind, c.family, c.port, c.priority
             )?;
         }

@@ -300,8 +300,62 @@ pub struct Token {
     pub single_use: bool,
     /// `label` (0x81): a short human-readable name for the listener.
     pub label: Option<String>,
+    /// `mapped` (0x82): which candidates a router opened for the listener by port mapping
+    /// (`spec/token.md` §5.6), in ascending candidate order.
+    pub mapped: Vec<MappedCandidate>,
     /// Optional extensions this codec does not understand, preserved.
     pub unknown_extensions: Vec<RawExtension>,
+}
+
+/// How a router opened a candidate for the listener (`mapped`, `spec/token.md` §5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MappingProtocol {
+    /// Port Control Protocol (RFC 6887); also IPv6 firewall pinholes.
+    Pcp,
+    /// NAT Port Mapping Protocol (RFC 6886).
+    NatPmp,
+    /// UPnP Internet Gateway Device.
+    UpnpIgd,
+}
+
+impl MappingProtocol {
+    /// The wire value (1, 2, 3).
+    pub fn code(self) -> u8 {
+        match self {
+            MappingProtocol::Pcp => 1,
+            MappingProtocol::NatPmp => 2,
+            MappingProtocol::UpnpIgd => 3,
+        }
+    }
+
+    /// The protocol with wire value `code`.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(MappingProtocol::Pcp),
+            2 => Some(MappingProtocol::NatPmp),
+            3 => Some(MappingProtocol::UpnpIgd),
+            _ => None,
+        }
+    }
+
+    /// The name `oneway inspect` and events use: `pcp`, `natpmp`, `upnp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MappingProtocol::Pcp => "pcp",
+            MappingProtocol::NatPmp => "natpmp",
+            MappingProtocol::UpnpIgd => "upnp",
+        }
+    }
+}
+
+/// One entry of `mapped`: candidate `index` (0-based, in token order) was opened by
+/// `protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MappedCandidate {
+    /// The candidate's position in [`Token::candidates`].
+    pub index: u8,
+    /// How it was opened.
+    pub protocol: MappingProtocol,
 }
 
 impl Token {
@@ -322,6 +376,7 @@ impl Token {
             listener_ice: None,
             single_use: false,
             label: None,
+            mapped: Vec::new(),
             unknown_extensions: Vec::new(),
         }
     }

@@ -13,8 +13,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use oneway_token::{
-    Candidate, CandidateAddress, CandidateType, Fingerprint, IceCredentials, Profile, RawExtension,
-    SctpParams, Secret, Token, Transport,
+    Candidate, CandidateAddress, CandidateType, Fingerprint, IceCredentials, MappedCandidate,
+    MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -175,6 +175,34 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
         "An optional extension (0xc0) a v1 decoder does not know: skipped, and kept on re-encoding.",
         unknown,
     ));
+    let mut mapped = base(
+        "native-port-mapped",
+        Profile::Native,
+        vec![
+            v4([10, 2, 0, 10], 50_000),
+            with(
+                v4([203, 0, 113, 7], 41_000),
+                CandidateType::ServerReflexive,
+                Transport::Udp,
+            ),
+            v6("2001:db8::10", 50_000),
+        ],
+    );
+    mapped.mapped = vec![
+        MappedCandidate {
+            index: 1,
+            protocol: MappingProtocol::Pcp,
+        },
+        MappedCandidate {
+            index: 2,
+            protocol: MappingProtocol::Pcp,
+        },
+    ];
+    out.push((
+        "native-port-mapped",
+        "A listener behind a home NAT whose router mapped a port by PCP (the srflx candidate) and opened an IPv6 firewall pinhole (the IPv6 host candidate): the optional `mapped` extension (0x82).",
+        mapped,
+    ));
     let many = (0..16u16)
         .map(|i| v6(&format!("2001:db8::{:x}", i + 1), 50_000 + i))
         .collect();
@@ -211,6 +239,7 @@ pub fn decoded_json(t: &Token) -> Value {
         "listener_ice": t.listener_ice.as_ref().map(|i| json!({"ufrag": i.ufrag(), "pwd": i.pwd()})),
         "single_use": t.single_use,
         "label": t.label,
+        "mapped": t.mapped.iter().map(|m| json!({"index": m.index, "protocol": m.protocol.name()})).collect::<Vec<_>>(),
         "unknown_extensions": t.unknown_extensions.iter().map(|e| json!({"type": e.ty, "value_hex": hex(&e.value)})).collect::<Vec<_>>(),
     })
 }
@@ -515,6 +544,40 @@ pub fn invalid_inputs() -> Vec<(
             &[(0x01, vec![1, 2, 3])],
         )),
     );
+    // `mapped` (0x82): a srflx candidate at index 1 after a host one.
+    let srflx_c = ipv4_candidate(0b0100, [203, 0, 113, 7], 41_000);
+    let mapped_body = |value: Vec<u8>| {
+        b64(&body(
+            0,
+            &[good_c.clone(), srflx_c.clone()],
+            &[(0x82, value)],
+        ))
+    };
+    text(
+        "mapped-odd-length",
+        "A mapped extension of 3 bytes (entries are 2 bytes each).",
+        mapped_body(vec![1, 1, 1]),
+    );
+    text(
+        "mapped-unknown-protocol",
+        "A mapped entry with protocol 9 (only 1 PCP, 2 NAT-PMP, 3 UPnP-IGD exist).",
+        mapped_body(vec![1, 9]),
+    );
+    text(
+        "mapped-index-out-of-range",
+        "A mapped entry naming candidate 5 of a two-candidate token.",
+        mapped_body(vec![5, 1]),
+    );
+    text(
+        "mapped-names-a-host",
+        "A mapped entry naming an IPv4 host candidate (a router maps to an external, srflx, address).",
+        mapped_body(vec![0, 1]),
+    );
+    text(
+        "mapped-not-ascending",
+        "Two mapped entries for the same candidate.",
+        mapped_body(vec![1, 1, 1, 2]),
+    );
     text(
         "label-not-utf8",
         "A label that is not UTF-8.",
@@ -602,9 +665,14 @@ fn intended_code(name: &str) -> &'static str {
         "extension-not-ascending" | "extension-repeated" => "extension-not-ascending",
         "unknown-required-extension" => "unknown-required-extension",
         "expires-bad-length" => "bad-extension-length",
-        "label-not-utf8" | "label-control-character" | "listener-ice-bad-packing" => {
-            "invalid-extension-value"
-        }
+        "label-not-utf8"
+        | "label-control-character"
+        | "listener-ice-bad-packing"
+        | "mapped-unknown-protocol"
+        | "mapped-index-out-of-range"
+        | "mapped-names-a-host"
+        | "mapped-not-ascending" => "invalid-extension-value",
+        "mapped-odd-length" => "bad-extension-length",
         "listener-ice-in-native" => "extension-not-allowed",
         "dialer-identity-without-listener-ice" => "missing-extension",
         "expired" => "expired",
