@@ -61,6 +61,9 @@ pub struct ListenerConfig {
     /// When to ask the router for a port mapping (PCP, NAT-PMP, UPnP-IGD; IPv6 pinholes by PCP):
     /// a granted mapping is advertised after the host candidates, before the STUN one.
     pub port_mapping: PortMapping,
+    /// The router to ask for the mapping; `None`: the next hop of the default route of the
+    /// socket's address family.
+    pub portmap_gateway: Option<std::net::IpAddr>,
     /// Token lifetime; `None` means no expiry.
     pub ttl: Option<Duration>,
     /// Accept only the first dialer that proves the secret.
@@ -93,6 +96,7 @@ impl Default for ListenerConfig {
             extra_candidates: Vec::new(),
             stun: None,
             port_mapping: PortMapping::Off,
+            portmap_gateway: None,
             ttl: None,
             single_use: false,
             label: None,
@@ -171,7 +175,14 @@ impl<S: Stack> Listener<S> {
             None
         };
         // STUN, port mapping and filtering discovery, concurrently (`reach`).
-        let learned = learn(&sockets, &hosts, config.stun, config.port_mapping).await?;
+        let learned = learn(
+            &sockets,
+            &hosts,
+            config.stun,
+            config.port_mapping,
+            config.portmap_gateway,
+        )
+        .await?;
         let mut mapped = Vec::new();
         for m in learned.granted() {
             // A mapping at a router behind another NAT reaches nobody outside it

@@ -60,12 +60,14 @@ impl Learned {
 
 /// Learns where the listener bound to `sockets` (host candidates `hosts`) can be reached from:
 /// STUN (`stun`, an error if it does not answer: the user asked for it), port mapping (per
-/// `policy`) and filtering discovery, concurrently.
+/// `policy`, asking `gateway` or the default route's next hop) and filtering discovery,
+/// concurrently.
 pub async fn learn(
     sockets: &[Socket],
     hosts: &[SocketAddr],
     stun: Option<SocketAddr>,
     policy: PortMapping,
+    gateway: Option<IpAddr>,
 ) -> Result<Learned, StackError> {
     let choice = match policy {
         PortMapping::Off => None,
@@ -97,6 +99,7 @@ pub async fn learn(
         };
         let mapper = PortMapper::new(PortmapConfig {
             choice,
+            gateway,
             ..PortmapConfig::default()
         });
         let asks = sockets.iter().map(|s| {
