@@ -387,6 +387,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             .collect(),
         cells: results,
         interrupted,
+        partition: None,
     };
     let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
         let path = args.out.join(name);

@@ -114,6 +114,14 @@ impl Runner<'_> {
     /// running cell has; the results are in the cells' order. Stops starting cells when
     /// cancelled (keeping the results so far; the running ones tear down).
     pub async fn run(&self, cells: &[Cell]) -> Vec<CellResult> {
+        let numbered: Vec<(usize, &Cell)> = cells.iter().enumerate().collect();
+        self.run_at(&numbered).await
+    }
+
+    /// [`Runner::run`] for some cells of a plan, each with its index in the whole plan (which
+    /// names its log directory, `cells/NNN-…`): a partition's cells keep the directories they
+    /// have in a run of every cell, so merged reports link to the same files.
+    pub async fn run_at(&self, cells: &[(usize, &Cell)]) -> Vec<CellResult> {
         let jobs = if self.options.keep {
             1
         } else {
@@ -122,7 +130,7 @@ impl Runner<'_> {
         // Slot 0 first: with one job every cell has the addresses of the module documentation.
         let free = std::sync::Mutex::new((0..jobs as u8).rev().collect::<Vec<u8>>());
         let free = &free;
-        futures_util::stream::iter(cells.iter().enumerate())
+        futures_util::stream::iter(cells.iter().copied())
             .map(|(index, cell)| async move {
                 if self.cancelled() {
                     return None;
