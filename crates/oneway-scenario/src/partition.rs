@@ -7,9 +7,10 @@
 //! - **from an earlier report** ([`Costs::from_report`], `--costs report.json`): the seconds the
 //!   cell's runs took there, per run, times the runs planned now;
 //! - **from the scenario's properties** ([`estimate`]), for every cell the earlier report does
-//!   not have, or when there is none: container bring-up, the handshake's round trips at the
-//!   scenario's RTT, the dialer's whole timeout for an expected failure that ends in one, the
-//!   browser's start-up, all times the repeats; a skipped cell costs nothing.
+//!   not have, or when there is none: the containers of its topology (routers, STUN/TURN, the
+//!   impairment hop), the handshake's round trips at the scenario's RTT, the early stop of a
+//!   cell that expects `listener-unreachable` or the dialer's whole timeout for another expected
+//!   failure, the browser's start-up, all times the repeats; a skipped cell costs nothing.
 //!
 //! The cells are dealt out longest first, each to the partition with the least cost so far
 //! (ties: the lower partition; equal costs: the earlier cell), so every job that plans the same
@@ -76,20 +77,27 @@ impl fmt::Display for Partition {
     }
 }
 
-/// Seconds a container cell spends besides the handshake: networks, containers, routes,
-/// nftables, then the teardown.
-const CONTAINER_SETUP_SECS: f64 = 6.0;
+// The constants below were fitted to one run of the default set on 2 cores (2026-12-06,
+// `--jobs 2`): a cell took 3 s on one LAN (2 containers), 5.5-6.5 s behind one NAT (4),
+// 8 s behind two (5), 8-9.5 s when the listener is unreachable, and the added RTT of the
+// impaired links barely showed.
+
+/// Seconds of a container cell besides its containers and the handshake (the networks).
+const CONTAINER_SETUP_SECS: f64 = 0.5;
+/// Seconds per container of the cell's topology (create, start, routes and rule sets, and
+/// its removal).
+const CONTAINER_SECS: f64 = 1.0;
 /// Seconds a loopback cell spends besides the handshake (two host processes).
-const LOOPBACK_SETUP_SECS: f64 = 1.0;
+const LOOPBACK_SETUP_SECS: f64 = 0.2;
 /// Seconds of a handshake with no added delay (token, checks, DTLS, proof, echo, linger).
-const HANDSHAKE_SECS: f64 = 2.0;
+const HANDSHAKE_SECS: f64 = 1.0;
 /// Round trips of a one-way handshake and its echo, for the scenario's RTT.
-const HANDSHAKE_ROUND_TRIPS: f64 = 12.0;
+const HANDSHAKE_ROUND_TRIPS: f64 = 6.0;
 /// Seconds Chromium takes to start, per browser peer in the cell.
-const BROWSER_SECS: f64 = 8.0;
+const BROWSER_SECS: f64 = 6.0;
 /// Seconds before the runner stops a cell that expects `listener-unreachable` (the settle
 /// window plus the checks' first retransmissions; see the runner's early stop).
-const UNREACHABLE_SECS: f64 = 5.0;
+const UNREACHABLE_SECS: f64 = 3.5;
 
 /// The expected seconds of one cell from its scenario and manifests alone (see the module
 /// documentation); `repeat` overrides the scenario's repeats as `--repeat` does.
@@ -107,7 +115,8 @@ pub fn estimate(
     let mut secs = if scenario.loopback {
         LOOPBACK_SETUP_SECS
     } else {
-        CONTAINER_SETUP_SECS
+        let layout = crate::topology::layout(&scenario.topology, scenario.impairment);
+        CONTAINER_SETUP_SECS + CONTAINER_SECS * layout.nodes.len() as f64
     };
     let rtt = scenario
         .impairment
