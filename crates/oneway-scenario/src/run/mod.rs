@@ -1,7 +1,7 @@
 //! The runner: brings a cell's topology up, runs both peers, records what they print, judges
 //! the run and tears everything down (also on error and on interruption).
 //!
-//! - [`record`]: what a run and a cell leave behind (serialized into `report.json`).
+//! - `record`: what a run and a cell leave behind (serialized into `report.json`).
 //! - `wait`: reading the peers' output until a token, an exit, a timeout or an early stop.
 //! - `loopback`: cells run as host processes.
 //! - `containers`: cells run in a Docker topology (bring-up, impairments, teardown).
