@@ -42,7 +42,7 @@ enum Command {
     Dial(peer::DialArgs),
     /// Run the scenario matrix: LAN/NAT topologies in containers, every implementation pair,
     /// verdicts against expectations; Markdown, JSON and JUnit reports.
-    Suite(suite::SuiteArgs),
+    Suite(Box<suite::SuiteArgs>),
     /// Measure connect latency against the signalled baseline, listener capacity, throughput
     /// and token sizes (Markdown, JSON and SVG output).
     Bench(bench::BenchArgs),
@@ -126,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qr(args) => qr(args),
         Command::Listen(args) => block_on_stdin(peer::listen(args)),
         Command::Dial(args) => block_on_stdin(peer::dial_command(args)),
-        Command::Suite(args) => runtime()?.block_on(suite::suite(args)),
+        Command::Suite(args) => runtime()?.block_on(suite::suite(*args)),
         Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
     }
 }

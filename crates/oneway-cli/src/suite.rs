@@ -1,5 +1,6 @@
 //! `oneway suite`: runs the scenario matrix in containers (`crates/oneway-scenario`) and writes
-//! the Markdown, JSON and JUnit reports.
+//! the Markdown, JSON and JUnit reports; `--partition K/N` runs one slice of it, and
+//! `oneway suite merge` combines the slices' reports.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,9 +10,10 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oneway_scenario::docker::Engine;
 use oneway_scenario::model::{self, Scenario};
+use oneway_scenario::partition::{self, Costs, PartialInfo, Partition};
 use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
 use oneway_scenario::run::{Options, Progress, Runner};
-use oneway_scenario::{image, impair, plan};
+use oneway_scenario::{image, impair, merge, plan};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Args)]
@@ -59,6 +61,14 @@ pub struct SuiteArgs {
     /// Print the cells and exit without running anything.
     #[arg(long)]
     plan: bool,
+    /// Run only the K-th of N slices of the cells (`--partition 2/3`), dealt by expected cost;
+    /// the reports are partial, and `oneway suite merge` combines the N of them.
+    #[arg(long, value_name = "K/N")]
+    partition: Option<Partition>,
+    /// With `--partition`: the cells' costs are their times in this earlier run's report.json
+    /// (default: estimates from the scenarios' properties). Every partition must get the same.
+    #[arg(long, value_name = "REPORT_JSON", requires = "partition")]
+    costs: Option<PathBuf>,
     /// The `oneway` binary to run as the peer (default: this binary).
     #[arg(long, value_name = "PATH")]
     peer: Option<PathBuf>,
@@ -70,6 +80,19 @@ enum Tool {
     /// netem: TUN devices plus policy routing between two interfaces.
     #[command(hide = true)]
     Impair(ImpairArgs),
+    /// Combine the partial reports of `--partition K/N` runs (their `--out` directories) into
+    /// the report.md, report.json and junit.xml one run of every cell would have written.
+    Merge(MergeArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The partitions' output directories, each with its report.json.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Where to write the merged reports (each partition's cell logs are copied there).
+    #[arg(long, value_name = "DIR", default_value = "suite-out")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -138,6 +161,9 @@ fn default_jobs() -> usize {
 }
 
 pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
+    if let Some(Tool::Merge(a)) = args.tool {
+        return merge_reports(&a);
+    }
     if let Some(Tool::Impair(a)) = args.tool {
         let shape = impair::Shape {
             delay: Duration::from_millis(a.delay_ms),
@@ -164,8 +190,46 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     }
     let cells = plan::cells(&impls, &scenarios);
     let (cells, dropped) = plan::filter(cells, &args.filter, &args.ignore);
+    let (selected, partial) = match args.partition {
+        None => ((0..cells.len()).collect::<Vec<usize>>(), None),
+        Some(p) => {
+            let costs = match &args.costs {
+                Some(path) => Costs::read(path)?,
+                None => Costs::estimated(),
+            };
+            let per_cell = costs.of(&cells, &scenarios, &impls, args.repeat);
+            let (picked, expected) = partition::select(&cells, &per_cell, p);
+            let info = PartialInfo {
+                partition: p,
+                commit: std::env::var("ONEWAY_COMMIT")
+                    .ok()
+                    .filter(|c| !c.is_empty())
+                    .or_else(|| partition::commit_of(&scenario_dir)),
+                scenarios_digest: partition::digest_dir(&scenario_dir)?,
+                manifests_digest: partition::digest_dir(&impl_dir)?,
+                selection: selection(&args),
+                costs: costs.source().to_owned(),
+                planned: cells.iter().map(|c| c.name.clone()).collect(),
+                assigned: picked.iter().map(|&i| cells[i].name.clone()).collect(),
+                expected_seconds: expected,
+            };
+            eprintln!(
+                "partition {p}: {} of {} cells, expected {:.0} s (partitions: {}; costs from {})",
+                picked.len(),
+                cells.len(),
+                info.expected_seconds[p.index as usize - 1],
+                info.expected_seconds
+                    .iter()
+                    .map(|s| format!("{s:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                info.costs
+            );
+            (picked, Some(info))
+        }
+    };
     if args.plan {
-        for c in &cells {
+        for c in selected.iter().map(|&i| &cells[i]) {
             println!(
                 "{}{}",
                 c.name,
@@ -183,6 +247,10 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     if cells.is_empty() {
         anyhow::bail!("no cell matches (see --plan)");
     }
+    // From here on, the cells this run runs (a partition may have none: it still writes its
+    // partial report, which merge needs).
+    let numbered: Vec<(usize, &plan::Cell)> = selected.iter().map(|&i| (i, &cells[i])).collect();
+    let cells: Vec<plan::Cell> = numbered.iter().map(|(_, c)| (*c).clone()).collect();
     let peer = match &args.peer {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("locating this binary")?,
@@ -360,7 +428,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         progress: progress_tx,
         cancel: cancel_rx.clone(),
     };
-    let results = runner.run(&cells).await;
+    let results = runner.run_at(&numbered).await;
     drop(runner);
     let _ = printer.await;
     bar.finish_and_clear();
@@ -387,6 +455,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             .collect(),
         cells: results,
         interrupted,
+        partition: partial,
     };
     let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
         let path = args.out.join(name);
@@ -411,6 +480,89 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
                 .filter(|c| !c.verdict.is_green())
                 .count()
         );
+    }
+    Ok(())
+}
+
+/// The options that choose the cells and their runs, as partial reports record them.
+fn selection(args: &SuiteArgs) -> String {
+    format!(
+        "--set {} --impl {:?} --filter {:?} --ignore {:?} --repeat {}",
+        args.set,
+        args.impl_ids,
+        args.filter,
+        args.ignore,
+        args.repeat
+            .map_or_else(|| "-".to_owned(), |r| r.to_string())
+    )
+}
+
+/// `oneway suite merge`: reads each directory's report.json, merges them (refusing partial
+/// reports that do not belong together), copies the cells' logs and writes the three reports.
+fn merge_reports(args: &MergeArgs) -> anyhow::Result<()> {
+    let mut inputs = Vec::new();
+    for dir in &args.dirs {
+        let report = Report::read(&dir.join("report.json"))?;
+        inputs.push(merge::Input {
+            name: dir.display().to_string(),
+            report,
+        });
+    }
+    let report = merge::merge(&inputs)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for dir in &args.dirs {
+        let from = dir.join("cells");
+        if from.is_dir() && !same_dir(dir, &args.out) {
+            copy_tree(&from, &args.out.join("cells"))?;
+        }
+    }
+    let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    };
+    let md = write("report.md", report.to_markdown())?;
+    write("report.json", report.to_json())?;
+    write("junit.xml", report.to_junit())?;
+    eprintln!(
+        "merged {} partial reports: {}; reports: {} (and report.json, junit.xml)",
+        inputs.len(),
+        report.summary(),
+        md.display()
+    );
+    if !report.green() {
+        anyhow::bail!(
+            "{} cells deviate from their expectation",
+            report
+                .cells
+                .iter()
+                .filter(|c| !c.verdict.is_green())
+                .count()
+        );
+    }
+    Ok(())
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
     }
     Ok(())
 }

@@ -72,19 +72,28 @@ pub struct Exec {
 }
 
 impl Engine {
-    /// Connects to the local engine (`DOCKER_HOST` or the default socket) and checks that it
-    /// answers within 3 seconds. `run` is this run's id, put on every label.
+    /// Connects to the engine `DOCKER_HOST` names (`unix:///path` or plain `tcp://host:port`;
+    /// for an engine on another machine, forward its socket over SSH to one of these), else
+    /// the default socket, and checks that it answers within 3 seconds. `run` is this run's
+    /// id, put on every label.
+    ///
+    /// Every call goes through the engine's API (containers, execs, archives, logs), so the
+    /// engine may be on another machine; the loopback cells still run on this one.
     pub async fn connect(run: &str) -> Result<Engine, Error> {
-        let docker =
-            Docker::connect_with_local_defaults().map_err(|e| Error::NoDocker(e.to_string()))?;
+        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let named = |e: String| match &host {
+            Some(h) => Error::NoDocker(format!("DOCKER_HOST={h}: {e}")),
+            None => Error::NoDocker(e),
+        };
+        let docker = Docker::connect_with_defaults().map_err(|e| named(e.to_string()))?;
         let docker = tokio::time::timeout(Duration::from_secs(3), docker.negotiate_version())
             .await
-            .map_err(|_| Error::NoDocker("the engine did not answer within 3 s".into()))?
-            .map_err(|e| Error::NoDocker(e.to_string()))?;
+            .map_err(|_| named("the engine did not answer within 3 s".into()))?
+            .map_err(|e| named(e.to_string()))?;
         tokio::time::timeout(Duration::from_secs(3), docker.ping())
             .await
-            .map_err(|_| Error::NoDocker("the engine did not answer within 3 s".into()))?
-            .map_err(|e| Error::NoDocker(e.to_string()))?;
+            .map_err(|_| named("the engine did not answer within 3 s".into()))?
+            .map_err(|e| named(e.to_string()))?;
         Ok(Engine {
             docker,
             run: run.to_owned(),

@@ -16,6 +16,8 @@
 //! - [`run`]: brings each cell up, runs both peers, records what they print, tears down.
 //! - [`verdict`]: a cell's outcome against its expectation; repeat statistics.
 //! - [`report`]: the three renderings of one [`report::Report`].
+//! - [`partition`]: `--partition K/N`, a cost-balanced slice of the cells, and what a partial
+//!   report carries; [`merge`]: partial reports → the report of one whole run.
 //!
 //! Errors come from bad input or the engine and are returned; nothing here panics on input.
 
@@ -25,7 +27,9 @@
 pub mod docker;
 pub mod image;
 pub mod impair;
+pub mod merge;
 pub mod model;
+pub mod partition;
 pub mod plan;
 pub mod report;
 pub mod run;

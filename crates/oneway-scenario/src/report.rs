@@ -7,6 +7,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 
+use crate::partition::PartialInfo;
 use crate::run::{CellResult, RunRecord};
 use crate::verdict::Verdict;
 
@@ -51,9 +52,24 @@ pub struct Report {
     pub cells: Vec<CellResult>,
     /// Whether the run was interrupted.
     pub interrupted: bool,
+    /// Set in a partial report (`--partition K/N`): which slice, and what merge checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartialInfo>,
 }
 
 impl Report {
+    /// Reads a `report.json`.
+    pub fn read(path: &std::path::Path) -> Result<Self, crate::Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        serde_json::from_str(&text).map_err(|e| crate::Error::Parse {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
     /// Number of cells per verdict, in a fixed order.
     pub fn counts(&self) -> Vec<(Verdict, usize)> {
         [
@@ -150,6 +166,16 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(md, "# oneway suite\n");
         let _ = writeln!(md, "{}\n", self.summary());
+        if let Some(p) = &self.partition {
+            let _ = writeln!(
+                md,
+                "**Partial report**: partition {} ({} of {} planned cells; costs from {}). `oneway suite merge` combines the partitions into the whole matrix.\n",
+                p.partition,
+                p.assigned.len(),
+                p.planned.len(),
+                p.costs
+            );
+        }
         if let Some(i) = &self.image {
             let _ = writeln!(
                 md,

@@ -370,6 +370,7 @@ fn sample_report() -> Report {
             ),
         ],
         interrupted: false,
+        partition: None,
     }
 }
 

@@ -1,0 +1,70 @@
+//! A manifest's command line (argv and environment) for one role in one scenario.
+
+use std::path::Path;
+
+use crate::Error;
+use crate::model::{ImplManifest, Role, Scenario};
+use crate::plan::Placeholders;
+
+/// Builds a peer's argv and env from its manifest.
+pub(super) fn command(
+    manifest: &ImplManifest,
+    role: Role,
+    scenario: &Scenario,
+    ph: &Placeholders,
+    peer_binary: &Path,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let cmd = match role {
+        Role::Listen => manifest.listen.as_ref(),
+        Role::Dial => manifest.dial.as_ref(),
+    }
+    .ok_or_else(|| Error::Invalid {
+        file: manifest.id.clone(),
+        message: format!("no command for {role:?}"),
+    })?;
+    let mut argv: Vec<String> = cmd.argv.iter().map(|a| ph.fill(a)).collect();
+    if role == Role::Listen {
+        let mut options = scenario.listener_options.clone();
+        if scenario.loopback {
+            options.push("loopback".into());
+        }
+        for o in &options {
+            let extra = cmd.options.get(o).ok_or_else(|| Error::Invalid {
+                file: manifest.id.clone(),
+                message: format!("no listener option `{o}`"),
+            })?;
+            argv.extend(extra.iter().map(|a| ph.fill(a)));
+        }
+    } else {
+        // A dialer option the manifest does not map is left out: the scenario's `[[unless]]`
+        // on the capability expects the outcome without it.
+        for o in &scenario.dialer_options {
+            if let Some(extra) = cmd.options.get(o) {
+                argv.extend(extra.iter().map(|a| ph.fill(a)));
+            }
+        }
+    }
+    if crate::image::Variant::from_image(&manifest.image).is_some()
+        && argv.first().is_some_and(|a| a == "oneway")
+    {
+        argv[0] = peer_binary.display().to_string();
+    }
+    let mut env: Vec<String> = cmd
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", ph.fill(v)))
+        .collect();
+    env.push(format!(
+        "ONEWAY_ROLE={}",
+        if role == Role::Listen {
+            "listen"
+        } else {
+            "dial"
+        }
+    ));
+    if role == Role::Dial {
+        env.push(format!("ONEWAY_TOKEN={}", ph.token));
+    }
+    env.push(format!("ONEWAY_TIMEOUT_SECS={}", ph.timeout_secs));
+    Ok((argv, env))
+}

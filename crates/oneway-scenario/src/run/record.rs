@@ -1,0 +1,134 @@
+//! What a run and a cell leave behind: the records `report.json` carries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Impairment;
+use crate::verdict::{Outcome, Stats, Verdict};
+
+/// One candidate check the dialer started, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tried {
+    /// Dialer clock, ms.
+    pub t_ms: f64,
+    /// Remote `ip:port`.
+    pub remote: String,
+    /// Its candidate type in the token (`host`, `srflx`, …, or `unknown`).
+    pub kind: String,
+}
+
+/// The selected pair as one end reported it, classified by the runner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PathEnd {
+    /// Local `ip:port`.
+    pub local: String,
+    /// Remote `ip:port`.
+    pub remote: String,
+    /// Type of the local candidate (`host`, `srflx`, `prflx`, `relay`).
+    pub local_type: String,
+    /// Type of the remote candidate.
+    pub remote_type: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+}
+
+impl PathEnd {
+    /// The path's type as the scenarios name it: `relay` when either candidate is a relay (a
+    /// dialer's relayed pair reaches the listener's host candidate), otherwise the remote's type.
+    pub fn path_type(&self) -> String {
+        if self.local_type == "relay" || self.remote_type == "relay" {
+            "relay".to_owned()
+        } else {
+            self.remote_type.clone()
+        }
+    }
+}
+
+/// Stage times (dialer clock, ms since it started decoding the token).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stages {
+    /// Token decoded (`dialing`).
+    pub decoded: Option<f64>,
+    /// First check sent.
+    pub first_check: Option<f64>,
+    /// ICE connected.
+    pub ice: Option<f64>,
+    /// DTLS connected.
+    pub dtls: Option<f64>,
+    /// Channel 0 open.
+    pub channel: Option<f64>,
+    /// Both proofs verified.
+    pub auth: Option<f64>,
+    /// Probe echoed.
+    pub first_echo: Option<f64>,
+}
+
+/// One run of a cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// 1-based repeat number.
+    pub repeat: u32,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Against the expectation.
+    pub verdict: Verdict,
+    /// Why it deviates, when it does.
+    pub deviation: Option<String>,
+    /// The token's candidates, in token order.
+    pub candidates: Vec<String>,
+    /// Checks in the order the dialer started them.
+    pub tried: Vec<Tried>,
+    /// Time from the first check to the check of the pair that won, when that was not the
+    /// first (ms).
+    pub fallback_ms: Option<f64>,
+    /// The path as the dialer reports it.
+    pub dialer_path: Option<PathEnd>,
+    /// The path as the listener reports it.
+    pub listener_path: Option<PathEnd>,
+    /// Stage times.
+    pub stages: Stages,
+    /// Impairment mechanism that ran (`netem` or `userspace`), if any.
+    pub impairment: Option<String>,
+    /// The impairment the scenario asked for on the dialer's access link, if any.
+    #[serde(default)]
+    pub shaping: Option<Impairment>,
+    /// Round-trip time of the probe echo as the dialer measured it, ms.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// Why the runner ended the run before the dialer gave up, when it did: the cell expects
+    /// `listener-unreachable`, and that cause was already certain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
+    /// Wall time of the whole run including bring-up, seconds.
+    pub seconds: f64,
+    /// Log files (relative to the output directory).
+    pub logs: Vec<String>,
+}
+
+/// A cell's result over its repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    /// The cell.
+    pub name: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Dialer id.
+    pub dialer: String,
+    /// Listener id.
+    pub listener: String,
+    /// Combined verdict.
+    pub verdict: Verdict,
+    /// Expected verdict and cause.
+    pub expected: String,
+    /// Reason from the scenario.
+    pub reason: String,
+    /// Why it was skipped or deviated (first deviating run).
+    pub why: Option<String>,
+    /// Observed cause code(s), distinct, for the "why" column.
+    pub causes: Vec<String>,
+    /// Repeat statistics.
+    pub stats: Stats,
+    /// Every run.
+    pub runs: Vec<RunRecord>,
+    /// Command that reruns this cell alone.
+    pub rerun: String,
+}
