@@ -74,8 +74,16 @@ pub trait Engine: Send + 'static {
     /// [`Engine::handle_timeout`] (`None`: no timer).
     fn poll(&mut self, now: Instant) -> (Vec<Transmit>, Option<Instant>);
 
+    /// The handshake state ([`crate::session::Handshake`]) the engine keeps.
+    fn handshake(&self) -> &crate::session::Handshake;
+
+    /// See [`Engine::handshake`].
+    fn handshake_mut(&mut self) -> &mut crate::session::Handshake;
+
     /// The notices accumulated since the last call.
-    fn take_notices(&mut self) -> Vec<Notice>;
+    fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.handshake_mut().notices)
+    }
 
     /// Listener: admission accepted the proven dialer; answer with the listener's proof.
     fn admit(&mut self, now: Instant);
@@ -87,16 +95,24 @@ pub trait Engine: Send + 'static {
     fn is_closed(&self) -> bool;
 
     /// Whether both proofs have verified.
-    fn is_authenticated(&self) -> bool;
+    fn is_authenticated(&self) -> bool {
+        self.handshake().authenticated
+    }
 
     /// Stage times so far.
-    fn timings(&self) -> &Timings;
+    fn timings(&self) -> &Timings {
+        &self.handshake().path.timings
+    }
 
     /// `(local, remote)` of the selected candidate pair, once DTLS runs on one.
-    fn selected(&self) -> Option<(SocketAddr, SocketAddr)>;
+    fn selected(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.handshake().path.selected
+    }
 
     /// Dialer: the remote addresses checked so far, in order, with the time of the first check.
-    fn tried(&self) -> &[(SocketAddr, Duration)];
+    fn tried(&self) -> &[(SocketAddr, Duration)] {
+        &self.handshake().path.tried
+    }
 
     /// Dialer: adds the relayed candidate of a TURN allocation that completed after the engine
     /// started (`base`: the local address the allocation was made from). `false` if this engine

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use oneway_connection::{ChannelRef, Command, ConnectionEvent, Timings};
 use oneway_core::ProofRole;
-use oneway_core::handshake::{is_dtls, is_stun_binding};
+use oneway_core::handshake::{self, Failure, is_dtls, is_stun_binding};
 use tokio::sync::oneshot;
+
+use crate::engine::Notice;
 
 /// Most bytes queued for application channels; beyond it `send` fails.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
@@ -206,6 +208,79 @@ impl PathRecord {
         if self.selected.is_none() && ice_connected && is_dtls(contents) {
             self.selected = Some((source, destination));
         }
+    }
+}
+
+/// The handshake state every engine keeps alike: its role and keys, whether both proofs have
+/// verified, the notices for the shell, and the path record. Engines own one and read the
+/// peer's proof through it, so the decisions are the same for every stack.
+#[derive(Debug)]
+pub struct Handshake {
+    /// This side.
+    pub role: ProofRole,
+    /// The key proofs are made with (the token's).
+    pub auth_key: [u8; 32],
+    /// SHA-256 of the listener's certificate (the token's fingerprint).
+    pub listener_fp: [u8; 32],
+    /// Both proofs verified.
+    pub authenticated: bool,
+    /// What the shell has not been told yet.
+    pub notices: Vec<Notice>,
+    /// Stage times, the candidates tried and the selected pair.
+    pub path: PathRecord,
+}
+
+impl Handshake {
+    /// The state of a handshake of `role` that starts at `started`.
+    pub fn new(
+        role: ProofRole,
+        auth_key: [u8; 32],
+        listener_fp: [u8; 32],
+        started: Instant,
+    ) -> Self {
+        Handshake {
+            role,
+            auth_key,
+            listener_fp,
+            authenticated: false,
+            notices: Vec::new(),
+            path: PathRecord::new(role, started),
+        }
+    }
+
+    /// This side's proof for this session's `(listener, dialer)` fingerprints.
+    pub fn own_proof(&self, fingerprints: ([u8; 32], [u8; 32])) -> [u8; 32] {
+        handshake::own_proof(self.role, &self.auth_key, fingerprints)
+    }
+
+    /// The peer's proof `mac` arrived; `fingerprints` are this DTLS session's. A dialer is then
+    /// authenticated; a listener tells the shell (`DialerProven`), which settles admission and
+    /// calls the engine's `admit` or `reject`. An error is the cause to refuse the peer with.
+    pub fn on_peer_proof(
+        &mut self,
+        now: Instant,
+        fingerprints: Option<([u8; 32], [u8; 32])>,
+        mac: &[u8; 32],
+    ) -> Result<(), Failure> {
+        handshake::check_peer_proof(
+            self.role,
+            &self.auth_key,
+            &self.listener_fp,
+            fingerprints,
+            mac,
+        )?;
+        match self.role {
+            ProofRole::Listener => self.notices.push(Notice::DialerProven),
+            ProofRole::Dialer => self.authenticate(now),
+        }
+        Ok(())
+    }
+
+    /// Both proofs verified.
+    pub fn authenticate(&mut self, now: Instant) {
+        self.authenticated = true;
+        self.path.timings.authenticated = Some(now);
+        self.notices.push(Notice::Authenticated);
     }
 }
 

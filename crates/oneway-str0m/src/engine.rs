@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use oneway_connection::{Command, ConnectionEvent, Timings};
+use oneway_connection::{Command, ConnectionEvent};
 use oneway_core::ProofRole;
 use oneway_core::handshake::{self, BeforeAuth, Failure};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
-use oneway_endpoint::session::{ChannelTable, PathRecord, SendQueue, reply_closed};
+use oneway_endpoint::session::{ChannelTable, Handshake, SendQueue, reply_closed};
 use oneway_endpoint::{Engine, Notice, Transmit};
 use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::net::{Protocol, Receive};
@@ -59,23 +59,17 @@ pub const CONTROL_QUEUE: usize = 64;
 /// One connection's engine.
 pub struct Str0mEngine {
     pub(crate) rtc: Rtc,
-    role: ProofRole,
-    auth_key: [u8; 32],
-    /// SHA-256 of the listener's certificate (the token's fingerprint).
-    listener_fp: [u8; 32],
+    /// Role, keys, proofs, notices and the path record (shared bookkeeping).
+    hs: Handshake,
     ctrl: ChannelId,
-    authenticated: bool,
     closed: bool,
     events: mpsc::UnboundedSender<ConnectionEvent>,
     channels: ChannelTable<ChannelId>,
     outbound: SendQueue<ChannelId>,
     restart: Option<(IceCreds, tokio::sync::oneshot::Sender<Result<(), String>>)>,
-    notices: Vec<Notice>,
     /// Datagrams produced while handling input (e.g. a last message before closing), sent by
     /// the next `poll`.
     pending_out: Vec<Transmit>,
-    /// Stage times, the candidates tried and the selected pair.
-    path: PathRecord,
     ice_connected: bool,
     /// Remote candidates the dialer added from the token, re-added on restart.
     remote_candidates: Vec<str0m::Candidate>,
@@ -102,19 +96,14 @@ impl Str0mEngine {
     ) -> Self {
         Str0mEngine {
             rtc,
-            role,
-            auth_key,
-            listener_fp,
+            hs: Handshake::new(role, auth_key, listener_fp, started),
             ctrl,
-            authenticated: false,
             closed: false,
             events,
             channels: ChannelTable::default(),
             outbound: SendQueue::default(),
             restart: None,
-            notices: Vec::new(),
             pending_out: Vec::new(),
-            path: PathRecord::new(role, started),
             ice_connected: false,
             remote_candidates: Vec::new(),
             relayed_proof: None,
@@ -164,7 +153,8 @@ impl Str0mEngine {
         if self.closed() {
             return;
         }
-        self.path
+        self.hs
+            .path
             .received(now, source, destination, contents, self.ice_connected);
         match Receive::new(Protocol::Udp, source, destination, contents) {
             Ok(receive) => {
@@ -203,7 +193,7 @@ impl Str0mEngine {
         }
         match command {
             Command::Open { label, reply } => {
-                if !self.authenticated {
+                if !self.hs.authenticated {
                     let _ = reply.send(Err("not authenticated yet".to_owned()));
                     return;
                 }
@@ -223,7 +213,7 @@ impl Str0mEngine {
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
-                if !self.authenticated || self.restart.is_some() {
+                if !self.hs.authenticated || self.restart.is_some() {
                     let _ = reply.send(Err(
                         "not authenticated, or a restart is already running".to_owned()
                     ));
@@ -267,7 +257,8 @@ impl Str0mEngine {
                 }
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
-                    self.path
+                    self.hs
+                        .path
                         .sent(now, t.source, t.destination, &contents, self.ice_connected);
                     self.pending_out.push(Transmit {
                         source: t.source,
@@ -289,19 +280,19 @@ impl Str0mEngine {
     fn on_event(&mut self, now: Instant, event: Event) {
         match event {
             Event::IceConnectionStateChange(state) => {
-                tracing::debug!(?state, role = ?self.role, "ICE state");
+                tracing::debug!(?state, role = ?self.hs.role, "ICE state");
                 match state {
                     IceConnectionState::Connected | IceConnectionState::Completed
                         if !self.ice_connected =>
                     {
                         self.ice_connected = true;
-                        self.path.timings.ice_connected = Some(now);
-                        self.notices.push(Notice::IceConnected);
+                        self.hs.path.timings.ice_connected = Some(now);
+                        self.hs.notices.push(Notice::IceConnected);
                     }
                     IceConnectionState::Connected | IceConnectionState::Completed => {
                         self.disconnected_since = None;
                     }
-                    IceConnectionState::Disconnected if self.authenticated => {
+                    IceConnectionState::Disconnected if self.hs.authenticated => {
                         tracing::info!(
                             grace = ?self.consent_grace,
                             "ICE disconnected; closing after the grace unless checks resume"
@@ -312,21 +303,22 @@ impl Str0mEngine {
                 }
             }
             Event::Connected => {
-                self.path.timings.dtls_connected = Some(now);
-                self.notices.push(Notice::DtlsConnected);
+                self.hs.path.timings.dtls_connected = Some(now);
+                self.hs.notices.push(Notice::DtlsConnected);
             }
             Event::ChannelOpen(id, label) if id == self.ctrl => {
                 tracing::debug!(%label, "control channel open");
-                self.path.timings.channel_open = Some(now);
-                self.notices.push(Notice::ChannelOpen);
-                if self.role == ProofRole::Dialer {
+                self.hs.path.timings.channel_open = Some(now);
+                self.hs.notices.push(Notice::ChannelOpen);
+                if self.hs.role == ProofRole::Dialer {
                     self.send_proof();
                 }
             }
             Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
             Event::ChannelData(data) if data.id == self.ctrl => self.on_control(now, &data.data),
             Event::ChannelData(data) => {
-                if let (true, Some(channel)) = (self.authenticated, self.channels.channel(data.id))
+                if let (true, Some(channel)) =
+                    (self.hs.authenticated, self.channels.channel(data.id))
                 {
                     let _ = self.events.send(ConnectionEvent::Data {
                         channel,
@@ -349,7 +341,7 @@ impl Str0mEngine {
     }
 
     fn on_channel_open(&mut self, id: ChannelId, label: String) {
-        if !self.authenticated {
+        if !self.hs.authenticated {
             // No application channel before the proof: spec/handshake.md §5.
             tracing::warn!(%label, "application channel opened before authentication; closing it");
             self.rtc.direct_api().close_data_channel(id);
@@ -374,7 +366,7 @@ impl Str0mEngine {
             .as_slice()
             .try_into()
             .ok()?;
-        Some(match self.role {
+        Some(match self.hs.role {
             ProofRole::Listener => (local, remote),
             ProofRole::Dialer => (remote, local),
         })
@@ -387,12 +379,12 @@ impl Str0mEngine {
         };
         let mac = self
             .relayed_proof
-            .unwrap_or_else(|| handshake::own_proof(self.role, &self.auth_key, fingerprints));
+            .unwrap_or_else(|| self.hs.own_proof(fingerprints));
         self.send_control(&Message::proof(&mac));
     }
 
     fn on_control(&mut self, now: Instant, bytes: &[u8]) {
-        if !self.authenticated {
+        if !self.hs.authenticated {
             match handshake::before_auth(bytes) {
                 BeforeAuth::Proof(mac) => self.on_proof(now, &mac),
                 BeforeAuth::RefusedByPeer(Failure { code, reason }) => {
@@ -453,36 +445,19 @@ impl Str0mEngine {
     }
 
     fn on_proof(&mut self, now: Instant, mac: &[u8; 32]) {
+        // A listener's shell decides on admission first (single use, limits), then calls
+        // `admit` or `reject`: a refused dialer never receives the listener's proof.
         let fingerprints = self.fingerprints();
-        if let Err(Failure { code, reason }) = handshake::check_peer_proof(
-            self.role,
-            &self.auth_key,
-            &self.listener_fp,
-            fingerprints,
-            mac,
-        ) {
+        if let Err(Failure { code, reason }) = self.hs.on_peer_proof(now, fingerprints, mac) {
             self.refuse(now, code, reason);
-            return;
         }
-        match self.role {
-            // The listener's shell decides on admission first (single use, limits), then calls
-            // `admit` or `reject`: a refused dialer never receives the listener's proof.
-            ProofRole::Listener => self.notices.push(Notice::DialerProven),
-            ProofRole::Dialer => self.authenticate(now),
-        }
-    }
-
-    fn authenticate(&mut self, now: Instant) {
-        self.authenticated = true;
-        self.path.timings.authenticated = Some(now);
-        self.notices.push(Notice::Authenticated);
     }
 
     /// This side's credentials for an ICE restart (`spec/handshake.md` §6.1): a dialer makes
     /// new ones; a listener repeats its own, which are bound to the token (its ufrag is the
     /// composed one the §4.3 demultiplexer routes by, its pwd is derived from the secret).
     fn restart_credentials(&mut self) -> IceCreds {
-        match self.role {
+        match self.hs.role {
             ProofRole::Dialer => IceCreds::new(),
             ProofRole::Listener => self.rtc.direct_api().local_ice_credentials(),
         }
@@ -495,7 +470,7 @@ impl Str0mEngine {
         let mut api = self.rtc.direct_api();
         api.set_local_ice_credentials(local);
         api.set_remote_ice_credentials(remote);
-        if self.role == ProofRole::Dialer {
+        if self.hs.role == ProofRole::Dialer {
             for c in &self.remote_candidates {
                 self.rtc.direct_api().invalidate_candidate(c);
             }
@@ -508,7 +483,7 @@ impl Str0mEngine {
 
     /// The peer failed authentication (or broke the protocol before it): tell it, log, close.
     fn refuse(&mut self, now: Instant, code: &'static str, reason: String) {
-        tracing::warn!(code, %reason, role = ?self.role, "peer refused");
+        tracing::warn!(code, %reason, role = ?self.hs.role, "peer refused");
         self.send_control(&Message::Error {
             code: code.to_owned(),
             reason: reason.clone(),
@@ -536,7 +511,7 @@ impl Str0mEngine {
             code,
             reason: reason.clone(),
         });
-        self.notices.push(Notice::Closed { code, reason });
+        self.hs.notices.push(Notice::Closed { code, reason });
     }
 
     /// Sends a channel-0 message, or queues it (in order) until SCTP has room: an application
@@ -618,14 +593,18 @@ impl Engine for Str0mEngine {
         self.poll_all(now)
     }
 
-    fn take_notices(&mut self) -> Vec<Notice> {
-        std::mem::take(&mut self.notices)
+    fn handshake(&self) -> &Handshake {
+        &self.hs
+    }
+
+    fn handshake_mut(&mut self) -> &mut Handshake {
+        &mut self.hs
     }
 
     fn admit(&mut self, now: Instant) {
-        if self.role == ProofRole::Listener && !self.authenticated && !self.closed() {
+        if self.hs.role == ProofRole::Listener && !self.hs.authenticated && !self.closed() {
             self.send_proof();
-            self.authenticate(now);
+            self.hs.authenticate(now);
         }
     }
 
@@ -635,22 +614,6 @@ impl Engine for Str0mEngine {
 
     fn is_closed(&self) -> bool {
         self.closed()
-    }
-
-    fn is_authenticated(&self) -> bool {
-        self.authenticated
-    }
-
-    fn timings(&self) -> &Timings {
-        &self.path.timings
-    }
-
-    fn selected(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.path.selected
-    }
-
-    fn tried(&self) -> &[(SocketAddr, Duration)] {
-        &self.path.tried
     }
 
     fn add_relayed_candidate(&mut self, relayed: SocketAddr, base: SocketAddr) -> bool {

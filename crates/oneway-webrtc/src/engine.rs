@@ -10,15 +10,15 @@
 //! nomination in [`crate::dtls_flights`] and [`crate::nomination`].
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
-use oneway_connection::{Command, ConnectionEvent, Timings};
+use oneway_connection::{Command, ConnectionEvent};
 use oneway_core::ProofRole;
 use oneway_core::demux;
 use oneway_core::handshake::{self, BeforeAuth, Failure, is_dtls};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
-use oneway_endpoint::session::{ChannelTable, PathRecord, SendQueue, reply_closed};
+use oneway_endpoint::session::{ChannelTable, Handshake, SendQueue, reply_closed};
 use oneway_endpoint::{Engine, Notice, Transmit};
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::RTCPeerConnection;
@@ -45,15 +45,12 @@ pub const EARLY_DATAGRAMS: usize = 16;
 /// One connection's engine.
 pub struct RtcEngine {
     pub(crate) pc: RTCPeerConnection,
-    pub(crate) role: ProofRole,
+    /// Role, keys, proofs, notices and the path record (shared bookkeeping).
+    pub(crate) hs: Handshake,
     pub(crate) negotiation: Negotiation,
-    auth_key: [u8; 32],
-    /// SHA-256 of the listener's certificate (the token's fingerprint).
-    listener_fp: [u8; 32],
     /// SHA-256 of this side's certificate.
     local_fp: [u8; 32],
     ctrl: RTCDataChannelId,
-    authenticated: bool,
     closed: bool,
     pub(crate) events: mpsc::UnboundedSender<ConnectionEvent>,
     channels: ChannelTable<RTCDataChannelId>,
@@ -66,7 +63,6 @@ pub struct RtcEngine {
     pub(crate) queued_restart: Option<oneshot::Sender<Result<(), String>>>,
     /// Dialer: the ICE-restart offer staged by `prepare_restart`, set when the answer arrives.
     pub(crate) staged_offer: Option<RTCSessionDescription>,
-    notices: Vec<Notice>,
     pending_out: Vec<Transmit>,
     /// DTLS that arrived before ICE connected, replayed once it has (see `handle_datagram`).
     early: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -75,8 +71,6 @@ pub struct RtcEngine {
     /// Listener: the last nominating check (USE-CANDIDATE) `rtc` left unanswered, replayed
     /// once its own check on that pair succeeds (see `handle_datagram`).
     unanswered_nomination: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
-    /// Stage times, the candidates tried and the selected pair.
-    path: PathRecord,
     ice_connected: bool,
     dtls_connected: bool,
     /// Tests only: a MAC sent in place of this session's proof (a relayed proof).
@@ -107,13 +101,10 @@ impl RtcEngine {
     ) -> Self {
         RtcEngine {
             pc,
-            role,
+            hs: Handshake::new(role, auth_key, listener_fp, started),
             negotiation,
-            auth_key,
-            listener_fp,
             local_fp,
             ctrl,
-            authenticated: false,
             closed: false,
             events,
             channels: ChannelTable::default(),
@@ -122,12 +113,10 @@ impl RtcEngine {
             deferred: None,
             queued_restart: None,
             staged_offer: None,
-            notices: Vec::new(),
             pending_out: Vec::new(),
             early: Vec::new(),
             flights: DtlsFlights::default(),
             unanswered_nomination: None,
-            path: PathRecord::new(role, started),
             ice_connected: false,
             dtls_connected: false,
             relayed_proof: None,
@@ -165,14 +154,17 @@ impl RtcEngine {
             self.switch_deferred(now);
         }
         if is_dtls(contents) && !self.ice_connected {
-            self.path
+            self.hs
+                .path
                 .received(now, source, destination, contents, false);
             if self.early.len() < EARLY_DATAGRAMS {
                 self.early.push((source, destination, contents.to_vec()));
             }
             return;
         }
-        self.path.received(now, source, destination, contents, true);
+        self.hs
+            .path
+            .received(now, source, destination, contents, true);
         if is_dtls(contents) && !self.dtls_connected {
             let again = self.flights.received(contents);
             if !again.is_empty() {
@@ -183,7 +175,7 @@ impl RtcEngine {
                 self.pending_out.extend_from_slice(again);
             }
         }
-        let nominating = self.role == ProofRole::Listener
+        let nominating = self.hs.role == ProofRole::Listener
             && !self.ice_connected
             && stun_kind(contents)
                 == Some(StunKind::Request {
@@ -193,7 +185,7 @@ impl RtcEngine {
             self.unanswered_nomination = Some((source, destination, contents.to_vec()));
         }
         self.read(now, source, destination, contents);
-        if self.role == ProofRole::Listener
+        if self.hs.role == ProofRole::Listener
             && !self.ice_connected
             && stun_kind(contents) == Some(StunKind::SuccessResponse)
             && let Some((s, d, check)) = self.unanswered_nomination.take()
@@ -241,7 +233,7 @@ impl RtcEngine {
         }
         match command {
             Command::Open { label, reply } => {
-                if !self.authenticated {
+                if !self.hs.authenticated {
                     let _ = reply.send(Err("not authenticated yet".to_owned()));
                     return;
                 }
@@ -262,7 +254,7 @@ impl RtcEngine {
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
-                if self.role == ProofRole::Dialer
+                if self.hs.role == ProofRole::Dialer
                     && self.deferred.is_some()
                     && self.queued_restart.is_none()
                     && self.restart.is_none()
@@ -271,7 +263,8 @@ impl RtcEngine {
                     self.queued_restart = Some(reply);
                     return;
                 }
-                if !self.authenticated || self.restart.is_some() || self.queued_restart.is_some() {
+                if !self.hs.authenticated || self.restart.is_some() || self.queued_restart.is_some()
+                {
                     let _ = reply.send(Err(
                         "not authenticated, or a restart is already running".to_owned()
                     ));
@@ -315,7 +308,7 @@ impl RtcEngine {
                     RTCMessage::DataChannelMessage(id, m) => {
                         self.on_message(now, id, m.is_string, &m.data)
                     }
-                    RTCMessage::RtpPacket(track, packet) if self.authenticated => {
+                    RTCMessage::RtpPacket(track, packet) if self.hs.authenticated => {
                         let _ = self.events.send(ConnectionEvent::Rtp {
                             track,
                             payload_type: packet.header.payload_type,
@@ -345,7 +338,8 @@ impl RtcEngine {
         let source = out.transport.local_addr;
         let destination = out.transport.peer_addr;
         let contents = out.message.to_vec();
-        self.path
+        self.hs
+            .path
             .sent(now, source, destination, &contents, self.ice_connected);
         let out = Transmit {
             source,
@@ -361,39 +355,40 @@ impl RtcEngine {
     fn on_event(&mut self, now: Instant, event: RTCPeerConnectionEvent) {
         match event {
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
-                tracing::debug!(?state, role = ?self.role, "ICE state");
+                tracing::debug!(?state, role = ?self.hs.role, "ICE state");
                 match state {
                     RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
                         if !self.ice_connected =>
                     {
                         self.ice_connected = true;
-                        self.path.timings.ice_connected = Some(now);
-                        self.notices.push(Notice::IceConnected);
+                        self.hs.path.timings.ice_connected = Some(now);
+                        self.hs.notices.push(Notice::IceConnected);
                         for (source, destination, contents) in std::mem::take(&mut self.early) {
-                            self.path
+                            self.hs
+                                .path
                                 .received(now, source, destination, &contents, true);
                             self.read(now, source, destination, &contents);
                         }
                     }
-                    RTCIceConnectionState::Failed if self.authenticated => {
+                    RTCIceConnectionState::Failed if self.hs.authenticated => {
                         self.finish("consent-lost", "ICE failed (consent lost)".to_owned());
                     }
                     // Before authentication the dialer's deadline names the stage; a listener
                     // engine just ends.
-                    RTCIceConnectionState::Failed if self.role == ProofRole::Listener => {
+                    RTCIceConnectionState::Failed if self.hs.role == ProofRole::Listener => {
                         self.finish("ice-failed", "ICE failed".to_owned());
                     }
                     _ => {}
                 }
             }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                tracing::debug!(?state, role = ?self.role, "connection state");
+                tracing::debug!(?state, role = ?self.hs.role, "connection state");
                 match state {
                     RTCPeerConnectionState::Connected if !self.dtls_connected => {
                         self.dtls_connected = true;
                         self.flights = DtlsFlights::default();
-                        self.path.timings.dtls_connected = Some(now);
-                        self.notices.push(Notice::DtlsConnected);
+                        self.hs.path.timings.dtls_connected = Some(now);
+                        self.hs.notices.push(Notice::DtlsConnected);
                     }
                     RTCPeerConnectionState::Closed if self.dtls_connected => {
                         self.finish("closed-by-peer", "DTLS closed".to_owned());
@@ -403,16 +398,18 @@ impl RtcEngine {
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
                 if id == self.ctrl {
-                    self.path.timings.channel_open = Some(now);
-                    self.notices.push(Notice::ChannelOpen);
-                    if self.role == ProofRole::Dialer {
+                    self.hs.path.timings.channel_open = Some(now);
+                    self.hs.notices.push(Notice::ChannelOpen);
+                    if self.hs.role == ProofRole::Dialer {
                         self.send_proof(now);
                     }
                 } else {
                     self.on_channel_open(id);
                 }
             }
-            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) if self.authenticated => {
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init))
+                if self.hs.authenticated =>
+            {
                 let _ = self.events.send(ConnectionEvent::TrackOpen {
                     track: init.track_id,
                 });
@@ -436,7 +433,7 @@ impl RtcEngine {
     }
 
     fn on_channel_open(&mut self, id: RTCDataChannelId) {
-        if !self.authenticated {
+        if !self.hs.authenticated {
             // No application channel before the proof: spec/handshake.md §5.3.
             tracing::warn!("application channel opened before authentication; closing it");
             if let Some(mut channel) = self.pc.data_channel(id) {
@@ -459,7 +456,7 @@ impl RtcEngine {
             self.on_control(now, data);
             return;
         }
-        if let (true, Some(channel)) = (self.authenticated, self.channels.channel(id)) {
+        if let (true, Some(channel)) = (self.hs.authenticated, self.channels.channel(id)) {
             let _ = self.events.send(ConnectionEvent::Data {
                 channel,
                 binary: !text,
@@ -473,7 +470,7 @@ impl RtcEngine {
         let sctp = self.pc.sctp()?;
         let remote_der = sctp.transport().get_remote_certificates().first()?.clone();
         let remote: [u8; 32] = Sha256::digest(&remote_der).into();
-        Some(match self.role {
+        Some(match self.hs.role {
             ProofRole::Listener => (self.local_fp, remote),
             ProofRole::Dialer => (remote, self.local_fp),
         })
@@ -490,12 +487,12 @@ impl RtcEngine {
         };
         let mac = self
             .relayed_proof
-            .unwrap_or_else(|| handshake::own_proof(self.role, &self.auth_key, fingerprints));
+            .unwrap_or_else(|| self.hs.own_proof(fingerprints));
         self.send_control(now, &Message::proof(&mac));
     }
 
     fn on_control(&mut self, now: Instant, bytes: &[u8]) {
-        if !self.authenticated {
+        if !self.hs.authenticated {
             match handshake::before_auth(bytes) {
                 BeforeAuth::Proof(mac) => self.on_proof(now, &mac),
                 BeforeAuth::RefusedByPeer(Failure { code, reason }) => {
@@ -558,26 +555,10 @@ impl RtcEngine {
     }
 
     fn on_proof(&mut self, now: Instant, mac: &[u8; 32]) {
-        if let Err(Failure { code, reason }) = handshake::check_peer_proof(
-            self.role,
-            &self.auth_key,
-            &self.listener_fp,
-            self.fingerprints(),
-            mac,
-        ) {
+        let fingerprints = self.fingerprints();
+        if let Err(Failure { code, reason }) = self.hs.on_peer_proof(now, fingerprints, mac) {
             self.refuse(now, code, reason);
-            return;
         }
-        match self.role {
-            ProofRole::Listener => self.notices.push(Notice::DialerProven),
-            ProofRole::Dialer => self.authenticate(now),
-        }
-    }
-
-    fn authenticate(&mut self, now: Instant) {
-        self.authenticated = true;
-        self.path.timings.authenticated = Some(now);
-        self.notices.push(Notice::Authenticated);
     }
 
     /// Moves what the peer connection has to send into `pending_out` now.
@@ -589,7 +570,7 @@ impl RtcEngine {
 
     /// The peer failed authentication or broke the protocol before it: tell it, log, close.
     fn refuse(&mut self, now: Instant, code: &'static str, reason: String) {
-        tracing::warn!(code, %reason, role = ?self.role, "peer refused");
+        tracing::warn!(code, %reason, role = ?self.hs.role, "peer refused");
         self.send_control(
             now,
             &Message::Error {
@@ -624,7 +605,7 @@ impl RtcEngine {
             code,
             reason: reason.clone(),
         });
-        self.notices.push(Notice::Closed { code, reason });
+        self.hs.notices.push(Notice::Closed { code, reason });
     }
 
     pub(crate) fn send_control(&mut self, now: Instant, message: &Message) {
@@ -684,14 +665,18 @@ impl Engine for RtcEngine {
         self.poll_all(now)
     }
 
-    fn take_notices(&mut self) -> Vec<Notice> {
-        std::mem::take(&mut self.notices)
+    fn handshake(&self) -> &Handshake {
+        &self.hs
+    }
+
+    fn handshake_mut(&mut self) -> &mut Handshake {
+        &mut self.hs
     }
 
     fn admit(&mut self, now: Instant) {
-        if self.role == ProofRole::Listener && !self.authenticated && !self.closed {
+        if self.hs.role == ProofRole::Listener && !self.hs.authenticated && !self.closed {
             self.send_proof(now);
-            self.authenticate(now);
+            self.hs.authenticate(now);
         }
     }
 
@@ -701,22 +686,6 @@ impl Engine for RtcEngine {
 
     fn is_closed(&self) -> bool {
         self.closed
-    }
-
-    fn is_authenticated(&self) -> bool {
-        self.authenticated
-    }
-
-    fn timings(&self) -> &Timings {
-        &self.path.timings
-    }
-
-    fn selected(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.path.selected
-    }
-
-    fn tried(&self) -> &[(SocketAddr, Duration)] {
-        &self.path.tried
     }
 
     fn add_relayed_candidate(&mut self, _relayed: SocketAddr, _base: SocketAddr) -> bool {

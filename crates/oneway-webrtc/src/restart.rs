@@ -62,7 +62,7 @@ impl RtcEngine {
             self.deferred = Some(DeferredSwitch {
                 ufrag,
                 pwd,
-                on_check: self.role == ProofRole::Listener,
+                on_check: self.hs.role == ProofRole::Listener,
                 on_ack: true,
             });
         });
@@ -85,7 +85,7 @@ impl RtcEngine {
         match self.restart.take() {
             // The listener's ICE agent is switched when the dialer checks with its new
             // credentials (`DeferredSwitch`); the restart is agreed now.
-            Some(reply) if self.role == ProofRole::Listener => {
+            Some(reply) if self.hs.role == ProofRole::Listener => {
                 self.deferred = Some(DeferredSwitch {
                     ufrag,
                     pwd,
@@ -122,7 +122,7 @@ impl RtcEngine {
         let Some(DeferredSwitch { ufrag, pwd, .. }) = self.deferred.take() else {
             return;
         };
-        tracing::debug!(role = ?self.role, "switching to the restarted ICE credentials");
+        tracing::debug!(role = ?self.hs.role, "switching to the restarted ICE credentials");
         if let Err(e) = self.apply_restart(now, &ufrag, &pwd) {
             tracing::warn!(error = %e, "ICE restart could not be applied");
         }
