@@ -11,8 +11,10 @@ use oneway_connection::{
     ChannelRef, Connection, ConnectionEvent, DialError, ListenerEvent, Progress,
 };
 use oneway_core::PeerEvent;
-use oneway_str0m::{AddressScope, Listener, ListenerConfig};
+use oneway_endpoint::{AddressScope, DialConfig, Listener, ListenerConfig};
+use oneway_str0m::Str0m;
 use oneway_token::Token;
+use oneway_webrtc::WebrtcRs;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -37,9 +39,6 @@ pub enum Stack {
 
 #[path = "browser.rs"]
 mod browser_peer;
-
-#[path = "webrtc_peer.rs"]
-mod webrtc_peer;
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -207,8 +206,8 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         None => None,
     };
     let served = match args.stack {
-        Stack::Str0m => str0m_listener(&args, stun).await?,
-        Stack::WebrtcRs => webrtc_peer::listener(&args, stun).await?,
+        Stack::Str0m => native_listener::<Str0m>(&args, stun).await?,
+        Stack::WebrtcRs => native_listener::<WebrtcRs>(&args, stun).await?,
         Stack::Browser => {
             if args.mdns || args.single_use {
                 anyhow::bail!(
@@ -248,47 +247,48 @@ impl Drop for AbortOnDrop {
 
 /// Moves a listener's events and connections into one channel, events first, so a dialer's
 /// stage events precede its `connected`.
-macro_rules! served {
-    ($stack:expr, $listener:expr) => {{
-        let mut listener = $listener;
-        let token = listener.token().clone();
-        let mut events = listener.take_events();
-        let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
-        let pump = tokio::spawn(async move {
-            loop {
-                let report = tokio::select! {
-                    biased;
-                    event = events.next() => match event {
-                        Some(event) => $crate::peer::Report::Event(event),
-                        None => return,
-                    },
-                    accepted = listener.accept() => match accepted {
-                        Some(conn) => $crate::peer::Report::Accepted(conn),
-                        None => return,
-                    },
-                };
-                if tx.send(report).is_err() {
-                    return;
-                }
+fn served<S: oneway_endpoint::Stack>(mut listener: Listener<S>) -> Served {
+    let token = listener.token().clone();
+    let mut events = listener.take_events();
+    let (tx, reports) = mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        loop {
+            let report = tokio::select! {
+                biased;
+                event = events.next() => match event {
+                    Some(event) => Report::Event(event),
+                    None => return,
+                },
+                accepted = listener.accept() => match accepted {
+                    Some(conn) => Report::Accepted(conn),
+                    None => return,
+                },
+            };
+            if tx.send(report).is_err() {
+                return;
             }
-        });
-        $crate::peer::Served {
-            stack: $stack,
-            token,
-            reports,
-            _pump: $crate::peer::AbortOnDrop(pump),
         }
-    }};
+    });
+    Served {
+        stack: S::NAME,
+        token,
+        reports,
+        _pump: AbortOnDrop(pump),
+    }
 }
-pub(crate) use served;
 
-/// Starts the str0m listener `args` ask for.
-async fn str0m_listener(args: &ListenArgs, stun: Option<SocketAddr>) -> anyhow::Result<Served> {
+/// Starts the native listener on stack `S` that `args` ask for (`stun`: the resolved `--stun`
+/// server).
+async fn native_listener<S: oneway_endpoint::Stack>(
+    args: &ListenArgs,
+    stun: Option<SocketAddr>,
+) -> anyhow::Result<Served> {
     let mut config = ListenerConfig {
         single_use: args.single_use,
         mdns: args.mdns,
         ttl: args.ttl,
         label: args.label.clone(),
+        stun,
         scope: if args.loopback {
             AddressScope::InterfacesAndLoopback
         } else {
@@ -296,7 +296,6 @@ async fn str0m_listener(args: &ListenArgs, stun: Option<SocketAddr>) -> anyhow::
         },
         ..Default::default()
     };
-    config.stun = stun;
     if !args.bind.is_empty() {
         config.bind_v4 = args.bind.iter().find(|a| a.is_ipv4()).copied();
         config.bind_v6 = args.bind.iter().find(|a| a.is_ipv6()).copied();
@@ -304,10 +303,10 @@ async fn str0m_listener(args: &ListenArgs, stun: Option<SocketAddr>) -> anyhow::
             config.scope = AddressScope::LoopbackOnly;
         }
     }
-    let listener = Listener::bind(config)
+    let listener = Listener::<S>::bind(config)
         .await
         .context("starting the listener")?;
-    Ok(served!(oneway_str0m::STACK, listener))
+    Ok(served(listener))
 }
 
 /// Prints the token, then serves dialers until Ctrl-C: echoes (`--echo`) or bridges the first
@@ -492,13 +491,13 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     };
     let (token, _) = crate::read_token(&args.input)?;
     let turn = match &args.turn {
-        Some(server) => Some(oneway_str0m::TurnServer {
+        Some(server) => Some(oneway_endpoint::TurnServer {
             addr: tokio::net::lookup_host(server.as_str())
                 .await
                 .with_context(|| format!("resolving --turn {server}"))?
                 .next()
                 .with_context(|| format!("--turn {server}: no address"))?,
-            credentials: oneway_str0m::TurnCredentials {
+            credentials: oneway_endpoint::TurnCredentials {
                 username: args.turn_user.clone().unwrap_or_default(),
                 password: args.turn_password.clone().unwrap_or_default(),
             },
@@ -537,26 +536,8 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     });
 
     let dialed = match args.stack {
-        Stack::WebrtcRs => {
-            let config = oneway_webrtc::DialConfig {
-                timeout: args.timeout,
-                progress: Some(progress_tx),
-                turn,
-                relay_only: args.relay_only,
-                ..Default::default()
-            };
-            oneway_webrtc::dial(&token, &config).await
-        }
-        _ => {
-            let config = oneway_str0m::DialConfig {
-                timeout: args.timeout,
-                progress: Some(progress_tx),
-                turn,
-                relay_only: args.relay_only,
-                ..Default::default()
-            };
-            oneway_str0m::dial(&token, &config).await
-        }
+        Stack::WebrtcRs => native_dial::<WebrtcRs>(&token, &args, progress_tx, turn).await,
+        _ => native_dial::<Str0m>(&token, &args, progress_tx, turn).await,
     };
     // The printer ends when the last progress sender (inside the config) is gone; waiting for
     // it keeps the event lines in order.
@@ -591,6 +572,23 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         return probe(conn, channel, &out).await;
     }
     bridge(conn, Some(channel)).await
+}
+
+/// Dials `token` with a native dialer on stack `S`.
+async fn native_dial<S: oneway_endpoint::Stack>(
+    token: &Token,
+    args: &DialArgs,
+    progress: mpsc::UnboundedSender<Progress>,
+    turn: Option<oneway_endpoint::TurnServer>,
+) -> Result<Connection, DialError> {
+    let config = DialConfig::<S> {
+        timeout: args.timeout,
+        progress: Some(progress),
+        turn,
+        relay_only: args.relay_only,
+        ..Default::default()
+    };
+    oneway_endpoint::dial(token, &config).await
 }
 
 /// Sends one message and waits (at most 10 s) for it to come back.

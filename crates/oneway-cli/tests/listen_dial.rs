@@ -1,5 +1,6 @@
 //! `oneway listen` and `oneway dial` as separate processes over loopback, speaking the peer
-//! contract (`spec/peer-contract.md`).
+//! contract (`spec/peer-contract.md`): every native pair (str0m, webrtc-rs, both ways), and the
+//! browser peer bridging standard input and output.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,10 +21,11 @@ fn oneway() -> Command {
     Command::new(env!("CARGO_BIN_EXE_oneway"))
 }
 
-/// Starts an echoing loopback listener and returns it with its token line.
-fn start_listener(extra: &[&str]) -> (Killed, String) {
+/// Starts an echoing loopback listener of `stack` and returns it with its token line.
+fn start_listener(stack: &str, extra: &[&str]) -> (Killed, String) {
     let mut child = oneway()
         .args(["listen", "--bind", "127.0.0.1:0", "--echo", "--json"])
+        .args(["--stack", stack])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -35,8 +37,18 @@ fn start_listener(extra: &[&str]) -> (Killed, String) {
         .read_line(&mut line)
         .expect("token line");
     let token = match PeerEvent::parse_line(&line) {
-        Some(PeerEvent::Token { token, stack, .. }) => {
-            assert_eq!(stack, "str0m");
+        Some(PeerEvent::Token {
+            token,
+            stack: printed,
+            candidates,
+            ..
+        }) => {
+            assert_eq!(printed, stack);
+            assert_eq!(candidates.len(), 1, "{candidates:?}");
+            assert!(
+                candidates[0].starts_with("host udp 127.0.0.1:"),
+                "{candidates:?}"
+            );
             token
         }
         other => panic!("first line is not a token event: {line:?} ({other:?})"),
@@ -44,10 +56,11 @@ fn start_listener(extra: &[&str]) -> (Killed, String) {
     (Killed(child), token)
 }
 
-fn dial(token: &str, extra: &[&str]) -> (Option<i32>, Vec<PeerEvent>, String) {
+/// `oneway dial --json --probe --stack <stack>`: exit code, events, standard error.
+fn dial(stack: &str, token: &str, extra: &[&str]) -> (Option<i32>, Vec<PeerEvent>, String) {
     let started = Instant::now();
     let out = oneway()
-        .args(["dial", "--json", "--probe"])
+        .args(["dial", "--json", "--probe", "--stack", stack])
         .args(extra)
         .arg(token)
         .output()
@@ -79,11 +92,15 @@ fn names(events: &[PeerEvent]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn dial_probe_reaches_an_echoing_listener() {
-    let (_listener, token) = start_listener(&[]);
-    let (code, events, stderr) = dial(&token, &[]);
-    assert_eq!(code, Some(0), "{stderr}");
+/// The native stacks; every test below runs for each, and the probe for every pair.
+const STACKS: [&str; 2] = ["str0m", "webrtc-rs"];
+
+/// A dialer of `dialer` probes an echoing listener of `listener`: the full event sequence,
+/// the stack named in `dialing`, and a loopback path with ordered stage times.
+fn probe_pair(listener: &str, dialer: &str) {
+    let (_listener, token) = start_listener(listener, &[]);
+    let (code, events, stderr) = dial(dialer, &token, &[]);
+    assert_eq!(code, Some(0), "{listener} × {dialer}: {stderr}");
     assert_eq!(
         names(&events),
         [
@@ -95,8 +112,12 @@ fn dial_probe_reaches_an_echoing_listener() {
             "connected",
             "first-echo"
         ],
-        "{events:?}"
+        "{listener} × {dialer}: {events:?}"
     );
+    match &events[0] {
+        PeerEvent::Dialing { stack, .. } => assert_eq!(stack, dialer),
+        other => panic!("{other:?}"),
+    }
     match &events[5] {
         PeerEvent::Connected {
             selected: Some(pair),
@@ -105,7 +126,7 @@ fn dial_probe_reaches_an_echoing_listener() {
         } => {
             assert!(pair.remote.starts_with("127.0.0.1:"), "{pair:?}");
             assert!(
-                stages.auth.is_some() && stages.ice <= stages.auth,
+                stages.auth.is_some() && stages.ice <= stages.dtls && stages.dtls <= stages.auth,
                 "{stages:?}"
             );
         }
@@ -114,33 +135,66 @@ fn dial_probe_reaches_an_echoing_listener() {
 }
 
 #[test]
+fn str0m_listener_and_str0m_dialer() {
+    probe_pair("str0m", "str0m");
+}
+
+#[test]
+fn webrtc_rs_listener_and_webrtc_rs_dialer() {
+    probe_pair("webrtc-rs", "webrtc-rs");
+}
+
+#[test]
+fn webrtc_rs_listener_and_str0m_dialer() {
+    probe_pair("webrtc-rs", "str0m");
+}
+
+#[test]
+fn str0m_listener_and_webrtc_rs_dialer() {
+    probe_pair("str0m", "webrtc-rs");
+}
+
+#[test]
 fn dial_with_a_forged_token_fails_with_a_cause_code() {
-    let (_listener, token) = start_listener(&[]);
-    let mut forged = oneway_token::Token::from_text(&token).expect("valid");
-    forged.secret.0[3] ^= 1;
-    let (code, events, stderr) = dial(&forged.to_text().expect("encodes"), &["--timeout", "2s"]);
-    assert_eq!(code, Some(1), "{stderr}");
-    match events.last() {
-        Some(PeerEvent::Refused { code, .. }) => assert_eq!(code, "ice-timeout"),
-        other => panic!("{other:?}"),
+    for stack in STACKS {
+        let (_listener, token) = start_listener(stack, &[]);
+        let mut forged = oneway_token::Token::from_text(&token).expect("valid");
+        forged.secret.0[3] ^= 1;
+        let (code, events, stderr) = dial(
+            stack,
+            &forged.to_text().expect("encodes"),
+            &["--timeout", "2s"],
+        );
+        assert_eq!(code, Some(1), "{stack}: {stderr}");
+        match events.last() {
+            Some(PeerEvent::Refused { code, .. }) => assert_eq!(code, "ice-timeout"),
+            other => panic!("{stack}: {other:?}"),
+        }
+        assert!(stderr.contains("dial: ice-timeout"), "{stack}: {stderr}");
     }
-    assert!(stderr.contains("dial: ice-timeout"), "{stderr}");
 }
 
 #[test]
 fn dial_with_a_malformed_token_exits_2() {
-    let (code, _, stderr) = dial("ow1.AQAB", &[]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.starts_with("token: "), "{stderr}");
+    for stack in STACKS {
+        let (code, _, stderr) = dial(stack, "ow1.AQAB", &[]);
+        assert_eq!(code, Some(2), "{stack}: {stderr}");
+        assert!(stderr.starts_with("token: "), "{stack}: {stderr}");
+    }
 }
 
 #[test]
 fn expired_token_is_refused_before_dialing() {
-    let (_listener, token) = start_listener(&["--ttl", "1s"]);
-    std::thread::sleep(Duration::from_millis(2100));
-    let (code, _, stderr) = dial(&token, &[]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.starts_with("token: expired at "), "{stderr}");
+    for stack in STACKS {
+        let (_listener, token) = start_listener(stack, &["--ttl", "1s"]);
+        std::thread::sleep(Duration::from_millis(2100));
+        let (code, _, stderr) = dial(stack, &token, &[]);
+        assert_eq!(code, Some(2), "{stack}: {stderr}");
+        assert!(
+            stderr.starts_with("token: expired at "),
+            "{stack}: {stderr}"
+        );
+    }
 }
 
 /// `oneway dial --stack browser` without `--probe` bridges stdin and stdout through Chromium's
@@ -156,7 +210,7 @@ fn browser_dial_bridges_stdin_and_stdout() {
         eprintln!("SKIPPED: {e}");
         return;
     }
-    let (_listener, token) = start_listener(&["--loopback"]);
+    let (_listener, token) = start_listener("str0m", &["--loopback"]);
     let mut child = oneway()
         .args(["dial", "--stack", "browser", &token])
         .stdin(Stdio::piped())

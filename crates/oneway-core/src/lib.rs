@@ -22,6 +22,7 @@
 pub mod admission;
 pub mod demux;
 pub mod events;
+pub mod handshake;
 pub mod proof;
 pub mod signal;
 pub mod stun_client;

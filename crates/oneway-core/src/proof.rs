@@ -31,6 +31,14 @@ impl ProofRole {
             ProofRole::Listener => b"oneway/v1 proof listener",
         }
     }
+
+    /// The other side.
+    pub fn peer(self) -> ProofRole {
+        match self {
+            ProofRole::Dialer => ProofRole::Listener,
+            ProofRole::Listener => ProofRole::Dialer,
+        }
+    }
 }
 
 /// The proof did not verify.

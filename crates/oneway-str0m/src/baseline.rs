@@ -10,7 +10,7 @@ use str0m::config::DtlsCert;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::StackError;
-use crate::net::Socket;
+use oneway_endpoint::net::Socket;
 
 pub use oneway_connection::{Advertise, BaselineTimings};
 
@@ -145,7 +145,7 @@ pub async fn signalled_echo_via(
     }
 }
 
-fn feed(rtc: &mut Rtc, d: crate::net::Datagram) -> Result<(), StackError> {
+fn feed(rtc: &mut Rtc, d: oneway_endpoint::net::Datagram) -> Result<(), StackError> {
     let receive = str0m::net::Receive::new(
         str0m::net::Protocol::Udp,
         d.source,
@@ -163,7 +163,7 @@ fn drain(
     sock: &Socket,
     mut on_event: impl FnMut(Event),
 ) -> Result<Instant, StackError> {
-    for _ in 0..crate::peer::POLL_OUTPUT_BOUND {
+    for _ in 0..crate::engine::POLL_OUTPUT_BOUND {
         match rtc
             .poll_output()
             .map_err(|e| StackError::Rtc(e.to_string()))?

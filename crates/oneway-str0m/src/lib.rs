@@ -15,22 +15,39 @@
 //! # drop(connection); Ok(()) }
 //! ```
 //!
-//! Structure: each connection is a sans-socket engine ([`peer`]: one `Rtc` plus the handshake of
-//! `spec/handshake.md`) driven by a tokio task that owns the sockets ([`listener`], [`dialer`]).
-//! Protocol rules shared by every stack live in `oneway-core`.
+//! Structure: this crate is only str0m's engine ([`engine`]: one `Rtc` through the Direct API
+//! plus the handshake of `spec/handshake.md`), the [`Str0m`] stack that builds it for either
+//! role ([`stack`]), and the two-way baseline. Sockets, gathering (host, STUN, mDNS), token
+//! issuance, admission, routing, fallback and the TURN relay are the shared shell's
+//! (`oneway-endpoint`); protocol rules shared by every stack live in `oneway-core`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod baseline;
-pub mod connection;
-pub mod dialer;
-pub mod listener;
-pub mod mdns;
-pub mod net;
-pub mod peer;
+pub mod engine;
+pub mod stack;
 
-pub use oneway_connection::{Progress, StackError};
+pub use oneway_endpoint::{
+    AddressScope, ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo,
+    DangerousDialConfig, DialError, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats,
+    Progress, StackError, Stage, Timings, TurnCredentials, TurnError, TurnServer,
+};
+pub use stack::Str0m;
+
+/// A listener on str0m.
+pub type Listener = oneway_endpoint::Listener<Str0m>;
+/// How a str0m dialer connects.
+pub type DialConfig = oneway_endpoint::DialConfig<Str0m>;
+
+/// Connects to the listener of `token` with a str0m dialer; returns once both in-band proofs
+/// have verified.
+pub async fn dial(
+    token: &oneway_token::Token,
+    config: &DialConfig,
+) -> Result<Connection, DialError> {
+    oneway_endpoint::dial(token, config).await
+}
 
 /// The stack name used in `--json` events (`spec/peer-contract.md`) and errors.
 pub const STACK: &str = "str0m";
@@ -44,11 +61,3 @@ pub fn warm_up() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| drop(str0m::Rtc::builder().build(std::time::Instant::now())));
 }
-
-pub use connection::{
-    ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
-};
-pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
-pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
-pub use net::AddressScope;
-pub use oneway_turn::{Credentials as TurnCredentials, TurnError, TurnServer};

@@ -90,6 +90,7 @@ pub fn init_tracing() {
     LOGS.get_or_init(|| Mutex::new(Vec::new()));
     let capture = Capture.with_filter(
         tracing_subscriber::filter::Targets::new()
+            .with_target("oneway_endpoint", tracing::Level::TRACE)
             .with_target("oneway_str0m", tracing::Level::TRACE)
             .with_target("oneway_webrtc", tracing::Level::TRACE)
             .with_target("oneway_core", tracing::Level::DEBUG),

@@ -21,12 +21,12 @@ pub struct ListenOptions {
     pub pending_timeout: Option<Duration>,
     /// A STUN server to learn a server-reflexive candidate from.
     pub stun: Option<SocketAddr>,
-    /// How long a silent dialer keeps its connection, where the stack has the knob (webrtc-rs:
-    /// `ListenerConfig::consent_timeout`); str0m keeps RFC 7675's 30 s.
+    /// How long a silent dialer keeps its connection (`ListenerConfig::consent_timeout`;
+    /// str0m's engine waits at least the 15 s its ICE takes to notice).
     pub consent_timeout: Option<Duration>,
 }
 
-/// A listener of some stack, as the churn bodies drive it (each stack's `Listener` has these
+/// A listener of some stack, as the churn bodies drive it (the shell's `Listener` has these
 /// as inherent methods).
 pub trait TestListener: Send + 'static {
     /// The token to dial.
@@ -117,36 +117,28 @@ pub async fn wait_refusals<L: TestListener>(
     }
 }
 
-/// Implements [`TestListener`] for a stack's `Listener` by its inherent methods of the same
-/// names.
-#[cfg(any(feature = "str0m-stack", feature = "webrtc-stack"))]
-macro_rules! test_listener {
-    ($listener:ty) => {
-        impl TestListener for $listener {
-            fn token(&self) -> &Token {
-                <$listener>::token(self)
-            }
-            fn addr(&self) -> SocketAddr {
-                <$listener>::local_addrs(self)[0]
-            }
-            fn stats(&self) -> ListenerStats {
-                <$listener>::stats(self)
-            }
-            fn accept(&mut self) -> impl Future<Output = Option<Connection>> + Send {
-                <$listener>::accept(self)
-            }
-            fn next_event(&mut self) -> impl Future<Output = Option<ListenerEvent>> + Send {
-                <$listener>::next_event(self)
-            }
-            fn try_next_event(&mut self) -> Option<ListenerEvent> {
-                <$listener>::try_next_event(self)
-            }
-        }
-    };
+impl<S: oneway_endpoint::Stack> TestListener for oneway_endpoint::Listener<S> {
+    fn token(&self) -> &Token {
+        oneway_endpoint::Listener::token(self)
+    }
+    fn addr(&self) -> SocketAddr {
+        oneway_endpoint::Listener::local_addrs(self)[0]
+    }
+    fn stats(&self) -> ListenerStats {
+        oneway_endpoint::Listener::stats(self)
+    }
+    fn accept(&mut self) -> impl Future<Output = Option<Connection>> + Send {
+        oneway_endpoint::Listener::accept(self)
+    }
+    fn next_event(&mut self) -> impl Future<Output = Option<ListenerEvent>> + Send {
+        oneway_endpoint::Listener::next_event(self)
+    }
+    fn try_next_event(&mut self) -> Option<ListenerEvent> {
+        oneway_endpoint::Listener::try_next_event(self)
+    }
 }
 
 /// Admission limits with `pending_timeout` in place of the default, if given.
-#[cfg(any(feature = "str0m-stack", feature = "webrtc-stack"))]
 fn limits(pending_timeout: Option<Duration>) -> oneway_core::AdmissionLimits {
     let defaults = oneway_core::AdmissionLimits::default();
     oneway_core::AdmissionLimits {
@@ -155,94 +147,31 @@ fn limits(pending_timeout: Option<Duration>) -> oneway_core::AdmissionLimits {
     }
 }
 
-/// The str0m stack (`oneway-str0m`).
-#[cfg(feature = "str0m-stack")]
-pub struct Str0m;
+/// Every stack of the shared shell is a stack under test, with the same listener and dialer
+/// code: only the engine differs.
+impl<S: oneway_endpoint::Stack> Stack for S {
+    const NAME: &'static str = <S as oneway_endpoint::Stack>::NAME;
+    type Listener = oneway_endpoint::Listener<S>;
+    type Dialer = oneway_endpoint::DialConfig<S>;
 
-#[cfg(feature = "str0m-stack")]
-test_listener!(oneway_str0m::Listener);
-
-#[cfg(feature = "str0m-stack")]
-impl Stack for Str0m {
-    const NAME: &'static str = "str0m";
-    type Listener = oneway_str0m::Listener;
-    type Dialer = oneway_str0m::DialConfig;
-
-    async fn bind(options: ListenOptions) -> Result<oneway_str0m::Listener, StackError> {
-        oneway_str0m::Listener::bind(oneway_str0m::ListenerConfig {
+    async fn bind(options: ListenOptions) -> Result<Self::Listener, StackError> {
+        let defaults = oneway_endpoint::ListenerConfig::loopback();
+        oneway_endpoint::Listener::bind(oneway_endpoint::ListenerConfig {
             limits: limits(options.pending_timeout),
             stun: options.stun,
-            ..oneway_str0m::ListenerConfig::loopback()
+            consent_timeout: options.consent_timeout.unwrap_or(defaults.consent_timeout),
+            ..defaults
         })
         .await
     }
 
-    fn dialer(timeout: Duration, shared_certificate: bool) -> oneway_str0m::DialConfig {
+    fn dialer(timeout: Duration, shared_certificate: bool) -> Self::Dialer {
         let certificate = shared_certificate.then(|| {
-            str0m::crypto::from_feature_flags()
-                .dtls_provider
-                .generate_certificate()
-                .expect("certificate")
-        });
-        oneway_str0m::DialConfig {
-            timeout,
-            certificate,
-            ..Default::default()
-        }
-    }
-
-    fn with_relay(
-        dialer: oneway_str0m::DialConfig,
-        turn: oneway_turn::TurnServer,
-        relay_only: bool,
-    ) -> oneway_str0m::DialConfig {
-        oneway_str0m::DialConfig {
-            turn: Some(turn),
-            relay_only,
-            ..dialer
-        }
-    }
-
-    fn dial(
-        dialer: &oneway_str0m::DialConfig,
-        token: &Token,
-    ) -> impl Future<Output = Result<Connection, DialError>> + Send {
-        oneway_str0m::dial(token, dialer)
-    }
-}
-
-/// The webrtc-rs stack (`oneway-webrtc`, on the sans-IO `rtc` crate).
-#[cfg(feature = "webrtc-stack")]
-pub struct WebrtcRs;
-
-#[cfg(feature = "webrtc-stack")]
-test_listener!(oneway_webrtc::Listener);
-
-#[cfg(feature = "webrtc-stack")]
-impl Stack for WebrtcRs {
-    const NAME: &'static str = "webrtc-rs";
-    type Listener = oneway_webrtc::Listener;
-    type Dialer = oneway_webrtc::DialConfig;
-
-    async fn bind(options: ListenOptions) -> Result<oneway_webrtc::Listener, StackError> {
-        oneway_webrtc::Listener::bind(oneway_webrtc::ListenerConfig {
-            limits: limits(options.pending_timeout),
-            stun: options.stun,
-            consent_timeout: options
-                .consent_timeout
-                .unwrap_or(oneway_webrtc::listener::DEFAULT_CONSENT_TIMEOUT),
-            ..oneway_webrtc::ListenerConfig::loopback()
-        })
-        .await
-    }
-
-    fn dialer(timeout: Duration, shared_certificate: bool) -> oneway_webrtc::DialConfig {
-        let certificate = shared_certificate.then(|| {
-            oneway_webrtc::generate_certificate()
+            <S as oneway_endpoint::Stack>::generate_certificate()
                 .expect("certificate")
                 .0
         });
-        oneway_webrtc::DialConfig {
+        oneway_endpoint::DialConfig {
             timeout,
             certificate,
             ..Default::default()
@@ -250,11 +179,11 @@ impl Stack for WebrtcRs {
     }
 
     fn with_relay(
-        dialer: oneway_webrtc::DialConfig,
+        dialer: Self::Dialer,
         turn: oneway_turn::TurnServer,
         relay_only: bool,
-    ) -> oneway_webrtc::DialConfig {
-        oneway_webrtc::DialConfig {
+    ) -> Self::Dialer {
+        oneway_endpoint::DialConfig {
             turn: Some(turn),
             relay_only,
             ..dialer
@@ -262,9 +191,17 @@ impl Stack for WebrtcRs {
     }
 
     fn dial(
-        dialer: &oneway_webrtc::DialConfig,
+        dialer: &Self::Dialer,
         token: &Token,
     ) -> impl Future<Output = Result<Connection, DialError>> + Send {
-        oneway_webrtc::dial(token, dialer)
+        oneway_endpoint::dial(token, dialer)
     }
 }
+
+/// The str0m stack (`oneway-str0m`).
+#[cfg(feature = "str0m-stack")]
+pub use oneway_str0m::Str0m;
+
+/// The webrtc-rs stack (`oneway-webrtc`, on the sans-IO `rtc` crate).
+#[cfg(feature = "webrtc-stack")]
+pub use oneway_webrtc::WebrtcRs;

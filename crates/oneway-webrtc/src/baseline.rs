@@ -19,9 +19,9 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use crate::engine::rtc_error;
-use crate::net::Sockets;
+use crate::negotiation::rtc_error;
 use crate::{ICE_CHECK_INTERVAL, StackError};
+use oneway_endpoint::net::Socket;
 
 use oneway_connection::rewrite_candidate_address;
 pub use oneway_connection::{Advertise, BaselineTimings};
@@ -83,10 +83,10 @@ pub async fn signalled_echo_via(
 ) -> Result<BaselineTimings, StackError> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let io = |e: std::io::Error| StackError::Io(e.to_string());
-    let mut sock_a = Sockets::bind(&[loopback]).await.map_err(io)?;
-    let mut sock_b = Sockets::bind(&[loopback]).await.map_err(io)?;
-    let addr_a = sock_a.local_addrs()[0];
-    let addr_b = sock_b.local_addrs()[0];
+    let sock_a = Socket::bind(loopback).map_err(io)?;
+    let sock_b = Socket::bind(loopback).map_err(io)?;
+    let addr_a = sock_a.local_addr();
+    let addr_b = sock_b.local_addr();
     let shown_a = advertise(addr_a).map_err(io)?;
     let shown_b = advertise(addr_b).map_err(io)?;
     let start = Instant::now();
@@ -176,7 +176,8 @@ pub async fn signalled_echo_via(
                 }
                 while let Some(out) = pc.poll_write() {
                     progressed = true;
-                    sockets.send(
+                    // UDP: a failed send is a lost datagram.
+                    let _ = sockets.send(
                         out.transport.local_addr,
                         out.transport.peer_addr,
                         &out.message,
@@ -194,8 +195,8 @@ pub async fn signalled_echo_via(
             .unwrap_or(now + Duration::from_millis(50));
         let wake = tokio::time::Instant::from_std(next).min(deadline);
         tokio::select! {
-            Some(d) = sock_a.recv() => read(&mut a, d),
-            Some(d) = sock_b.recv() => read(&mut b, d),
+            Ok(d) = sock_a.recv() => read(&mut a, d),
+            Ok(d) = sock_b.recv() => read(&mut b, d),
             _ = tokio::time::sleep_until(wake) => {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(StackError::Io(format!("baseline did not echo within {timeout:?}")));
@@ -227,7 +228,7 @@ fn trickle(
     Ok(())
 }
 
-fn read(pc: &mut RTCPeerConnection, d: crate::net::Datagram) {
+fn read(pc: &mut RTCPeerConnection, d: oneway_endpoint::net::Datagram) {
     let message = TaggedBytesMut {
         now: Instant::now(),
         transport: TransportContext {

@@ -1,24 +1,27 @@
 //! One connection's engine: a sans-IO `rtc` peer connection plus the oneway handshake
-//! (`spec/handshake.md`), without sockets. The drivers feed it datagrams, timeouts and commands,
-//! and send what [`Engine::poll`] returns.
+//! (`spec/handshake.md`), without sockets: [`RtcEngine`] implements
+//! [`oneway_endpoint::Engine`].
 //!
 //! `rtc` negotiates only through SDP, so both roles set descriptions that `oneway-token`
-//! synthesizes: the dialer its own offer and the token's answer to it (`spec/token.md` §9.2),
-//! the listener the offer a dialer's first check implies
-//! ([`oneway_token::sdp::implied_dialer_offer`]) and its own answer, which is never sent.
+//! synthesizes ([`crate::negotiation`]): the dialer its own offer and the token's answer to it
+//! (`spec/token.md` §9.2), the listener the offer a dialer's first check implies
+//! ([`oneway_token::sdp::implied_dialer_offer`]) and its own answer, which is never sent. ICE
+//! restarts are in [`crate::restart`]; the workarounds for `rtc`'s DTLS retransmission and
+//! nomination in [`crate::dtls_flights`] and [`crate::nomination`].
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use oneway_core::demux::{self, is_dtls};
-use oneway_core::proof::{self, ProofRole};
+use oneway_connection::{Command, ConnectionEvent, Timings};
+use oneway_core::ProofRole;
+use oneway_core::demux;
+use oneway_core::handshake::{self, BeforeAuth, Failure, is_dtls};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
-use oneway_token::{SctpParams, Token};
+use oneway_endpoint::session::{ChannelTable, PathRecord, SendQueue, reply_closed};
+use oneway_endpoint::{Engine, Notice, Transmit};
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -28,178 +31,22 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::StackError;
-use crate::connection::{ChannelRef, ConnectionEvent, Stage, Timings};
+use crate::dtls_flights::DtlsFlights;
+use crate::negotiation::Negotiation;
+use crate::nomination::{StunKind, stun_kind};
+use crate::restart::DeferredSwitch;
 
-/// Most bytes queued for application channels; beyond it `send` fails.
-pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 /// Most rounds of `poll_event`/`poll_read`/`poll_write` one [`Engine::poll`] runs before it
 /// yields back to the driver, so one busy connection cannot starve the others on a socket.
 pub const POLL_ROUNDS: usize = 64;
 /// Most datagrams kept while waiting for ICE to connect (see [`Engine::handle_datagram`]).
 pub const EARLY_DATAGRAMS: usize = 16;
 
-/// Which side of the handshake this engine is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The token issuer: ICE-lite, controlled, DTLS server, SCTP server.
-    Listener,
-    /// The token holder: full ICE, controlling, DTLS client, SCTP client.
-    Dialer,
-}
-
-/// What the engine tells its driver, besides datagrams.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Notice {
-    /// ICE found a working pair.
-    IceConnected,
-    /// DTLS completed.
-    DtlsConnected,
-    /// Channel 0 is open.
-    ChannelOpen,
-    /// Listener only: the dialer's proof verified; the driver must call [`Engine::admit`] or
-    /// [`Engine::reject`].
-    DialerProven,
-    /// Both proofs verified.
-    Authenticated,
-    /// The engine ended, with a stable code of `spec/handshake.md` §8.
-    Closed {
-        /// Stable code.
-        code: &'static str,
-        /// Details.
-        reason: String,
-    },
-}
-
-/// A datagram to send.
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    /// Local address to send from.
-    pub source: SocketAddr,
-    /// Remote address.
-    pub destination: SocketAddr,
-    /// Payload.
-    pub contents: Vec<u8>,
-}
-
-pub use oneway_connection::Command;
-
-/// Most datagrams of one DTLS handshake flight kept for [`DtlsFlights`].
-const FLIGHT_DATAGRAMS: usize = 16;
-/// Most peer handshake datagrams remembered for [`DtlsFlights`].
-const SEEN_DATAGRAMS: usize = 64;
-
-/// RFC 6347 §4.2.4 for `rtc`'s DTLS handshake: when the peer retransmits a flight, this side
-/// retransmits its last one. `rtc-dtls` 0.21 clears its retransmit timer whenever handshake
-/// datagrams arrive, even a retransmission that completes nothing; a flight of ours lost in
-/// part was then never sent again, and the handshake stalled until the dialer's `dtls-timeout`
-/// (a str0m dialer, which retransmits its ClientHello, met it in 1 to 2 dials out of 10 at
-/// 5-10 % loss). Only kept until DTLS connects; bounded.
-#[derive(Debug, Default)]
-struct DtlsFlights {
-    /// This side's last flight: its handshake datagrams since the peer's last new one.
-    last: Vec<Outgoing>,
-    /// A new peer datagram arrived since this side last sent: the next send starts a flight.
-    peer_spoke: bool,
-    /// Digests of the peer's handshake datagrams, record sequence numbers left out (a
-    /// retransmission carries new ones).
-    seen: VecDeque<u64>,
-}
-
-impl DtlsFlights {
-    /// This side sends a DTLS datagram.
-    fn sent(&mut self, out: &Outgoing) {
-        if self.peer_spoke {
-            self.last.clear();
-            self.peer_spoke = false;
-        }
-        if self.last.len() < FLIGHT_DATAGRAMS {
-            self.last.push(out.clone());
-        }
-    }
-
-    /// The peer sent a DTLS datagram: this side's last flight again if the datagram repeats
-    /// handshake records the peer already sent.
-    fn received(&mut self, contents: &[u8]) -> &[Outgoing] {
-        if contents.first() != Some(&22) {
-            return &[];
-        }
-        let digest = handshake_digest(contents);
-        if self.seen.contains(&digest) {
-            return &self.last;
-        }
-        if self.seen.len() >= SEEN_DATAGRAMS {
-            self.seen.pop_front();
-        }
-        self.seen.push_back(digest);
-        self.peer_spoke = true;
-        &[]
-    }
-}
-
-/// A digest of a DTLS datagram without its records' sequence numbers.
-fn handshake_digest(datagram: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut stripped = datagram.to_vec();
-    let mut at = 0;
-    // Record header: type, version (2), epoch (2), sequence number (6), length (2).
-    while let Some(header) = stripped.get_mut(at..at + 13) {
-        header[5..11].fill(0);
-        let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-        at += 13 + len;
-    }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    stripped.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// An ICE restart this side has agreed to but not switched to yet (`spec/handshake.md` §6.1).
-/// Switching restarts `rtc`'s ICE agent, which drops the selected pair until new checks
-/// succeed: nothing this side sends gets out meanwhile, so an `ice-restart-answer` lost on the
-/// way could never be retransmitted, and the peer would never learn the new credentials (the
-/// connection then dies with `consent-lost`, and every message in flight with it). So the switch
-/// waits until the peer surely has what it needs:
-///
-/// - a responder (either role), once channel 0 has nothing unacknowledged: its answer arrived;
-/// - a listener (either way), on the first check that uses the dialer's new credentials: the
-///   dialer checks with them only once it has switched itself (an initiating webrtc-rs dialer
-///   switches on the answer, and its acknowledgement may not get out after that).
-#[derive(Debug)]
-struct DeferredSwitch {
-    /// The peer's credentials after the restart.
-    ufrag: String,
-    /// See `ufrag`.
-    pwd: String,
-    /// Switch on the first check carrying `ufrag` (listener).
-    on_check: bool,
-    /// Switch once channel 0 is acknowledged (responder).
-    on_ack: bool,
-}
-
-/// What a role needs to renegotiate: `rtc` takes ICE credentials only through SDP.
-pub(crate) enum Negotiation {
-    /// The dialer answers its own offers with the token's answer (`spec/token.md` §9.2).
-    Dialer {
-        /// The token dialed.
-        token: Box<Token>,
-    },
-    /// The listener sets the offer a dialer's credentials imply, and answers it.
-    Listener {
-        /// The dialer's address (its implied host candidate).
-        remote: SocketAddr,
-        /// The listener's SCTP parameters.
-        sctp: SctpParams,
-        /// The listener's ICE credentials (the composed ufrag and the listener pwd). They stay
-        /// the same across an ICE restart (see `spec/handshake.md` §6.1).
-        local_ice: (String, String),
-    },
-}
-
 /// One connection's engine.
-pub struct Engine {
-    pc: RTCPeerConnection,
-    role: Role,
-    negotiation: Negotiation,
+pub struct RtcEngine {
+    pub(crate) pc: RTCPeerConnection,
+    pub(crate) role: ProofRole,
+    pub(crate) negotiation: Negotiation,
     auth_key: [u8; 32],
     /// SHA-256 of the listener's certificate (the token's fingerprint).
     listener_fp: [u8; 32],
@@ -208,26 +55,19 @@ pub struct Engine {
     ctrl: RTCDataChannelId,
     authenticated: bool,
     closed: bool,
-    events: mpsc::UnboundedSender<ConnectionEvent>,
-    channels: HashMap<RTCDataChannelId, ChannelRef>,
-    refs: HashMap<ChannelRef, RTCDataChannelId>,
-    next_ref: u32,
-    pending_opens: Vec<(
-        RTCDataChannelId,
-        oneshot::Sender<Result<ChannelRef, String>>,
-    )>,
-    outbound: VecDeque<(RTCDataChannelId, bool, Vec<u8>)>,
-    outbound_bytes: usize,
-    restart: Option<oneshot::Sender<Result<(), String>>>,
+    pub(crate) events: mpsc::UnboundedSender<ConnectionEvent>,
+    channels: ChannelTable<RTCDataChannelId>,
+    outbound: SendQueue<RTCDataChannelId>,
+    pub(crate) restart: Option<oneshot::Sender<Result<(), String>>>,
     /// A restart agreed but not switched to yet (see [`DeferredSwitch`]).
-    deferred: Option<DeferredSwitch>,
+    pub(crate) deferred: Option<DeferredSwitch>,
     /// Dialer: a restart the application asked for while a deferred switch was pending; started
     /// once that switch is done.
-    queued_restart: Option<oneshot::Sender<Result<(), String>>>,
+    pub(crate) queued_restart: Option<oneshot::Sender<Result<(), String>>>,
     /// Dialer: the ICE-restart offer staged by `prepare_restart`, set when the answer arrives.
-    staged_offer: Option<RTCSessionDescription>,
+    pub(crate) staged_offer: Option<RTCSessionDescription>,
     notices: Vec<Notice>,
-    pending_out: Vec<Outgoing>,
+    pending_out: Vec<Transmit>,
     /// DTLS that arrived before ICE connected, replayed once it has (see `handle_datagram`).
     early: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Flight retransmission on the peer's retransmissions, until DTLS connects.
@@ -235,11 +75,12 @@ pub struct Engine {
     /// Listener: the last nominating check (USE-CANDIDATE) `rtc` left unanswered, replayed
     /// once its own check on that pair succeeds (see `handle_datagram`).
     unanswered_nomination: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
-    pub(crate) timings: Timings,
-    pub(crate) tried: Vec<(SocketAddr, Duration)>,
-    pub(crate) selected: Option<(SocketAddr, SocketAddr)>,
+    /// Stage times, the candidates tried and the selected pair.
+    path: PathRecord,
     ice_connected: bool,
     dtls_connected: bool,
+    /// Tests only: a MAC sent in place of this session's proof (a relayed proof).
+    pub(crate) relayed_proof: Option<[u8; 32]>,
 }
 
 /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
@@ -250,26 +91,12 @@ pub(crate) fn control_channel_init() -> RTCDataChannelInit {
     }
 }
 
-/// The media engine both roles use: `rtc`'s default codecs, so that an in-band `offer` adding
-/// audio or video (`spec/handshake.md` §6.2) gets an answer that accepts it.
-pub(crate) fn media_engine() -> Result<MediaEngine, StackError> {
-    let mut engine = MediaEngine::default();
-    engine
-        .register_default_codecs()
-        .map_err(rtc_error("media codecs"))?;
-    Ok(engine)
-}
-
-pub(crate) fn rtc_error(context: &str) -> impl FnOnce(rtc::shared::error::Error) -> StackError {
-    move |e| StackError::Rtc(format!("{context}: {e}"))
-}
-
-impl Engine {
+impl RtcEngine {
     /// Wraps a configured peer connection whose channel 0 was created as `ctrl`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         pc: RTCPeerConnection,
-        role: Role,
+        role: ProofRole,
         negotiation: Negotiation,
         auth_key: [u8; 32],
         listener_fp: [u8; 32],
@@ -278,7 +105,7 @@ impl Engine {
         started: Instant,
         events: mpsc::UnboundedSender<ConnectionEvent>,
     ) -> Self {
-        Engine {
+        RtcEngine {
             pc,
             role,
             negotiation,
@@ -289,12 +116,8 @@ impl Engine {
             authenticated: false,
             closed: false,
             events,
-            channels: HashMap::new(),
-            refs: HashMap::new(),
-            next_ref: 1,
-            pending_opens: Vec::new(),
-            outbound: VecDeque::new(),
-            outbound_bytes: 0,
+            channels: ChannelTable::default(),
+            outbound: SendQueue::default(),
             restart: None,
             deferred: None,
             queued_restart: None,
@@ -304,27 +127,11 @@ impl Engine {
             early: Vec::new(),
             flights: DtlsFlights::default(),
             unanswered_nomination: None,
-            timings: Timings::new(started),
-            tried: Vec::new(),
-            selected: None,
+            path: PathRecord::new(role, started),
             ice_connected: false,
             dtls_connected: false,
+            relayed_proof: None,
         }
-    }
-
-    /// Whether the engine has ended.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Whether both proofs have verified.
-    pub fn is_authenticated(&self) -> bool {
-        self.authenticated
-    }
-
-    /// The furthest stage reached.
-    pub fn stage(&self) -> Stage {
-        self.timings.stage()
     }
 
     /// Feeds one datagram.
@@ -334,7 +141,7 @@ impl Engine {
     /// lite listener has processed the nominating check's effects; the dialer then retransmits
     /// only after its DTLS timer (about 1 s in str0m). The engine keeps such early records (at
     /// most [`EARLY_DATAGRAMS`]) and replays them when ICE connects.
-    pub fn handle_datagram(
+    fn datagram(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -357,18 +164,15 @@ impl Engine {
         {
             self.switch_deferred(now);
         }
-        if self.timings.first_check.is_none() && contents.first().is_some_and(|b| *b < 2) {
-            self.timings.first_check = Some(now);
-        }
         if is_dtls(contents) && !self.ice_connected {
+            self.path
+                .received(now, source, destination, contents, false);
             if self.early.len() < EARLY_DATAGRAMS {
                 self.early.push((source, destination, contents.to_vec()));
             }
             return;
         }
-        if self.selected.is_none() && is_dtls(contents) {
-            self.selected = Some((destination, source));
-        }
+        self.path.received(now, source, destination, contents, true);
         if is_dtls(contents) && !self.dtls_connected {
             let again = self.flights.received(contents);
             if !again.is_empty() {
@@ -379,7 +183,7 @@ impl Engine {
                 self.pending_out.extend_from_slice(again);
             }
         }
-        let nominating = self.role == Role::Listener
+        let nominating = self.role == ProofRole::Listener
             && !self.ice_connected
             && stun_kind(contents)
                 == Some(StunKind::Request {
@@ -389,7 +193,7 @@ impl Engine {
             self.unanswered_nomination = Some((source, destination, contents.to_vec()));
         }
         self.read(now, source, destination, contents);
-        if self.role == Role::Listener
+        if self.role == ProofRole::Listener
             && !self.ice_connected
             && stun_kind(contents) == Some(StunKind::SuccessResponse)
             && let Some((s, d, check)) = self.unanswered_nomination.take()
@@ -421,8 +225,7 @@ impl Engine {
         }
     }
 
-    /// Advances time.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn timeout(&mut self, now: Instant) {
         if self.closed {
             return;
         }
@@ -431,8 +234,7 @@ impl Engine {
         }
     }
 
-    /// Applies a command from the connection handle.
-    pub fn handle_command(&mut self, now: Instant, command: Command) {
+    pub(crate) fn command(&mut self, now: Instant, command: Command) {
         if self.closed {
             reply_closed(command);
             return;
@@ -444,7 +246,7 @@ impl Engine {
                     return;
                 }
                 match self.pc.create_data_channel(&label, None) {
-                    Ok(channel) => self.pending_opens.push((channel.id(), reply)),
+                    Ok(channel) => self.channels.requested(channel.id(), reply),
                     Err(e) => {
                         let _ = reply.send(Err(e.to_string()));
                     }
@@ -456,21 +258,11 @@ impl Engine {
                 data,
                 reply,
             } => {
-                let result = match self.refs.get(&channel) {
-                    None => Err(format!("unknown channel {channel:?}")),
-                    Some(_) if self.outbound_bytes + data.len() > MAX_QUEUED_BYTES => {
-                        Err("send queue full (16 MiB): the peer is not reading".to_owned())
-                    }
-                    Some(id) => {
-                        self.outbound_bytes += data.len();
-                        self.outbound.push_back((*id, binary, data));
-                        Ok(())
-                    }
-                };
+                let result = self.outbound.push(&self.channels, channel, binary, data);
                 let _ = reply.send(result);
             }
             Command::IceRestart { reply } => {
-                if self.role == Role::Dialer
+                if self.role == ProofRole::Dialer
                     && self.deferred.is_some()
                     && self.queued_restart.is_none()
                     && self.restart.is_none()
@@ -509,7 +301,7 @@ impl Engine {
 
     /// Drains the peer connection: returns the datagrams to send and the next time the engine
     /// needs a timeout. Handles every event and message on the way.
-    pub fn poll(&mut self, now: Instant) -> (Vec<Outgoing>, Option<Instant>) {
+    fn poll_all(&mut self, now: Instant) -> (Vec<Transmit>, Option<Instant>) {
         self.flush_outbound(now);
         for _ in 0..POLL_ROUNDS {
             let mut progressed = false;
@@ -553,22 +345,9 @@ impl Engine {
         let source = out.transport.local_addr;
         let destination = out.transport.peer_addr;
         let contents = out.message.to_vec();
-        if self.role == Role::Dialer
-            && contents.first().is_some_and(|b| *b < 2)
-            && !self.tried.iter().any(|(a, _)| *a == destination)
-        {
-            self.tried.push((
-                destination,
-                now.saturating_duration_since(self.timings.started),
-            ));
-            if self.timings.first_check.is_none() {
-                self.timings.first_check = Some(now);
-            }
-        }
-        if self.selected.is_none() && self.ice_connected && is_dtls(&contents) {
-            self.selected = Some((source, destination));
-        }
-        let out = Outgoing {
+        self.path
+            .sent(now, source, destination, &contents, self.ice_connected);
+        let out = Transmit {
             source,
             destination,
             contents,
@@ -588,12 +367,11 @@ impl Engine {
                         if !self.ice_connected =>
                     {
                         self.ice_connected = true;
-                        self.timings.ice_connected = Some(now);
+                        self.path.timings.ice_connected = Some(now);
                         self.notices.push(Notice::IceConnected);
                         for (source, destination, contents) in std::mem::take(&mut self.early) {
-                            if self.selected.is_none() {
-                                self.selected = Some((destination, source));
-                            }
+                            self.path
+                                .received(now, source, destination, &contents, true);
                             self.read(now, source, destination, &contents);
                         }
                     }
@@ -602,7 +380,7 @@ impl Engine {
                     }
                     // Before authentication the dialer's deadline names the stage; a listener
                     // engine just ends.
-                    RTCIceConnectionState::Failed if self.role == Role::Listener => {
+                    RTCIceConnectionState::Failed if self.role == ProofRole::Listener => {
                         self.finish("ice-failed", "ICE failed".to_owned());
                     }
                     _ => {}
@@ -614,7 +392,7 @@ impl Engine {
                     RTCPeerConnectionState::Connected if !self.dtls_connected => {
                         self.dtls_connected = true;
                         self.flights = DtlsFlights::default();
-                        self.timings.dtls_connected = Some(now);
+                        self.path.timings.dtls_connected = Some(now);
                         self.notices.push(Notice::DtlsConnected);
                     }
                     RTCPeerConnectionState::Closed if self.dtls_connected => {
@@ -625,9 +403,9 @@ impl Engine {
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
                 if id == self.ctrl {
-                    self.timings.channel_open = Some(now);
+                    self.path.timings.channel_open = Some(now);
                     self.notices.push(Notice::ChannelOpen);
-                    if self.role == Role::Dialer {
+                    if self.role == ProofRole::Dialer {
                         self.send_proof(now);
                     }
                 } else {
@@ -649,8 +427,7 @@ impl Engine {
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id)) => {
                 if id == self.ctrl {
                     self.finish("closed-by-peer", "control channel closed".to_owned());
-                } else if let Some(channel) = self.channels.remove(&id) {
-                    self.refs.remove(&channel);
+                } else if let Some(channel) = self.channels.closed(id) {
                     let _ = self.events.send(ConnectionEvent::ChannelClosed { channel });
                 }
             }
@@ -672,17 +449,8 @@ impl Engine {
             .data_channel(id)
             .map(|c| c.label().to_owned())
             .unwrap_or_default();
-        let channel = ChannelRef::new(self.next_ref);
-        self.next_ref += 1;
-        self.channels.insert(id, channel);
-        self.refs.insert(channel, id);
-        if let Some(pos) = self.pending_opens.iter().position(|(p, _)| *p == id) {
-            let (_, reply) = self.pending_opens.remove(pos);
-            let _ = reply.send(Ok(channel));
-        } else {
-            let _ = self
-                .events
-                .send(ConnectionEvent::ChannelOpen { channel, label });
+        if let Some(event) = self.channels.opened(id, label) {
+            let _ = self.events.send(event);
         }
     }
 
@@ -691,9 +459,9 @@ impl Engine {
             self.on_control(now, data);
             return;
         }
-        if let (true, Some(channel)) = (self.authenticated, self.channels.get(&id)) {
+        if let (true, Some(channel)) = (self.authenticated, self.channels.channel(id)) {
             let _ = self.events.send(ConnectionEvent::Data {
-                channel: *channel,
+                channel,
                 binary: !text,
                 data: data.to_vec(),
             });
@@ -706,13 +474,13 @@ impl Engine {
         let remote_der = sctp.transport().get_remote_certificates().first()?.clone();
         let remote: [u8; 32] = Sha256::digest(&remote_der).into();
         Some(match self.role {
-            Role::Listener => (self.local_fp, remote),
-            Role::Dialer => (remote, self.local_fp),
+            ProofRole::Listener => (self.local_fp, remote),
+            ProofRole::Dialer => (remote, self.local_fp),
         })
     }
 
     fn send_proof(&mut self, now: Instant) {
-        let Some((listener_fp, dialer_fp)) = self.fingerprints() else {
+        let Some(fingerprints) = self.fingerprints() else {
             self.refuse(
                 now,
                 "auth-failed",
@@ -720,129 +488,41 @@ impl Engine {
             );
             return;
         };
-        let role = match self.role {
-            Role::Listener => ProofRole::Listener,
-            Role::Dialer => ProofRole::Dialer,
-        };
-        let mac = proof::compute(&self.auth_key, role, &listener_fp, &dialer_fp);
+        let mac = self
+            .relayed_proof
+            .unwrap_or_else(|| handshake::own_proof(self.role, &self.auth_key, fingerprints));
         self.send_control(now, &Message::proof(&mac));
     }
 
     fn on_control(&mut self, now: Instant, bytes: &[u8]) {
+        if !self.authenticated {
+            match handshake::before_auth(bytes) {
+                BeforeAuth::Proof(mac) => self.on_proof(now, &mac),
+                BeforeAuth::RefusedByPeer(Failure { code, reason }) => {
+                    tracing::warn!(%code, %reason, "refused by the peer");
+                    self.finish(code, reason);
+                }
+                BeforeAuth::Violation(Failure { code, reason }) => self.refuse(now, code, reason),
+            }
+            return;
+        }
         let message = match Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(code = e.code(), error = %e, "bad control message");
-                if self.authenticated {
-                    self.send_control(
-                        now,
-                        &Message::Error {
-                            code: e.code().to_owned(),
-                            reason: e.to_string(),
-                        },
-                    );
-                } else {
-                    self.refuse(
-                        now,
-                        "auth-failed",
-                        format!("malformed message before the proof: {e}"),
-                    );
-                }
+                self.send_control(
+                    now,
+                    &Message::Error {
+                        code: e.code().to_owned(),
+                        reason: e.to_string(),
+                    },
+                );
                 return;
             }
         };
-        if !self.authenticated {
-            if let Message::Error { code, reason } = &message {
-                tracing::warn!(%code, %reason, "refused by the peer");
-                self.finish(known_code(code), reason.clone());
-                return;
-            }
-            match message.proof_mac() {
-                Some(Ok(mac)) => self.on_proof(now, &mac),
-                Some(Err(e)) => self.refuse(now, "auth-failed", e.to_string()),
-                None => self.refuse(
-                    now,
-                    "auth-failed",
-                    format!("{} before the proof", message.kind()),
-                ),
-            }
-            return;
-        }
         match message {
-            Message::IceRestart { ufrag, pwd } => {
-                // Answer now, switch once the peer surely has the answer (`DeferredSwitch`).
-                // A dialer whose own restart is running (both sides started one) answers with
-                // the credentials it already offered, so the listener learns one set from both
-                // messages, and whichever of answer and acknowledgement comes first switches.
-                let staged = match (&self.negotiation, &self.staged_offer) {
-                    (Negotiation::Dialer { .. }, Some(offer)) => ice_credentials(&offer.sdp),
-                    _ => None,
-                };
-                let mine = match staged {
-                    Some(creds) => Ok(creds),
-                    None => self.prepare_restart(),
-                };
-                let answered = mine.map(|(mine_ufrag, mine_pwd)| {
-                    self.send_control(
-                        now,
-                        &Message::IceRestartAnswer {
-                            ufrag: mine_ufrag,
-                            pwd: mine_pwd,
-                        },
-                    );
-                    self.flush_writes(now);
-                    self.deferred = Some(DeferredSwitch {
-                        ufrag,
-                        pwd,
-                        on_check: self.role == Role::Listener,
-                        on_ack: true,
-                    });
-                });
-                match answered {
-                    Ok(()) => {
-                        let _ = self.events.send(ConnectionEvent::IceRestarted);
-                    }
-                    Err(e) => self.send_control(
-                        now,
-                        &Message::Error {
-                            code: "ice-restart-failed".to_owned(),
-                            reason: e.to_string(),
-                        },
-                    ),
-                }
-            }
-            Message::IceRestartAnswer { ufrag, pwd } => match self.restart.take() {
-                // The listener's ICE agent is switched when the dialer checks with its new
-                // credentials (`DeferredSwitch`); the restart is agreed now.
-                Some(reply) if self.role == Role::Listener => {
-                    self.deferred = Some(DeferredSwitch {
-                        ufrag,
-                        pwd,
-                        on_check: true,
-                        on_ack: false,
-                    });
-                    let _ = self.events.send(ConnectionEvent::IceRestarted);
-                    let _ = reply.send(Ok(()));
-                }
-                // Both sides started a restart and ours was switched to already, on the
-                // acknowledgement of our answer to theirs (same credentials): done.
-                Some(reply) if self.staged_offer.is_none() => {
-                    let _ = reply.send(Ok(()));
-                }
-                Some(reply) => {
-                    // A switch deferred for the peer's restart is this one (same credentials).
-                    self.deferred = None;
-                    let result = self.apply_restart(now, &ufrag, &pwd);
-                    if result.is_ok() {
-                        let _ = self.events.send(ConnectionEvent::IceRestarted);
-                    }
-                    let _ = reply.send(result.map_err(|e| e.to_string()));
-                    if let Some(reply) = self.queued_restart.take() {
-                        self.handle_command(now, Command::IceRestart { reply });
-                    }
-                }
-                None => tracing::warn!("ice-restart-answer without a restart"),
-            },
+            Message::IceRestart { ufrag, pwd } => self.on_ice_restart(now, ufrag, pwd),
+            Message::IceRestartAnswer { ufrag, pwd } => self.on_ice_restart_answer(now, ufrag, pwd),
             Message::Close { reason } => self.finish("closed-by-peer", reason),
             Message::Error { code, reason } => {
                 tracing::warn!(%code, %reason, "peer reported an error");
@@ -878,241 +558,33 @@ impl Engine {
     }
 
     fn on_proof(&mut self, now: Instant, mac: &[u8; 32]) {
-        let Some((listener_fp, dialer_fp)) = self.fingerprints() else {
-            self.refuse(
-                now,
-                "auth-failed",
-                "DTLS certificates unavailable".to_owned(),
-            );
-            return;
-        };
-        if listener_fp != self.listener_fp {
-            self.refuse(
-                now,
-                "fingerprint-mismatch",
-                "listener certificate differs from the token".to_owned(),
-            );
-            return;
-        }
-        let expected = match self.role {
-            Role::Listener => ProofRole::Dialer,
-            Role::Dialer => ProofRole::Listener,
-        };
-        if let Err(e) = proof::verify(&self.auth_key, expected, &listener_fp, &dialer_fp, mac) {
-            self.refuse(now, "auth-failed", e.to_string());
+        if let Err(Failure { code, reason }) = handshake::check_peer_proof(
+            self.role,
+            &self.auth_key,
+            &self.listener_fp,
+            self.fingerprints(),
+            mac,
+        ) {
+            self.refuse(now, code, reason);
             return;
         }
         match self.role {
-            Role::Listener => self.notices.push(Notice::DialerProven),
-            Role::Dialer => self.authenticate(now),
+            ProofRole::Listener => self.notices.push(Notice::DialerProven),
+            ProofRole::Dialer => self.authenticate(now),
         }
     }
 
     fn authenticate(&mut self, now: Instant) {
         self.authenticated = true;
-        self.timings.authenticated = Some(now);
+        self.path.timings.authenticated = Some(now);
         self.notices.push(Notice::Authenticated);
     }
 
-    /// Listener: admission accepted the proven dialer; answer with the listener's proof.
-    pub fn admit(&mut self, now: Instant) {
-        if self.role == Role::Listener && !self.authenticated && !self.closed {
-            self.send_proof(now);
-            self.authenticate(now);
-        }
-    }
-
-    /// Listener: admission refused the proven dialer; tell it why and close.
-    pub fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
-        self.refuse(now, code, reason);
-    }
-
-    /// Switches to the credentials of a deferred restart (see [`DeferredSwitch`]), then starts
-    /// a restart the application queued meanwhile.
-    fn switch_deferred(&mut self, now: Instant) {
-        let Some(DeferredSwitch { ufrag, pwd, .. }) = self.deferred.take() else {
-            return;
-        };
-        tracing::debug!(role = ?self.role, "switching to the restarted ICE credentials");
-        if let Err(e) = self.apply_restart(now, &ufrag, &pwd) {
-            tracing::warn!(error = %e, "ICE restart could not be applied");
-        }
-        if let Some(reply) = self.queued_restart.take() {
-            self.handle_command(now, Command::IceRestart { reply });
-        }
-    }
-
-    /// First half of an ICE restart (`spec/handshake.md` §6.1), on either side: the
-    /// credentials to send in `ice-restart` or `ice-restart-answer`. A dialer stages a new offer
-    /// with fresh credentials (staging has no effect yet); a listener keeps its credentials
-    /// (they are bound to the token, and it answers the dialer's new offer).
-    ///
-    /// `rtc` forgets the selected pair as soon as a restart is applied, so the messages must
-    /// have arrived before [`Engine::apply_restart`]: the responder sends its answer and switches
-    /// later ([`DeferredSwitch`]); an initiating dialer applies when the answer arrives.
-    fn prepare_restart(&mut self) -> Result<(String, String), StackError> {
-        match &self.negotiation {
-            Negotiation::Dialer { token } if token.profile != oneway_token::Profile::Native => {
-                // The listener (a browser) chose our credentials; new ones would need its
-                // offer, which only SDP renegotiation carries.
-                Err(StackError::Config(
-                    "ice-restart is not supported with a dialer-identity token".to_owned(),
-                ))
-            }
-            Negotiation::Dialer { .. } => {
-                self.pc.restart_ice();
-                let offer = self
-                    .pc
-                    .create_offer(None)
-                    .map_err(rtc_error("ICE-restart offer"))?;
-                let creds = ice_credentials(&offer.sdp).ok_or_else(|| {
-                    StackError::Rtc("ICE-restart offer without credentials".to_owned())
-                })?;
-                self.staged_offer = Some(offer);
-                Ok(creds)
-            }
-            Negotiation::Listener { local_ice, .. } => Ok(local_ice.clone()),
-        }
-    }
-
-    /// Second half: switch to the peer's new credentials `(ufrag, pwd)`.
-    fn apply_restart(&mut self, now: Instant, ufrag: &str, pwd: &str) -> Result<(), StackError> {
-        match &self.negotiation {
-            Negotiation::Dialer { .. } => {
-                let offer = self
-                    .staged_offer
-                    .take()
-                    .ok_or_else(|| StackError::Rtc("no staged ICE-restart offer".to_owned()))?;
-                self.pc
-                    .set_local_description(now, offer)
-                    .map_err(rtc_error("ICE-restart local description"))?;
-                self.set_token_answer(now, Some((ufrag, pwd)))
-            }
-            Negotiation::Listener { .. } => self.answer_implied_offer(now, ufrag, pwd),
-        }
-    }
-
     /// Moves what the peer connection has to send into `pending_out` now.
-    fn flush_writes(&mut self, now: Instant) {
+    pub(crate) fn flush_writes(&mut self, now: Instant) {
         while let Some(out) = self.pc.poll_write() {
             self.on_transmit(now, out);
         }
-    }
-
-    /// Adds a local candidate (a socket the driver reads).
-    pub(crate) fn add_local_candidate(
-        &mut self,
-        init: rtc::peer_connection::transport::RTCIceCandidateInit,
-    ) -> Result<(), StackError> {
-        self.pc
-            .add_local_candidate(init)
-            .map_err(rtc_error("local candidate"))
-    }
-
-    /// Dialer: the initial negotiation. Sets the local offer, the local candidates and the
-    /// token's answer (`spec/token.md` §9.2), which starts the ICE checks. With a
-    /// `dialer-identity` token, sets the listener's offer rebuilt from the token and answers it
-    /// instead (`spec/handshake.md` §10.2).
-    pub(crate) fn start_dialer(
-        &mut self,
-        now: Instant,
-        locals: Vec<rtc::peer_connection::transport::RTCIceCandidateInit>,
-    ) -> Result<(), StackError> {
-        if let Negotiation::Dialer { token } = &self.negotiation
-            && token.profile != oneway_token::Profile::Native
-        {
-            let offer = token
-                .listener_offer()
-                .map_err(|e| StackError::Config(format!("listener offer: {e}")))?;
-            let offer =
-                RTCSessionDescription::offer(offer.sdp).map_err(rtc_error("listener offer"))?;
-            self.pc
-                .set_remote_description(now, offer)
-                .map_err(rtc_error("listener offer"))?;
-            let answer = self.pc.create_answer(None).map_err(rtc_error("answer"))?;
-            self.pc
-                .set_local_description(now, answer)
-                .map_err(rtc_error("local answer"))?;
-            for init in locals {
-                self.add_local_candidate(init)?;
-            }
-            return self.add_local_candidate(Default::default());
-        }
-        let offer = self.pc.create_offer(None).map_err(rtc_error("offer"))?;
-        self.pc
-            .set_local_description(now, offer)
-            .map_err(rtc_error("local description"))?;
-        for init in locals {
-            self.add_local_candidate(init)?;
-        }
-        // End of candidates: gathering is complete.
-        self.add_local_candidate(Default::default())?;
-        self.set_token_answer(now, None)
-    }
-
-    /// Dialer: sets the token's answer to the current local offer, with `listener_ice` in place
-    /// of the derived credentials after a restart.
-    pub(crate) fn set_token_answer(
-        &mut self,
-        now: Instant,
-        listener_ice: Option<(&str, &str)>,
-    ) -> Result<(), StackError> {
-        let Negotiation::Dialer { token } = &self.negotiation else {
-            return Err(StackError::Config("not a dialer".to_owned()));
-        };
-        let offer = self
-            .pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| StackError::Rtc("no local description".to_owned()))?;
-        let answer = token
-            .native_answer_with_ice(&offer, listener_ice)
-            .map_err(|e| StackError::Config(format!("token answer: {e}")))?;
-        let answer = RTCSessionDescription::answer(answer.sdp).map_err(rtc_error("answer"))?;
-        self.pc
-            .set_remote_description(now, answer)
-            .map_err(rtc_error("remote description"))
-    }
-
-    /// Listener: sets the offer the dialer's credentials imply, and answers it.
-    pub(crate) fn answer_implied_offer(
-        &mut self,
-        now: Instant,
-        dialer_ufrag: &str,
-        dialer_pwd: &str,
-    ) -> Result<(), StackError> {
-        let Negotiation::Listener { remote, sctp, .. } = &self.negotiation else {
-            return Err(StackError::Config("not a listener".to_owned()));
-        };
-        let offer =
-            oneway_token::sdp::implied_dialer_offer(dialer_ufrag, dialer_pwd, *remote, *sctp);
-        let offer = RTCSessionDescription::offer(offer).map_err(rtc_error("implied offer"))?;
-        self.pc
-            .set_remote_description(now, offer)
-            .map_err(rtc_error("implied offer"))?;
-        let answer = self.pc.create_answer(None).map_err(rtc_error("answer"))?;
-        self.pc
-            .set_local_description(now, answer)
-            .map_err(rtc_error("local answer"))
-    }
-
-    /// An in-band `offer` (`spec/handshake.md` §6.2): sets it as the remote description and
-    /// returns the local answer. The peer's ICE credentials and DTLS role are unchanged (an
-    /// offer that changes the credentials restarts ICE, as in any renegotiation); this side keeps
-    /// its own (the setting engine fixes them) and its DTLS role, so the answer only adds what
-    /// the offer adds: media sections, received (`recvonly`: this peer sends no media).
-    fn answer_offer(&mut self, now: Instant, sdp: &str) -> Result<String, StackError> {
-        let offer =
-            RTCSessionDescription::offer(sdp.to_owned()).map_err(rtc_error("in-band offer"))?;
-        self.pc
-            .set_remote_description(now, offer)
-            .map_err(rtc_error("in-band offer"))?;
-        let answer = self.pc.create_answer(None).map_err(rtc_error("answer"))?;
-        let text = answer.sdp.clone();
-        self.pc
-            .set_local_description(now, answer)
-            .map_err(rtc_error("local answer"))?;
-        Ok(text)
     }
 
     /// The peer failed authentication or broke the protocol before it: tell it, log, close.
@@ -1144,9 +616,7 @@ impl Engine {
             self.on_transmit(now, out);
         }
         self.closed = true;
-        for (_, reply) in self.pending_opens.drain(..) {
-            let _ = reply.send(Err(format!("{code}: {reason}")));
-        }
+        self.channels.fail_pending(&format!("{code}: {reason}"));
         if let Some(reply) = self.restart.take() {
             let _ = reply.send(Err(format!("{code}: {reason}")));
         }
@@ -1157,7 +627,7 @@ impl Engine {
         self.notices.push(Notice::Closed { code, reason });
     }
 
-    fn send_control(&mut self, now: Instant, message: &Message) {
+    pub(crate) fn send_control(&mut self, now: Instant, message: &Message) {
         let text = message.encode();
         let sent = match self.pc.data_channel(self.ctrl) {
             Some(mut channel) => channel.send_text(now, text).map_err(|e| e.to_string()),
@@ -1169,8 +639,7 @@ impl Engine {
     }
 
     fn flush_outbound(&mut self, now: Instant) {
-        while let Some((id, binary, data)) = self.outbound.pop_front() {
-            self.outbound_bytes -= data.len();
+        while let Some((id, binary, data)) = self.outbound.pop() {
             let Some(mut channel) = self.pc.data_channel(id) else {
                 continue;
             };
@@ -1190,199 +659,72 @@ impl Engine {
             }
         }
     }
+}
 
-    /// Takes the notices accumulated since the last call.
-    pub fn take_notices(&mut self) -> Vec<Notice> {
+impl Engine for RtcEngine {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.datagram(now, source, destination, contents);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.timeout(now);
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        self.command(now, command);
+    }
+
+    fn poll(&mut self, now: Instant) -> (Vec<Transmit>, Option<Instant>) {
+        self.poll_all(now)
+    }
+
+    fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
     }
-}
 
-/// What a STUN datagram is, as far as the nomination replay needs to know.
-#[derive(Debug, PartialEq, Eq)]
-enum StunKind {
-    /// A Binding request, with or without USE-CANDIDATE.
-    Request {
-        /// Carries USE-CANDIDATE (RFC 8445 §7.1.2).
-        use_candidate: bool,
-    },
-    /// A Binding success response.
-    SuccessResponse,
-}
-
-/// Classifies a STUN Binding request or success response (RFC 8489 §5); `None` for anything
-/// else, including malformed attributes.
-fn stun_kind(contents: &[u8]) -> Option<StunKind> {
-    const HEADER: usize = 20;
-    const USE_CANDIDATE: u16 = 0x0025;
-    let header = contents.get(..HEADER)?;
-    if header[4..8] != [0x21, 0x12, 0xA4, 0x42] {
-        return None;
-    }
-    match u16::from_be_bytes([header[0], header[1]]) {
-        0x0101 => return Some(StunKind::SuccessResponse),
-        0x0001 => {}
-        _ => return None,
-    }
-    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    let mut attributes = contents.get(HEADER..HEADER + length)?;
-    while attributes.len() >= 4 {
-        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
-        if kind == USE_CANDIDATE {
-            return Some(StunKind::Request {
-                use_candidate: true,
-            });
+    fn admit(&mut self, now: Instant) {
+        if self.role == ProofRole::Listener && !self.authenticated && !self.closed {
+            self.send_proof(now);
+            self.authenticate(now);
         }
-        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
-        let padded = 4 + len.div_ceil(4) * 4;
-        attributes = attributes.get(padded..)?;
     }
-    Some(StunKind::Request {
-        use_candidate: false,
-    })
-}
 
-/// `(ufrag, pwd)` from an SDP's first `a=ice-ufrag`/`a=ice-pwd` lines.
-fn ice_credentials(sdp: &str) -> Option<(String, String)> {
-    let find = |key: &str| {
-        sdp.lines()
-            .find_map(|l| l.trim_end().strip_prefix(key))
-            .map(str::to_owned)
-    };
-    Some((find("a=ice-ufrag:")?, find("a=ice-pwd:")?))
-}
-
-fn reply_closed(command: Command) {
-    let closed = "connection closed".to_owned();
-    match command {
-        Command::Open { reply, .. } => {
-            let _ = reply.send(Err(closed));
-        }
-        Command::Send { reply, .. } | Command::IceRestart { reply } => {
-            let _ = reply.send(Err(closed));
-        }
-        Command::Close { .. } => {}
+    fn reject(&mut self, now: Instant, code: &'static str, reason: String) {
+        self.refuse(now, code, reason);
     }
-}
 
-/// The static form of a cause code received from the peer (`spec/handshake.md` §8); codes this
-/// implementation does not know become `refused-by-peer`.
-fn known_code(code: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "accept-queue-full",
-        "auth-failed",
-        "fingerprint-mismatch",
-        "token-expired",
-        "token-used",
-        "too-many-pending",
-        "too-many-connections",
-        "proof-timeout",
-        "unsupported",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| **k == code)
-        .copied()
-        .unwrap_or("refused-by-peer")
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn timings(&self) -> &Timings {
+        &self.path.timings
+    }
+
+    fn selected(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.path.selected
+    }
+
+    fn tried(&self) -> &[(SocketAddr, Duration)] {
+        &self.path.tried
+    }
+
+    fn add_relayed_candidate(&mut self, _relayed: SocketAddr, _base: SocketAddr) -> bool {
+        // `rtc` takes local candidates before end-of-candidates only: the shell waits for the
+        // allocation before the engine starts (`RELAY_BEFORE_START`).
+        false
+    }
 }
 
 /// The label oneway gives channel 0.
 pub(crate) const CONTROL_LABEL: &str = CHANNEL_LABEL;
-
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-
-    use super::{DtlsFlights, Outgoing, StunKind, stun_kind};
-
-    /// A Binding request header with `attributes` (already padded).
-    fn request(attributes: &[u8]) -> Vec<u8> {
-        let mut m = vec![0x00, 0x01];
-        m.extend_from_slice(&u16::try_from(attributes.len()).unwrap_or(0).to_be_bytes());
-        m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-        m.extend_from_slice(&[7; 12]);
-        m.extend_from_slice(attributes);
-        m
-    }
-
-    #[test]
-    fn classifies_nominating_checks() {
-        // PRIORITY (4 bytes), then USE-CANDIDATE (empty).
-        let nominating = request(&[0x00, 0x24, 0, 4, 1, 2, 3, 4, 0x00, 0x25, 0, 0]);
-        assert_eq!(
-            stun_kind(&nominating),
-            Some(StunKind::Request {
-                use_candidate: true
-            })
-        );
-        // USERNAME of 5 bytes (padded to 8), no USE-CANDIDATE.
-        let plain = request(&[0x00, 0x06, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]);
-        assert_eq!(
-            stun_kind(&plain),
-            Some(StunKind::Request {
-                use_candidate: false
-            })
-        );
-        let mut success = request(&[]);
-        success[1] = 0x01;
-        success[0] = 0x01;
-        assert_eq!(stun_kind(&success), Some(StunKind::SuccessResponse));
-    }
-
-    #[test]
-    fn rejects_truncated_and_foreign_datagrams() {
-        let nominating = request(&[0x00, 0x25, 0, 0]);
-        assert_eq!(
-            stun_kind(&nominating[..22]),
-            None,
-            "length beyond the datagram"
-        );
-        assert_eq!(stun_kind(&[22, 254, 253, 0]), None, "DTLS");
-        // An attribute length running past the end.
-        assert_eq!(stun_kind(&request(&[0x00, 0x06, 0, 200, 0, 0, 0, 0])), None);
-        let mut no_cookie = request(&[]);
-        no_cookie[4] = 0;
-        assert_eq!(stun_kind(&no_cookie), None);
-    }
-
-    /// A DTLS handshake record (content type 22) with sequence number `seq` and `body`.
-    fn record(seq: u8, body: &[u8]) -> Vec<u8> {
-        let mut r = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, seq];
-        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        r.extend_from_slice(body);
-        r
-    }
-
-    #[test]
-    fn a_retransmitted_peer_flight_brings_back_our_last_flight() {
-        let out = |b: u8| Outgoing {
-            source: SocketAddr::from(([127, 0, 0, 1], 1)),
-            destination: SocketAddr::from(([127, 0, 0, 1], 2)),
-            contents: vec![22, b],
-        };
-        let mut flights = DtlsFlights::default();
-        // The peer's ClientHello, our HelloVerifyRequest.
-        assert!(flights.received(&record(0, b"hello")).is_empty());
-        flights.sent(&out(1));
-        // The peer's second ClientHello (new), our four-datagram flight.
-        let mut two = record(1, b"hello+cookie");
-        two.extend(record(2, b"more"));
-        assert!(flights.received(&two).is_empty());
-        for b in 2..6 {
-            flights.sent(&out(b));
-        }
-        // The peer retransmits it, with new record sequence numbers: our flight again.
-        let mut again = record(7, b"hello+cookie");
-        again.extend(record(8, b"more"));
-        let replay: Vec<u8> = flights
-            .received(&again)
-            .iter()
-            .map(|o| o.contents[1])
-            .collect();
-        assert_eq!(replay, vec![2, 3, 4, 5]);
-        // Other content, or anything but handshake records, replays nothing.
-        assert!(flights.received(&record(9, b"other")).is_empty());
-        assert!(flights.received(&[23, 0xfe, 0xfd]).is_empty());
-        // A truncated record is digested without panicking.
-        assert!(flights.received(&[22, 0xfe, 0xfd, 0, 0]).is_empty());
-    }
-}

@@ -4,10 +4,13 @@
 //! Both roles are built on webrtc-rs's sans-IO core, the [`rtc`] crate (0.21), with one
 //! `RTCPeerConnection` per connection, driven by a tokio task that owns the sockets. The async
 //! `webrtc` crate on top of it cannot serve many dialers on one socket (it has no UDP mux) and
-//! paces every stage by its own 200 ms timers; driving `rtc` directly avoids both. The engine
-//! ([`engine`]) wraps a peer connection with the handshake of `spec/handshake.md`; protocol
-//! rules shared by every stack (demultiplexing, proof, channel-0 messages, admission, SDP
-//! synthesis) live in `oneway-core` and `oneway-token`.
+//! paces every stage by its own 200 ms timers; driving `rtc` directly avoids both. This crate
+//! is only the engine ([`engine`]: a peer connection with the handshake of
+//! `spec/handshake.md`, its SDP [`negotiation`], ICE [`restart`]s and the workarounds for
+//! `rtc` in [`dtls_flights`] and [`nomination`]), the [`WebrtcRs`] stack that builds it
+//! ([`stack`]), and the two-way baseline. Sockets, gathering (host, STUN, mDNS), token issuance,
+//! admission, routing, fallback and the TURN relay are the shared shell's (`oneway-endpoint`);
+//! protocol rules shared by every stack live in `oneway-core` and `oneway-token`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,21 +32,35 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
-pub mod connection;
-pub mod dialer;
+mod dtls_flights;
 pub mod engine;
-pub mod listener;
-pub mod net;
+mod negotiation;
+mod nomination;
+mod restart;
+pub mod stack;
 
 use std::time::Duration;
 
-pub use connection::{
-    ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo, Stage, Timings,
+pub use oneway_endpoint::{
+    AddressScope, ChannelRef, Connection, ConnectionError, ConnectionEvent, ConnectionInfo,
+    DangerousDialConfig, DialError, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats,
+    Progress, StackError, Stage, Timings, TurnCredentials, TurnError, TurnServer,
 };
-pub use dialer::{DangerousDialConfig, DialConfig, DialError, dial};
-pub use listener::{Listener, ListenerConfig, ListenerEvent, ListenerEvents, ListenerStats};
-pub use oneway_connection::{Progress, StackError};
-pub use oneway_turn::{Credentials as TurnCredentials, TurnError, TurnServer};
+pub use stack::WebrtcRs;
+
+/// A listener on webrtc-rs.
+pub type Listener = oneway_endpoint::Listener<WebrtcRs>;
+/// How a webrtc-rs dialer connects.
+pub type DialConfig = oneway_endpoint::DialConfig<WebrtcRs>;
+
+/// Connects to the listener of `token` with a webrtc-rs dialer; returns once both in-band
+/// proofs have verified.
+pub async fn dial(
+    token: &oneway_token::Token,
+    config: &DialConfig,
+) -> Result<Connection, DialError> {
+    oneway_endpoint::dial(token, config).await
+}
 pub use rtc::peer_connection::certificate::RTCCertificate;
 
 /// The stack name used in `--json` events (`spec/peer-contract.md`).

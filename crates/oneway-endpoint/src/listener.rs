@@ -1,0 +1,687 @@
+//! The one-way listener shell: one UDP socket per address family serving every dialer, one
+//! engine per dialer, STUN demultiplexed by the token part of the USERNAME
+//! (`spec/handshake.md` §4), admission and routing, for any [`Stack`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use oneway_connection::{
+    Command, Connection, ConnectionEvent, ConnectionInfo, DriverGuard, ListenerCounters,
+    ListenerState, Progress, StackError,
+};
+use oneway_core::admission::{
+    Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit, route_dialer_address,
+};
+use oneway_core::demux::{self, Dropped, ListenerCreds, NewDialer, Routed};
+use oneway_token::{Candidate, DerivedKeys, Fingerprint, Profile, SctpParams, Secret, Token};
+use rand::RngCore;
+use tokio::sync::mpsc;
+
+use crate::engine::{Engine, ListenerEngineParams, Notice, Stack, Transmit};
+use crate::gather::{host_candidates, server_reflexive, unix_now};
+use crate::net::{AddressScope, Datagram, Socket, SocketSet};
+
+pub use oneway_connection::{ListenerEvent, ListenerStats};
+
+/// Default for [`ListenerConfig::accept_queue`].
+pub const DEFAULT_ACCEPT_QUEUE: usize = 1024;
+/// How many listener events may wait for [`Listener::next_event`]; older ones are dropped.
+pub const EVENT_QUEUE: usize = 1024;
+/// Default for [`ListenerConfig::consent_timeout`]: RFC 7675's 30 s.
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the driver sleeps without checking deadlines.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// Most queued commands the driver takes in one wake.
+const COMMAND_BATCH: usize = 64;
+
+/// How a listener binds, what it advertises, and its token policy.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// IPv4 socket address (`0.0.0.0:0` by default); `None` disables IPv4.
+    pub bind_v4: Option<SocketAddr>,
+    /// IPv6 socket address (`[::]:0` by default); `None` disables IPv6.
+    pub bind_v6: Option<SocketAddr>,
+    /// Which local addresses become host candidates.
+    pub scope: AddressScope,
+    /// Extra candidates advertised first (e.g. a forwarded port), in order.
+    pub extra_candidates: Vec<Candidate>,
+    /// A STUN server to learn each socket's server-reflexive (NAT-mapped) address from; it is
+    /// advertised after the host candidates.
+    pub stun: Option<SocketAddr>,
+    /// Token lifetime; `None` means no expiry.
+    pub ttl: Option<Duration>,
+    /// Accept only the first dialer that proves the secret.
+    pub single_use: bool,
+    /// A label shown to dialers.
+    pub label: Option<String>,
+    /// Advertise host addresses as mDNS `<uuid>.local` names (published while the listener
+    /// lives) instead of IP literals.
+    pub mdns: bool,
+    /// Bounds on unauthenticated and authenticated state.
+    pub limits: AdmissionLimits,
+    /// Per-source budget of checks failing MESSAGE-INTEGRITY (`spec/security.md` §4).
+    pub source_rate_limit: SourceRateLimit,
+    /// How many authenticated connections may wait for [`Listener::accept`]; a dialer proven
+    /// while it is full is refused with `accept-queue-full` before it is told it is connected.
+    pub accept_queue: usize,
+    /// How long a dialer may stay silent (no check, no data) before its engine ends: with
+    /// `consent-lost` once authenticated. RFC 7675 consent freshness:
+    /// [`DEFAULT_CONSENT_TIMEOUT`]. Engines whose stack fixes part of it (str0m's ICE-lite
+    /// side reports a silent dialer after 15 s) wait the rest.
+    pub consent_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            bind_v4: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+            bind_v6: Some(SocketAddr::from(([0u16; 8], 0))),
+            scope: AddressScope::Interfaces,
+            extra_candidates: Vec::new(),
+            stun: None,
+            ttl: None,
+            single_use: false,
+            label: None,
+            mdns: false,
+            limits: AdmissionLimits::default(),
+            source_rate_limit: SourceRateLimit::default(),
+            accept_queue: DEFAULT_ACCEPT_QUEUE,
+            consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// A listener on loopback only, for tests and single-machine use.
+    pub fn loopback() -> Self {
+        ListenerConfig {
+            bind_v4: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            bind_v6: None,
+            scope: AddressScope::LoopbackOnly,
+            ..Default::default()
+        }
+    }
+}
+
+/// A listening one-way endpoint on stack `S`.
+#[derive(Debug)]
+pub struct Listener<S: Stack> {
+    token: Token,
+    stats: Arc<ListenerCounters>,
+    local_addrs: Vec<SocketAddr>,
+    incoming: mpsc::Receiver<Connection>,
+    events: mpsc::Receiver<ListenerEvent>,
+    /// Keeps the mDNS names published while the listener lives.
+    _mdns: Option<crate::mdns::MdnsPublisher>,
+    _driver: Arc<DriverGuard>,
+    _stack: PhantomData<fn() -> S>,
+}
+
+impl<S: Stack> Listener<S> {
+    /// Binds the sockets, gathers host candidates, issues a `native` token and starts serving.
+    /// Must be called inside a tokio runtime.
+    pub async fn bind(config: ListenerConfig) -> Result<Listener<S>, StackError> {
+        let mut sockets: Vec<Socket> = Vec::new();
+        for addr in [config.bind_v4, config.bind_v6].into_iter().flatten() {
+            match Socket::bind(addr) {
+                Ok(s) => sockets.push(s),
+                // IPv6 may be disabled on the machine; IPv4 alone still serves.
+                Err(e) if addr.is_ipv6() && !sockets.is_empty() => {
+                    tracing::info!(%addr, error = %e, "IPv6 socket unavailable; serving IPv4 only");
+                }
+                Err(e) => return Err(StackError::Io(format!("binding {addr}: {e}"))),
+            }
+        }
+        if sockets.is_empty() {
+            return Err(StackError::Config(
+                "no socket to bind: enable IPv4 or IPv6".to_owned(),
+            ));
+        }
+
+        let hosts = host_candidates(&sockets, config.scope)?;
+
+        let mut candidates = config.extra_candidates.clone();
+        let mdns = if config.mdns {
+            let publisher = crate::mdns::MdnsPublisher::publish(&hosts)?;
+            candidates.extend(publisher.names().iter().map(|(addr, uuid)| Candidate {
+                address: oneway_token::CandidateAddress::Mdns(*uuid),
+                ..Candidate::udp_host(addr.ip(), addr.port())
+            }));
+            Some(publisher)
+        } else {
+            candidates.extend(hosts.iter().map(|a| Candidate::udp_host(a.ip(), a.port())));
+            None
+        };
+        if let Some(server) = config.stun {
+            let socket = sockets
+                .iter()
+                .find(|s| s.local_addr().is_ipv4() == server.is_ipv4())
+                .ok_or_else(|| {
+                    StackError::Config(format!(
+                        "no socket of the STUN server's address family ({server})"
+                    ))
+                })?;
+            let mapped = server_reflexive(socket, server).await?;
+            if hosts.contains(&mapped) {
+                tracing::info!(%mapped, "STUN: no NAT in front of this socket; no srflx candidate needed");
+            } else {
+                candidates.push(Candidate {
+                    kind: oneway_token::CandidateType::ServerReflexive,
+                    ..Candidate::udp_host(mapped.ip(), mapped.port())
+                });
+            }
+        }
+        candidates.truncate(oneway_token::MAX_CANDIDATES);
+        if candidates.is_empty() {
+            return Err(StackError::Config(
+                "no address to advertise: the machine has no usable interface (try loopback)"
+                    .to_owned(),
+            ));
+        }
+
+        let (cert, fingerprint) = S::generate_certificate()?;
+        let fingerprint = Fingerprint(fingerprint);
+        let mut secret = [0u8; 16];
+        rand::rng().fill_bytes(&mut secret);
+        let mut token = Token::new(Profile::Native, fingerprint, Secret(secret), candidates);
+        token.single_use = config.single_use;
+        token.label = config.label.clone();
+        token.expires_at = config.ttl.map(|ttl| unix_now() + ttl.as_secs().max(1));
+        token
+            .validate()
+            .map_err(|e| StackError::Config(format!("token: {e}")))?;
+
+        let (incoming_tx, incoming) = mpsc::channel(config.accept_queue.max(1));
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let sockets = Arc::new(SocketSet::new(sockets));
+        let local_addrs = sockets.local_addrs();
+        let stats = Arc::new(ListenerCounters::default());
+        let driver = Driver::<S> {
+            stats: Arc::clone(&stats),
+            keys: token.derive(),
+            sctp: token.sctp_params(),
+            consent_timeout: config.consent_timeout,
+            timers: BinaryHeap::new(),
+            admission: Admission::new(&token, config.limits.clone()),
+            limiter: SourceLimiter::new(config.source_rate_limit.clone()),
+            sockets,
+            hosts,
+            cert,
+            listener_fp: fingerprint.0,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            next_key: 1,
+            commands_tx,
+            incoming_tx,
+            events_tx,
+            guard: Weak::new(),
+            outbox: Vec::new(),
+        };
+        let (guard_tx, guard_rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(driver.run(guard_rx, commands_rx));
+        let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
+        let _ = guard_tx.send(Arc::downgrade(&guard));
+        Ok(Listener {
+            token,
+            stats,
+            local_addrs,
+            incoming,
+            events,
+            _mdns: mdns,
+            _driver: guard,
+            _stack: PhantomData,
+        })
+    }
+
+    /// The token to publish.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// The bound socket addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// What the listener holds now, as of the last datagram, command or timer it handled.
+    pub fn stats(&self) -> ListenerStats {
+        self.stats.snapshot()
+    }
+
+    /// The next authenticated connection; `None` if the listener stopped.
+    pub async fn accept(&mut self) -> Option<Connection> {
+        self.incoming.recv().await
+    }
+
+    /// The next listener event (admissions, refusals, progress).
+    pub async fn next_event(&mut self) -> Option<ListenerEvent> {
+        self.events.recv().await
+    }
+
+    /// A listener event if one is waiting.
+    pub fn try_next_event(&mut self) -> Option<ListenerEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Moves the event stream out, so events and connections can be awaited side by side.
+    /// Afterwards [`Listener::next_event`] returns `None`.
+    pub fn take_events(&mut self) -> ListenerEvents {
+        let (_, empty) = mpsc::channel(1);
+        ListenerEvents(std::mem::replace(&mut self.events, empty))
+    }
+}
+
+/// A listener's event stream, taken with [`Listener::take_events`].
+#[derive(Debug)]
+pub struct ListenerEvents(mpsc::Receiver<ListenerEvent>);
+
+impl ListenerEvents {
+    /// The next event; `None` once the listener has stopped.
+    pub async fn next(&mut self) -> Option<ListenerEvent> {
+        self.0.recv().await
+    }
+}
+
+struct Slot<E> {
+    engine: E,
+    remote: SocketAddr,
+    /// Every address routed to this engine (`by_addr`), oldest first, at most
+    /// [`MAX_ADDRESSES_PER_DIALER`](oneway_core::admission::MAX_ADDRESSES_PER_DIALER).
+    addrs: VecDeque<SocketAddr>,
+    local_ufrag: String,
+    events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
+    next_timeout: Option<Instant>,
+}
+
+struct Driver<S: Stack> {
+    stats: Arc<ListenerCounters>,
+    keys: DerivedKeys,
+    sctp: SctpParams,
+    /// See [`ListenerConfig::consent_timeout`].
+    consent_timeout: Duration,
+    /// Engine timeouts, earliest first. Entries whose instant no longer equals their slot's
+    /// `next_timeout` are stale and skipped; the heap is rebuilt when stale ones pile up.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    admission: Admission,
+    limiter: SourceLimiter,
+    sockets: Arc<SocketSet>,
+    hosts: Vec<SocketAddr>,
+    cert: S::Certificate,
+    listener_fp: [u8; 32],
+    /// Keyed by locally assigned numbers: a cheap key, not chosen by an attacker.
+    peers: HashMap<u64, Slot<S::Engine>>,
+    /// Keyed by dialer address (attacker-chosen): std `HashMap` with SipHash.
+    by_addr: HashMap<SocketAddr, u64>,
+    /// Keyed by composed listener ufrag (attacker-chosen): std `HashMap` with SipHash.
+    by_ufrag: HashMap<String, u64>,
+    next_key: u64,
+    commands_tx: mpsc::UnboundedSender<(u64, Command)>,
+    incoming_tx: mpsc::Sender<Connection>,
+    events_tx: mpsc::Sender<ListenerEvent>,
+    /// Shared with the `Listener` and every connection: the task runs until all are dropped.
+    guard: Weak<DriverGuard>,
+    /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
+    outbox: Vec<Transmit>,
+}
+
+impl<S: Stack> Driver<S> {
+    async fn run(
+        mut self,
+        guard: tokio::sync::oneshot::Receiver<Weak<DriverGuard>>,
+        mut commands: mpsc::UnboundedReceiver<(u64, Command)>,
+    ) {
+        let Ok(guard) = guard.await else {
+            return;
+        };
+        self.guard = guard;
+        let sockets = Arc::clone(&self.sockets);
+        loop {
+            let now = Instant::now();
+            let deadline = self
+                .timers
+                .peek()
+                .map(|Reverse((t, _))| *t)
+                .into_iter()
+                .chain(self.admission.next_deadline())
+                .min()
+                .unwrap_or(now + HOUSEKEEPING)
+                .min(now + HOUSEKEEPING);
+            tokio::select! {
+                received = sockets.recv_batch() => match received {
+                    Ok(batch) => {
+                        for d in batch {
+                            self.on_datagram(Instant::now(), d);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "receive failed"),
+                },
+                command = commands.recv() => match command {
+                    Some((key, command)) => {
+                        self.on_command(key, command);
+                        // Commands sent meanwhile (a burst of sends) are taken in the same wake.
+                        for _ in 1..COMMAND_BATCH {
+                            let Ok((key, command)) = commands.try_recv() else { break };
+                            self.on_command(key, command);
+                        }
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
+            }
+            self.publish_stats();
+            self.sockets.send_batch(&self.outbox);
+            self.outbox.clear();
+        }
+    }
+
+    fn publish_stats(&self) {
+        self.stats.publish(ListenerState {
+            engines: self.peers.len(),
+            pending: self.admission.pending(),
+            connections: self.admission.connections(),
+            routes: self.by_addr.len() + self.by_ufrag.len(),
+            limited_sources: self.limiter.tracked(),
+        });
+    }
+
+    fn on_datagram(&mut self, now: Instant, d: Datagram) {
+        if let Some(key) = self.by_addr.get(&d.source).copied() {
+            self.feed(now, key, &d);
+            return;
+        }
+        if !self.limiter.allows(now, d.source.ip()) {
+            // This source used up its budget of failed checks: no HMAC for it until it refills.
+            tracing::trace!(source = %d.source, code = "rate-limited", "datagram dropped");
+            self.stats.rate_limited();
+            return;
+        }
+        // §4.3 steps 2 to 4, shared by every stack: `oneway_core::demux`.
+        let by_ufrag = &self.by_ufrag;
+        let routed = demux::classify(&d.contents, ListenerCreds::from(&self.keys), |ufrag| {
+            by_ufrag.contains_key(ufrag)
+        });
+        let dialer = match routed {
+            Ok(Routed::Known { listener_ufrag }) => {
+                // A known dialer checking from another of its addresses. Every engine's local pwd
+                // is the listener pwd (it survives ICE restarts, `spec/handshake.md` §6.1), so
+                // integrity is checked here before the new address is remembered.
+                let Some(key) = self.by_ufrag.get(&listener_ufrag).copied() else {
+                    return;
+                };
+                let verified = demux::BindingRequest::parse(&d.contents)
+                    .and_then(|r| r.check_integrity(&self.keys.listener_pwd));
+                match verified {
+                    Ok(()) => {
+                        self.route(key, d.source);
+                        self.feed(now, key, &d);
+                    }
+                    Err(e) => {
+                        self.limiter.failed(now, d.source.ip());
+                        self.stats.dropped(&e);
+                        tracing::debug!(source = %d.source, code = e.code(), "check dropped: {e}");
+                    }
+                }
+                return;
+            }
+            Ok(Routed::NewDialer(dialer)) => dialer,
+            Ok(_) => return,
+            Err(e) => {
+                // Only token holders get a response: no reply, no state.
+                tracing::trace!(source = %d.source, code = e.code(), "datagram dropped: {e}");
+                if e == Dropped::BadIntegrity {
+                    self.limiter.failed(now, d.source.ip());
+                }
+                self.stats.dropped(&e);
+                return;
+            }
+        };
+        if let Err(refusal) = self.admission.admit(now, unix_now(), d.source) {
+            self.refused(d.source, &refusal);
+            return;
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        let slot = match self.new_slot(now, d.source, &dialer) {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.admission.abandoned(d.source);
+                tracing::warn!(source = %d.source, error = %e, "could not create an engine");
+                return;
+            }
+        };
+        self.by_ufrag.insert(slot.local_ufrag.clone(), key);
+        self.by_addr.insert(d.source, key);
+        self.peers.insert(key, slot);
+        self.event(ListenerEvent::Admitted { peer: d.source });
+        self.feed(now, key, &d);
+    }
+
+    fn new_slot(
+        &self,
+        now: Instant,
+        remote: SocketAddr,
+        dialer: &NewDialer,
+    ) -> Result<Slot<S::Engine>, StackError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let engine = S::listener_engine(ListenerEngineParams {
+            now,
+            remote,
+            hosts: &self.hosts,
+            certificate: &self.cert,
+            fingerprint: self.listener_fp,
+            keys: &self.keys,
+            sctp: self.sctp,
+            dialer,
+            consent_timeout: self.consent_timeout,
+            events: events_tx,
+        })?;
+        Ok(Slot {
+            engine,
+            remote,
+            addrs: VecDeque::from([remote]),
+            local_ufrag: dialer.listener_ufrag.clone(),
+            events: Some(events_rx),
+            next_timeout: None,
+        })
+    }
+
+    fn feed(&mut self, now: Instant, key: u64, d: &Datagram) {
+        if let Some(slot) = self.peers.get_mut(&key) {
+            slot.engine
+                .handle_datagram(now, d.source, d.destination, &d.contents);
+        }
+        self.service(now, key);
+    }
+
+    fn on_command(&mut self, key: u64, command: Command) {
+        let now = Instant::now();
+        match self.peers.get_mut(&key) {
+            Some(slot) => slot.engine.handle_command(now, command),
+            None => drop(command),
+        }
+        self.service(now, key);
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if slot.next_timeout != Some(at) {
+                continue;
+            }
+            slot.next_timeout = None;
+            slot.engine.handle_timeout(now);
+            self.service(now, key);
+        }
+        for addr in self.admission.expire(now) {
+            let timeout = self.admission.limits().pending_timeout;
+            // Routing never forgets the address admission knows a dialer by.
+            if let Some(key) = self.by_addr.get(&addr).copied() {
+                self.remove(key);
+                self.refused(addr, &Refusal::ProofTimeout(timeout));
+            }
+        }
+    }
+
+    /// Polls one engine, sends its datagrams, acts on its notices.
+    fn service(&mut self, now: Instant, key: u64) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let (outgoing, next) = slot.engine.poll(now);
+        if next != slot.next_timeout {
+            slot.next_timeout = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, key)));
+            }
+        }
+        // Published before sending (at the end of the wake), so whoever sees an answer also
+        // sees the state behind it.
+        self.publish_stats();
+        self.outbox.extend(outgoing);
+        self.compact_timers();
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let remote = slot.remote;
+        for notice in slot.engine.take_notices() {
+            match notice {
+                Notice::IceConnected => self.progress(remote, Progress::IceConnected),
+                Notice::DtlsConnected => self.progress(remote, Progress::DtlsConnected),
+                Notice::ChannelOpen => self.progress(remote, Progress::ChannelOpen),
+                Notice::DialerProven => self.admit_proven(now, key),
+                // Already handed to the application by `admit_proven`.
+                Notice::Authenticated => {}
+                Notice::Closed { code, reason } => {
+                    let authenticated = self
+                        .peers
+                        .get(&key)
+                        .is_some_and(|s| s.engine.is_authenticated());
+                    // State first, then the event: whoever sees the event sees the state.
+                    self.remove(key);
+                    if authenticated {
+                        self.admission.closed();
+                        self.event(ListenerEvent::Closed { peer: remote, code });
+                    } else {
+                        self.admission.abandoned(remote);
+                        self.event(ListenerEvent::Refused {
+                            peer: remote,
+                            code,
+                            reason,
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the timer heap from the live timeouts once stale entries outnumber them.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 4 * self.peers.len() + 64 {
+            return;
+        }
+        self.timers = self
+            .peers
+            .iter()
+            .filter_map(|(key, s)| s.next_timeout.map(|at| Reverse((at, *key))))
+            .collect();
+    }
+
+    /// The dialer proved the secret. Admission (single use, limits) and a free place in the
+    /// accept queue are both settled *before* the engine answers with the listener's proof, so a
+    /// dialer told it is connected is always handed to the application: nothing is dropped
+    /// after the fact.
+    fn admit_proven(&mut self, now: Instant, key: u64) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let remote = slot.remote;
+        let permit = match self.incoming_tx.clone().try_reserve_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let reason = "the application's accept queue is full".to_owned();
+                tracing::warn!(peer = %remote, "{reason}; refusing");
+                slot.engine.reject(now, "accept-queue-full", reason);
+                self.admission.abandoned(remote);
+                self.service(now, key);
+                return;
+            }
+        };
+        if let Err(refusal) = self.admission.authenticated(remote) {
+            slot.engine.reject(now, refusal.code(), refusal.to_string());
+            self.service(now, key);
+            return;
+        }
+        slot.engine.admit(now);
+        let (Some(events), Some(guard)) = (slot.events.take(), self.guard.upgrade()) else {
+            return;
+        };
+        permit.send(Connection::new(
+            key,
+            self.commands_tx.clone(),
+            events,
+            ConnectionInfo {
+                timings: slot.engine.timings().clone(),
+                selected: slot.engine.selected(),
+                tried: Vec::new(),
+            },
+            guard,
+        ));
+        self.progress(remote, Progress::Authenticated);
+        self.service(now, key);
+    }
+
+    /// Routes `addr` to the engine `key`, forgetting that engine's oldest address if it has
+    /// [`MAX_ADDRESSES_PER_DIALER`](oneway_core::admission::MAX_ADDRESSES_PER_DIALER) already.
+    fn route(&mut self, key: u64, addr: SocketAddr) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Some(old) = route_dialer_address(&mut self.by_addr, &mut slot.addrs, key, addr) {
+            tracing::debug!(%old, "too many addresses for one dialer; oldest forgotten");
+        }
+    }
+
+    fn remove(&mut self, key: u64) {
+        if let Some(slot) = self.peers.remove(&key) {
+            self.by_ufrag.remove(&slot.local_ufrag);
+            for addr in &slot.addrs {
+                if self.by_addr.get(addr) == Some(&key) {
+                    self.by_addr.remove(addr);
+                }
+            }
+        }
+    }
+
+    fn refused(&mut self, peer: SocketAddr, refusal: &Refusal) {
+        tracing::info!(%peer, code = refusal.code(), "dialer refused: {refusal}");
+        self.event(ListenerEvent::Refused {
+            peer,
+            code: refusal.code(),
+            reason: refusal.to_string(),
+        });
+    }
+
+    fn progress(&mut self, peer: SocketAddr, progress: Progress) {
+        self.event(ListenerEvent::Progress { peer, progress });
+    }
+
+    fn event(&mut self, event: ListenerEvent) {
+        self.publish_stats();
+        // A slow reader loses events, never connections.
+        let _ = self.events_tx.try_send(event);
+    }
+}

@@ -1,0 +1,190 @@
+//! [`Str0m`]: str0m as a [`Stack`] of the shared shell. How each role's `Rtc` is configured
+//! through the Direct API; the shell does everything else.
+
+use sha2::{Digest, Sha256};
+use str0m::config::DtlsCert;
+use str0m::{Candidate as RtcCandidate, IceCreds};
+
+use oneway_connection::StackError;
+use oneway_core::ProofRole;
+use oneway_endpoint::{DialerEngineParams, ListenerEngineParams, Stack};
+use oneway_token::ice::compose_listener_ufrag;
+use oneway_token::sdp::candidate_attribute;
+use oneway_token::{CandidateAddress, Profile};
+
+use crate::engine::{ICE_DISCONNECT_AFTER, Str0mEngine, rtc_builder};
+
+/// The str0m stack (0.25, Direct API, aws-lc-rs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Str0m;
+
+impl Stack for Str0m {
+    const NAME: &'static str = crate::STACK;
+    // str0m takes local candidates at any time.
+    const RELAY_BEFORE_START: bool = false;
+    type Certificate = DtlsCert;
+    type Engine = Str0mEngine;
+
+    fn generate_certificate() -> Result<(DtlsCert, [u8; 32]), StackError> {
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| {
+                StackError::Config("str0m could not generate a DTLS certificate".to_owned())
+            })?;
+        let fingerprint = Self::fingerprint(&cert)?;
+        Ok((cert, fingerprint))
+    }
+
+    fn certificate_from_der(der: &[u8], pkcs8: &[u8]) -> Result<DtlsCert, StackError> {
+        Ok(DtlsCert {
+            certificate: der.to_vec(),
+            private_key: pkcs8.to_vec(),
+        })
+    }
+
+    fn fingerprint(certificate: &DtlsCert) -> Result<[u8; 32], StackError> {
+        Ok(Sha256::digest(&certificate.certificate).into())
+    }
+
+    fn listener_engine(p: ListenerEngineParams<'_, DtlsCert>) -> Result<Str0mEngine, StackError> {
+        let mut rtc = rtc_builder(p.remote.ip().is_loopback())
+            .set_ice_lite(true)
+            .set_dtls_cert(p.certificate.clone())
+            .set_fingerprint_verification(false)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: p.dialer.listener_ufrag.clone(),
+                pass: p.keys.listener_pwd.clone(),
+            })
+            .build(p.now);
+        for host in p.hosts {
+            let candidate = RtcCandidate::host(*host, "udp")
+                .map_err(|e| StackError::Rtc(format!("host candidate {host}: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(false);
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: p.dialer.dialer_ufrag.clone(),
+            pass: p.dialer.dialer_pwd.clone(),
+        });
+        // The dialer's certificate is unknown in advance (verification is off): the in-band
+        // proof authenticates it. str0m wants some remote fingerprint before DTLS starts.
+        api.set_remote_fingerprint(str0m::config::Fingerprint {
+            hash_func: "sha-256".to_owned(),
+            bytes: vec![0; 32],
+        });
+        api.start_dtls(false)
+            .map_err(|e| StackError::Rtc(e.to_string()))?;
+        api.start_sctp(false);
+        let ctrl = api.create_data_channel(Str0mEngine::control_channel_config());
+        let mut engine = Str0mEngine::new(
+            rtc,
+            ProofRole::Listener,
+            p.keys.auth_key,
+            p.fingerprint,
+            ctrl,
+            p.now,
+            p.events,
+        );
+        engine.set_consent_grace(p.consent_timeout.saturating_sub(ICE_DISCONNECT_AFTER));
+        Ok(engine)
+    }
+
+    fn dialer_engine(p: DialerEngineParams<'_, DtlsCert>) -> Result<Str0mEngine, StackError> {
+        let token = p.token;
+        let (local_creds, remote_creds) = match (&p.keys.dialer_ice, &token.listener_ice) {
+            // dialer-identity (`spec/handshake.md` §10.2): the listener chose our credentials
+            // and certificate; it is the controlling agent.
+            (Some(dialer), Some(listener)) if token.profile == Profile::DialerIdentity => (
+                IceCreds {
+                    ufrag: dialer.ufrag().to_owned(),
+                    pass: dialer.pwd().to_owned(),
+                },
+                IceCreds {
+                    ufrag: listener.ufrag().to_owned(),
+                    pass: listener.pwd().to_owned(),
+                },
+            ),
+            _ => {
+                let local = IceCreds::new();
+                let listener_ufrag = compose_listener_ufrag(&p.keys.token_ufrag, &local.pass)
+                    .map_err(|e| {
+                        StackError::Config(format!("composing the listener ufrag: {e}"))
+                    })?;
+                let remote = IceCreds {
+                    ufrag: listener_ufrag,
+                    pass: p.keys.listener_pwd.clone(),
+                };
+                (local, remote)
+            }
+        };
+        let mut builder = rtc_builder(p.loopback).set_local_ice_credentials(local_creds);
+        if let Some(cert) = p.certificate {
+            builder = builder.set_dtls_cert(cert);
+        }
+        let mut rtc = builder.build(p.now);
+        for local in p.locals {
+            match RtcCandidate::host(*local, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => {
+                    tracing::debug!(%local, error = %e, "local address not usable as a candidate")
+                }
+            }
+        }
+        if let Some((relayed, base)) = p.relayed {
+            match RtcCandidate::relayed(relayed, base, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!(%relayed, error = %e, "relayed candidate not usable"),
+            }
+        }
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(token.profile == Profile::Native);
+        api.set_remote_ice_credentials(remote_creds);
+        api.set_remote_fingerprint(str0m::config::Fingerprint {
+            hash_func: "sha-256".to_owned(),
+            bytes: token.fingerprint.0.to_vec(),
+        });
+        api.start_dtls(true)
+            .map_err(|e| StackError::Rtc(e.to_string()))?;
+        api.start_sctp(true);
+        let ctrl = api.create_data_channel(Str0mEngine::control_channel_config());
+
+        let mut engine = Str0mEngine::new(
+            rtc,
+            ProofRole::Dialer,
+            p.auth_key,
+            token.fingerprint.0,
+            ctrl,
+            p.now,
+            p.events,
+        );
+        if let Some(mac) = p.relayed_proof {
+            engine.relay_proof(mac);
+        }
+        for (index, addr) in p.remotes {
+            // Each remote keeps its token position (priority), with its resolved address.
+            let Some(candidate) = token.candidates.get(*index) else {
+                continue;
+            };
+            let resolved = oneway_token::Candidate {
+                address: CandidateAddress::Ip(addr.ip()),
+                ..*candidate
+            };
+            let line = candidate_attribute(*index, &resolved);
+            match RtcCandidate::from_sdp_string(&line) {
+                Ok(c) => engine.add_remote_candidate(c),
+                Err(e) => tracing::warn!(%line, error = %e, "str0m refused a token candidate"),
+            }
+        }
+        Ok(engine)
+    }
+
+    fn warm_up() {
+        crate::warm_up();
+    }
+}
