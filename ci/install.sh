@@ -5,8 +5,9 @@
 # (the browser peer's tests drive real headless Chromium);
 # later suites add their Debian packages to `packages` (chromium, chromium-driver, nftables, ...).
 set -euo pipefail
-# miniupnpd-nftables: the port-mapping tests' router (only the binary: without the `miniupnpd`
-# package, which --no-install-recommends leaves out, no service is installed or started).
+# miniupnpd-nftables: the port-mapping tests' router and the suite's port-mapping routers (copied
+# into its image; only the binary: without the `miniupnpd` package, which --no-install-recommends
+# leaves out, no service is installed or started).
 packages=(iproute2 chromium chromium-driver nftables coturn tcpdump miniupnpd-nftables)
 missing=()
 command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }

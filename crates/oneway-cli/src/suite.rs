@@ -467,8 +467,9 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     write("junit.xml", report.to_junit())?;
     println!("{}", report.to_markdown());
     eprintln!(
-        "{}; reports: {} (and report.json, junit.xml)",
+        "{}; {}; reports: {} (and report.json, junit.xml)",
         report.summary(),
+        report.prediction_summary(),
         md.display()
     );
     if !report.green() {
@@ -526,9 +527,10 @@ fn merge_reports(args: &MergeArgs) -> anyhow::Result<()> {
     write("report.json", report.to_json())?;
     write("junit.xml", report.to_junit())?;
     eprintln!(
-        "merged {} partial reports: {}; reports: {} (and report.json, junit.xml)",
+        "merged {} partial reports: {}; {}; reports: {} (and report.json, junit.xml)",
         inputs.len(),
         report.summary(),
+        report.prediction_summary(),
         md.display()
     );
     if !report.green() {

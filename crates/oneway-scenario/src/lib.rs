@@ -31,6 +31,7 @@ pub mod merge;
 pub mod model;
 pub mod partition;
 pub mod plan;
+pub mod prediction;
 pub mod report;
 pub mod run;
 pub mod topology;

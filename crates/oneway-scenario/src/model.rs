@@ -296,6 +296,90 @@ impl Filtering {
     }
 }
 
+/// A port-mapping protocol a router can offer (its miniupnpd answers it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortmapProtocol {
+    /// PCP (RFC 6887), UDP 5351.
+    Pcp,
+    /// NAT-PMP (RFC 6886), UDP 5351.
+    Natpmp,
+    /// UPnP-IGD (SSDP on UDP 1900, then SOAP over HTTP).
+    Upnp,
+}
+
+impl PortmapProtocol {
+    /// Stable name, as in scenario files and the listener's `--portmap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortmapProtocol::Pcp => "pcp",
+            PortmapProtocol::Natpmp => "natpmp",
+            PortmapProtocol::Upnp => "upnp",
+        }
+    }
+}
+
+/// The port-mapping protocols a router offers (any subset; empty: the router runs no
+/// miniupnpd). Written in scenario files as a list, `portmap = ["pcp", "upnp"]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "Vec<PortmapProtocol>", into = "Vec<PortmapProtocol>")]
+pub struct Portmap {
+    /// PCP.
+    pub pcp: bool,
+    /// NAT-PMP.
+    pub natpmp: bool,
+    /// UPnP-IGD.
+    pub upnp: bool,
+}
+
+impl Portmap {
+    /// No protocol: the router runs no miniupnpd.
+    pub fn is_empty(&self) -> bool {
+        !(self.pcp || self.natpmp || self.upnp)
+    }
+
+    /// The protocols offered, in the order a client tries them (PCP, NAT-PMP, UPnP-IGD).
+    pub fn protocols(&self) -> Vec<PortmapProtocol> {
+        Vec::from(*self)
+    }
+
+    /// `pcp+upnp`-style short name for reports.
+    pub fn describe(&self) -> String {
+        self.protocols()
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+impl From<Vec<PortmapProtocol>> for Portmap {
+    fn from(list: Vec<PortmapProtocol>) -> Portmap {
+        Portmap {
+            pcp: list.contains(&PortmapProtocol::Pcp),
+            natpmp: list.contains(&PortmapProtocol::Natpmp),
+            upnp: list.contains(&PortmapProtocol::Upnp),
+        }
+    }
+}
+
+impl From<Portmap> for Vec<PortmapProtocol> {
+    fn from(p: Portmap) -> Vec<PortmapProtocol> {
+        [
+            (p.pcp, PortmapProtocol::Pcp),
+            (p.natpmp, PortmapProtocol::Natpmp),
+            (p.upnp, PortmapProtocol::Upnp),
+        ]
+        .into_iter()
+        .filter_map(|(on, proto)| on.then_some(proto))
+        .collect()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// A NAT's behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,6 +391,13 @@ pub struct Nat {
     /// Whether packets from inside to the NAT's own public address are looped back.
     #[serde(default)]
     pub hairpin: bool,
+    /// Port-mapping protocols the router offers (miniupnpd on the router; the suite's WAN then
+    /// uses a prefix miniupnpd does not count as reserved, see [`crate::topology`]).
+    #[serde(default, skip_serializing_if = "Portmap::is_empty")]
+    pub portmap: Portmap,
+    /// The router answers but refuses every mapping (a deny-all permission rule).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub portmap_refuse: bool,
 }
 
 impl Nat {
@@ -350,9 +441,22 @@ pub enum Edge {
         nat: Nat,
     },
     /// Behind a home NAT that is itself behind a carrier-grade NAT (both EIM/APDF).
-    DoubleNat,
+    DoubleNat {
+        /// Port-mapping protocols the home router offers (its WAN address is then in the
+        /// carrier-grade space, 100.64.0.0/10).
+        #[serde(default, skip_serializing_if = "Portmap::is_empty")]
+        portmap: Portmap,
+    },
     /// Routed public addresses behind a stateful firewall that drops unsolicited inbound.
-    Firewall,
+    Firewall {
+        /// IPv6: the LAN, the WAN and the firewall route IPv6 (the peer behind it has IPv6
+        /// only); otherwise IPv4.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ipv6: bool,
+        /// Port-mapping protocols the firewall offers (PCP opens pinholes).
+        #[serde(default, skip_serializing_if = "Portmap::is_empty")]
+        portmap: Portmap,
+    },
     /// A router that drops all UDP (TCP may pass, e.g. to a TURN server).
     UdpBlocked,
 }
@@ -360,17 +464,46 @@ pub enum Edge {
 impl Edge {
     /// Short description for reports.
     pub fn describe(&self) -> String {
-        match self {
+        let base = match self {
             Edge::Public => "public".into(),
             Edge::Nat { nat } => format!(
                 "{} NAT{}",
                 nat.common_name(),
                 if nat.hairpin { " (hairpin)" } else { "" }
             ),
-            Edge::DoubleNat => "double NAT (CGNAT)".into(),
-            Edge::Firewall => "no-inbound firewall".into(),
+            Edge::DoubleNat { .. } => "double NAT (CGNAT)".into(),
+            Edge::Firewall { ipv6: false, .. } => "no-inbound firewall".into(),
+            Edge::Firewall { ipv6: true, .. } => "IPv6 no-inbound firewall".into(),
             Edge::UdpBlocked => "UDP blocked".into(),
+        };
+        let portmap = self.portmap();
+        if portmap.is_empty() {
+            base
+        } else {
+            format!(
+                "{base} with {}{}",
+                portmap.describe(),
+                if self.portmap_refuse() {
+                    " (refusing)"
+                } else {
+                    ""
+                }
+            )
         }
+    }
+
+    /// The port-mapping protocols its router offers (empty for none).
+    pub fn portmap(&self) -> Portmap {
+        match self {
+            Edge::Nat { nat } => nat.portmap,
+            Edge::DoubleNat { portmap } | Edge::Firewall { portmap, .. } => *portmap,
+            Edge::Public | Edge::UdpBlocked => Portmap::default(),
+        }
+    }
+
+    /// Whether its router refuses every mapping.
+    pub fn portmap_refuse(&self) -> bool {
+        matches!(self, Edge::Nat { nat } if nat.portmap_refuse)
     }
 }
 
@@ -455,7 +588,8 @@ pub struct Expectation {
     #[serde(default)]
     pub cause: Option<String>,
     /// For `pass`: the candidate type the dialer must reach the listener by (`host`, `srflx`,
-    /// `relay`); another type is a deviation.
+    /// `relay`, or `mapped`: the listener's port mapping, whatever type the token gives it);
+    /// another type is a deviation.
     #[serde(default)]
     pub path: Option<String>,
     /// Why; shown in the report's "why" column.
@@ -516,6 +650,11 @@ pub struct Scenario {
     /// Listener options to ask for (`stun`, `mdns`, `turn`), mapped through each manifest.
     #[serde(default)]
     pub listener_options: Vec<String>,
+    /// Listener options passed when the listener's manifest maps them and left out otherwise
+    /// (the cell still runs): `stun_alt`, the STUN server's second address for RFC 5780
+    /// filtering discovery, which sharpens the listener's reachability prediction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listener_options_if_mapped: Vec<String>,
     /// Dialer options to ask for (`turn`), mapped through each manifest's `[dial.options]`. A
     /// dialer whose manifest does not map one runs without it (pair it with an `[[unless]]`
     /// on the matching capability).
@@ -577,7 +716,7 @@ impl Scenario {
                 return Err(invalid("every expectation needs a reason".into()));
             }
             if let Some(p) = &e.path
-                && !["host", "srflx", "prflx", "relay"].contains(&p.as_str())
+                && !["host", "srflx", "prflx", "relay", "mapped"].contains(&p.as_str())
             {
                 return Err(invalid(format!("unknown path type {p:?}")));
             }
@@ -590,6 +729,33 @@ impl Scenario {
             }
         }
         if let Topology::Sites { listener, dialer } = &self.topology {
+            if !dialer.portmap().is_empty() || dialer.portmap_refuse() {
+                return Err(invalid(
+                    "portmap is modelled on the listener's router only".into(),
+                ));
+            }
+            if listener.portmap_refuse()
+                && listener.portmap() != Portmap::from(vec![PortmapProtocol::Upnp])
+            {
+                return Err(invalid(
+                    "portmap_refuse needs portmap = [\"upnp\"]: with a deny-all rule miniupnpd 2.3.1 answers UPnP at once (606) but walks every external port before answering PCP or NAT-PMP (no answer within 30 s)".into(),
+                ));
+            }
+            if let Edge::Firewall {
+                ipv6: true,
+                portmap,
+            } = listener
+                && (portmap.natpmp || portmap.upnp)
+            {
+                return Err(invalid(
+                    "an IPv6 firewall's pinholes are modelled with PCP only (NAT-PMP is IPv4 only; UPnP pinholes need IGDv2 over IPv6)".into(),
+                ));
+            }
+            if matches!(dialer, Edge::Firewall { ipv6: true, .. }) {
+                return Err(invalid(
+                    "an IPv6 firewall is modelled on the listener's side only".into(),
+                ));
+            }
             for edge in [listener, dialer] {
                 if let Edge::Nat { nat } = edge
                     && !nat.is_modelled()

@@ -33,6 +33,9 @@ pub struct Placeholders {
     pub stun: String,
     /// `{turn}`: TURN server `ip:port` (user `oneway`, password `oneway`).
     pub turn: String,
+    /// `{stun_alt}`: the STUN server's second address `ip:port` (RFC 5780 filtering
+    /// discovery: the same coturn, which answers OTHER-ADDRESS and CHANGE-REQUEST).
+    pub stun_alt: String,
 }
 
 impl Placeholders {
@@ -42,6 +45,7 @@ impl Placeholders {
             .replace("{timeout_secs}", &self.timeout_secs.to_string())
             .replace("{stun}", &self.stun)
             .replace("{turn}", &self.turn)
+            .replace("{stun_alt}", &self.stun_alt)
             .replace("{turn_user}", "oneway")
             .replace("{turn_password}", "oneway")
     }
@@ -206,8 +210,10 @@ mod tests {
             timeout_secs: 9,
             stun: "198.51.100.3:3478".into(),
             turn: String::new(),
+            stun_alt: "198.51.100.7:3478".into(),
         };
         assert_eq!(p.fill("--timeout={timeout_secs}s"), "--timeout=9s");
+        assert_eq!(p.fill("{stun_alt}"), "198.51.100.7:3478");
         assert_eq!(p.fill("{token}"), "ow1.x");
     }
 }

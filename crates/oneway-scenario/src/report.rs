@@ -8,6 +8,7 @@ use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::PartialInfo;
+use crate::prediction::{Agreement, Tally};
 use crate::run::{CellResult, RunRecord};
 use crate::verdict::Verdict;
 
@@ -112,6 +113,20 @@ impl Report {
         )
     }
 
+    /// The listeners' reachability predictions against the outcomes, counted over the cells.
+    pub fn prediction_tally(&self) -> Tally {
+        let mut t = Tally::default();
+        for c in &self.cells {
+            t.add(c.prediction.agreement);
+        }
+        t
+    }
+
+    /// `reachability prediction: N agree, M disagree, K not applicable`.
+    pub fn prediction_summary(&self) -> String {
+        self.prediction_tally().line()
+    }
+
     /// JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
@@ -145,13 +160,19 @@ impl Report {
                 }
                 let mut case = TestCase::new(c.name.clone(), status);
                 case.set_classname(format!("oneway.suite.{}", c.scenario));
+                case.add_property(("reachability-prediction", c.prediction.agreement.name()));
+                if let Some(p) = &c.prediction.predicted {
+                    case.add_property(("reachability-predicted", p.as_str()));
+                }
                 let secs: f64 = c.runs.iter().map(|r| r.seconds).sum();
                 case.set_time(Duration::from_secs_f64(secs.max(0.0)));
                 case.set_system_out(format!(
-                    "expected: {} ({})\nobserved: {}\nrerun: {}\n",
+                    "expected: {} ({})\nobserved: {}\nreachability prediction: {} ({})\nrerun: {}\n",
                     c.expected,
                     c.reason,
                     c.causes.join("; "),
+                    c.prediction.agreement.name(),
+                    c.prediction.why,
                     c.rerun
                 ));
                 suite.add_test_case(case);
@@ -166,6 +187,17 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(md, "# oneway suite\n");
         let _ = writeln!(md, "{}\n", self.summary());
+        let tally = self.prediction_tally();
+        let _ = writeln!(
+            md,
+            "{}{}\n",
+            tally.line(),
+            if tally.disagree > 0 {
+                " (**listed under \"Prediction disagreements\"**)"
+            } else {
+                ""
+            }
+        );
         if let Some(p) = &self.partition {
             let _ = writeln!(
                 md,
@@ -251,9 +283,9 @@ impl Report {
         let _ = writeln!(md, "\n## Cells\n");
         let _ = writeln!(
             md,
-            "| cell | verdict | expected | observed | path (dialer / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | link (impairment; measured echo RTT) | runs |"
+            "| cell | verdict | expected | observed | path (dialer / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | link (impairment; measured echo RTT) | runs | reachability prediction (listener) |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
         for c in &self.cells {
             let run = c
                 .runs
@@ -262,7 +294,7 @@ impl Report {
                 .or(c.runs.first());
             let _ = writeln!(
                 md,
-                "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 escape(&c.name),
                 c.verdict.mark(),
                 c.verdict.name(),
@@ -277,7 +309,36 @@ impl Report {
                 run.map(stages_text).unwrap_or_default(),
                 run.map(link_text).unwrap_or_default(),
                 runs_text(c),
+                escape(&prediction_text(c)),
             );
+        }
+        let disagreeing: Vec<&CellResult> = self
+            .cells
+            .iter()
+            .filter(|c| c.prediction.agreement == Agreement::Disagree)
+            .collect();
+        if !disagreeing.is_empty() {
+            let _ = writeln!(md, "\n## Prediction disagreements\n");
+            let _ = writeln!(
+                md,
+                "The listener's reachability prediction is contradicted by the outcome (not a deviation of the verdict; a bug to look at in the listener's assessment).\n"
+            );
+            for c in disagreeing {
+                let sentence = c
+                    .runs
+                    .iter()
+                    .find_map(|r| r.reachability.as_ref())
+                    .map(|r| format!(" (the listener said: \"{}\")", r.sentence))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    md,
+                    "- **{}** ✗ {}{}  \n  rerun: `{}`",
+                    escape(&c.name),
+                    escape(&c.prediction.why),
+                    escape(&sentence),
+                    c.rerun
+                );
+            }
         }
         let deviating: Vec<&CellResult> = self
             .cells
@@ -337,7 +398,31 @@ fn cell_text(c: &CellResult) -> String {
             .map(|s| s.split(':').next().unwrap_or(s).to_owned())
             .unwrap_or_default(),
     };
-    format!("{} {}", c.verdict.mark(), escape(&detail))
+    let flag = if c.prediction.agreement == Agreement::Disagree {
+        " ✗prediction"
+    } else {
+        ""
+    };
+    format!("{} {}{flag}", c.verdict.mark(), escape(&detail))
+}
+
+/// The prediction column: mark, the prediction, and the mapping when there was one.
+fn prediction_text(c: &CellResult) -> String {
+    let p = &c.prediction;
+    let mapping = c
+        .runs
+        .iter()
+        .find_map(|r| r.mapping.as_ref())
+        .map(|m| format!("; mapping {}", m.describe()))
+        .unwrap_or_default();
+    match &p.predicted {
+        Some(predicted) => format!(
+            "{} {} {predicted}{mapping}",
+            p.agreement.mark(),
+            p.agreement.name()
+        ),
+        None => format!("{} {}", p.agreement.mark(), p.why),
+    }
 }
 
 fn why_text(c: &CellResult) -> String {

@@ -5,26 +5,60 @@
 //! Addressing (RFC 5737 / RFC 6598 / RFC 1918 / RFC 3849, `.1` is always Docker's bridge):
 //!
 //! ```text
-//! wan   198.51.100.0/24   STUN+TURN .3, listener-side router .2, dialer-side router .4,
-//!                         CGNAT .5, public listener .10, public dialer .20
+//! wan   198.51.100.0/24   STUN+TURN .3 (and .7, its RFC 5780 alternate address), listener-side
+//!                         router .2, dialer-side router .4, CGNAT .5, public listener .10,
+//!                         public dialer .20; 11.0.0.0/24 instead when a router offers port
+//!                         mapping (below); IPv6 2001:db8:2::/64 (same host numbers) with an
+//!                         IPv6 firewall
 //! lan-l 10.2.0.0/24       listener .10, its router .254     (firewalled: 203.0.113.0/24)
 //! lan-d 10.1.0.0/24       dialer .20, its router .254       (firewalled: 192.0.2.0/24)
 //! lan-x 10.3.0.0/24       the listener's second LAN (first-candidate scenarios)
 //! cgn   100.64.0.0/24     home router .10, CGNAT .254
 //! link  10.4.0.0/24       impairment hop .253 → dialer-side router .254
-//! v6    2001:db8:1::/64   (same-LAN IPv6 and dual-stack)
+//! v6    2001:db8:1::/64   (same-LAN IPv6 and dual-stack); 2001:db8:3::/64 behind an IPv6
+//!                         firewall
 //! ```
+//!
+//! **Routers that offer port mapping** (`portmap = [...]` on the listener's edge) run Debian's
+//! miniupnpd 2.3.1 (nftables backend). It refuses every mapping when its WAN address is in a
+//! prefix it counts as reserved, and it counts the RFC 5737 WAN (198.51.100.0/24) and the
+//! benchmarking range the cells of `--jobs` move it to (198.18.0.0/15) as reserved. Such
+//! layouts therefore use 11.0.0.0/24 as their WAN (same host numbers; slot `k` of
+//! [`Layout::relocated`] uses 11.0.k.0/24): a prefix miniupnpd accepts, only ever routed inside
+//! the test network (every node deletes its default route). The mapping's external address is
+//! then the router's real WAN address, which the dialer on the WAN reaches, and nothing depends
+//! on a STUN round trip at router start (the other fix, `ext_perform_stun`, would need coturn
+//! up before the routers' setup and trusts miniupnpd's own NAT test). The home router of a
+//! double NAT keeps its carrier-grade WAN address (100.64.0.10), which miniupnpd refuses to map
+//! from, as a real one would behind a CGNAT.
+//!
+//! miniupnpd's rules live in `table inet filter` (its chains `miniupnpd`, `prerouting_miniupnpd`,
+//! `postrouting_miniupnpd`, jumped to from base chains that run before the suite's own NAT and
+//! filter chains); a packet its forward chain accepts leaves with mark `0x4f57`, which the
+//! suite's forward filter (policy drop) accepts. PCP and NAT-PMP share UDP 5351 in miniupnpd
+//! (`enable_natpmp`): "PCP only" rejects requests whose first byte (the version) is 0, "NAT-PMP
+//! only" those whose version is 2, with an ICMP port unreachable, as a router without that
+//! protocol would; UPnP only sets `enable_natpmp=no` (nothing listens on 5351).
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::model::{Edge, Family, Filtering, FirstCandidate, Impairment, Mapping, Nat, Topology};
+use crate::model::{
+    Edge, Family, Filtering, FirstCandidate, Impairment, Mapping, Nat, Portmap, Topology,
+};
 
 /// Address of the STUN/TURN server on the WAN.
 pub const STUN_IP: &str = "198.51.100.3";
 /// STUN/TURN port.
 pub const STUN_PORT: u16 = 3478;
+/// The STUN server's second address (RFC 5780: coturn answers OTHER-ADDRESS and CHANGE-REQUEST
+/// when it listens on two addresses; its alternate port is [`STUN_PORT`] + 1).
+pub const STUN_ALT_IP: &str = "198.51.100.7";
+/// The WAN prefix of layouts whose routers offer port mapping (see the module docs).
+pub const PORTMAP_WAN_PREFIX: &str = "11.0.0.";
+/// The mark a packet accepted by miniupnpd's forward chain carries.
+pub const MINIUPNPD_MARK: &str = "0x4f57";
 
 /// One Docker network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -80,6 +114,10 @@ pub struct NodeSpec {
     pub setup: Vec<String>,
     /// Human description (report).
     pub note: String,
+    /// Files the node's daemons log to (miniupnpd), appended to the cell's `setup.log` when
+    /// the run ends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
 }
 
 /// A concrete topology.
@@ -93,6 +131,12 @@ pub struct Layout {
     pub stun: Option<String>,
     /// TURN server (`ip:port`) when there is a WAN.
     pub turn: Option<String>,
+    /// The STUN server's second address (`ip:port`, RFC 5780 filtering discovery) when there
+    /// is a WAN.
+    pub stun_alt: Option<String>,
+    /// The router offers port mapping (miniupnpd runs on it; the WAN is 11.0.0.0/24).
+    #[serde(skip_serializing_if = "is_false")]
+    pub portmap: bool,
     /// What to do to the first candidate.
     pub first_candidate: Option<FirstCandidate>,
     /// Why the listener cannot be reached unsolicited, when it cannot (a cause-code suffix
@@ -142,8 +186,9 @@ impl Layout {
     /// benchmarking range `198.18.0.0/15`):
     ///
     /// ```text
-    /// 10.N.0.x → 10.N.k.x     100.64.0.x → 100.64.k.x     2001:db8:1::x → 2001:db8:1:k::x
+    /// 10.N.0.x → 10.N.k.x     100.64.0.x → 100.64.k.x     2001:db8:N::x → 2001:db8:N:k::x
     /// 198.51.100.x → 198.18.k.x     203.0.113.x → 198.19.k.x     192.0.2.x → 198.19.(128+k).x
+    /// 11.0.0.x → 11.0.k.x (the WAN of port-mapping layouts)
     /// ```
     pub fn relocated(mut self, slot: u8) -> Layout {
         if slot == 0 {
@@ -164,8 +209,37 @@ impl Layout {
             }
             n.note = r(&n.note);
         }
+        for n in &mut self.nodes {
+            for l in &mut n.logs {
+                *l = r(l);
+            }
+        }
         self.stun = self.stun.take().map(|v| r(&v));
         self.turn = self.turn.take().map(|v| r(&v));
+        self.stun_alt = self.stun_alt.take().map(|v| r(&v));
+        self
+    }
+
+    /// Moves the WAN to [`PORTMAP_WAN_PREFIX`] (11.0.0.0/24, same host numbers): every
+    /// address, rule and note that names it.
+    fn with_portmap_wan(mut self) -> Layout {
+        let r = |t: &str| t.replace("198.51.100.", PORTMAP_WAN_PREFIX);
+        for n in &mut self.networks {
+            n.v4 = Cow::Owned(r(&n.v4));
+        }
+        for n in &mut self.nodes {
+            for i in &mut n.ifaces {
+                i.v4 = r(&i.v4);
+            }
+            for line in &mut n.setup {
+                *line = r(line);
+            }
+            n.note = r(&n.note);
+        }
+        self.stun = self.stun.take().map(|v| r(&v));
+        self.turn = self.turn.take().map(|v| r(&v));
+        self.stun_alt = self.stun_alt.take().map(|v| r(&v));
+        self.portmap = true;
         self
     }
 
@@ -185,7 +259,13 @@ pub const SLOTS: u8 = 64;
 /// Moves the addresses in `text` to slot `slot` (see [`Layout::relocated`]); other text and
 /// addresses outside the layout's ranges (loopback, multicast, …) are left as they are.
 pub fn relocate_text(text: &str, slot: u8) -> String {
-    let text = text.replace("2001:db8:1::", &format!("2001:db8:1:{slot:x}::"));
+    let mut text = text.to_owned();
+    for n in 1..=3 {
+        text = text.replace(
+            &format!("2001:db8:{n}::"),
+            &format!("2001:db8:{n}:{slot:x}::"),
+        );
+    }
     let b = text.as_bytes();
     // Bytes: only ASCII runs are replaced, so the result stays valid UTF-8.
     let mut out = Vec::with_capacity(text.len());
@@ -200,6 +280,7 @@ pub fn relocate_text(text: &str, slot: u8) -> String {
                 [198, 51, 100] => Some([198, 18, slot]),
                 [203, 0, 113] => Some([198, 19, slot]),
                 [192, 0, 2] => Some([198, 19, 128 + slot]),
+                [11, 0, 0] => Some([11, 0, slot]),
                 _ => None,
             };
             if let Some([a, c, d]) = moved {
@@ -272,18 +353,46 @@ pub fn layout(topology: &Topology, impairment: Option<Impairment>) -> Layout {
             }
         }
     }
+    if b.wan_v6 {
+        // Every WAN node gets its IPv6 address with the same host number (Docker would
+        // otherwise pick one for the nodes that have none, possibly one a later node asks for).
+        for n in &mut b.layout.nodes {
+            for i in &mut n.ifaces {
+                if i.net == "wan" && i.v6.is_none() {
+                    let host = i.v4.rsplit('.').next().unwrap_or("1");
+                    i.v6 = Some(format!("{WAN_V6_PREFIX}{host}"));
+                }
+            }
+        }
+        if let Some(w) = b.layout.networks.iter_mut().find(|n| n.key == "wan") {
+            w.v6 = Some(format!("{WAN_V6_PREFIX}/64").into());
+        }
+    }
     if let Some(imp) = impairment {
         b.impair(imp);
     }
     b.layout.impairment = impairment;
-    b.layout
+    if b.portmap {
+        b.layout.with_portmap_wan()
+    } else {
+        b.layout
+    }
 }
+
+/// The WAN's IPv6 prefix (with an IPv6 firewall).
+const WAN_V6_PREFIX: &str = "2001:db8:2::";
+/// The IPv6 LAN behind an IPv6 firewall.
+const FW_V6_PREFIX: &str = "2001:db8:3::";
 
 #[derive(Default)]
 struct Builder {
     layout: Layout,
     /// Routes every WAN host except the named router needs.
     wan_routes: Vec<(String, &'static str)>,
+    /// A router runs miniupnpd: the WAN moves to [`PORTMAP_WAN_PREFIX`].
+    portmap: bool,
+    /// The WAN carries IPv6 too.
+    wan_v6: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -310,11 +419,18 @@ impl Builder {
             role: NodeRole::Stun,
             ifaces: vec![iface("wan", STUN_IP)],
             forwards: false,
-            setup: vec!["ip route del default 2>/dev/null || true".into()],
-            note: "coturn: STUN and TURN (user oneway/oneway)".into(),
+            setup: vec![
+                "ip route del default 2>/dev/null || true".into(),
+                format!("ip addr add {STUN_ALT_IP}/24 dev {{if:wan}}"),
+            ],
+            note: format!(
+                "coturn: STUN and TURN (user oneway/oneway); RFC 5780 with its second address {STUN_ALT_IP}"
+            ),
+            logs: Vec::new(),
         });
         self.layout.stun = Some(format!("{STUN_IP}:{STUN_PORT}"));
         self.layout.turn = Some(format!("{STUN_IP}:{STUN_PORT}"));
+        self.layout.stun_alt = Some(format!("{STUN_ALT_IP}:{STUN_PORT}"));
     }
 
     fn node_mut(&mut self, key: &str) -> Option<&mut NodeSpec> {
@@ -384,6 +500,7 @@ impl Builder {
                 "impairment hop: {} ms RTT, ±{} ms jitter and {}% loss per direction (tc netem, or the userspace delayer)",
                 imp.rtt_ms, imp.jitter_ms, imp.loss_percent
             ),
+            logs: Vec::new(),
         });
         if let Some(d) = self.node_mut("dialer") {
             d.setup = vec![
@@ -437,6 +554,7 @@ fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstC
         } else {
             "listener".into()
         },
+        logs: Vec::new(),
     });
     b.node(NodeSpec {
         key: "dialer",
@@ -445,6 +563,7 @@ fn same_lan(b: &mut Builder, family: Family, offline: bool, first: Option<FirstC
         forwards: false,
         setup: vec![strip.into()],
         note: "dialer".into(),
+        logs: Vec::new(),
     });
     b.layout.first_candidate = first;
     b.layout.ipv6_only = family == Family::Ipv6;
@@ -513,63 +632,138 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                 forwards: false,
                 setup: vec![NO_DEFAULT.into()],
                 note: format!("{}: public address on the WAN", a.node),
+                logs: Vec::new(),
             });
         }
-        Edge::Firewall => {
+        Edge::Firewall { ipv6, portmap } => {
+            let v6 = |host: &str| ipv6.then(|| format!("{FW_V6_PREFIX}{host}"));
             b.net(NetSpec {
                 key: a.lan,
                 v4: a.lan_fw_net.into(),
-                v6: None,
+                v6: ipv6.then(|| format!("{FW_V6_PREFIX}/64").into()),
             });
+            let host_suffix = a.host_fw.rsplit('.').next().unwrap_or("10");
+            let router_suffix = a.router_lan_fw.rsplit('.').next().unwrap_or("254");
+            let host_setup = if ipv6 {
+                // IPv6 only: the IPv4 address goes (Docker needs one per network).
+                format!(
+                    "{NO_DEFAULT}; ip -6 route add default via {FW_V6_PREFIX}{router_suffix}; ip -4 addr flush dev {{if:{}}}",
+                    a.lan
+                )
+            } else {
+                format!("{NO_DEFAULT}; ip route add default via {}", a.router_lan_fw)
+            };
             b.node(NodeSpec {
                 key: a.node,
                 role: a.role,
-                ifaces: vec![iface(a.lan, a.host_fw)],
+                ifaces: vec![Iface {
+                    net: a.lan,
+                    v4: a.host_fw.to_owned(),
+                    v6: v6(host_suffix),
+                }],
                 forwards: false,
-                setup: vec![format!(
-                    "{NO_DEFAULT}; ip route add default via {}",
-                    a.router_lan_fw
-                )],
+                setup: vec![host_setup],
                 note: format!(
-                    "{}: routed public address behind a stateful firewall",
-                    a.node
+                    "{}: routed public {} address behind a stateful firewall",
+                    a.node,
+                    if ipv6 { "IPv6 (IPv6 only)" } else { "IPv4" }
                 ),
+                logs: Vec::new(),
             });
+            let mut setup = vec![
+                NO_DEFAULT.into(),
+                nft(&firewall_rules(a.lan, !portmap.is_empty())),
+            ];
+            let mut logs = Vec::new();
+            if !portmap.is_empty() {
+                setup.extend(miniupnpd_setup(&Miniupnpd {
+                    portmap,
+                    refuse: false,
+                    wan: "wan",
+                    lan: a.lan,
+                    lan_net: a.lan_fw_net,
+                    ipv6,
+                }));
+                logs.push(MINIUPNPD_LOG.to_owned());
+                b.portmap = true;
+            }
             b.node(NodeSpec {
                 key: a.router,
                 role: NodeRole::Router,
-                ifaces: vec![iface("wan", a.router_wan), iface(a.lan, a.router_lan_fw)],
+                ifaces: vec![
+                    iface("wan", a.router_wan),
+                    Iface {
+                        net: a.lan,
+                        v4: a.router_lan_fw.to_owned(),
+                        v6: v6(router_suffix),
+                    },
+                ],
                 forwards: true,
-                setup: vec![NO_DEFAULT.into(), nft(&firewall_rules(a.lan))],
-                note: "stateful firewall: no unsolicited inbound".into(),
+                setup,
+                note: format!(
+                    "stateful {}firewall: no unsolicited inbound{}",
+                    if ipv6 { "IPv6 " } else { "" },
+                    if portmap.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; miniupnpd offers {}", portmap.describe())
+                    }
+                ),
+                logs,
             });
             // Every other WAN host needs the route to the firewalled (routed) subnet.
             b.wan_routes.push((
                 format!("ip route add {} via {}", a.lan_fw_net, a.router_wan),
                 a.router,
             ));
+            if ipv6 {
+                b.wan_v6 = true;
+                let router_wan_suffix = a.router_wan.rsplit('.').next().unwrap_or("2");
+                b.wan_routes.push((
+                    format!(
+                        "ip -6 route add {FW_V6_PREFIX}/64 via {WAN_V6_PREFIX}{router_wan_suffix}"
+                    ),
+                    a.router,
+                ));
+            }
             if side == Side::Listener {
                 b.layout.listener_block = Some("firewall=no-inbound".into());
             }
         }
         Edge::Nat { nat } => {
             lan_host(b, &a);
+            let mut setup = vec![
+                NO_DEFAULT.into(),
+                nft(&nat_rules(nat, &[a.lan], a.router_wan)),
+            ];
+            let mut logs = Vec::new();
+            if !nat.portmap.is_empty() {
+                setup.extend(miniupnpd_setup(&Miniupnpd {
+                    portmap: nat.portmap,
+                    refuse: nat.portmap_refuse,
+                    wan: "wan",
+                    lan: a.lan,
+                    lan_net: a.lan_net,
+                    ipv6: false,
+                }));
+                logs.push(MINIUPNPD_LOG.to_owned());
+                b.portmap = true;
+            }
             b.node(NodeSpec {
                 key: a.router,
                 role: NodeRole::Router,
                 ifaces: vec![iface("wan", a.router_wan), iface(a.lan, a.router_lan)],
                 forwards: true,
-                setup: vec![
-                    NO_DEFAULT.into(),
-                    nft(&nat_rules(nat, &[a.lan], a.router_wan)),
-                ],
+                setup,
                 note: format!(
-                    "NAT {}: mapping={:?}, filtering={}, hairpin={}",
+                    "NAT {}: mapping={:?}, filtering={}, hairpin={}{}",
                     nat.common_name(),
                     nat.mapping,
                     nat.filtering.name(),
-                    if nat.hairpin { "on" } else { "off" }
+                    if nat.hairpin { "on" } else { "off" },
+                    portmap_note(nat.portmap, nat.portmap_refuse)
                 ),
+                logs,
             });
             if side == Side::Listener && nat.filtering != Filtering::EndpointIndependent {
                 b.layout.listener_block = Some(format!("filtering={}", nat.filtering.name()));
@@ -584,12 +778,13 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                 forwards: true,
                 setup: vec![NO_DEFAULT.into(), nft(&udp_blocked_rules(a.lan))],
                 note: "NAT that drops all UDP (TCP passes, e.g. TURN over TCP)".into(),
+                logs: Vec::new(),
             });
             if side == Side::Listener {
                 b.layout.listener_block = Some("udp-blocked".into());
             }
         }
-        Edge::DoubleNat => {
+        Edge::DoubleNat { portmap } => {
             b.net(NetSpec {
                 key: "cgn",
                 v4: "100.64.0.0/24".into(),
@@ -600,17 +795,37 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                 mapping: Mapping::EndpointIndependent,
                 filtering: Filtering::AddressAndPortDependent,
                 hairpin: false,
+                portmap: Default::default(),
+                portmap_refuse: false,
             };
+            let mut setup = vec![
+                format!("{NO_DEFAULT}; ip route add default via 100.64.0.254"),
+                nft(&nat_rules(Nat { portmap, ..pr }, &[a.lan], "100.64.0.10")),
+            ];
+            let mut logs = Vec::new();
+            if !portmap.is_empty() {
+                setup.extend(miniupnpd_setup(&Miniupnpd {
+                    portmap,
+                    refuse: false,
+                    wan: "cgn",
+                    lan: a.lan,
+                    lan_net: a.lan_net,
+                    ipv6: false,
+                }));
+                logs.push(MINIUPNPD_LOG.to_owned());
+                b.portmap = true;
+            }
             b.node(NodeSpec {
                 key: a.router,
                 role: NodeRole::Router,
                 ifaces: vec![iface("cgn", "100.64.0.10"), iface(a.lan, a.router_lan)],
                 forwards: true,
-                setup: vec![
-                    format!("{NO_DEFAULT}; ip route add default via 100.64.0.254"),
-                    nft(&nat_rules(pr, &[a.lan], "100.64.0.10")),
-                ],
-                note: "home NAT (port-restricted cone) behind the CGNAT".into(),
+                setup,
+                note: format!(
+                    "home NAT (port-restricted cone) behind the CGNAT{}",
+                    portmap_note(portmap, false)
+                ),
+                logs,
             });
             b.node(NodeSpec {
                 key: "cgnat",
@@ -622,6 +837,7 @@ fn site(b: &mut Builder, side: Side, edge: Edge) {
                     nft(&nat_rules(pr, &["cgn"], "198.51.100.5")),
                 ],
                 note: "carrier-grade NAT (port-restricted cone), 100.64.0.0/24 inside".into(),
+                logs: Vec::new(),
             });
             if side == Side::Listener {
                 b.layout.listener_block = Some("filtering=address-and-port-dependent".into());
@@ -646,6 +862,7 @@ fn lan_host(b: &mut Builder, a: &SideAddrs) {
             a.router_lan
         )],
         note: format!("{} on a private LAN", a.node),
+        logs: Vec::new(),
     });
 }
 
@@ -659,6 +876,8 @@ fn hairpin_router(b: &mut Builder, hairpin: bool) {
         mapping: Mapping::EndpointIndependent,
         filtering: Filtering::EndpointIndependent,
         hairpin,
+        portmap: Default::default(),
+        portmap_refuse: false,
     };
     b.node(NodeSpec {
         key: "router",
@@ -677,10 +896,15 @@ fn hairpin_router(b: &mut Builder, hairpin: bool) {
             "full-cone NAT with two isolated inside LANs, hairpin {}",
             if hairpin { "on" } else { "off" }
         ),
+        logs: Vec::new(),
     });
     if !hairpin {
         b.layout.listener_block = Some("hairpin=off".into());
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn nft(rules: &str) -> String {
@@ -730,6 +954,9 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
             "  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{out}\" ip protocol udp snat ip to {public_ip} : jhash ip saddr . udp sport . ip daddr mod 20000 seed 0x4f57 offset 40000\n    oifname \"{out}\" {masquerade}\n  }}\n"
         ));
         r.push_str("  chain forward_filter {\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n");
+        if !nat.portmap.is_empty() {
+            r.push_str(&format!("    meta mark {MINIUPNPD_MARK} accept\n"));
+        }
         if learned {
             // The map is keyed by the remote address: only contacted addresses get in.
             r.push_str("    ct status dnat accept\n");
@@ -758,6 +985,9 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
         "  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{out}\" {masquerade}\n  }}\n"
     ));
     r.push_str("  chain forward_filter {\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n");
+    if !nat.portmap.is_empty() {
+        r.push_str(&format!("    meta mark {MINIUPNPD_MARK} accept\n"));
+    }
     match nat.filtering {
         Filtering::EndpointIndependent => r.push_str("    ct status dnat accept\n"),
         Filtering::AddressDependent => {
@@ -771,10 +1001,94 @@ fn nat_rules(nat: Nat, inside: &[&str], public_ip: &str) -> String {
     r
 }
 
-fn firewall_rules(lan: &str) -> String {
+fn firewall_rules(lan: &str, portmap: bool) -> String {
+    let pinholes = if portmap {
+        format!("    meta mark {MINIUPNPD_MARK} accept\n")
+    } else {
+        String::new()
+    };
     format!(
-        "table inet oneway {{\n  chain forward_filter {{\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n    iifname \"{{if:{lan}}}\" accept\n  }}\n}}"
+        "table inet oneway {{\n  chain forward_filter {{\n    type filter hook forward priority 0; policy drop;\n    ct state established,related accept\n{pinholes}    iifname \"{{if:{lan}}}\" accept\n  }}\n}}"
     )
+}
+
+/// Where a router's miniupnpd logs.
+const MINIUPNPD_LOG: &str = "/tmp/miniupnpd.log";
+
+/// A router's miniupnpd.
+struct Miniupnpd<'a> {
+    portmap: Portmap,
+    refuse: bool,
+    /// Network key of its external interface.
+    wan: &'a str,
+    /// Network key of its LAN interface.
+    lan: &'a str,
+    /// The LAN's IPv4 subnet (its permission rule allows it).
+    lan_net: &'a str,
+    /// IPv6 pinholes too.
+    ipv6: bool,
+}
+
+fn portmap_note(portmap: Portmap, refuse: bool) -> String {
+    if portmap.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; miniupnpd offers {}{}",
+        portmap.describe(),
+        if refuse {
+            " and refuses every mapping (deny-all permission rule)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The setup lines that start miniupnpd on a router: its `table inet filter` (the chains it
+/// manages, jumped to before the suite's own chains; see the module docs), the rule that keeps
+/// PCP or NAT-PMP out when only the other is offered, its configuration, and the daemon in the
+/// foreground (`-d`) in the background of the setup shell, waited for (bounded) until it
+/// listens.
+fn miniupnpd_setup(m: &Miniupnpd<'_>) -> Vec<String> {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let natpmp_port = m.portmap.pcp || m.portmap.natpmp;
+    // The first payload byte of a request to 5351 is its version: 0 NAT-PMP, 2 PCP.
+    let keep_out = match (m.portmap.pcp, m.portmap.natpmp) {
+        (true, false) => "    udp dport 5351 @th,64,8 0 reject\n",
+        (false, true) => "    udp dport 5351 @th,64,8 2 reject\n",
+        _ => "",
+    };
+    let rules = format!(
+        "table inet filter {{\n  chain miniupnpd {{\n  }}\n  chain prerouting_miniupnpd {{\n  }}\n  chain postrouting_miniupnpd {{\n  }}\n  chain forward {{\n    type filter hook forward priority -10; policy accept;\n    meta mark set {MINIUPNPD_MARK} jump miniupnpd\n    meta mark set 0\n  }}\n  chain prerouting {{\n    type nat hook prerouting priority -110; policy accept;\n    jump prerouting_miniupnpd\n  }}\n  chain postrouting {{\n    type nat hook postrouting priority 90; policy accept;\n    jump postrouting_miniupnpd\n  }}\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{keep_out}  }}\n}}"
+    );
+    let permissions = if m.refuse {
+        "'deny 0-65535 0.0.0.0/0 0-65535'".to_owned()
+    } else {
+        format!(
+            "'allow 1024-65535 {} 1024-65535' 'deny 0-65535 0.0.0.0/0 0-65535'",
+            m.lan_net
+        )
+    };
+    let conf = format!(
+        "printf '%s\\n' 'ext_ifname={{if:{}}}' 'listening_ip={{if:{}}}' 'http_port=0' 'enable_natpmp={}' 'enable_upnp={}' 'secure_mode=yes' 'system_uptime=no' 'min_lifetime=120' 'max_lifetime=86400' 'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b' 'ipv6_disable={}' {permissions} > /tmp/miniupnpd.conf",
+        m.wan,
+        m.lan,
+        yes(natpmp_port),
+        yes(m.portmap.upnp),
+        yes(!m.ipv6),
+    );
+    // Ready when it listens: 5351 (NAT-PMP/PCP, hex 14E7) or 1900 (SSDP, hex 076C) in
+    // /proc/net/udp{,6} (shell built-ins only; the image has no `ss` or `grep`).
+    let port = if natpmp_port { "14E7" } else { "076C" };
+    let start = format!(
+        "miniupnpd -d -f /tmp/miniupnpd.conf -P /tmp/miniupnpd.pid > {MINIUPNPD_LOG} 2>&1 &\nready=; i=0; while [ -z \"$ready\" ] && [ $i -lt 50 ]; do for f in /proc/net/udp /proc/net/udp6; do [ -e $f ] || continue; while read -r _ local _; do case $local in *:{port}) ready=1;; esac; done < $f; done; [ -n \"$ready\" ] || sleep 0.1; i=$((i+1)); done; [ -n \"$ready\" ] || {{ echo 'miniupnpd did not listen within 5 s:'; while IFS= read -r l; do echo \"$l\"; done < {MINIUPNPD_LOG}; exit 1; }}; echo miniupnpd listening"
+    );
+    vec![
+        "command -v miniupnpd >/dev/null || { echo 'miniupnpd is not in the image (install miniupnpd-nftables: ci/install.sh)'; exit 1; }".to_owned(),
+        nft(&rules),
+        conf,
+        start,
+    ]
 }
 
 fn udp_blocked_rules(lan: &str) -> String {
@@ -853,6 +1167,8 @@ mod tests {
                 mapping: Mapping::AddressAndPortDependent,
                 filtering: Filtering::AddressAndPortDependent,
                 hairpin: false,
+                portmap: Default::default(),
+                portmap_refuse: false,
             },
             &["lan-l"],
             "198.51.100.2",
@@ -868,6 +1184,8 @@ mod tests {
                 mapping: Mapping::EndpointIndependent,
                 filtering: Filtering::EndpointIndependent,
                 hairpin: false,
+                portmap: Default::default(),
+                portmap_refuse: false,
             },
             &["lan-l"],
             "198.51.100.2",
@@ -886,6 +1204,8 @@ mod tests {
                         mapping: Mapping::EndpointIndependent,
                         filtering: Filtering::AddressDependent,
                         hairpin: false,
+                        portmap: Default::default(),
+                        portmap_refuse: false,
                     },
                 },
                 dialer: Edge::Public,
@@ -909,6 +1229,8 @@ mod tests {
                         mapping: Mapping::EndpointIndependent,
                         filtering: Filtering::AddressAndPortDependent,
                         hairpin: false,
+                        portmap: Default::default(),
+                        portmap_refuse: false,
                     },
                 },
             },

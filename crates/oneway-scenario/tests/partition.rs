@@ -63,6 +63,9 @@ fn result(cell: &Cell, seconds: f64) -> CellResult {
             shaping: None,
             rtt_ms: None,
             stopped_early: None,
+            reachability: None,
+            mapping: None,
+            prediction: Default::default(),
             seconds,
             logs: vec![format!("cells/{}/dialer.log", cell.name.len())],
         })
@@ -79,6 +82,7 @@ fn result(cell: &Cell, seconds: f64) -> CellResult {
         why: cell.skip.clone(),
         causes: Vec::new(),
         stats: Stats::new(n, n, n, &[]),
+        prediction: Default::default(),
         runs,
         rerun: format!("oneway suite --out suite-out --filter '{}'", cell.name),
     }
@@ -152,7 +156,7 @@ fn three() -> (Report, Vec<Input>) {
 #[test]
 fn the_default_set_deals_into_three_balanced_partitions() {
     let (impls, scenarios, cells) = default_set();
-    assert_eq!(cells.len(), 120);
+    assert_eq!(cells.len(), 148);
     let costs = Costs::estimated().of(&cells, &scenarios, &impls, None);
     let mut out = Vec::new();
     let mut seen = vec![0; cells.len()];
@@ -212,7 +216,7 @@ fn costs_from_an_earlier_report_replace_the_estimates() {
 fn three_partitions_merge_into_the_report_of_one_run() {
     let (full, inputs) = three();
     let merged = merge::merge(&inputs).unwrap();
-    assert_eq!(merged.cells.len(), 120);
+    assert_eq!(merged.cells.len(), 148);
     assert_eq!(merged, full);
     assert_eq!(merged.to_markdown(), full.to_markdown());
     assert_eq!(merged.to_json(), full.to_json());

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use oneway_scenario::model::{self, ImplManifest, Scenario};
+use oneway_scenario::prediction::{self, DialerPlace};
 use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
 use oneway_scenario::run::{CellResult, PathEnd, RunRecord, Stages, Tried};
 use oneway_scenario::verdict::{Outcome, Stats, Verdict};
@@ -189,6 +190,96 @@ fn topologies_of_the_default_set() {
     insta::assert_snapshot!(out);
 }
 
+/// The layouts of the port-mapping scenarios: miniupnpd's configuration and rules, the
+/// 11.0.0.0/24 WAN, IPv6 on the pinhole scenario; one of them also in slot 3.
+#[test]
+fn topologies_of_the_portmap_scenarios() {
+    let (_, scenarios) = committed();
+    let mut out = String::new();
+    let mut names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| n.starts_with("listener-portmap-"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 7, "{names:?}");
+    for (name, slot) in names
+        .iter()
+        .map(|n| (*n, 0))
+        .chain([("listener-portmap-pcp", 3)])
+    {
+        let s = scenarios.iter().find(|s| s.name == name).unwrap();
+        let l = topology::layout(&s.topology, s.impairment).relocated(slot);
+        assert!(l.portmap, "{name}");
+        assert_eq!(l.unresolved_placeholders(), Vec::<String>::new(), "{name}");
+        out.push_str(&format!("### {name} (slot {slot})\n"));
+        for n in &l.networks {
+            out.push_str(&format!("net {} {} {:?}\n", n.key, n.v4, n.v6));
+        }
+        for n in &l.nodes {
+            let addrs: Vec<String> = n
+                .ifaces
+                .iter()
+                .map(|i| match &i.v6 {
+                    Some(v6) => format!("{}={},{v6}", i.net, i.v4),
+                    None => format!("{}={}", i.net, i.v4),
+                })
+                .collect();
+            out.push_str(&format!(
+                "node {} [{}] {}\n",
+                n.key,
+                addrs.join(" "),
+                n.note
+            ));
+            for line in &n.setup {
+                out.push_str(&format!("  {}\n", line.replace('\n', "\n  ")));
+            }
+            for log in &n.logs {
+                out.push_str(&format!("  log {log}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "stun {:?} stun_alt {:?}\nlistener_block: {:?}\n\n",
+            l.stun, l.stun_alt, l.listener_block
+        ));
+    }
+    insta::assert_snapshot!(out);
+}
+
+/// No scenario without `portmap` starts miniupnpd or leaves the suite's WAN prefix.
+#[test]
+fn only_portmap_scenarios_run_miniupnpd() {
+    let (_, scenarios) = committed();
+    for s in &scenarios {
+        let l = topology::layout(&s.topology, s.impairment);
+        let runs = l
+            .nodes
+            .iter()
+            .any(|n| n.setup.iter().any(|line| line.contains("miniupnpd")));
+        let wants = match &s.topology {
+            model::Topology::Sites { listener, dialer } => {
+                !listener.portmap().is_empty() || !dialer.portmap().is_empty()
+            }
+            _ => false,
+        };
+        assert_eq!(runs, wants, "{}", s.name);
+        assert_eq!(l.portmap, wants, "{}", s.name);
+        let wan = l
+            .networks
+            .iter()
+            .find(|n| n.key == "wan")
+            .map(|n| n.v4.to_string());
+        if wan.is_some() {
+            let expected = if wants {
+                "11.0.0.0/24"
+            } else {
+                "198.51.100.0/24"
+            };
+            assert_eq!(wan.as_deref(), Some(expected), "{}", s.name);
+        }
+    }
+}
+
 fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
     let connected = matches!(outcome, Outcome::Connected { .. });
     RunRecord {
@@ -240,6 +331,9 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
         stopped_early: None,
         shaping: None,
         rtt_ms: connected.then_some(0.4),
+        reachability: None,
+        mapping: None,
+        prediction: Default::default(),
         seconds: 3.0,
         logs: vec!["cells/001/dialer.log".into()],
     }
@@ -282,6 +376,7 @@ fn cell(
         why: (verdict == Verdict::Flaky).then(|| "expected to connect; failed: ice-timeout".into()),
         causes,
         stats: Stats::new(runs.len() as u32, connected, green, &lat),
+        prediction: prediction::combine(runs.iter().map(|r| &r.prediction)),
         runs,
         rerun: format!("oneway suite --out suite-out --filter 'str0m x str0m ({scenario})'"),
     }
@@ -298,6 +393,19 @@ fn impaired(mut r: RunRecord, rtt_ms: f64) -> RunRecord {
     r.rtt_ms = r.stages.first_echo.map(|_| rtt_ms);
     r
 }
+
+/// The run as the runner records a listener's `reachability` (and `mapped`) lines and judges
+/// them against the outcome for a dialer at `place`.
+fn predicted(mut r: RunRecord, lines: &[&str], place: DialerPlace) -> RunRecord {
+    for l in lines {
+        r.reachability = r.reachability.or_else(|| prediction::parse_reachability(l));
+        r.mapping = r.mapping.or_else(|| prediction::parse_mapping(l));
+    }
+    r.prediction = prediction::judge(r.reachability.as_ref(), place, &r.outcome);
+    r
+}
+
+const SAME_LAN_ONLY: &str = r#"{"event":"reachability","t_ms":4.0,"scope":"same-lan-only","via":"none","reason":"nat-filters","sentence":"not reachable from outside this LAN: the NAT filters by address and port and no port mapping answered"}"#;
 
 fn sample_report() -> Report {
     let pass = run(
@@ -321,6 +429,36 @@ fn sample_report() -> Report {
         },
         None,
     );
+    let outside = DialerPlace::Outside { udp_blocked: false };
+    let mut mapped = run(
+        Verdict::Pass,
+        Outcome::Connected {
+            path: "mapped".into(),
+        },
+        Some(40.0),
+    );
+    if let Some(p) = &mut mapped.dialer_path {
+        p.remote = "11.0.0.2:41000".into();
+        p.remote_type = "mapped".into();
+    }
+    let mapped = predicted(
+        mapped,
+        &[
+            r#"{"event":"mapped","t_ms":3.1,"protocol":"pcp","external":"11.0.0.2:41000","internal":"10.2.0.10:5000","lifetime_s":7200,"gateway":"10.2.0.254"}"#,
+            r#"{"event":"reachability","t_ms":3.2,"scope":"internet","via":"mapping","reason":"mapped","sentence":"internet, via a PCP mapping 11.0.0.2:41000"}"#,
+        ],
+        outside,
+    );
+    // A listener that claims the internet while its NAT filters: the report lists it.
+    let wrong = predicted(
+        xfail.clone(),
+        &[
+            r#"{"event":"reachability","t_ms":3.2,"scope":"internet","via":{"kind":"public-host"},"reason":"public-address","sentence":"internet (public address)"}"#,
+        ],
+        outside,
+    );
+    let xfail = predicted(xfail, &[SAME_LAN_ONLY], outside);
+    let pass = predicted(pass, &[SAME_LAN_ONLY], DialerPlace::InsideLan);
     Report {
         format: 1,
         seconds: 42.0,
@@ -345,6 +483,14 @@ fn sample_report() -> Report {
                 name: "impaired".into(),
                 description: "Lossy | slow".into(),
             },
+            ScenarioInfo {
+                name: "listener-portmap-pcp".into(),
+                description: "Listener behind a port-restricted NAT whose router offers PCP".into(),
+            },
+            ScenarioInfo {
+                name: "listener-behind-symmetric".into(),
+                description: "Listener behind a symmetric NAT".into(),
+            },
         ],
         cells: vec![
             cell(
@@ -367,6 +513,20 @@ fn sample_report() -> Report {
                 Verdict::Flaky,
                 vec![impaired(pass, 52.8), impaired(fail, 0.0)],
                 "pass",
+            ),
+            cell(
+                "str0m",
+                "listener-portmap-pcp",
+                Verdict::Pass,
+                vec![mapped],
+                "pass",
+            ),
+            cell(
+                "str0m",
+                "listener-behind-symmetric",
+                Verdict::ExpectedFail,
+                vec![wrong],
+                "fail (listener-unreachable: filtering=address-and-port-dependent)",
             ),
         ],
         interrupted: false,
@@ -399,5 +559,24 @@ fn green_means_no_deviation() {
     assert!(!r.green());
     r.cells.retain(|c| c.verdict != Verdict::Flaky);
     assert!(r.green());
-    assert_eq!(r.summary(), "2 cells: 1 pass, 1 expected-fail in 42 s");
+    assert_eq!(r.summary(), "4 cells: 2 pass, 2 expected-fail in 42 s");
+}
+
+#[test]
+fn predictions_are_counted_and_disagreements_listed() {
+    let r = sample_report();
+    // same-lan: not applicable (a LAN dialer); port-restricted: agree (same-lan-only, unreachable);
+    // impaired: no reachability line; portmap: agree (internet, connected via the mapping);
+    // symmetric: disagree (internet, unreachable).
+    assert_eq!(
+        r.prediction_summary(),
+        "reachability prediction: 2 agree, 1 disagree, 2 not applicable"
+    );
+    let md = r.to_markdown();
+    assert!(md.contains("## Prediction disagreements"));
+    assert!(md.contains("✗prediction"));
+    // A disagreement is not a deviation.
+    assert!(!md.contains("## Deviations\n\n- **str0m x str0m (listener-behind-symmetric)"));
+    let junit = r.to_junit();
+    assert!(junit.contains(r#"name="reachability-prediction" value="disagree""#));
 }

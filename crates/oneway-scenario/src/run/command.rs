@@ -35,6 +35,11 @@ pub(super) fn command(
             })?;
             argv.extend(extra.iter().map(|a| ph.fill(a)));
         }
+        for o in &scenario.listener_options_if_mapped {
+            if let Some(extra) = cmd.options.get(o) {
+                argv.extend(extra.iter().map(|a| ph.fill(a)));
+            }
+        }
     } else {
         // A dialer option the manifest does not map is left out: the scenario's `[[unless]]`
         // on the capability expects the outcome without it.

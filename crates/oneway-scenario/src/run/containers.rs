@@ -151,6 +151,9 @@ impl Runner<'_> {
             }
             if node.ifaces.iter().any(|i| i.v6.is_some()) {
                 sysctls.insert("net.ipv6.conf.all.disable_ipv6".into(), "0".into());
+                if node.forwards {
+                    sysctls.insert("net.ipv6.conf.all.forwarding".into(), "1".into());
+                }
             }
             let cname = format!("{}-{}", env.prefix, node.key);
             let image = images.of(node.role);
@@ -253,33 +256,43 @@ impl Runner<'_> {
                 .ifaces
                 .first()
                 .map_or(topology::STUN_IP, |i| i.v4.as_str());
-            let argv: Vec<String> = [
-                "turnserver",
-                "-n",
-                "--listening-ip",
-                stun_ip,
-                "--relay-ip",
-                stun_ip,
-                "--listening-port",
-                "3478",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--lt-cred-mech",
-                "--user",
-                "oneway:oneway",
-                "--realm",
-                "oneway",
-                "--log-file",
-                "stdout",
-                "--simple-log",
-                "--no-software-attribute",
-                "--pidfile",
-                "/tmp/turnserver.pid",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+            // Its second address (set up on the WAN interface): with two listening addresses
+            // coturn answers RFC 5780's OTHER-ADDRESS and CHANGE-REQUEST (alternate port 3479).
+            let alt_ip = layout
+                .stun_alt
+                .as_deref()
+                .and_then(|a| a.rsplit_once(':'))
+                .map(|(ip, _)| ip.to_owned());
+            let mut argv: Vec<String> = vec!["turnserver".into(), "-n".into()];
+            argv.extend(
+                [
+                    "--listening-ip",
+                    stun_ip,
+                    "--relay-ip",
+                    stun_ip,
+                    "--listening-port",
+                    "3478",
+                    "--no-tls",
+                    "--no-dtls",
+                    "--no-cli",
+                    "--lt-cred-mech",
+                    "--user",
+                    "oneway:oneway",
+                    "--realm",
+                    "oneway",
+                    "--log-file",
+                    "stdout",
+                    "--simple-log",
+                    "--no-software-attribute",
+                    "--pidfile",
+                    "/tmp/turnserver.pid",
+                ]
+                .iter()
+                .map(|s| (*s).to_owned()),
+            );
+            if let Some(alt) = &alt_ip {
+                argv.splice(4..4, ["--listening-ip".to_owned(), alt.clone()]);
+            }
             let mut p = engine.spawn(&ids[stun.key], &argv, &[]).await?;
             // Ready when it logs its UDP listener (bounded).
             let ready = async {
@@ -333,6 +346,7 @@ impl Runner<'_> {
             timeout_secs: timeout,
             stun: layout.stun.clone().unwrap_or_default(),
             turn: layout.turn.clone().unwrap_or_default(),
+            stun_alt: layout.stun_alt.clone().unwrap_or_default(),
             ..Default::default()
         };
         let peer = Path::new(crate::image::PEER_PATH);
@@ -412,6 +426,21 @@ impl Runner<'_> {
         };
         if let Some(mut p) = stun_proc {
             drain(&mut p.lines, &mut logs.stun);
+        }
+        // The routers' daemon logs (miniupnpd), after the attempt.
+        for node in &layout.nodes {
+            for file in &node.logs {
+                let script = format!(
+                    "while IFS= read -r l; do echo \"$l\"; done < {file} 2>/dev/null || true"
+                );
+                if let Ok((_, output)) = engine
+                    .run_script(&ids[node.key], &script, Duration::from_secs(5))
+                    .await
+                {
+                    logs.setup
+                        .push_str(&format!("== {}: {file}\n{output}\n", node.key));
+                }
+            }
         }
         for (key, _) in &captures {
             let id = &ids[*key];

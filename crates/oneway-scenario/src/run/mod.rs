@@ -27,6 +27,7 @@ use crate::Error;
 use crate::docker::Engine;
 use crate::model::{ImplManifest, Scenario};
 use crate::plan::Cell;
+use crate::prediction::{self, DialerPlace, Prediction};
 use crate::topology::{self};
 use crate::verdict::{self, Outcome, Stats, Verdict};
 
@@ -173,6 +174,7 @@ impl Runner<'_> {
             why: cell.skip.clone(),
             causes: Vec::new(),
             stats: Stats::default(),
+            prediction: Prediction::default(),
             runs: Vec::new(),
             rerun,
         };
@@ -232,6 +234,7 @@ impl Runner<'_> {
             }
         }
         result.why = result.runs.iter().find_map(|r| r.deviation.clone());
+        result.prediction = prediction::combine(result.runs.iter().map(|r| &r.prediction));
         result
     }
 
@@ -263,6 +266,9 @@ impl Runner<'_> {
             shaping: scenario.impairment,
             rtt_ms: None,
             stopped_early: None,
+            reachability: None,
+            mapping: None,
+            prediction: Prediction::default(),
             seconds: 0.0,
             logs: Vec::new(),
         };
@@ -312,6 +318,11 @@ impl Runner<'_> {
         let (v, deviation) = verdict::judge(&cell.expect, &record.outcome);
         record.verdict = v;
         record.deviation = deviation;
+        record.prediction = prediction::judge(
+            record.reachability.as_ref(),
+            DialerPlace::of(&scenario.topology),
+            &record.outcome,
+        );
         logs.finish();
         for (file, text) in &logs.files {
             let path = dir.join(file);

@@ -33,7 +33,30 @@ impl Runner<'_> {
             .filter_map(|l| l.strip_prefix("out| "))
             .filter_map(PeerEvent::parse_line)
             .collect();
-        let kinds = candidate_kinds(&record.candidates);
+        for line in logs
+            .listener
+            .lines()
+            .filter_map(|l| l.strip_prefix("out| "))
+        {
+            if record.reachability.is_none() {
+                record.reachability = crate::prediction::parse_reachability(line);
+            }
+            if record.mapping.is_none() {
+                record.mapping = crate::prediction::parse_mapping(line);
+            }
+        }
+        let mut kinds = candidate_kinds(&record.candidates);
+        // A remote that is the listener's port mapping (not a pinhole, whose external address
+        // is its host address) is a `mapped` path, whatever type the token or the dialer gives
+        // it (`srflx`-like in the token, `prflx` when the dialer learned it from a check).
+        let mapped = record
+            .mapping
+            .as_ref()
+            .filter(|m| !m.is_pinhole())
+            .and_then(|m| m.external.clone());
+        if let Some(external) = &mapped {
+            kinds.insert(external.clone(), "mapped".to_owned());
+        }
         let mut refused = None;
         let mut connected = false;
         let mut echoed = false;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Impairment;
+use crate::prediction::{MappingResult, Prediction, Reachability};
 use crate::verdict::{Outcome, Stats, Verdict};
 
 /// One candidate check the dialer started, in order.
@@ -98,6 +99,15 @@ pub struct RunRecord {
     /// `listener-unreachable`, and that cause was already certain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<String>,
+    /// The listener's `reachability` event, when it printed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachability: Option<Reachability>,
+    /// The listener's port-mapping result (`mapped` / `mapping-failed`), when it printed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<MappingResult>,
+    /// The listener's prediction against this run's outcome.
+    #[serde(default)]
+    pub prediction: Prediction,
     /// Wall time of the whole run including bring-up, seconds.
     pub seconds: f64,
     /// Log files (relative to the output directory).
@@ -127,6 +137,11 @@ pub struct CellResult {
     pub causes: Vec<String>,
     /// Repeat statistics.
     pub stats: Stats,
+    /// The listener's reachability prediction against the outcome, over the runs (see
+    /// [`crate::prediction`]): a disagreement is listed in the report, it does not change the
+    /// verdict.
+    #[serde(default)]
+    pub prediction: Prediction,
     /// Every run.
     pub runs: Vec<RunRecord>,
     /// Command that reruns this cell alone.
