@@ -71,13 +71,23 @@ pub async fn learn(
 ) -> Result<Learned, StackError> {
     let choice = match policy {
         PortMapping::Off => None,
-        PortMapping::WhenNotPublic(_)
-            if hosts.iter().any(|h| is_public(h.ip())) || hosts.iter().all(is_loopback) =>
-        {
-            tracing::debug!("a host address is public (or all are loopback): no port mapping");
-            None
-        }
         PortMapping::WhenNotPublic(choice) | PortMapping::Always(choice) => Some(choice),
+    };
+    // Which sockets to map. `WhenNotPublic`: an IPv4 socket when no IPv4 host address is public
+    // (it is behind a NAT); an IPv6 socket when a host address is global: a firewall in front
+    // of it may drop unsolicited checks, and a PCP pinhole opens it (`spec/handshake.md`
+    // §4.1.1). Loopback-only listeners never ask.
+    let wanted = |local: SocketAddr| match policy {
+        PortMapping::Off => false,
+        PortMapping::Always(_) => true,
+        PortMapping::WhenNotPublic(_) => {
+            let family: Vec<&SocketAddr> = hosts
+                .iter()
+                .filter(|h| h.is_ipv4() == local.is_ipv4() && !h.ip().is_loopback())
+                .collect();
+            let public = family.iter().any(|h| is_public(h.ip()));
+            !family.is_empty() && (public == local.is_ipv6())
+        }
     };
     let srflx = async {
         let Some(server) = stun else {
@@ -102,7 +112,7 @@ pub async fn learn(
             gateway,
             ..PortmapConfig::default()
         });
-        let asks = sockets.iter().map(|s| {
+        let asks = sockets.iter().filter(|s| wanted(s.local_addr())).map(|s| {
             let local = s.local_addr();
             let mapper = &mapper;
             async move {
@@ -164,8 +174,4 @@ pub async fn learn(
         filtering,
         reachability,
     })
-}
-
-fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
 }

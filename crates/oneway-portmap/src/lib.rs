@@ -10,8 +10,8 @@
 //!    listener's address, sent from a socket bound to it; over IPv6 the same request opens a
 //!    firewall pinhole (for the global address, also behind a link-local router).
 //! 2. **NAT-PMP** (RFC 6886, UDP 5351, via `crab_nat`, IPv4 only), only if the gateway answered
-//!    PCP with an error (a NAT-PMP-only server answers UNSUPP_VERSION); silence or ICMP port
-//!    unreachable on 5351 skips it.
+//!    PCP with an error (a NAT-PMP-only server answers UNSUPP_VERSION) or rejected it with ICMP
+//!    (one more round trip); silence on 5351 skips it.
 //! 3. **UPnP-IGD** (via `igd-next`, IPv4 only): SSDP discovery starts at the same time as PCP,
 //!    and is used only if PCP and NAT-PMP gave nothing.
 //!

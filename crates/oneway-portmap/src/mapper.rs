@@ -251,10 +251,10 @@ impl PortMapper {
                     match self.pcp(&gateway, internal).await {
                         Ok(done) => Ok(done),
                         // RFC 6887 §9: a NAT-PMP-only server answers a PCP request with
-                        // UNSUPP_VERSION; silence on 5351 means neither is there.
-                        Err(
-                            e @ (PortmapError::Timeout { .. } | PortmapError::Unavailable { .. }),
-                        ) => Err(e),
+                        // UNSUPP_VERSION; silence on 5351 means neither is there (asking
+                        // NAT-PMP would only wait as long again). A router that rejects PCP
+                        // with ICMP may still serve NAT-PMP: asking costs one round trip.
+                        Err(e @ PortmapError::Timeout { .. }) => Err(e),
                         Err(pcp_err) => match self.natpmp(&gateway, internal, client).await {
                             Ok(done) => Ok(done),
                             Err(e) if e.weight() >= pcp_err.weight() && !is_unsupported(&e) => {
