@@ -73,20 +73,7 @@ impl Stack for WebrtcRs {
             // until "failed".
             .with_ice_timeouts(Some(consent / 6), Some(consent - consent / 6), None)
             .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(
-                RTCConfigurationBuilder::new()
-                    .with_certificates(vec![p.certificate.clone()])
-                    .build(),
-            )
-            .with_setting_engine(settings)
-            .with_media_engine(media_engine()?)
-            .build(p.now)
-            .map_err(rtc_error("peer connection"))?;
-        let ctrl = pc
-            .create_data_channel(CONTROL_LABEL, Some(control_channel_init()))
-            .map_err(rtc_error("channel 0"))?
-            .id();
+        let (pc, ctrl) = peer_connection(p.now, p.certificate.clone(), settings)?;
         let mut engine = RtcEngine::new(
             pc,
             ProofRole::Listener,
@@ -135,20 +122,7 @@ impl Stack for WebrtcRs {
                 .with_ice_credentials(ice.ufrag().to_owned(), ice.pwd().to_owned())
                 .with_answering_dtls_role(RTCDtlsRole::Client);
         }
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(
-                RTCConfigurationBuilder::new()
-                    .with_certificates(vec![cert])
-                    .build(),
-            )
-            .with_setting_engine(settings.build())
-            .with_media_engine(media_engine()?)
-            .build(p.now)
-            .map_err(rtc_error("peer connection"))?;
-        let ctrl = pc
-            .create_data_channel(CONTROL_LABEL, Some(control_channel_init()))
-            .map_err(rtc_error("channel 0"))?
-            .id();
+        let (pc, ctrl) = peer_connection(p.now, cert, settings.build())?;
         let mut engine = RtcEngine::new(
             pc,
             ProofRole::Dialer,
@@ -192,6 +166,36 @@ impl Stack for WebrtcRs {
         engine.start_dialer(p.now, locals)?;
         Ok(engine)
     }
+}
+
+/// A peer connection with `certificate`, `settings` and `rtc`'s default codecs, and its
+/// channel 0 (negotiated, id 0), as both roles build it.
+fn peer_connection(
+    now: std::time::Instant,
+    certificate: RTCCertificate,
+    settings: rtc::peer_connection::configuration::setting_engine::SettingEngine,
+) -> Result<
+    (
+        rtc::peer_connection::RTCPeerConnection,
+        rtc::data_channel::RTCDataChannelId,
+    ),
+    StackError,
+> {
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_certificates(vec![certificate])
+                .build(),
+        )
+        .with_setting_engine(settings)
+        .with_media_engine(media_engine()?)
+        .build(now)
+        .map_err(rtc_error("peer connection"))?;
+    let ctrl = pc
+        .create_data_channel(CONTROL_LABEL, Some(control_channel_init()))
+        .map_err(rtc_error("channel 0"))?
+        .id();
+    Ok((pc, ctrl))
 }
 
 /// A host candidate for `local`, as `rtc` takes it.
