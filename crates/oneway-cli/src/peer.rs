@@ -235,10 +235,11 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         Stack::Str0m => native_listener::<Str0m>(&args, stun).await?,
         Stack::WebrtcRs => native_listener::<WebrtcRs>(&args, stun).await?,
         Stack::Browser => {
-            if args.mdns || args.single_use {
-                anyhow::bail!(
-                    "--stack browser chooses its own candidates and admits one dialer per token: --mdns and --single-use do not apply"
-                );
+            if args.mdns || args.single_use || args.portmap.is_some() {
+                anyhow::bail!(Usage(
+                    "--stack browser chooses its own candidates and admits one dialer per token: --mdns, --single-use and --portmap do not apply"
+                        .to_owned()
+                ));
             }
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
