@@ -457,14 +457,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         interrupted,
         partition: partial,
     };
-    let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
-        let path = args.out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
-    };
-    let md = write("report.md", report.to_markdown())?;
-    write("report.json", report.to_json())?;
-    write("junit.xml", report.to_junit())?;
+    let md = write_reports(&args.out, &report)?;
     println!("{}", report.to_markdown());
     eprintln!(
         "{}; {}; reports: {} (and report.json, junit.xml)",
@@ -472,6 +465,24 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         report.prediction_summary(),
         md.display()
     );
+    fail_on_deviations(&report)
+}
+
+/// Writes `report.md`, `report.json` and `junit.xml` into `out`; returns the Markdown's path.
+fn write_reports(out: &Path, report: &Report) -> anyhow::Result<PathBuf> {
+    let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    };
+    let md = write("report.md", report.to_markdown())?;
+    write("report.json", report.to_json())?;
+    write("junit.xml", report.to_junit())?;
+    Ok(md)
+}
+
+/// An error (exit 1) naming how many cells deviate, if any does.
+fn fail_on_deviations(report: &Report) -> anyhow::Result<()> {
     if !report.green() {
         anyhow::bail!(
             "{} cells deviate from their expectation",
@@ -518,14 +529,7 @@ fn merge_reports(args: &MergeArgs) -> anyhow::Result<()> {
             copy_tree(&from, &args.out.join("cells"))?;
         }
     }
-    let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
-        let path = args.out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
-    };
-    let md = write("report.md", report.to_markdown())?;
-    write("report.json", report.to_json())?;
-    write("junit.xml", report.to_junit())?;
+    let md = write_reports(&args.out, &report)?;
     eprintln!(
         "merged {} partial reports: {}; {}; reports: {} (and report.json, junit.xml)",
         inputs.len(),
@@ -533,17 +537,7 @@ fn merge_reports(args: &MergeArgs) -> anyhow::Result<()> {
         report.prediction_summary(),
         md.display()
     );
-    if !report.green() {
-        anyhow::bail!(
-            "{} cells deviate from their expectation",
-            report
-                .cells
-                .iter()
-                .filter(|c| !c.verdict.is_green())
-                .count()
-        );
-    }
-    Ok(())
+    fail_on_deviations(&report)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

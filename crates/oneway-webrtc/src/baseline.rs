@@ -14,7 +14,6 @@ use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -43,22 +42,7 @@ fn peer(now: Instant, cert: RTCCertificate) -> Result<RTCPeerConnection, StackEr
 }
 
 fn add_host(pc: &mut RTCPeerConnection, local: SocketAddr) -> Result<(), StackError> {
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: local.ip().to_string(),
-            port: local.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .map_err(rtc_error("host candidate"))?;
-    let init = RTCIceCandidate::from(&candidate)
-        .to_json()
-        .map_err(rtc_error("host candidate"))?;
-    pc.add_local_candidate(init)
+    pc.add_local_candidate(crate::stack::host_candidate(local)?)
         .map_err(rtc_error("host candidate"))?;
     pc.add_local_candidate(Default::default())
         .map_err(rtc_error("end of candidates"))

@@ -199,7 +199,9 @@ fn peer_connection(
 }
 
 /// A host candidate for `local`, as `rtc` takes it.
-fn host_candidate(local: std::net::SocketAddr) -> Result<RTCIceCandidateInit, StackError> {
+pub(crate) fn host_candidate(
+    local: std::net::SocketAddr,
+) -> Result<RTCIceCandidateInit, StackError> {
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
