@@ -19,8 +19,10 @@ const MAX_TEXT_LEN = 16384;
 const MAX_CANDIDATES = 16;
 const MAX_EXTENSIONS = 16;
 const MAX_LABEL_BYTES = 64;
-const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82 };
-const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped' };
+const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82, fast: 0x83 };
+const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped', 0x83: 'fast' };
+/** `fast` feature bits (spec/token.md §5.7). */
+const FAST_DTLS13 = 0x01, FAST_START = 0x02;
 /** `mapped` protocol codes (spec/token.md §5.6). */
 const MAPPING_PROTOCOLS = { 1: 'pcp', 2: 'natpmp', 3: 'upnp' };
 const PROFILES = ['native', 'dialer-identity', 'reply'];
@@ -361,6 +363,12 @@ export function decodeBytes(bytes) {
         if (!protocol) fail('invalid-extension-value', 'mapped: unknown mapping protocol');
         token.mapped.push({ index: v[i], protocol });
       }
+    } else if (e.type === EXT.fast) {
+      if (v.length === 0) badLength();
+      const bits = v[0], init = v.slice(1);
+      if (((bits & FAST_START) !== 0) === (init.length === 0)) badLength();
+      token.fast = { dtls13: (bits & FAST_DTLS13) !== 0, fastStartInit: (bits & FAST_START) ? init : null, otherBits: bits & ~(FAST_DTLS13 | FAST_START) };
+      validateFast(token.fast);
     } else if (e.type < 0x80) {
       fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
     } else {
@@ -378,7 +386,7 @@ function validateLabel(label) {
 }
 
 function newToken(profile, fingerprint, secret, candidates) {
-  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], unknownExtensions: [] };
+  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], fast: null, unknownExtensions: [] };
 }
 
 /** Checks the rules about meaning (spec/token.md §3, §5); encoding and decoding share them. */
@@ -401,10 +409,11 @@ export function validate(t) {
   if (!derives && !t.listenerIce) fail('missing-extension', `listener-ice is required in profile ${t.profile}`);
   if (t.label !== null) validateLabel(t.label);
   validateMapped(t);
+  if (t.fast) validateFast(t.fast);
   const seen = new Set();
   for (const e of t.unknownExtensions) {
     if (e.type < 0x80) fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
-    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped) {
+    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped || e.type === EXT.fast) {
       fail('invalid-extension-value', `extension 0x${e.type.toString(16)}`);
     }
     seen.add(e.type);
@@ -429,6 +438,18 @@ function validateMapped(t) {
   }
 }
 
+/** `fast` (spec/token.md §5.7): a fast-start value is one whole SCTP INIT chunk (type 1, flags 0,
+ * length field = its size, initiate tag not 0). */
+function validateFast(f) {
+  const init = f.fastStartInit;
+  if (!init) return;
+  if (init.length < 20 || init.length > 254) fail('bad-extension-length', `fast: INIT chunk of ${init.length} bytes`);
+  if (init[0] !== 1 || init[1] !== 0 || ((init[2] << 8) | init[3]) !== init.length) {
+    fail('invalid-extension-value', 'fast: fast-start value is not one SCTP INIT chunk');
+  }
+  if (init[4] === 0 && init[5] === 0 && init[6] === 0 && init[7] === 0) fail('invalid-extension-value', 'fast: SCTP INIT chunk with initiate tag 0');
+}
+
 function wireExtensions(t) {
   const out = [];
   if (t.expires !== null) {
@@ -445,6 +466,10 @@ function wireExtensions(t) {
   if (t.mapped.length > 0) {
     const code = p => Number(Object.keys(MAPPING_PROTOCOLS).find(k => MAPPING_PROTOCOLS[k] === p));
     out.push([EXT.mapped, Uint8Array.from(t.mapped.flatMap(m => [m.index, code(m.protocol)]))]);
+  }
+  if (t.fast) {
+    const bits = (t.fast.otherBits & ~(FAST_DTLS13 | FAST_START)) | (t.fast.dtls13 ? FAST_DTLS13 : 0) | (t.fast.fastStartInit ? FAST_START : 0);
+    out.push([EXT.fast, Uint8Array.from([bits, ...(t.fast.fastStartInit || [])])]);
   }
   for (const e of t.unknownExtensions) out.push([e.type, e.value]);
   return out.sort((a, b) => a[0] - b[0]);
@@ -482,6 +507,7 @@ export function tokenToJson(t) {
   return {
     candidates: t.candidates.map(c => ({ address: addressToString(c.address), port: c.port, transport: c.transport, type: c.type })),
     expires: t.expires,
+    fast: t.fast ? { dtls13: t.fast.dtls13, fast_start_init_hex: t.fast.fastStartInit ? hex(t.fast.fastStartInit) : null, other_bits: t.fast.otherBits } : null,
     fingerprint: fingerprintToSdp(t.fingerprint),
     label: t.label,
     listener_ice: t.listenerIce ? { pwd: t.listenerIce.pwd, ufrag: t.listenerIce.ufrag } : null,
@@ -504,6 +530,7 @@ export function tokenFromJson(j) {
   t.singleUse = j.single_use;
   t.label = j.label;
   t.mapped = j.mapped.map(m => ({ index: m.index, protocol: m.protocol }));
+  t.fast = j.fast ? { dtls13: j.fast.dtls13, fastStartInit: j.fast.fast_start_init_hex ? fromHex(j.fast.fast_start_init_hex) : null, otherBits: j.fast.other_bits } : null;
   t.unknownExtensions = j.unknown_extensions.map(e => ({ type: e.type, value: fromHex(e.value_hex) }));
   return t;
 }

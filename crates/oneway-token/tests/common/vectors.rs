@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use oneway_token::{
-    Candidate, CandidateAddress, CandidateType, Fingerprint, IceCredentials, MappedCandidate,
+    Candidate, CandidateAddress, CandidateType, FastPath, Fingerprint, IceCredentials, MappedCandidate,
     MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport,
 };
 use serde_json::{Value, json};
@@ -203,6 +203,21 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
         "A listener behind a home NAT whose router mapped a port by PCP (the srflx candidate) and opened an IPv6 firewall pinhole (the IPv6 host candidate): the optional `mapped` extension (0x82).",
         mapped,
     ));
+    let mut fast = base(
+        "native-fast",
+        Profile::Native,
+        vec![v4([192, 0, 2, 10], 50_000)],
+    );
+    fast.fast = Some(FastPath {
+        dtls13: true,
+        fast_start_init: Some(EXAMPLE_INIT_CHUNK.to_vec()),
+        other_bits: 0,
+    });
+    out.push((
+        "native-fast",
+        "A listener that accepts DTLS 1.3 and offers a fast start: the optional `fast` extension (0x83), feature byte 0x03 followed by its 24-byte SCTP INIT chunk.",
+        fast,
+    ));
     let many = (0..16u16)
         .map(|i| v6(&format!("2001:db8::{:x}", i + 1), 50_000 + i))
         .collect();
@@ -213,6 +228,14 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
     ));
     out
 }
+
+/// An SCTP INIT chunk (RFC 9260 §3.3.2) for the fast-start vectors: type 1, flags 0, length 24,
+/// initiate tag 0x1a2b3c4d, a_rwnd 1 MiB, 1024 streams each way, initial TSN 0x01020304, and
+/// the Forward-TSN-Supported parameter (0xc000, length 4).
+pub const EXAMPLE_INIT_CHUNK: [u8; 24] = [
+    0x01, 0x00, 0x00, 0x18, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x10, 0x00, 0x00, 0x04, 0x00, 0x04,
+    0x00, 0x01, 0x02, 0x03, 0x04, 0xc0, 0x00, 0x00, 0x04,
+];
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -240,6 +263,7 @@ pub fn decoded_json(t: &Token) -> Value {
         "single_use": t.single_use,
         "label": t.label,
         "mapped": t.mapped.iter().map(|m| json!({"index": m.index, "protocol": m.protocol.name()})).collect::<Vec<_>>(),
+        "fast": t.fast.as_ref().map(|f| json!({"dtls13": f.dtls13, "fast_start_init_hex": f.fast_start_init.as_deref().map(hex), "other_bits": f.other_bits})),
         "unknown_extensions": t.unknown_extensions.iter().map(|e| json!({"type": e.ty, "value_hex": hex(&e.value)})).collect::<Vec<_>>(),
     })
 }
@@ -553,6 +577,55 @@ pub fn invalid_inputs() -> Vec<(
             &[(0x82, value)],
         ))
     };
+    // `fast` (0x83).
+    let fast_body = |value: Vec<u8>| {
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x83, value)],
+        ))
+    };
+    let with_bits = |bits: u8, init: &[u8]| {
+        let mut v = vec![bits];
+        v.extend_from_slice(init);
+        v
+    };
+    text(
+        "fast-empty",
+        "A fast extension with no feature byte.",
+        fast_body(vec![]),
+    );
+    text(
+        "fast-start-without-init",
+        "Feature byte 0x02 (fast start) with no INIT chunk after it.",
+        fast_body(vec![0x02]),
+    );
+    text(
+        "fast-init-without-bit",
+        "An INIT chunk after feature byte 0x01 (the fast-start bit is clear).",
+        fast_body(with_bits(0x01, &EXAMPLE_INIT_CHUNK)),
+    );
+    let mut not_init = EXAMPLE_INIT_CHUNK;
+    not_init[0] = 0x02;
+    text(
+        "fast-init-not-an-init-chunk",
+        "A fast-start chunk of type 2 (INIT ACK), not 1 (INIT).",
+        fast_body(with_bits(0x03, &not_init)),
+    );
+    let mut bad_len = EXAMPLE_INIT_CHUNK;
+    bad_len[3] = 0x1c;
+    text(
+        "fast-init-length-mismatch",
+        "A fast-start INIT chunk whose length field (28) is not its size (24).",
+        fast_body(with_bits(0x03, &bad_len)),
+    );
+    let mut zero_tag = EXAMPLE_INIT_CHUNK;
+    zero_tag[4..8].copy_from_slice(&[0, 0, 0, 0]);
+    text(
+        "fast-init-zero-tag",
+        "A fast-start INIT chunk with initiate tag 0 (RFC 9260 forbids it).",
+        fast_body(with_bits(0x03, &zero_tag)),
+    );
     text(
         "mapped-odd-length",
         "A mapped extension of 3 bytes (entries are 2 bytes each).",
@@ -672,7 +745,12 @@ fn intended_code(name: &str) -> &'static str {
         | "mapped-index-out-of-range"
         | "mapped-names-a-host"
         | "mapped-not-ascending" => "invalid-extension-value",
-        "mapped-odd-length" => "bad-extension-length",
+        "mapped-odd-length" | "fast-empty" | "fast-start-without-init" | "fast-init-without-bit" => {
+            "bad-extension-length"
+        }
+        "fast-init-not-an-init-chunk" | "fast-init-length-mismatch" | "fast-init-zero-tag" => {
+            "invalid-extension-value"
+        }
         "listener-ice-in-native" => "extension-not-allowed",
         "dialer-identity-without-listener-ice" => "missing-extension",
         "expired" => "expired",
