@@ -69,6 +69,10 @@ pub struct ListenArgs {
     /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Do not announce the stack's fast path (DTLS 1.3, fast start: `spec/handshake.md` §5.4)
+    /// in the token; every dialer then takes the standard handshake.
+    #[arg(long)]
+    pub(crate) no_fast_path: bool,
     /// Accept only the first dialer that proves the token.
     #[arg(long)]
     pub(crate) single_use: bool,
@@ -115,6 +119,10 @@ pub struct DialArgs {
     /// Offer only the TURN relay (no host candidates): the path is always the relay.
     #[arg(long, requires = "turn")]
     pub(crate) relay_only: bool,
+    /// Take the standard handshake even when the token offers a fast path
+    /// (`spec/handshake.md` §5.4).
+    #[arg(long)]
+    pub(crate) no_fast_path: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -344,6 +352,7 @@ async fn native_listener<S: oneway_endpoint::Stack>(
         single_use: args.single_use,
         port_mapping,
         mdns: args.mdns,
+        fast_path: !args.no_fast_path,
         ttl: args.ttl,
         label: args.label.clone(),
         stun,
@@ -770,6 +779,7 @@ async fn native_dial<S: oneway_endpoint::Stack>(
         progress: Some(progress),
         turn,
         relay_only: args.relay_only,
+        fast_path: !args.no_fast_path,
         ..Default::default()
     };
     oneway_endpoint::dial(token, &config).await
