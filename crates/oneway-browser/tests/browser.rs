@@ -69,39 +69,39 @@ struct Variant {
 /// Chromium's coming rule against local SDP munging (field notes §2, §8).
 const NO_MUNGE_TRIAL: &str = "WebRTC-NoSdpMangleUfrag/Enabled/";
 
-const CHROMIUM: Variant = Variant {
+static CHROMIUM: Variant = Variant {
     name: "chromium",
     prefix: "",
     engine: Engine::Chromium,
     field_trials: None,
     other: None,
 };
-const CHROMIUM_NOMUNGE: Variant = Variant {
+static CHROMIUM_NOMUNGE: Variant = Variant {
     name: "chromium-nomunge",
     prefix: "chromium_nomunge::",
     engine: Engine::Chromium,
     field_trials: Some(NO_MUNGE_TRIAL),
     other: None,
 };
-const FIREFOX: Variant = Variant {
+static FIREFOX: Variant = Variant {
     name: "firefox",
     prefix: "firefox::",
     engine: Engine::Firefox,
     field_trials: None,
     other: None,
 };
-const CROSS: Variant = Variant {
+static CROSS: Variant = Variant {
     name: "chromium-x-firefox",
     prefix: "chromium_x_firefox::",
     engine: Engine::Chromium,
     field_trials: None,
     other: Some(Engine::Firefox),
 };
-const VARIANTS: [&Variant; 4] = [&CHROMIUM, &CHROMIUM_NOMUNGE, &FIREFOX, &CROSS];
+static VARIANTS: [&Variant; 4] = [&CHROMIUM, &CHROMIUM_NOMUNGE, &FIREFOX, &CROSS];
 /// The variants every role runs in.
-const ROLES: &[&Variant] = &[&CHROMIUM, &CHROMIUM_NOMUNGE, &FIREFOX];
-const CHROMIUM_ONLY: &[&Variant] = &[&CHROMIUM];
-const PAIRS: &[&Variant] = &[&CROSS];
+static ROLES: &[&Variant] = &[&CHROMIUM, &CHROMIUM_NOMUNGE, &FIREFOX];
+static CHROMIUM_ONLY: &[&Variant] = &[&CHROMIUM];
+static PAIRS: &[&Variant] = &[&CROSS];
 
 impl Variant {
     fn config(&self, engine: Engine) -> Result<BrowserConfig, oneway_browser::BrowserError> {
@@ -686,7 +686,7 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
             .map_err(err("link"))?;
         if !href
             .as_str()
-            .is_some_and(|h| h.ends_with(&format!("#{token}")))
+            .is_some_and(|h| h.contains(&format!("#{token}")))
         {
             return Err(format!("token link is {href}"));
         }
@@ -700,7 +700,10 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         if qr != json!(1) {
             return Err("no QR code on the page".to_owned());
         }
-        let (connected, _) = str0m_probe(&token).await?;
+        // The link, as a native dialer gets it (`oneway dial <link>`): it may carry a second
+        // token for browser dialers (`#<dialer-identity>&<reply>`, Firefox), and the first wins.
+        let link = href.as_str().ok_or("no link")?.to_owned();
+        let (connected, _) = str0m_probe(&link).await?;
         let state = loop {
             let s = page.text_of("#state").await.map_err(err("state"))?;
             if s.as_deref() == Some("connected") || Instant::now() > deadline {
@@ -721,6 +724,224 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         Ok(format!(
             "page token dialed by str0m in {connected:.1} ms; DOM shows connected; screenshot {}",
             path.display()
+        ))
+    })
+}
+
+/// Polls `script` (returning a boolean) in `page` until it is true or `LIMIT` passes.
+async fn wait_until(page: &Page, script: &str, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if page.execute(script, vec![]).await.map_err(err(what))? == json!(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not within {LIMIT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Saves a screenshot of `page` as this variant's `name`; returns its path.
+async fn shoot(ctx: &Ctx, page: &Page, name: &str) -> Result<String, String> {
+    let png = page.screenshot().await.map_err(err("screenshot"))?;
+    std::fs::create_dir_all(artifacts_dir()).map_err(err("artifacts dir"))?;
+    let path = ctx.screenshot_path(name);
+    std::fs::write(&path, &png).map_err(err("write screenshot"))?;
+    Ok(path.display().to_string())
+}
+
+/// Whether the element `id` is shown (not hidden by itself or an ancestor).
+fn shown(id: &str) -> String {
+    format!("const e = document.getElementById('{id}'); return !!e && e.offsetParent !== null;")
+}
+
+/// The static page as two people use it, one link for every dialer (issue 17): the listener
+/// page waits with its link, the loopback warning and the reply-code field; clicking its own
+/// link does not dial it; a browser opens the link and shows its reply code; a mistyped code
+/// is refused and changes nothing; the right code connects both pages, which then show only
+/// the conversation; a damaged link fails with what to do next; reloading the listener's own
+/// link issues a new one instead of dialing itself. Screenshots of each state.
+fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let url = format!("{}index.html?loopback", ctx.browser.base_url());
+        let listener = ctx.browser.open_url(&url).await.map_err(err("listener page"))?;
+        wait_until(
+            &listener,
+            "return (document.getElementById('token').textContent || '').startsWith('ow1.') && document.getElementById('state').textContent === 'waiting for the other device';",
+            "listener token",
+        )
+        .await?;
+        let mut shots = vec![shoot(ctx, &listener, "page-1-listener-waiting").await?];
+        for (id, want) in [
+            ("reply-code-in", true),
+            ("loopback-warning", true),
+            ("failure", false),
+        ] {
+            if listener.execute(&shown(id), vec![]).await.map_err(err(id))? != json!(want) {
+                return Err(format!("listener page: #{id} shown should be {want}"));
+            }
+        }
+        if listener
+            .execute("return document.getElementById('events').open;", vec![])
+            .await
+            .map_err(err("events"))?
+            != json!(false)
+        {
+            return Err("the Events box is open by default".to_owned());
+        }
+        let link = listener
+            .execute("return document.getElementById('token-link').href;", vec![])
+            .await
+            .map_err(err("link"))?
+            .as_str()
+            .ok_or("no link")?
+            .to_owned();
+        // A click on its own link copies it; the page does not dial its own token.
+        listener
+            .execute("document.getElementById('token-link').click(); return true;", vec![])
+            .await
+            .map_err(err("click own link"))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after_click = listener
+            .execute(
+                "return [location.hash, document.getElementById('state').textContent];",
+                vec![],
+            )
+            .await
+            .map_err(err("after click"))?;
+        if after_click != json!(["", "waiting for the other device"]) {
+            return Err(format!("clicking its own link changed the listener: {after_click}"));
+        }
+        // The other device: a browser opens the link and shows its reply code.
+        let dialer = ctx.browser.open_url(&link).await.map_err(err("dialer page"))?;
+        wait_until(
+            &dialer,
+            "return (document.getElementById('reply-code').textContent || '').startsWith('owr1.');",
+            "dialer reply code",
+        )
+        .await?;
+        let heading = dialer
+            .execute("return document.querySelector('#reply-out h2').textContent;", vec![])
+            .await
+            .map_err(err("heading"))?;
+        if heading != json!("Show this code to the other device") {
+            return Err(format!("dialer heading is {heading}"));
+        }
+        shots.push(shoot(ctx, &dialer, "page-2-dialer-shows-reply-code").await?);
+        let code = dialer
+            .text_of("#reply-code")
+            .await
+            .map_err(err("reply code"))?
+            .ok_or("no reply code")?;
+        let enter = "const i = document.getElementById('reply-code-in'); i.value = arguments[0]; document.getElementById('reply-apply').click(); return true;";
+        // A mistyped code: refused with a reason, the field stays usable, the token unchanged.
+        let token_before = listener.text_of("#token").await.map_err(err("token"))?;
+        let mut typo = code.clone().into_bytes();
+        typo[12] = if typo[12] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).map_err(err("typo"))?;
+        listener
+            .execute(enter, vec![json!(typo)])
+            .await
+            .map_err(err("enter typo"))?;
+        wait_until(
+            &listener,
+            "return (document.getElementById('reply-error').textContent || '').includes('not right');",
+            "mistyped code refused",
+        )
+        .await?;
+        shots.push(shoot(ctx, &listener, "page-3-listener-mistyped-code").await?);
+        if listener.text_of("#token").await.map_err(err("token"))? != token_before {
+            return Err("a mistyped code changed the listener's token".to_owned());
+        }
+        // The right code: both pages connect and show only the conversation.
+        let t = Instant::now();
+        listener
+            .execute(enter, vec![json!(code)])
+            .await
+            .map_err(err("enter code"))?;
+        shots.push(shoot(ctx, &listener, "page-4-listener-took-code").await?);
+        for (page, who) in [(&listener, "listener"), (&dialer, "dialer")] {
+            wait_until(
+                page,
+                "return document.getElementById('state').textContent === 'connected';",
+                who,
+            )
+            .await?;
+        }
+        let connected_ms = t.elapsed().as_secs_f64() * 1000.0;
+        for (page, who) in [(&listener, "listener"), (&dialer, "dialer")] {
+            for (id, want) in [("chat", true), ("listener", false), ("dialer", false), ("token", false)] {
+                if page.execute(&shown(id), vec![]).await.map_err(err(id))? != json!(want) {
+                    return Err(format!("{who} page connected: #{id} shown should be {want}"));
+                }
+            }
+        }
+        shots.push(shoot(ctx, &listener, "page-5-listener-connected").await?);
+        shots.push(shoot(ctx, &dialer, "page-6-dialer-connected").await?);
+        // A damaged link: the dialer page fails and says what to do next.
+        let mut damaged = link.clone().into_bytes();
+        // The last token of the link: the one a browser dials (a Firefox listener's link also
+        // carries a dialer-identity token first, for native dialers).
+        let at = link.rfind("ow1.").ok_or("no token in the link")? + 20;
+        damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
+        let damaged = String::from_utf8(damaged).map_err(err("damaged"))?;
+        let broken = ctx.browser.open_url(&damaged).await.map_err(err("broken page"))?;
+        wait_until(
+            &broken,
+            "return document.getElementById('state').dataset.state === 'failed' && document.getElementById('failure').offsetParent !== null;",
+            "failure shown",
+        )
+        .await?;
+        let next = broken.text_of("#failure-next").await.map_err(err("next step"))?;
+        if !next.as_deref().is_some_and(|n| n.contains("Copy it again")) {
+            return Err(format!("the failure says {next:?}, not what to do next"));
+        }
+        shots.push(shoot(ctx, &broken, "page-7-dialer-failure-next-step").await?);
+        // The listener's own link, reloaded in its own tab: a new link, no dial.
+        let own = ctx.browser.open_url(&url).await.map_err(err("own page"))?;
+        wait_until(
+            &own,
+            "return (document.getElementById('token').textContent || '').startsWith('ow1.');",
+            "own token",
+        )
+        .await?;
+        let own_link = own
+            .execute("return document.getElementById('token-link').href;", vec![])
+            .await
+            .map_err(err("own link"))?;
+        own.execute(
+            "location.href = arguments[0]; location.reload(); return true;",
+            vec![own_link.clone()],
+        )
+        .await
+        .map_err(err("reload"))?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wait_until(
+            &own,
+            "return !!window.onewayReady && (document.getElementById('token').textContent || '').startsWith('ow1.') && document.getElementById('state').textContent === 'waiting for the other device';",
+            "reloaded listener",
+        )
+        .await?;
+        let reloaded = own
+            .execute(
+                "return [location.hash, document.getElementById('token-link').href !== arguments[0]];",
+                vec![own_link],
+            )
+            .await
+            .map_err(err("reloaded"))?;
+        if reloaded != json!(["", true]) {
+            return Err(format!(
+                "the reloaded listener tab dialed or kept its own link: {reloaded}"
+            ));
+        }
+        if own.execute(&shown("self-note"), vec![]).await.map_err(err("note"))? != json!(true) {
+            return Err("the reloaded listener tab does not say its old link died".to_owned());
+        }
+        shots.push(shoot(ctx, &own, "page-8-listener-reloaded-own-link").await?);
+        Ok(format!(
+            "connected {connected_ms:.0} ms after the code was entered; screenshots: {}",
+            shots.join(", ")
         ))
     })
 }
@@ -836,13 +1057,14 @@ fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> 
 }
 
 /// Every case, and the variants it runs in.
-const CASES: &[(&str, Case, &[&Variant])] = &[
+static CASES: &[(&str, Case, &[&Variant])] = &[
     ("spec_vectors_in_browser", spec_vectors, ROLES),
     ("browser_dialer_to_str0m_listener", browser_dials_str0m, ROLES),
     ("browser_dialer_to_webrtc_listener", browser_dials_webrtc, ROLES),
     ("str0m_dialer_to_browser_listener", str0m_dials_browser, ROLES),
     ("webrtc_dialer_to_browser_listener", webrtc_dials_browser, ROLES),
     ("static_page_token_dial_screenshot", static_page, ROLES),
+    ("static_page_walkthrough_screenshots", static_page_walkthrough, ROLES),
     ("browser_to_browser_reply_code", browser_to_browser_reply, ROLES),
     (
         "renegotiate_audio_browser_to_browser",

@@ -791,7 +791,10 @@ export function tokenFromOffer(sdp, { profile, secret, candidateFilter = () => t
   if (!ranked.length) fail('no-usable-candidates', `no usable candidate (${skipped.length} skipped)`);
   const t = newToken(profile, fingerprint, secret, ranked.slice(0, MAX_CANDIDATES).map(x => x.c));
   const port = Number(attr(data, 'sctp-port') ?? (attr(data, 'sctpmap') || '').split(' ')[0]) || 5000;
-  const mms = Number(attr(data, 'max-message-size') ?? 65536);
+  // At most 256 KiB (Chromium's value): Firefox offers 1073741823, and a webrtc-rs dialer fails
+  // its handshake with a token that carries it ("invalid state machine transition"). A
+  // smaller advertised limit is always safe: the dialer sends less than the listener accepts.
+  const mms = Math.min(Number(attr(data, 'max-message-size') ?? 65536), DEFAULT_SCTP.maxMessageSize);
   if (port !== 5000 || mms !== 262144) t.sctp = { port, maxMessageSize: mms };
   if (profile !== 'native') t.listenerIce = ice;
   validate(t);
