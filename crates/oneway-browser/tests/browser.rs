@@ -879,12 +879,12 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
         }
         shots.push(shoot(ctx, &listener, "page-5-listener-connected").await?);
         shots.push(shoot(ctx, &dialer, "page-6-dialer-connected").await?);
-        // A damaged link: the dialer page fails and says what to do next.
+        // A damaged link (every token in it): the dialer page fails and says what to do next.
         let mut damaged = link.clone().into_bytes();
-        // The last token of the link: the one a browser dials (a Firefox listener's link also
-        // carries a dialer-identity token first, for native dialers).
-        let at = link.rfind("ow1.").ok_or("no token in the link")? + 20;
-        damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
+        for (at, _) in link.match_indices("ow1.") {
+            let i = at + 20;
+            damaged[i] = if damaged[i] == b'A' { b'B' } else { b'A' };
+        }
         let damaged = String::from_utf8(damaged).map_err(err("damaged"))?;
         let broken = ctx.browser.open_url(&damaged).await.map_err(err("broken page"))?;
         wait_until(
