@@ -708,6 +708,25 @@ impl Browser {
         }
     }
 
+    /// Closes every tab but one and leaves that one on `about:blank`, ending the peer
+    /// connections of every page (the next [`Browser::open_url`] reuses it). Between test
+    /// cases, so that no peer connection of an earlier case keeps sending.
+    pub async fn reset_tabs(&self) -> Result<(), BrowserError> {
+        let mut state = self.client.lock().await;
+        let handles = state.client.windows().await?;
+        for handle in handles.iter().skip(1) {
+            state.client.switch_to_window(handle.clone()).await?;
+            state.client.close_window().await?;
+        }
+        if let Some(first) = handles.first() {
+            state.client.switch_to_window(first.clone()).await?;
+            state.client.goto("about:blank").await?;
+            state.current = Some(first.clone());
+        }
+        state.first_window_free = true;
+        Ok(())
+    }
+
     /// Ends the session and stops the WebDriver server; removes the profile. Bounded: if the
     /// session does not end within 10 s, the server is stopped anyway.
     pub async fn close(mut self) {
