@@ -230,7 +230,10 @@ pub struct BrowserConfig {
 pub const FIREFOX_PREFS: &[(&str, FirefoxPref)] = &[
     ("permissions.default.microphone", FirefoxPref::Int(1)),
     ("permissions.default.camera", FirefoxPref::Int(1)),
-    ("media.navigator.permission.disabled", FirefoxPref::Bool(true)),
+    (
+        "media.navigator.permission.disabled",
+        FirefoxPref::Bool(true),
+    ),
     ("media.navigator.streams.fake", FirefoxPref::Bool(true)),
     ("media.peerconnection.ice.loopback", FirefoxPref::Bool(true)),
     (
@@ -243,14 +246,29 @@ pub const FIREFOX_PREFS: &[(&str, FirefoxPref)] = &[
         FirefoxPref::Bool(false),
     ),
     ("network.proxy.type", FirefoxPref::Int(0)),
-    ("network.captive-portal-service.enabled", FirefoxPref::Bool(false)),
-    ("network.connectivity-service.enabled", FirefoxPref::Bool(false)),
+    (
+        "network.captive-portal-service.enabled",
+        FirefoxPref::Bool(false),
+    ),
+    (
+        "network.connectivity-service.enabled",
+        FirefoxPref::Bool(false),
+    ),
     ("network.dns.disablePrefetch", FirefoxPref::Bool(true)),
-    ("browser.safebrowsing.malware.enabled", FirefoxPref::Bool(false)),
-    ("browser.safebrowsing.phishing.enabled", FirefoxPref::Bool(false)),
+    (
+        "browser.safebrowsing.malware.enabled",
+        FirefoxPref::Bool(false),
+    ),
+    (
+        "browser.safebrowsing.phishing.enabled",
+        FirefoxPref::Bool(false),
+    ),
     ("browser.region.update.enabled", FirefoxPref::Bool(false)),
     ("app.update.disabledForTesting", FirefoxPref::Bool(true)),
-    ("datareporting.policy.dataSubmissionEnabled", FirefoxPref::Bool(false)),
+    (
+        "datareporting.policy.dataSubmissionEnabled",
+        FirefoxPref::Bool(false),
+    ),
     ("toolkit.telemetry.enabled", FirefoxPref::Bool(false)),
 ];
 
@@ -283,7 +301,10 @@ pub fn parse_pref(text: &str) -> Result<(String, Value), BrowserError> {
     let value = match value {
         "true" => json!(true),
         "false" => json!(false),
-        v => v.parse::<i64>().map(|i| json!(i)).unwrap_or_else(|_| json!(v)),
+        v => v
+            .parse::<i64>()
+            .map(|i| json!(i))
+            .unwrap_or_else(|_| json!(v)),
     };
     Ok((name.trim().to_owned(), value))
 }
@@ -385,8 +406,7 @@ impl BrowserConfig {
     /// Chromium, so one environment can configure both engines).
     pub fn apply_env(&mut self) -> Result<(), BrowserError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let (Engine::Chromium, Some(trials)) =
-            (self.engine, var("ONEWAY_CHROMIUM_FIELD_TRIALS"))
+        if let (Engine::Chromium, Some(trials)) = (self.engine, var("ONEWAY_CHROMIUM_FIELD_TRIALS"))
         {
             self.field_trials = Some(trials.trim().to_owned());
         }
@@ -476,13 +496,17 @@ impl BrowserConfig {
     }
 
     /// The WebDriver capabilities of a session.
-    fn capabilities(&self, profile_dir: &Path) -> Result<serde_json::Map<String, Value>, BrowserError> {
+    fn capabilities(
+        &self,
+        profile_dir: &Path,
+    ) -> Result<serde_json::Map<String, Value>, BrowserError> {
         let mut caps = serde_json::Map::new();
         match self.engine {
             Engine::Chromium => {
                 if !self.prefs.is_empty() {
                     return Err(BrowserError::Config(
-                        "Firefox prefs given for Chromium (use field trials or arguments)".to_owned(),
+                        "Firefox prefs given for Chromium (use field trials or arguments)"
+                            .to_owned(),
                     ));
                 }
                 caps.insert("browserName".to_owned(), json!("chrome"));
@@ -912,4 +936,83 @@ impl Page {
 /// For tests: the address the static server listens on is loopback only.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(engine: Engine) -> BrowserConfig {
+        BrowserConfig {
+            engine,
+            binary: PathBuf::from("/nonexistent/browser"),
+            driver: PathBuf::from("/nonexistent/driver"),
+            headless: true,
+            field_trials: None,
+            extra_args: Vec::new(),
+            prefs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn engine_names() {
+        for engine in Engine::ALL {
+            assert_eq!(engine.name().parse::<Engine>().ok(), Some(engine));
+        }
+        assert_eq!("Firefox-ESR".parse::<Engine>().ok(), Some(Engine::Firefox));
+        assert!("safari".parse::<Engine>().is_err());
+    }
+
+    #[test]
+    fn prefs_parse_by_type() {
+        assert_eq!(
+            parse_pref("a.b=true").unwrap(),
+            ("a.b".to_owned(), json!(true))
+        );
+        assert_eq!(parse_pref(" a = 12 ").unwrap(), ("a".to_owned(), json!(12)));
+        assert_eq!(parse_pref("a=x=y").unwrap(), ("a".to_owned(), json!("x=y")));
+        assert!(parse_pref("no-value").is_err());
+        assert!(parse_pref("=1").is_err());
+    }
+
+    #[test]
+    fn chromium_capabilities_carry_field_trials_and_args() {
+        let mut c = config(Engine::Chromium);
+        c.field_trials = Some("WebRTC-NoSdpMangleUfrag/Enabled/".to_owned());
+        c.extra_args.push("--lang=en".to_owned());
+        let caps = c.capabilities(Path::new("/tmp/p")).unwrap();
+        let args = caps["goog:chromeOptions"]["args"].as_array().unwrap();
+        assert!(args.contains(&json!(
+            "--force-fieldtrials=WebRTC-NoSdpMangleUfrag/Enabled/"
+        )));
+        assert_eq!(args.last(), Some(&json!("--lang=en")));
+        c.prefs.push(("a".to_owned(), json!(1)));
+        assert!(matches!(
+            c.capabilities(Path::new("/tmp/p")),
+            Err(BrowserError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn firefox_capabilities_carry_prefs_with_overrides() {
+        let mut c = config(Engine::Firefox);
+        c.prefs
+            .push(("media.peerconnection.ice.loopback".to_owned(), json!(false)));
+        c.prefs.push(("x.y".to_owned(), json!("z")));
+        let caps = c.capabilities(Path::new("/tmp/p")).unwrap();
+        let options = &caps["moz:firefoxOptions"];
+        assert_eq!(caps["browserName"], json!("firefox"));
+        assert_eq!(options["prefs"]["permissions.default.microphone"], json!(1));
+        assert_eq!(
+            options["prefs"]["media.peerconnection.ice.loopback"],
+            json!(false)
+        );
+        assert_eq!(options["prefs"]["x.y"], json!("z"));
+        assert_eq!(options["args"][0], json!("-headless"));
+        c.field_trials = Some("X/Enabled/".to_owned());
+        assert!(matches!(
+            c.capabilities(Path::new("/tmp/p")),
+            Err(BrowserError::Config(_))
+        ));
+    }
 }

@@ -765,7 +765,11 @@ fn shown(id: &str) -> String {
 fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let url = format!("{}index.html?loopback", ctx.browser.base_url());
-        let listener = ctx.browser.open_url(&url).await.map_err(err("listener page"))?;
+        let listener = ctx
+            .browser
+            .open_url(&url)
+            .await
+            .map_err(err("listener page"))?;
         wait_until(
             &listener,
             "return (document.getElementById('token').textContent || '').startsWith('ow1.') && document.getElementById('state').textContent === 'waiting for the other device';",
@@ -778,7 +782,12 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
             ("loopback-warning", true),
             ("failure", false),
         ] {
-            if listener.execute(&shown(id), vec![]).await.map_err(err(id))? != json!(want) {
+            if listener
+                .execute(&shown(id), vec![])
+                .await
+                .map_err(err(id))?
+                != json!(want)
+            {
                 return Err(format!("listener page: #{id} shown should be {want}"));
             }
         }
@@ -799,7 +808,10 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
             .to_owned();
         // A click on its own link copies it; the page does not dial its own token.
         listener
-            .execute("document.getElementById('token-link').click(); return true;", vec![])
+            .execute(
+                "document.getElementById('token-link').click(); return true;",
+                vec![],
+            )
             .await
             .map_err(err("click own link"))?;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -811,10 +823,16 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
             .await
             .map_err(err("after click"))?;
         if after_click != json!(["", "waiting for the other device"]) {
-            return Err(format!("clicking its own link changed the listener: {after_click}"));
+            return Err(format!(
+                "clicking its own link changed the listener: {after_click}"
+            ));
         }
         // The other device: a browser opens the link and shows its reply code.
-        let dialer = ctx.browser.open_url(&link).await.map_err(err("dialer page"))?;
+        let dialer = ctx
+            .browser
+            .open_url(&link)
+            .await
+            .map_err(err("dialer page"))?;
         wait_until(
             &dialer,
             "return (document.getElementById('reply-code').textContent || '').startsWith('owr1.');",
@@ -822,7 +840,10 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
         )
         .await?;
         let heading = dialer
-            .execute("return document.querySelector('#reply-out h2').textContent;", vec![])
+            .execute(
+                "return document.querySelector('#reply-out h2').textContent;",
+                vec![],
+            )
             .await
             .map_err(err("heading"))?;
         if heading != json!("Show this code to the other device") {
@@ -871,9 +892,16 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
         }
         let connected_ms = t.elapsed().as_secs_f64() * 1000.0;
         for (page, who) in [(&listener, "listener"), (&dialer, "dialer")] {
-            for (id, want) in [("chat", true), ("listener", false), ("dialer", false), ("token", false)] {
+            for (id, want) in [
+                ("chat", true),
+                ("listener", false),
+                ("dialer", false),
+                ("token", false),
+            ] {
                 if page.execute(&shown(id), vec![]).await.map_err(err(id))? != json!(want) {
-                    return Err(format!("{who} page connected: #{id} shown should be {want}"));
+                    return Err(format!(
+                        "{who} page connected: #{id} shown should be {want}"
+                    ));
                 }
             }
         }
@@ -886,14 +914,21 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
             damaged[i] = if damaged[i] == b'A' { b'B' } else { b'A' };
         }
         let damaged = String::from_utf8(damaged).map_err(err("damaged"))?;
-        let broken = ctx.browser.open_url(&damaged).await.map_err(err("broken page"))?;
+        let broken = ctx
+            .browser
+            .open_url(&damaged)
+            .await
+            .map_err(err("broken page"))?;
         wait_until(
             &broken,
             "return document.getElementById('state').dataset.state === 'failed' && document.getElementById('failure').offsetParent !== null;",
             "failure shown",
         )
         .await?;
-        let next = broken.text_of("#failure-next").await.map_err(err("next step"))?;
+        let next = broken
+            .text_of("#failure-next")
+            .await
+            .map_err(err("next step"))?;
         if !next.as_deref().is_some_and(|n| n.contains("Copy it again")) {
             return Err(format!("the failure says {next:?}, not what to do next"));
         }
@@ -935,7 +970,12 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
                 "the reloaded listener tab dialed or kept its own link: {reloaded}"
             ));
         }
-        if own.execute(&shown("self-note"), vec![]).await.map_err(err("note"))? != json!(true) {
+        if own
+            .execute(&shown("self-note"), vec![])
+            .await
+            .map_err(err("note"))?
+            != json!(true)
+        {
             return Err("the reloaded listener tab does not say its old link died".to_owned());
         }
         shots.push(shoot(ctx, &own, "page-8-listener-reloaded-own-link").await?);
@@ -1059,13 +1099,37 @@ fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> 
 /// Every case, and the variants it runs in.
 static CASES: &[(&str, Case, &[&Variant])] = &[
     ("spec_vectors_in_browser", spec_vectors, ROLES),
-    ("browser_dialer_to_str0m_listener", browser_dials_str0m, ROLES),
-    ("browser_dialer_to_webrtc_listener", browser_dials_webrtc, ROLES),
-    ("str0m_dialer_to_browser_listener", str0m_dials_browser, ROLES),
-    ("webrtc_dialer_to_browser_listener", webrtc_dials_browser, ROLES),
+    (
+        "browser_dialer_to_str0m_listener",
+        browser_dials_str0m,
+        ROLES,
+    ),
+    (
+        "browser_dialer_to_webrtc_listener",
+        browser_dials_webrtc,
+        ROLES,
+    ),
+    (
+        "str0m_dialer_to_browser_listener",
+        str0m_dials_browser,
+        ROLES,
+    ),
+    (
+        "webrtc_dialer_to_browser_listener",
+        webrtc_dials_browser,
+        ROLES,
+    ),
     ("static_page_token_dial_screenshot", static_page, ROLES),
-    ("static_page_walkthrough_screenshots", static_page_walkthrough, ROLES),
-    ("browser_to_browser_reply_code", browser_to_browser_reply, ROLES),
+    (
+        "static_page_walkthrough_screenshots",
+        static_page_walkthrough,
+        ROLES,
+    ),
+    (
+        "browser_to_browser_reply_code",
+        browser_to_browser_reply,
+        ROLES,
+    ),
     (
         "renegotiate_audio_browser_to_browser",
         renegotiate_browser_pair,
@@ -1087,7 +1151,11 @@ static CASES: &[(&str, Case, &[&Variant])] = &[
         ROLES,
     ),
     ("detect_one_way_paths", detect, ROLES),
-    ("page_qr_matches_qrcode_crate", qr_matches_rust, CHROMIUM_ONLY),
+    (
+        "page_qr_matches_qrcode_crate",
+        qr_matches_rust,
+        CHROMIUM_ONLY,
+    ),
     (
         "chromium_listener_firefox_dialer_reply_code",
         chromium_listener_firefox_dialer,
@@ -1167,7 +1235,9 @@ fn main() {
     }
     let selected: Vec<(&'static Variant, Selected)> = all
         .into_iter()
-        .filter(|(_, s)| filters.is_empty() || filters.iter().any(|f| s.full_name.contains(f.as_str())))
+        .filter(|(_, s)| {
+            filters.is_empty() || filters.iter().any(|f| s.full_name.contains(f.as_str()))
+        })
         .collect();
     if selected.is_empty() {
         println!("0 passed, 0 failed");

@@ -681,8 +681,14 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     if args.stack == Stack::Browser {
         let config = args.browser.config()?;
         let (token, _) = crate::read_token(&args.input)?;
-        return browser_peer::dial(config, &token.to_text()?, args.json, args.probe, args.timeout)
-            .await;
+        return browser_peer::dial(
+            config,
+            &token.to_text()?,
+            args.json,
+            args.probe,
+            args.timeout,
+        )
+        .await;
     }
     if args.stack == Stack::Str0m {
         // Process start-up, before the clock of the connection starts: str0m's crypto library

@@ -285,8 +285,7 @@ fn ldd(binary: &Path) -> Result<Vec<String>, Error> {
 
 /// The library paths in `ldd`'s output.
 fn parse_ldd(text: &str) -> Vec<String> {
-    text
-        .lines()
+    text.lines()
         .filter_map(|l| {
             let l = l.trim();
             // Diagnostics such as `/a.so: /b.so: version `X' not found (required by /a.so)`
@@ -467,7 +466,10 @@ mod tests {
             \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
         assert_eq!(
             parse_ldd(text),
-            ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+            [
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
         );
     }
 
@@ -478,7 +480,11 @@ mod tests {
         assert_eq!(Variant::from_image("my-peer:1"), None);
         assert!(Variant::Browser.files().contains("/usr/lib/chromium/"));
         assert!(Variant::Browser.files().contains("/usr/lib/firefox-esr/"));
-        assert!(Variant::Browser.files().contains("/usr/local/bin/geckodriver"));
+        assert!(
+            Variant::Browser
+                .files()
+                .contains("/usr/local/bin/geckodriver")
+        );
         assert_ne!(Variant::Base.repo(), Variant::Browser.repo());
     }
 }

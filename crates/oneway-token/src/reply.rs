@@ -157,10 +157,9 @@ mod tests {
             fingerprint: Fingerprint([0x5a; 32]),
         };
         // (engine, ufrag, pwd, bytes, characters)
-        for (engine, u, p, bytes, chars) in [
-            ("Chromium", 4, 24, 56, 80),
-            ("Firefox", 8, 32, 65, 92),
-        ] {
+        for (engine, u, p, bytes, chars) in
+            [("Chromium", 4, 24, 56, 80), ("Firefox", 8, 32, 65, 92)]
+        {
             let reply = make(u, p);
             assert_eq!(reply.to_bytes().len(), bytes, "{engine} bytes");
             assert_eq!(reply.to_text().len(), chars, "{engine} characters");
