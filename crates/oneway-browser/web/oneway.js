@@ -667,6 +667,15 @@ export async function dialerCertificate(secret) {
 // ---------------------------------------------------------------------------------------------
 // Reply codes (spec/token.md §12): `owr1.` + base64url(ufrag-len, pwd-len, packed chars, fingerprint, CRC-8)
 
+/**
+ * Length in characters of a reply code for a ufrag of `ufragLen` and a pwd of `pwdLen`
+ * characters (spec/token.md §12): 80 for Chromium's (4, 24), 92 for Firefox's (8, 32).
+ */
+export function replyCodeLength(ufragLen, pwdLen) {
+  const bytes = 2 + Math.ceil((6 * (ufragLen + pwdLen)) / 8) + 32 + 1;
+  return `owr${VERSION}.`.length + Math.ceil((4 * bytes) / 3);
+}
+
 /** The reply code a browser dialer shows in the reply profile. */
 export function encodeReplyCode({ ufrag, pwd, fingerprint }) {
   if (!checkIce(ufrag, pwd) || ufrag.length > 255 || pwd.length > 255) fail('invalid-reply', 'ICE credentials are not RFC 8839 values');
@@ -809,7 +818,10 @@ export function tokenFromOffer(sdp, { profile, secret, candidateFilter = () => t
   if (!ranked.length) fail('no-usable-candidates', `no usable candidate (${skipped.length} skipped)`);
   const t = newToken(profile, fingerprint, secret, ranked.slice(0, MAX_CANDIDATES).map(x => x.c));
   const port = Number(attr(data, 'sctp-port') ?? (attr(data, 'sctpmap') || '').split(' ')[0]) || 5000;
-  const mms = Number(attr(data, 'max-message-size') ?? 65536);
+  // At most 256 KiB (Chromium's value): Firefox offers 1073741823, and a webrtc-rs dialer fails
+  // its handshake with a token that carries it ("invalid state machine transition"). A
+  // smaller advertised limit is always safe: the dialer sends less than the listener accepts.
+  const mms = Math.min(Number(attr(data, 'max-message-size') ?? 65536), DEFAULT_SCTP.maxMessageSize);
   if (port !== 5000 || mms !== 262144) t.sctp = { port, maxMessageSize: mms };
   if (profile !== 'native') t.listenerIce = ice;
   validate(t);
@@ -841,8 +853,26 @@ export function parseMessage(text) {
   return m;
 }
 
-/** SHA-256 fingerprints of both DTLS certificates of this session, from getStats(). */
+/**
+ * SHA-256 fingerprints of both DTLS certificates of this session (spec/handshake.md §5.2), or
+ * null while they are not known yet. Sources, in order:
+ * 1. `getStats()`: the `transport` stat's `localCertificateId` / `remoteCertificateId` and their
+ *    `RTCCertificateStats` (Chromium). Both come from this DTLS handshake.
+ * 2. Otherwise (Firefox ESR 153 has no certificate stats): the remote certificate of this
+ *    handshake from `pc.sctp.transport.getRemoteCertificates()` (SHA-256 of its DER, the first
+ *    certificate of the chain), and the local fingerprint from the local description's
+ *    `a=fingerprint:sha-256` of the data section (the certificate the browser presents).
+ * Resolves to `{local, remote, source}` with `source` = `stats` or `transport`.
+ */
 export async function certificateFingerprints(pc) {
+  const fromStats = await statsFingerprints(pc);
+  if (fromStats) return { ...fromStats, source: 'stats' };
+  const remote = await remoteCertificateFingerprint(pc);
+  const local = localDescriptionFingerprint(pc);
+  return local && remote ? { local, remote, source: 'transport' } : null;
+}
+
+async function statsFingerprints(pc) {
   const stats = await pc.getStats();
   let transport = null;
   stats.forEach(s => { if (s.type === 'transport' && s.localCertificateId && s.remoteCertificateId) transport = s; });
@@ -855,23 +885,43 @@ export async function certificateFingerprints(pc) {
   return local && remote ? { local, remote } : null;
 }
 
+/** SHA-256 of the DER of the peer's DTLS certificate, from the SCTP transport's DTLS transport. */
+async function remoteCertificateFingerprint(pc) {
+  const dtls = pc.sctp && pc.sctp.transport;
+  if (!dtls || typeof dtls.getRemoteCertificates !== 'function' || dtls.state !== 'connected') return null;
+  const certs = dtls.getRemoteCertificates();
+  if (!certs || !certs.length) return null;
+  return sha256(new Uint8Array(certs[0]));
+}
+
+/** The `a=fingerprint:sha-256` of the data section (or session) of the local description. */
+function localDescriptionFingerprint(pc) {
+  const sdp = pc.currentLocalDescription?.sdp || pc.localDescription?.sdp;
+  if (!sdp) return null;
+  const { session: sess, media } = parseSections(sdp);
+  const data = media.find(isData);
+  const line = [...(data ? data.attrs : []), ...sess.attrs]
+    .find(a => a.name === 'fingerprint' && a.value.split(' ')[0].toLowerCase() === 'sha-256');
+  return line ? fingerprintFromSdp(line.value.slice(line.value.indexOf(' ') + 1)) : null;
+}
+
+// The selected candidate pair: the `transport` stat's `selectedCandidatePairId` (Chromium), else
+// the `candidate-pair` stat marked `selected` (Firefox), else a nominated succeeded pair.
 async function selectedPair(pc) {
   const stats = await pc.getStats();
-  let out = null;
-  stats.forEach(s => {
-    if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
-    const pair = stats.get(s.selectedCandidatePairId);
-    if (!pair) return;
-    const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
-    // Chromium hides the address of peer-reflexive remote candidates in getStats().
-    const fmt = c => {
-      if (!c) return '?';
-      const a = c.address || c.ip || '(hidden)';
-      return `${a.includes(':') ? `[${a}]` : a}:${c.port}`;
-    };
-    out = { local: fmt(l), remote: fmt(r) };
-  });
-  return out;
+  let pair = null;
+  stats.forEach(s => { if (s.type === 'transport' && s.selectedCandidatePairId && !pair) pair = stats.get(s.selectedCandidatePairId) || null; });
+  if (!pair) stats.forEach(s => { if (s.type === 'candidate-pair' && s.selected && !pair) pair = s; });
+  if (!pair) stats.forEach(s => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && !pair) pair = s; });
+  if (!pair) return null;
+  const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
+  // Chromium hides the address of peer-reflexive remote candidates in getStats().
+  const fmt = c => {
+    if (!c) return '?';
+    const a = c.address || c.ip || '(hidden)';
+    return `${a.includes(':') ? `[${a}]` : a}:${c.port}`;
+  };
+  return { local: fmt(l), remote: fmt(r) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,10 +933,11 @@ function clock() {
   return () => Math.round((performance.now() - start) * 100) / 100;
 }
 const sleep = ms => new Promise(r => setTimeout(r, ms));
+// `code` may be a function, called when the time is up (the cause depends on how far it got).
 function withTimeout(promise, ms, code, message) {
   let timer;
   return Promise.race([promise, new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new OnewayError(code, message)), ms);
+    timer = setTimeout(() => reject(new OnewayError(typeof code === 'function' ? code() : code, message)), ms);
   })]).finally(() => clearTimeout(timer));
 }
 async function waitGathering(pc, ms) {
@@ -1051,7 +1102,7 @@ function inbox(ch0) {
 async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp) {
   let fps = null;
   for (let i = 0; i < 50 && !fps; i++) { fps = await certificateFingerprints(pc); if (!fps) await sleep(10); }
-  if (!fps) fail('auth-failed', 'getStats() shows no DTLS certificates');
+  if (!fps) fail('auth-failed', 'neither getStats() nor the DTLS transport shows both certificates');
   if (expectedRemoteFp && !equalBytes(fps.remote, expectedRemoteFp)) fail('fingerprint-mismatch', 'the peer certificate is not the one the token names');
   const [listenerFp, dialerFp] = role === 'dialer' ? [fps.remote, fps.local] : [fps.local, fps.remote];
   const peerRole = role === 'dialer' ? 'listener' : 'dialer';
@@ -1119,7 +1170,8 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     stages.first_check = t() - startedAt;
     emit({ event: 'candidate-tried', remote: candidateString(token.candidates[0]).split(' ')[2] });
     const limit = token.profile === 'native' ? timeoutMs : Math.max(timeoutMs, 120000);
-    await withTimeout(Promise.race([open, failed]), limit, stages.ice === undefined ? 'ice-timeout' : 'sctp-timeout', 'channel 0 did not open in time');
+    const stalled = () => (stages.ice === undefined ? 'ice-timeout' : stages.dtls === undefined ? 'dtls-timeout' : 'sctp-timeout');
+    await withTimeout(Promise.race([open, failed]), limit, stalled, 'channel 0 did not open in time');
     await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
     stages.auth = t() - startedAt;
     const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
@@ -1135,8 +1187,9 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
 /**
  * Listens in this browser. Profiles:
  * - dialer-identity (default): the page chooses the dialer's identity; a native dialer
- *   connects with the token alone (spec/handshake.md §10.2);
- * - reply: a browser dialer answers with a reply code, given to `acceptReply(code)`.
+ *   connects with the token alone (spec/handshake.md §10.2); a browser dialer shows a reply
+ *   code instead, which `acceptReply(code)` takes (the same token serves both);
+ * - reply: only browser dialers; their reply code goes to `acceptReply(code)`.
  * Returns `{token, text, accepted, acceptReply}`; `accepted` resolves to the Connection.
  */
 export async function listen({ profile = 'dialer-identity', onevent = () => {}, candidateFilter = () => true, gatherMs = 5000, ttlSecs = null, label = null, rtcConfig = {} } = {}) {
@@ -1172,18 +1225,26 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
   emit({ event: 'token', stack: 'browser', token: text, candidates: token.candidates.map(candidateString), skipped: skipped.length });
   let startedAt = 0;
   let prog = null;
-  let acceptReply = null;
-  const replied = new Promise((resolve, reject) => {
-    acceptReply = async code => {
-      try {
-        const reply = decodeReplyCode(code);
-        dialerFp = reply.fingerprint;
-        await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, reply) });
-        resolve();
-      } catch (e) { reject(e); throw e; }
-    };
-  });
-  if (profile === 'dialer-identity') acceptReply = null;
+  // A reply code from a browser dialer (spec/handshake.md §10.3). In the reply profile it is
+  // the only way in. In the dialer-identity profile it replaces the identity this page chose
+  // (§10.2) by the browser dialer's: a new local offer (same ICE credentials, certificate and
+  // candidates, so the token stays valid) and the dialer's answer from the code. A mistyped
+  // code throws and changes nothing; the first valid code is final.
+  let replyTaken = false, resolveReplied;
+  const replied = new Promise(resolve => { resolveReplied = resolve; });
+  const replyLater = profile === 'reply' || await canReplaceRemoteIdentity();
+  const acceptReply = async code => {
+    const reply = decodeReplyCode(code);
+    if (!replyLater) fail('unsupported', 'this browser cannot replace the dialer identity it chose (no remote ICE credential change without an ICE restart): use a reply token');
+    if (replyTaken) fail('reply-taken', 'this listener already took a reply code');
+    if (prog.stages.dtls !== undefined) fail('reply-taken', 'a dialer is already connected');
+    replyTaken = true;
+    dialerFp = reply.fingerprint;
+    if (pc.signalingState === 'stable') await pc.setLocalDescription(await pc.createOffer());
+    await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, reply) });
+    emit({ event: 'reply-accepted' });
+    resolveReplied();
+  };
   startedAt = t();
   prog = progress(pc, ch0, t, emit, startedAt);
   const accepted = (async () => {
@@ -1204,7 +1265,33 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
     return conn;
   })();
   accepted.catch(() => {});
-  return { token, text, accepted, acceptReply, pc };
+  return { token, text, accepted, acceptReply, acceptsReply: replyLater, pc };
+}
+
+/**
+ * Whether this browser lets a listener replace the remote answer it set (another ICE ufrag/pwd
+ * and fingerprint) by a new offer/answer without an ICE restart: Chromium does, Firefox ESR 153
+ * does not ("offer did not request ICE restart") and has no `pranswer` either. Tried on a
+ * throwaway peer connection that never gathers.
+ */
+export async function canReplaceRemoteIdentity() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  try {
+    pc.createDataChannel(CHANNEL0_LABEL, { negotiated: true, id: 0 });
+    await pc.setLocalDescription(await pc.createOffer());
+    const { media } = parseSections(pc.localDescription.sdp);
+    const mid = attr(media.find(isData), 'mid') ?? '0';
+    const shape = { sctp: null, candidates: [] };
+    const fp = n => new Uint8Array(32).fill(n);
+    await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(shape, mid, { ufrag: 'AAAA', pwd: 'A'.repeat(24), fingerprint: fp(1) }) });
+    await pc.setLocalDescription(await pc.createOffer());
+    await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(shape, mid, { ufrag: 'BBBB', pwd: 'B'.repeat(24), fingerprint: fp(2) }) });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    pc.close();
+  }
 }
 
 /** Echoes every message on every application channel the peer opens (peer contract). */

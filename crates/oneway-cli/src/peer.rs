@@ -32,8 +32,9 @@ pub enum Stack {
     /// str0m (sans-IO Rust WebRTC).
     #[default]
     Str0m,
-    /// Headless Chromium running the browser peer (`crates/oneway-browser`): listens with
-    /// `dialer-identity` tokens, dials `native` tokens.
+    /// A headless browser (Chromium, or Firefox with `--browser firefox`) running the browser
+    /// peer (`crates/oneway-browser`): listens with `dialer-identity` tokens, dials `native`
+    /// tokens.
     Browser,
     /// webrtc-rs (the sans-IO `rtc` crate, `crates/oneway-webrtc`).
     #[value(name = "webrtc-rs")]
@@ -42,6 +43,8 @@ pub enum Stack {
 
 #[path = "browser.rs"]
 mod browser_peer;
+
+pub(crate) use browser_peer::BrowserArgs;
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -91,6 +94,8 @@ pub struct ListenArgs {
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) browser: BrowserArgs,
 }
 
 #[derive(Args)]
@@ -126,6 +131,8 @@ pub struct DialArgs {
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) browser: BrowserArgs,
 }
 
 /// Prints events as JSON lines or as text on standard error.
@@ -239,6 +246,12 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if args.stack != Stack::Browser && args.browser.is_set() {
+        anyhow::bail!(Usage(
+            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
+                .to_owned()
+        ));
+    }
     let served = match args.stack {
         Stack::Str0m => native_listener::<Str0m>(&args, stun).await?,
         Stack::WebrtcRs => native_listener::<WebrtcRs>(&args, stun).await?,
@@ -251,7 +264,8 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             }
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
-            return browser_peer::listen(args.json, loopback, args.echo, stun).await;
+            let config = args.browser.config()?;
+            return browser_peer::listen(config, args.json, loopback, args.echo, stun).await;
         }
     };
     serve(&args, served).await
@@ -667,9 +681,23 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 .to_owned()
         ));
     }
+    if args.stack != Stack::Browser && args.browser.is_set() {
+        anyhow::bail!(Usage(
+            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
+                .to_owned()
+        ));
+    }
     if args.stack == Stack::Browser {
+        let config = args.browser.config()?;
         let (token, _) = crate::read_token(&args.input)?;
-        return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
+        return browser_peer::dial(
+            config,
+            &token.to_text()?,
+            args.json,
+            args.probe,
+            args.timeout,
+        )
+        .await;
     }
     if args.stack == Stack::Str0m {
         // Process start-up, before the clock of the connection starts: str0m's crypto library

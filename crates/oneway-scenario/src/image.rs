@@ -280,18 +280,27 @@ fn ldd(binary: &Path) -> Result<Vec<String>, Error> {
         .arg(binary)
         .output()
         .map_err(|e| Error::Image(format!("running ldd: {e}")))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
-        .lines()
+    Ok(parse_ldd(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The library paths in `ldd`'s output.
+fn parse_ldd(text: &str) -> Vec<String> {
+    text.lines()
         .filter_map(|l| {
             let l = l.trim();
+            // Diagnostics such as `/a.so: /b.so: version `X' not found (required by /a.so)`
+            // (Firefox's libraries against the system NSS; Firefox loads its own) name no
+            // library to copy.
+            if l.contains("not found") {
+                return None;
+            }
             let path = match l.split_once("=>") {
                 Some((_, rest)) => rest.split_whitespace().next()?,
                 None => l.split_whitespace().next()?,
             };
-            path.starts_with('/').then(|| path.to_owned())
+            (path.starts_with('/') && !path.ends_with(':')).then(|| path.to_owned())
         })
-        .collect())
+        .collect()
 }
 
 /// What [`ensure`] did.
@@ -449,11 +458,33 @@ mod tests {
     }
 
     #[test]
+    fn ldd_diagnostics_name_no_library() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibmozsandbox.so => not found\n\
+            /usr/lib/firefox-esr/libxul.so: /lib/x86_64-linux-gnu/libnss3.so: version `NSS_3.101' not found (required by /usr/lib/firefox-esr/libxul.so)\n\
+            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+            \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            parse_ldd(text),
+            [
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+    }
+
+    #[test]
     fn variants_by_manifest_image() {
         assert_eq!(Variant::from_image("base"), Some(Variant::Base));
         assert_eq!(Variant::from_image("browser"), Some(Variant::Browser));
         assert_eq!(Variant::from_image("my-peer:1"), None);
         assert!(Variant::Browser.files().contains("/usr/lib/chromium/"));
+        assert!(Variant::Browser.files().contains("/usr/lib/firefox-esr/"));
+        assert!(
+            Variant::Browser
+                .files()
+                .contains("/usr/local/bin/geckodriver")
+        );
         assert_ne!(Variant::Base.repo(), Variant::Browser.repo());
     }
 }
