@@ -16,8 +16,8 @@ use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
 mod bench;
-mod peer_image;
 mod peer;
+mod peer_image;
 mod suite;
 
 #[derive(Parser)]

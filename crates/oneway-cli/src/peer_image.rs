@@ -28,8 +28,8 @@ pub(crate) async fn image(args: ImageArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut entries = Vec::new();
     if let Some(list) = &args.list {
-        let text = std::fs::read_to_string(list)
-            .with_context(|| format!("reading {}", list.display()))?;
+        let text =
+            std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?;
         let base = list
             .parent()
             .map(|p| cwd.join(p))

@@ -31,13 +31,19 @@ fn the_documented_python_recipe_builds_a_working_image() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let Ok(engine) = engine else {
-        assert!(!output.status.success(), "built without an engine: {stdout}");
+        assert!(
+            !output.status.success(),
+            "built without an engine: {stdout}"
+        );
         assert!(stderr.contains("Docker"), "{stderr}");
         println!("no Docker engine: only the failure message was checked");
         return;
     };
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.starts_with(&format!("image {TAG} built in ")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("image {TAG} built in ")),
+        "{stdout}"
+    );
 
     let facts = runtime.block_on(async {
         let argv = ["/usr/bin/python3", "/app/facts.py"].map(str::to_owned);

@@ -388,13 +388,23 @@ mod tests {
         let events = table_after(spec, "### 2.1 Event types");
         let fields = table_after(spec, "### 2.2 Fields");
         let samples = samples();
-        let mut spec_names: Vec<String> = events.iter().map(|r| backticked(&r[0])[0].clone()).collect();
-        let mut code_names: Vec<String> = samples.iter().map(|e| variant_name(e).to_owned()).collect();
+        let mut spec_names: Vec<String> = events
+            .iter()
+            .map(|r| backticked(&r[0])[0].clone())
+            .collect();
+        let mut code_names: Vec<String> =
+            samples.iter().map(|e| variant_name(e).to_owned()).collect();
         spec_names.sort();
         code_names.sort();
-        assert_eq!(spec_names, code_names, "event types: spec §2.1 vs PeerEvent");
+        assert_eq!(
+            spec_names, code_names,
+            "event types: spec §2.1 vs PeerEvent"
+        );
 
-        let defined: Vec<String> = fields.iter().map(|r| backticked(&r[0])[0].clone()).collect();
+        let defined: Vec<String> = fields
+            .iter()
+            .map(|r| backticked(&r[0])[0].clone())
+            .collect();
         let mut used = vec!["event".to_owned(), "t_ms".to_owned()];
         for sample in &samples {
             let name = variant_name(sample);

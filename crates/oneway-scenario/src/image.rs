@@ -625,10 +625,15 @@ mod tests {
         let entries = ImageEntry::parse_list(list, &dir).unwrap();
         let rootfs = Rootfs::from_entries(&entries).unwrap();
         assert!(rootfs.files.contains_key("/bin/sleep"));
-        assert_eq!(rootfs.files.get("/app/mod.py"), Some(&dir.join("pkg/mod.py")));
+        assert_eq!(
+            rootfs.files.get("/app/mod.py"),
+            Some(&dir.join("pkg/mod.py"))
+        );
         assert!(rootfs.files.keys().any(|k| k.contains("libc.so")));
         assert!(!rootfs.files.contains_key(PEER_PATH));
-        assert!(Rootfs::from_entries(&[ImageEntry::parse("/no/such/file", base).unwrap()]).is_err());
+        assert!(
+            Rootfs::from_entries(&[ImageEntry::parse("/no/such/file", base).unwrap()]).is_err()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
