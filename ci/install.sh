@@ -9,7 +9,9 @@ set -euo pipefail
 # miniupnpd-nftables: the port-mapping tests' router and the suite's port-mapping routers (copied
 # into its image; only the binary: without the `miniupnpd` package, which --no-install-recommends
 # leaves out, no service is installed or started).
-packages=(iproute2 chromium chromium-driver firefox-esr nftables coturn tcpdump miniupnpd-nftables)
+# python3: Debian's interpreter and standard library, copied into the tested image recipe of
+# docs/implementers.md (crates/oneway-cli/tests/image_recipe.rs).
+packages=(iproute2 chromium chromium-driver firefox-esr nftables coturn tcpdump miniupnpd-nftables python3)
 missing=()
 command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }
 for pkg in "${packages[@]}"; do

@@ -21,7 +21,7 @@ const MAX_EXTENSIONS = 16;
 const MAX_LABEL_BYTES = 64;
 const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82, fast: 0x83 };
 const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped', 0x83: 'fast' };
-/** `fast` feature bits (spec/token.md §5.7). */
+/** `fast` feature bits (spec/token.md §5.8). */
 const FAST_DTLS13 = 0x01, FAST_START = 0x02;
 /** `mapped` protocol codes (spec/token.md §5.6). */
 const MAPPING_PROTOCOLS = { 1: 'pcp', 2: 'natpmp', 3: 'upnp' };
@@ -238,6 +238,9 @@ function unpackIce(value) {
 // ---------------------------------------------------------------------------------------------
 // Token text and binary forms (spec/token.md §4, §6, §8)
 
+// Returns the token part of `text` and its offset in UTF-16 units: the text itself, or the
+// value (after the part's first `=`, or the whole part) of the first `&`-separated fragment
+// part whose value starts with `ow`/`OW`, else the whole fragment (spec/token.md §6.2).
 function locateToken(text) {
   const hash = text.indexOf('#');
   if (hash < 0) return [text, 0];
@@ -252,11 +255,15 @@ function locateToken(text) {
   return [text.slice(hash + 1), hash + 1];
 }
 
+// Trims the code points with Unicode's White_Space property (spec/token.md §6.4 step 1);
+// String.prototype.trim would also remove U+FEFF, which is not White_Space.
+const trimWhiteSpace = text => String(text).replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '');
+
 /** Text (`ow1.…`, `OW1.…` or a URL with one in its fragment) to the binary form. */
 export function textToBytes(input) {
-  const trimmed = String(input).trim();
+  const trimmed = trimWhiteSpace(input);
   if (!trimmed) fail('empty', 'empty input');
-  if (te.encode(trimmed).length > MAX_TEXT_LEN) fail('too-long', `longer than ${MAX_TEXT_LEN} characters`);
+  if (te.encode(trimmed).length > MAX_TEXT_LEN) fail('too-long', `longer than ${MAX_TEXT_LEN} bytes of UTF-8`);
   const [token, offset] = locateToken(trimmed);
   const dot = token.indexOf('.');
   if (dot < 0) fail('missing-prefix', 'no ow1. prefix');
@@ -269,9 +276,14 @@ export function textToBytes(input) {
   if (version !== VERSION) fail('unknown-version', `version ${version}`);
   const body = token.slice(dot + 1);
   const [alphabet, bitsPerChar, alphaName] = name === 'ow' ? [B64URL, 6, 'base64url'] : [B32, 5, 'base32'];
-  let position = offset + [...token.slice(0, dot + 1)].length;
+  // Positions count code points from the start of the trimmed input (spec/token.md §6.4).
+  let position = [...trimmed.slice(0, offset + dot + 1)].length;
   for (const c of body) {
-    if (!alphabet.includes(c)) fail('invalid-character', `${JSON.stringify(c)} is not ${alphaName} (position ${position})`);
+    if (!alphabet.includes(c)) {
+      const e = new OnewayError('invalid-character', `${JSON.stringify(c)} is not ${alphaName} (position ${position})`);
+      e.position = position;
+      throw e;
+    }
     position++;
   }
   const bytes = decodeBits(body, alphabet, bitsPerChar);
@@ -438,7 +450,7 @@ function validateMapped(t) {
   }
 }
 
-/** `fast` (spec/token.md §5.7): a fast-start value is one whole SCTP INIT chunk (type 1, flags 0,
+/** `fast` (spec/token.md §5.8): a fast-start value is one whole SCTP INIT chunk (type 1, flags 0,
  * length field = its size, initiate tag not 0). */
 function validateFast(f) {
   const init = f.fastStartInit;
@@ -684,12 +696,13 @@ export function encodeReplyCode({ ufrag, pwd, fingerprint }) {
 }
 /** Decodes a reply code to `{ufrag, pwd, fingerprint}`. */
 export function decodeReplyCode(text) {
-  const t = String(text).trim();
-  const m = /^owr([0-9]+)\.(.*)$/.exec(t);
+  const t = trimWhiteSpace(text);
+  const m = /^owr([0-9]+)\.(.*)$/s.exec(t);
   if (!m) fail('missing-prefix', 'a reply code starts with owr1.');
   if (Number(m[1]) !== VERSION) fail('unknown-version', `reply code version ${m[1]}`);
-  const bytes = [...m[2]].every(c => B64URL.includes(c)) ? decodeBits(m[2], B64URL, 6) : null;
-  if (!bytes) fail('invalid-character', 'reply code is not canonical base64url');
+  if (![...m[2]].every(c => B64URL.includes(c))) fail('invalid-character', 'reply code has a character outside base64url');
+  const bytes = decodeBits(m[2], B64URL, 6);
+  if (!bytes) fail('invalid-text-length', 'reply code length does not make whole bytes (cut or altered)');
   if (bytes.length < 2 + 32 + 1) fail('truncated', 'reply code too short');
   const body = bytes.subarray(0, bytes.length - 1);
   if (crc8(body) !== bytes[bytes.length - 1]) fail('checksum-mismatch', 'reply code CRC-8 differs: mistyped');

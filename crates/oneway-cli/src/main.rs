@@ -17,6 +17,7 @@ use oneway_token::{TextForm, Token, TokenError};
 
 mod bench;
 mod peer;
+mod peer_image;
 mod suite;
 
 #[derive(Parser)]
@@ -46,6 +47,9 @@ enum Command {
     /// Measure connect latency against the signalled baseline, listener capacity, throughput
     /// and token sizes (Markdown, JSON and SVG output).
     Bench(bench::BenchArgs),
+    /// Build a `FROM scratch` image for a peer from host files and their shared libraries
+    /// (no registry, no Dockerfile): `oneway image --tag mypeer:1 /usr/bin/python3 ...`.
+    Image(peer_image::ImageArgs),
 }
 
 /// Arguments that cannot work together (for example a flag the chosen stack does not
@@ -128,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dial(args) => block_on_stdin(peer::dial_command(args)),
         Command::Suite(args) => runtime()?.block_on(suite::suite(*args)),
         Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
+        Command::Image(args) => runtime()?.block_on(peer_image::image(args)),
     }
 }
 

@@ -687,9 +687,28 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 .to_owned()
         ));
     }
+    // A token that cannot be used (malformed, invalid or expired) is refused with its
+    // `spec/token.md` §8 code before `dialing`, and exits 2 (`spec/peer-contract.md` §1).
+    let early = Output {
+        json: args.json,
+        start: Instant::now(),
+    };
+    let token = match usable_token(&args.input) {
+        Ok(token) => token,
+        Err(e) => {
+            if let Some(token_error) = e.downcast_ref::<oneway_token::TokenError>() {
+                early.event(PeerEvent::Refused {
+                    t_ms: early.ms(),
+                    peer: None,
+                    code: token_error.code().to_owned(),
+                    reason: token_error.to_string(),
+                });
+            }
+            return Err(e);
+        }
+    };
     if args.stack == Stack::Browser {
         let config = args.browser.config()?;
-        let (token, _) = crate::read_token(&args.input)?;
         return browser_peer::dial(
             config,
             &token.to_text()?,
@@ -710,7 +729,6 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         json: args.json,
         start: Instant::now(),
     };
-    let (token, _) = crate::read_token(&args.input)?;
     let turn = match &args.turn {
         Some(server) => Some(oneway_endpoint::TurnServer {
             addr: tokio::net::lookup_host(server.as_str())
@@ -733,6 +751,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         }
         .to_owned(),
         candidates: candidate_strings(&token),
+        startup_ms: None,
     });
 
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
@@ -795,6 +814,20 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     bridge(conn, Some(channel)).await
 }
 
+/// Reads the dialer's token and checks its expiry: every error here is a [`TokenError`]
+/// (exit code 2) except failing to read standard input.
+///
+/// [`TokenError`]: oneway_token::TokenError
+fn usable_token(input: &TokenInput) -> anyhow::Result<Token> {
+    let (token, _) = crate::read_token(input)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    token.check_expiry(now)?;
+    Ok(token)
+}
+
 /// Dials `token` with a native dialer on stack `S`.
 async fn native_dial<S: oneway_endpoint::Stack>(
     token: &Token,
@@ -813,7 +846,9 @@ async fn native_dial<S: oneway_endpoint::Stack>(
     oneway_endpoint::dial(token, &config).await
 }
 
-/// Sends one message and waits (at most 10 s) for it to come back.
+/// Sends one message and waits (at most 10 s) for it to come back. Without the echo it prints
+/// `refused`: `echo-timeout`, or the code of a close that came first
+/// (`spec/handshake.md` §8).
 async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyhow::Result<()> {
     let sent_at = Instant::now();
     let payload = format!("oneway-probe {}", out.ms());
@@ -823,16 +858,33 @@ async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyho
             match event {
                 ConnectionEvent::Data { data, .. } if data == payload.as_bytes() => return Ok(()),
                 ConnectionEvent::Closed { code, reason } => {
-                    anyhow::bail!(DialFailed(format!("{code}: {reason}")))
+                    return Err((code.to_string(), reason.to_string()));
                 }
                 _ => {}
             }
         }
-        anyhow::bail!(DialFailed("connection ended before the echo".to_owned()))
+        Err((
+            "closed-locally".to_owned(),
+            "connection ended before the echo".to_owned(),
+        ))
     };
-    tokio::time::timeout(Duration::from_secs(10), wait)
+    let outcome = tokio::time::timeout(Duration::from_secs(10), wait)
         .await
-        .map_err(|_| DialFailed("no echo within 10 s".to_owned()))??;
+        .unwrap_or_else(|_| {
+            Err((
+                "echo-timeout".to_owned(),
+                "connected, but the probe did not come back within 10 s".to_owned(),
+            ))
+        });
+    if let Err((code, reason)) = outcome {
+        out.event(PeerEvent::Refused {
+            t_ms: out.ms(),
+            peer: None,
+            code: code.clone(),
+            reason: reason.clone(),
+        });
+        anyhow::bail!(DialFailed(format!("{code}: {reason}")));
+    }
     out.event(PeerEvent::FirstEcho {
         t_ms: out.ms(),
         rtt_ms: sent_at.elapsed().as_secs_f64() * 1000.0,

@@ -156,7 +156,7 @@ pub trait Stack: Clone + Copy + Debug + Default + Send + Sync + 'static {
     fn fingerprint(certificate: &Self::Certificate) -> Result<[u8; 32], StackError>;
 
     /// What a listener of this stack announces in the token's `fast` extension
-    /// (`spec/token.md` §5.7), with the state its engines need; `None` (the default) for a stack
+    /// (`spec/token.md` §5.8), with the state its engines need; `None` (the default) for a stack
     /// with no fast path.
     fn listener_fast_path() -> Result<Option<(FastPath, Self::FastPath)>, StackError> {
         Ok(None)

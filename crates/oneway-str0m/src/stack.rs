@@ -277,7 +277,7 @@ pub struct ListenerFastPath {
 }
 
 /// The INIT chunk a fast-start dialer's ufrag carries (base64, standard alphabet, no padding:
-/// `spec/handshake.md` §4.2), checked like the token's (`spec/token.md` §5.7).
+/// `spec/handshake.md` §4.2), checked like the token's (`spec/token.md` §5.8).
 fn dialer_init_chunk(ufrag: &str) -> Result<Vec<u8>, StackError> {
     let chunk = STANDARD_NO_PAD
         .decode(ufrag)

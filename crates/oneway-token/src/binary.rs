@@ -393,7 +393,7 @@ fn validate_mapped(mapped: &[MappedCandidate], candidates: &[Candidate]) -> Resu
     Ok(())
 }
 
-/// `fast` (§5.7): an INIT chunk, when present, is a whole SCTP INIT chunk (type 1, flags 0,
+/// `fast` (§5.8): an INIT chunk, when present, is a whole SCTP INIT chunk (type 1, flags 0,
 /// its length field equal to its size, a non-zero initiate tag) that fits the extension.
 fn validate_fast(fast: &FastPath) -> Result<(), TokenError> {
     let Some(init) = &fast.fast_start_init else {

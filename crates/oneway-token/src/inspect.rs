@@ -50,7 +50,7 @@ pub struct Inspection {
     pub sdp: SdpView,
 }
 
-/// The `fast` extension (`spec/token.md` §5.7).
+/// The `fast` extension (`spec/token.md` §5.8).
 #[derive(Clone, Debug, Serialize)]
 pub struct FastView {
     /// The listener accepts DTLS 1.3.

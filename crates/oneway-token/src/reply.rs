@@ -27,8 +27,12 @@ pub enum ReplyError {
     #[error("reply code version {0} is not supported")]
     UnknownVersion(String),
     /// Not canonical base64url.
-    #[error("reply code is not canonical base64url")]
+    #[error("reply code has a character outside base64url")]
     InvalidText,
+    /// The base64url text has a length, final character or trailing bits that cannot be
+    /// whole bytes (`spec/token.md` §12 step 2).
+    #[error("reply code length does not make whole bytes (cut or altered)")]
+    InvalidTextLength,
     /// Too short to hold its fields.
     #[error("reply code is truncated")]
     Truncated,
@@ -47,6 +51,7 @@ impl ReplyError {
             ReplyError::MissingPrefix => "missing-prefix",
             ReplyError::UnknownVersion(_) => "unknown-version",
             ReplyError::InvalidText => "invalid-character",
+            ReplyError::InvalidTextLength => "invalid-text-length",
             ReplyError::Truncated => "truncated",
             ReplyError::ChecksumMismatch => "checksum-mismatch",
             ReplyError::Ice(_) => "invalid-reply",
@@ -119,9 +124,14 @@ impl ReplyCode {
         if digits != "1" {
             return Err(ReplyError::UnknownVersion(digits.to_owned()));
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| ReplyError::InvalidText)?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|e| match e {
+            base64::DecodeError::InvalidByte(..) | base64::DecodeError::InvalidPadding => {
+                ReplyError::InvalidText
+            }
+            base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidLastSymbol(..) => {
+                ReplyError::InvalidTextLength
+            }
+        })?;
         if bytes.len() < 2 + 32 + 1 {
             return Err(ReplyError::Truncated);
         }

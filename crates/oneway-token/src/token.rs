@@ -303,7 +303,7 @@ pub struct Token {
     /// `mapped` (0x82): which candidates a router opened for the listener by port mapping
     /// (`spec/token.md` §5.6), in ascending candidate order.
     pub mapped: Vec<MappedCandidate>,
-    /// `fast` (0x83): the listener's fast-path features (`spec/token.md` §5.7).
+    /// `fast` (0x83): the listener's fast-path features (`spec/token.md` §5.8).
     pub fast: Option<FastPath>,
     /// Optional extensions this codec does not understand, preserved.
     pub unknown_extensions: Vec<RawExtension>,
@@ -350,7 +350,7 @@ impl MappingProtocol {
     }
 }
 
-/// `fast` (0x83, `spec/token.md` §5.7): what the listener accepts beyond the standard
+/// `fast` (0x83, `spec/token.md` §5.8): what the listener accepts beyond the standard
 /// handshake, so a dialer that knows it can skip round trips (`spec/handshake.md` §5.4).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FastPath {
