@@ -1,6 +1,10 @@
 //! Connect latency: token decoded → first echo on an application data channel, per stage, for
-//! one-way and for the same stack's two-way baseline (SDP offer/answer through memory), with the
-//! runs interleaved so that load drifts hit both alike.
+//! one-way and for the same stack's two-way baselines, with the runs interleaved so that load
+//! drifts hit them all alike. Each native stack has two baselines: SDP offer/answer through
+//! memory (a perfect, zero-latency signalling server) and through a real one, the WebSocket
+//! relay of [`crate::signalling`]; str0m has both again with DTLS 1.3 and SNAP
+//! ([`Profile::Dtls13Snap`]), which separates what one-way wins by design from what the stack
+//! wins.
 //!
 //! Peers are the native stacks and, when a [`BrowserConfig`] is given, the browser peer in real
 //! Chromium: browser → native listener, native → browser listener (`dialer-identity` tokens),
@@ -10,9 +14,13 @@
 //! loopback ([`oneway_testkit::impair::LossyProxy`]): the dialer dials the proxy in place of the
 //! token's candidate, and the baseline's signalling shows each peer's host candidate as a proxy
 //! in front of it. One-way and baseline then pay the same round-trip time per exchange, and
-//! their ratio is measured in one run. (The browser series run on loopback only.)
+//! their ratio is measured in one run. The WebSocket relay is reached through a TCP proxy that
+//! delays each way by a quarter of the RTT (the relay on the path between the peers: offer and
+//! answer cost one RTT). [`StageBudget`] gives each series' stages in round trips. (The
+//! browser series run on loopback only.)
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use oneway_browser::{Browser, BrowserConfig, Page};
@@ -21,6 +29,7 @@ use oneway_token::{CandidateAddress, Token};
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
+use crate::signalling::{DelayingTcpProxy, PeerPair, Relay};
 use crate::stats::Summary;
 use crate::{BenchError, ConnectionEvent, Progress, StackName, echo_listener};
 
@@ -82,9 +91,26 @@ impl Serialize for Peer {
     }
 }
 
-/// One-way or the signalled baseline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// How a baseline's offer and answer travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Signalling {
+    /// Through memory: a perfect, zero-latency signalling server.
+    Memory,
+    /// Through the WebSocket relay ([`crate::signalling::Relay`]), behind the delaying proxy.
+    WebSocket,
+}
+
+/// The configuration of a baseline's peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    /// What applications run today: DTLS 1.2, SCTP's four-way handshake, DCEP.
+    Standard,
+    /// str0m only: DTLS 1.3 and SNAP with the SCTP INIT chunks in the SDP (`a=sctp-init`).
+    Dtls13Snap,
+}
+
+/// One-way or a signalled baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// The dialer connects from the token alone, taking the token's fast path when it can
     /// (`spec/handshake.md` §5.4: DTLS 1.3, fast start, early data).
@@ -92,18 +118,73 @@ pub enum Mode {
     /// The dialer connects from the token alone with the standard handshake, although the
     /// token offers the fast path (what one-way cost before it).
     OneWayStandard,
-    /// Offer and answer through memory (a perfect signalling server).
-    Baseline,
+    /// Offer and answer through a signalling server.
+    Baseline {
+        /// How offer and answer travel.
+        signalling: Signalling,
+        /// The peers' configuration.
+        profile: Profile,
+    },
 }
 
 impl Mode {
+    /// The standard baseline with in-memory signalling, the main comparison.
+    pub const BASELINE: Mode = Mode::Baseline {
+        signalling: Signalling::Memory,
+        profile: Profile::Standard,
+    };
+
     /// Display name.
     pub fn name(self) -> &'static str {
         match self {
             Mode::OneWay => "one-way",
             Mode::OneWayStandard => "one-way, standard handshake",
-            Mode::Baseline => "two-way baseline",
+            Mode::Baseline {
+                signalling: Signalling::Memory,
+                profile: Profile::Standard,
+            } => "two-way baseline",
+            Mode::Baseline {
+                signalling: Signalling::WebSocket,
+                profile: Profile::Standard,
+            } => "two-way baseline, WebSocket signalling",
+            Mode::Baseline {
+                signalling: Signalling::Memory,
+                profile: Profile::Dtls13Snap,
+            } => "two-way baseline, DTLS 1.3 + SNAP",
+            Mode::Baseline {
+                signalling: Signalling::WebSocket,
+                profile: Profile::Dtls13Snap,
+            } => "two-way baseline, DTLS 1.3 + SNAP, WebSocket signalling",
         }
+    }
+
+    /// The name in JSON: `one-way`, `one-way-standard`, `baseline`, `baseline-ws`,
+    /// `baseline-dtls13-snap`, `baseline-dtls13-snap-ws`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Mode::OneWay => "one-way",
+            Mode::OneWayStandard => "one-way-standard",
+            Mode::Baseline {
+                signalling,
+                profile,
+            } => match (profile, signalling) {
+                (Profile::Standard, Signalling::Memory) => "baseline",
+                (Profile::Standard, Signalling::WebSocket) => "baseline-ws",
+                (Profile::Dtls13Snap, Signalling::Memory) => "baseline-dtls13-snap",
+                (Profile::Dtls13Snap, Signalling::WebSocket) => "baseline-dtls13-snap-ws",
+            },
+        }
+    }
+
+    /// Whether this is a baseline.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Mode::Baseline { .. })
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.key())
     }
 }
 
@@ -111,6 +192,8 @@ impl Mode {
 /// A stage the stack does not report is `None`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct StageSample {
+    /// Baselines: the answer reached the offerer (through memory or the relay).
+    pub signalled: Option<f64>,
     /// ICE connected.
     pub ice: Option<f64>,
     /// DTLS connected.
@@ -140,11 +223,15 @@ pub struct LatencySeries {
     pub first_echo: Option<Summary>,
     /// Median of each stage over `runs`.
     pub median_stages: StageMedians,
+    /// With an emulated RTT: the medians as round trips per stage.
+    pub budget: Option<StageBudget>,
 }
 
 /// Per-stage medians in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct StageMedians {
+    /// The answer reached the offerer (baselines).
+    pub signalled: Option<f64>,
     /// ICE connected.
     pub ice: Option<f64>,
     /// DTLS connected.
@@ -165,6 +252,7 @@ impl LatencySeries {
             failures: Vec::new(),
             first_echo: None,
             median_stages: StageMedians::default(),
+            budget: None,
         }
     }
 
@@ -176,7 +264,20 @@ impl LatencySeries {
                 "{} → {} one-way (standard handshake)",
                 self.dialer, self.listener
             ),
-            Mode::Baseline => format!("{} baseline", self.listener),
+            Mode::Baseline {
+                signalling,
+                profile,
+            } => {
+                let profile = match profile {
+                    Profile::Standard => "",
+                    Profile::Dtls13Snap => " DTLS 1.3 + SNAP",
+                };
+                let signalling = match signalling {
+                    Signalling::Memory => "",
+                    Signalling::WebSocket => ", WebSocket",
+                };
+                format!("{} baseline{profile}{signalling}", self.listener)
+            }
         }
     }
 
@@ -186,6 +287,7 @@ impl LatencySeries {
             Summary::of(&values).map(|s| s.p50)
         };
         self.median_stages = StageMedians {
+            signalled: column(|s| s.signalled),
             ice: column(|s| s.ice),
             dtls: column(|s| s.dtls),
             channel: column(|s| s.channel),
@@ -193,6 +295,57 @@ impl LatencySeries {
         };
         let totals: Vec<f64> = self.runs.iter().map(|s| s.first_echo).collect();
         self.first_echo = Summary::of(&totals);
+    }
+}
+
+/// A series' median stages in round trips of the emulated RTT: each stage's share, from the
+/// medians of the stage times (the end of the latest earlier stage to the end of this one; a
+/// stage that ended before an earlier one, e.g. SNAP's channel, counts 0), so the shares add up
+/// to the total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StageBudget {
+    /// Offer and answer (baselines).
+    pub signalling: Option<f64>,
+    /// ICE connected.
+    pub ice: Option<f64>,
+    /// DTLS connected.
+    pub dtls: Option<f64>,
+    /// The SCTP association and the first channel open.
+    pub channel: Option<f64>,
+    /// The in-band proofs (one-way).
+    pub proof: Option<f64>,
+    /// The rest, to the first echo.
+    pub echo: f64,
+    /// Median first echo in round trips.
+    pub total: f64,
+}
+
+impl StageBudget {
+    /// The budget of `medians` and median first echo `first_echo` (ms) at `rtt_ms`.
+    pub fn of(medians: &StageMedians, first_echo: f64, rtt_ms: f64) -> StageBudget {
+        let mut end = 0.0_f64;
+        let mut share = |stage: Option<f64>| {
+            stage.map(|t| {
+                let part = (t - end).max(0.0) / rtt_ms;
+                end = end.max(t);
+                part
+            })
+        };
+        let signalling = share(medians.signalled);
+        let ice = share(medians.ice);
+        let dtls = share(medians.dtls);
+        let channel = share(medians.channel);
+        let proof = share(medians.auth);
+        let echo = (first_echo - end).max(0.0) / rtt_ms;
+        StageBudget {
+            signalling,
+            ice,
+            dtls,
+            channel,
+            proof,
+            echo,
+            total: first_echo / rtt_ms,
+        }
     }
 }
 
@@ -218,7 +371,7 @@ pub struct LatencyReport {
     pub browser: Option<String>,
     /// Every series.
     pub series: Vec<LatencySeries>,
-    /// Ratios of medians (goal: ≤ 0.8).
+    /// Ratios of medians, one-way / each baseline of the dialer.
     pub ratios: Vec<LatencyRatio>,
 }
 
@@ -254,16 +407,24 @@ pub async fn run(
             series.push(LatencySeries::new(Peer::Browser, native, Mode::OneWay));
         }
     }
-    for &peer in &natives {
-        series.push(LatencySeries::new(peer, peer, Mode::Baseline));
+    for &stack in stacks {
+        let peer = Peer::Native(stack);
+        for (signalling, profile) in baselines(stack) {
+            let mode = Mode::Baseline {
+                signalling,
+                profile,
+            };
+            series.push(LatencySeries::new(peer, peer, mode));
+        }
     }
     if browser.is_some() {
         series.push(LatencySeries::new(
             Peer::Browser,
             Peer::Browser,
-            Mode::Baseline,
+            Mode::BASELINE,
         ));
     }
+    let relay = SignallingServer::start(config.rtt).await?;
     let mut listeners = Vec::new();
     for &stack in stacks {
         listeners.push((Peer::Native(stack), echo_listener(stack).await?));
@@ -295,8 +456,21 @@ pub async fn run(
                     })
                     .await
                 }
-                (Mode::Baseline, Peer::Native(stack), _, _) => baseline(stack, config).await,
-                (Mode::Baseline, Peer::Browser, _, Some(b)) => b.baseline(config.timeout).await,
+                (
+                    Mode::Baseline {
+                        signalling,
+                        profile,
+                    },
+                    Peer::Native(stack),
+                    _,
+                    _,
+                ) => {
+                    let relay = (signalling == Signalling::WebSocket).then_some(&relay);
+                    baseline(stack, profile, relay, config).await
+                }
+                (Mode::Baseline { .. }, Peer::Browser, _, Some(b)) => {
+                    b.baseline(config.timeout).await
+                }
                 _ => Err(BenchError::Setup(format!("no way to run {}", s.label()))),
             };
             if round >= config.warmup {
@@ -311,21 +485,11 @@ pub async fn run(
     progress.finish();
     for s in series.iter_mut() {
         s.finish();
+        if let (Some(rtt), Some(first_echo)) = (config.rtt, s.first_echo) {
+            s.budget = Some(StageBudget::of(&s.median_stages, first_echo.p50, ms(rtt)));
+        }
     }
-    let ratios = series
-        .iter()
-        .filter(|s| s.mode != Mode::Baseline)
-        .filter_map(|ow| {
-            let base = series
-                .iter()
-                .find(|b| b.mode == Mode::Baseline && b.listener == ow.dialer)?;
-            Some(LatencyRatio {
-                one_way: ow.label(),
-                baseline: base.label(),
-                ratio: ow.first_echo?.p50 / base.first_echo?.p50,
-            })
-        })
-        .collect();
+    let ratios = ratios(&series);
     let browser_version = match browser {
         Some(b) => Some(b.close().await),
         None => None,
@@ -337,6 +501,78 @@ pub async fn run(
         series,
         ratios,
     })
+}
+
+/// One-way against every baseline of the dialer's peer, for every one-way series.
+fn ratios(series: &[LatencySeries]) -> Vec<LatencyRatio> {
+    let mut ratios = Vec::new();
+    for ow in series.iter().filter(|s| !s.mode.is_baseline()) {
+        for base in series
+            .iter()
+            .filter(|b| b.mode.is_baseline() && b.listener == ow.dialer)
+        {
+            if let (Some(o), Some(b)) = (ow.first_echo, base.first_echo) {
+                ratios.push(LatencyRatio {
+                    one_way: ow.label(),
+                    baseline: base.label(),
+                    ratio: o.p50 / b.p50,
+                });
+            }
+        }
+    }
+    ratios
+}
+
+/// The baselines a native stack runs: the standard one through memory and through the
+/// WebSocket relay, and for str0m both again with DTLS 1.3 and SNAP.
+fn baselines(stack: StackName) -> Vec<(Signalling, Profile)> {
+    let mut profiles = vec![Profile::Standard];
+    if stack == StackName::Str0m {
+        profiles.push(Profile::Dtls13Snap);
+    }
+    profiles
+        .into_iter()
+        .flat_map(|p| [(Signalling::Memory, p), (Signalling::WebSocket, p)])
+        .collect()
+}
+
+/// The WebSocket relay, and with an RTT the delaying TCP proxy the peers reach it through.
+struct SignallingServer {
+    relay: Relay,
+    proxy: Option<DelayingTcpProxy>,
+    rooms: std::sync::atomic::AtomicU64,
+}
+
+impl SignallingServer {
+    async fn start(rtt: Option<Duration>) -> Result<Self, BenchError> {
+        let setup = |e: &dyn std::fmt::Display| BenchError::Setup(format!("signalling: {e}"));
+        let relay = Relay::start().await.map_err(|e| setup(&e))?;
+        let proxy = match rtt {
+            Some(rtt) => Some(
+                DelayingTcpProxy::start(relay.addr(), rtt / 4)
+                    .await
+                    .map_err(|e| setup(&e))?,
+            ),
+            None => None,
+        };
+        Ok(SignallingServer {
+            relay,
+            proxy,
+            rooms: Default::default(),
+        })
+    }
+
+    /// Two peers joined to a fresh room (outside the measured time: applications keep their
+    /// signalling connection open).
+    async fn pair(&self) -> Result<PeerPair, BenchError> {
+        let addr = self.proxy.as_ref().map_or(self.relay.addr(), |p| p.addr());
+        let room = self
+            .rooms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PeerPair::join(addr, &format!("run-{room}"))
+            .await
+            .map_err(|e| BenchError::Connect("signalling".to_owned(), e.to_string()))
+    }
 }
 
 /// One one-way connection: decode the token text, dial, open a channel, echo one message. With
@@ -383,6 +619,7 @@ async fn one_way(
     let t = &conn.info().timings;
     let at = |i: Option<Instant>| i.map(|i| ms(i.saturating_duration_since(start)));
     Ok(StageSample {
+        signalled: None,
         ice: at(t.ice_connected),
         dtls: at(t.dtls_connected),
         channel: at(t.channel_open),
@@ -420,24 +657,70 @@ fn delaying_proxy(target: SocketAddr, rtt: Duration) -> std::io::Result<LossyPro
     Ok(proxy)
 }
 
-/// One baseline connection of `stack` (through delaying proxies with an RTT).
-async fn baseline(stack: StackName, config: &LatencyConfig) -> Result<StageSample, BenchError> {
+/// One baseline connection of `stack` in `profile` (through delaying proxies with an RTT),
+/// signalled through `relay` when given, else through memory.
+async fn baseline(
+    stack: StackName,
+    profile: Profile,
+    relay: Option<&SignallingServer>,
+    config: &LatencyConfig,
+) -> Result<StageSample, BenchError> {
+    let pair = match relay {
+        Some(relay) => Some(Arc::new(relay.pair().await?)),
+        None => None,
+    };
     let mut proxies = Vec::new();
     let rtt = config.rtt;
-    let mut advertise = |local: SocketAddr| match rtt {
-        Some(rtt) => {
-            let proxy = delaying_proxy(local, rtt)?;
-            let shown = proxy.addr();
-            proxies.push(proxy);
+    // The baseline starts its clock right after its last `advertise` call: that instant is the
+    // start of the bench's own clock for the signalling stage.
+    let started = Arc::new(Mutex::new(Instant::now()));
+    let answered: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut advertise = {
+        let started = started.clone();
+        move |local: SocketAddr| {
+            let shown = match rtt {
+                Some(rtt) => {
+                    let proxy = delaying_proxy(local, rtt)?;
+                    let shown = proxy.addr();
+                    proxies.push(proxy);
+                    shown
+                }
+                None => local,
+            };
+            *started.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
             Ok(shown)
         }
-        None => Ok(local),
     };
-    let t = stack.baseline_via(config.timeout, &mut advertise).await?;
+    let mut signal = {
+        let answered = answered.clone();
+        move |kind: &'static str, sdp: String| -> oneway_str0m::baseline::SignalFuture {
+            let (pair, answered) = (pair.clone(), answered.clone());
+            Box::pin(async move {
+                let received = match pair {
+                    Some(pair) => pair.carry(kind, sdp).await?,
+                    None => sdp,
+                };
+                if kind == "answer" {
+                    *answered.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                }
+                Ok(received)
+            })
+        }
+    };
+    let t = stack
+        .baseline_with(config.timeout, &mut advertise, &mut signal, profile)
+        .await?;
+    drop(advertise);
     let first_echo = t
         .first_echo
         .ok_or_else(|| BenchError::Connect("echo".to_owned(), "no echo".to_owned()))?;
+    let started = *started.lock().unwrap_or_else(PoisonError::into_inner);
+    let signalled = answered
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .map(|at| ms(at.saturating_duration_since(started)));
     Ok(StageSample {
+        signalled,
         ice: t.ice.map(ms),
         dtls: t.dtls.map(ms),
         channel: t.channel.map(ms),
@@ -488,6 +771,7 @@ impl BrowserPeer {
                 .and_then(|e| e["t_ms"].as_f64())
         };
         Ok(StageSample {
+            signalled: None,
             ice: at("ice-connected"),
             dtls: at("dtls-connected"),
             channel: at("channel-open"),
@@ -539,6 +823,7 @@ impl BrowserPeer {
         let outcome = self.run("baseline", args, timeout).await?;
         let stage = |name: &str| outcome.value.get(name).and_then(Value::as_f64);
         Ok(StageSample {
+            signalled: None,
             ice: stage("ice"),
             dtls: stage("dtls"),
             channel: stage("channel"),

@@ -1,7 +1,8 @@
 //! Whole-system benchmarks of oneway, as `oneway bench` runs them.
 //!
 //! - [`latency`]: token decoded → first echo, per stage, one-way against the same stack's
-//!   two-way baseline (SDP through memory), runs interleaved.
+//!   two-way baselines (SDP through memory and through a WebSocket relay, [`signalling`]),
+//!   runs interleaved.
 //! - [`capacity`]: N dialers at once against one listener socket: handshakes per second, p50/p99
 //!   connect time, memory per connection, the first N at which anything fails.
 //! - [`throughput`]: data-channel MB/s over loopback, one connection and several.
@@ -19,6 +20,7 @@ pub mod capacity;
 pub mod latency;
 pub mod markdown;
 pub mod plot;
+pub mod signalling;
 pub mod stats;
 pub mod throughput;
 pub mod tokens;
@@ -134,18 +136,46 @@ impl StackName {
         timeout: Duration,
         advertise: oneway_connection::Advertise<'_>,
     ) -> Result<BaselineTimings, BenchError> {
+        self.baseline_with(
+            timeout,
+            advertise,
+            &mut oneway_str0m::baseline::in_memory,
+            latency::Profile::Standard,
+        )
+        .await
+    }
+
+    /// [`StackName::baseline_via`] with offer and answer carried by `signal` (e.g. the
+    /// WebSocket relay of [`signalling`]) and the peers configured as `profile` says
+    /// ([`latency::Profile::Dtls13Snap`] is str0m's only).
+    pub async fn baseline_with(
+        self,
+        timeout: Duration,
+        advertise: oneway_connection::Advertise<'_>,
+        signal: oneway_str0m::baseline::Signal<'_>,
+        profile: latency::Profile,
+    ) -> Result<BaselineTimings, BenchError> {
         let failed = |e: String| BenchError::Connect("baseline".to_owned(), e);
-        match self {
-            StackName::Str0m => {
-                oneway_str0m::baseline::signalled_echo_via(None, timeout, advertise)
+        match (self, profile) {
+            (StackName::Str0m, profile) => {
+                let profile = match profile {
+                    latency::Profile::Standard => oneway_str0m::baseline::Profile::Standard,
+                    latency::Profile::Dtls13Snap => oneway_str0m::baseline::Profile::Dtls13Snap,
+                };
+                oneway_str0m::baseline::signalled_echo_with(
+                    None, timeout, advertise, signal, profile,
+                )
+                .await
+                .map_err(|e| failed(e.to_string()))
+            }
+            (StackName::WebrtcRs, latency::Profile::Standard) => {
+                oneway_webrtc::baseline::signalled_echo_with(None, timeout, advertise, signal)
                     .await
                     .map_err(|e| failed(e.to_string()))
             }
-            StackName::WebrtcRs => {
-                oneway_webrtc::baseline::signalled_echo_via(None, timeout, advertise)
-                    .await
-                    .map_err(|e| failed(e.to_string()))
-            }
+            (StackName::WebrtcRs, latency::Profile::Dtls13Snap) => Err(BenchError::Setup(
+                "webrtc-rs (rtc 0.21) has neither DTLS 1.3 nor SNAP".to_owned(),
+            )),
         }
     }
 }

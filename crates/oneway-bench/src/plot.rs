@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use crate::BenchError;
 use crate::capacity::CapacityReport;
-use crate::latency::{LatencyReport, Mode};
+use crate::latency::LatencyReport;
 use crate::stats::cdf;
 
 /// Twelve distinguishable colours (matplotlib's tab10 plus two), so that every series of a
@@ -40,7 +40,7 @@ pub fn latency_cdf(report: &LatencyReport, path: &Path) -> Result<(), BenchError
         .map(|s| {
             let totals: Vec<f64> = s.runs.iter().map(|r| r.first_echo).collect();
             // Baselines are drawn thicker.
-            let width = if s.mode == Mode::Baseline { 4 } else { 2 };
+            let width = if s.mode.is_baseline() { 4 } else { 2 };
             (s.label(), width, cdf(&totals))
         })
         .filter(|(_, _, points)| !points.is_empty())

@@ -1,8 +1,13 @@
 //! The two-way baseline: two `rtc` peers connecting the ordinary way, with the SDP offer and
-//! answer carried through memory (a perfect, zero-latency signalling server). Benchmarks
-//! compare one-way against it on the same machine in the same run.
+//! answer carried through memory (a perfect, zero-latency signalling server) or through
+//! whatever [`Signal`] the caller gives (the benchmarks' WebSocket relay). Benchmarks compare
+//! one-way against it on the same machine in the same run. The configuration is `rtc`'s
+//! standard one (DTLS 1.2, SCTP's four-way handshake, DCEP): `rtc` 0.21 has neither DTLS 1.3
+//! nor SNAP.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -24,6 +29,20 @@ use oneway_endpoint::net::Socket;
 
 use oneway_connection::rewrite_candidate_address;
 pub use oneway_connection::{Advertise, BaselineTimings};
+
+/// What one signalling hop returns: the session description as the other peer received it.
+pub type SignalFuture = Pin<Box<dyn Future<Output = std::io::Result<String>> + Send>>;
+
+/// A signalling channel: `signal(kind, sdp)` carries a session description of `kind`
+/// (`"offer"` from the offerer to the answerer, `"answer"` back) and resolves to the text the
+/// other peer received. The peers keep running while an answer is in flight, as they would
+/// with a real server. (The same type as `oneway_str0m::baseline::Signal`.)
+pub type Signal<'a> = &'a mut (dyn FnMut(&'static str, String) -> SignalFuture + Send);
+
+/// The signalling of [`signalled_echo`]: the description arrives unchanged and at once.
+pub fn in_memory(_kind: &'static str, sdp: String) -> SignalFuture {
+    Box::pin(std::future::ready(Ok(sdp)))
+}
 
 fn peer(now: Instant, cert: RTCCertificate) -> Result<RTCPeerConnection, StackError> {
     RTCPeerConnectionBuilder::new()
@@ -65,6 +84,18 @@ pub async fn signalled_echo_via(
     timeout: Duration,
     advertise: Advertise<'_>,
 ) -> Result<BaselineTimings, StackError> {
+    signalled_echo_with(certs, timeout, advertise, &mut in_memory).await
+}
+
+/// [`signalled_echo_via`] with the offer and the answer carried by `signal` (e.g. a real
+/// signalling server). The clock starts before the offer is created, so the time `signal`
+/// takes is inside every stage.
+pub async fn signalled_echo_with(
+    certs: Option<(RTCCertificate, RTCCertificate)>,
+    timeout: Duration,
+    advertise: Advertise<'_>,
+    signal: Signal<'_>,
+) -> Result<BaselineTimings, StackError> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let io = |e: std::io::Error| StackError::Io(e.to_string());
     let sock_a = Socket::bind(loopback).map_err(io)?;
@@ -87,32 +118,35 @@ pub async fn signalled_echo_via(
         .create_data_channel("data", None)
         .map_err(rtc_error("channel"))?
         .id();
-    // The "signalling server": offer and answer travel through memory, each host candidate
+    // The signalling server: offer and answer travel through `signal`, each host candidate
     // shown as the address `advertise` chose.
     let offer = a.create_offer(None).map_err(rtc_error("offer"))?;
     a.set_local_description(start, offer.clone())
         .map_err(rtc_error("offer"))?;
     add_host(&mut a, addr_a)?;
     let offer = a.local_description().unwrap_or(offer);
-    let offer =
-        RTCSessionDescription::offer(rewrite_candidate_address(&offer.sdp, addr_a, shown_a))
-            .map_err(rtc_error("offer"))?;
+    let offer = signal(
+        "offer",
+        rewrite_candidate_address(&offer.sdp, addr_a, shown_a),
+    )
+    .await
+    .map_err(io)?;
+    let offer = RTCSessionDescription::offer(offer).map_err(rtc_error("offer"))?;
     b.set_remote_description(start, offer)
         .map_err(rtc_error("remote offer"))?;
+    // Candidates added after the descriptions reach the peer by trickle (in memory: the
+    // descriptions carry them too).
+    trickle(&a, &mut b, (addr_a, shown_a))?;
     let answer = b.create_answer(None).map_err(rtc_error("answer"))?;
     b.set_local_description(start, answer.clone())
         .map_err(rtc_error("answer"))?;
     add_host(&mut b, addr_b)?;
     let answer = b.local_description().unwrap_or(answer);
-    let answer =
-        RTCSessionDescription::answer(rewrite_candidate_address(&answer.sdp, addr_b, shown_b))
-            .map_err(rtc_error("answer"))?;
-    a.set_remote_description(start, answer)
-        .map_err(rtc_error("remote answer"))?;
-    // Candidates added after the descriptions reach the peer by trickle.
-    trickle(&a, &mut b, (addr_a, shown_a))?;
-    trickle(&b, &mut a, (addr_b, shown_b))?;
-
+    // The answerer runs while its answer is on the way, as it would with a real server.
+    let mut answer_in_flight = Some(signal(
+        "answer",
+        rewrite_candidate_address(&answer.sdp, addr_b, shown_b),
+    ));
     let mut timings = BaselineTimings::default();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -179,6 +213,19 @@ pub async fn signalled_echo_via(
             .unwrap_or(now + Duration::from_millis(50));
         let wake = tokio::time::Instant::from_std(next).min(deadline);
         tokio::select! {
+            answer = async {
+                match answer_in_flight.as_mut() {
+                    Some(in_flight) => in_flight.await,
+                    None => std::future::pending().await,
+                }
+            }, if answer_in_flight.is_some() => {
+                answer_in_flight = None;
+                let answer = RTCSessionDescription::answer(answer.map_err(io)?)
+                    .map_err(rtc_error("answer"))?;
+                a.set_remote_description(Instant::now(), answer)
+                    .map_err(rtc_error("remote answer"))?;
+                trickle(&b, &mut a, (addr_b, shown_b))?;
+            }
             Ok(d) = sock_a.recv() => read(&mut a, d),
             Ok(d) = sock_b.recv() => read(&mut b, d),
             _ = tokio::time::sleep_until(wake) => {

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dtls_flights::DtlsFlights;
 use crate::negotiation::Negotiation;
-use crate::nomination::{StunKind, stun_kind};
+use crate::nomination::{EarlySelection, StunKind, nominating_copy, stun_kind};
 use crate::restart::DeferredSwitch;
 
 /// Most rounds of `poll_event`/`poll_read`/`poll_write` one [`Engine::poll`] runs before it
@@ -71,6 +71,9 @@ pub struct RtcEngine {
     /// Listener: the last nominating check (USE-CANDIDATE) `rtc` left unanswered, replayed
     /// once its own check on that pair succeeds (see `handle_datagram`).
     unanswered_nomination: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Listener: DTLS before nomination, on the pair the dialer's DTLS came on (see
+    /// [`EarlySelection`]).
+    early_selection: EarlySelection,
     ice_connected: bool,
     dtls_connected: bool,
     /// Tests only: a MAC sent in place of this session's proof (a relayed proof).
@@ -117,6 +120,7 @@ impl RtcEngine {
             early: Vec::new(),
             flights: DtlsFlights::default(),
             unanswered_nomination: None,
+            early_selection: EarlySelection::default(),
             ice_connected: false,
             dtls_connected: false,
             relayed_proof: None,
@@ -160,6 +164,10 @@ impl RtcEngine {
             if self.early.len() < EARLY_DATAGRAMS {
                 self.early.push((source, destination, contents.to_vec()));
             }
+            if self.hs.role == ProofRole::Listener {
+                self.early_selection.dtls((source, destination));
+                self.select_early(now);
+            }
             return;
         }
         self.hs
@@ -184,7 +192,19 @@ impl RtcEngine {
         if nominating {
             self.unanswered_nomination = Some((source, destination, contents.to_vec()));
         }
+        let listening = self.hs.role == ProofRole::Listener && !self.ice_connected;
+        let kind = if listening { stun_kind(contents) } else { None };
+        if let Some(StunKind::Request {
+            use_candidate: false,
+        }) = kind
+        {
+            self.early_selection.check((source, destination), contents);
+        }
         self.read(now, source, destination, contents);
+        if kind == Some(StunKind::SuccessResponse) {
+            self.early_selection.answered((source, destination));
+            self.select_early(now);
+        }
         if self.hs.role == ProofRole::Listener
             && !self.ice_connected
             && stun_kind(contents) == Some(StunKind::SuccessResponse)
@@ -198,6 +218,35 @@ impl RtcEngine {
             // waits for its retransmission timer, about 500 ms. Its check has just succeeded:
             // replaying the nominating check now selects the pair and answers it at once.
             self.read(now, source, destination, &check);
+        }
+    }
+
+    /// Listener, before ICE connects: once the dialer's DTLS arrived on a pair whose checks
+    /// succeeded both ways, has `rtc` select that pair, so DTLS is answered before the dialer
+    /// nominates (see [`EarlySelection`]).
+    fn select_early(&mut self, now: Instant) {
+        if self.ice_connected {
+            return;
+        }
+        let Negotiation::Listener {
+            local_ice: (_, pwd),
+            ..
+        } = &self.negotiation
+        else {
+            return;
+        };
+        let Some(((source, destination), check)) = self.early_selection.ready() else {
+            return;
+        };
+        let copy = rtc::crypto::default_provider()
+            .map_err(|e| e.to_string())
+            .and_then(|p| nominating_copy(&check, pwd, p.crypto()).map_err(|e| e.to_string()));
+        match copy {
+            Ok(copy) => {
+                tracing::debug!(%source, "DTLS before nomination: selecting the dialer's pair");
+                self.read(now, source, destination, &copy);
+            }
+            Err(e) => tracing::debug!(%source, error = %e, "no early selection"),
         }
     }
 
