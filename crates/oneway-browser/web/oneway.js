@@ -819,13 +819,27 @@ export async function certificateFingerprints(pc) {
   const stats = await pc.getStats();
   let transport = null;
   stats.forEach(s => { if (s.type === 'transport' && s.localCertificateId && s.remoteCertificateId) transport = s; });
-  if (!transport) return null;
+  if (!transport) return dtlsTransportFingerprints(pc);
   const cert = id => {
     const s = stats.get(id);
     return s && s.fingerprintAlgorithm === 'sha-256' ? fingerprintFromSdp(s.fingerprint) : null;
   };
   const local = cert(transport.localCertificateId), remote = cert(transport.remoteCertificateId);
   return local && remote ? { local, remote } : null;
+}
+
+// The same from the DTLS transport itself, for when `getStats()` lists no certificates:
+// Chromium caches certificate stats, so a `getStats()` call made before DTLS completed (the
+// dialer's `candidate-tried` polling) leaves them without the remote certificate. The remote
+// certificate is the DER the handshake presented (`RTCDtlsTransport.getRemoteCertificates()`),
+// the local one is this peer connection's own, whose fingerprint its local description carries.
+async function dtlsTransportFingerprints(pc) {
+  const dtls = pc.sctp && pc.sctp.transport;
+  const ders = dtls && typeof dtls.getRemoteCertificates === 'function' ? dtls.getRemoteCertificates() : [];
+  const line = pc.localDescription && pc.localDescription.sdp.split(/\r?\n/).find(l => l.startsWith('a=fingerprint:sha-256 '));
+  if (!ders.length || !line) return null;
+  const remote = new Uint8Array(await crypto.subtle.digest('SHA-256', ders[0]));
+  return { local: fingerprintFromSdp(line.slice('a=fingerprint:sha-256 '.length)), remote };
 }
 
 async function selectedPair(pc) {
@@ -1073,6 +1087,7 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
   const box = inbox(ch0);
   const startedAt = t();
   const { stages, open, failed } = progress(pc, ch0, t, emit, startedAt);
+  let stopWatching = () => {};
   try {
     if (token.profile === 'native') {
       await pc.setLocalDescription(await pc.createOffer());
@@ -1090,19 +1105,57 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
       onreply(code);
     }
     stages.first_check = t() - startedAt;
-    emit({ event: 'candidate-tried', remote: candidateString(token.candidates[0]).split(' ')[2] });
+    const first = candidateString(token.candidates[0]).split(' ')[2];
+    emit({ event: 'candidate-tried', remote: first });
+    stopWatching = watchTried(pc, emit, new Set([first]));
     const limit = token.profile === 'native' ? timeoutMs : Math.max(timeoutMs, 120000);
     await withTimeout(Promise.race([open, failed]), limit, stages.ice === undefined ? 'ice-timeout' : 'sctp-timeout', 'channel 0 did not open in time');
+    stopWatching();
     await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
     stages.auth = t() - startedAt;
     const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
     emit(await connectedEvent(pc, stages));
     return conn;
   } catch (e) {
+    stopWatching();
     pc.close();
     emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e) });
     throw e;
   }
+}
+
+/**
+ * Reports `candidate-tried` (spec/peer-contract.md §2) for every remote address the ICE agent
+ * sends a check to, in the order `getStats()` first shows a check to it (polled every 20 ms;
+ * addresses that appear in the same poll in the order of their priority, which is the token
+ * order, spec/token.md §9.2). `reported` holds the addresses already reported. Returns a
+ * function that stops the polling.
+ */
+function watchTried(pc, emit, reported) {
+  let stopped = false;
+  (async () => {
+    while (!stopped && pc.connectionState !== 'closed') {
+      let stats;
+      try { stats = await pc.getStats(); } catch { return; }
+      if (stopped) return;
+      const fresh = [];
+      stats.forEach(s => {
+        if (s.type !== 'candidate-pair' || !(s.requestsSent > 0 || s.state === 'succeeded')) return;
+        const remote = stats.get(s.remoteCandidateId);
+        const ip = remote && (remote.address || remote.ip);
+        if (!ip) return;
+        const key = `${ip.includes(':') ? `[${ip}]` : ip}:${remote.port}`;
+        if (!reported.has(key) && !fresh.some(f => f.key === key)) fresh.push({ key, priority: remote.priority || 0 });
+      });
+      fresh.sort((a, b) => b.priority - a.priority);
+      for (const { key } of fresh) {
+        reported.add(key);
+        emit({ event: 'candidate-tried', remote: key });
+      }
+      await new Promise(resolve => setTimeout(resolve, 20));
+    }
+  })();
+  return () => { stopped = true; };
 }
 
 /**

@@ -16,6 +16,7 @@ use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
 mod bench;
+mod conformance;
 mod peer;
 mod suite;
 
@@ -43,6 +44,10 @@ enum Command {
     /// Run the scenario matrix: LAN/NAT topologies in containers, every implementation pair,
     /// verdicts against expectations; Markdown, JSON and JUnit reports.
     Suite(Box<suite::SuiteArgs>),
+    /// Check an implementation (from its manifest) in both roles against a reference peer
+    /// that misbehaves on purpose; each check cites its spec section and MUST/SHOULD level
+    /// (Markdown, JSON and JUnit reports).
+    Conformance(conformance::ConformanceArgs),
     /// Measure connect latency against the signalled baseline, listener capacity, throughput
     /// and token sizes (Markdown, JSON and SVG output).
     Bench(bench::BenchArgs),
@@ -128,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dial(args) => block_on_stdin(peer::dial_command(args)),
         Command::Suite(args) => runtime()?.block_on(suite::suite(*args)),
         Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
+        Command::Conformance(args) => runtime()?.block_on(conformance::conformance(args)),
     }
 }
 
@@ -192,7 +198,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, TokenError> {
         .collect())
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

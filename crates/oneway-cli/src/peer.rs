@@ -659,7 +659,17 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         ));
     }
     if args.stack == Stack::Browser {
-        let (token, _) = crate::read_token(&args.input)?;
+        let out = Output {
+            json: args.json,
+            start: Instant::now(),
+        };
+        // Decoded and checked for expiry here, before Chromium starts: a bad token gets its
+        // `refused` line and exit code 2 like the native dialers (spec/peer-contract.md §3).
+        let token = read_token_or_refuse(&args.input, &out)?;
+        if let Err(e) = token.check_expiry(crate::unix_now()) {
+            out.event(refused_by_token(&out, &e));
+            return Err(e.into());
+        }
         return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
     }
     if args.stack == Stack::Str0m {
@@ -673,7 +683,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         json: args.json,
         start: Instant::now(),
     };
-    let (token, _) = crate::read_token(&args.input)?;
+    let token = read_token_or_refuse(&args.input, &out)?;
     let turn = match &args.turn {
         Some(server) => Some(oneway_endpoint::TurnServer {
             addr: tokio::net::lookup_host(server.as_str())
@@ -756,6 +766,30 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         return probe(conn, channel, &out).await;
     }
     bridge(conn, Some(channel)).await
+}
+
+/// The `refused` event of a token that cannot be dialed: its `spec/token.md` §8 code.
+fn refused_by_token(out: &Output, e: &oneway_token::TokenError) -> PeerEvent {
+    PeerEvent::Refused {
+        t_ms: out.ms(),
+        peer: None,
+        code: e.code().to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Decodes the dialer's token; one that does not decode gets a `refused` event with its
+/// `spec/token.md` §8 code before the error (exit code 2, `spec/peer-contract.md` §3).
+fn read_token_or_refuse(input: &TokenInput, out: &Output) -> anyhow::Result<Token> {
+    match crate::read_token(input) {
+        Ok((token, _)) => Ok(token),
+        Err(e) => {
+            if let Some(t) = e.downcast_ref::<oneway_token::TokenError>() {
+                out.event(refused_by_token(out, t));
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Dials `token` with a native dialer on stack `S`.
