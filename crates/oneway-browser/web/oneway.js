@@ -1035,7 +1035,10 @@ function inbox(ch0) {
 }
 
 // The exchange of proofs on channel 0 (spec/handshake.md §5.2), for either role.
-async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp) {
+// A listener's `admit` (optional) runs once the dialer's proof verified and before the
+// listener's own proof is sent (spec/handshake.md §7): it throws to refuse the dialer, whose
+// `error` then carries the thrown code.
+async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp, admit = null) {
   let fps = null;
   for (let i = 0; i < 50 && !fps; i++) { fps = await certificateFingerprints(pc); if (!fps) await sleep(10); }
   if (!fps) fail('auth-failed', 'getStats() shows no DTLS certificates');
@@ -1055,8 +1058,8 @@ async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp) {
   });
   const send = () => ch0.send(JSON.stringify({ v: 1, type: 'proof', mac: base64url(mine) }));
   if (role === 'dialer') { send(); await received; } else {
-    try { await received; } catch (e) {
-      ch0.send(JSON.stringify({ v: 1, type: 'error', code: 'auth-failed', reason: e.message }));
+    try { await received; if (admit) admit(); } catch (e) {
+      ch0.send(JSON.stringify({ v: 1, type: 'error', code: e.code || 'auth-failed', reason: e.message }));
       throw e;
     }
     send();
@@ -1216,7 +1219,12 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
     if (profile === 'reply') await replied;
     await Promise.race([prog.open, prog.failed]);
     try {
-      await withTimeout(authenticate(pc, ch0, box, 'listener', keys.authKey, dialerFp), 15000, 'proof-timeout', 'no valid proof within 15 s');
+      // Expiry is judged at admission, after the proof (spec/token.md §5.1: the listener's
+      // check is the one that counts): the browser's ICE agent answers any check it can verify.
+      const admit = () => {
+        if (token.expires !== null && Date.now() / 1000 >= token.expires) fail('token-expired', `the token expired at ${token.expires}`);
+      };
+      await withTimeout(authenticate(pc, ch0, box, 'listener', keys.authKey, dialerFp, admit), 15000, 'proof-timeout', 'no valid proof within 15 s');
     } catch (e) {
       emit({ event: 'refused', code: e.code || 'auth-failed', reason: String(e.message || e) });
       setTimeout(() => pc.close(), 50);

@@ -188,6 +188,7 @@ pub async fn listen(
     loopback: bool,
     echo: bool,
     stun: Option<std::net::SocketAddr>,
+    ttl: Option<Duration>,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let (browser, page) = launch().await?;
@@ -207,6 +208,7 @@ pub async fn listen(
                 "echo": echo,
                 "bridge": !echo,
                 "iceServers": stun.map(|a| vec![json!({"urls": format!("stun:{a}")})]).unwrap_or_default(),
+                "ttlSecs": ttl.map(|d| d.as_secs().max(1)),
             }),
         )
         .await?;

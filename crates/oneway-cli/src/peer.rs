@@ -243,7 +243,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             }
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
-            return browser_peer::listen(args.json, loopback, args.echo, stun).await;
+            return browser_peer::listen(args.json, loopback, args.echo, stun, args.ttl).await;
         }
     };
     serve(&args, served).await

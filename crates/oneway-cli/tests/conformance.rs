@@ -125,8 +125,6 @@ fn browser_is_conformant() {
         &[
             // A dialer-identity token admits one dialer (handshake.md §10.2).
             "listener-no-state-after-vanished-dialer",
-            // The browser listener issues tokens without expiry (no `ttl` option).
-            "listener-refuses-expired-token",
         ],
         // Chromium's ICE agent answers a check whose USERNAME is not its own with a STUN
         // 401 error response (handshake.md §4.3: never answer); the page cannot change that.
