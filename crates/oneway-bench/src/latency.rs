@@ -86,8 +86,12 @@ impl Serialize for Peer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// The dialer connects from the token alone.
+    /// The dialer connects from the token alone, taking the token's fast path when it can
+    /// (`spec/handshake.md` §5.4: DTLS 1.3, fast start, early data).
     OneWay,
+    /// The dialer connects from the token alone with the standard handshake, although the
+    /// token offers the fast path (what one-way cost before it).
+    OneWayStandard,
     /// Offer and answer through memory (a perfect signalling server).
     Baseline,
 }
@@ -97,6 +101,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::OneWay => "one-way",
+            Mode::OneWayStandard => "one-way, standard handshake",
             Mode::Baseline => "two-way baseline",
         }
     }
@@ -167,6 +172,10 @@ impl LatencySeries {
     pub fn label(&self) -> String {
         match self.mode {
             Mode::OneWay => format!("{} → {} one-way", self.dialer, self.listener),
+            Mode::OneWayStandard => format!(
+                "{} → {} one-way (standard handshake)",
+                self.dialer, self.listener
+            ),
             Mode::Baseline => format!("{} baseline", self.listener),
         }
     }
@@ -231,6 +240,12 @@ pub async fn run(
             series.push(LatencySeries::new(listener, dialer, Mode::OneWay));
         }
     }
+    // Before/after the fast path, in one run: where the listener offers it and the dialer can
+    // take it (str0m → str0m).
+    if stacks.contains(&StackName::Str0m) {
+        let str0m = Peer::Native(StackName::Str0m);
+        series.push(LatencySeries::new(str0m, str0m, Mode::OneWayStandard));
+    }
     if browser.is_some() {
         for &native in &natives {
             series.push(LatencySeries::new(native, Peer::Browser, Mode::OneWay));
@@ -266,14 +281,17 @@ pub async fn run(
             };
             let result = match (s.mode, s.listener, s.dialer, &browser) {
                 (Mode::OneWay, Peer::Native(_), Peer::Native(dialer), _) => {
-                    one_way(dialer, &native_token()?, config).await
+                    one_way(dialer, &native_token()?, config, true).await
+                }
+                (Mode::OneWayStandard, Peer::Native(_), Peer::Native(dialer), _) => {
+                    one_way(dialer, &native_token()?, config, false).await
                 }
                 (Mode::OneWay, Peer::Native(_), Peer::Browser, Some(b)) => {
                     b.dial(&native_token()?, config.timeout).await
                 }
                 (Mode::OneWay, Peer::Browser, Peer::Native(dialer), Some(b)) => {
                     b.listen_and(config.timeout, |token| async move {
-                        one_way(dialer, &token, config).await
+                        one_way(dialer, &token, config, true).await
                     })
                     .await
                 }
@@ -296,7 +314,7 @@ pub async fn run(
     }
     let ratios = series
         .iter()
-        .filter(|s| s.mode == Mode::OneWay)
+        .filter(|s| s.mode != Mode::Baseline)
         .filter_map(|ow| {
             let base = series
                 .iter()
@@ -323,10 +341,12 @@ pub async fn run(
 
 /// One one-way connection: decode the token text, dial, open a channel, echo one message. With
 /// an RTT, the token's first candidate is replaced by a delaying proxy in front of it first.
+/// `fast`: take the token's fast path (with early data) when the dialer can.
 async fn one_way(
     dialer: StackName,
     token_text: &str,
     config: &LatencyConfig,
+    fast: bool,
 ) -> Result<StageSample, BenchError> {
     let timeout = config.timeout;
     let (token_text, _proxy) = match config.rtt {
@@ -340,7 +360,7 @@ async fn one_way(
     let start = Instant::now();
     let token =
         oneway_token::Token::from_text(token_text).map_err(|e| BenchError::Setup(e.to_string()))?;
-    let mut conn = dialer.dial(&token, timeout).await?;
+    let mut conn = dialer.dial_with(&token, timeout, fast).await?;
     let channel = conn
         .open_channel("bench")
         .await

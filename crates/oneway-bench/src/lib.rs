@@ -78,16 +78,30 @@ impl StackName {
         Self::ALL.iter().copied().find(|s| s.name() == name)
     }
 
-    /// Dials `token` one-way with this stack's dialer; the error is `(cause code, details)`.
+    /// Dials `token` one-way with this stack's dialer, taking the token's fast path (with early
+    /// data) when the stack can; the error is `(cause code, details)`.
     pub async fn dial(
         self,
         token: &oneway_token::Token,
         timeout: Duration,
     ) -> Result<Connection, BenchError> {
+        self.dial_with(token, timeout, true).await
+    }
+
+    /// [`StackName::dial`]; `fast: false` keeps the standard handshake even when the token
+    /// offers the fast path (`spec/handshake.md` §5.4), for before/after comparisons.
+    pub async fn dial_with(
+        self,
+        token: &oneway_token::Token,
+        timeout: Duration,
+        fast: bool,
+    ) -> Result<Connection, BenchError> {
         match self {
             StackName::Str0m => {
                 let config = oneway_str0m::DialConfig {
                     timeout,
+                    fast_path: fast,
+                    early_data: fast,
                     ..Default::default()
                 };
                 oneway_str0m::dial(token, &config)
@@ -97,6 +111,8 @@ impl StackName {
             StackName::WebrtcRs => {
                 let config = oneway_webrtc::DialConfig {
                     timeout,
+                    fast_path: fast,
+                    early_data: fast,
                     ..Default::default()
                 };
                 oneway_webrtc::dial(token, &config)

@@ -1,11 +1,14 @@
 //! The oneway **browser peer**: a plain ES module and a static page (`web/`), and this Rust
-//! driver that runs them in real Chromium.
+//! driver that runs them in a real browser: Chromium, or Firefox ESR.
 //!
 //! The page works on its own, from any static file host, with no backend: `web/index.html`
 //! listens and shows its token as a link and a QR code, or dials the token in its URL fragment.
-//! This crate starts Debian's `chromium` and `chromedriver` with a fresh profile, serves the
-//! page on loopback with a tiny static server ([`server`]), and drives it with `fantoccini`,
-//! so that tests and `oneway listen|dial --stack browser` can put a browser in any role.
+//! This crate starts Debian's `chromium` with `chromedriver`, or Debian's `firefox-esr` with
+//! `geckodriver` (from crates.io), with a fresh profile, serves the page on loopback with a tiny
+//! static server ([`server`]), and drives it with `fantoccini`, so that tests and
+//! `oneway listen|dial --stack browser [--browser firefox]` can put a browser in any role.
+//! [`BrowserConfig`] chooses the engine and passes Chromium field trials, browser arguments
+//! and Firefox prefs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), oneway_browser::BrowserError> {
@@ -73,9 +76,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrowserError {
-    /// Chromium or chromedriver is not installed (or not where configured).
-    #[error("{0} not found (install Debian's chromium and chromium-driver, or set {1})")]
+    /// A browser or its WebDriver server is not installed (or not where configured); the
+    /// second field says how to install or configure it.
+    #[error("{0} not found ({1})")]
     NotInstalled(&'static str, &'static str),
+    /// The configuration is inconsistent (an option for another engine, a malformed value).
+    #[error("browser configuration: {0}")]
+    Config(String),
     /// A process or socket could not be started.
     #[error("starting {what}: {reason}")]
     Start {
@@ -122,19 +129,184 @@ impl From<fantoccini::error::CmdError> for BrowserError {
     }
 }
 
-/// Where Chromium and chromedriver are, and how to start them.
+/// Which browser engine runs the page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// Debian's `chromium`, driven through `chromedriver`.
+    #[default]
+    Chromium,
+    /// Debian's `firefox-esr`, driven through `geckodriver` (`cargo install geckodriver`).
+    Firefox,
+}
+
+impl Engine {
+    /// Every engine, in the order tests and reports list them.
+    pub const ALL: [Engine; 2] = [Engine::Chromium, Engine::Firefox];
+
+    /// The engine's name as options and environment variables spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+
+    /// The name people know the engine by (for messages and reports).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "Chromium",
+            Engine::Firefox => "Firefox",
+        }
+    }
+
+    /// The WebDriver server's name.
+    pub fn driver_name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromedriver",
+            Engine::Firefox => "geckodriver",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An engine name that is neither `chromium` nor `firefox`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown browser engine {0:?} (expected chromium or firefox)")]
+pub struct UnknownEngine(pub String);
+
+impl std::str::FromStr for Engine {
+    type Err = UnknownEngine;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "chromium" | "chrome" => Ok(Engine::Chromium),
+            "firefox" | "firefox-esr" => Ok(Engine::Firefox),
+            other => Err(UnknownEngine(other.to_owned())),
+        }
+    }
+}
+
+/// Which engine runs the page, where its binaries are, and how to start it.
+///
+/// [`BrowserConfig::detect`] reads these environment variables:
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `ONEWAY_BROWSER` | `chromium` (default) or `firefox` |
+/// | `ONEWAY_CHROMIUM`, `ONEWAY_CHROMEDRIVER` | Chromium and chromedriver binaries |
+/// | `ONEWAY_FIREFOX`, `ONEWAY_GECKODRIVER` | Firefox and geckodriver binaries |
+/// | `ONEWAY_CHROMIUM_FIELD_TRIALS` | Chromium `--force-fieldtrials=` value, e.g. `WebRTC-NoSdpMangleUfrag/Enabled/` |
+/// | `ONEWAY_BROWSER_ARGS` | more browser command-line arguments, separated by white space |
+/// | `ONEWAY_FIREFOX_PREFS` | more Firefox prefs, `name=value` separated by `;` |
 #[derive(Clone, Debug)]
 pub struct BrowserConfig {
-    /// The Chromium binary.
-    pub chromium: PathBuf,
-    /// The chromedriver binary.
-    pub chromedriver: PathBuf,
+    /// The engine.
+    pub engine: Engine,
+    /// The browser binary (Chromium or Firefox).
+    pub binary: PathBuf,
+    /// The WebDriver server binary (chromedriver or geckodriver).
+    pub driver: PathBuf,
     /// Run headless (default true).
     pub headless: bool,
-    /// Chromium field trials (`--force-fieldtrials=`), e.g. `WebRTC-IceHandshakeDtls/Enabled/`.
+    /// Chromium field trials (`--force-fieldtrials=`), e.g. `WebRTC-NoSdpMangleUfrag/Enabled/`.
+    /// Firefox has none: [`BrowserConfig::launch`](Browser::launch) refuses them there.
     pub field_trials: Option<String>,
-    /// More Chromium arguments.
+    /// More browser command-line arguments (after the defaults).
     pub extra_args: Vec<String>,
+    /// More Firefox prefs (after, and overriding, [`FIREFOX_PREFS`]). Chromium has no prefs:
+    /// [`Browser::launch`] refuses them there.
+    pub prefs: Vec<(String, Value)>,
+}
+
+/// The Firefox prefs every session gets (field notes §8): media permission granted with fake
+/// devices (Firefox gathers loopback candidates only with it), loopback ICE, raw host
+/// addresses instead of mDNS names, no timer throttling in background tabs (each peer is a
+/// tab), and no background networking.
+pub const FIREFOX_PREFS: &[(&str, FirefoxPref)] = &[
+    ("permissions.default.microphone", FirefoxPref::Int(1)),
+    ("permissions.default.camera", FirefoxPref::Int(1)),
+    (
+        "media.navigator.permission.disabled",
+        FirefoxPref::Bool(true),
+    ),
+    ("media.navigator.streams.fake", FirefoxPref::Bool(true)),
+    ("media.peerconnection.ice.loopback", FirefoxPref::Bool(true)),
+    (
+        "media.peerconnection.ice.obfuscate_host_addresses",
+        FirefoxPref::Bool(false),
+    ),
+    ("dom.min_background_timeout_value", FirefoxPref::Int(4)),
+    (
+        "dom.timeout.enable_budget_timer_throttling",
+        FirefoxPref::Bool(false),
+    ),
+    ("network.proxy.type", FirefoxPref::Int(0)),
+    (
+        "network.captive-portal-service.enabled",
+        FirefoxPref::Bool(false),
+    ),
+    (
+        "network.connectivity-service.enabled",
+        FirefoxPref::Bool(false),
+    ),
+    ("network.dns.disablePrefetch", FirefoxPref::Bool(true)),
+    (
+        "browser.safebrowsing.malware.enabled",
+        FirefoxPref::Bool(false),
+    ),
+    (
+        "browser.safebrowsing.phishing.enabled",
+        FirefoxPref::Bool(false),
+    ),
+    ("browser.region.update.enabled", FirefoxPref::Bool(false)),
+    ("app.update.disabledForTesting", FirefoxPref::Bool(true)),
+    (
+        "datareporting.policy.dataSubmissionEnabled",
+        FirefoxPref::Bool(false),
+    ),
+    ("toolkit.telemetry.enabled", FirefoxPref::Bool(false)),
+];
+
+/// A Firefox pref value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirefoxPref {
+    /// A boolean pref.
+    Bool(bool),
+    /// An integer pref.
+    Int(i64),
+}
+
+impl FirefoxPref {
+    fn to_json(self) -> Value {
+        match self {
+            FirefoxPref::Bool(b) => json!(b),
+            FirefoxPref::Int(i) => json!(i),
+        }
+    }
+}
+
+/// Parses one `name=value` Firefox pref: `true`/`false` are booleans, integers are integers,
+/// anything else is a string.
+pub fn parse_pref(text: &str) -> Result<(String, Value), BrowserError> {
+    let (name, value) = text
+        .split_once('=')
+        .filter(|(n, _)| !n.trim().is_empty())
+        .ok_or_else(|| BrowserError::Config(format!("Firefox pref {text:?} is not name=value")))?;
+    let value = value.trim();
+    let value = match value {
+        "true" => json!(true),
+        "false" => json!(false),
+        v => v
+            .parse::<i64>()
+            .map(|i| json!(i))
+            .unwrap_or_else(|_| json!(v)),
+    };
+    Ok((name.trim().to_owned(), value))
 }
 
 fn find_in_path(names: &[&str]) -> Option<PathBuf> {
@@ -144,30 +316,125 @@ fn find_in_path(names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `ONEWAY_…` if set (it must name a file), else the first of `names` on `PATH`, else the first
+/// of `fallbacks` that exists.
+fn locate(var: &str, names: &[&str], fallbacks: &[PathBuf]) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => find_in_path(names).or_else(|| fallbacks.iter().find(|p| p.is_file()).cloned()),
+    }
+}
+
+/// Where `cargo install` puts binaries: `$CARGO_HOME/bin`, else `~/.cargo/bin`.
+fn cargo_bin(name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        out.push(PathBuf::from(home).join("bin").join(name));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        out.push(PathBuf::from(home).join(".cargo/bin").join(name));
+    }
+    out
+}
+
 impl BrowserConfig {
-    /// Finds the binaries: `ONEWAY_CHROMIUM` / `ONEWAY_CHROMEDRIVER`, else `chromium` (or
-    /// `chromium-browser`, `google-chrome`) and `chromedriver` on `PATH`.
+    /// The engine `ONEWAY_BROWSER` names (default Chromium), configured by
+    /// [`BrowserConfig::detect_engine`].
     pub fn detect() -> Result<Self, BrowserError> {
-        let chromium = match std::env::var_os("ONEWAY_CHROMIUM") {
-            Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-            None => find_in_path(&["chromium", "chromium-browser", "google-chrome"]),
-        }
-        .ok_or(BrowserError::NotInstalled("chromium", "ONEWAY_CHROMIUM"))?;
-        let chromedriver = match std::env::var_os("ONEWAY_CHROMEDRIVER") {
-            Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-            None => find_in_path(&["chromedriver"]),
-        }
-        .ok_or(BrowserError::NotInstalled(
-            "chromedriver",
-            "ONEWAY_CHROMEDRIVER",
-        ))?;
-        Ok(BrowserConfig {
-            chromium,
-            chromedriver,
+        let engine = match std::env::var("ONEWAY_BROWSER") {
+            Ok(name) if !name.trim().is_empty() => name
+                .parse()
+                .map_err(|e: UnknownEngine| BrowserError::Config(format!("ONEWAY_BROWSER: {e}")))?,
+            _ => Engine::Chromium,
+        };
+        Self::detect_engine(engine)
+    }
+
+    /// Finds `engine`'s binaries and reads the options from the environment (see the table on
+    /// [`BrowserConfig`]). Chromium: `ONEWAY_CHROMIUM` / `ONEWAY_CHROMEDRIVER`, else
+    /// `chromium` (or `chromium-browser`, `google-chrome`) and `chromedriver` on `PATH`.
+    /// Firefox: `ONEWAY_FIREFOX` / `ONEWAY_GECKODRIVER`, else `firefox-esr` (or `firefox`) and
+    /// `geckodriver` on `PATH` or in `~/.cargo/bin`.
+    pub fn detect_engine(engine: Engine) -> Result<Self, BrowserError> {
+        let (binary, driver) = match engine {
+            Engine::Chromium => (
+                locate(
+                    "ONEWAY_CHROMIUM",
+                    &["chromium", "chromium-browser", "google-chrome"],
+                    &[],
+                )
+                .ok_or(BrowserError::NotInstalled(
+                    "chromium",
+                    "install Debian's chromium, or set ONEWAY_CHROMIUM",
+                ))?,
+                locate("ONEWAY_CHROMEDRIVER", &["chromedriver"], &[]).ok_or(
+                    BrowserError::NotInstalled(
+                        "chromedriver",
+                        "install Debian's chromium-driver, or set ONEWAY_CHROMEDRIVER",
+                    ),
+                )?,
+            ),
+            Engine::Firefox => (
+                locate("ONEWAY_FIREFOX", &["firefox-esr", "firefox"], &[]).ok_or(
+                    BrowserError::NotInstalled(
+                        "firefox",
+                        "install Debian's firefox-esr, or set ONEWAY_FIREFOX",
+                    ),
+                )?,
+                locate("ONEWAY_GECKODRIVER", &["geckodriver"], &cargo_bin("geckodriver"))
+                    .ok_or(BrowserError::NotInstalled(
+                        "geckodriver",
+                        "run `cargo install geckodriver --locked` (ci/install.sh does), or set ONEWAY_GECKODRIVER",
+                    ))?,
+            ),
+        };
+        let mut config = BrowserConfig {
+            engine,
+            binary,
+            driver,
             headless: true,
             field_trials: None,
             extra_args: Vec::new(),
-        })
+            prefs: Vec::new(),
+        };
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    /// Applies `ONEWAY_CHROMIUM_FIELD_TRIALS`, `ONEWAY_BROWSER_ARGS` and `ONEWAY_FIREFOX_PREFS`
+    /// (each only to the engine it concerns: field trials are ignored for Firefox, prefs for
+    /// Chromium, so one environment can configure both engines).
+    pub fn apply_env(&mut self) -> Result<(), BrowserError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let (Engine::Chromium, Some(trials)) = (self.engine, var("ONEWAY_CHROMIUM_FIELD_TRIALS"))
+        {
+            self.field_trials = Some(trials.trim().to_owned());
+        }
+        if let Some(args) = var("ONEWAY_BROWSER_ARGS") {
+            self.extra_args
+                .extend(args.split_whitespace().map(str::to_owned));
+        }
+        if let (Engine::Firefox, Some(prefs)) = (self.engine, var("ONEWAY_FIREFOX_PREFS")) {
+            for pref in prefs.split(';').filter(|p| !p.trim().is_empty()) {
+                self.prefs.push(parse_pref(pref)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// A short description for reports: engine, field trials, extra arguments and prefs.
+    pub fn describe(&self) -> String {
+        let mut out = self.engine.display_name().to_owned();
+        if let Some(t) = &self.field_trials {
+            out.push_str(&format!(" +fieldtrials {t}"));
+        }
+        if !self.extra_args.is_empty() {
+            out.push_str(&format!(" +args {}", self.extra_args.join(" ")));
+        }
+        for (name, value) in &self.prefs {
+            out.push_str(&format!(" +pref {name}={value}"));
+        }
+        out
     }
 
     /// The Chromium command line (field notes §2): fresh profile, no background networking,
@@ -203,15 +470,83 @@ impl BrowserConfig {
         args.extend(self.extra_args.iter().cloned());
         args
     }
+
+    /// The Firefox command line: headless, the window size of the Chromium sessions, and the
+    /// extra arguments.
+    pub fn firefox_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.headless {
+            args.push("-headless".to_owned());
+        }
+        args.extend(["--width=900".to_owned(), "--height=1000".to_owned()]);
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    /// Every Firefox pref of the session: [`FIREFOX_PREFS`], then [`BrowserConfig::prefs`].
+    pub fn firefox_prefs(&self) -> serde_json::Map<String, Value> {
+        let mut prefs: serde_json::Map<String, Value> = FIREFOX_PREFS
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.to_json()))
+            .collect();
+        for (name, value) in &self.prefs {
+            prefs.insert(name.clone(), value.clone());
+        }
+        prefs
+    }
+
+    /// The WebDriver capabilities of a session.
+    fn capabilities(
+        &self,
+        profile_dir: &Path,
+    ) -> Result<serde_json::Map<String, Value>, BrowserError> {
+        let mut caps = serde_json::Map::new();
+        match self.engine {
+            Engine::Chromium => {
+                if !self.prefs.is_empty() {
+                    return Err(BrowserError::Config(
+                        "Firefox prefs given for Chromium (use field trials or arguments)"
+                            .to_owned(),
+                    ));
+                }
+                caps.insert("browserName".to_owned(), json!("chrome"));
+                caps.insert(
+                    "goog:chromeOptions".to_owned(),
+                    json!({
+                        "binary": self.binary.display().to_string(),
+                        "args": self.chromium_args(profile_dir),
+                    }),
+                );
+            }
+            Engine::Firefox => {
+                if self.field_trials.is_some() {
+                    return Err(BrowserError::Config(
+                        "Chromium field trials given for Firefox (use prefs)".to_owned(),
+                    ));
+                }
+                caps.insert("browserName".to_owned(), json!("firefox"));
+                caps.insert(
+                    "moz:firefoxOptions".to_owned(),
+                    json!({
+                        "binary": self.binary.display().to_string(),
+                        "args": self.firefox_args(),
+                        "prefs": self.firefox_prefs(),
+                    }),
+                );
+            }
+        }
+        Ok(caps)
+    }
 }
 
-/// A running Chromium, its chromedriver, and the static server that serves the page.
+/// A running browser, its WebDriver server, and the static server that serves the page.
 pub struct Browser {
     client: Arc<Mutex<ClientState>>,
     driver: Child,
     profile_dir: PathBuf,
     server: StaticServer,
     version: String,
+    engine: Engine,
 }
 
 struct ClientState {
@@ -223,20 +558,21 @@ struct ClientState {
 fn free_port() -> Result<u16, BrowserError> {
     let listener =
         StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| BrowserError::Start {
-            what: "chromedriver",
+            what: "webdriver server",
             reason: format!("no free port: {e}"),
         })?;
     listener
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| BrowserError::Start {
-            what: "chromedriver",
+            what: "webdriver server",
             reason: e.to_string(),
         })
 }
 
 impl Browser {
-    /// Starts chromedriver and Chromium with a fresh profile, and serves the page on loopback.
+    /// Starts the WebDriver server and the browser with a fresh profile, and serves the page
+    /// on loopback.
     pub async fn launch(config: BrowserConfig) -> Result<Self, BrowserError> {
         Self::launch_with_server(config, StaticServer::start(Vec::new()).await?).await
     }
@@ -249,23 +585,38 @@ impl Browser {
         // fantoccini's HTTP client uses rustls; it needs a process-wide crypto provider
         // (field notes §5). Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let driver_name = config.engine.driver_name();
         let port = free_port()?;
-        let profile_dir =
-            std::env::temp_dir().join(format!("oneway-chromium-{}-{}", std::process::id(), port));
+        let profile_dir = std::env::temp_dir().join(format!(
+            "oneway-{}-{}-{}",
+            config.engine,
+            std::process::id(),
+            port
+        ));
         std::fs::create_dir_all(&profile_dir).map_err(|e| BrowserError::Start {
             what: "profile directory",
             reason: e.to_string(),
         })?;
-        let driver = Command::new(&config.chromedriver)
-            .arg(format!("--port={port}"))
+        let caps = config.capabilities(&profile_dir)?;
+        let mut command = Command::new(&config.driver);
+        command.arg(format!("--port={port}"));
+        if config.engine == Engine::Firefox {
+            // A system-chosen port for the BiDi WebSocket (the default, 9222, would collide
+            // between two sessions) and the temporary profile under our directory.
+            command
+                .args(["--websocket-port", "0", "--profile-root"])
+                .arg(&profile_dir);
+        }
+        let driver = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| BrowserError::Start {
-                what: "chromedriver",
+                what: driver_name,
                 reason: e.to_string(),
             })?;
+        tracing::debug!(engine = %config.engine, port, "started {driver_name}");
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -274,21 +625,13 @@ impl Browser {
         {
             if Instant::now() > deadline {
                 return Err(BrowserError::Start {
-                    what: "chromedriver",
+                    what: driver_name,
                     reason: format!("nothing listening on port {port} after {STARTUP_TIMEOUT:?}"),
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut caps = serde_json::Map::new();
-        caps.insert("browserName".to_owned(), json!("chrome"));
-        caps.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": config.chromium.display().to_string(),
-                "args": config.chromium_args(&profile_dir),
-            }),
-        );
+        let session = "browser session";
         let client = tokio::time::timeout(STARTUP_TIMEOUT, async {
             fantoccini::ClientBuilder::rustls()
                 .map_err(|e| BrowserError::Start {
@@ -299,14 +642,17 @@ impl Browser {
                 .connect(&url)
                 .await
                 .map_err(|e| BrowserError::Start {
-                    what: "chromium session",
-                    reason: e.to_string(),
+                    what: session,
+                    reason: format!("{}: {e}", config.engine.display_name()),
                 })
         })
         .await
         .map_err(|_| BrowserError::Start {
-            what: "chromium session",
-            reason: format!("no session after {STARTUP_TIMEOUT:?}"),
+            what: session,
+            reason: format!(
+                "no {} session after {STARTUP_TIMEOUT:?}",
+                config.engine.display_name()
+            ),
         })??;
         let version = client
             .capabilities()
@@ -324,12 +670,18 @@ impl Browser {
             profile_dir,
             server,
             version,
+            engine: config.engine,
         })
     }
 
-    /// Chromium's version, as the session reported it.
+    /// The browser's version, as the session reported it.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The engine this browser runs.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The page's base URL (`http://127.0.0.1:<port>/`).
@@ -380,8 +732,27 @@ impl Browser {
         }
     }
 
-    /// Ends the session and stops chromedriver; removes the profile. Bounded: if the session
-    /// does not end within 10 s, chromedriver is stopped anyway.
+    /// Closes every tab but one and leaves that one on `about:blank`, ending the peer
+    /// connections of every page (the next [`Browser::open_url`] reuses it). Between test
+    /// cases, so that no peer connection of an earlier case keeps sending.
+    pub async fn reset_tabs(&self) -> Result<(), BrowserError> {
+        let mut state = self.client.lock().await;
+        let handles = state.client.windows().await?;
+        for handle in handles.iter().skip(1) {
+            state.client.switch_to_window(handle.clone()).await?;
+            state.client.close_window().await?;
+        }
+        if let Some(first) = handles.first() {
+            state.client.switch_to_window(first.clone()).await?;
+            state.client.goto("about:blank").await?;
+            state.current = Some(first.clone());
+        }
+        state.first_window_free = true;
+        Ok(())
+    }
+
+    /// Ends the session and stops the WebDriver server; removes the profile. Bounded: if the
+    /// session does not end within 10 s, the server is stopped anyway.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(10), async {
             let state = self.client.lock().await;
@@ -565,4 +936,83 @@ impl Page {
 /// For tests: the address the static server listens on is loopback only.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(engine: Engine) -> BrowserConfig {
+        BrowserConfig {
+            engine,
+            binary: PathBuf::from("/nonexistent/browser"),
+            driver: PathBuf::from("/nonexistent/driver"),
+            headless: true,
+            field_trials: None,
+            extra_args: Vec::new(),
+            prefs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn engine_names() {
+        for engine in Engine::ALL {
+            assert_eq!(engine.name().parse::<Engine>().ok(), Some(engine));
+        }
+        assert_eq!("Firefox-ESR".parse::<Engine>().ok(), Some(Engine::Firefox));
+        assert!("safari".parse::<Engine>().is_err());
+    }
+
+    #[test]
+    fn prefs_parse_by_type() {
+        assert_eq!(
+            parse_pref("a.b=true").unwrap(),
+            ("a.b".to_owned(), json!(true))
+        );
+        assert_eq!(parse_pref(" a = 12 ").unwrap(), ("a".to_owned(), json!(12)));
+        assert_eq!(parse_pref("a=x=y").unwrap(), ("a".to_owned(), json!("x=y")));
+        assert!(parse_pref("no-value").is_err());
+        assert!(parse_pref("=1").is_err());
+    }
+
+    #[test]
+    fn chromium_capabilities_carry_field_trials_and_args() {
+        let mut c = config(Engine::Chromium);
+        c.field_trials = Some("WebRTC-NoSdpMangleUfrag/Enabled/".to_owned());
+        c.extra_args.push("--lang=en".to_owned());
+        let caps = c.capabilities(Path::new("/tmp/p")).unwrap();
+        let args = caps["goog:chromeOptions"]["args"].as_array().unwrap();
+        assert!(args.contains(&json!(
+            "--force-fieldtrials=WebRTC-NoSdpMangleUfrag/Enabled/"
+        )));
+        assert_eq!(args.last(), Some(&json!("--lang=en")));
+        c.prefs.push(("a".to_owned(), json!(1)));
+        assert!(matches!(
+            c.capabilities(Path::new("/tmp/p")),
+            Err(BrowserError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn firefox_capabilities_carry_prefs_with_overrides() {
+        let mut c = config(Engine::Firefox);
+        c.prefs
+            .push(("media.peerconnection.ice.loopback".to_owned(), json!(false)));
+        c.prefs.push(("x.y".to_owned(), json!("z")));
+        let caps = c.capabilities(Path::new("/tmp/p")).unwrap();
+        let options = &caps["moz:firefoxOptions"];
+        assert_eq!(caps["browserName"], json!("firefox"));
+        assert_eq!(options["prefs"]["permissions.default.microphone"], json!(1));
+        assert_eq!(
+            options["prefs"]["media.peerconnection.ice.loopback"],
+            json!(false)
+        );
+        assert_eq!(options["prefs"]["x.y"], json!("z"));
+        assert_eq!(options["args"][0], json!("-headless"));
+        c.field_trials = Some("X/Enabled/".to_owned());
+        assert!(matches!(
+            c.capabilities(Path::new("/tmp/p")),
+            Err(BrowserError::Config(_))
+        ));
+    }
 }

@@ -1,8 +1,19 @@
-//! The browser peer in real headless Chromium (no mock): one Chromium and one chromedriver are
-//! shared by every case, each case in its own tab(s).
+//! The browser peer in real headless browsers (no mock), in four variants:
 //!
-//! Runs in the normal test command. Skips with a printed reason only when Chromium is absent
-//! outside CI; with `CI=true` a missing Chromium fails. Takes `cargo test` name filters.
+//! - `chromium`: every case in Debian's Chromium (case names without a prefix);
+//! - `chromium_nomunge::`: every role with Chromium's coming rule against local SDP munging
+//!   forced (`--force-fieldtrials=WebRTC-NoSdpMangleUfrag/Enabled/`);
+//! - `firefox::`: every role in Debian's Firefox ESR (through geckodriver);
+//! - `chromium_x_firefox::`: a Chromium and a Firefox, browser to browser both ways.
+//!
+//! One browser (two for the last variant) is shared by every case of a variant, each case in
+//! its own tab(s). The role cases are one set of functions run in every variant (the table
+//! `CASES` names the variants of each); a summary of the connect times per role and variant
+//! ends the output.
+//!
+//! Runs in the normal test command. Skips with a printed reason only when a browser is absent
+//! outside CI; with `CI=true` a missing browser fails. Takes `cargo test` name filters
+//! (`cargo test --test browser firefox` runs the Firefox variant).
 //! Screenshots go to `target/browser-artifacts/` (CI keeps them as artifacts).
 
 use std::future::Future;
@@ -10,7 +21,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use oneway_browser::{Browser, BrowserConfig, Page, StaticServer};
+use oneway_browser::{Browser, BrowserConfig, Engine, Page, StaticServer};
 use oneway_str0m::{
     ConnectionEvent, DialConfig, Listener, ListenerConfig, Progress, dial as str0m_dial,
 };
@@ -21,7 +32,85 @@ type CaseResult = Result<String, String>;
 type Case = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + 'a>>;
 
 struct Ctx {
+    /// The variant's browser.
     browser: Browser,
+    /// The second engine's browser (variant `chromium_x_firefox` only).
+    other: Option<Browser>,
+    variant: &'static Variant,
+}
+
+impl Ctx {
+    /// The second browser, for cases that pair two engines.
+    fn other(&self) -> Result<&Browser, String> {
+        self.other
+            .as_ref()
+            .ok_or_else(|| "this variant has no second browser".to_owned())
+    }
+
+    /// Where this variant's screenshot `name` goes.
+    fn screenshot_path(&self, name: &str) -> PathBuf {
+        artifacts_dir().join(format!("{}-{name}.png", self.variant.name))
+    }
+}
+
+/// A set of browsers the cases run in.
+struct Variant {
+    /// Short name (artifact file names, summary).
+    name: &'static str,
+    /// Prefix of the case names (empty for the default variant, so its names stay stable).
+    prefix: &'static str,
+    engine: Engine,
+    /// Chromium field trials forced in this variant.
+    field_trials: Option<&'static str>,
+    /// A second engine started beside the first.
+    other: Option<Engine>,
+}
+
+/// Chromium's coming rule against local SDP munging (field notes §2, §8).
+const NO_MUNGE_TRIAL: &str = "WebRTC-NoSdpMangleUfrag/Enabled/";
+
+static CHROMIUM: Variant = Variant {
+    name: "chromium",
+    prefix: "",
+    engine: Engine::Chromium,
+    field_trials: None,
+    other: None,
+};
+static CHROMIUM_NOMUNGE: Variant = Variant {
+    name: "chromium-nomunge",
+    prefix: "chromium_nomunge::",
+    engine: Engine::Chromium,
+    field_trials: Some(NO_MUNGE_TRIAL),
+    other: None,
+};
+static FIREFOX: Variant = Variant {
+    name: "firefox",
+    prefix: "firefox::",
+    engine: Engine::Firefox,
+    field_trials: None,
+    other: None,
+};
+static CROSS: Variant = Variant {
+    name: "chromium-x-firefox",
+    prefix: "chromium_x_firefox::",
+    engine: Engine::Chromium,
+    field_trials: None,
+    other: Some(Engine::Firefox),
+};
+static VARIANTS: [&Variant; 4] = [&CHROMIUM, &CHROMIUM_NOMUNGE, &FIREFOX, &CROSS];
+/// The variants every role runs in.
+static ROLES: &[&Variant] = &[&CHROMIUM, &CHROMIUM_NOMUNGE, &FIREFOX];
+static CHROMIUM_ONLY: &[&Variant] = &[&CHROMIUM];
+static PAIRS: &[&Variant] = &[&CROSS];
+
+impl Variant {
+    fn config(&self, engine: Engine) -> Result<BrowserConfig, oneway_browser::BrowserError> {
+        let mut config = BrowserConfig::detect_engine(engine)?;
+        if engine == Engine::Chromium && self.field_trials.is_some() {
+            config.field_trials = self.field_trials.map(str::to_owned);
+        }
+        Ok(config)
+    }
 }
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -245,7 +334,10 @@ fn spec_vectors(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         if !failures.is_empty() || passed < 100 {
             return Err(format!("{passed} checks passed; failures: {failures:#?}"));
         }
-        Ok(format!("{passed} vector checks passed in Chromium"))
+        Ok(format!(
+            "{passed} vector checks passed in {}",
+            ctx.browser.engine().display_name()
+        ))
     })
 }
 
@@ -352,12 +444,14 @@ async fn native_dials_browser(ctx: &Ctx, stack: &str) -> CaseResult {
     }
 }
 
-/// Two tabs: a `reply` listener and a browser dialer; the reply code goes back by the test.
+/// Two tabs: a `reply` listener in `listener` and a browser dialer in `dialer` (the same
+/// browser, or two engines); the reply code goes back by the test.
 async fn browser_pair(
-    ctx: &Ctx,
+    listener: &Browser,
+    dialer: &Browser,
 ) -> Result<(Page, String, Page, String, Vec<Value>, String), String> {
-    let a = ctx.browser.open_page().await.map_err(err("page a"))?;
-    let b = ctx.browser.open_page().await.map_err(err("page b"))?;
+    let a = listener.open_page().await.map_err(err("page a"))?;
+    let b = dialer.open_page().await.map_err(err("page b"))?;
     let listen = a
         .start("listen", json!({"profile": "reply"}))
         .await
@@ -392,26 +486,52 @@ async fn browser_pair(
     Ok((a, listen, b, dial, events, code))
 }
 
-fn browser_to_browser_reply(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
-    Box::pin(async move {
-        let (_a, _l, _b, _d, events, code) = browser_pair(ctx).await?;
-        if code.len() > 80 {
-            return Err(format!(
-                "reply code has {} chars (> 80): {code}",
-                code.len()
-            ));
-        }
-        Ok(format!(
-            "connected {} after the reply code was read; reply code {} chars",
-            connect_ms(&events, "reply-code"),
+/// The reply-code length `spec/token.md` §12 states for each engine's credentials.
+fn expected_reply_len(engine: Engine) -> usize {
+    match engine {
+        Engine::Chromium => 80,
+        Engine::Firefox => 92,
+    }
+}
+
+/// Connects a browser dialer (in `dialer`) to a browser listener (in `listener`) with a reply
+/// code, and checks the code's length against the spec's rule for the dialer's engine.
+async fn reply_pair(listener: &Browser, dialer: &Browser) -> CaseResult {
+    let (_a, _l, _b, _d, events, code) = browser_pair(listener, dialer).await?;
+    let reply = oneway_token::reply::ReplyCode::from_text(&code).map_err(err("reply code"))?;
+    let (u, p) = (reply.ice.ufrag().len(), reply.ice.pwd().len());
+    let rule = oneway_token::reply::ReplyCode::text_len(u, p);
+    let expected = expected_reply_len(dialer.engine());
+    if code.len() != rule || code.len() != expected {
+        return Err(format!(
+            "{} reply code has {} chars; the §12 rule gives {rule} for ({u}, {p}), the table {expected}: {code}",
+            dialer.engine().display_name(),
             code.len()
-        ))
-    })
+        ));
+    }
+    Ok(format!(
+        "connected {} after the reply code was read; reply code {} chars ({} ufrag {u}, pwd {p})",
+        connect_ms(&events, "reply-code"),
+        code.len(),
+        dialer.engine().display_name()
+    ))
+}
+
+fn browser_to_browser_reply(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(reply_pair(&ctx.browser, &ctx.browser))
+}
+
+fn chromium_listener_firefox_dialer(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move { reply_pair(&ctx.browser, ctx.other()?).await })
+}
+
+fn firefox_listener_chromium_dialer(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move { reply_pair(ctx.other()?, &ctx.browser).await })
 }
 
 fn renegotiate_browser_pair(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
-        let (a, listen, b, dial, _, _) = browser_pair(ctx).await?;
+        let (a, listen, b, dial, _, _) = browser_pair(&ctx.browser, &ctx.browser).await?;
         let wait = a
             .start("wait-track", json!({"conn": listen}))
             .await
@@ -566,7 +686,7 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
             .map_err(err("link"))?;
         if !href
             .as_str()
-            .is_some_and(|h| h.ends_with(&format!("#{token}")))
+            .is_some_and(|h| h.contains(&format!("#{token}")))
         {
             return Err(format!("token link is {href}"));
         }
@@ -580,7 +700,10 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         if qr != json!(1) {
             return Err("no QR code on the page".to_owned());
         }
-        let (connected, _) = str0m_probe(&token).await?;
+        // The link, as a native dialer gets it (`oneway dial <link>`): it may carry a second
+        // token for browser dialers (`#<dialer-identity>&<reply>`, Firefox), and the first wins.
+        let link = href.as_str().ok_or("no link")?.to_owned();
+        let (connected, _) = str0m_probe(&link).await?;
         let state = loop {
             let s = page.text_of("#state").await.map_err(err("state"))?;
             if s.as_deref() == Some("connected") || Instant::now() > deadline {
@@ -589,9 +712,8 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let png = page.screenshot().await.map_err(err("screenshot"))?;
-        let dir = artifacts_dir();
-        std::fs::create_dir_all(&dir).map_err(err("artifacts dir"))?;
-        let path = dir.join("static-page-connected.png");
+        let path = ctx.screenshot_path("static-page-connected");
+        std::fs::create_dir_all(artifacts_dir()).map_err(err("artifacts dir"))?;
         std::fs::write(&path, &png).map_err(err("write screenshot"))?;
         if state.as_deref() != Some("connected") {
             return Err(format!(
@@ -606,6 +728,264 @@ fn static_page(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     })
 }
 
+/// Polls `script` (returning a boolean) in `page` until it is true or `LIMIT` passes.
+async fn wait_until(page: &Page, script: &str, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if page.execute(script, vec![]).await.map_err(err(what))? == json!(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not within {LIMIT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Saves a screenshot of `page` as this variant's `name`; returns its path.
+async fn shoot(ctx: &Ctx, page: &Page, name: &str) -> Result<String, String> {
+    let png = page.screenshot().await.map_err(err("screenshot"))?;
+    std::fs::create_dir_all(artifacts_dir()).map_err(err("artifacts dir"))?;
+    let path = ctx.screenshot_path(name);
+    std::fs::write(&path, &png).map_err(err("write screenshot"))?;
+    Ok(path.display().to_string())
+}
+
+/// Whether the element `id` is shown (not hidden by itself or an ancestor).
+fn shown(id: &str) -> String {
+    format!("const e = document.getElementById('{id}'); return !!e && e.offsetParent !== null;")
+}
+
+/// The static page as two people use it, one link for every dialer (issue 17): the listener
+/// page waits with its link, the loopback warning and the reply-code field; clicking its own
+/// link does not dial it; a browser opens the link and shows its reply code; a mistyped code
+/// is refused and changes nothing; the right code connects both pages, which then show only
+/// the conversation; a damaged link fails with what to do next; reloading the listener's own
+/// link issues a new one instead of dialing itself. Screenshots of each state.
+fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let url = format!("{}index.html?loopback", ctx.browser.base_url());
+        let listener = ctx
+            .browser
+            .open_url(&url)
+            .await
+            .map_err(err("listener page"))?;
+        wait_until(
+            &listener,
+            "return (document.getElementById('token').textContent || '').startsWith('ow1.') && document.getElementById('state').textContent === 'waiting for the other device';",
+            "listener token",
+        )
+        .await?;
+        let mut shots = vec![shoot(ctx, &listener, "page-1-listener-waiting").await?];
+        for (id, want) in [
+            ("reply-code-in", true),
+            ("loopback-warning", true),
+            ("failure", false),
+        ] {
+            if listener
+                .execute(&shown(id), vec![])
+                .await
+                .map_err(err(id))?
+                != json!(want)
+            {
+                return Err(format!("listener page: #{id} shown should be {want}"));
+            }
+        }
+        if listener
+            .execute("return document.getElementById('events').open;", vec![])
+            .await
+            .map_err(err("events"))?
+            != json!(false)
+        {
+            return Err("the Events box is open by default".to_owned());
+        }
+        let link = listener
+            .execute("return document.getElementById('token-link').href;", vec![])
+            .await
+            .map_err(err("link"))?
+            .as_str()
+            .ok_or("no link")?
+            .to_owned();
+        // A click on its own link copies it; the page does not dial its own token.
+        listener
+            .execute(
+                "document.getElementById('token-link').click(); return true;",
+                vec![],
+            )
+            .await
+            .map_err(err("click own link"))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after_click = listener
+            .execute(
+                "return [location.hash, document.getElementById('state').textContent];",
+                vec![],
+            )
+            .await
+            .map_err(err("after click"))?;
+        if after_click != json!(["", "waiting for the other device"]) {
+            return Err(format!(
+                "clicking its own link changed the listener: {after_click}"
+            ));
+        }
+        // The other device: a browser opens the link and shows its reply code.
+        let dialer = ctx
+            .browser
+            .open_url(&link)
+            .await
+            .map_err(err("dialer page"))?;
+        wait_until(
+            &dialer,
+            "return (document.getElementById('reply-code').textContent || '').startsWith('owr1.');",
+            "dialer reply code",
+        )
+        .await?;
+        let heading = dialer
+            .execute(
+                "return document.querySelector('#reply-out h2').textContent;",
+                vec![],
+            )
+            .await
+            .map_err(err("heading"))?;
+        if heading != json!("Show this code to the other device") {
+            return Err(format!("dialer heading is {heading}"));
+        }
+        shots.push(shoot(ctx, &dialer, "page-2-dialer-shows-reply-code").await?);
+        let code = dialer
+            .text_of("#reply-code")
+            .await
+            .map_err(err("reply code"))?
+            .ok_or("no reply code")?;
+        let enter = "const i = document.getElementById('reply-code-in'); i.value = arguments[0]; document.getElementById('reply-apply').click(); return true;";
+        // A mistyped code: refused with a reason, the field stays usable, the token unchanged.
+        let token_before = listener.text_of("#token").await.map_err(err("token"))?;
+        let mut typo = code.clone().into_bytes();
+        typo[12] = if typo[12] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).map_err(err("typo"))?;
+        listener
+            .execute(enter, vec![json!(typo)])
+            .await
+            .map_err(err("enter typo"))?;
+        wait_until(
+            &listener,
+            "return (document.getElementById('reply-error').textContent || '').includes('not right');",
+            "mistyped code refused",
+        )
+        .await?;
+        shots.push(shoot(ctx, &listener, "page-3-listener-mistyped-code").await?);
+        if listener.text_of("#token").await.map_err(err("token"))? != token_before {
+            return Err("a mistyped code changed the listener's token".to_owned());
+        }
+        // The right code: both pages connect and show only the conversation.
+        let t = Instant::now();
+        listener
+            .execute(enter, vec![json!(code)])
+            .await
+            .map_err(err("enter code"))?;
+        shots.push(shoot(ctx, &listener, "page-4-listener-took-code").await?);
+        for (page, who) in [(&listener, "listener"), (&dialer, "dialer")] {
+            wait_until(
+                page,
+                "return document.getElementById('state').textContent === 'connected';",
+                who,
+            )
+            .await?;
+        }
+        let connected_ms = t.elapsed().as_secs_f64() * 1000.0;
+        for (page, who) in [(&listener, "listener"), (&dialer, "dialer")] {
+            for (id, want) in [
+                ("chat", true),
+                ("listener", false),
+                ("dialer", false),
+                ("token", false),
+            ] {
+                if page.execute(&shown(id), vec![]).await.map_err(err(id))? != json!(want) {
+                    return Err(format!(
+                        "{who} page connected: #{id} shown should be {want}"
+                    ));
+                }
+            }
+        }
+        shots.push(shoot(ctx, &listener, "page-5-listener-connected").await?);
+        shots.push(shoot(ctx, &dialer, "page-6-dialer-connected").await?);
+        // A damaged link (every token in it): the dialer page fails and says what to do next.
+        let mut damaged = link.clone().into_bytes();
+        for (at, _) in link.match_indices("ow1.") {
+            let i = at + 20;
+            damaged[i] = if damaged[i] == b'A' { b'B' } else { b'A' };
+        }
+        let damaged = String::from_utf8(damaged).map_err(err("damaged"))?;
+        let broken = ctx
+            .browser
+            .open_url(&damaged)
+            .await
+            .map_err(err("broken page"))?;
+        wait_until(
+            &broken,
+            "return document.getElementById('state').dataset.state === 'failed' && document.getElementById('failure').offsetParent !== null;",
+            "failure shown",
+        )
+        .await?;
+        let next = broken
+            .text_of("#failure-next")
+            .await
+            .map_err(err("next step"))?;
+        if !next.as_deref().is_some_and(|n| n.contains("Copy it again")) {
+            return Err(format!("the failure says {next:?}, not what to do next"));
+        }
+        shots.push(shoot(ctx, &broken, "page-7-dialer-failure-next-step").await?);
+        // The listener's own link, reloaded in its own tab: a new link, no dial.
+        let own = ctx.browser.open_url(&url).await.map_err(err("own page"))?;
+        wait_until(
+            &own,
+            "return (document.getElementById('token').textContent || '').startsWith('ow1.');",
+            "own token",
+        )
+        .await?;
+        let own_link = own
+            .execute("return document.getElementById('token-link').href;", vec![])
+            .await
+            .map_err(err("own link"))?;
+        own.execute(
+            "location.href = arguments[0]; location.reload(); return true;",
+            vec![own_link.clone()],
+        )
+        .await
+        .map_err(err("reload"))?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wait_until(
+            &own,
+            "return !!window.onewayReady && (document.getElementById('token').textContent || '').startsWith('ow1.') && document.getElementById('state').textContent === 'waiting for the other device';",
+            "reloaded listener",
+        )
+        .await?;
+        let reloaded = own
+            .execute(
+                "return [location.hash, document.getElementById('token-link').href !== arguments[0]];",
+                vec![own_link],
+            )
+            .await
+            .map_err(err("reloaded"))?;
+        if reloaded != json!(["", true]) {
+            return Err(format!(
+                "the reloaded listener tab dialed or kept its own link: {reloaded}"
+            ));
+        }
+        if own
+            .execute(&shown("self-note"), vec![])
+            .await
+            .map_err(err("note"))?
+            != json!(true)
+        {
+            return Err("the reloaded listener tab does not say its old link died".to_owned());
+        }
+        shots.push(shoot(ctx, &own, "page-8-listener-reloaded-own-link").await?);
+        Ok(format!(
+            "connected {connected_ms:.0} ms after the code was entered; screenshots: {}",
+            shots.join(", ")
+        ))
+    })
+}
+
 fn detect(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let page = ctx.browser.open_page().await.map_err(err("page"))?;
@@ -614,14 +994,19 @@ fn detect(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
             .await
             .map_err(err("start"))?;
         let out = page.wait(&op, LIMIT, |_| {}).await.map_err(err("detect"))?;
+        let munging = out.value["munging"] == json!(true);
+        // With the no-munging trial forced, Chromium must reject local ufrag/pwd munging: this
+        // checks that the trial reached the browser.
+        if ctx.variant.field_trials == Some(NO_MUNGE_TRIAL) && munging {
+            return Err(format!(
+                "{NO_MUNGE_TRIAL} is forced, yet Chromium accepted a munged local ufrag"
+            ));
+        }
         Ok(format!(
-            "Chromium {}: local ufrag/pwd munging {}",
+            "{} {}: local ufrag/pwd munging {}",
+            ctx.browser.engine().display_name(),
             ctx.browser.version(),
-            if out.value["munging"] == json!(true) {
-                "accepted"
-            } else {
-                "rejected"
-            }
+            if munging { "accepted" } else { "rejected" }
         ))
     })
 }
@@ -711,108 +1096,252 @@ fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> 
     })
 }
 
-const CASES: &[(&str, Case)] = &[
-    ("spec_vectors_in_browser", spec_vectors),
-    ("browser_dialer_to_str0m_listener", browser_dials_str0m),
-    ("browser_dialer_to_webrtc_listener", browser_dials_webrtc),
-    ("str0m_dialer_to_browser_listener", str0m_dials_browser),
-    ("webrtc_dialer_to_browser_listener", webrtc_dials_browser),
-    ("static_page_token_dial_screenshot", static_page),
-    ("browser_to_browser_reply_code", browser_to_browser_reply),
+/// Every case, and the variants it runs in.
+static CASES: &[(&str, Case, &[&Variant])] = &[
+    ("spec_vectors_in_browser", spec_vectors, ROLES),
+    (
+        "browser_dialer_to_str0m_listener",
+        browser_dials_str0m,
+        ROLES,
+    ),
+    (
+        "browser_dialer_to_webrtc_listener",
+        browser_dials_webrtc,
+        ROLES,
+    ),
+    (
+        "str0m_dialer_to_browser_listener",
+        str0m_dials_browser,
+        ROLES,
+    ),
+    (
+        "webrtc_dialer_to_browser_listener",
+        webrtc_dials_browser,
+        ROLES,
+    ),
+    ("static_page_token_dial_screenshot", static_page, ROLES),
+    (
+        "static_page_walkthrough_screenshots",
+        static_page_walkthrough,
+        ROLES,
+    ),
+    (
+        "browser_to_browser_reply_code",
+        browser_to_browser_reply,
+        ROLES,
+    ),
     (
         "renegotiate_audio_browser_to_browser",
         renegotiate_browser_pair,
+        ROLES,
     ),
-    ("renegotiate_audio_browser_to_str0m", renegotiate_with_str0m),
+    (
+        "renegotiate_audio_browser_to_str0m",
+        renegotiate_with_str0m,
+        ROLES,
+    ),
     (
         "renegotiate_audio_browser_to_webrtc_listener",
         renegotiate_with_webrtc,
+        ROLES,
     ),
     (
         "renegotiate_audio_browser_listener_to_webrtc_dialer",
         renegotiate_webrtc_dialer,
+        ROLES,
     ),
-    ("detect_one_way_paths", detect),
-    ("page_qr_matches_qrcode_crate", qr_matches_rust),
+    ("detect_one_way_paths", detect, ROLES),
+    (
+        "page_qr_matches_qrcode_crate",
+        qr_matches_rust,
+        CHROMIUM_ONLY,
+    ),
+    (
+        "chromium_listener_firefox_dialer_reply_code",
+        chromium_listener_firefox_dialer,
+        PAIRS,
+    ),
+    (
+        "firefox_listener_chromium_dialer_reply_code",
+        firefox_listener_chromium_dialer,
+        PAIRS,
+    ),
 ];
+
+/// One selected case of one variant.
+struct Selected {
+    full_name: String,
+    name: &'static str,
+    case: Case,
+}
+
+/// Launches a variant's browser(s); `Err` says why they cannot run.
+async fn launch(variant: &'static Variant) -> Result<Ctx, String> {
+    let config = variant.config(variant.engine).map_err(|e| e.to_string())?;
+    let other_config = match variant.other {
+        Some(engine) => Some(variant.config(engine).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors");
+    let server = StaticServer::start(vec![("/vectors/".to_owned(), vectors)])
+        .await
+        .map_err(|e| format!("static server: {e}"))?;
+    let browser = Browser::launch_with_server(config.clone(), server)
+        .await
+        .map_err(|e| format!("cannot start {}: {e}", config.describe()))?;
+    let other = match other_config {
+        Some(c) => match Browser::launch(c.clone()).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                browser.close().await;
+                return Err(format!("cannot start {}: {e}", c.describe()));
+            }
+        },
+        None => None,
+    };
+    Ok(Ctx {
+        browser,
+        other,
+        variant,
+    })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let all: Vec<(&'static Variant, Selected)> = VARIANTS
+        .iter()
+        .flat_map(|v| {
+            CASES
+                .iter()
+                .filter(|(_, _, vs)| vs.iter().any(|x| std::ptr::eq(*x, *v)))
+                .map(move |(name, case, _)| {
+                    (
+                        *v,
+                        Selected {
+                            full_name: format!("{}{name}", v.prefix),
+                            name,
+                            case: *case,
+                        },
+                    )
+                })
+        })
+        .collect();
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in CASES {
-            println!("{name}: test");
+        for (_, s) in &all {
+            println!("{}: test", s.full_name);
         }
         return;
     }
-    let selected: Vec<&(&str, Case)> = CASES
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+    let selected: Vec<(&'static Variant, Selected)> = all
+        .into_iter()
+        .filter(|(_, s)| {
+            filters.is_empty() || filters.iter().any(|f| s.full_name.contains(f.as_str()))
+        })
         .collect();
     if selected.is_empty() {
         println!("0 passed, 0 failed");
         return;
     }
-    let config = match BrowserConfig::detect() {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            println!("SKIPPED browser tests: {e}");
-            println!("0 passed, 0 failed, {} skipped", selected.len());
-            return;
-        }
-        Err(e) => {
-            eprintln!("CI=true and Chromium is required: {e}");
-            std::process::exit(1);
-        }
-    };
+    let ci = std::env::var("CI").as_deref() == Ok("true");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
     let started = Instant::now();
-    let failed = runtime.block_on(async {
-        let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors");
-        let server = StaticServer::start(vec![("/vectors/".to_owned(), vectors)])
-            .await
-            .expect("static server");
-        let browser = match Browser::launch_with_server(config, server).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("cannot start Chromium: {e}");
-                return selected.len();
+    let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
+    let mut summary = Vec::new();
+    for variant in VARIANTS {
+        let cases: Vec<&Selected> = selected
+            .iter()
+            .filter(|(v, _)| std::ptr::eq(*v, variant))
+            .map(|(_, s)| s)
+            .collect();
+        if cases.is_empty() {
+            continue;
+        }
+        let outcome = runtime.block_on(async {
+            let ctx = match launch(variant).await {
+                Ok(ctx) => ctx,
+                Err(e) => return Err(e),
+            };
+            println!(
+                "running {} browser cases in variant {} ({} {}{})",
+                cases.len(),
+                variant.name,
+                ctx.browser.engine().display_name(),
+                ctx.browser.version(),
+                ctx.other
+                    .as_ref()
+                    .map(|o| format!(" and {} {}", o.engine().display_name(), o.version()))
+                    .unwrap_or_default()
+            );
+            let mut results = Vec::new();
+            for s in &cases {
+                // Each case starts with one blank tab: no peer connection of an earlier case
+                // is left running (in Firefox, one left from an earlier native dialer has made
+                // the next native dialer's handshake fail).
+                for b in std::iter::once(&ctx.browser).chain(ctx.other.as_ref()) {
+                    if let Err(e) = b.reset_tabs().await {
+                        println!("resetting tabs before {}: {e}", s.full_name);
+                    }
+                }
+                let t = Instant::now();
+                let result = tokio::time::timeout(Duration::from_secs(90), (s.case)(&ctx))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out after 90 s".to_owned()));
+                let took = t.elapsed().as_secs_f64();
+                match &result {
+                    Ok(note) => println!("test {} ... ok ({took:.1} s): {note}", s.full_name),
+                    Err(e) => println!("test {} ... FAILED ({took:.1} s): {e}", s.full_name),
+                }
+                results.push((s.name, result));
             }
-        };
-        println!(
-            "running {} browser cases in Chromium {}",
-            selected.len(),
-            browser.version()
-        );
-        let ctx = Ctx { browser };
-        let mut failed = 0;
-        for (name, case) in &selected {
-            let t = Instant::now();
-            let result = tokio::time::timeout(Duration::from_secs(90), case(&ctx))
-                .await
-                .unwrap_or_else(|_| Err("timed out after 90 s".to_owned()));
-            let took = t.elapsed().as_secs_f64();
-            match result {
-                Ok(note) => println!("test {name} ... ok ({took:.1} s): {note}"),
-                Err(e) => {
-                    failed += 1;
-                    println!("test {name} ... FAILED ({took:.1} s): {e}");
+            ctx.browser.close().await;
+            if let Some(other) = ctx.other {
+                other.close().await;
+            }
+            Ok(results)
+        });
+        match outcome {
+            Ok(results) => {
+                for (name, result) in results {
+                    match result {
+                        Ok(note) => {
+                            passed += 1;
+                            summary.push(format!("{:<20} {name}: {note}", variant.name));
+                        }
+                        Err(_) => {
+                            failed += 1;
+                            summary.push(format!("{:<20} {name}: FAILED", variant.name));
+                        }
+                    }
                 }
             }
+            Err(e) if !ci && e.contains("not found") => {
+                println!("SKIPPED variant {}: {e}", variant.name);
+                skipped += cases.len();
+            }
+            Err(e) => {
+                println!("variant {} cannot run: {e}", variant.name);
+                failed += cases.len();
+            }
         }
-        ctx.browser.close().await;
-        failed
-    });
-    let passed = selected.len() - failed;
+    }
+    println!("summary (connect times per role and variant):");
+    for line in &summary {
+        println!("  {line}");
+    }
     println!(
-        "browser tests took {:.1} s (one shared Chromium)",
+        "browser tests took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!("{passed} passed, {failed} failed");
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
     if failed > 0 {
         std::process::exit(1);
     }

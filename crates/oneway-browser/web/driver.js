@@ -76,12 +76,13 @@ const kinds = {
     }
     const invalid = await get('invalid.json');
     for (const v of invalid.vectors) {
-      let code = 'accepted';
+      let code = 'accepted', position = null;
       try {
         const t = v.input_form === 'hex' ? ow.decodeBytes(ow.fromHex(v.input)) : ow.decodeToken(v.input);
         if (v.now !== null) ow.checkExpiry(t, v.now);
-      } catch (e) { code = e.code; }
+      } catch (e) { code = e.code; position = e.position === undefined ? null : e.position; }
       check(`invalid ${v.name}`, code === v.error, `got ${code}, want ${v.error}`);
+      check(`invalid ${v.name} position`, position === v.position, `got position ${position}, want ${v.position}`);
     }
     const certs = await get('dialer-certificate.json');
     for (const v of certs.vectors) {
@@ -118,7 +119,12 @@ const kinds = {
     state.conn = conn;
     let rtt = null;
     if (probe) {
-      rtt = await ow.probe(conn);
+      // No echo after `connected`: `refused` with `echo-timeout` (spec/handshake.md §8).
+      try { rtt = await ow.probe(conn); } catch (e) {
+        emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e), t_ms: Math.round((performance.now() - t0) * 100) / 100 });
+        conn.close('no echo');
+        throw e;
+      }
       emit({ event: 'first-echo', t_ms: Math.round((performance.now() - t0) * 100) / 100, rtt_ms: rtt });
       if (!keep) conn.close('probe done');
     } else if (bridge) {

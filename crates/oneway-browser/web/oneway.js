@@ -19,8 +19,10 @@ const MAX_TEXT_LEN = 16384;
 const MAX_CANDIDATES = 16;
 const MAX_EXTENSIONS = 16;
 const MAX_LABEL_BYTES = 64;
-const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82 };
-const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped' };
+const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82, fast: 0x83 };
+const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped', 0x83: 'fast' };
+/** `fast` feature bits (spec/token.md §5.8). */
+const FAST_DTLS13 = 0x01, FAST_START = 0x02;
 /** `mapped` protocol codes (spec/token.md §5.6). */
 const MAPPING_PROTOCOLS = { 1: 'pcp', 2: 'natpmp', 3: 'upnp' };
 const PROFILES = ['native', 'dialer-identity', 'reply'];
@@ -236,6 +238,9 @@ function unpackIce(value) {
 // ---------------------------------------------------------------------------------------------
 // Token text and binary forms (spec/token.md §4, §6, §8)
 
+// Returns the token part of `text` and its offset in UTF-16 units: the text itself, or the
+// value (after the part's first `=`, or the whole part) of the first `&`-separated fragment
+// part whose value starts with `ow`/`OW`, else the whole fragment (spec/token.md §6.2).
 function locateToken(text) {
   const hash = text.indexOf('#');
   if (hash < 0) return [text, 0];
@@ -250,11 +255,15 @@ function locateToken(text) {
   return [text.slice(hash + 1), hash + 1];
 }
 
+// Trims the code points with Unicode's White_Space property (spec/token.md §6.4 step 1);
+// String.prototype.trim would also remove U+FEFF, which is not White_Space.
+const trimWhiteSpace = text => String(text).replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '');
+
 /** Text (`ow1.…`, `OW1.…` or a URL with one in its fragment) to the binary form. */
 export function textToBytes(input) {
-  const trimmed = String(input).trim();
+  const trimmed = trimWhiteSpace(input);
   if (!trimmed) fail('empty', 'empty input');
-  if (te.encode(trimmed).length > MAX_TEXT_LEN) fail('too-long', `longer than ${MAX_TEXT_LEN} characters`);
+  if (te.encode(trimmed).length > MAX_TEXT_LEN) fail('too-long', `longer than ${MAX_TEXT_LEN} bytes of UTF-8`);
   const [token, offset] = locateToken(trimmed);
   const dot = token.indexOf('.');
   if (dot < 0) fail('missing-prefix', 'no ow1. prefix');
@@ -267,9 +276,14 @@ export function textToBytes(input) {
   if (version !== VERSION) fail('unknown-version', `version ${version}`);
   const body = token.slice(dot + 1);
   const [alphabet, bitsPerChar, alphaName] = name === 'ow' ? [B64URL, 6, 'base64url'] : [B32, 5, 'base32'];
-  let position = offset + [...token.slice(0, dot + 1)].length;
+  // Positions count code points from the start of the trimmed input (spec/token.md §6.4).
+  let position = [...trimmed.slice(0, offset + dot + 1)].length;
   for (const c of body) {
-    if (!alphabet.includes(c)) fail('invalid-character', `${JSON.stringify(c)} is not ${alphaName} (position ${position})`);
+    if (!alphabet.includes(c)) {
+      const e = new OnewayError('invalid-character', `${JSON.stringify(c)} is not ${alphaName} (position ${position})`);
+      e.position = position;
+      throw e;
+    }
     position++;
   }
   const bytes = decodeBits(body, alphabet, bitsPerChar);
@@ -361,6 +375,12 @@ export function decodeBytes(bytes) {
         if (!protocol) fail('invalid-extension-value', 'mapped: unknown mapping protocol');
         token.mapped.push({ index: v[i], protocol });
       }
+    } else if (e.type === EXT.fast) {
+      if (v.length === 0) badLength();
+      const bits = v[0], init = v.slice(1);
+      if (((bits & FAST_START) !== 0) === (init.length === 0)) badLength();
+      token.fast = { dtls13: (bits & FAST_DTLS13) !== 0, fastStartInit: (bits & FAST_START) ? init : null, otherBits: bits & ~(FAST_DTLS13 | FAST_START) };
+      validateFast(token.fast);
     } else if (e.type < 0x80) {
       fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
     } else {
@@ -378,7 +398,7 @@ function validateLabel(label) {
 }
 
 function newToken(profile, fingerprint, secret, candidates) {
-  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], unknownExtensions: [] };
+  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], fast: null, unknownExtensions: [] };
 }
 
 /** Checks the rules about meaning (spec/token.md §3, §5); encoding and decoding share them. */
@@ -401,10 +421,11 @@ export function validate(t) {
   if (!derives && !t.listenerIce) fail('missing-extension', `listener-ice is required in profile ${t.profile}`);
   if (t.label !== null) validateLabel(t.label);
   validateMapped(t);
+  if (t.fast) validateFast(t.fast);
   const seen = new Set();
   for (const e of t.unknownExtensions) {
     if (e.type < 0x80) fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
-    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped) {
+    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped || e.type === EXT.fast) {
       fail('invalid-extension-value', `extension 0x${e.type.toString(16)}`);
     }
     seen.add(e.type);
@@ -429,6 +450,18 @@ function validateMapped(t) {
   }
 }
 
+/** `fast` (spec/token.md §5.8): a fast-start value is one whole SCTP INIT chunk (type 1, flags 0,
+ * length field = its size, initiate tag not 0). */
+function validateFast(f) {
+  const init = f.fastStartInit;
+  if (!init) return;
+  if (init.length < 20 || init.length > 254) fail('bad-extension-length', `fast: INIT chunk of ${init.length} bytes`);
+  if (init[0] !== 1 || init[1] !== 0 || ((init[2] << 8) | init[3]) !== init.length) {
+    fail('invalid-extension-value', 'fast: fast-start value is not one SCTP INIT chunk');
+  }
+  if (init[4] === 0 && init[5] === 0 && init[6] === 0 && init[7] === 0) fail('invalid-extension-value', 'fast: SCTP INIT chunk with initiate tag 0');
+}
+
 function wireExtensions(t) {
   const out = [];
   if (t.expires !== null) {
@@ -445,6 +478,10 @@ function wireExtensions(t) {
   if (t.mapped.length > 0) {
     const code = p => Number(Object.keys(MAPPING_PROTOCOLS).find(k => MAPPING_PROTOCOLS[k] === p));
     out.push([EXT.mapped, Uint8Array.from(t.mapped.flatMap(m => [m.index, code(m.protocol)]))]);
+  }
+  if (t.fast) {
+    const bits = (t.fast.otherBits & ~(FAST_DTLS13 | FAST_START)) | (t.fast.dtls13 ? FAST_DTLS13 : 0) | (t.fast.fastStartInit ? FAST_START : 0);
+    out.push([EXT.fast, Uint8Array.from([bits, ...(t.fast.fastStartInit || [])])]);
   }
   for (const e of t.unknownExtensions) out.push([e.type, e.value]);
   return out.sort((a, b) => a[0] - b[0]);
@@ -482,6 +519,7 @@ export function tokenToJson(t) {
   return {
     candidates: t.candidates.map(c => ({ address: addressToString(c.address), port: c.port, transport: c.transport, type: c.type })),
     expires: t.expires,
+    fast: t.fast ? { dtls13: t.fast.dtls13, fast_start_init_hex: t.fast.fastStartInit ? hex(t.fast.fastStartInit) : null, other_bits: t.fast.otherBits } : null,
     fingerprint: fingerprintToSdp(t.fingerprint),
     label: t.label,
     listener_ice: t.listenerIce ? { pwd: t.listenerIce.pwd, ufrag: t.listenerIce.ufrag } : null,
@@ -504,6 +542,7 @@ export function tokenFromJson(j) {
   t.singleUse = j.single_use;
   t.label = j.label;
   t.mapped = j.mapped.map(m => ({ index: m.index, protocol: m.protocol }));
+  t.fast = j.fast ? { dtls13: j.fast.dtls13, fastStartInit: j.fast.fast_start_init_hex ? fromHex(j.fast.fast_start_init_hex) : null, otherBits: j.fast.other_bits } : null;
   t.unknownExtensions = j.unknown_extensions.map(e => ({ type: e.type, value: fromHex(e.value_hex) }));
   return t;
 }
@@ -640,6 +679,15 @@ export async function dialerCertificate(secret) {
 // ---------------------------------------------------------------------------------------------
 // Reply codes (spec/token.md §12): `owr1.` + base64url(ufrag-len, pwd-len, packed chars, fingerprint, CRC-8)
 
+/**
+ * Length in characters of a reply code for a ufrag of `ufragLen` and a pwd of `pwdLen`
+ * characters (spec/token.md §12): 80 for Chromium's (4, 24), 92 for Firefox's (8, 32).
+ */
+export function replyCodeLength(ufragLen, pwdLen) {
+  const bytes = 2 + Math.ceil((6 * (ufragLen + pwdLen)) / 8) + 32 + 1;
+  return `owr${VERSION}.`.length + Math.ceil((4 * bytes) / 3);
+}
+
 /** The reply code a browser dialer shows in the reply profile. */
 export function encodeReplyCode({ ufrag, pwd, fingerprint }) {
   if (!checkIce(ufrag, pwd) || ufrag.length > 255 || pwd.length > 255) fail('invalid-reply', 'ICE credentials are not RFC 8839 values');
@@ -648,12 +696,13 @@ export function encodeReplyCode({ ufrag, pwd, fingerprint }) {
 }
 /** Decodes a reply code to `{ufrag, pwd, fingerprint}`. */
 export function decodeReplyCode(text) {
-  const t = String(text).trim();
-  const m = /^owr([0-9]+)\.(.*)$/.exec(t);
+  const t = trimWhiteSpace(text);
+  const m = /^owr([0-9]+)\.(.*)$/s.exec(t);
   if (!m) fail('missing-prefix', 'a reply code starts with owr1.');
   if (Number(m[1]) !== VERSION) fail('unknown-version', `reply code version ${m[1]}`);
-  const bytes = [...m[2]].every(c => B64URL.includes(c)) ? decodeBits(m[2], B64URL, 6) : null;
-  if (!bytes) fail('invalid-character', 'reply code is not canonical base64url');
+  if (![...m[2]].every(c => B64URL.includes(c))) fail('invalid-character', 'reply code has a character outside base64url');
+  const bytes = decodeBits(m[2], B64URL, 6);
+  if (!bytes) fail('invalid-text-length', 'reply code length does not make whole bytes (cut or altered)');
   if (bytes.length < 2 + 32 + 1) fail('truncated', 'reply code too short');
   const body = bytes.subarray(0, bytes.length - 1);
   if (crc8(body) !== bytes[bytes.length - 1]) fail('checksum-mismatch', 'reply code CRC-8 differs: mistyped');
@@ -782,7 +831,10 @@ export function tokenFromOffer(sdp, { profile, secret, candidateFilter = () => t
   if (!ranked.length) fail('no-usable-candidates', `no usable candidate (${skipped.length} skipped)`);
   const t = newToken(profile, fingerprint, secret, ranked.slice(0, MAX_CANDIDATES).map(x => x.c));
   const port = Number(attr(data, 'sctp-port') ?? (attr(data, 'sctpmap') || '').split(' ')[0]) || 5000;
-  const mms = Number(attr(data, 'max-message-size') ?? 65536);
+  // At most 256 KiB (Chromium's value): Firefox offers 1073741823, and a webrtc-rs dialer fails
+  // its handshake with a token that carries it ("invalid state machine transition"). A
+  // smaller advertised limit is always safe: the dialer sends less than the listener accepts.
+  const mms = Math.min(Number(attr(data, 'max-message-size') ?? 65536), DEFAULT_SCTP.maxMessageSize);
   if (port !== 5000 || mms !== 262144) t.sctp = { port, maxMessageSize: mms };
   if (profile !== 'native') t.listenerIce = ice;
   validate(t);
@@ -814,12 +866,30 @@ export function parseMessage(text) {
   return m;
 }
 
-/** SHA-256 fingerprints of both DTLS certificates of this session, from getStats(). */
+/**
+ * SHA-256 fingerprints of both DTLS certificates of this session (spec/handshake.md §5.2), or
+ * null while they are not known yet. Sources, in order:
+ * 1. `getStats()`: the `transport` stat's `localCertificateId` / `remoteCertificateId` and their
+ *    `RTCCertificateStats` (Chromium). Both come from this DTLS handshake.
+ * 2. Otherwise (Firefox ESR 153 has no certificate stats): the remote certificate of this
+ *    handshake from `pc.sctp.transport.getRemoteCertificates()` (SHA-256 of its DER, the first
+ *    certificate of the chain), and the local fingerprint from the local description's
+ *    `a=fingerprint:sha-256` of the data section (the certificate the browser presents).
+ * Resolves to `{local, remote, source}` with `source` = `stats` or `transport`.
+ */
 export async function certificateFingerprints(pc) {
+  const fromStats = await statsFingerprints(pc);
+  if (fromStats) return { ...fromStats, source: 'stats' };
+  const remote = await remoteCertificateFingerprint(pc);
+  const local = localDescriptionFingerprint(pc);
+  return local && remote ? { local, remote, source: 'transport' } : null;
+}
+
+async function statsFingerprints(pc) {
   const stats = await pc.getStats();
   let transport = null;
   stats.forEach(s => { if (s.type === 'transport' && s.localCertificateId && s.remoteCertificateId) transport = s; });
-  if (!transport) return dtlsTransportFingerprints(pc);
+  if (!transport) return null;
   const cert = id => {
     const s = stats.get(id);
     return s && s.fingerprintAlgorithm === 'sha-256' ? fingerprintFromSdp(s.fingerprint) : null;
@@ -828,37 +898,43 @@ export async function certificateFingerprints(pc) {
   return local && remote ? { local, remote } : null;
 }
 
-// The same from the DTLS transport itself, for when `getStats()` lists no certificates:
-// Chromium caches certificate stats, so a `getStats()` call made before DTLS completed (the
-// dialer's `candidate-tried` polling) leaves them without the remote certificate. The remote
-// certificate is the DER the handshake presented (`RTCDtlsTransport.getRemoteCertificates()`),
-// the local one is this peer connection's own, whose fingerprint its local description carries.
-async function dtlsTransportFingerprints(pc) {
+/** SHA-256 of the DER of the peer's DTLS certificate, from the SCTP transport's DTLS transport. */
+async function remoteCertificateFingerprint(pc) {
   const dtls = pc.sctp && pc.sctp.transport;
-  const ders = dtls && typeof dtls.getRemoteCertificates === 'function' ? dtls.getRemoteCertificates() : [];
-  const line = pc.localDescription && pc.localDescription.sdp.split(/\r?\n/).find(l => l.startsWith('a=fingerprint:sha-256 '));
-  if (!ders.length || !line) return null;
-  const remote = new Uint8Array(await crypto.subtle.digest('SHA-256', ders[0]));
-  return { local: fingerprintFromSdp(line.slice('a=fingerprint:sha-256 '.length)), remote };
+  if (!dtls || typeof dtls.getRemoteCertificates !== 'function' || dtls.state !== 'connected') return null;
+  const certs = dtls.getRemoteCertificates();
+  if (!certs || !certs.length) return null;
+  return sha256(new Uint8Array(certs[0]));
 }
 
+/** The `a=fingerprint:sha-256` of the data section (or session) of the local description. */
+function localDescriptionFingerprint(pc) {
+  const sdp = pc.currentLocalDescription?.sdp || pc.localDescription?.sdp;
+  if (!sdp) return null;
+  const { session: sess, media } = parseSections(sdp);
+  const data = media.find(isData);
+  const line = [...(data ? data.attrs : []), ...sess.attrs]
+    .find(a => a.name === 'fingerprint' && a.value.split(' ')[0].toLowerCase() === 'sha-256');
+  return line ? fingerprintFromSdp(line.value.slice(line.value.indexOf(' ') + 1)) : null;
+}
+
+// The selected candidate pair: the `transport` stat's `selectedCandidatePairId` (Chromium), else
+// the `candidate-pair` stat marked `selected` (Firefox), else a nominated succeeded pair.
 async function selectedPair(pc) {
   const stats = await pc.getStats();
-  let out = null;
-  stats.forEach(s => {
-    if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
-    const pair = stats.get(s.selectedCandidatePairId);
-    if (!pair) return;
-    const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
-    // Chromium hides the address of peer-reflexive remote candidates in getStats().
-    const fmt = c => {
-      if (!c) return '?';
-      const a = c.address || c.ip || '(hidden)';
-      return `${a.includes(':') ? `[${a}]` : a}:${c.port}`;
-    };
-    out = { local: fmt(l), remote: fmt(r) };
-  });
-  return out;
+  let pair = null;
+  stats.forEach(s => { if (s.type === 'transport' && s.selectedCandidatePairId && !pair) pair = stats.get(s.selectedCandidatePairId) || null; });
+  if (!pair) stats.forEach(s => { if (s.type === 'candidate-pair' && s.selected && !pair) pair = s; });
+  if (!pair) stats.forEach(s => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && !pair) pair = s; });
+  if (!pair) return null;
+  const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
+  // Chromium hides the address of peer-reflexive remote candidates in getStats().
+  const fmt = c => {
+    if (!c) return '?';
+    const a = c.address || c.ip || '(hidden)';
+    return `${a.includes(':') ? `[${a}]` : a}:${c.port}`;
+  };
+  return { local: fmt(l), remote: fmt(r) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -870,10 +946,11 @@ function clock() {
   return () => Math.round((performance.now() - start) * 100) / 100;
 }
 const sleep = ms => new Promise(r => setTimeout(r, ms));
+// `code` may be a function, called when the time is up (the cause depends on how far it got).
 function withTimeout(promise, ms, code, message) {
   let timer;
   return Promise.race([promise, new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new OnewayError(code, message)), ms);
+    timer = setTimeout(() => reject(new OnewayError(typeof code === 'function' ? code() : code, message)), ms);
   })]).finally(() => clearTimeout(timer));
 }
 async function waitGathering(pc, ms) {
@@ -1041,7 +1118,7 @@ function inbox(ch0) {
 async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp, admit = null) {
   let fps = null;
   for (let i = 0; i < 50 && !fps; i++) { fps = await certificateFingerprints(pc); if (!fps) await sleep(10); }
-  if (!fps) fail('auth-failed', 'getStats() shows no DTLS certificates');
+  if (!fps) fail('auth-failed', 'neither getStats() nor the DTLS transport shows both certificates');
   if (expectedRemoteFp && !equalBytes(fps.remote, expectedRemoteFp)) fail('fingerprint-mismatch', 'the peer certificate is not the one the token names');
   const [listenerFp, dialerFp] = role === 'dialer' ? [fps.remote, fps.local] : [fps.local, fps.remote];
   const peerRole = role === 'dialer' ? 'listener' : 'dialer';
@@ -1112,7 +1189,8 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     emit({ event: 'candidate-tried', remote: first });
     stopWatching = watchTried(pc, emit, new Set([first]));
     const limit = token.profile === 'native' ? timeoutMs : Math.max(timeoutMs, 120000);
-    await withTimeout(Promise.race([open, failed]), limit, stages.ice === undefined ? 'ice-timeout' : 'sctp-timeout', 'channel 0 did not open in time');
+    const stalled = () => (stages.ice === undefined ? 'ice-timeout' : stages.dtls === undefined ? 'dtls-timeout' : 'sctp-timeout');
+    await withTimeout(Promise.race([open, failed]), limit, stalled, 'channel 0 did not open in time');
     stopWatching();
     await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
     stages.auth = t() - startedAt;
@@ -1164,8 +1242,9 @@ function watchTried(pc, emit, reported) {
 /**
  * Listens in this browser. Profiles:
  * - dialer-identity (default): the page chooses the dialer's identity; a native dialer
- *   connects with the token alone (spec/handshake.md §10.2);
- * - reply: a browser dialer answers with a reply code, given to `acceptReply(code)`.
+ *   connects with the token alone (spec/handshake.md §10.2); a browser dialer shows a reply
+ *   code instead, which `acceptReply(code)` takes (the same token serves both);
+ * - reply: only browser dialers; their reply code goes to `acceptReply(code)`.
  * Returns `{token, text, accepted, acceptReply}`; `accepted` resolves to the Connection.
  */
 export async function listen({ profile = 'dialer-identity', onevent = () => {}, candidateFilter = () => true, gatherMs = 5000, ttlSecs = null, label = null, rtcConfig = {} } = {}) {
@@ -1201,18 +1280,26 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
   emit({ event: 'token', stack: 'browser', token: text, candidates: token.candidates.map(candidateString), skipped: skipped.length });
   let startedAt = 0;
   let prog = null;
-  let acceptReply = null;
-  const replied = new Promise((resolve, reject) => {
-    acceptReply = async code => {
-      try {
-        const reply = decodeReplyCode(code);
-        dialerFp = reply.fingerprint;
-        await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, reply) });
-        resolve();
-      } catch (e) { reject(e); throw e; }
-    };
-  });
-  if (profile === 'dialer-identity') acceptReply = null;
+  // A reply code from a browser dialer (spec/handshake.md §10.3). In the reply profile it is
+  // the only way in. In the dialer-identity profile it replaces the identity this page chose
+  // (§10.2) by the browser dialer's: a new local offer (same ICE credentials, certificate and
+  // candidates, so the token stays valid) and the dialer's answer from the code. A mistyped
+  // code throws and changes nothing; the first valid code is final.
+  let replyTaken = false, resolveReplied;
+  const replied = new Promise(resolve => { resolveReplied = resolve; });
+  const replyLater = profile === 'reply' || await canReplaceRemoteIdentity();
+  const acceptReply = async code => {
+    const reply = decodeReplyCode(code);
+    if (!replyLater) fail('unsupported', 'this browser cannot replace the dialer identity it chose (no remote ICE credential change without an ICE restart): use a reply token');
+    if (replyTaken) fail('reply-taken', 'this listener already took a reply code');
+    if (prog.stages.dtls !== undefined) fail('reply-taken', 'a dialer is already connected');
+    replyTaken = true;
+    dialerFp = reply.fingerprint;
+    if (pc.signalingState === 'stable') await pc.setLocalDescription(await pc.createOffer());
+    await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, reply) });
+    emit({ event: 'reply-accepted' });
+    resolveReplied();
+  };
   startedAt = t();
   prog = progress(pc, ch0, t, emit, startedAt);
   const accepted = (async () => {
@@ -1238,7 +1325,33 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
     return conn;
   })();
   accepted.catch(() => {});
-  return { token, text, accepted, acceptReply, pc };
+  return { token, text, accepted, acceptReply, acceptsReply: replyLater, pc };
+}
+
+/**
+ * Whether this browser lets a listener replace the remote answer it set (another ICE ufrag/pwd
+ * and fingerprint) by a new offer/answer without an ICE restart: Chromium does, Firefox ESR 153
+ * does not ("offer did not request ICE restart") and has no `pranswer` either. Tried on a
+ * throwaway peer connection that never gathers.
+ */
+export async function canReplaceRemoteIdentity() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  try {
+    pc.createDataChannel(CHANNEL0_LABEL, { negotiated: true, id: 0 });
+    await pc.setLocalDescription(await pc.createOffer());
+    const { media } = parseSections(pc.localDescription.sdp);
+    const mid = attr(media.find(isData), 'mid') ?? '0';
+    const shape = { sctp: null, candidates: [] };
+    const fp = n => new Uint8Array(32).fill(n);
+    await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(shape, mid, { ufrag: 'AAAA', pwd: 'A'.repeat(24), fingerprint: fp(1) }) });
+    await pc.setLocalDescription(await pc.createOffer());
+    await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(shape, mid, { ufrag: 'BBBB', pwd: 'B'.repeat(24), fingerprint: fp(2) }) });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    pc.close();
+  }
 }
 
 /** Echoes every message on every application channel the peer opens (peer contract). */

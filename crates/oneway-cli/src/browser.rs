@@ -1,6 +1,8 @@
 //! `oneway listen --stack browser` and `oneway dial --stack browser`: the browser peer
-//! (`crates/oneway-browser`: headless Chromium running `web/oneway.js`) under the same
-//! peer contract as the native stacks (`spec/peer-contract.md`).
+//! (`crates/oneway-browser`: headless Chromium or Firefox ESR running `web/oneway.js`) under
+//! the same peer contract as the native stacks (`spec/peer-contract.md`). `--browser`,
+//! `--browser-field-trials`, `--browser-arg` and `--browser-pref` (or the `ONEWAY_BROWSER…`
+//! environment variables, see `oneway_browser::BrowserConfig`) choose and configure the engine.
 //!
 //! - The listener issues a `dialer-identity` token (`spec/handshake.md` §10.2), so native
 //!   dialers connect with the token alone. A browser peer connection has one remote
@@ -17,10 +19,67 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt as _;
 
-use oneway_browser::{Browser, BrowserConfig, Page};
+use oneway_browser::{Browser, BrowserConfig, Engine, Page};
 use serde_json::{Value, json};
 
 use super::DialFailed;
+
+/// The options of `--stack browser` (each also has an environment variable, read first; the
+/// options add to or override it).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct BrowserArgs {
+    /// Browser engine of `--stack browser` (default: `ONEWAY_BROWSER`, else chromium).
+    #[arg(long = "browser", value_name = "ENGINE", value_parser = ["chromium", "firefox"])]
+    pub(crate) engine: Option<String>,
+    /// Chromium field trials of `--stack browser` (`--force-fieldtrials=`), e.g.
+    /// `WebRTC-NoSdpMangleUfrag/Enabled/` (default: `ONEWAY_CHROMIUM_FIELD_TRIALS`).
+    #[arg(long, value_name = "TRIALS")]
+    pub(crate) browser_field_trials: Option<String>,
+    /// One more browser command-line argument (repeat; after `ONEWAY_BROWSER_ARGS`).
+    #[arg(long = "browser-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) browser_args: Vec<String>,
+    /// One more Firefox pref, `name=value` (repeat; after `ONEWAY_FIREFOX_PREFS`).
+    #[arg(long = "browser-pref", value_name = "NAME=VALUE")]
+    pub(crate) browser_prefs: Vec<String>,
+}
+
+impl BrowserArgs {
+    /// Whether any browser option was given.
+    pub(crate) fn is_set(&self) -> bool {
+        self.engine.is_some()
+            || self.browser_field_trials.is_some()
+            || !self.browser_args.is_empty()
+            || !self.browser_prefs.is_empty()
+    }
+
+    /// The browser configuration: the environment's, then these options.
+    pub(crate) fn config(&self) -> anyhow::Result<BrowserConfig> {
+        let mut config = match &self.engine {
+            Some(name) => BrowserConfig::detect_engine(name.parse::<Engine>()?)?,
+            None => BrowserConfig::detect()?,
+        };
+        if let Some(trials) = &self.browser_field_trials {
+            if config.engine != Engine::Chromium {
+                anyhow::bail!(super::Usage(
+                    "--browser-field-trials applies to Chromium only (Firefox takes --browser-pref)"
+                        .to_owned()
+                ));
+            }
+            config.field_trials = Some(trials.clone());
+        }
+        config.extra_args.extend(self.browser_args.iter().cloned());
+        if !self.browser_prefs.is_empty() && config.engine != Engine::Firefox {
+            anyhow::bail!(super::Usage(
+                "--browser-pref applies to Firefox only (Chromium takes --browser-field-trials and --browser-arg)"
+                    .to_owned()
+            ));
+        }
+        for pref in &self.browser_prefs {
+            config.prefs.push(oneway_browser::parse_pref(pref)?);
+        }
+        Ok(config)
+    }
+}
 
 /// Peer-contract event names the browser page emits (others are page-only diagnostics).
 const CONTRACT_EVENTS: &[&str] = &[
@@ -43,7 +102,7 @@ struct Printer {
     json: bool,
     start: Instant,
     op_started_ms: f64,
-    /// The dialer's Chromium launch, ms: added to its `dialing` event as `startup_ms` (its
+    /// The dialer's browser launch, ms: added to its `dialing` event as `startup_ms` (its
     /// `t_ms` start at the page's token decode, as the peer contract asks).
     startup_ms: Option<f64>,
 }
@@ -77,7 +136,7 @@ impl Printer {
         } else if name == "token" {
             println!("{}", event["token"].as_str().unwrap_or(""));
             eprintln!(
-                "listening in Chromium; dial with: oneway dial {}",
+                "listening in the browser; dial with: oneway dial {}",
                 event["token"].as_str().unwrap_or("")
             );
         } else {
@@ -103,8 +162,9 @@ fn compact(event: &Value) -> String {
     e.to_string()
 }
 
-async fn launch() -> anyhow::Result<(Browser, Page)> {
-    let browser = Browser::launch(BrowserConfig::detect()?).await?;
+async fn launch(config: BrowserConfig) -> anyhow::Result<(Browser, Page)> {
+    tracing::info!(browser = %config.describe(), "launching the browser peer");
+    let browser = Browser::launch(config).await?;
     let page = browser.open_page().await?;
     Ok((browser, page))
 }
@@ -184,6 +244,7 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
 /// `oneway listen --stack browser`. With `stun`, Chromium gathers a server-reflexive
 /// candidate from that STUN server, and the token carries it after the host candidates.
 pub async fn listen(
+    config: BrowserConfig,
     json_output: bool,
     loopback: bool,
     echo: bool,
@@ -191,7 +252,7 @@ pub async fn listen(
     ttl: Option<Duration>,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (browser, page) = launch().await?;
+    let (browser, page) = launch(config).await?;
     let mut printer = Printer {
         json: json_output,
         start,
@@ -238,13 +299,14 @@ pub async fn listen(
 
 /// `oneway dial --stack browser`.
 pub async fn dial(
+    config: BrowserConfig,
     token_text: &str,
     json_output: bool,
     probe: bool,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (browser, page) = match launch().await {
+    let (browser, page) = match launch(config).await {
         Ok(x) => x,
         Err(e) => {
             let printer = Printer {

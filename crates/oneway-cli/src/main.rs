@@ -18,6 +18,7 @@ use oneway_token::{TextForm, Token, TokenError};
 mod bench;
 mod conformance;
 mod peer;
+mod peer_image;
 mod suite;
 
 #[derive(Parser)]
@@ -51,6 +52,9 @@ enum Command {
     /// Measure connect latency against the signalled baseline, listener capacity, throughput
     /// and token sizes (Markdown, JSON and SVG output).
     Bench(bench::BenchArgs),
+    /// Build a `FROM scratch` image for a peer from host files and their shared libraries
+    /// (no registry, no Dockerfile): `oneway image --tag mypeer:1 /usr/bin/python3 ...`.
+    Image(peer_image::ImageArgs),
 }
 
 /// Arguments that cannot work together (for example a flag the chosen stack does not
@@ -133,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dial(args) => block_on_stdin(peer::dial_command(args)),
         Command::Suite(args) => runtime()?.block_on(suite::suite(*args)),
         Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
+        Command::Image(args) => runtime()?.block_on(peer_image::image(args)),
         Command::Conformance(args) => runtime()?.block_on(conformance::conformance(args)),
     }
 }
@@ -198,7 +203,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, TokenError> {
         .collect())
 }
 
-pub(crate) fn unix_now() -> u64 {
+fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -32,8 +32,9 @@ pub enum Stack {
     /// str0m (sans-IO Rust WebRTC).
     #[default]
     Str0m,
-    /// Headless Chromium running the browser peer (`crates/oneway-browser`): listens with
-    /// `dialer-identity` tokens, dials `native` tokens.
+    /// A headless browser (Chromium, or Firefox with `--browser firefox`) running the browser
+    /// peer (`crates/oneway-browser`): listens with `dialer-identity` tokens, dials `native`
+    /// tokens.
     Browser,
     /// webrtc-rs (the sans-IO `rtc` crate, `crates/oneway-webrtc`).
     #[value(name = "webrtc-rs")]
@@ -42,6 +43,8 @@ pub enum Stack {
 
 #[path = "browser.rs"]
 mod browser_peer;
+
+pub(crate) use browser_peer::BrowserArgs;
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -69,6 +72,10 @@ pub struct ListenArgs {
     /// Advertise mDNS `<uuid>.local` names instead of IP addresses (offline LANs).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Do not announce the stack's fast path (DTLS 1.3, fast start: `spec/handshake.md` §5.4)
+    /// in the token; every dialer then takes the standard handshake.
+    #[arg(long)]
+    pub(crate) no_fast_path: bool,
     /// Accept only the first dialer that proves the token.
     #[arg(long)]
     pub(crate) single_use: bool,
@@ -87,6 +94,8 @@ pub struct ListenArgs {
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) browser: BrowserArgs,
 }
 
 #[derive(Args)]
@@ -115,9 +124,15 @@ pub struct DialArgs {
     /// Offer only the TURN relay (no host candidates): the path is always the relay.
     #[arg(long, requires = "turn")]
     pub(crate) relay_only: bool,
+    /// Take the standard handshake even when the token offers a fast path
+    /// (`spec/handshake.md` §5.4).
+    #[arg(long)]
+    pub(crate) no_fast_path: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) browser: BrowserArgs,
 }
 
 /// Prints events as JSON lines or as text on standard error.
@@ -231,6 +246,12 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if args.stack != Stack::Browser && args.browser.is_set() {
+        anyhow::bail!(Usage(
+            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
+                .to_owned()
+        ));
+    }
     let served = match args.stack {
         Stack::Str0m => native_listener::<Str0m>(&args, stun).await?,
         Stack::WebrtcRs => native_listener::<WebrtcRs>(&args, stun).await?,
@@ -243,7 +264,9 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             }
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
-            return browser_peer::listen(args.json, loopback, args.echo, stun, args.ttl).await;
+            let config = args.browser.config()?;
+            return browser_peer::listen(config, args.json, loopback, args.echo, stun, args.ttl)
+                .await;
         }
     };
     serve(&args, served).await
@@ -344,6 +367,7 @@ async fn native_listener<S: oneway_endpoint::Stack>(
         single_use: args.single_use,
         port_mapping,
         mdns: args.mdns,
+        fast_path: !args.no_fast_path,
         ttl: args.ttl,
         label: args.label.clone(),
         stun,
@@ -658,19 +682,42 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 .to_owned()
         ));
     }
-    if args.stack == Stack::Browser {
-        let out = Output {
-            json: args.json,
-            start: Instant::now(),
-        };
-        // Decoded and checked for expiry here, before Chromium starts: a bad token gets its
-        // `refused` line and exit code 2 like the native dialers (spec/peer-contract.md §3).
-        let token = read_token_or_refuse(&args.input, &out)?;
-        if let Err(e) = token.check_expiry(crate::unix_now()) {
-            out.event(refused_by_token(&out, &e));
-            return Err(e.into());
+    if args.stack != Stack::Browser && args.browser.is_set() {
+        anyhow::bail!(Usage(
+            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
+                .to_owned()
+        ));
+    }
+    // A token that cannot be used (malformed, invalid or expired) is refused with its
+    // `spec/token.md` §8 code before `dialing`, and exits 2 (`spec/peer-contract.md` §1).
+    let early = Output {
+        json: args.json,
+        start: Instant::now(),
+    };
+    let token = match usable_token(&args.input) {
+        Ok(token) => token,
+        Err(e) => {
+            if let Some(token_error) = e.downcast_ref::<oneway_token::TokenError>() {
+                early.event(PeerEvent::Refused {
+                    t_ms: early.ms(),
+                    peer: None,
+                    code: token_error.code().to_owned(),
+                    reason: token_error.to_string(),
+                });
+            }
+            return Err(e);
         }
-        return browser_peer::dial(&token.to_text()?, args.json, args.probe, args.timeout).await;
+    };
+    if args.stack == Stack::Browser {
+        let config = args.browser.config()?;
+        return browser_peer::dial(
+            config,
+            &token.to_text()?,
+            args.json,
+            args.probe,
+            args.timeout,
+        )
+        .await;
     }
     if args.stack == Stack::Str0m {
         // Process start-up, before the clock of the connection starts: str0m's crypto library
@@ -683,7 +730,6 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         json: args.json,
         start: Instant::now(),
     };
-    let token = read_token_or_refuse(&args.input, &out)?;
     let turn = match &args.turn {
         Some(server) => Some(oneway_endpoint::TurnServer {
             addr: tokio::net::lookup_host(server.as_str())
@@ -706,6 +752,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         }
         .to_owned(),
         candidates: candidate_strings(&token),
+        startup_ms: None,
     });
 
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
@@ -768,28 +815,18 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     bridge(conn, Some(channel)).await
 }
 
-/// The `refused` event of a token that cannot be dialed: its `spec/token.md` §8 code.
-fn refused_by_token(out: &Output, e: &oneway_token::TokenError) -> PeerEvent {
-    PeerEvent::Refused {
-        t_ms: out.ms(),
-        peer: None,
-        code: e.code().to_owned(),
-        reason: e.to_string(),
-    }
-}
-
-/// Decodes the dialer's token; one that does not decode gets a `refused` event with its
-/// `spec/token.md` §8 code before the error (exit code 2, `spec/peer-contract.md` §3).
-fn read_token_or_refuse(input: &TokenInput, out: &Output) -> anyhow::Result<Token> {
-    match crate::read_token(input) {
-        Ok((token, _)) => Ok(token),
-        Err(e) => {
-            if let Some(t) = e.downcast_ref::<oneway_token::TokenError>() {
-                out.event(refused_by_token(out, t));
-            }
-            Err(e)
-        }
-    }
+/// Reads the dialer's token and checks its expiry: every error here is a [`TokenError`]
+/// (exit code 2) except failing to read standard input.
+///
+/// [`TokenError`]: oneway_token::TokenError
+fn usable_token(input: &TokenInput) -> anyhow::Result<Token> {
+    let (token, _) = crate::read_token(input)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    token.check_expiry(now)?;
+    Ok(token)
 }
 
 /// Dials `token` with a native dialer on stack `S`.
@@ -804,12 +841,15 @@ async fn native_dial<S: oneway_endpoint::Stack>(
         progress: Some(progress),
         turn,
         relay_only: args.relay_only,
+        fast_path: !args.no_fast_path,
         ..Default::default()
     };
     oneway_endpoint::dial(token, &config).await
 }
 
-/// Sends one message and waits (at most 10 s) for it to come back.
+/// Sends one message and waits (at most 10 s) for it to come back. Without the echo it prints
+/// `refused`: `echo-timeout`, or the code of a close that came first
+/// (`spec/handshake.md` §8).
 async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyhow::Result<()> {
     let sent_at = Instant::now();
     let payload = format!("oneway-probe {}", out.ms());
@@ -819,16 +859,33 @@ async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyho
             match event {
                 ConnectionEvent::Data { data, .. } if data == payload.as_bytes() => return Ok(()),
                 ConnectionEvent::Closed { code, reason } => {
-                    anyhow::bail!(DialFailed(format!("{code}: {reason}")))
+                    return Err((code.to_string(), reason.to_string()));
                 }
                 _ => {}
             }
         }
-        anyhow::bail!(DialFailed("connection ended before the echo".to_owned()))
+        Err((
+            "closed-locally".to_owned(),
+            "connection ended before the echo".to_owned(),
+        ))
     };
-    tokio::time::timeout(Duration::from_secs(10), wait)
+    let outcome = tokio::time::timeout(Duration::from_secs(10), wait)
         .await
-        .map_err(|_| DialFailed("no echo within 10 s".to_owned()))??;
+        .unwrap_or_else(|_| {
+            Err((
+                "echo-timeout".to_owned(),
+                "connected, but the probe did not come back within 10 s".to_owned(),
+            ))
+        });
+    if let Err((code, reason)) = outcome {
+        out.event(PeerEvent::Refused {
+            t_ms: out.ms(),
+            peer: None,
+            code: code.clone(),
+            reason: reason.clone(),
+        });
+        anyhow::bail!(DialFailed(format!("{code}: {reason}")));
+    }
     out.event(PeerEvent::FirstEcho {
         t_ms: out.ms(),
         rtt_ms: sent_at.elapsed().as_secs_f64() * 1000.0,

@@ -177,9 +177,14 @@ fn dial_with_a_forged_token_fails_with_a_cause_code() {
 #[test]
 fn dial_with_a_malformed_token_exits_2() {
     for stack in STACKS {
-        let (code, _, stderr) = dial(stack, "ow1.AQAB", &[]);
+        let (code, events, stderr) = dial(stack, "ow1.AQAB", &[]);
         assert_eq!(code, Some(2), "{stack}: {stderr}");
         assert!(stderr.starts_with("token: "), "{stack}: {stderr}");
+        // spec/peer-contract.md §1: no `dialing`, one `refused` with the spec/token.md §8 code.
+        match events.as_slice() {
+            [PeerEvent::Refused { code, .. }] => assert_eq!(code, "truncated", "{stack}"),
+            other => panic!("{stack}: {other:?}"),
+        }
     }
 }
 
@@ -188,12 +193,16 @@ fn expired_token_is_refused_before_dialing() {
     for stack in STACKS {
         let (_listener, token) = start_listener(stack, &["--ttl", "1s"]);
         std::thread::sleep(Duration::from_millis(2100));
-        let (code, _, stderr) = dial(stack, &token, &[]);
+        let (code, events, stderr) = dial(stack, &token, &[]);
         assert_eq!(code, Some(2), "{stack}: {stderr}");
         assert!(
             stderr.starts_with("token: expired at "),
             "{stack}: {stderr}"
         );
+        match events.as_slice() {
+            [PeerEvent::Refused { code, .. }] => assert_eq!(code, "expired", "{stack}"),
+            other => panic!("{stack}: no `dialing` before an expired token's refusal: {other:?}"),
+        }
     }
 }
 

@@ -33,6 +33,7 @@ impl<V: Violation> Stack for Misbehaving<V> {
     const RELAY_BEFORE_START: bool = <WebrtcRs as Stack>::RELAY_BEFORE_START;
     type Certificate = <WebrtcRs as Stack>::Certificate;
     type Engine = RtcEngine;
+    type FastPath = <WebrtcRs as Stack>::FastPath;
 
     fn generate_certificate() -> Result<(Self::Certificate, [u8; 32]), StackError> {
         WebrtcRs::generate_certificate()
@@ -47,7 +48,7 @@ impl<V: Violation> Stack for Misbehaving<V> {
     }
 
     fn listener_engine(
-        params: ListenerEngineParams<'_, Self::Certificate>,
+        params: ListenerEngineParams<'_, Self::Certificate, Self::FastPath>,
     ) -> Result<RtcEngine, StackError> {
         let mut engine = WebrtcRs::listener_engine(params)?;
         V::listener(&mut engine);

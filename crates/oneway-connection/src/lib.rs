@@ -21,7 +21,7 @@
 //! let (commands, mut driver_inbox) = mpsc::unbounded_channel();
 //! let (events, app_events) = mpsc::unbounded_channel();
 //! let driver = tokio::spawn(async {});
-//! let info = ConnectionInfo { timings: Timings::new(Instant::now()), selected: None, tried: vec![] };
+//! let info = ConnectionInfo { timings: Timings::new(Instant::now()), selected: None, tried: vec![], fast_start: false };
 //! let guard = Arc::new(DriverGuard::new(driver.abort_handle()));
 //! let mut connection = Connection::new(7, commands, app_events, info, guard);
 //!
@@ -230,6 +230,9 @@ pub struct ConnectionInfo {
     pub selected: Option<(SocketAddr, SocketAddr)>,
     /// Remote addresses checked, in order, with the time of the first check (dialer only).
     pub tried: Vec<(SocketAddr, Duration)>,
+    /// The connection took the token's fast start (`spec/handshake.md` §5.4): SNAP, channels
+    /// without DCEP, early data.
+    pub fast_start: bool,
 }
 
 impl ConnectionInfo {

@@ -117,6 +117,9 @@ pub struct NewDialer {
     pub dialer_ufrag: String,
     /// The dialer's ICE pwd: the engine's remote pwd.
     pub dialer_pwd: String,
+    /// The dialer announced the token's fast start (`/` in its composed ufrag,
+    /// `spec/handshake.md` §5.4).
+    pub fast_start: bool,
 }
 
 /// A STUN Binding request with a USERNAME, parsed.
@@ -185,6 +188,7 @@ impl BindingRequest {
             listener_ufrag: parsed.listener_ufrag.to_owned(),
             dialer_ufrag: parsed.dialer_ufrag.to_owned(),
             dialer_pwd: parsed.dialer_pwd.to_owned(),
+            fast_start: parsed.fast_start,
         })
     }
 }
@@ -266,6 +270,7 @@ mod tests {
                 listener_ufrag: format!("{TOKEN_UFRAG}+{DIALER_PWD}"),
                 dialer_ufrag: "dIaL".to_owned(),
                 dialer_pwd: DIALER_PWD.to_owned(),
+                fast_start: false,
             }))
         );
     }

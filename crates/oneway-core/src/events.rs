@@ -1,6 +1,9 @@
 //! The `--json` event lines every peer prints (`spec/peer-contract.md`): one JSON object per
 //! line on standard output, each with `event` and `t_ms` (milliseconds since the process
 //! started its attempt). The scenario runner reads these from every implementation.
+//!
+//! The spec defines every event and field (`spec/peer-contract.md` §2.1, §2.2); the test
+//! `spec_tables_match_the_event_type` below fails when this type and those tables differ.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +97,9 @@ pub enum PeerEvent {
         stack: String,
         /// The token's candidates, in the order they will be tried.
         candidates: Vec<String>,
+        /// Milliseconds of start-up before the clock started (a browser launch), if any.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        startup_ms: Option<f64>,
     },
     /// Dialer: the first check to a remote address was sent (in fallback order).
     CandidateTried {
@@ -223,5 +229,218 @@ mod tests {
             PeerEvent::parse_line(r#"{"event":"no-such-event","t_ms":1}"#),
             None
         );
+    }
+
+    /// One instance of every variant, each optional field present. The exhaustive `match`
+    /// in `variant_name` makes a new variant a compile error here until it has a sample.
+    fn samples() -> Vec<PeerEvent> {
+        let peer = Some("10.0.0.2:5000".to_owned());
+        let s = |v: &str| v.to_owned();
+        vec![
+            PeerEvent::Token {
+                t_ms: 1.0,
+                stack: s("x"),
+                token: s("ow1.x"),
+                candidates: vec![s("host udp 10.0.0.1:5000")],
+            },
+            PeerEvent::Mapped {
+                t_ms: 1.0,
+                protocol: s("pcp"),
+                external: s("1.2.3.4:5"),
+                internal: s("10.0.0.1:5"),
+                lifetime_s: 7200,
+                gateway: s("10.0.0.254"),
+            },
+            PeerEvent::MappingFailed {
+                t_ms: 1.0,
+                code: s("no-gateway"),
+                reason: s("r"),
+            },
+            PeerEvent::Reachability {
+                t_ms: 1.0,
+                scope: s("internet"),
+                via: s("mapping"),
+                reason: s("mapped"),
+                sentence: s("s"),
+            },
+            PeerEvent::Dialing {
+                t_ms: 1.0,
+                stack: s("x"),
+                candidates: vec![],
+                startup_ms: Some(2.0),
+            },
+            PeerEvent::CandidateTried {
+                t_ms: 1.0,
+                remote: s("10.0.0.1:5000"),
+            },
+            PeerEvent::IceConnected {
+                t_ms: 1.0,
+                peer: peer.clone(),
+            },
+            PeerEvent::DtlsConnected {
+                t_ms: 1.0,
+                peer: peer.clone(),
+            },
+            PeerEvent::ChannelOpen {
+                t_ms: 1.0,
+                peer: peer.clone(),
+            },
+            PeerEvent::Connected {
+                t_ms: 1.0,
+                peer: peer.clone(),
+                selected: Some(SelectedPair {
+                    local: s("a"),
+                    remote: s("b"),
+                }),
+                stages: StageTimes::default(),
+            },
+            PeerEvent::FirstEcho {
+                t_ms: 1.0,
+                rtt_ms: 0.5,
+            },
+            PeerEvent::Refused {
+                t_ms: 1.0,
+                peer: peer.clone(),
+                code: s("ice-timeout"),
+                reason: s("r"),
+            },
+            PeerEvent::Closed {
+                t_ms: 1.0,
+                peer,
+                code: s("closed-by-peer"),
+            },
+            PeerEvent::Error {
+                t_ms: 1.0,
+                code: s("bind"),
+                message: s("m"),
+            },
+        ]
+    }
+
+    fn variant_name(e: &PeerEvent) -> &'static str {
+        match e {
+            PeerEvent::Token { .. } => "token",
+            PeerEvent::Mapped { .. } => "mapped",
+            PeerEvent::MappingFailed { .. } => "mapping-failed",
+            PeerEvent::Reachability { .. } => "reachability",
+            PeerEvent::Dialing { .. } => "dialing",
+            PeerEvent::CandidateTried { .. } => "candidate-tried",
+            PeerEvent::IceConnected { .. } => "ice-connected",
+            PeerEvent::DtlsConnected { .. } => "dtls-connected",
+            PeerEvent::ChannelOpen { .. } => "channel-open",
+            PeerEvent::Connected { .. } => "connected",
+            PeerEvent::FirstEcho { .. } => "first-echo",
+            PeerEvent::Refused { .. } => "refused",
+            PeerEvent::Closed { .. } => "closed",
+            PeerEvent::Error { .. } => "error",
+        }
+    }
+
+    /// The rows of the first Markdown table after `heading` in `text`, as cells.
+    fn table_after(text: &str, heading: &str) -> Vec<Vec<String>> {
+        let start = text
+            .find(heading)
+            .unwrap_or_else(|| panic!("spec has no {heading}"));
+        text[start..]
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2) // header and separator
+            .map(|l| {
+                l.trim_matches('|')
+                    .split(" | ")
+                    .map(|c| c.trim().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The names between backticks in a table cell (`a`, *`b`* → a, b).
+    fn backticked(cell: &str) -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The JSON keys of a value, with nested objects' keys as `outer.inner`.
+    fn keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(map) = value.as_object() {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                keys(&name, v, out);
+                out.push(name);
+            }
+        }
+    }
+
+    /// `spec/peer-contract.md` §2.1 (events and their fields) and §2.2 (field definitions)
+    /// describe exactly this type: same event names, same fields per event, every field
+    /// (nested ones included) defined, and no definition of a field no event has.
+    #[test]
+    fn spec_tables_match_the_event_type() {
+        let spec = include_str!("../../../spec/peer-contract.md");
+        let events = table_after(spec, "### 2.1 Event types");
+        let fields = table_after(spec, "### 2.2 Fields");
+        let samples = samples();
+        let mut spec_names: Vec<String> = events
+            .iter()
+            .map(|r| backticked(&r[0])[0].clone())
+            .collect();
+        let mut code_names: Vec<String> =
+            samples.iter().map(|e| variant_name(e).to_owned()).collect();
+        spec_names.sort();
+        code_names.sort();
+        assert_eq!(
+            spec_names, code_names,
+            "event types: spec §2.1 vs PeerEvent"
+        );
+
+        let defined: Vec<String> = fields
+            .iter()
+            .map(|r| backticked(&r[0])[0].clone())
+            .collect();
+        let mut used = vec!["event".to_owned(), "t_ms".to_owned()];
+        for sample in &samples {
+            let name = variant_name(sample);
+            let json = serde_json::to_value(sample).expect("serializes");
+            let mut all = Vec::new();
+            keys("", &json, &mut all);
+            let mut top: Vec<String> = json
+                .as_object()
+                .expect("object")
+                .keys()
+                .filter(|k| *k != "event" && *k != "t_ms")
+                .cloned()
+                .collect();
+            let row = events
+                .iter()
+                .find(|r| backticked(&r[0])[0] == name)
+                .expect("row");
+            let mut listed = backticked(&row[2]);
+            top.sort();
+            listed.sort();
+            assert_eq!(listed, top, "fields of `{name}`: spec §2.1 vs PeerEvent");
+            for key in all {
+                assert!(
+                    defined.contains(&key),
+                    "field `{key}` of `{name}` is not defined in spec §2.2"
+                );
+                if !used.contains(&key) {
+                    used.push(key);
+                }
+            }
+        }
+        for field in &defined {
+            assert!(
+                used.contains(field),
+                "spec §2.2 defines `{field}`, which no event has"
+            );
+        }
     }
 }

@@ -97,8 +97,10 @@ pub fn own_proof(
 }
 
 /// Cause codes a peer may send in `error` before authentication (`spec/handshake.md` §8).
-pub const PEER_CAUSES: [&str; 9] = [
+pub const PEER_CAUSES: [&str; 11] = [
     "accept-queue-full",
+    "bad-channel-open",
+    "early-data-limit",
     "auth-failed",
     "fingerprint-mismatch",
     "token-expired",

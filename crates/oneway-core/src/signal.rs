@@ -52,6 +52,14 @@ pub enum Message {
         /// SDP text.
         sdp: String,
     },
+    /// Under a fast start (`spec/handshake.md` §5.5): the sender opened an application channel
+    /// on negotiated SCTP stream `id` (no DCEP); sent before the channel's first data.
+    Open {
+        /// SCTP stream id: even from the dialer, odd from the listener, in order.
+        id: u16,
+        /// The channel's label.
+        label: String,
+    },
     /// The sender is closing the connection.
     Close {
         /// Why, for logs.
@@ -160,6 +168,7 @@ impl Message {
             Message::IceRestartAnswer { .. } => "ice-restart-answer",
             Message::Offer { .. } => "offer",
             Message::Answer { .. } => "answer",
+            Message::Open { .. } => "open",
             Message::Close { .. } => "close",
             Message::Error { .. } => "error",
         }

@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! username       = listener-ufrag ":" dialer-ufrag
-//! listener-ufrag = token-ufrag "+" dialer-pwd        ; spec/token.md §7.2
+//! listener-ufrag = token-ufrag ("+" / "/") dialer-pwd ; spec/token.md §7.2; "/": fast start
 //! token-ufrag    = 8ice-char
 //! dialer-pwd     = 22*247ice-char
 //! dialer-ufrag   = 4*256ice-char
 //! ```
 //! and the whole is at most [`MAX_USERNAME_BYTES`] bytes.
 
-use oneway_token::ice::{IceError, MIN_UFRAG_CHARS, is_ice_char, split_listener_ufrag};
+use oneway_token::ice::{
+    IceError, MIN_UFRAG_CHARS, is_fast_start_ufrag, is_ice_char, split_listener_ufrag,
+};
 
 /// Longest USERNAME accepted: STUN requires fewer than 509 bytes (RFC 8489 §14.3).
 pub const MAX_USERNAME_BYTES: usize = 508;
@@ -55,6 +57,9 @@ pub struct DialerUsername<'a> {
     pub dialer_pwd: &'a str,
     /// The dialer's ICE ufrag.
     pub dialer_ufrag: &'a str,
+    /// The listener ufrag was composed with `/`: the dialer takes the token's fast start
+    /// (`spec/handshake.md` §5.4) and its ufrag is its SCTP INIT chunk in base64.
+    pub fast_start: bool,
 }
 
 /// Parses the USERNAME of a Binding request received by a `native` listener.
@@ -76,6 +81,7 @@ pub fn parse_dialer_username(username: &str) -> Result<DialerUsername<'_>, Usern
         token_ufrag,
         dialer_pwd,
         dialer_ufrag,
+        fast_start: is_fast_start_ufrag(listener_ufrag),
     })
 }
 
@@ -90,6 +96,10 @@ mod tests {
         assert_eq!(u.dialer_pwd, "DialerPwd0123456789abcd");
         assert_eq!(u.dialer_ufrag, "dIaL");
         assert_eq!(u.listener_ufrag, "hsdE6ktp+DialerPwd0123456789abcd");
+        assert!(!u.fast_start);
+        let fast = parse_dialer_username("hsdE6ktp/DialerPwd0123456789abcd:dIaL").expect("valid");
+        assert!(fast.fast_start);
+        assert_eq!(fast.dialer_pwd, "DialerPwd0123456789abcd");
     }
 
     #[test]

@@ -55,6 +55,17 @@ pub struct DialConfig<S: Stack> {
     /// Offer only the relayed candidate (needs [`DialConfig::turn`]): the path is always the
     /// relay, and a TURN failure fails the dial at once with its cause code.
     pub relay_only: bool,
+    /// Take the fast path the token's `fast` extension offers, when this stack can
+    /// (`spec/handshake.md` §5.4): DTLS 1.3, and a fast start (SNAP, channels without DCEP).
+    /// On by default; off keeps the standard handshake (for comparisons).
+    pub fast_path: bool,
+    /// Under a fast start, return the connection as soon as the dialer's proof is sent (DTLS
+    /// verified the listener's certificate against the token), so the first application data
+    /// leaves with the proof instead of a round trip later (`spec/handshake.md` §5.5). The
+    /// listener's proof then arrives as the connection runs; if the listener refuses (e.g. a
+    /// single-use token already used), the connection closes with that cause
+    /// (`ConnectionEvent::Closed`) instead of `dial` failing. Off by default.
+    pub early_data: bool,
     /// Knobs that break the protocol on purpose, for tests of the listener's defences.
     pub dangerous: DangerousDialConfig,
     /// The stack, chosen by type.
@@ -84,6 +95,8 @@ impl<S: Stack> Default for DialConfig<S> {
             ice_check_interval: None,
             turn: None,
             relay_only: false,
+            fast_path: true,
+            early_data: false,
             dangerous: DangerousDialConfig::default(),
             stack: PhantomData,
         }
@@ -178,6 +191,7 @@ pub async fn dial<S: Stack>(
         loopback: all_loopback,
         ice_check_interval: config.ice_check_interval,
         relayed_proof: config.dangerous.relayed_proof,
+        fast_path: config.fast_path,
         events: events_tx,
     })?;
 
@@ -186,6 +200,7 @@ pub async fn dial<S: Stack>(
     let driver = Driver {
         relay,
         relay_only: config.relay_only,
+        early_data: config.early_data,
         engine,
         sockets: Arc::new(SocketSet::new(sockets)),
         ready: Some(ready_tx),
@@ -362,6 +377,8 @@ struct Driver<E> {
     relay: Option<Relay>,
     /// Whether only the relayed candidate is offered (a TURN failure then ends the dial).
     relay_only: bool,
+    /// See [`DialConfig::early_data`].
+    early_data: bool,
     sockets: Arc<SocketSet>,
     ready: Option<oneshot::Sender<Result<ConnectionInfo, DialError>>>,
     progress: Option<mpsc::UnboundedSender<Progress>>,
@@ -526,16 +543,11 @@ impl<E: Engine> Driver<E> {
                 Notice::DtlsConnected => self.report(Progress::DtlsConnected),
                 Notice::ChannelOpen => self.report(Progress::ChannelOpen),
                 Notice::DialerProven => {}
+                Notice::EarlyDataReady if self.early_data => self.connected(),
+                Notice::EarlyDataReady => {}
                 Notice::Authenticated => {
                     self.report(Progress::Authenticated);
-                    let info = ConnectionInfo {
-                        timings: self.engine.timings().clone(),
-                        selected: self.engine.selected(),
-                        tried: self.engine.tried().to_vec(),
-                    };
-                    if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Ok(info));
-                    }
+                    self.connected();
                     // Progress covers the handshake only: closing it lets readers finish.
                     self.progress = None;
                 }
@@ -547,6 +559,19 @@ impl<E: Engine> Driver<E> {
             }
         }
         next
+    }
+
+    /// Hands the connection to the caller of `dial` (once).
+    fn connected(&mut self) {
+        let info = ConnectionInfo {
+            timings: self.engine.timings().clone(),
+            selected: self.engine.selected(),
+            tried: self.engine.tried().to_vec(),
+            fast_start: self.engine.is_fast_start(),
+        };
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Ok(info));
+        }
     }
 
     fn report(&self, progress: Progress) {

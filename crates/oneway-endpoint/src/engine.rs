@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use oneway_connection::{Command, ConnectionEvent, StackError, Timings};
 use oneway_core::demux::NewDialer;
-use oneway_token::{DerivedKeys, SctpParams, Token};
+use oneway_token::{DerivedKeys, FastPath, SctpParams, Token};
 use tokio::sync::mpsc;
 
 /// A datagram an engine wants sent.
@@ -41,6 +41,10 @@ pub enum Notice {
     /// Listener only: the dialer's proof verified; the shell must now call [`Engine::admit`]
     /// or [`Engine::reject`].
     DialerProven,
+    /// Dialer only, under a fast start (`spec/handshake.md` §5.5): its proof is sent and DTLS
+    /// verified the listener's certificate against the token, so it may send application data
+    /// before the listener's proof arrives.
+    EarlyDataReady,
     /// Both proofs verified: the connection may carry application data.
     Authenticated,
     /// The engine ended; the code is one of `spec/handshake.md` §8.
@@ -99,6 +103,11 @@ pub trait Engine: Send + 'static {
         self.handshake().authenticated
     }
 
+    /// Whether this connection took the token's fast start (`spec/handshake.md` §5.4).
+    fn is_fast_start(&self) -> bool {
+        false
+    }
+
     /// Stage times so far.
     fn timings(&self) -> &Timings {
         &self.handshake().path.timings
@@ -132,6 +141,9 @@ pub trait Stack: Clone + Copy + Debug + Default + Send + Sync + 'static {
     type Certificate: Clone + Debug + Send + Sync + 'static;
     /// The per-connection engine.
     type Engine: Engine;
+    /// A listener's fast-path state (what it announced in the token's `fast` extension, e.g.
+    /// its SCTP INIT chunk), handed to every listener engine; `()` for a stack without one.
+    type FastPath: Clone + Debug + Send + Sync + 'static;
 
     /// A fresh self-signed certificate and the SHA-256 of its DER (the token's fingerprint).
     fn generate_certificate() -> Result<(Self::Certificate, [u8; 32]), StackError>;
@@ -143,9 +155,16 @@ pub trait Stack: Clone + Copy + Debug + Default + Send + Sync + 'static {
     /// The SHA-256 of `certificate`'s DER.
     fn fingerprint(certificate: &Self::Certificate) -> Result<[u8; 32], StackError>;
 
+    /// What a listener of this stack announces in the token's `fast` extension
+    /// (`spec/token.md` §5.8), with the state its engines need; `None` (the default) for a stack
+    /// with no fast path.
+    fn listener_fast_path() -> Result<Option<(FastPath, Self::FastPath)>, StackError> {
+        Ok(None)
+    }
+
     /// An engine for a dialer whose first check a listener admitted.
     fn listener_engine(
-        params: ListenerEngineParams<'_, Self::Certificate>,
+        params: ListenerEngineParams<'_, Self::Certificate, Self::FastPath>,
     ) -> Result<Self::Engine, StackError>;
 
     /// An engine for a dialer of `params.token`, its checks started.
@@ -158,9 +177,9 @@ pub trait Stack: Clone + Copy + Debug + Default + Send + Sync + 'static {
     fn warm_up() {}
 }
 
-/// What a listener engine is built from.
+/// What a listener engine is built from (`F`: the stack's fast-path state).
 #[derive(Debug)]
-pub struct ListenerEngineParams<'a, C> {
+pub struct ListenerEngineParams<'a, C, F = ()> {
     /// The time of the admitted check.
     pub now: Instant,
     /// The dialer's address (the source of its first check).
@@ -177,6 +196,9 @@ pub struct ListenerEngineParams<'a, C> {
     pub sctp: SctpParams,
     /// The dialer's credentials, recovered from its first check (`spec/handshake.md` §4.3).
     pub dialer: &'a NewDialer,
+    /// The listener's fast-path state when its token announces one (`None`: the standard
+    /// handshake only). A dialer that announced a fast start has `dialer.fast_start`.
+    pub fast_path: Option<&'a F>,
     /// How long a silent dialer keeps its engine (RFC 7675 consent).
     pub consent_timeout: Duration,
     /// Where the connection's events go once authenticated.
@@ -211,6 +233,9 @@ pub struct DialerEngineParams<'a, C> {
     pub ice_check_interval: Option<Duration>,
     /// Tests only: this MAC is sent as the proof instead of the computed one.
     pub relayed_proof: Option<[u8; 32]>,
+    /// Whether to use the fast path the token's `fast` extension offers (`spec/handshake.md`
+    /// §5.4); `false` keeps the standard handshake.
+    pub fast_path: bool,
     /// Where the connection's events go once authenticated.
     pub events: mpsc::UnboundedSender<ConnectionEvent>,
 }

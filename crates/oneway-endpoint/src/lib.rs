@@ -26,6 +26,7 @@
 
 pub mod dialer;
 pub mod engine;
+pub mod fast_channels;
 pub mod gather;
 pub mod listener;
 pub mod mdns;

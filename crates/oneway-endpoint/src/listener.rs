@@ -85,6 +85,9 @@ pub struct ListenerConfig {
     /// [`DEFAULT_CONSENT_TIMEOUT`]. Engines whose stack fixes part of it (str0m's ICE-lite
     /// side reports a silent dialer after 15 s) wait the rest.
     pub consent_timeout: Duration,
+    /// Announce and serve the stack's fast path (`fast` token extension, `spec/handshake.md`
+    /// §5.4), when the stack has one. On by default; off keeps the standard handshake only.
+    pub fast_path: bool,
 }
 
 impl Default for ListenerConfig {
@@ -105,6 +108,7 @@ impl Default for ListenerConfig {
             source_rate_limit: SourceRateLimit::default(),
             accept_queue: DEFAULT_ACCEPT_QUEUE,
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+            fast_path: true,
         }
     }
 }
@@ -249,6 +253,15 @@ impl<S: Stack> Listener<S> {
         token.label = config.label.clone();
         token.mapped = mapped;
         token.expires_at = config.ttl.map(|ttl| unix_now() + ttl.as_secs().max(1));
+        let fast_path = if config.fast_path {
+            S::listener_fast_path()?
+        } else {
+            None
+        };
+        let fast_path = fast_path.map(|(announced, state)| {
+            token.fast = Some(announced);
+            state
+        });
         token
             .validate()
             .map_err(|e| StackError::Config(format!("token: {e}")))?;
@@ -271,6 +284,7 @@ impl<S: Stack> Listener<S> {
             hosts,
             cert,
             listener_fp: fingerprint.0,
+            fast_path,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -396,6 +410,8 @@ struct Driver<S: Stack> {
     hosts: Vec<SocketAddr>,
     cert: S::Certificate,
     listener_fp: [u8; 32],
+    /// The stack's fast-path state, when the token announces a fast path.
+    fast_path: Option<S::FastPath>,
     /// Keyed by locally assigned numbers: a cheap key, not chosen by an attacker.
     peers: HashMap<u64, Slot<S::Engine>>,
     /// Keyed by dialer address (attacker-chosen): std `HashMap` with SipHash.
@@ -523,6 +539,12 @@ impl<S: Stack> Driver<S> {
                 return;
             }
         };
+        if dialer.fast_start && self.fast_path.is_none() {
+            // `/` in the composed ufrag announces a fast start this listener never offered
+            // (`spec/handshake.md` §4.3): serving it the standard handshake would hang.
+            tracing::debug!(source = %d.source, "check announces a fast start this token does not offer; dropped");
+            return;
+        }
         if let Err(refusal) = self.admission.admit(now, unix_now(), d.source) {
             self.refused(d.source, &refusal);
             return;
@@ -560,6 +582,7 @@ impl<S: Stack> Driver<S> {
             keys: &self.keys,
             sctp: self.sctp,
             dialer,
+            fast_path: self.fast_path.as_ref(),
             consent_timeout: self.consent_timeout,
             events: events_tx,
         })?;
@@ -644,8 +667,9 @@ impl<S: Stack> Driver<S> {
                 Notice::DtlsConnected => self.progress(remote, Progress::DtlsConnected),
                 Notice::ChannelOpen => self.progress(remote, Progress::ChannelOpen),
                 Notice::DialerProven => self.admit_proven(now, key),
-                // Already handed to the application by `admit_proven`.
-                Notice::Authenticated => {}
+                // Already handed to the application by `admit_proven`; `EarlyDataReady` is a
+                // dialer's.
+                Notice::Authenticated | Notice::EarlyDataReady => {}
                 Notice::Closed { code, reason } => {
                     let authenticated = self
                         .peers
@@ -719,6 +743,7 @@ impl<S: Stack> Driver<S> {
                 timings: slot.engine.timings().clone(),
                 selected: slot.engine.selected(),
                 tried: Vec::new(),
+                fast_start: slot.engine.is_fast_start(),
             },
             guard,
         ));

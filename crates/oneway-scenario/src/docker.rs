@@ -386,13 +386,30 @@ impl Engine {
         argv: &[String],
         env: &[String],
     ) -> Result<(String, mpsc::UnboundedReceiver<Line>), Error> {
+        self.spawn_peer_container(image, &format!("container:{host}"), argv, env)
+            .await
+    }
+
+    /// Starts a container of `image` running `argv` with Docker network mode `network_mode`
+    /// (`container:<host>` in a topology, `none` to try an image alone), and streams its
+    /// output. This is the only way the suite starts a third-party image, so what it sets is
+    /// what such a peer gets (`docs/implementers.md`, "What the container provides"): the
+    /// image's own user, working directory and environment, plus `env`; no extra mounts,
+    /// capabilities or resource limits.
+    pub async fn spawn_peer_container(
+        &self,
+        image: &str,
+        network_mode: &str,
+        argv: &[String],
+        env: &[String],
+    ) -> Result<(String, mpsc::UnboundedReceiver<Line>), Error> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             cmd: Some(argv.to_vec()),
             env: Some(env.to_vec()),
             labels: Some(self.labels()),
             host_config: Some(HostConfig {
-                network_mode: Some(format!("container:{host}")),
+                network_mode: Some(network_mode.to_owned()),
                 ..Default::default()
             }),
             ..Default::default()

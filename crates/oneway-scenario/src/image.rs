@@ -6,6 +6,10 @@
 //! Two variants ([`Variant`]): `base` (every container), and `browser` (the base files plus
 //! Debian's `chromium` and `chromium-driver`), which is built only when a selected
 //! implementation runs in it.
+//!
+//! The same machinery builds a third-party peer's image from host files ([`ImageEntry`],
+//! [`build_custom`]; `oneway image`), for an implementer who has no registry and no Dockerfile
+//! base to start from (`docs/implementers.md`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -191,6 +195,54 @@ impl Rootfs {
         Ok(rootfs)
     }
 
+    /// Collects the files of a custom image: each entry's file, or every file under a
+    /// directory entry, at its image path, plus the shared libraries `ldd` names for every ELF
+    /// file among them. Unlike [`Rootfs::collect`] there is no `oneway` binary and no optional
+    /// entry: a missing path is an error.
+    pub fn from_entries(entries: &[ImageEntry]) -> Result<Rootfs, Error> {
+        let mut rootfs = Rootfs::default();
+        let mut binaries = Vec::new();
+        for entry in entries {
+            let meta = std::fs::metadata(&entry.host).map_err(|e| Error::Io {
+                path: entry.host.clone(),
+                source: e,
+            })?;
+            if meta.is_dir() {
+                for file in walk(&entry.host)? {
+                    let relative = file.strip_prefix(&entry.host).map_err(|_| {
+                        Error::Image(format!("{} is outside its directory", file.display()))
+                    })?;
+                    let in_image = Path::new(&entry.image_path).join(relative);
+                    if is_elf(&file) {
+                        binaries.push(file.clone());
+                    }
+                    rootfs
+                        .files
+                        .insert(in_image.display().to_string(), file.clone());
+                }
+            } else {
+                if is_elf(&entry.host) {
+                    binaries.push(entry.host.clone());
+                }
+                rootfs
+                    .files
+                    .insert(entry.image_path.clone(), entry.host.clone());
+            }
+        }
+        for binary in binaries {
+            for lib in ldd(&binary)? {
+                rootfs
+                    .files
+                    .entry(lib.clone())
+                    .or_insert_with(|| PathBuf::from(lib));
+            }
+        }
+        if rootfs.files.is_empty() {
+            return Err(Error::Image("the image would hold no file".to_owned()));
+        }
+        Ok(rootfs)
+    }
+
     /// Whether a tool is in the image.
     pub fn has(&self, name: &str) -> bool {
         self.files
@@ -280,18 +332,150 @@ fn ldd(binary: &Path) -> Result<Vec<String>, Error> {
         .arg(binary)
         .output()
         .map_err(|e| Error::Image(format!("running ldd: {e}")))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
-        .lines()
+    Ok(parse_ldd(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The library paths in `ldd`'s output.
+fn parse_ldd(text: &str) -> Vec<String> {
+    text.lines()
         .filter_map(|l| {
             let l = l.trim();
+            // Diagnostics such as `/a.so: /b.so: version `X' not found (required by /a.so)`
+            // (Firefox's libraries against the system NSS; Firefox loads its own) name no
+            // library to copy.
+            if l.contains("not found") {
+                return None;
+            }
             let path = match l.split_once("=>") {
                 Some((_, rest)) => rest.split_whitespace().next()?,
                 None => l.split_whitespace().next()?,
             };
-            path.starts_with('/').then(|| path.to_owned())
+            (path.starts_with('/') && !path.ends_with(':')).then(|| path.to_owned())
         })
-        .collect())
+        .collect()
+}
+
+/// One entry of a custom image: a host file or directory and its path in the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// Absolute path in the image (for a directory, where its contents go).
+    pub image_path: String,
+    /// The host file or directory.
+    pub host: PathBuf,
+}
+
+impl ImageEntry {
+    /// Parses `HOST` (same path in the image; HOST must then be absolute) or `IMAGE=HOST`.
+    /// A relative HOST is resolved against `base` (the current directory on the command line,
+    /// the list file's directory in a list).
+    pub fn parse(spec: &str, base: &Path) -> Result<ImageEntry, Error> {
+        let spec = spec.trim();
+        let (image_path, host) = match spec.split_once('=') {
+            Some((image, host)) => (image.trim().to_owned(), host.trim()),
+            None => (spec.trim_end_matches('/').to_owned(), spec),
+        };
+        if !image_path.starts_with('/') {
+            return Err(Error::Image(format!(
+                "{spec}: the path in the image must be absolute (write IMAGE_PATH=HOST_PATH for a relative host path)"
+            )));
+        }
+        let host = if Path::new(host).is_absolute() {
+            PathBuf::from(host)
+        } else {
+            base.join(host)
+        };
+        Ok(ImageEntry {
+            image_path: image_path.trim_end_matches('/').to_owned(),
+            host,
+        })
+    }
+
+    /// Parses a list: one entry per line; blank lines, lines starting with `#` and comments
+    /// after white space and `#` are ignored; relative host paths are relative to `base` (the
+    /// list file's directory).
+    pub fn parse_list(text: &str, base: &Path) -> Result<Vec<ImageEntry>, Error> {
+        text.lines()
+            .map(|l| {
+                let l = l.trim();
+                match l.find(" #").or_else(|| l.find("\t#")) {
+                    Some(at) => l[..at].trim_end(),
+                    None => l,
+                }
+            })
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| ImageEntry::parse(l, base))
+            .collect()
+    }
+}
+
+/// What [`build_custom`] built.
+#[derive(Clone, Debug)]
+pub struct CustomImage {
+    /// The tag given.
+    pub tag: String,
+    /// Files in the image (libraries included).
+    pub files: usize,
+    /// Size of the rootfs tar in bytes.
+    pub bytes: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Builds a `FROM scratch` image tagged `tag` (`name:version`) from `entries`, with the same
+/// skeleton as the suite's images (a writable `/tmp`, `/etc/passwd` with `root` and
+/// `nobody`), by `docker import`; replaces an image of the same tag. Nothing is pulled.
+pub async fn build_custom(
+    engine: &Engine,
+    entries: &[ImageEntry],
+    tag: &str,
+) -> Result<CustomImage, Error> {
+    let start = Instant::now();
+    let (repo, version) = match tag.rsplit_once(':') {
+        Some((repo, version)) if !repo.is_empty() && !version.contains('/') => (repo, version),
+        _ => (tag, "latest"),
+    };
+    let rootfs = Rootfs::from_entries(entries)?;
+    let tar = rootfs.tar()?;
+    let bytes = tar.len();
+    import(engine, tar, repo, version).await?;
+    Ok(CustomImage {
+        tag: format!("{repo}:{version}"),
+        files: rootfs.files.len(),
+        bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// `docker import` of a rootfs tar as `repo:version`, labelled [`LABEL`]; checks that the
+/// image exists afterwards.
+async fn import(engine: &Engine, tar: Vec<u8>, repo: &str, version: &str) -> Result<(), Error> {
+    let docker = engine.client();
+    let options = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(repo)
+        .tag(version)
+        .changes(vec![format!("LABEL {LABEL}=1")])
+        .build();
+    let mut stream = docker.create_image(
+        Some(options),
+        Some(testcontainers::bollard::body_full(tar.into())),
+        None,
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| Error::Image(format!("docker import: {e}")))?;
+        if let Some(detail) = info.error_detail {
+            return Err(Error::Image(format!(
+                "docker import: {}",
+                detail.message.unwrap_or_default()
+            )));
+        }
+    }
+    let tag = format!("{repo}:{version}");
+    docker
+        .inspect_image(&tag)
+        .await
+        .map_err(|e| Error::Image(format!("the imported image is missing: {e}")))?;
+    Ok(())
 }
 
 /// What [`ensure`] did.
@@ -347,30 +531,7 @@ pub async fn ensure(
     let tar = rootfs.tar()?;
     let bytes = tar.len();
     step(&format!("importing {} MB", bytes / 1_000_000));
-    let options = CreateImageOptionsBuilder::new()
-        .from_src("-")
-        .repo(repo)
-        .tag(&hash)
-        .changes(vec![format!("LABEL {LABEL}=1")])
-        .build();
-    let mut stream = docker.create_image(
-        Some(options),
-        Some(testcontainers::bollard::body_full(tar.into())),
-        None,
-    );
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| Error::Image(format!("docker import: {e}")))?;
-        if let Some(detail) = info.error_detail {
-            return Err(Error::Image(format!(
-                "docker import: {}",
-                detail.message.unwrap_or_default()
-            )));
-        }
-    }
-    docker
-        .inspect_image(&tag)
-        .await
-        .map_err(|e| Error::Image(format!("the imported image is missing: {e}")))?;
+    import(engine, tar, repo, &hash).await?;
     // Older images of this variant (other content hashes) are removed, so they do not pile
     // up; the other variant's images are kept.
     let filters = std::collections::HashMap::from([("reference", vec![repo])]);
@@ -449,11 +610,70 @@ mod tests {
     }
 
     #[test]
+    fn ldd_diagnostics_name_no_library() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibmozsandbox.so => not found\n\
+            /usr/lib/firefox-esr/libxul.so: /lib/x86_64-linux-gnu/libnss3.so: version `NSS_3.101' not found (required by /usr/lib/firefox-esr/libxul.so)\n\
+            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+            \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            parse_ldd(text),
+            [
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+    }
+
+    #[test]
+    fn custom_entries_parse_and_collect() {
+        let base = Path::new("/work/x");
+        assert_eq!(
+            ImageEntry::parse("/bin/sh", base).unwrap(),
+            ImageEntry {
+                image_path: "/bin/sh".into(),
+                host: "/bin/sh".into()
+            }
+        );
+        assert_eq!(
+            ImageEntry::parse("/app/peer.py=peer.py", base).unwrap(),
+            ImageEntry {
+                image_path: "/app/peer.py".into(),
+                host: "/work/x/peer.py".into()
+            }
+        );
+        assert!(ImageEntry::parse("peer.py", base).is_err());
+        let dir = std::env::temp_dir().join(format!("oneway-image-custom-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("pkg")).unwrap();
+        std::fs::write(dir.join("pkg/mod.py"), "x = 1").unwrap();
+        let list = "# a comment\n/bin/sleep   # inline comment\n/app/=pkg/\n";
+        let entries = ImageEntry::parse_list(list, &dir).unwrap();
+        let rootfs = Rootfs::from_entries(&entries).unwrap();
+        assert!(rootfs.files.contains_key("/bin/sleep"));
+        assert_eq!(
+            rootfs.files.get("/app/mod.py"),
+            Some(&dir.join("pkg/mod.py"))
+        );
+        assert!(rootfs.files.keys().any(|k| k.contains("libc.so")));
+        assert!(!rootfs.files.contains_key(PEER_PATH));
+        assert!(
+            Rootfs::from_entries(&[ImageEntry::parse("/no/such/file", base).unwrap()]).is_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn variants_by_manifest_image() {
         assert_eq!(Variant::from_image("base"), Some(Variant::Base));
         assert_eq!(Variant::from_image("browser"), Some(Variant::Browser));
         assert_eq!(Variant::from_image("my-peer:1"), None);
         assert!(Variant::Browser.files().contains("/usr/lib/chromium/"));
+        assert!(Variant::Browser.files().contains("/usr/lib/firefox-esr/"));
+        assert!(
+            Variant::Browser
+                .files()
+                .contains("/usr/local/bin/geckodriver")
+        );
         assert_ne!(Variant::Base.repo(), Variant::Browser.repo());
     }
 }

@@ -215,7 +215,7 @@ impl ImplManifest {
                 " (a reply token needs the dialer's reply carried back, which one-way forbids)"
             }
             "dialer-identity" => {
-                " (answering with its own identity needs a reply channel, which one-way forbids)"
+                " (a browser dialer answers it with a reply code, which needs a reply channel back to the listener; the suite has none yet)"
             }
             _ => "",
         };

@@ -11,6 +11,7 @@ use oneway_connection::{Command, ConnectionEvent};
 use oneway_core::ProofRole;
 use oneway_core::handshake::{self, BeforeAuth, Failure};
 use oneway_core::signal::{CHANNEL_ID, CHANNEL_LABEL, Message};
+use oneway_endpoint::fast_channels::{DataVerdict, FastChannelError, FastChannels};
 use oneway_endpoint::session::{ChannelTable, Handshake, SendQueue, reply_closed};
 use oneway_endpoint::{Engine, Notice, Transmit};
 use str0m::channel::{ChannelConfig, ChannelId};
@@ -56,6 +57,10 @@ pub const CONSENT_GRACE: Duration = Duration::from_secs(15);
 /// can hold it up); beyond it a message is dropped with a warning.
 pub const CONTROL_QUEUE: usize = 64;
 
+/// How long a fast-start dialer that sent data early waits for the listener's proof before it
+/// closes with `proof-timeout` (the listener's own limit for the dialer's proof, §5.3).
+pub const EARLY_PROOF_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// One connection's engine.
 pub struct Str0mEngine {
     pub(crate) rtc: Rtc,
@@ -81,6 +86,21 @@ pub struct Str0mEngine {
     consent_grace: Duration,
     /// Channel-0 messages SCTP had no room for yet; sent before any application data.
     control_queue: VecDeque<String>,
+    /// This connection took the token's fast start (`spec/handshake.md` §5.4): SCTP by SNAP,
+    /// so channel 0 is open before DTLS is, and the dialer proves as soon as DTLS is up.
+    fast_start: bool,
+    /// DTLS is connected.
+    dtls_up: bool,
+    /// str0m reported channel 0 open.
+    control_open: bool,
+    /// Channel 0 is usable: both of the above (the proof may be sent).
+    control_ready: bool,
+    /// Under a fast start: application channels on announced negotiated streams (§5.5).
+    fast_channels: Option<FastChannels<ChannelId>>,
+    /// Listener: the dialer's proof verified (admission pending).
+    peer_proven: bool,
+    /// Dialer under a fast start: when the listener's proof must have arrived.
+    early_proof_deadline: Option<Instant>,
 }
 
 impl Str0mEngine {
@@ -110,6 +130,69 @@ impl Str0mEngine {
             disconnected_since: None,
             consent_grace: CONSENT_GRACE,
             control_queue: VecDeque::new(),
+            fast_start: false,
+            dtls_up: false,
+            control_open: false,
+            control_ready: false,
+            fast_channels: None,
+            peer_proven: false,
+            early_proof_deadline: None,
+        }
+    }
+
+    /// Marks this connection as a fast start (SNAP already configured on the `Rtc`) and creates
+    /// the first peer streams of its fast channels.
+    pub(crate) fn set_fast_start(&mut self) {
+        self.fast_start = true;
+        self.fast_channels = Some(FastChannels::new(self.hs.role));
+        self.reserve_peer_streams();
+    }
+
+    /// Keeps the window of peer streams created ahead (`FastChannels::to_reserve`).
+    fn reserve_peer_streams(&mut self) {
+        let Some(fast) = self.fast_channels.as_mut() else {
+            return;
+        };
+        for stream in fast.to_reserve() {
+            let id = self.rtc.direct_api().create_data_channel(ChannelConfig {
+                negotiated: Some(stream),
+                ..Default::default()
+            });
+            fast.reserved(stream, id);
+        }
+    }
+
+    /// Whether application data may flow before both proofs verified: under a fast start, a
+    /// dialer once its proof is sent, a listener once the dialer's proof verified (its events
+    /// wait in the connection's queue until the shell admits or refuses the dialer).
+    fn early_data_allowed(&self) -> bool {
+        self.fast_start
+            && match self.hs.role {
+                ProofRole::Dialer => self.control_ready,
+                ProofRole::Listener => self.peer_proven,
+            }
+    }
+
+    /// Whether application channels and data may be used now.
+    fn may_carry_data(&self) -> bool {
+        self.hs.authenticated || self.early_data_allowed()
+    }
+
+    /// Channel 0 carries messages once DTLS is up and str0m reports it open: after SCTP's
+    /// handshake normally, at the start under SNAP. The dialer then sends its proof.
+    fn on_control_ready(&mut self, now: Instant) {
+        if self.control_ready || !self.dtls_up || !self.control_open {
+            return;
+        }
+        self.control_ready = true;
+        self.hs.path.timings.channel_open = Some(now);
+        self.hs.notices.push(Notice::ChannelOpen);
+        if self.hs.role == ProofRole::Dialer {
+            self.send_proof();
+            if self.fast_start && !self.closed() {
+                self.early_proof_deadline = Some(now + EARLY_PROOF_TIMEOUT);
+                self.hs.notices.push(Notice::EarlyDataReady);
+            }
         }
     }
 
@@ -167,6 +250,18 @@ impl Str0mEngine {
     }
 
     fn timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.early_proof_deadline
+            && now >= deadline
+            && !self.hs.authenticated
+            && !self.closed()
+        {
+            self.fail(
+                now,
+                "proof-timeout",
+                format!("the listener did not prove within {EARLY_PROOF_TIMEOUT:?}"),
+            );
+            return;
+        }
         if let Some(since) = self.disconnected_since
             && now >= since + self.consent_grace
             && !self.closed()
@@ -193,14 +288,32 @@ impl Str0mEngine {
         }
         match command {
             Command::Open { label, reply } => {
-                if !self.hs.authenticated {
+                if !self.may_carry_data() {
                     let _ = reply.send(Err("not authenticated yet".to_owned()));
                     return;
                 }
+                let Some(fast) = self.fast_channels.as_mut() else {
+                    let id = self.rtc.direct_api().create_data_channel(ChannelConfig {
+                        label,
+                        ..Default::default()
+                    });
+                    self.channels.requested(id, reply);
+                    return;
+                };
+                // Fast start: a negotiated stream announced on channel 0 (no DCEP round trip).
+                let stream = match fast.open_local() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
                 let id = self.rtc.direct_api().create_data_channel(ChannelConfig {
-                    label,
+                    label: label.clone(),
+                    negotiated: Some(stream),
                     ..Default::default()
                 });
+                self.send_control(&Message::Open { id: stream, label });
                 self.channels.requested(id, reply);
             }
             Command::Send {
@@ -253,7 +366,10 @@ impl Str0mEngine {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {
                     let consent = self.disconnected_since.map(|t| t + self.consent_grace);
-                    return Some(consent.map_or(at, |c| c.min(at)));
+                    let proof = self
+                        .early_proof_deadline
+                        .filter(|_| !self.hs.authenticated);
+                    return Some([consent, proof].into_iter().flatten().fold(at, Instant::min));
                 }
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
@@ -305,27 +421,28 @@ impl Str0mEngine {
             Event::Connected => {
                 self.hs.path.timings.dtls_connected = Some(now);
                 self.hs.notices.push(Notice::DtlsConnected);
+                self.dtls_up = true;
+                self.on_control_ready(now);
             }
             Event::ChannelOpen(id, label) if id == self.ctrl => {
-                tracing::debug!(%label, "control channel open");
-                self.hs.path.timings.channel_open = Some(now);
-                self.hs.notices.push(Notice::ChannelOpen);
-                if self.hs.role == ProofRole::Dialer {
-                    self.send_proof();
-                }
+                tracing::debug!(%label, fast_start = self.fast_start, "control channel open");
+                self.control_open = true;
+                self.on_control_ready(now);
             }
+            // A peer stream created ahead: the application hears of it at its `open`.
+            Event::ChannelOpen(id, _)
+                if self.fast_channels.as_ref().is_some_and(|f| f.is_reserved(id)) => {}
             Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
             Event::ChannelData(data) if data.id == self.ctrl => self.on_control(now, &data.data),
             Event::ChannelData(data) => {
-                if let (true, Some(channel)) =
-                    (self.hs.authenticated, self.channels.channel(data.id))
-                {
-                    let _ = self.events.send(ConnectionEvent::Data {
-                        channel,
-                        binary: data.binary,
-                        data: data.data,
-                    });
+                if let Some(fast) = self.fast_channels.as_mut() {
+                    match fast.on_data(data.id, data.binary, data.data.clone()) {
+                        Ok(DataVerdict::Held) => return,
+                        Ok(DataVerdict::Deliver) => {}
+                        Err(e) => return self.refuse_fast(now, &e),
+                    }
                 }
+                self.deliver(data.id, data.binary, data.data);
             }
             Event::ChannelClose(id) if id == self.ctrl => {
                 self.finish("closed-by-peer", "control channel closed".to_owned());
@@ -340,8 +457,49 @@ impl Str0mEngine {
         }
     }
 
+    /// Hands application data to the connection (held in its queue until the application
+    /// takes it: a listener's application gets the connection only once it admitted the dialer).
+    fn deliver(&mut self, id: ChannelId, binary: bool, data: Vec<u8>) {
+        if let (true, Some(channel)) = (self.may_carry_data(), self.channels.channel(id)) {
+            let _ = self.events.send(ConnectionEvent::Data {
+                channel,
+                binary,
+                data,
+            });
+        }
+    }
+
+    /// The peer announced its fast channel on `stream` (channel-0 `open`).
+    fn on_fast_open(&mut self, now: Instant, stream: u16, label: String) {
+        let Some(fast) = self.fast_channels.as_mut() else {
+            self.send_control(&Message::Error {
+                code: "unsupported".to_owned(),
+                reason: "open without a fast start".to_owned(),
+            });
+            return;
+        };
+        match fast.announce(stream) {
+            Ok((id, held)) => {
+                if let Some(event) = self.channels.opened(id, label) {
+                    let _ = self.events.send(event);
+                }
+                for (binary, data) in held {
+                    self.deliver(id, binary, data);
+                }
+                self.reserve_peer_streams();
+            }
+            Err(e) => self.refuse_fast(now, &e),
+        }
+    }
+
+    /// A fast-channel rule broken by the peer: refuse it with the cause (`spec/handshake.md`
+    /// §5.5), before or after authentication alike.
+    fn refuse_fast(&mut self, now: Instant, error: &FastChannelError) {
+        self.refuse(now, error.code(), error.to_string());
+    }
+
     fn on_channel_open(&mut self, id: ChannelId, label: String) {
-        if !self.hs.authenticated {
+        if !self.may_carry_data() {
             // No application channel before the proof: spec/handshake.md §5.
             tracing::warn!(%label, "application channel opened before authentication; closing it");
             self.rtc.direct_api().close_data_channel(id);
@@ -384,7 +542,7 @@ impl Str0mEngine {
     }
 
     fn on_control(&mut self, now: Instant, bytes: &[u8]) {
-        if !self.hs.authenticated {
+        if !self.may_carry_data() {
             match handshake::before_auth(bytes) {
                 BeforeAuth::Proof(mac) => self.on_proof(now, &mac),
                 BeforeAuth::RefusedByPeer(Failure { code, reason }) => {
@@ -425,6 +583,11 @@ impl Str0mEngine {
                 None => tracing::warn!("ice-restart-answer without a restart"),
             },
             Message::Close { reason } => self.finish("closed-by-peer", reason),
+            // A fast-start dialer that sent data early hears of its refusal here.
+            Message::Error { code, reason } if !self.hs.authenticated => {
+                tracing::warn!(%code, %reason, "refused by the peer");
+                self.finish(handshake::known_code(&code), reason);
+            }
             Message::Error { code, reason } => {
                 tracing::warn!(%code, %reason, "peer reported an error");
                 // The responder could not apply our restart (`ice-restart-failed`): fail it
@@ -433,11 +596,18 @@ impl Str0mEngine {
                     let _ = reply.send(Err(format!("{code}: {reason}")));
                 }
             }
+            Message::Open { id, label } => self.on_fast_open(now, id, label),
             Message::Offer { .. } | Message::Answer { .. } => {
                 self.send_control(&Message::Error {
                     code: "unsupported".to_owned(),
                     reason: "this peer (str0m, Direct API) renegotiates without SDP: channels by DCEP, ICE by ice-restart".to_owned(),
                 });
+            }
+            // The listener's proof after the dialer sent data early (fast start).
+            Message::Proof { .. } if !self.hs.authenticated => {
+                if let Some(Ok(mac)) = Message::decode(bytes).ok().and_then(|m| m.proof_mac()) {
+                    self.on_proof(now, &mac);
+                }
             }
             Message::Proof { .. } => tracing::debug!("proof after authentication ignored"),
             other => tracing::debug!(kind = other.kind(), "unhandled control message"),
@@ -448,8 +618,9 @@ impl Str0mEngine {
         // A listener's shell decides on admission first (single use, limits), then calls
         // `admit` or `reject`: a refused dialer never receives the listener's proof.
         let fingerprints = self.fingerprints();
-        if let Err(Failure { code, reason }) = self.hs.on_peer_proof(now, fingerprints, mac) {
-            self.refuse(now, code, reason);
+        match self.hs.on_peer_proof(now, fingerprints, mac) {
+            Ok(()) => self.peer_proven = self.hs.role == ProofRole::Listener,
+            Err(Failure { code, reason }) => self.refuse(now, code, reason),
         }
     }
 
@@ -614,6 +785,10 @@ impl Engine for Str0mEngine {
 
     fn is_closed(&self) -> bool {
         self.closed()
+    }
+
+    fn is_fast_start(&self) -> bool {
+        self.fast_start
     }
 
     fn add_relayed_candidate(&mut self, relayed: SocketAddr, base: SocketAddr) -> bool {

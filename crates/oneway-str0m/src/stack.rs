@@ -1,16 +1,19 @@
 //! [`Str0m`]: str0m as a [`Stack`] of the shared shell. How each role's `Rtc` is configured
 //! through the Direct API; the shell does everything else.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use sha2::{Digest, Sha256};
-use str0m::config::DtlsCert;
+use str0m::channel::SctpInitData;
+use str0m::config::{DtlsCert, DtlsVersion};
 use str0m::{Candidate as RtcCandidate, IceCreds};
 
 use oneway_connection::StackError;
 use oneway_core::ProofRole;
 use oneway_endpoint::{DialerEngineParams, ListenerEngineParams, Stack};
-use oneway_token::ice::compose_listener_ufrag;
+use oneway_token::ice::{compose_fast_start_ufrag, compose_listener_ufrag};
 use oneway_token::sdp::candidate_attribute;
-use oneway_token::{CandidateAddress, Profile};
+use oneway_token::{CandidateAddress, FastPath, Profile};
 
 use crate::engine::{ICE_DISCONNECT_AFTER, Str0mEngine, rtc_builder};
 
@@ -24,6 +27,20 @@ impl Stack for Str0m {
     const RELAY_BEFORE_START: bool = false;
     type Certificate = DtlsCert;
     type Engine = Str0mEngine;
+    type FastPath = ListenerFastPath;
+
+    fn listener_fast_path() -> Result<Option<(FastPath, ListenerFastPath)>, StackError> {
+        let mut init = SctpInitData::new();
+        let chunk = init
+            .local_init_chunk()
+            .map_err(|e| StackError::Rtc(format!("SCTP INIT chunk for SNAP: {e}")))?;
+        let announced = FastPath {
+            dtls13: true,
+            fast_start_init: Some(chunk),
+            other_bits: 0,
+        };
+        Ok(Some((announced, ListenerFastPath { init })))
+    }
 
     fn generate_certificate() -> Result<(DtlsCert, [u8; 32]), StackError> {
         let cert = str0m::crypto::from_feature_flags()
@@ -47,8 +64,28 @@ impl Stack for Str0m {
         Ok(Sha256::digest(&certificate.certificate).into())
     }
 
-    fn listener_engine(p: ListenerEngineParams<'_, DtlsCert>) -> Result<Str0mEngine, StackError> {
+    fn listener_engine(
+        p: ListenerEngineParams<'_, DtlsCert, ListenerFastPath>,
+    ) -> Result<Str0mEngine, StackError> {
+        // A listener announcing the fast path takes DTLS 1.3 and 1.2 alike (str0m's `Auto`
+        // answers the version the ClientHello offers, with no extra round trip); otherwise
+        // exactly the standard handshake (DTLS 1.2).
+        let version = match p.fast_path {
+            Some(_) => DtlsVersion::Auto,
+            None => DtlsVersion::Dtls12,
+        };
+        // A fast start (`/` in the composed ufrag): the dialer's ufrag is its INIT chunk.
+        let snap = match (p.fast_path, p.dialer.fast_start) {
+            (Some(fast), true) => {
+                let chunk = dialer_init_chunk(&p.dialer.dialer_ufrag)?;
+                let mut init = fast.init.clone();
+                init.set_remote_init_chunk(chunk);
+                Some(init)
+            }
+            _ => None,
+        };
         let mut rtc = rtc_builder(p.remote.ip().is_loopback())
+            .set_dtls_version(version)
             .set_ice_lite(true)
             .set_dtls_cert(p.certificate.clone())
             .set_fingerprint_verification(false)
@@ -76,7 +113,13 @@ impl Stack for Str0m {
         });
         api.start_dtls(false)
             .map_err(|e| StackError::Rtc(e.to_string()))?;
-        api.start_sctp(false);
+        let fast_start = snap.is_some();
+        match snap {
+            Some(init) => api
+                .start_sctp_with_snap(false, init)
+                .map_err(|e| StackError::Rtc(format!("SNAP: {e}")))?,
+            None => api.start_sctp(false),
+        }
         let ctrl = api.create_data_channel(Str0mEngine::control_channel_config());
         let mut engine = Str0mEngine::new(
             rtc,
@@ -88,11 +131,17 @@ impl Stack for Str0m {
             p.events,
         );
         engine.set_consent_grace(p.consent_timeout.saturating_sub(ICE_DISCONNECT_AFTER));
+        if fast_start {
+            engine.set_fast_start();
+        }
         Ok(engine)
     }
 
     fn dialer_engine(p: DialerEngineParams<'_, DtlsCert>) -> Result<Str0mEngine, StackError> {
         let token = p.token;
+        // The fast path the token offers, if this dial takes it (`spec/handshake.md` §5.4).
+        let fast = token.fast.as_ref().filter(|_| p.fast_path);
+        let mut snap = None;
         let (local_creds, remote_creds) = match (&p.keys.dialer_ice, &token.listener_ice) {
             // dialer-identity (`spec/handshake.md` §10.2): the listener chose our credentials
             // and certificate; it is the controlling agent.
@@ -107,11 +156,25 @@ impl Stack for Str0m {
                 },
             ),
             _ => {
-                let local = IceCreds::new();
-                let listener_ufrag = compose_listener_ufrag(&p.keys.token_ufrag, &local.pass)
-                    .map_err(|e| {
-                        StackError::Config(format!("composing the listener ufrag: {e}"))
-                    })?;
+                let mut local = IceCreds::new();
+                let fast_start = fast.and_then(|f| f.fast_start_init.clone());
+                let composed = match fast_start {
+                    // Fast start: announce it with `/`; our ufrag is our INIT chunk (§4.2).
+                    Some(listener_init) => {
+                        let mut init = SctpInitData::new();
+                        let chunk = init.local_init_chunk().map_err(|e| {
+                            StackError::Rtc(format!("SCTP INIT chunk for SNAP: {e}"))
+                        })?;
+                        init.set_remote_init_chunk(listener_init);
+                        local.ufrag = STANDARD_NO_PAD.encode(chunk);
+                        snap = Some(init);
+                        compose_fast_start_ufrag(&p.keys.token_ufrag, &local.pass)
+                    }
+                    None => compose_listener_ufrag(&p.keys.token_ufrag, &local.pass),
+                };
+                let listener_ufrag = composed.map_err(|e| {
+                    StackError::Config(format!("composing the listener ufrag: {e}"))
+                })?;
                 let remote = IceCreds {
                     ufrag: listener_ufrag,
                     pass: p.keys.listener_pwd.clone(),
@@ -119,7 +182,14 @@ impl Stack for Str0m {
                 (local, remote)
             }
         };
-        let mut builder = rtc_builder(p.loopback).set_local_ice_credentials(local_creds);
+        let version = if fast.is_some_and(|f| f.dtls13) {
+            DtlsVersion::Dtls13
+        } else {
+            DtlsVersion::Dtls12
+        };
+        let mut builder = rtc_builder(p.loopback)
+            .set_dtls_version(version)
+            .set_local_ice_credentials(local_creds);
         if let Some(cert) = p.certificate {
             builder = builder.set_dtls_cert(cert);
         }
@@ -151,7 +221,13 @@ impl Stack for Str0m {
         });
         api.start_dtls(true)
             .map_err(|e| StackError::Rtc(e.to_string()))?;
-        api.start_sctp(true);
+        let fast_start = snap.is_some();
+        match snap {
+            Some(init) => api
+                .start_sctp_with_snap(true, init)
+                .map_err(|e| StackError::Rtc(format!("SNAP: {e}")))?,
+            None => api.start_sctp(true),
+        }
         let ctrl = api.create_data_channel(Str0mEngine::control_channel_config());
 
         let mut engine = Str0mEngine::new(
@@ -165,6 +241,9 @@ impl Stack for Str0m {
         );
         if let Some(mac) = p.relayed_proof {
             engine.relay_proof(mac);
+        }
+        if fast_start {
+            engine.set_fast_start();
         }
         for (index, addr) in p.remotes {
             // Each remote keeps its token position (priority), with its resolved address.
@@ -187,4 +266,24 @@ impl Stack for Str0m {
     fn warm_up() {
         crate::warm_up();
     }
+}
+
+/// A str0m listener's fast-path state: its SCTP INIT chunk for SNAP, announced in the token
+/// and shared by every fast-start dialer (SCTP runs inside each dialer's own DTLS session, so
+/// the verification tag protects nothing there: `spec/security.md` §3).
+#[derive(Clone, Debug)]
+pub struct ListenerFastPath {
+    init: SctpInitData,
+}
+
+/// The INIT chunk a fast-start dialer's ufrag carries (base64, standard alphabet, no padding:
+/// `spec/handshake.md` §4.2), checked like the token's (`spec/token.md` §5.8).
+fn dialer_init_chunk(ufrag: &str) -> Result<Vec<u8>, StackError> {
+    let chunk = STANDARD_NO_PAD
+        .decode(ufrag)
+        .map_err(|e| StackError::Config(format!("fast-start ufrag is not base64: {e}")))?;
+    if let Some(problem) = FastPath::init_chunk_problem(&chunk) {
+        return Err(StackError::Config(format!("fast-start ufrag: {problem}")));
+    }
+    Ok(chunk)
 }

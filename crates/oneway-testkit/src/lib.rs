@@ -186,6 +186,17 @@ pub fn dialer_check(keys: &DerivedKeys, pwd: &str) -> (Vec<u8>, [u8; 12]) {
     binding_request(&username, pwd)
 }
 
+/// A check that announces a fast start (`spec/handshake.md` §4.2: `/` in the composed ufrag)
+/// with `dialer_ufrag` in place of a base64 INIT chunk, integrity keyed with `pwd`.
+pub fn fast_start_check(keys: &DerivedKeys, pwd: &str, dialer_ufrag: &str) -> (Vec<u8>, [u8; 12]) {
+    let username = format!(
+        "{}:{dialer_ufrag}",
+        oneway_token::ice::compose_fast_start_ufrag(&keys.token_ufrag, &ice_string(24))
+            .expect("composes"),
+    );
+    binding_request(&username, pwd)
+}
+
 /// A plain loopback UDP socket standing for an attacker (or a dialer at the STUN level).
 pub struct Prober {
     /// The socket; send and receive on it directly for anything the methods do not cover.

@@ -15,7 +15,7 @@ use crate::error::{Field, TokenError};
 use crate::ice::IceCredentials;
 use crate::token::{
     Candidate, CandidateAddress, CandidateType, Fingerprint, MAX_CANDIDATES, MAX_EXTENSIONS,
-    MAX_LABEL_BYTES, MappedCandidate, MappingProtocol, Profile, RawExtension, SctpParams, Secret,
+    FastPath, MAX_LABEL_BYTES, MappedCandidate, MappingProtocol, Profile, RawExtension, SctpParams, Secret,
     Token, Transport,
 };
 
@@ -39,6 +39,8 @@ pub mod ext {
     pub const LABEL: u8 = 0x81;
     /// `mapped`: (candidate index, protocol) pairs of port-mapped candidates. Optional.
     pub const MAPPED: u8 = 0x82;
+    /// `fast`: the listener's fast-path features (DTLS 1.3, fast start). Optional.
+    pub const FAST: u8 = 0x83;
     /// First type of the optional range: unknown types at or above it are skipped.
     pub const FIRST_OPTIONAL: u8 = 0x80;
 
@@ -51,6 +53,7 @@ pub mod ext {
             SINGLE_USE => "single-use",
             LABEL => "label",
             MAPPED => "mapped",
+            FAST => "fast",
             t if t >= FIRST_OPTIONAL => "unknown optional",
             _ => "unknown required",
         }
@@ -236,6 +239,13 @@ impl Token {
                 .collect();
             out.push((ext::MAPPED, value));
         }
+        if let Some(fast) = &self.fast {
+            let mut value = vec![fast.feature_byte()];
+            if let Some(init) = &fast.fast_start_init {
+                value.extend_from_slice(init);
+            }
+            out.push((ext::FAST, value));
+        }
         for raw in &self.unknown_extensions {
             out.push((raw.ty, raw.value.clone()));
         }
@@ -310,12 +320,18 @@ impl Token {
             validate_label(label)?;
         }
         validate_mapped(&self.mapped, &self.candidates)?;
+        if let Some(fast) = &self.fast {
+            validate_fast(fast)?;
+        }
         let mut unknown_types = Vec::new();
         for raw in &self.unknown_extensions {
             if raw.ty < ext::FIRST_OPTIONAL {
                 return Err(TokenError::UnknownRequiredExtension(raw.ty));
             }
-            if raw.value.len() > 255 || matches!(raw.ty, ext::SINGLE_USE | ext::LABEL | ext::MAPPED)
+            if raw.value.len() > 255 || matches!(
+                    raw.ty,
+                    ext::SINGLE_USE | ext::LABEL | ext::MAPPED | ext::FAST
+                )
             {
                 return Err(invalid(
                     raw.ty,
@@ -375,6 +391,26 @@ fn validate_mapped(mapped: &[MappedCandidate], candidates: &[Candidate]) -> Resu
         }
     }
     Ok(())
+}
+
+/// `fast` (§5.8): an INIT chunk, when present, is a whole SCTP INIT chunk (type 1, flags 0,
+/// its length field equal to its size, a non-zero initiate tag) that fits the extension.
+fn validate_fast(fast: &FastPath) -> Result<(), TokenError> {
+    let Some(init) = &fast.fast_start_init else {
+        return Ok(());
+    };
+    if init.len() < FastPath::MIN_INIT_BYTES || init.len() > 254 {
+        return Err(TokenError::BadExtensionLength {
+            ty: ext::FAST,
+            name: ext::name(ext::FAST),
+            len: init.len() + 1,
+            expected: "1 byte, or 21 to 255 bytes with the fast-start bit",
+        });
+    }
+    match FastPath::init_chunk_problem(init) {
+        Some(problem) => Err(invalid(ext::FAST, problem)),
+        None => Ok(()),
+    }
 }
 
 fn validate_label(label: &str) -> Result<(), TokenError> {
@@ -514,6 +550,24 @@ fn apply_extensions(token: &mut Token, wire: &[WireExtension<'_>]) -> Result<(),
                         protocol,
                     });
                 }
+            }
+            ext::FAST => {
+                let Some((&bits, rest)) = e.value.split_first() else {
+                    return Err(bad_length("at least 1 byte"));
+                };
+                let fast_start = bits & FastPath::FAST_START != 0;
+                if fast_start == rest.is_empty() {
+                    return Err(bad_length(
+                        "1 byte, or 21 to 255 bytes with the fast-start bit",
+                    ));
+                }
+                let fast = FastPath {
+                    dtls13: bits & FastPath::DTLS13 != 0,
+                    fast_start_init: fast_start.then(|| rest.to_vec()),
+                    other_bits: bits & !(FastPath::DTLS13 | FastPath::FAST_START),
+                };
+                validate_fast(&fast)?;
+                token.fast = Some(fast);
             }
             ty if ty < ext::FIRST_OPTIONAL => return Err(TokenError::UnknownRequiredExtension(ty)),
             ty => token.unknown_extensions.push(RawExtension {

@@ -89,7 +89,8 @@ pub enum TokenError {
         alphabet: &'static str,
         /// The offending character.
         found: char,
-        /// 0-based character position in the whole text, prefix included.
+        /// 0-based position in Unicode code points from the start of the trimmed input
+        /// (`spec/token.md` §6.4 step 4): URL and prefix included.
         position: usize,
     },
     /// The text's length or final character cannot be the unpadded encoding of whole bytes.

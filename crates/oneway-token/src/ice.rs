@@ -12,6 +12,9 @@ pub const MAX_ICE_CHARS: usize = 256;
 /// Separator between the token ufrag and the dialer's pwd in a composed listener ufrag
 /// (`native` profile, `spec/token.md` §7.2).
 pub const COMPOSED_UFRAG_SEPARATOR: char = '+';
+/// The separator of a composed listener ufrag whose dialer announces a *fast start*
+/// (`spec/handshake.md` §4.2, §5.4): its ufrag is then its SCTP INIT chunk in base64.
+pub const FAST_START_SEPARATOR: char = '/';
 
 /// The ice-char alphabet (RFC 8839: ALPHA / DIGIT / "+" / "/"), in the order of the standard
 /// base64 alphabet, which is what the 6-bit packing uses.
@@ -169,13 +172,29 @@ fn unpack_ice_chars(packed: &[u8], chars: usize) -> Result<String, IceError> {
 /// Composes the listener ufrag a dialer writes in the `native` profile:
 /// `<token ufrag> "+" <dialer's own local ICE pwd>` (`spec/token.md` §7.2).
 pub fn compose_listener_ufrag(token_ufrag: &str, dialer_pwd: &str) -> Result<String, IceError> {
+    compose(token_ufrag, COMPOSED_UFRAG_SEPARATOR, dialer_pwd)
+}
+
+/// Composes the listener ufrag of a dialer that takes the token's fast start:
+/// `<token ufrag> "/" <dialer's own local ICE pwd>` (`spec/handshake.md` §4.2).
+pub fn compose_fast_start_ufrag(token_ufrag: &str, dialer_pwd: &str) -> Result<String, IceError> {
+    compose(token_ufrag, FAST_START_SEPARATOR, dialer_pwd)
+}
+
+/// Whether a composed listener ufrag announces a fast start (its 9th character is `/`).
+pub fn is_fast_start_ufrag(ufrag: &str) -> bool {
+    ufrag.as_bytes().get(crate::derive::TOKEN_UFRAG_CHARS) == Some(&(FAST_START_SEPARATOR as u8))
+}
+
+fn compose(token_ufrag: &str, separator: char, dialer_pwd: &str) -> Result<String, IceError> {
     check_ice_chars("pwd", dialer_pwd, MIN_PWD_CHARS)?;
-    let composed = format!("{token_ufrag}{COMPOSED_UFRAG_SEPARATOR}{dialer_pwd}");
+    let composed = format!("{token_ufrag}{separator}{dialer_pwd}");
     check_ice_chars("ufrag", &composed, MIN_UFRAG_CHARS)?;
     Ok(composed)
 }
 
-/// Splits a composed listener ufrag into the token ufrag and the dialer's pwd.
+/// Splits a composed listener ufrag (either separator) into the token ufrag and the dialer's
+/// pwd; [`is_fast_start_ufrag`] tells which separator it has.
 ///
 /// The token ufrag is always [`crate::derive::TOKEN_UFRAG_CHARS`] characters, so the split is by
 /// position, and works although `+` may also occur inside the pwd.
@@ -188,6 +207,7 @@ pub fn split_listener_ufrag(ufrag: &str) -> Result<(&str, &str), IceError> {
     let (token_ufrag, rest) = ufrag.split_at(n);
     let dialer_pwd = rest
         .strip_prefix(COMPOSED_UFRAG_SEPARATOR)
+        .or_else(|| rest.strip_prefix(FAST_START_SEPARATOR))
         .ok_or_else(not_composed)?;
     check_ice_chars("ufrag", ufrag, MIN_UFRAG_CHARS)?;
     Ok((token_ufrag, dialer_pwd))
@@ -254,6 +274,12 @@ mod tests {
         assert_eq!(split_listener_ufrag(&composed), Ok(("Tk/+AbCd", pwd)));
         assert!(split_listener_ufrag("Tk/+AbCd-a+b/c+d0123456789abcdef").is_err());
         assert!(split_listener_ufrag("short").is_err());
+        let fast = compose_fast_start_ufrag("Tk/+AbCd", pwd).expect("valid");
+        assert_eq!(fast, "Tk/+AbCd/a+b/c+d0123456789abcdef");
+        assert_eq!(split_listener_ufrag(&fast), Ok(("Tk/+AbCd", pwd)));
+        assert!(is_fast_start_ufrag(&fast));
+        assert!(!is_fast_start_ufrag(&composed));
+        assert!(!is_fast_start_ufrag("Tk/+"));
         assert!(split_listener_ufrag("Tk/+AbCd+é123456789012345678901").is_err());
     }
 }

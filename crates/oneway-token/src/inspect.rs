@@ -39,12 +39,26 @@ pub struct Inspection {
     pub label: Option<String>,
     /// SCTP parameters in force.
     pub sctp: SctpView,
+    /// The listener's fast-path features (`fast`), if it announces any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast: Option<FastView>,
     /// Optional extensions this codec does not know.
     pub unknown_extensions: Vec<RawExtensionView>,
     /// Sizes of every form and part.
     pub size: SizeView,
     /// The remote description the token implies.
     pub sdp: SdpView,
+}
+
+/// The `fast` extension (`spec/token.md` §5.8).
+#[derive(Clone, Debug, Serialize)]
+pub struct FastView {
+    /// The listener accepts DTLS 1.3.
+    pub dtls13: bool,
+    /// Size of the listener's SCTP INIT chunk for a fast start, if it offers one.
+    pub fast_start_init_bytes: Option<usize>,
+    /// Feature bits version 1 does not define.
+    pub other_bits: u8,
 }
 
 /// Derived credentials and keys.
@@ -286,6 +300,11 @@ impl Inspection {
                 max_message_size: token.sctp_params().max_message_size,
                 default: token.sctp.is_none(),
             },
+            fast: token.fast.as_ref().map(|fast| FastView {
+                dtls13: fast.dtls13,
+                fast_start_init_bytes: fast.fast_start_init.as_ref().map(Vec::len),
+                other_bits: fast.other_bits,
+            }),
             unknown_extensions: token
                 .unknown_extensions
                 .iter()
@@ -356,6 +375,21 @@ impl fmt::Display for Inspection {
             self.sctp.max_message_size,
             if self.sctp.default { " (defaults)" } else { "" }
         )?;
+        if let Some(fast) = &self.fast {
+            let mut features = Vec::new();
+            if fast.dtls13 {
+                features.push("DTLS 1.3".to_owned());
+            }
+            if let Some(n) = fast.fast_start_init_bytes {
+                features.push(format!(
+                    "fast start (SNAP, no DCEP, early data; SCTP INIT {n} B)"
+                ));
+            }
+            if fast.other_bits != 0 {
+                features.push(format!("unknown bits {:#04x}", fast.other_bits));
+            }
+            writeln!(f, "fast path      {}", features.join(", "))?;
+        }
         writeln!(f, "\ncandidates (fallback order)")?;
         for c in &self.candidates {
             let host = if c.family == "ipv6" {

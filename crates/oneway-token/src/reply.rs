@@ -4,8 +4,8 @@
 //! ```text
 //! owr1. + base64url( ufrag-len(1) pwd-len(1) packed-ice-chars  fingerprint(32)  crc8(1) )
 //! ```
-//! With Chromium's credentials (4-character ufrag, 24-character pwd) a reply code is 80
-//! characters.
+//! Its length follows from the dialer's credential lengths ([`ReplyCode::text_len`]): 80
+//! characters with Chromium's (4-character ufrag, 24-character pwd), 92 with Firefox's (8, 32).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,8 +27,12 @@ pub enum ReplyError {
     #[error("reply code version {0} is not supported")]
     UnknownVersion(String),
     /// Not canonical base64url.
-    #[error("reply code is not canonical base64url")]
+    #[error("reply code has a character outside base64url")]
     InvalidText,
+    /// The base64url text has a length, final character or trailing bits that cannot be
+    /// whole bytes (`spec/token.md` §12 step 2).
+    #[error("reply code length does not make whole bytes (cut or altered)")]
+    InvalidTextLength,
     /// Too short to hold its fields.
     #[error("reply code is truncated")]
     Truncated,
@@ -47,6 +51,7 @@ impl ReplyError {
             ReplyError::MissingPrefix => "missing-prefix",
             ReplyError::UnknownVersion(_) => "unknown-version",
             ReplyError::InvalidText => "invalid-character",
+            ReplyError::InvalidTextLength => "invalid-text-length",
             ReplyError::Truncated => "truncated",
             ReplyError::ChecksumMismatch => "checksum-mismatch",
             ReplyError::Ice(_) => "invalid-reply",
@@ -91,6 +96,18 @@ impl ReplyCode {
         out
     }
 
+    /// Length in bytes of the binary form for a ufrag of `ufrag_len` and a pwd of `pwd_len`
+    /// characters (`spec/token.md` §12): `35 + ceil(3 (u + p) / 4)`.
+    pub fn byte_len(ufrag_len: usize, pwd_len: usize) -> usize {
+        2 + (6 * (ufrag_len + pwd_len)).div_ceil(8) + 32 + 1
+    }
+
+    /// Length in characters of the text form (`owr1.` + base64url) for those credential
+    /// lengths: `5 + ceil(4 * byte_len / 3)`.
+    pub fn text_len(ufrag_len: usize, pwd_len: usize) -> usize {
+        REPLY_PREFIX.len() + (4 * Self::byte_len(ufrag_len, pwd_len)).div_ceil(3)
+    }
+
     /// `owr1.` + base64url.
     pub fn to_text(&self) -> String {
         format!("{REPLY_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.to_bytes()))
@@ -107,9 +124,14 @@ impl ReplyCode {
         if digits != "1" {
             return Err(ReplyError::UnknownVersion(digits.to_owned()));
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| ReplyError::InvalidText)?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|e| match e {
+            base64::DecodeError::InvalidByte(..) | base64::DecodeError::InvalidPadding => {
+                ReplyError::InvalidText
+            }
+            base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidLastSymbol(..) => {
+                ReplyError::InvalidTextLength
+            }
+        })?;
         if bytes.len() < 2 + 32 + 1 {
             return Err(ReplyError::Truncated);
         }
@@ -134,6 +156,32 @@ mod tests {
     #[test]
     fn crc8_check_value() {
         assert_eq!(crc8(b"123456789"), 0xF4);
+    }
+
+    /// Every engine's credential lengths give the length the spec states (`spec/token.md` §12),
+    /// and the formula matches the encoder for every length a code can carry.
+    #[test]
+    fn reply_length_per_engine() {
+        let make = |u: usize, p: usize| ReplyCode {
+            ice: IceCredentials::new(&"u".repeat(u), &"p".repeat(p)).unwrap(),
+            fingerprint: Fingerprint([0x5a; 32]),
+        };
+        // (engine, ufrag, pwd, bytes, characters)
+        for (engine, u, p, bytes, chars) in
+            [("Chromium", 4, 24, 56, 80), ("Firefox", 8, 32, 65, 92)]
+        {
+            let reply = make(u, p);
+            assert_eq!(reply.to_bytes().len(), bytes, "{engine} bytes");
+            assert_eq!(reply.to_text().len(), chars, "{engine} characters");
+            assert_eq!(ReplyCode::text_len(u, p), chars, "{engine} formula");
+        }
+        for u in [4, 5, 6, 7, 8, 16, 32, 255] {
+            for p in [22, 23, 24, 25, 32, 64, 255] {
+                let text = make(u, p).to_text();
+                assert_eq!(text.len(), ReplyCode::text_len(u, p), "u={u} p={p}");
+                assert_eq!(ReplyCode::from_text(&text).unwrap(), make(u, p));
+            }
+        }
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Token {
 /// Finds the token in `input` and decodes its text layer, returning the binary form and which
 /// text form it was in. Nothing past the text layer is checked.
 pub fn text_to_bytes(input: &str) -> Result<(Vec<u8>, TextForm), TokenError> {
+    // `str::trim` removes the code points with Unicode's White_Space property (§6.4 step 1).
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(TokenError::Empty);
@@ -79,7 +80,8 @@ pub fn text_to_bytes(input: &str) -> Result<(Vec<u8>, TextForm), TokenError> {
         return Err(TokenError::UnknownVersion(version));
     }
     let body = &token[version_end + 1..];
-    let body_offset = offset + version_end + 1;
+    // Positions count code points from the start of the trimmed input (`spec/token.md` §6.4).
+    let body_offset = trimmed[..offset + version_end + 1].chars().count();
     if name == "ow" {
         decode_body(
             body,
@@ -101,8 +103,9 @@ pub fn text_to_bytes(input: &str) -> Result<(Vec<u8>, TextForm), TokenError> {
     }
 }
 
-/// Returns the token part of `text` and its character offset: the text itself, or the fragment
-/// of a URL (or the `&`-separated fragment part that starts with `ow`/`OW`, possibly after `key=`).
+/// Returns the token part of `text` and its byte offset in `text`: the text itself, or the
+/// fragment of a URL: the value (after the part's first `=`, or the whole part) of the first
+/// `&`-separated part whose value starts with `ow`/`OW`, else the whole fragment (§6.2).
 fn locate_token(text: &str) -> (&str, usize) {
     let Some(hash) = text.find('#') else {
         return (text, 0);
@@ -119,6 +122,7 @@ fn locate_token(text: &str) -> (&str, usize) {
     (&text[hash + 1..], hash + 1)
 }
 
+/// `body_offset` is the body's position in code points from the start of the trimmed input.
 fn decode_body(
     body: &str,
     body_offset: usize,
@@ -153,6 +157,24 @@ mod tests {
             ("ow1.AAAA", 22)
         );
         assert_eq!(locate_token("ow1.AAAA"), ("ow1.AAAA", 0));
+        // The test is on the value after `key=`, never on the key (§6.2).
+        assert_eq!(
+            locate_token("https://x.org/p#owner=bob&t=ow1.AAAA"),
+            ("ow1.AAAA", 28)
+        );
+        assert_eq!(locate_token("https://x.org/p#owner&t=ow1.A"), ("owner", 16));
+    }
+
+    #[test]
+    fn positions_count_code_points_of_the_trimmed_input() {
+        assert_eq!(
+            text_to_bytes("  https://exämple.org/p#ow1.AA*A"),
+            Err(TokenError::InvalidCharacter {
+                alphabet: "base64url",
+                found: '*',
+                position: 28
+            })
+        );
     }
 
     #[test]

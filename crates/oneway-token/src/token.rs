@@ -303,6 +303,8 @@ pub struct Token {
     /// `mapped` (0x82): which candidates a router opened for the listener by port mapping
     /// (`spec/token.md` §5.6), in ascending candidate order.
     pub mapped: Vec<MappedCandidate>,
+    /// `fast` (0x83): the listener's fast-path features (`spec/token.md` §5.8).
+    pub fast: Option<FastPath>,
     /// Optional extensions this codec does not understand, preserved.
     pub unknown_extensions: Vec<RawExtension>,
 }
@@ -348,6 +350,57 @@ impl MappingProtocol {
     }
 }
 
+/// `fast` (0x83, `spec/token.md` §5.8): what the listener accepts beyond the standard
+/// handshake, so a dialer that knows it can skip round trips (`spec/handshake.md` §5.4).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FastPath {
+    /// Bit 0: the listener accepts a DTLS 1.3 ClientHello (it still accepts DTLS 1.2).
+    pub dtls13: bool,
+    /// Bit 1: the listener's SCTP INIT chunk (RFC 9260 §3.3.2) for a *fast start*: SNAP
+    /// (no SCTP four-way handshake), channels opened without DCEP and early data, for a dialer
+    /// that announces it in its USERNAME (`spec/handshake.md` §4.2).
+    pub fast_start_init: Option<Vec<u8>>,
+    /// Feature bits 2–7, which version 1 does not define: kept, and ignored by a dialer.
+    pub other_bits: u8,
+}
+
+impl FastPath {
+    /// Feature bit: DTLS 1.3 accepted.
+    pub const DTLS13: u8 = 0x01;
+    /// Feature bit: fast start; the INIT chunk follows the feature byte.
+    pub const FAST_START: u8 = 0x02;
+    /// Shortest INIT chunk: its 20-byte fixed part.
+    pub const MIN_INIT_BYTES: usize = 20;
+
+    /// Why `init` is not one whole SCTP INIT chunk (type 1, flags 0, its length field equal to
+    /// its size, a non-zero initiate tag, 20 to 254 bytes), or `None` when it is one.
+    pub fn init_chunk_problem(init: &[u8]) -> Option<&'static str> {
+        if init.len() < Self::MIN_INIT_BYTES || init.len() > 254 {
+            return Some("SCTP INIT chunk shorter than 20 or longer than 254 bytes");
+        }
+        let declared = usize::from(u16::from_be_bytes([init[2], init[3]]));
+        if init[0] != 1 || init[1] != 0 || declared != init.len() {
+            return Some("not one SCTP INIT chunk (type 1, flags 0, length = its size)");
+        }
+        if init[4..8] == [0, 0, 0, 0] {
+            return Some("SCTP INIT chunk with initiate tag 0");
+        }
+        None
+    }
+
+    /// The feature byte as encoded.
+    pub fn feature_byte(&self) -> u8 {
+        let mut bits = self.other_bits & !(Self::DTLS13 | Self::FAST_START);
+        if self.dtls13 {
+            bits |= Self::DTLS13;
+        }
+        if self.fast_start_init.is_some() {
+            bits |= Self::FAST_START;
+        }
+        bits
+    }
+}
+
 /// One entry of `mapped`: candidate `index` (0-based, in token order) was opened by
 /// `protocol`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -377,6 +430,7 @@ impl Token {
             single_use: false,
             label: None,
             mapped: Vec::new(),
+            fast: None,
             unknown_extensions: Vec::new(),
         }
     }

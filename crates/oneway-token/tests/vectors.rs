@@ -87,7 +87,14 @@ fn invalid_vectors_are_refused_with_their_code() {
         );
         match result {
             Ok(_) => panic!("{name}: accepted"),
-            Err(e) => assert_eq!(e.code(), v["error"], "{name}: {e}"),
+            Err(e) => {
+                assert_eq!(e.code(), v["error"], "{name}: {e}");
+                assert_eq!(
+                    vectors::error_position(&e).map(|p| p as u64),
+                    v["position"].as_u64(),
+                    "{name}: position of the invalid character"
+                );
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ impl Stack for WebrtcRs {
     const RELAY_BEFORE_START: bool = true;
     type Certificate = RTCCertificate;
     type Engine = RtcEngine;
+    // No fast path: webrtc-rs `rtc` 0.21 has neither DTLS 1.3 nor SNAP.
+    type FastPath = ();
 
     fn generate_certificate() -> Result<(RTCCertificate, [u8; 32]), StackError> {
         crate::generate_certificate()

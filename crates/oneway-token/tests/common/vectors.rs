@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use oneway_token::{
-    Candidate, CandidateAddress, CandidateType, Fingerprint, IceCredentials, MappedCandidate,
+    Candidate, CandidateAddress, CandidateType, FastPath, Fingerprint, IceCredentials, MappedCandidate,
     MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport,
 };
 use serde_json::{Value, json};
@@ -203,6 +203,35 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
         "A listener behind a home NAT whose router mapped a port by PCP (the srflx candidate) and opened an IPv6 firewall pinhole (the IPv6 host candidate): the optional `mapped` extension (0x82).",
         mapped,
     ));
+    let mut fast = base(
+        "native-fast",
+        Profile::Native,
+        vec![v4([192, 0, 2, 10], 50_000)],
+    );
+    fast.fast = Some(FastPath {
+        dtls13: true,
+        fast_start_init: Some(EXAMPLE_INIT_CHUNK.to_vec()),
+        other_bits: 0,
+    });
+    out.push((
+        "native-fast",
+        "A listener that accepts DTLS 1.3 and offers a fast start: the optional `fast` extension (0x83), feature byte 0x03 followed by its 24-byte SCTP INIT chunk.",
+        fast,
+    ));
+    let mut sctp_defaults = base(
+        "native-sctp-defaults",
+        Profile::Native,
+        vec![v4([192, 0, 2, 10], 50_000)],
+    );
+    sctp_defaults.sctp = Some(SctpParams {
+        port: 5000,
+        max_message_size: 262_144,
+    });
+    out.push((
+        "native-sctp-defaults",
+        "An sctp extension carrying exactly the defaults (port 5000, max-message-size 262144): valid, kept on re-encoding (spec/token.md section 5.2).",
+        sctp_defaults,
+    ));
     let many = (0..16u16)
         .map(|i| v6(&format!("2001:db8::{:x}", i + 1), 50_000 + i))
         .collect();
@@ -213,6 +242,14 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
     ));
     out
 }
+
+/// An SCTP INIT chunk (RFC 9260 §3.3.2) for the fast-start vectors: type 1, flags 0, length 24,
+/// initiate tag 0x1a2b3c4d, a_rwnd 1 MiB, 1024 streams each way, initial TSN 0x01020304, and
+/// the Forward-TSN-Supported parameter (0xc000, length 4).
+pub const EXAMPLE_INIT_CHUNK: [u8; 24] = [
+    0x01, 0x00, 0x00, 0x18, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x10, 0x00, 0x00, 0x04, 0x00, 0x04,
+    0x00, 0x01, 0x02, 0x03, 0x04, 0xc0, 0x00, 0x00, 0x04,
+];
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -240,6 +277,7 @@ pub fn decoded_json(t: &Token) -> Value {
         "single_use": t.single_use,
         "label": t.label,
         "mapped": t.mapped.iter().map(|m| json!({"index": m.index, "protocol": m.protocol.name()})).collect::<Vec<_>>(),
+        "fast": t.fast.as_ref().map(|f| json!({"dtls13": f.dtls13, "fast_start_init_hex": f.fast_start_init.as_deref().map(hex), "other_bits": f.other_bits})),
         "unknown_extensions": t.unknown_extensions.iter().map(|e| json!({"type": e.ty, "value_hex": hex(&e.value)})).collect::<Vec<_>>(),
     })
 }
@@ -553,6 +591,55 @@ pub fn invalid_inputs() -> Vec<(
             &[(0x82, value)],
         ))
     };
+    // `fast` (0x83).
+    let fast_body = |value: Vec<u8>| {
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x83, value)],
+        ))
+    };
+    let with_bits = |bits: u8, init: &[u8]| {
+        let mut v = vec![bits];
+        v.extend_from_slice(init);
+        v
+    };
+    text(
+        "fast-empty",
+        "A fast extension with no feature byte.",
+        fast_body(vec![]),
+    );
+    text(
+        "fast-start-without-init",
+        "Feature byte 0x02 (fast start) with no INIT chunk after it.",
+        fast_body(vec![0x02]),
+    );
+    text(
+        "fast-init-without-bit",
+        "An INIT chunk after feature byte 0x01 (the fast-start bit is clear).",
+        fast_body(with_bits(0x01, &EXAMPLE_INIT_CHUNK)),
+    );
+    let mut not_init = EXAMPLE_INIT_CHUNK;
+    not_init[0] = 0x02;
+    text(
+        "fast-init-not-an-init-chunk",
+        "A fast-start chunk of type 2 (INIT ACK), not 1 (INIT).",
+        fast_body(with_bits(0x03, &not_init)),
+    );
+    let mut bad_len = EXAMPLE_INIT_CHUNK;
+    bad_len[3] = 0x1c;
+    text(
+        "fast-init-length-mismatch",
+        "A fast-start INIT chunk whose length field (28) is not its size (24).",
+        fast_body(with_bits(0x03, &bad_len)),
+    );
+    let mut zero_tag = EXAMPLE_INIT_CHUNK;
+    zero_tag[4..8].copy_from_slice(&[0, 0, 0, 0]);
+    text(
+        "fast-init-zero-tag",
+        "A fast-start INIT chunk with initiate tag 0 (RFC 9260 forbids it).",
+        fast_body(with_bits(0x03, &zero_tag)),
+    );
     text(
         "mapped-odd-length",
         "A mapped extension of 3 bytes (entries are 2 bytes each).",
@@ -620,6 +707,142 @@ pub fn invalid_inputs() -> Vec<(
         "listener-ice value one byte short.",
         b64(&body(1, std::slice::from_ref(&good_c), &[(0x03, bad_ice)])),
     );
+    // §6.4 step 1: the length limit, after trimming, in UTF-8 bytes.
+    text(
+        "too-long",
+        "16385 bytes: one more than the limit.",
+        format!("ow1.{}", "A".repeat(16_381)),
+    );
+    text(
+        "too-long-multibyte",
+        "8193 two-byte characters: 8193 characters, but 16386 bytes of UTF-8.",
+        "\u{e9}".repeat(8193),
+    );
+    text(
+        "length-limit-after-trimming",
+        "16384 bytes after trimming, 16390 with the surrounding white space: not too long, so decoding goes on (and finds version byte 0).",
+        format!(" \t\n{}{}\r\n ", "ow1.", "A".repeat(16_380)),
+    );
+    text(
+        "bom-is-not-white-space",
+        "A byte-order mark (U+FEFF) before the token: not White_Space, so not trimmed.",
+        format!("\u{feff}{minimal_text}"),
+    );
+    // §6.4 step 4: characters before length; positions in code points of the trimmed input.
+    text(
+        "invalid-character-before-length",
+        "A foreign character in a text whose length is also wrong: the character is reported.",
+        "ow1.A*".to_owned(),
+    );
+    text(
+        "invalid-character-position-in-url",
+        "A '*' in a URL's token, after a non-ASCII host name and leading white space: position 28, in code points from the start of the trimmed input.",
+        "  https://ex\u{e4}mple.org/p#ow1.AA*A".to_owned(),
+    );
+    // §8 step 4: the order of the meaning checks.
+    let mdns_srflx_c = {
+        let mut c = vec![0x06];
+        c.extend_from_slice(&[0x11; 16]);
+        c.extend_from_slice(&5000u16.to_be_bytes());
+        c
+    };
+    let port0_c = ipv4_candidate(0, [192, 0, 2, 20], 0);
+    text(
+        "order-extension-before-candidates",
+        "A 3-byte expires and a candidate on port 0: extensions are checked before candidates.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&port0_c),
+            &[(0x01, vec![1, 2, 3])],
+        )),
+    );
+    text(
+        "order-unknown-required-in-wire-order",
+        "Unknown required type 0x7f, then a single-use of length 1: extensions are checked one by one in wire order.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x7f, vec![1]), (0x80, vec![1])],
+        )),
+    );
+    text(
+        "order-candidate-rules-per-candidate",
+        "Candidate 1 on port 0, candidate 2 an mDNS name of type srflx: all rules per candidate, in token order (zero-port), not rule by rule (mdns-not-host).",
+        b64(&body(0, &[port0_c.clone(), mdns_srflx_c.clone()], &[])),
+    );
+    let ice_packed = IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs")
+        .unwrap()
+        .to_packed();
+    text(
+        "order-candidates-before-profile-rules",
+        "A native token with listener-ice and a candidate on port 0: candidate rules come before extension-not-allowed.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&port0_c),
+            &[(0x03, ice_packed.clone())],
+        )),
+    );
+    text(
+        "order-bad-value-before-missing-extension",
+        "A dialer-identity token without listener-ice, with an sctp extension on port 0: the value is checked before the missing extension.",
+        b64(&body(
+            1,
+            std::slice::from_ref(&good_c),
+            &[(0x02, vec![0, 0, 0, 4, 0, 0])],
+        )),
+    );
+    // §5.5: label rules.
+    text(
+        "label-empty",
+        "A label of 0 bytes.",
+        b64(&body(0, std::slice::from_ref(&good_c), &[(0x81, vec![])])),
+    );
+    text(
+        "label-65-bytes",
+        "A label of 65 bytes.",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x81, vec![b'x'; 65])],
+        )),
+    );
+    text(
+        "label-c1-control",
+        "A label with U+0085 NEXT LINE, a C1 control character (general category Cc).",
+        b64(&body(
+            0,
+            std::slice::from_ref(&good_c),
+            &[(0x81, "a\u{85}b".as_bytes().to_vec())],
+        )),
+    );
+    // §5.7: type 0x04.
+    text(
+        "reserved-0x04-in-dialer-identity",
+        "A dialer-identity token with the reserved type 0x04: unknown-required-extension in every profile.",
+        b64(&body(
+            1,
+            std::slice::from_ref(&good_c),
+            &[(0x03, ice_packed.clone()), (0x04, vec![0; 4])],
+        )),
+    );
+    // §5 length rules: listener-ice has no length of its own.
+    text(
+        "listener-ice-empty",
+        "An empty listener-ice value: malformed (invalid-extension-value), not a bad length.",
+        b64(&body(1, std::slice::from_ref(&good_c), &[(0x03, vec![])])),
+    );
+    let expired_text = b64(&body(
+        0,
+        std::slice::from_ref(&good_c),
+        &[(0x01, ((NOW - 1) as u32).to_be_bytes().to_vec())],
+    ));
+    v.push((
+        "url-key-starting-with-ow",
+        "A URL fragment `owner=bob&t=<token>`: `owner=bob` has the value `bob` and does not match, so the token part is decoded (and is expired).",
+        format!("https://example.org/app#owner=bob&t={expired_text}"),
+        "text",
+        Some(NOW),
+    ));
     v.push((
         "expired",
         "Valid, but judged after its expiry.",
@@ -672,10 +895,33 @@ fn intended_code(name: &str) -> &'static str {
         | "mapped-index-out-of-range"
         | "mapped-names-a-host"
         | "mapped-not-ascending" => "invalid-extension-value",
-        "mapped-odd-length" => "bad-extension-length",
+        "mapped-odd-length" | "fast-empty" | "fast-start-without-init" | "fast-init-without-bit" => {
+            "bad-extension-length"
+        }
+        "fast-init-not-an-init-chunk" | "fast-init-length-mismatch" | "fast-init-zero-tag" => {
+            "invalid-extension-value"
+        }
         "listener-ice-in-native" => "extension-not-allowed",
         "dialer-identity-without-listener-ice" => "missing-extension",
-        "expired" => "expired",
+        "expired" | "url-key-starting-with-ow" => "expired",
+        "too-long" | "too-long-multibyte" => "too-long",
+        "length-limit-after-trimming" => "unknown-version",
+        "bom-is-not-white-space" => "missing-prefix",
+        "invalid-character-before-length" | "invalid-character-position-in-url" => {
+            "invalid-character"
+        }
+        "order-extension-before-candidates" | "label-empty" | "label-65-bytes" => {
+            "bad-extension-length"
+        }
+        "order-unknown-required-in-wire-order" | "reserved-0x04-in-dialer-identity" => {
+            "unknown-required-extension"
+        }
+        "order-candidate-rules-per-candidate" | "order-candidates-before-profile-rules" => {
+            "zero-port"
+        }
+        "order-bad-value-before-missing-extension" | "label-c1-control" | "listener-ice-empty" => {
+            "invalid-extension-value"
+        }
         other => panic!("invalid vector {other} has no intended error code"),
     }
 }
@@ -701,6 +947,15 @@ pub fn decode_input(
     Ok(token)
 }
 
+/// The position an `invalid-character` error reports (`spec/token.md` §6.4 step 4), in code
+/// points from the start of the trimmed input; `None` for every other error.
+pub fn error_position(error: &oneway_token::TokenError) -> Option<usize> {
+    match error {
+        oneway_token::TokenError::InvalidCharacter { position, .. } => Some(*position),
+        _ => None,
+    }
+}
+
 /// `spec/vectors/invalid.json`.
 pub fn invalid_json() -> Value {
     let vectors: Vec<Value> = invalid_inputs()
@@ -715,6 +970,7 @@ pub fn invalid_json() -> Value {
                 "input_form": form,
                 "now": now,
                 "error": error.code(),
+                "position": error_position(&error),
                 "message": error.to_string(),
             })
         })
@@ -723,7 +979,7 @@ pub fn invalid_json() -> Value {
         "spec": "spec/token.md",
         "generated_by": "cargo run -p oneway-token --example generate_vectors",
         "format_version": 1,
-        "about": "Each input must be refused with the error code `error` (spec/token.md section 8). `input_form` is `text` (any text form or URL) or `hex` (the binary form). When `now` is set, expiry is judged at that Unix time. `message` is this codec's wording and is informative only.",
+        "about": "Each input must be refused with the error code `error` (spec/token.md section 8). `input_form` is `text` (any text form or URL) or `hex` (the binary form). When `now` is set, expiry is judged at that Unix time. For `invalid-character`, `position` is the 0-based position of the first foreign character in Unicode code points from the start of the trimmed input (spec/token.md section 6.4), and must match; it is null otherwise. `message` is this codec's wording and is informative only.",
         "vectors": vectors,
     })
 }
@@ -805,7 +1061,27 @@ pub fn reply_code_json() -> Value {
         ("missing-prefix", "ow1.AAAA".to_owned()),
         ("unknown-version", good.replacen("owr1.", "owr2.", 1)),
         ("mistyped", String::from_utf8(typo).unwrap()),
-        ("truncated", good[..30].to_owned()),
+        ("bad-text-length", good[..30].to_owned()),
+        ("too-short", {
+            use base64::Engine as _;
+            format!(
+                "owr1.{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0x04u8; 34])
+            )
+        }),
+        ("extra-byte", {
+            use base64::Engine as _;
+            let mut bytes = IceCredentials::new("Qx7z", "Hw3qJ0tXbX1Zr8CkL2mN4pVs")
+                .unwrap()
+                .to_packed();
+            bytes.push(0);
+            bytes.extend_from_slice(&fingerprint("chromium").0);
+            bytes.push(oneway_token::reply::crc8(&bytes));
+            format!(
+                "owr1.{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            )
+        }),
     ];
     for (name, text) in invalid {
         let error = ReplyCode::from_text(&text).expect_err(name);
