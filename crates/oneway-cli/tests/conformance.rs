@@ -14,8 +14,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// One implementation at a time: each run starts processes and floods loopback, and the
+/// machine may have two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `oneway conformance --impl id`; its exit status and report.json.
 fn conformance(id: &str) -> (bool, Value, PathBuf) {
+    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = std::env::temp_dir().join(format!(
         "oneway-conformance-test-{id}-{}",
         std::process::id()
