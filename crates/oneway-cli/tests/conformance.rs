@@ -20,7 +20,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `oneway conformance --impl id`; its exit status and report.json.
 fn conformance(id: &str) -> (bool, Value, PathBuf) {
-    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = std::env::temp_dir().join(format!(
         "oneway-conformance-test-{id}-{}",
         std::process::id()
