@@ -142,8 +142,8 @@ const kinds = {
   // With iceServers (a STUN server), the token also carries the server-reflexive candidate.
   // Without loopback, loopback candidates stay out of the token (a remote dialer's check to
   // 127.0.0.1 only delays it).
-  async listen(emit, state, { profile = 'dialer-identity', loopback = true, echo = true, bridge = false, iceServers = [] }) {
-    const l = await ow.listen({ profile, onevent: emit, candidateFilter: loopback ? loopbackOnly : c => !loopbackOnly(c), rtcConfig: { iceServers } });
+  async listen(emit, state, { profile = 'dialer-identity', loopback = true, echo = true, bridge = false, iceServers = [], ttlSecs = null }) {
+    const l = await ow.listen({ profile, onevent: emit, candidateFilter: loopback ? loopbackOnly : c => !loopbackOnly(c), rtcConfig: { iceServers }, ttlSecs });
     state.extra.listener = l;
     const conn = await l.accepted;
     state.conn = conn;

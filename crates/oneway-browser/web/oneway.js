@@ -1112,7 +1112,10 @@ function inbox(ch0) {
 }
 
 // The exchange of proofs on channel 0 (spec/handshake.md §5.2), for either role.
-async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp) {
+// A listener's `admit` (optional) runs once the dialer's proof verified and before the
+// listener's own proof is sent (spec/handshake.md §7): it throws to refuse the dialer, whose
+// `error` then carries the thrown code.
+async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp, admit = null) {
   let fps = null;
   for (let i = 0; i < 50 && !fps; i++) { fps = await certificateFingerprints(pc); if (!fps) await sleep(10); }
   if (!fps) fail('auth-failed', 'neither getStats() nor the DTLS transport shows both certificates');
@@ -1132,8 +1135,8 @@ async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp) {
   });
   const send = () => ch0.send(JSON.stringify({ v: 1, type: 'proof', mac: base64url(mine) }));
   if (role === 'dialer') { send(); await received; } else {
-    try { await received; } catch (e) {
-      ch0.send(JSON.stringify({ v: 1, type: 'error', code: 'auth-failed', reason: e.message }));
+    try { await received; if (admit) admit(); } catch (e) {
+      ch0.send(JSON.stringify({ v: 1, type: 'error', code: e.code || 'auth-failed', reason: e.message }));
       throw e;
     }
     send();
@@ -1164,6 +1167,7 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
   const box = inbox(ch0);
   const startedAt = t();
   const { stages, open, failed } = progress(pc, ch0, t, emit, startedAt);
+  let stopWatching = () => {};
   try {
     if (token.profile === 'native') {
       await pc.setLocalDescription(await pc.createOffer());
@@ -1181,20 +1185,58 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
       onreply(code);
     }
     stages.first_check = t() - startedAt;
-    emit({ event: 'candidate-tried', remote: candidateString(token.candidates[0]).split(' ')[2] });
+    const first = candidateString(token.candidates[0]).split(' ')[2];
+    emit({ event: 'candidate-tried', remote: first });
+    stopWatching = watchTried(pc, emit, new Set([first]));
     const limit = token.profile === 'native' ? timeoutMs : Math.max(timeoutMs, 120000);
     const stalled = () => (stages.ice === undefined ? 'ice-timeout' : stages.dtls === undefined ? 'dtls-timeout' : 'sctp-timeout');
     await withTimeout(Promise.race([open, failed]), limit, stalled, 'channel 0 did not open in time');
+    stopWatching();
     await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
     stages.auth = t() - startedAt;
     const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
     emit(await connectedEvent(pc, stages));
     return conn;
   } catch (e) {
+    stopWatching();
     pc.close();
     emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e) });
     throw e;
   }
+}
+
+/**
+ * Reports `candidate-tried` (spec/peer-contract.md §2) for every remote address the ICE agent
+ * sends a check to, in the order `getStats()` first shows a check to it (polled every 20 ms;
+ * addresses that appear in the same poll in the order of their priority, which is the token
+ * order, spec/token.md §9.2). `reported` holds the addresses already reported. Returns a
+ * function that stops the polling.
+ */
+function watchTried(pc, emit, reported) {
+  let stopped = false;
+  (async () => {
+    while (!stopped && pc.connectionState !== 'closed') {
+      let stats;
+      try { stats = await pc.getStats(); } catch { return; }
+      if (stopped) return;
+      const fresh = [];
+      stats.forEach(s => {
+        if (s.type !== 'candidate-pair' || !(s.requestsSent > 0 || s.state === 'succeeded')) return;
+        const remote = stats.get(s.remoteCandidateId);
+        const ip = remote && (remote.address || remote.ip);
+        if (!ip) return;
+        const key = `${ip.includes(':') ? `[${ip}]` : ip}:${remote.port}`;
+        if (!reported.has(key) && !fresh.some(f => f.key === key)) fresh.push({ key, priority: remote.priority || 0 });
+      });
+      fresh.sort((a, b) => b.priority - a.priority);
+      for (const { key } of fresh) {
+        reported.add(key);
+        emit({ event: 'candidate-tried', remote: key });
+      }
+      await new Promise(resolve => setTimeout(resolve, 20));
+    }
+  })();
+  return () => { stopped = true; };
 }
 
 /**
@@ -1264,7 +1306,12 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
     if (profile === 'reply') await replied;
     await Promise.race([prog.open, prog.failed]);
     try {
-      await withTimeout(authenticate(pc, ch0, box, 'listener', keys.authKey, dialerFp), 15000, 'proof-timeout', 'no valid proof within 15 s');
+      // Expiry is judged at admission, after the proof (spec/token.md §5.1: the listener's
+      // check is the one that counts): the browser's ICE agent answers any check it can verify.
+      const admit = () => {
+        if (token.expires !== null && Date.now() / 1000 >= token.expires) fail('token-expired', `the token expired at ${token.expires}`);
+      };
+      await withTimeout(authenticate(pc, ch0, box, 'listener', keys.authKey, dialerFp, admit), 15000, 'proof-timeout', 'no valid proof within 15 s');
     } catch (e) {
       emit({ event: 'refused', code: e.code || 'auth-failed', reason: String(e.message || e) });
       setTimeout(() => pc.close(), 50);

@@ -249,6 +249,7 @@ pub async fn listen(
     loopback: bool,
     echo: bool,
     stun: Option<std::net::SocketAddr>,
+    ttl: Option<Duration>,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let (browser, page) = launch(config).await?;
@@ -268,6 +269,7 @@ pub async fn listen(
                 "echo": echo,
                 "bridge": !echo,
                 "iceServers": stun.map(|a| vec![json!({"urls": format!("stun:{a}")})]).unwrap_or_default(),
+                "ttlSecs": ttl.map(|d| d.as_secs().max(1)),
             }),
         )
         .await?;

@@ -16,6 +16,7 @@ use oneway_token::qr::{QrError, token_qr};
 use oneway_token::{TextForm, Token, TokenError};
 
 mod bench;
+mod conformance;
 mod peer;
 mod peer_image;
 mod suite;
@@ -44,6 +45,10 @@ enum Command {
     /// Run the scenario matrix: LAN/NAT topologies in containers, every implementation pair,
     /// verdicts against expectations; Markdown, JSON and JUnit reports.
     Suite(Box<suite::SuiteArgs>),
+    /// Check an implementation (from its manifest) in both roles against a reference peer
+    /// that misbehaves on purpose; each check cites its spec section and MUST/SHOULD level
+    /// (Markdown, JSON and JUnit reports).
+    Conformance(conformance::ConformanceArgs),
     /// Measure connect latency against the signalled baseline, listener capacity, throughput
     /// and token sizes (Markdown, JSON and SVG output).
     Bench(bench::BenchArgs),
@@ -133,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Suite(args) => runtime()?.block_on(suite::suite(*args)),
         Command::Bench(args) => runtime()?.block_on(bench::bench(args)),
         Command::Image(args) => runtime()?.block_on(peer_image::image(args)),
+        Command::Conformance(args) => runtime()?.block_on(conformance::conformance(args)),
     }
 }
 

@@ -265,7 +265,8 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
             let config = args.browser.config()?;
-            return browser_peer::listen(config, args.json, loopback, args.echo, stun).await;
+            return browser_peer::listen(config, args.json, loopback, args.echo, stun, args.ttl)
+                .await;
         }
     };
     serve(&args, served).await

@@ -116,7 +116,7 @@ struct ImpairArgs {
 
 /// Finds a directory given on the command line, in the working directory, or in the source
 /// tree this binary was built from.
-fn find_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     if let Some(dir) = given {
         return Ok(dir);
     }
@@ -470,15 +470,7 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
 
 /// Writes `report.md`, `report.json` and `junit.xml` into `out`; returns the Markdown's path.
 fn write_reports(out: &Path, report: &Report) -> anyhow::Result<PathBuf> {
-    let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
-        let path = out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
-    };
-    let md = write("report.md", report.to_markdown())?;
-    write("report.json", report.to_json())?;
-    write("junit.xml", report.to_junit())?;
-    Ok(md)
+    Ok(oneway_scenario::report::write_reports(out, report)?)
 }
 
 /// An error (exit 1) naming how many cells deviate, if any does.

@@ -36,6 +36,9 @@ pub struct Placeholders {
     /// `{stun_alt}`: the STUN server's second address `ip:port` (RFC 5780 filtering
     /// discovery: the same coturn, which answers OTHER-ADDRESS and CHANGE-REQUEST).
     pub stun_alt: String,
+    /// `{ttl_secs}`: a token lifetime in seconds (the `ttl` listener option, which
+    /// `oneway conformance` asks for to test the listener's expiry check).
+    pub ttl_secs: u64,
 }
 
 impl Placeholders {
@@ -46,6 +49,7 @@ impl Placeholders {
             .replace("{stun}", &self.stun)
             .replace("{turn}", &self.turn)
             .replace("{stun_alt}", &self.stun_alt)
+            .replace("{ttl_secs}", &self.ttl_secs.to_string())
             .replace("{turn_user}", "oneway")
             .replace("{turn_password}", "oneway")
     }
@@ -211,9 +215,11 @@ mod tests {
             stun: "198.51.100.3:3478".into(),
             turn: String::new(),
             stun_alt: "198.51.100.7:3478".into(),
+            ttl_secs: 3,
         };
         assert_eq!(p.fill("--timeout={timeout_secs}s"), "--timeout=9s");
         assert_eq!(p.fill("{stun_alt}"), "198.51.100.7:3478");
         assert_eq!(p.fill("{token}"), "ow1.x");
+        assert_eq!(p.fill("{ttl_secs}s"), "3s");
     }
 }

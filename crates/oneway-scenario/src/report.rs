@@ -532,6 +532,52 @@ fn paste_expectation(c: &CellResult) -> Option<String> {
     })
 }
 
-fn escape(s: &str) -> String {
+/// The three renderings of every oneway report (the suite's [`Report`], the conformance
+/// run's), written side by side by [`write_reports`].
+pub trait Renderings {
+    /// `report.md`.
+    fn markdown(&self) -> String;
+    /// `report.json`.
+    fn json(&self) -> String;
+    /// `junit.xml`.
+    fn junit(&self) -> String;
+}
+
+impl Renderings for Report {
+    fn markdown(&self) -> String {
+        self.to_markdown()
+    }
+    fn json(&self) -> String {
+        self.to_json()
+    }
+    fn junit(&self) -> String {
+        self.to_junit()
+    }
+}
+
+/// Writes `report.md`, `report.json` and `junit.xml` into `out` (created if missing); returns
+/// the Markdown's path.
+pub fn write_reports(
+    out: &std::path::Path,
+    report: &impl Renderings,
+) -> Result<std::path::PathBuf, crate::Error> {
+    std::fs::create_dir_all(out).map_err(|e| crate::Error::Io {
+        path: out.to_owned(),
+        source: e,
+    })?;
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text)
+            .map(|()| path.clone())
+            .map_err(|e| crate::Error::Io { path, source: e })
+    };
+    let md = write("report.md", report.markdown())?;
+    write("report.json", report.json())?;
+    write("junit.xml", report.junit())?;
+    Ok(md)
+}
+
+/// A table cell's text: pipes escaped, on one line.
+pub fn escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }

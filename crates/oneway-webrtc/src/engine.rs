@@ -78,6 +78,22 @@ pub struct RtcEngine {
     dtls_connected: bool,
     /// Tests only: a MAC sent in place of this session's proof (a relayed proof).
     pub(crate) relayed_proof: Option<[u8; 32]>,
+    /// Conformance runs only: protocol breaks on purpose ([`DangerousEngine`]).
+    dangerous: DangerousEngine,
+}
+
+/// Deliberate protocol violations of one engine, for the misbehaving reference peer of
+/// `oneway conformance` (`crates/oneway-conformance`), which checks that other
+/// implementations refuse them. Never set outside such runs.
+#[derive(Clone, Debug, Default)]
+pub struct DangerousEngine {
+    /// Prove with this key instead of the token's auth key: a proof made for another token
+    /// (bound to this session's certificates, so only the key is wrong).
+    pub proof_key: Option<[u8; 32]>,
+    /// Never send this side's proof (a listener that admits the dialer but never proves).
+    pub withhold_proof: bool,
+    /// Channel-0 texts sent just before this side's proof (renegotiation before the proof).
+    pub before_proof: Vec<String>,
 }
 
 /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
@@ -124,6 +140,7 @@ impl RtcEngine {
             ice_connected: false,
             dtls_connected: false,
             relayed_proof: None,
+            dangerous: DangerousEngine::default(),
         }
     }
 
@@ -525,7 +542,23 @@ impl RtcEngine {
         })
     }
 
+    /// The deliberate protocol violations of this engine (see [`DangerousEngine`]).
+    pub fn dangerous_mut(&mut self) -> &mut DangerousEngine {
+        &mut self.dangerous
+    }
+
     fn send_proof(&mut self, now: Instant) {
+        for text in std::mem::take(&mut self.dangerous.before_proof) {
+            if let Some(mut channel) = self.pc.data_channel(self.ctrl)
+                && let Err(e) = channel.send_text(now, text)
+            {
+                tracing::warn!(error = %e, "message before the proof not sent");
+            }
+        }
+        if self.dangerous.withhold_proof {
+            tracing::warn!(role = ?self.hs.role, "withholding the proof (conformance run)");
+            return;
+        }
         let Some(fingerprints) = self.fingerprints() else {
             self.refuse(
                 now,
@@ -534,13 +567,21 @@ impl RtcEngine {
             );
             return;
         };
-        let mac = self
-            .relayed_proof
-            .unwrap_or_else(|| self.hs.own_proof(fingerprints));
+        let mac = match (self.relayed_proof, self.dangerous.proof_key) {
+            (Some(mac), _) => mac,
+            (None, Some(key)) => handshake::own_proof(self.hs.role, &key, fingerprints),
+            (None, None) => self.hs.own_proof(fingerprints),
+        };
         self.send_control(now, &Message::proof(&mac));
     }
 
     fn on_control(&mut self, now: Instant, bytes: &[u8]) {
+        // Messages that arrive with (or after) one that ended the handshake are not read: a
+        // proof that follows a refused message must not admit the peer (spec/handshake.md
+        // §5.3).
+        if self.closed {
+            return;
+        }
         if !self.hs.authenticated {
             match handshake::before_auth(bytes) {
                 BeforeAuth::Proof(mac) => self.on_proof(now, &mac),

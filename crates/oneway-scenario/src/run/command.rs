@@ -14,6 +14,45 @@ pub(super) fn command(
     ph: &Placeholders,
     peer_binary: &Path,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
+    let mut listener_options = scenario.listener_options.clone();
+    if scenario.loopback {
+        listener_options.push("loopback".into());
+    }
+    command_line(
+        manifest,
+        role,
+        &OptionSet {
+            listener: &listener_options,
+            listener_if_mapped: &scenario.listener_options_if_mapped,
+            dialer: &scenario.dialer_options,
+        },
+        ph,
+        peer_binary,
+    )
+}
+
+/// The manifest options a run asks for (keys of `[listen.options]` and `[dial.options]`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OptionSet<'a> {
+    /// Listener options the manifest must map (an unmapped one is an error).
+    pub listener: &'a [String],
+    /// Listener options passed when the manifest maps them, left out otherwise.
+    pub listener_if_mapped: &'a [String],
+    /// Dialer options, passed when the manifest maps them.
+    pub dialer: &'a [String],
+}
+
+/// A peer's argv and environment (`NAME=value`) for `role` from its manifest, the way the
+/// suite starts it (`docs/implementers.md`): placeholders filled, the asked-for options
+/// appended, `ONEWAY_ROLE`, `ONEWAY_TOKEN` (dialer) and `ONEWAY_TIMEOUT_SECS` set, and
+/// `argv[0] = "oneway"` of a `base` or `browser` manifest mapped to `peer_binary`.
+pub fn command_line(
+    manifest: &ImplManifest,
+    role: Role,
+    options: &OptionSet<'_>,
+    ph: &Placeholders,
+    peer_binary: &Path,
+) -> Result<(Vec<String>, Vec<String>), Error> {
     let cmd = match role {
         Role::Listen => manifest.listen.as_ref(),
         Role::Dial => manifest.dial.as_ref(),
@@ -24,18 +63,14 @@ pub(super) fn command(
     })?;
     let mut argv: Vec<String> = cmd.argv.iter().map(|a| ph.fill(a)).collect();
     if role == Role::Listen {
-        let mut options = scenario.listener_options.clone();
-        if scenario.loopback {
-            options.push("loopback".into());
-        }
-        for o in &options {
+        for o in options.listener {
             let extra = cmd.options.get(o).ok_or_else(|| Error::Invalid {
                 file: manifest.id.clone(),
                 message: format!("no listener option `{o}`"),
             })?;
             argv.extend(extra.iter().map(|a| ph.fill(a)));
         }
-        for o in &scenario.listener_options_if_mapped {
+        for o in options.listener_if_mapped {
             if let Some(extra) = cmd.options.get(o) {
                 argv.extend(extra.iter().map(|a| ph.fill(a)));
             }
@@ -43,7 +78,7 @@ pub(super) fn command(
     } else {
         // A dialer option the manifest does not map is left out: the scenario's `[[unless]]`
         // on the capability expects the outcome without it.
-        for o in &scenario.dialer_options {
+        for o in options.dialer {
             if let Some(extra) = cmd.options.get(o) {
                 argv.extend(extra.iter().map(|a| ph.fill(a)));
             }

@@ -15,6 +15,7 @@ mod outcome;
 mod record;
 mod wait;
 
+pub use command::{OptionSet, command_line};
 pub use record::{CellResult, PathEnd, RunRecord, Stages, Tried};
 
 use std::path::PathBuf;
