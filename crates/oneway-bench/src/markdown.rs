@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::capacity::CapacityReport;
-use crate::latency::{LatencyReport, Mode};
+use crate::latency::LatencyReport;
 use crate::throughput::ThroughputReport;
 use crate::tokens::TokenReport;
 
@@ -200,7 +200,7 @@ mod tests {
     use super::*;
     use crate::StackName;
     use crate::latency::{
-        LatencyRatio, LatencySeries, Peer, Profile, Signalling, StageBudget, StageSample,
+        LatencyRatio, LatencySeries, Mode, Peer, Profile, Signalling, StageBudget, StageSample,
     };
 
     fn series(listener: Peer, dialer: Peer, mode: Mode, echoes: &[f64]) -> LatencySeries {

@@ -98,17 +98,10 @@ fn assert_all_pass(id: &str, not_applicable: &[&str], known_bugs: &[&str]) {
 
 #[test]
 fn str0m_is_conformant() {
-    assert_all_pass(
-        "str0m",
-        &[],
-        // Known bug (crates/oneway-str0m/src/engine.rs and crates/oneway-endpoint/src/
-        // listener.rs): a proof that arrives in the same SCTP packet as an `ice-restart`/`offer`
-        // sent before it is verified while the engine refuses the first message (`refuse` drains
-        // the next channel-0 messages before `finish`), and the shell hands the unauthenticated
-        // connection to the application: the listener prints `connected`. It shows when the
-        // three messages arrive together, which is timing-dependent.
-        &["listener-refuses-renegotiation-before-proof"],
-    );
+    // `listener-refuses-renegotiation-before-proof` found a bug here (a proof in the same
+    // packet as an early `offer` authenticated a refused dialer); fixed in the str0m engine's
+    // `refuse` and the shell's `admit_proven`.
+    assert_all_pass("str0m", &[], &[]);
 }
 
 #[test]

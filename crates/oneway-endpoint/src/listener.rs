@@ -732,6 +732,13 @@ impl<S: Stack> Driver<S> {
             return;
         }
         slot.engine.admit(now);
+        if !slot.engine.is_authenticated() {
+            // The engine refused or closed meanwhile: never hand over an unauthenticated
+            // connection (and give back the place `authenticated` took).
+            self.admission.closed();
+            self.service(now, key);
+            return;
+        }
         let (Some(events), Some(guard)) = (slot.events.take(), self.guard.upgrade()) else {
             return;
         };

@@ -101,6 +101,9 @@ pub struct Str0mEngine {
     peer_proven: bool,
     /// Dialer under a fast start: when the listener's proof must have arrived.
     early_proof_deadline: Option<Instant>,
+    /// Refusing the peer: the last datagrams are being flushed, and nothing str0m reports
+    /// meanwhile (e.g. a proof that arrived in the same packet as the offence) counts.
+    refusing: bool,
 }
 
 impl Str0mEngine {
@@ -137,6 +140,7 @@ impl Str0mEngine {
             fast_channels: None,
             peer_proven: false,
             early_proof_deadline: None,
+            refusing: false,
         }
     }
 
@@ -394,6 +398,9 @@ impl Str0mEngine {
     }
 
     fn on_event(&mut self, now: Instant, event: Event) {
+        if self.refusing {
+            return;
+        }
         match event {
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(?state, role = ?self.hs.role, "ICE state");
@@ -659,6 +666,9 @@ impl Str0mEngine {
             code: code.to_owned(),
             reason: reason.clone(),
         });
+        // Flush the error, ignoring what else str0m reports: a proof that came with the
+        // offence must not authenticate a refused peer.
+        self.refusing = true;
         let _ = self.drain(now);
         self.finish(code, reason);
     }
