@@ -17,9 +17,13 @@
 //! [`classify`] never panics, whatever the bytes: it is the entry point of the
 //! `listener_datagram` fuzz target.
 
-use rtc_stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME};
+use rtc_stun::attributes::{
+    ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_MESSAGE_INTEGRITY_SHA256, ATTR_USE_CANDIDATE,
+    ATTR_USERNAME,
+};
+use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, Message};
+use rtc_stun::message::{BINDING_REQUEST, Message, Setter};
 
 use crate::username::{UsernameError, parse_dialer_username};
 
@@ -217,6 +221,67 @@ pub fn is_stun(datagram: &[u8]) -> bool {
 /// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.
 pub fn is_dtls(datagram: &[u8]) -> bool {
     datagram.first().is_some_and(|b| (20..=63).contains(b))
+}
+
+/// Why a check could not be turned into a nominating one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NominationCopyError {
+    /// Not a well-formed STUN message.
+    #[error("not a STUN message: {0}")]
+    Malformed(String),
+    /// A STUN message, but not a Binding request.
+    #[error("not a Binding request")]
+    NotARequest,
+    /// Its MESSAGE-INTEGRITY is missing or does not verify with the listener's password.
+    #[error("integrity does not verify with the listener's password")]
+    Integrity,
+    /// Building the copy failed.
+    #[error("building the nominating check: {0}")]
+    Build(String),
+}
+
+/// `check` (a Binding request from the dialer, `spec/handshake.md` §4.5: a listener that
+/// answers DTLS before nomination makes its ICE agent select the pair with this copy) with USE-CANDIDATE added, MESSAGE-INTEGRITY
+/// and FINGERPRINT computed anew with `pwd`, the same transaction ID and every other
+/// attribute kept. Refuses a check whose integrity does not verify with `pwd`.
+pub fn nominating_copy(check: &[u8], pwd: &str) -> Result<Vec<u8>, NominationCopyError> {
+    let mut original = Message::new();
+    original
+        .unmarshal_binary(check)
+        .map_err(|e| NominationCopyError::Malformed(e.to_string()))?;
+    if original.typ != BINDING_REQUEST {
+        return Err(NominationCopyError::NotARequest);
+    }
+    let provider = rtc_stun::crypto::default_provider()
+        .map_err(|e| NominationCopyError::Build(format!("no HMAC provider: {e}")))?;
+    let crypto = provider.crypto();
+    MessageIntegrity::check(&mut original, pwd.as_bytes(), crypto)
+        .map_err(|_| NominationCopyError::Integrity)?;
+    let mut copy = Message::new();
+    copy.typ = original.typ;
+    copy.transaction_id = original.transaction_id;
+    copy.write_header();
+    for attribute in &original.attributes.0 {
+        if [
+            ATTR_MESSAGE_INTEGRITY,
+            ATTR_MESSAGE_INTEGRITY_SHA256,
+            ATTR_FINGERPRINT,
+            ATTR_USE_CANDIDATE,
+        ]
+        .contains(&attribute.typ)
+        {
+            continue;
+        }
+        copy.add(attribute.typ, &attribute.value);
+    }
+    copy.add(ATTR_USE_CANDIDATE, &[]);
+    MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), crypto)
+        .add_to(&mut copy)
+        .map_err(|e| NominationCopyError::Build(e.to_string()))?;
+    FINGERPRINT
+        .add_to(&mut copy)
+        .map_err(|e| NominationCopyError::Build(e.to_string()))?;
+    Ok(copy.raw)
 }
 
 #[cfg(test)]

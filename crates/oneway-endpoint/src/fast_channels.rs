@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(id, 100);
         assert_eq!(held, vec![(true, vec![1]), (false, vec![2])]);
         assert!(!listener.is_reserved(100));
-        assert_eq!(listener.on_data(100, true, vec![3]), Ok(DataVerdict::Deliver));
+        assert_eq!(
+            listener.on_data(100, true, vec![3]),
+            Ok(DataVerdict::Deliver)
+        );
         // The window moves on by one.
         assert_eq!(listener.to_reserve(), vec![10]);
     }
@@ -224,7 +227,10 @@ mod tests {
             Ok(DataVerdict::Held)
         );
         assert_eq!(
-            listener.on_data(2, true, vec![0]).expect_err("refused").code(),
+            listener
+                .on_data(2, true, vec![0])
+                .expect_err("refused")
+                .code(),
             "early-data-limit"
         );
     }

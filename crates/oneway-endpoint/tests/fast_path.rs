@@ -67,7 +67,11 @@ async fn next_refusal(listener: &mut Listener) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_announces_the_fast_path_and_can_opt_out() {
     let fast = listener(ListenerConfig::loopback()).await;
-    let announced = fast.token().fast.clone().expect("str0m announces a fast path");
+    let announced = fast
+        .token()
+        .fast
+        .clone()
+        .expect("str0m announces a fast path");
     assert!(announced.dtls13);
     let init = announced.fast_start_init.expect("a fast start");
     assert_eq!(oneway_token::FastPath::init_chunk_problem(&init), None);
@@ -110,7 +114,11 @@ async fn fast_and_standard_dialers_share_one_listener() {
         let _ = echo(conn);
     }
     accepted.sort();
-    assert_eq!(accepted, vec![false, false, true], "one fast start among three");
+    assert_eq!(
+        accepted,
+        vec![false, false, true],
+        "one fast start among three"
+    );
     for (name, dialer, fast_start) in [
         ("str0m fast", fast, true),
         ("str0m standard", standard, false),
@@ -216,7 +224,10 @@ async fn an_early_dialer_refused_by_admission_gets_the_cause() {
     assert_eq!(closed_code(&mut second).await, "accept-queue-full");
     let mut accepted = accept(&mut listener).await;
     let nothing = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
-    assert!(nothing.is_err(), "the second dialer never reached the application");
+    assert!(
+        nothing.is_err(),
+        "the second dialer never reached the application"
+    );
     let stray = tokio::time::timeout(Duration::from_millis(200), accepted.next_event()).await;
     assert!(
         !matches!(stray, Ok(Some(ConnectionEvent::Data { .. }))),

@@ -57,6 +57,10 @@ pub const CONSENT_GRACE: Duration = Duration::from_secs(15);
 /// can hold it up); beyond it a message is dropped with a warning.
 pub const CONTROL_QUEUE: usize = 64;
 
+/// Most pairs a listener remembers a check on before ICE connects, and most nominating copies
+/// it feeds str0m (DTLS before nomination, [`Str0mEngine::select_early`]).
+const EARLY_PAIRS: usize = 8;
+
 /// How long a fast-start dialer that sent data early waits for the listener's proof before it
 /// closes with `proof-timeout` (the listener's own limit for the dialer's proof, §5.3).
 pub const EARLY_PROOF_TIMEOUT: Duration = Duration::from_secs(15);
@@ -104,6 +108,17 @@ pub struct Str0mEngine {
     /// Refusing the peer: the last datagrams are being flushed, and nothing str0m reports
     /// meanwhile (e.g. a proof that arrived in the same packet as the offence) counts.
     refusing: bool,
+    /// Listener, until ICE connects: the ICE pwd checks are signed with, and the dialer's latest
+    /// check per (source, destination) pair, for [`Str0mEngine::select_early`].
+    early: Option<EarlyChecks>,
+}
+
+/// What a listener keeps to answer DTLS before the dialer nominates (bounded).
+#[derive(Debug)]
+struct EarlyChecks {
+    pwd: String,
+    checks: Vec<((SocketAddr, SocketAddr), Vec<u8>)>,
+    copies: usize,
 }
 
 impl Str0mEngine {
@@ -141,6 +156,7 @@ impl Str0mEngine {
             peer_proven: false,
             early_proof_deadline: None,
             refusing: false,
+            early: None,
         }
     }
 
@@ -200,6 +216,70 @@ impl Str0mEngine {
         }
     }
 
+    /// Listener: answer DTLS on a checked pair before the dialer nominates it (see
+    /// [`Str0mEngine::select_early`]); `pwd` is the listener's ICE pwd.
+    pub(crate) fn select_pairs_early(&mut self, pwd: String) {
+        self.early = Some(EarlyChecks {
+            pwd,
+            checks: Vec::new(),
+            copies: 0,
+        });
+    }
+
+    /// DTLS before nomination (`spec/handshake.md` §4.4): str0m's ICE-lite agent sends nothing
+    /// but STUN on a pair until a check with USE-CANDIDATE nominates it, so a dialer that
+    /// starts DTLS on a checked pair before nominating it (Chromium nominates about 50 ms
+    /// later) would wait for the listener's first flight. When the dialer's DTLS arrives on a
+    /// pair whose check verified with the listener's pwd, str0m is first given that check
+    /// again with USE-CANDIDATE added and signed anew (`oneway_core::demux::nominating_copy`),
+    /// as libwebrtc's controlled side answers at once on any valid pair.
+    fn select_early(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        if self.ice_connected {
+            self.early = None;
+            return;
+        }
+        let Some(early) = self.early.as_mut() else {
+            return;
+        };
+        let pair = (source, destination);
+        let known = early.checks.iter().position(|(p, _)| *p == pair);
+        if contents.first() == Some(&0) {
+            // A Binding request (class bits 0): remember the latest per pair.
+            match known {
+                Some(at) => early.checks[at].1 = contents.to_vec(),
+                None if early.checks.len() < EARLY_PAIRS => {
+                    early.checks.push((pair, contents.to_vec()));
+                }
+                None => {}
+            }
+            return;
+        }
+        let Some(at) = known.filter(|_| handshake::is_dtls(contents) && early.copies < EARLY_PAIRS)
+        else {
+            return;
+        };
+        let copy = match oneway_core::demux::nominating_copy(&early.checks[at].1, &early.pwd) {
+            Ok(copy) => copy,
+            Err(e) => {
+                tracing::debug!(%source, error = %e, "no early selection");
+                return;
+            }
+        };
+        early.copies += 1;
+        tracing::debug!(%source, "DTLS before nomination: selecting the dialer's pair");
+        if let Ok(receive) = Receive::new(Protocol::Udp, source, destination, &copy)
+            && let Err(e) = self.rtc.handle_input(Input::Receive(now, receive))
+        {
+            tracing::debug!(%source, error = %e, "nominating copy refused by str0m");
+        }
+    }
+
     /// Sets how long an authenticated connection survives ICE reporting it disconnected.
     pub(crate) fn set_consent_grace(&mut self, grace: Duration) {
         self.consent_grace = grace;
@@ -243,6 +323,7 @@ impl Str0mEngine {
         self.hs
             .path
             .received(now, source, destination, contents, self.ice_connected);
+        self.select_early(now, source, destination, contents);
         match Receive::new(Protocol::Udp, source, destination, contents) {
             Ok(receive) => {
                 if let Err(e) = self.rtc.handle_input(Input::Receive(now, receive)) {
@@ -370,10 +451,13 @@ impl Str0mEngine {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {
                     let consent = self.disconnected_since.map(|t| t + self.consent_grace);
-                    let proof = self
-                        .early_proof_deadline
-                        .filter(|_| !self.hs.authenticated);
-                    return Some([consent, proof].into_iter().flatten().fold(at, Instant::min));
+                    let proof = self.early_proof_deadline.filter(|_| !self.hs.authenticated);
+                    return Some(
+                        [consent, proof]
+                            .into_iter()
+                            .flatten()
+                            .fold(at, Instant::min),
+                    );
                 }
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
@@ -438,7 +522,10 @@ impl Str0mEngine {
             }
             // A peer stream created ahead: the application hears of it at its `open`.
             Event::ChannelOpen(id, _)
-                if self.fast_channels.as_ref().is_some_and(|f| f.is_reserved(id)) => {}
+                if self
+                    .fast_channels
+                    .as_ref()
+                    .is_some_and(|f| f.is_reserved(id)) => {}
             Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
             Event::ChannelData(data) if data.id == self.ctrl => self.on_control(now, &data.data),
             Event::ChannelData(data) => {

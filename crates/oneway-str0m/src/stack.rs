@@ -131,6 +131,7 @@ impl Stack for Str0m {
             p.events,
         );
         engine.set_consent_grace(p.consent_timeout.saturating_sub(ICE_DISCONNECT_AFTER));
+        engine.select_pairs_early(p.keys.listener_pwd.clone());
         if fast_start {
             engine.set_fast_start();
         }

@@ -54,7 +54,10 @@ fn run(dialer_key: Option<[u8; 32]>, admit: bool) -> Outcome {
         Profile::Native,
         Fingerprint(listener_fp),
         Secret([7; 16]),
-        vec![Candidate::udp_host(addr(LISTENER).ip(), addr(LISTENER).port())],
+        vec![Candidate::udp_host(
+            addr(LISTENER).ip(),
+            addr(LISTENER).port(),
+        )],
     );
     token.fast = Some(announced);
     let keys = token.derive();

@@ -14,9 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::error::{Field, TokenError};
 use crate::ice::IceCredentials;
 use crate::token::{
-    Candidate, CandidateAddress, CandidateType, Fingerprint, MAX_CANDIDATES, MAX_EXTENSIONS,
-    FastPath, MAX_LABEL_BYTES, MappedCandidate, MappingProtocol, Profile, RawExtension, SctpParams, Secret,
-    Token, Transport,
+    Candidate, CandidateAddress, CandidateType, FastPath, Fingerprint, MAX_CANDIDATES,
+    MAX_EXTENSIONS, MAX_LABEL_BYTES, MappedCandidate, MappingProtocol, Profile, RawExtension,
+    SctpParams, Secret, Token, Transport,
 };
 
 /// Format version implemented by this crate.
@@ -328,7 +328,8 @@ impl Token {
             if raw.ty < ext::FIRST_OPTIONAL {
                 return Err(TokenError::UnknownRequiredExtension(raw.ty));
             }
-            if raw.value.len() > 255 || matches!(
+            if raw.value.len() > 255
+                || matches!(
                     raw.ty,
                     ext::SINGLE_USE | ext::LABEL | ext::MAPPED | ext::FAST
                 )

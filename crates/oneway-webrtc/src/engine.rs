@@ -33,8 +33,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dtls_flights::DtlsFlights;
 use crate::negotiation::Negotiation;
-use crate::nomination::{EarlySelection, StunKind, nominating_copy, stun_kind};
+use crate::nomination::{EarlySelection, StunKind, stun_kind};
 use crate::restart::DeferredSwitch;
+use oneway_core::demux::nominating_copy;
 
 /// Most rounds of `poll_event`/`poll_read`/`poll_write` one [`Engine::poll`] runs before it
 /// yields back to the driver, so one busy connection cannot starve the others on a socket.
@@ -255,9 +256,7 @@ impl RtcEngine {
         let Some(((source, destination), check)) = self.early_selection.ready() else {
             return;
         };
-        let copy = rtc::crypto::default_provider()
-            .map_err(|e| e.to_string())
-            .and_then(|p| nominating_copy(&check, pwd, p.crypto()).map_err(|e| e.to_string()));
+        let copy = nominating_copy(&check, pwd);
         match copy {
             Ok(copy) => {
                 tracing::debug!(%source, "DTLS before nomination: selecting the dialer's pair");

@@ -17,73 +17,8 @@
 
 use std::net::SocketAddr;
 
-use rtc::crypto::RTCCrypto;
-use rtc::stun::attributes::{
-    ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_MESSAGE_INTEGRITY_SHA256, ATTR_USE_CANDIDATE,
-};
-use rtc::stun::fingerprint::FINGERPRINT;
-use rtc::stun::integrity::MessageIntegrity;
-use rtc::stun::message::{BINDING_REQUEST, Message, Setter};
-
-/// Why a check could not be turned into a nominating one.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum NominationCopyError {
-    /// Not a well-formed STUN message.
-    #[error("not a STUN message: {0}")]
-    Malformed(String),
-    /// A STUN message, but not a Binding request.
-    #[error("not a Binding request")]
-    NotARequest,
-    /// Its MESSAGE-INTEGRITY is missing or does not verify with the listener's password.
-    #[error("integrity does not verify with the listener's password")]
-    Integrity,
-    /// Building the copy failed.
-    #[error("building the nominating check: {0}")]
-    Build(String),
-}
-
-/// `check` (a Binding request from the dialer) with USE-CANDIDATE added, MESSAGE-INTEGRITY
-/// and FINGERPRINT computed anew with `pwd`, the same transaction ID and every other
-/// attribute kept. Refuses a check whose integrity does not verify with `pwd`.
-pub(crate) fn nominating_copy(
-    check: &[u8],
-    pwd: &str,
-    crypto: &dyn RTCCrypto,
-) -> Result<Vec<u8>, NominationCopyError> {
-    let mut original = Message::new();
-    original
-        .unmarshal_binary(check)
-        .map_err(|e| NominationCopyError::Malformed(e.to_string()))?;
-    if original.typ != BINDING_REQUEST {
-        return Err(NominationCopyError::NotARequest);
-    }
-    MessageIntegrity::check(&mut original, pwd.as_bytes(), crypto)
-        .map_err(|_| NominationCopyError::Integrity)?;
-    let mut copy = Message::new();
-    copy.typ = original.typ;
-    copy.transaction_id = original.transaction_id;
-    copy.write_header();
-    for attribute in &original.attributes.0 {
-        if [
-            ATTR_MESSAGE_INTEGRITY,
-            ATTR_MESSAGE_INTEGRITY_SHA256,
-            ATTR_FINGERPRINT,
-            ATTR_USE_CANDIDATE,
-        ]
-        .contains(&attribute.typ)
-        {
-            continue;
-        }
-        copy.add(attribute.typ, &attribute.value);
-    }
-    copy.add(ATTR_USE_CANDIDATE, &[]);
-    let build = |e: rtc::shared::error::Error| NominationCopyError::Build(e.to_string());
-    MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), crypto)
-        .add_to(&mut copy)
-        .map_err(build)?;
-    FINGERPRINT.add_to(&mut copy).map_err(build)?;
-    Ok(copy.raw)
-}
+#[cfg(test)]
+use oneway_core::demux::{NominationCopyError, nominating_copy};
 
 /// Most pairs [`EarlySelection`] remembers, and most nominating copies it hands out.
 const EARLY_PAIRS: usize = 8;
@@ -130,7 +65,7 @@ impl EarlySelection {
 
     /// The pair and the check to nominate it with, once a pair has seen the dialer's DTLS, a
     /// check of the dialer's, and a success response to the listener's own check; the check
-    /// is returned unchanged (see [`nominating_copy`]). At most [`EARLY_PAIRS`] times.
+    /// is returned unchanged (see `oneway_core::demux::nominating_copy`). At most [`EARLY_PAIRS`] times.
     pub(crate) fn ready(&mut self) -> Option<(Pair, Vec<u8>)> {
         if self.copies >= EARLY_PAIRS {
             return None;
@@ -191,6 +126,9 @@ pub(crate) fn stun_kind(contents: &[u8]) -> Option<StunKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtc::stun::fingerprint::FINGERPRINT;
+    use rtc::stun::integrity::MessageIntegrity;
+    use rtc::stun::message::{BINDING_REQUEST, Message, Setter};
 
     /// A Binding request header with `attributes` (already padded).
     fn request(attributes: &[u8]) -> Vec<u8> {
@@ -256,7 +194,7 @@ mod tests {
                 use_candidate: false
             })
         );
-        let copy = nominating_copy(&check, pwd, provider.crypto()).expect("copy");
+        let copy = nominating_copy(&check, pwd).expect("copy");
         assert_eq!(
             stun_kind(&copy),
             Some(StunKind::Request {
@@ -278,31 +216,30 @@ mod tests {
             b"listener-ufrag:dialer"
         );
         // Copying a copy adds no second USE-CANDIDATE.
-        let again = nominating_copy(&copy, pwd, provider.crypto()).expect("copy of a copy");
+        let again = nominating_copy(&copy, pwd).expect("copy of a copy");
         assert_eq!(again, copy);
     }
 
     #[test]
     fn no_copy_of_a_check_that_does_not_verify() {
-        let provider = rtc::crypto::default_provider().expect("provider");
         let check = signed_check("someone-elses-password");
         assert_eq!(
-            nominating_copy(&check, "the-listener-password", provider.crypto()),
+            nominating_copy(&check, "the-listener-password"),
             Err(NominationCopyError::Integrity)
         );
         let mut response = check.clone();
         response[0] = 0x01;
         response[1] = 0x01;
         assert_eq!(
-            nominating_copy(&response, "someone-elses-password", provider.crypto()),
+            nominating_copy(&response, "someone-elses-password"),
             Err(NominationCopyError::NotARequest)
         );
         assert!(matches!(
-            nominating_copy(&check[..30], "someone-elses-password", provider.crypto()),
+            nominating_copy(&check[..30], "someone-elses-password"),
             Err(NominationCopyError::Malformed(_))
         ));
         assert!(matches!(
-            nominating_copy(&[22, 254, 253, 0, 0], "x", provider.crypto()),
+            nominating_copy(&[22, 254, 253, 0, 0], "x"),
             Err(NominationCopyError::Malformed(_))
         ));
     }

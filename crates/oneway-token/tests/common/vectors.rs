@@ -13,8 +13,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use oneway_token::{
-    Candidate, CandidateAddress, CandidateType, FastPath, Fingerprint, IceCredentials, MappedCandidate,
-    MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport,
+    Candidate, CandidateAddress, CandidateType, FastPath, Fingerprint, IceCredentials,
+    MappedCandidate, MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -247,8 +247,8 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
 /// initiate tag 0x1a2b3c4d, a_rwnd 1 MiB, 1024 streams each way, initial TSN 0x01020304, and
 /// the Forward-TSN-Supported parameter (0xc000, length 4).
 pub const EXAMPLE_INIT_CHUNK: [u8; 24] = [
-    0x01, 0x00, 0x00, 0x18, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x10, 0x00, 0x00, 0x04, 0x00, 0x04,
-    0x00, 0x01, 0x02, 0x03, 0x04, 0xc0, 0x00, 0x00, 0x04,
+    0x01, 0x00, 0x00, 0x18, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x10, 0x00, 0x00, 0x04, 0x00, 0x04, 0x00,
+    0x01, 0x02, 0x03, 0x04, 0xc0, 0x00, 0x00, 0x04,
 ];
 
 fn hex(bytes: &[u8]) -> String {
@@ -592,13 +592,7 @@ pub fn invalid_inputs() -> Vec<(
         ))
     };
     // `fast` (0x83).
-    let fast_body = |value: Vec<u8>| {
-        b64(&body(
-            0,
-            std::slice::from_ref(&good_c),
-            &[(0x83, value)],
-        ))
-    };
+    let fast_body = |value: Vec<u8>| b64(&body(0, std::slice::from_ref(&good_c), &[(0x83, value)]));
     let with_bits = |bits: u8, init: &[u8]| {
         let mut v = vec![bits];
         v.extend_from_slice(init);
@@ -895,9 +889,10 @@ fn intended_code(name: &str) -> &'static str {
         | "mapped-index-out-of-range"
         | "mapped-names-a-host"
         | "mapped-not-ascending" => "invalid-extension-value",
-        "mapped-odd-length" | "fast-empty" | "fast-start-without-init" | "fast-init-without-bit" => {
-            "bad-extension-length"
-        }
+        "mapped-odd-length"
+        | "fast-empty"
+        | "fast-start-without-init"
+        | "fast-init-without-bit" => "bad-extension-length",
         "fast-init-not-an-init-chunk" | "fast-init-length-mismatch" | "fast-init-zero-tag" => {
             "invalid-extension-value"
         }
