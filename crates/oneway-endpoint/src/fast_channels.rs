@@ -48,11 +48,14 @@ impl FastChannelError {
     }
 }
 
+/// Messages held on a stream before its `open`: `(binary, data)`, in arrival order.
+pub type HeldMessages = Vec<(bool, Vec<u8>)>;
+
 /// A peer stream created ahead of its `open`, with the data that overtook it.
 #[derive(Debug)]
 struct Reserved<Id> {
     id: Id,
-    held: Vec<(bool, Vec<u8>)>,
+    held: HeldMessages,
     held_bytes: usize,
 }
 
@@ -158,7 +161,7 @@ impl<Id: Copy + PartialEq> FastChannels<Id> {
     pub fn announce(
         &mut self,
         stream: u16,
-    ) -> Result<(Id, Vec<(bool, Vec<u8>)>), FastChannelError> {
+    ) -> Result<(Id, HeldMessages), FastChannelError> {
         let unexpected = FastChannelError::UnexpectedStream {
             stream,
             expected: self.next_peer,

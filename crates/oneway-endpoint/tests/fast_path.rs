@@ -108,10 +108,11 @@ async fn fast_and_standard_dialers_share_one_listener() {
         })
     };
     let mut accepted = Vec::new();
+    let mut echoes = Vec::new();
     for _ in 0..3 {
         let conn = accept(&mut listener).await;
         accepted.push(conn.info().fast_start);
-        let _ = echo(conn);
+        echoes.push(echo(conn));
     }
     accepted.sort();
     assert_eq!(

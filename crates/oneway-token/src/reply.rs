@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn reply_length_per_engine() {
         let make = |u: usize, p: usize| ReplyCode {
-            ice: IceCredentials::new(&"u".repeat(u), &"p".repeat(p)).unwrap(),
+            ice: IceCredentials::new("u".repeat(u), "p".repeat(p)).unwrap(),
             fingerprint: Fingerprint([0x5a; 32]),
         };
         // (engine, ufrag, pwd, bytes, characters)
