@@ -158,10 +158,7 @@ impl<Id: Copy + PartialEq> FastChannels<Id> {
 
     /// The peer announced `stream` (channel-0 `open`): its channel id and the data that
     /// arrived before, in order. The peer announces its streams in order, without gaps.
-    pub fn announce(
-        &mut self,
-        stream: u16,
-    ) -> Result<(Id, HeldMessages), FastChannelError> {
+    pub fn announce(&mut self, stream: u16) -> Result<(Id, HeldMessages), FastChannelError> {
         let unexpected = FastChannelError::UnexpectedStream {
             stream,
             expected: self.next_peer,
