@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use oneway_endpoint::{Connection, ConnectionEvent, ListenerConfig, ListenerEvent};
+use oneway_endpoint::{Connection, ConnectionEvent, ListenerConfig};
 use oneway_testkit::churn::echo;
 use oneway_testkit::stack::Str0m;
 use support::{Prober, barrier, fast_start_check, init_tracing, trans_id};
@@ -22,10 +22,7 @@ async fn listener(config: ListenerConfig) -> Listener {
 }
 
 async fn accept(listener: &mut Listener) -> Connection {
-    tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accepted within 10 s")
-        .expect("listener running")
+    oneway_testkit::stack::accept_within(listener).await
 }
 
 async fn next_data(conn: &mut Connection) -> Vec<u8> {
@@ -50,18 +47,7 @@ async fn closed_code(conn: &mut Connection) -> &'static str {
 
 /// The code of the listener's next `Refused` event; bounded in time.
 async fn next_refusal(listener: &mut Listener) -> &'static str {
-    let wait = async {
-        loop {
-            match listener.next_event().await {
-                Some(ListenerEvent::Refused { code, .. }) => return code,
-                Some(_) => continue,
-                None => panic!("listener stopped"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .expect("refusal within 20 s")
+    oneway_testkit::stack::next_refusal(listener).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,6 +117,31 @@ pub async fn wait_refusals<L: TestListener>(
     }
 }
 
+/// The listener's next authenticated connection; panics after 10 s or if it stopped.
+pub async fn accept_within<L: TestListener>(listener: &mut L) -> Connection {
+    tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("accepted within 10 s")
+        .expect("listener running")
+}
+
+/// The code of the listener's next `Refused` event, skipping other events; panics after 20 s
+/// or if the listener stopped.
+pub async fn next_refusal<L: TestListener>(listener: &mut L) -> &'static str {
+    let wait = async {
+        loop {
+            match listener.next_event().await {
+                Some(ListenerEvent::Refused { code, .. }) => return code,
+                Some(_) => continue,
+                None => panic!("listener stopped"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("refusal within 20 s")
+}
+
 impl<S: oneway_endpoint::Stack> TestListener for oneway_endpoint::Listener<S> {
     fn token(&self) -> &Token {
         oneway_endpoint::Listener::token(self)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use oneway_endpoint::{Connection, DialError, ListenerConfig, ListenerEvent, dial};
+use oneway_endpoint::{Connection, DialError, ListenerConfig, dial};
 use oneway_testkit::churn::echo;
 
 type Listener = oneway_endpoint::Listener<Stack>;
@@ -22,10 +22,7 @@ async fn next_data(conn: &mut Connection) -> Vec<u8> {
 }
 
 async fn accept(listener: &mut Listener) -> Connection {
-    tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("accepted within 10 s")
-        .expect("listener running")
+    oneway_testkit::stack::accept_within(listener).await
 }
 
 /// Dials `listener` with the default config; returns the dialer's and the listener's ends.
@@ -38,18 +35,7 @@ async fn connect(listener: &mut Listener) -> (Connection, Connection) {
 
 /// The code of the listener's next `Refused` event; bounded in time.
 async fn next_refusal(listener: &mut Listener) -> &'static str {
-    let wait = async {
-        loop {
-            match listener.next_event().await {
-                Some(ListenerEvent::Refused { code, .. }) => return code,
-                Some(_) => continue,
-                None => panic!("listener stopped"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .expect("refusal within 20 s")
+    oneway_testkit::stack::next_refusal(listener).await
 }
 
 async fn loopback_listener(config: ListenerConfig) -> Listener {
