@@ -1191,14 +1191,14 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     const limit = token.profile === 'native' ? timeoutMs : Math.max(timeoutMs, 120000);
     const stalled = () => (stages.ice === undefined ? 'ice-timeout' : stages.dtls === undefined ? 'dtls-timeout' : 'sctp-timeout');
     await withTimeout(Promise.race([open, failed]), limit, stalled, 'channel 0 did not open in time');
-    stopWatching();
+    await stopWatching();
     await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
     stages.auth = t() - startedAt;
     const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
     emit(await connectedEvent(pc, stages));
     return conn;
   } catch (e) {
-    stopWatching();
+    await stopWatching();
     pc.close();
     emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e) });
     throw e;
@@ -1209,34 +1209,42 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
  * Reports `candidate-tried` (spec/peer-contract.md §2) for every remote address the ICE agent
  * sends a check to, in the order `getStats()` first shows a check to it (polled every 20 ms;
  * addresses that appear in the same poll in the order of their priority, which is the token
- * order, spec/token.md §9.2). `reported` holds the addresses already reported. Returns a
- * function that stops the polling.
+ * order, spec/token.md §9.2). `reported` holds the addresses already reported. Returns an
+ * async function that stops the polling after one last poll.
  */
 function watchTried(pc, emit, reported) {
   let stopped = false;
+  const sweep = async () => {
+    let stats;
+    try { stats = await pc.getStats(); } catch { return; }
+    const fresh = [];
+    stats.forEach(s => {
+      if (s.type !== 'candidate-pair' || !(s.requestsSent > 0 || s.state === 'succeeded')) return;
+      const remote = stats.get(s.remoteCandidateId);
+      const ip = remote && (remote.address || remote.ip);
+      if (!ip) return;
+      const key = `${ip.includes(':') ? `[${ip}]` : ip}:${remote.port}`;
+      if (!reported.has(key) && !fresh.some(f => f.key === key)) fresh.push({ key, priority: remote.priority || 0 });
+    });
+    fresh.sort((a, b) => b.priority - a.priority);
+    for (const { key } of fresh) {
+      reported.add(key);
+      emit({ event: 'candidate-tried', remote: key });
+    }
+  };
   (async () => {
     while (!stopped && pc.connectionState !== 'closed') {
-      let stats;
-      try { stats = await pc.getStats(); } catch { return; }
-      if (stopped) return;
-      const fresh = [];
-      stats.forEach(s => {
-        if (s.type !== 'candidate-pair' || !(s.requestsSent > 0 || s.state === 'succeeded')) return;
-        const remote = stats.get(s.remoteCandidateId);
-        const ip = remote && (remote.address || remote.ip);
-        if (!ip) return;
-        const key = `${ip.includes(':') ? `[${ip}]` : ip}:${remote.port}`;
-        if (!reported.has(key) && !fresh.some(f => f.key === key)) fresh.push({ key, priority: remote.priority || 0 });
-      });
-      fresh.sort((a, b) => b.priority - a.priority);
-      for (const { key } of fresh) {
-        reported.add(key);
-        emit({ event: 'candidate-tried', remote: key });
-      }
+      await sweep();
       await new Promise(resolve => setTimeout(resolve, 20));
     }
   })();
-  return () => { stopped = true; };
+  // Stopping sweeps once more, so a check sent since the last poll (e.g. on the pair that just
+  // connected) is still reported, before the caller reports what follows.
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    if (pc.connectionState !== 'closed') await sweep();
+  };
 }
 
 /**

@@ -9,7 +9,7 @@ use oneway_str0m::Str0m;
 use oneway_token::{Candidate, Fingerprint, Token};
 
 use crate::process::Peer;
-use crate::reference::{Misbehaving, NeverProves, ProvesForAnotherToken, dial_config};
+use crate::reference::{Misbehaving, NeverProves, ProvesForAnotherToken, Violation, dial_config};
 use crate::report::Verdict;
 use crate::{Ctx, Judged};
 
@@ -141,39 +141,34 @@ pub(crate) async fn wrong_fingerprint(ctx: &Ctx<'_>) -> Judged {
 }
 
 pub(crate) async fn listener_never_proves(ctx: &Ctx<'_>) -> Judged {
-    let listener =
-        match reference_listener::<Misbehaving<NeverProves>>(ListenerConfig::loopback()).await {
-            Ok(l) => l,
-            Err(j) => return j,
-        };
-    let token = match text(listener.token()) {
-        Ok(t) => t,
-        Err(j) => return j,
-    };
-    let (peer, d) = match dial(ctx, &token, REFUSED_TIMEOUT).await {
-        Ok(x) => x,
-        Err(j) => return j,
-    };
-    Judged::pass_if(
-        d.exit.is_some_and(|c| c != 0)
-            && !d.connected
-            && d.refused.as_deref() == Some("auth-timeout"),
-        format!(
-            "a listener that admits but never proves: {} (expected `auth-timeout`)",
-            d.describe()
-        ),
+    refuses_misbehaving_listener::<NeverProves>(
+        ctx,
+        "a listener that admits but never proves",
+        "auth-timeout",
     )
-    .with_log("dialer", &peer)
+    .await
 }
 
 pub(crate) async fn proof_for_another_token(ctx: &Ctx<'_>) -> Judged {
-    let listener =
-        match reference_listener::<Misbehaving<ProvesForAnotherToken>>(ListenerConfig::loopback())
-            .await
-        {
-            Ok(l) => l,
-            Err(j) => return j,
-        };
+    refuses_misbehaving_listener::<ProvesForAnotherToken>(
+        ctx,
+        "a listener proving with another token's key",
+        "auth-failed",
+    )
+    .await
+}
+
+/// The implementation dials a reference listener misbehaving with `V` (`what`); it passes when
+/// it exits non-zero, never connected, and reports `refused` with `expected`.
+async fn refuses_misbehaving_listener<V: Violation>(
+    ctx: &Ctx<'_>,
+    what: &str,
+    expected: &str,
+) -> Judged {
+    let listener = match reference_listener::<Misbehaving<V>>(ListenerConfig::loopback()).await {
+        Ok(l) => l,
+        Err(j) => return j,
+    };
     let token = match text(listener.token()) {
         Ok(t) => t,
         Err(j) => return j,
@@ -183,13 +178,8 @@ pub(crate) async fn proof_for_another_token(ctx: &Ctx<'_>) -> Judged {
         Err(j) => return j,
     };
     Judged::pass_if(
-        d.exit.is_some_and(|c| c != 0)
-            && !d.connected
-            && d.refused.as_deref() == Some("auth-failed"),
-        format!(
-            "a listener proving with another token's key: {} (expected `auth-failed`)",
-            d.describe()
-        ),
+        d.exit.is_some_and(|c| c != 0) && !d.connected && d.refused.as_deref() == Some(expected),
+        format!("{what}: {} (expected `{expected}`)", d.describe()),
     )
     .with_log("dialer", &peer)
 }
