@@ -548,7 +548,7 @@ async fn serve_dialers(
                         stages: info.timings.stage_times(),
                     });
                     if args.echo {
-                        tokio::spawn(echo(conn));
+                        tokio::spawn(conn.echo());
                     } else if !bridged {
                         bridged = true;
                         tokio::spawn(async move {
@@ -614,28 +614,6 @@ pub(crate) fn print_token_for_people(token: &Token, text: &str, page_url: Option
         println!("{rendered}");
     }
     eprintln!("listening; dial with: oneway dial {text}");
-}
-
-/// Echoes every message on every channel.
-async fn echo(mut conn: Connection) {
-    while let Some(event) = conn.next_event().await {
-        if let ConnectionEvent::Data {
-            channel,
-            binary,
-            data,
-        } = event
-        {
-            let sent = if binary {
-                conn.send(channel, &data).await
-            } else {
-                conn.send_text(channel, &String::from_utf8_lossy(&data))
-                    .await
-            };
-            if sent.is_err() {
-                return;
-            }
-        }
-    }
 }
 
 /// Copies standard input lines to the data channel and received messages to standard output.

@@ -63,29 +63,9 @@ impl Dialed {
 /// Serves `listener` as the contract's listener does: accepts every dialer and echoes every
 /// message on every channel (`spec/peer-contract.md` §1). Abort the task to stop.
 fn echo_server<S: Stack>(mut listener: Listener<S>) -> tokio::task::JoinHandle<()> {
-    use oneway_connection::ConnectionEvent;
     tokio::spawn(async move {
-        while let Some(mut conn) = listener.accept().await {
-            tokio::spawn(async move {
-                while let Some(event) = conn.next_event().await {
-                    if let ConnectionEvent::Data {
-                        channel,
-                        binary,
-                        data,
-                    } = event
-                    {
-                        let sent = if binary {
-                            conn.send(channel, &data).await
-                        } else {
-                            conn.send_text(channel, &String::from_utf8_lossy(&data))
-                                .await
-                        };
-                        if sent.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+        while let Some(conn) = listener.accept().await {
+            tokio::spawn(conn.echo());
         }
     })
 }

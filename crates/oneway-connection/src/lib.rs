@@ -334,6 +334,30 @@ impl Connection {
         .await
     }
 
+    /// Echoes every message back on its channel (text as text, binary as binary) until the
+    /// connection ends or a send fails: the peer contract's `--echo` listener
+    /// (`spec/peer-contract.md` §1).
+    pub async fn echo(mut self) {
+        while let Some(event) = self.next_event().await {
+            if let ConnectionEvent::Data {
+                channel,
+                binary,
+                data,
+            } = event
+            {
+                let sent = if binary {
+                    self.send(channel, &data).await
+                } else {
+                    self.send_text(channel, &String::from_utf8_lossy(&data))
+                        .await
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Restarts ICE over the connection: new credentials exchanged on channel 0, every pair
     /// checked again. Data keeps flowing on the old path meanwhile.
     pub async fn ice_restart(&self) -> Result<(), ConnectionError> {
