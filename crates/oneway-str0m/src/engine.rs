@@ -698,8 +698,8 @@ impl Str0mEngine {
                 });
             }
             // The listener's proof after the dialer sent data early (fast start).
-            Message::Proof { .. } if !self.hs.authenticated => {
-                if let Some(Ok(mac)) = Message::decode(bytes).ok().and_then(|m| m.proof_mac()) {
+            proof @ Message::Proof { .. } if !self.hs.authenticated => {
+                if let Some(Ok(mac)) = proof.proof_mac() {
                     self.on_proof(now, &mac);
                 }
             }
