@@ -546,6 +546,7 @@ async fn serve_dialers(
                         peer: info.selected.map(|(_, remote)| remote.to_string()),
                         selected: info.selected_pair(),
                         stages: info.timings.stage_times(),
+                        route: None,
                     });
                     if args.echo {
                         tokio::spawn(conn.echo());
@@ -782,6 +783,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         peer: None,
         selected: info.selected_pair(),
         stages: info.timings.stage_times(),
+        route: None,
     });
     let channel = conn
         .open_channel(DATA_CHANNEL)

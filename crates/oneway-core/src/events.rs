@@ -143,6 +143,40 @@ pub enum PeerEvent {
         selected: Option<SelectedPair>,
         /// Stage times of this connection (relative to its own start).
         stages: StageTimes,
+        /// How the connection came up: `one-way` (the dialer's checks reached a candidate of
+        /// the token) or `reply` (after the listener took the dialer's reply code and punched
+        /// towards it, `spec/handshake.md` §11). Absent when the peer cannot tell.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        route: Option<String>,
+    },
+    /// Dialer: its reply code is ready, to give to the listener's user if the listener cannot
+    /// be reached directly (`spec/handshake.md` §11); the one-way attempt goes on meanwhile.
+    ReplyCode {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// The reply code (`owr2.…`, `spec/token.md` §12.2; `owr1.…` from a browser dialer of a
+        /// browser listener, §12.1).
+        reply: String,
+        /// The dialer candidates it carries, as `type transport address:port`.
+        candidates: Vec<String>,
+    },
+    /// Listener: it took a reply code and checks towards the dialer's candidates.
+    ReplyAccepted {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// The dialer's ICE ufrag the code names.
+        dialer: String,
+        /// The dialer candidates it checks towards, as `type transport address:port`.
+        candidates: Vec<String>,
+    },
+    /// Listener: it refused a reply code and changed nothing; `code` is a stable cause.
+    ReplyRefused {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// Stable cause code (`spec/token.md` §12.3, `spec/handshake.md` §11).
+        code: String,
+        /// Details.
+        reason: String,
     },
     /// Dialer: the probe message came back.
     FirstEcho {
@@ -217,6 +251,7 @@ mod tests {
                 ice: Some(3.0),
                 ..Default::default()
             },
+            route: None,
         };
         let line = e.to_line();
         assert!(
@@ -293,6 +328,22 @@ mod tests {
                     remote: s("b"),
                 }),
                 stages: StageTimes::default(),
+                route: Some(s("reply")),
+            },
+            PeerEvent::ReplyCode {
+                t_ms: 1.0,
+                reply: s("owr2.x"),
+                candidates: vec![s("srflx udp 1.2.3.4:5")],
+            },
+            PeerEvent::ReplyAccepted {
+                t_ms: 1.0,
+                dialer: s("abcd"),
+                candidates: vec![s("srflx udp 1.2.3.4:5")],
+            },
+            PeerEvent::ReplyRefused {
+                t_ms: 1.0,
+                code: s("reply-replayed"),
+                reason: s("r"),
             },
             PeerEvent::FirstEcho {
                 t_ms: 1.0,
@@ -329,6 +380,9 @@ mod tests {
             PeerEvent::DtlsConnected { .. } => "dtls-connected",
             PeerEvent::ChannelOpen { .. } => "channel-open",
             PeerEvent::Connected { .. } => "connected",
+            PeerEvent::ReplyCode { .. } => "reply-code",
+            PeerEvent::ReplyAccepted { .. } => "reply-accepted",
+            PeerEvent::ReplyRefused { .. } => "reply-refused",
             PeerEvent::FirstEcho { .. } => "first-echo",
             PeerEvent::Refused { .. } => "refused",
             PeerEvent::Closed { .. } => "closed",
