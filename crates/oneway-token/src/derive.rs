@@ -60,6 +60,25 @@ pub struct DerivedKeys {
     pub auth_key: [u8; 32],
     /// The dialer's ICE credentials chosen by the listener (`dialer-identity` profile only).
     pub dialer_ice: Option<IceCredentials>,
+    /// Key of reply codes (`spec/token.md` §12.2): their tag, and a native dialer's derived pwd.
+    pub reply_key: [u8; 32],
+}
+
+/// Label of the reply-code key (32 bytes).
+pub const LABEL_REPLY_KEY: &str = "oneway/v1 reply-key";
+
+/// A native dialer's ICE pwd derived from its ufrag (`spec/token.md` §12.2): standard base64
+/// without padding of the first 18 bytes of HMAC-SHA256(reply-key, "oneway/v1 reply-pwd" ‖
+/// ufrag), 24 ice-chars. A reply code then need not carry it.
+pub fn reply_pwd(reply_key: &[u8; 32], dialer_ufrag: &str) -> String {
+    use hmac::{Hmac, Mac};
+    #[allow(clippy::expect_used)]
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(reply_key).expect("HMAC takes a key of any length");
+    mac.update(b"oneway/v1 reply-pwd");
+    mac.update(dialer_ufrag.as_bytes());
+    let out = mac.finalize().into_bytes();
+    STANDARD_NO_PAD.encode(&out[..18])
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -85,6 +104,7 @@ impl DerivedKeys {
             listener_pwd: ice_text(secret, LABEL_ICE_PWD, 18),
             auth_key: hkdf_expand::<32>(secret, LABEL_AUTH_KEY),
             dialer_ice,
+            reply_key: hkdf_expand::<32>(secret, LABEL_REPLY_KEY),
         }
     }
 }
