@@ -355,7 +355,12 @@ mod tests {
         let first = probe.poll_transmit(start);
         assert_eq!(first.len(), 1, "the IPv6 server has no socket");
         assert!(probe.poll_transmit(start).is_empty());
-        assert_eq!(probe.poll_transmit(start + Duration::from_millis(300)).len(), 1);
+        assert_eq!(
+            probe
+                .poll_transmit(start + Duration::from_millis(300))
+                .len(),
+            1
+        );
         assert!(!probe.is_done(start + Duration::from_millis(300)));
         assert!(probe.is_done(start + SRFLX_WAIT));
         assert!(probe.result().is_empty());
