@@ -295,7 +295,10 @@ impl RtcEngine {
             return;
         }
         if self.consent_deadline.is_some_and(|at| now >= at) {
-            self.finish("consent-lost", "ICE stayed disconnected (consent lost)".to_owned());
+            self.finish(
+                "consent-lost",
+                "ICE stayed disconnected (consent lost)".to_owned(),
+            );
             return;
         }
         if let Err(e) = self.pc.handle_timeout(now) {
