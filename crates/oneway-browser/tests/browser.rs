@@ -334,11 +334,132 @@ fn spec_vectors(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         if !failures.is_empty() || passed < 100 {
             return Err(format!("{passed} checks passed; failures: {failures:#?}"));
         }
+        let skipped = out.value["skipped"]
+            .as_array()
+            .map(|s| format!("; skipped {s:?}"))
+            .unwrap_or_default();
         Ok(format!(
-            "{passed} vector checks passed in {}",
+            "{passed} vector checks passed in {}{skipped}",
             ctx.browser.engine().display_name()
         ))
     })
+}
+
+/// The owr2 reply code and the `stun` token extension in this browser: round trips, the size
+/// rule, and every error code (web/driver.js `codecSelfCheck`).
+fn reply_codec(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page.start("codec", json!({})).await.map_err(err("start"))?;
+        let out = page.wait(&op, LIMIT, |_| {}).await.map_err(err("codec"))?;
+        let failures = out.value["failures"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let passed = out.value["passed"].as_u64().unwrap_or(0);
+        if !failures.is_empty() || passed < 50 {
+            return Err(format!("{passed} checks passed; failures: {failures:#?}"));
+        }
+        Ok(format!("{passed} owr2 and stun codec checks passed"))
+    })
+}
+
+/// A loopback STUN server: answers every Binding request with XOR-MAPPED-ADDRESS
+/// 203.0.113.5:<source port>, so a browser that asks it gathers that server-reflexive candidate.
+async fn loopback_stun_server() -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String>
+{
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(err("STUN server"))?;
+    let addr = socket.local_addr().map_err(err("STUN server"))?;
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let mapped = std::net::SocketAddr::from(([203, 0, 113, 5], from.port()));
+            if let Some(reply) = oneway_core::stun_client::binding_response(&buf[..n], mapped) {
+                let _ = socket.send_to(&reply, from).await;
+            }
+        }
+    });
+    Ok((addr, task))
+}
+
+fn reply_fallback_with_stun(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(reply_fallback(ctx, true))
+}
+
+fn reply_fallback_host_only(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(reply_fallback(ctx, false))
+}
+
+/// The reply fallback of a browser dialer (spec/handshake.md §11): it dials a `native` token
+/// whose only candidate is a black hole (a bound loopback port that never answers), with a
+/// loopback STUN server in the token's `stun` (or none). While the one-way attempt runs, it
+/// emits `reply-code` in the peer-contract shape; the code decodes, verifies with the token's
+/// reply key, names this browser's own ICE credentials, and carries its server-reflexive
+/// candidate first (or, without STUN, its loopback host candidates: the token's are loopback
+/// too). The one-way attempt still ends with `ice-timeout`.
+async fn reply_fallback(ctx: &Ctx, with_stun: bool) -> CaseResult {
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").map_err(err("black hole"))?;
+    let hole = hole.local_addr().map_err(err("black hole"))?;
+    let (stun, stun_task) = loopback_stun_server().await?;
+    let result = async {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let servers = if with_stun { vec![stun.to_string()] } else { vec![] };
+        let made = page
+            .start("native-token", json!({"candidates": [hole.to_string()], "stun": servers}))
+            .await
+            .map_err(err("token"))?;
+        let made = page.wait(&made, LIMIT, |_| {}).await.map_err(err("token"))?;
+        let token = made.value["token"].as_str().ok_or("no token")?.to_owned();
+        let dial = page
+            .start("dial", json!({"token": token, "probe": true, "timeoutMs": 6000}))
+            .await
+            .map_err(err("dial"))?;
+        let event = page
+            .wait_event(&dial, "reply-code", LIMIT, |_| {})
+            .await
+            .map_err(err("reply-code"))?;
+        let (reply, candidates) = match oneway_core::PeerEvent::parse_line(&event.to_string()) {
+            Some(oneway_core::PeerEvent::ReplyCode { reply, candidates, .. }) => (reply, candidates),
+            other => return Err(format!("`reply-code` is not the contract's event: {event} ({other:?})")),
+        };
+        let check = page
+            .start("check-reply", json!({"code": reply, "token": token, "dial": dial}))
+            .await
+            .map_err(err("check-reply"))?;
+        let checked = page
+            .wait(&check, LIMIT, |_| {})
+            .await
+            .map_err(err("the reply code does not decode or verify"))?
+            .value;
+        if checked["version"] != json!(2) || checked["own"] != json!(true) {
+            return Err(format!("the reply code does not name this browser's credentials: {checked}"));
+        }
+        if checked["candidates"] != json!(candidates) || candidates.is_empty() {
+            return Err(format!("event candidates {candidates:?}, code candidates {}", checked["candidates"]));
+        }
+        let first = &candidates[0];
+        if with_stun && !first.starts_with("srflx udp 203.0.113.5:") {
+            return Err(format!("no server-reflexive candidate first: {candidates:?}"));
+        }
+        if !with_stun && !candidates.iter().all(|c| c.starts_with("host udp ")) {
+            return Err(format!("host candidates expected without STUN: {candidates:?}"));
+        }
+        let ended = page.wait(&dial, LIMIT, |_| {}).await;
+        match ended {
+            Err(oneway_browser::BrowserError::Page { code, .. }) if code == "ice-timeout" => {}
+            other => return Err(format!("the one-way attempt should end with ice-timeout: {other:?}")),
+        }
+        Ok(format!(
+            "reply-code at {:.0} ms: {} chars, {candidates:?}",
+            event["t_ms"].as_f64().unwrap_or(f64::NAN),
+            reply.len()
+        ))
+    }
+    .await;
+    stun_task.abort();
+    result
 }
 
 fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
@@ -469,7 +590,10 @@ async fn browser_pair(
         .wait_event(&dial, "reply-code", LIMIT, |_| {})
         .await
         .map_err(err("reply code"))?;
-    let code = reply["code"].as_str().ok_or("no reply code")?.to_owned();
+    let code = reply["reply"].as_str().ok_or("no reply code")?.to_owned();
+    if reply["candidates"] != json!([]) {
+        return Err(format!("an owr1 reply code carries no candidates: {reply}"));
+    }
     let accept = a
         .start("accept-reply", json!({"listen": listen, "code": code}))
         .await
@@ -1099,6 +1223,17 @@ fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> 
 /// Every case, and the variants it runs in.
 static CASES: &[(&str, Case, &[&Variant])] = &[
     ("spec_vectors_in_browser", spec_vectors, ROLES),
+    ("reply_code_owr2_and_stun_codec", reply_codec, ROLES),
+    (
+        "browser_dialer_reply_fallback_code_with_stun",
+        reply_fallback_with_stun,
+        ROLES,
+    ),
+    (
+        "browser_dialer_reply_fallback_code_host_only",
+        reply_fallback_host_only,
+        ROLES,
+    ),
     (
         "browser_dialer_to_str0m_listener",
         browser_dials_str0m,
