@@ -462,6 +462,113 @@ async fn reply_fallback(ctx: &Ctx, with_stun: bool) -> CaseResult {
     result
 }
 
+/// HMAC-SHA1 as str0m's STUN code wants it.
+fn sha1_hmac(key: &[u8], data: &[&[u8]]) -> [u8; 20] {
+    str0m::crypto::from_feature_flags()
+        .sha1_hmac_provider
+        .sha1_hmac(key, data)
+}
+
+/// The browser's side of hole punching (spec/handshake.md §11): a listener that took the
+/// browser's reply code checks towards its candidates from an address the token does not name
+/// (`USERNAME = <browser ufrag>:<token ufrag>+<browser pwd>`, integrity keyed with the browser's
+/// pwd, ICE-CONTROLLED). The browser, a controlling full ICE agent, must answer with a Binding
+/// success and send a triggered check back to that address (`USERNAME = <token ufrag>+<browser
+/// pwd>:<browser ufrag>`), which is what opens the listener's NAT. Played here with raw STUN
+/// from a loopback socket, so it needs no native listener.
+fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        use str0m::ice::{StunMessage, TransId};
+        let hole = std::net::UdpSocket::bind("127.0.0.1:0").map_err(err("black hole"))?;
+        let hole = hole.local_addr().map_err(err("black hole"))?;
+        let listener = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(err("listener socket"))?;
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let made = page
+            .start("native-token", json!({"candidates": [hole.to_string()]}))
+            .await
+            .map_err(err("token"))?;
+        let made = page.wait(&made, LIMIT, |_| {}).await.map_err(err("token"))?;
+        let token_text = made.value["token"].as_str().ok_or("no token")?.to_owned();
+        let keys = Token::from_text(&token_text)
+            .map_err(err("token"))?
+            .derive();
+        let dial = page
+            .start("dial", json!({"token": token_text, "probe": true, "timeoutMs": 8000}))
+            .await
+            .map_err(err("dial"))?;
+        let event = page
+            .wait_event(&dial, "reply-code", LIMIT, |_| {})
+            .await
+            .map_err(err("reply-code"))?;
+        let check = page
+            .start("check-reply", json!({"code": event["reply"], "token": token_text, "dial": dial}))
+            .await
+            .map_err(err("check-reply"))?;
+        let reply = page.wait(&check, LIMIT, |_| {}).await.map_err(err("check-reply"))?.value;
+        let (ufrag, pwd) = (
+            reply["ufrag"].as_str().ok_or("no ufrag")?.to_owned(),
+            reply["pwd"].as_str().ok_or("no pwd")?.to_owned(),
+        );
+        let target: std::net::SocketAddr = reply["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|c| c.strip_prefix("host udp 127.0.0.1:"))
+            .and_then(|port| format!("127.0.0.1:{port}").parse().ok())
+            .ok_or_else(|| format!("no loopback host candidate in {reply}"))?;
+        let username = format!("{ufrag}:{}+{pwd}", keys.token_ufrag);
+        let trans = TransId::new();
+        let request = StunMessage::binding_request(&username, trans, false, 7, 1 << 24, false);
+        let mut buf = vec![0u8; 1500];
+        let n = request
+            .to_bytes(Some(pwd.as_bytes()), &mut buf, sha1_hmac)
+            .map_err(err("STUN"))?;
+        let sent = Instant::now();
+        listener
+            .send_to(&buf[..n], target)
+            .await
+            .map_err(err("send check"))?;
+        let (mut answered, mut checked_back) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut rx = vec![0u8; 1500];
+        while (answered.is_none() || checked_back.is_none()) && Instant::now() < deadline {
+            let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_millis(200), listener.recv_from(&mut rx)).await
+            else {
+                continue;
+            };
+            let Ok(msg) = StunMessage::parse(&rx[..n]) else { continue };
+            if msg.is_successful_binding_response() && msg.trans_id() == trans {
+                if !msg.verify(pwd.as_bytes(), sha1_hmac) {
+                    return Err("the browser's answer is not signed with its pwd".to_owned());
+                }
+                answered = Some((sent.elapsed().as_secs_f64() * 1000.0, from));
+            } else if msg.is_binding_request() {
+                let expected = format!("{}+{pwd}:{ufrag}", keys.token_ufrag);
+                if msg.username() != Some(expected.as_str()) {
+                    return Err(format!("a check back with USERNAME {:?}, not {expected}", msg.username()));
+                }
+                if !msg.verify(keys.listener_pwd.as_bytes(), sha1_hmac) {
+                    return Err("the check back is not signed with the token's listener pwd".to_owned());
+                }
+                checked_back.get_or_insert(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let _ = page.start("close", json!({"conn": dial})).await;
+        let (answer_ms, from) = answered.ok_or("the browser did not answer the listener's check")?;
+        let back_ms = checked_back.ok_or("the browser sent no triggered check to the listener's address")?;
+        if from != target {
+            return Err(format!("answered from {from}, not its candidate {target}"));
+        }
+        Ok(format!(
+            "browser answered the check in {answer_ms:.1} ms and checked back in {back_ms:.1} ms"
+        ))
+    })
+}
+
 fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let (token, listener) = str0m_echo_listener().await?;
@@ -1232,6 +1339,11 @@ static CASES: &[(&str, Case, &[&Variant])] = &[
     (
         "browser_dialer_reply_fallback_code_host_only",
         reply_fallback_host_only,
+        ROLES,
+    ),
+    (
+        "browser_dialer_answers_punching_checks",
+        browser_answers_punching_checks,
         ROLES,
     ),
     (
