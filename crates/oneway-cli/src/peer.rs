@@ -11,6 +11,7 @@ use oneway_connection::{
     ChannelRef, Connection, ConnectionEvent, DialError, ListenerEvent, Progress,
 };
 use oneway_core::PeerEvent;
+use oneway_endpoint::reply::candidate_string;
 use oneway_endpoint::{
     AddressScope, DialConfig, Listener, ListenerConfig, MappingEvent, MappingHandle, PortMapping,
     ProtocolChoice, Reachability,
@@ -105,9 +106,10 @@ pub struct DialArgs {
     /// WebRTC implementation.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) stack: Stack,
-    /// Give up if not connected after this long.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub(crate) timeout: Duration,
+    /// Give up if not connected after this long [default: 10s; 120s on a terminal without
+    /// --json, to leave a person time to carry the reply code to the listener].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Option<Duration>,
     /// Send one probe message, wait for its echo, print the round trip, and exit.
     #[arg(long)]
     pub(crate) probe: bool,
@@ -133,6 +135,19 @@ pub struct DialArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) browser: BrowserArgs,
+}
+
+impl DialArgs {
+    /// `--timeout`, or its default: 10 s, or 120 s when a person reads the output (a terminal,
+    /// no `--json`) and may carry the reply code to the listener (`spec/handshake.md` §11).
+    pub(crate) fn dial_timeout(&self) -> Duration {
+        use std::io::IsTerminal as _;
+        self.timeout.unwrap_or(if !self.json && std::io::stderr().is_terminal() {
+            Duration::from_secs(120)
+        } else {
+            Duration::from_secs(10)
+        })
+    }
 }
 
 /// Prints events as JSON lines or as text on standard error.
@@ -168,6 +183,7 @@ fn describe(event: &PeerEvent) -> String {
             t_ms,
             peer,
             selected,
+            route,
             ..
         } => format!(
             "[{t_ms:7.1} ms] connected{}{}",
@@ -178,7 +194,27 @@ fn describe(event: &PeerEvent) -> String {
                 .as_ref()
                 .map(|s| format!(" via {} -> {}", s.local, s.remote))
                 .unwrap_or_default()
+        ) + match route.as_deref() {
+            Some("reply") => " (reply route: the listener took the reply code)",
+            _ => "",
+        },
+        PeerEvent::ReplyCode { t_ms, reply, .. } => format!(
+            "[{t_ms:7.1} ms] trying the listener directly. If that fails, the listener cannot be \
+             reached from here: give this code to the other side (for `oneway listen`: paste it \
+             there and press Enter), and this dialer connects when the listener answers:\n\n    \
+             {reply}\n"
         ),
+        PeerEvent::ReplyAccepted {
+            t_ms,
+            dialer,
+            candidates,
+        } => format!(
+            "[{t_ms:7.1} ms] reply code taken: checking towards dialer {dialer} at {}",
+            candidates.join(", ")
+        ),
+        PeerEvent::ReplyRefused { t_ms, code, reason } => {
+            format!("[{t_ms:7.1} ms] reply code refused: {code}: {reason}")
+        }
         PeerEvent::FirstEcho { t_ms, rtt_ms } => {
             format!("[{t_ms:7.1} ms] echo received, round trip {rtt_ms:.2} ms")
         }
@@ -215,24 +251,22 @@ fn describe(event: &PeerEvent) -> String {
 }
 
 pub(crate) fn candidate_strings(token: &Token) -> Vec<String> {
-    token
-        .candidates
-        .iter()
-        .map(|c| {
-            let address = c.address.to_sdp_string();
-            let host = if address.contains(':') {
-                format!("[{address}]")
-            } else {
-                address
-            };
-            format!(
-                "{} {} {host}:{}",
-                c.kind.sdp_name(),
-                c.transport.sdp_name(),
-                c.port
-            )
-        })
-        .collect()
+    token.candidates.iter().map(candidate_string).collect()
+}
+
+/// Standard input as lines, read by one task for the whole process (reply codes before a
+/// dialer connects, then the bridged conversation). Lines longer than 64 KiB end the reading.
+pub(crate) fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.len() > 64 * 1024 || tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
@@ -279,6 +313,9 @@ pub(crate) struct Served {
     /// What the listener found about its reachability before issuing the token.
     pub(crate) reach: Option<Reach>,
     pub(crate) reports: mpsc::UnboundedReceiver<Report>,
+    /// Reply codes for the listener to take (`spec/handshake.md` §11); answered with
+    /// [`Report::Reply`].
+    pub(crate) replies: mpsc::UnboundedSender<String>,
     pub(crate) _pump: AbortOnDrop,
 }
 
@@ -294,6 +331,9 @@ pub(crate) struct Reach {
 pub(crate) enum Report {
     Event(ListenerEvent),
     Accepted(Connection),
+    /// The outcome of a reply code: the dialer's ufrag and candidates, or a refusal's code and
+    /// words.
+    Reply(Result<(String, Vec<String>), (&'static str, String)>),
 }
 
 /// Aborts a task when dropped.
@@ -321,6 +361,7 @@ fn served<S: oneway_endpoint::Stack>(mut listener: Listener<S>) -> Served {
     };
     let mut events = listener.take_events();
     let (tx, reports) = mpsc::unbounded_channel();
+    let (replies, mut reply_codes) = mpsc::unbounded_channel::<String>();
     let pump = tokio::spawn(async move {
         loop {
             let report = tokio::select! {
@@ -333,6 +374,18 @@ fn served<S: oneway_endpoint::Stack>(mut listener: Listener<S>) -> Served {
                     Some(conn) => Report::Accepted(conn),
                     None => return,
                 },
+                Some(code) = reply_codes.recv() => Report::Reply(
+                    listener
+                        .take_reply(&code)
+                        .await
+                        .map(|taken| {
+                            (
+                                taken.dialer_ufrag,
+                                taken.candidates.iter().map(candidate_string).collect(),
+                            )
+                        })
+                        .map_err(|e| (e.code(), e.to_string())),
+                ),
             };
             if tx.send(report).is_err() {
                 return;
@@ -344,6 +397,7 @@ fn served<S: oneway_endpoint::Stack>(mut listener: Listener<S>) -> Served {
         token,
         reach: Some(reach),
         reports,
+        replies,
         _pump: AbortOnDrop(pump),
     }
 }
@@ -528,10 +582,19 @@ async fn serve_dialers(
     let out = *out;
     let mut terminate = terminate_signal()?;
     let mut bridged = false;
+    // Standard input: reply codes (`spec/handshake.md` §11) until a dialer is bridged to it.
+    let mut stdin = Some(stdin_lines());
     loop {
         tokio::select! {
             Some(event) = mapping_events.recv() => out.event(mapping_event(&out, event)),
             _ = terminate.recv() => return Ok(()),
+            line = next_line(&mut stdin), if !bridged => match line {
+                Some(line) if line.trim().is_empty() => {}
+                Some(line) => {
+                    let _ = served.replies.send(line.trim().to_owned());
+                }
+                None => stdin = None,
+            },
             report = served.reports.recv() => match report {
                 None => return Ok(()),
                 Some(Report::Event(event)) => {
@@ -539,6 +602,18 @@ async fn serve_dialers(
                         out.event(e);
                     }
                 }
+                Some(Report::Reply(outcome)) => out.event(match outcome {
+                    Ok((dialer, candidates)) => PeerEvent::ReplyAccepted {
+                        t_ms: out.ms(),
+                        dialer,
+                        candidates,
+                    },
+                    Err((code, reason)) => PeerEvent::ReplyRefused {
+                        t_ms: out.ms(),
+                        code: code.to_owned(),
+                        reason,
+                    },
+                }),
                 Some(Report::Accepted(conn)) => {
                     let info = conn.info();
                     out.event(PeerEvent::Connected {
@@ -546,14 +621,15 @@ async fn serve_dialers(
                         peer: info.selected.map(|(_, remote)| remote.to_string()),
                         selected: info.selected_pair(),
                         stages: info.timings.stage_times(),
-                        route: None,
+                        route: Some(info.route.as_str().to_owned()),
                     });
                     if args.echo {
                         tokio::spawn(conn.echo());
                     } else if !bridged {
                         bridged = true;
+                        let lines = stdin.take();
                         tokio::spawn(async move {
-                            if let Err(e) = bridge(conn, None).await {
+                            if let Err(e) = bridge(conn, None, lines).await {
                                 eprintln!("error: {e:#}");
                             }
                         });
@@ -564,6 +640,14 @@ async fn serve_dialers(
             },
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
+    }
+}
+
+/// The next line of standard input, or never once it ended.
+async fn next_line(lines: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match lines {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -618,18 +702,20 @@ pub(crate) fn print_token_for_people(token: &Token, text: &str, page_url: Option
 }
 
 /// Copies standard input lines to the data channel and received messages to standard output.
-async fn bridge(mut conn: Connection, mut channel: Option<ChannelRef>) -> anyhow::Result<()> {
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
+async fn bridge(
+    mut conn: Connection,
+    mut channel: Option<ChannelRef>,
+    mut stdin: Option<mpsc::Receiver<String>>,
+) -> anyhow::Result<()> {
     loop {
         tokio::select! {
-            line = stdin.next_line(), if stdin_open && channel.is_some() => match line? {
+            line = next_line(&mut stdin), if channel.is_some() => match line {
                 Some(line) => {
                     if let Some(ch) = channel {
                         conn.send_text(ch, &format!("{line}\n")).await?;
                     }
                 }
-                None => stdin_open = false,
+                None => stdin = None,
             },
             event = conn.next_event() => match event {
                 Some(ConnectionEvent::ChannelOpen { channel: ch, label }) if label == DATA_CHANNEL => channel = Some(ch),
@@ -694,7 +780,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
             &token.to_text()?,
             args.json,
             args.probe,
-            args.timeout,
+            args.dial_timeout(),
         )
         .await;
     }
@@ -749,6 +835,11 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 Progress::IceConnected => PeerEvent::IceConnected { t_ms, peer: None },
                 Progress::DtlsConnected => PeerEvent::DtlsConnected { t_ms, peer: None },
                 Progress::ChannelOpen => PeerEvent::ChannelOpen { t_ms, peer: None },
+                Progress::ReplyCode { code, candidates } => PeerEvent::ReplyCode {
+                    t_ms,
+                    reply: code,
+                    candidates,
+                },
                 _ => continue,
             };
             out.event(event);
@@ -783,7 +874,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         peer: None,
         selected: info.selected_pair(),
         stages: info.timings.stage_times(),
-        route: None,
+        route: Some(info.route.as_str().to_owned()),
     });
     let channel = conn
         .open_channel(DATA_CHANNEL)
@@ -792,7 +883,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     if args.probe {
         return probe(conn, channel, &out).await;
     }
-    bridge(conn, Some(channel)).await
+    bridge(conn, Some(channel), Some(stdin_lines())).await
 }
 
 /// Reads the dialer's token and checks its expiry: every error here is a [`TokenError`]
@@ -817,7 +908,7 @@ async fn native_dial<S: oneway_endpoint::Stack>(
     turn: Option<oneway_endpoint::TurnServer>,
 ) -> Result<Connection, DialError> {
     let config = DialConfig::<S> {
-        timeout: args.timeout,
+        timeout: args.dial_timeout(),
         progress: Some(progress),
         turn,
         relay_only: args.relay_only,

@@ -21,7 +21,7 @@
 //! let (commands, mut driver_inbox) = mpsc::unbounded_channel();
 //! let (events, app_events) = mpsc::unbounded_channel();
 //! let driver = tokio::spawn(async {});
-//! let info = ConnectionInfo { timings: Timings::new(Instant::now()), selected: None, tried: vec![], fast_start: false };
+//! let info = ConnectionInfo { timings: Timings::new(Instant::now()), selected: None, tried: vec![], fast_start: false, route: Route::OneWay };
 //! let guard = Arc::new(DriverGuard::new(driver.abort_handle()));
 //! let mut connection = Connection::new(7, commands, app_events, info, guard);
 //!
@@ -233,6 +233,28 @@ pub struct ConnectionInfo {
     /// The connection took the token's fast start (`spec/handshake.md` §5.4): SNAP, channels
     /// without DCEP, early data.
     pub fast_start: bool,
+    /// How the connection came up: one-way, or after the listener took the dialer's reply code.
+    pub route: Route,
+}
+
+/// How a connection came up (`spec/handshake.md` §11; `route` in `spec/peer-contract.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Route {
+    /// The dialer's checks reached a candidate of the token.
+    #[default]
+    OneWay,
+    /// The listener took the dialer's reply code and checked towards it first (hole punching).
+    Reply,
+}
+
+impl Route {
+    /// The name in the peer contract: `one-way` or `reply`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::OneWay => "one-way",
+            Route::Reply => "reply",
+        }
+    }
 }
 
 impl ConnectionInfo {
@@ -483,9 +505,17 @@ pub enum StackError {
 }
 
 /// Stages a handshake reports as it goes (for `--json` events and timings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Progress {
+    /// The dialer's reply code is ready (`spec/handshake.md` §11): the listener's user can give
+    /// it to the listener if the one-way attempt, which goes on, cannot reach it.
+    ReplyCode {
+        /// The code in its text form (`owr2.…`).
+        code: String,
+        /// The dialer candidates it carries, as `type transport address:port`.
+        candidates: Vec<String>,
+    },
     /// The dialer sent its first check to this remote address (the n-th tried).
     CandidateTried {
         /// Remote address.

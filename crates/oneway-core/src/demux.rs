@@ -218,6 +218,13 @@ pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.first().is_some_and(|b| *b <= 3)
 }
 
+/// Whether a datagram looks like a STUN Binding request (RFC 8489 §5: type 0x0001 and the magic
+/// cookie), without parsing it. A dialer uses it to notice its listener's checks (the reply
+/// route, `spec/handshake.md` §11): an ICE-lite listener sends none otherwise.
+pub fn is_binding_request(datagram: &[u8]) -> bool {
+    datagram.len() >= 20 && datagram[..2] == [0x00, 0x01] && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
 /// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.
 pub fn is_dtls(datagram: &[u8]) -> bool {
     datagram.first().is_some_and(|b| (20..=63).contains(b))

@@ -24,6 +24,7 @@ pub mod demux;
 pub mod events;
 pub mod handshake;
 pub mod proof;
+pub mod punch;
 pub mod signal;
 pub mod stun_client;
 pub mod username;

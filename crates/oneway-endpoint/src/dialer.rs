@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oneway_connection::{
-    Command, Connection, ConnectionInfo, DialError, DriverGuard, Progress, StackError,
+    Command, Connection, ConnectionInfo, DialError, DriverGuard, Progress, Route, StackError,
 };
+use oneway_core::demux::is_binding_request;
 use oneway_token::dialer_cert::DialerCertificate;
-use oneway_token::{Candidate, CandidateAddress, Profile, Token, Transport};
+use oneway_token::{Candidate, CandidateAddress, DerivedKeys, Profile, Token, Transport};
 use oneway_turn::TurnServer;
 use oneway_turn::link::{LinkIo, Relay, RelayOutput};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::{DialerEngineParams, Engine, Notice, Stack, Transmit};
 use crate::gather::unix_now;
 use crate::net::{AddressScope, Socket, SocketSet, host_addresses};
+use crate::reply::{SrflxProbe, candidate_string, dialer_reply, reply_candidates};
 
 /// Longest wait for mDNS names to resolve (at most half the dial timeout).
 pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -195,9 +197,27 @@ pub async fn dial<S: Stack>(
         events: events_tx,
     })?;
 
+    // The reply fallback (`spec/handshake.md` §11): a `native` dialer makes a reply code from
+    // its credentials and candidates, learning its server-reflexive address from the token's
+    // STUN servers meanwhile.
+    let reply = (token.profile == Profile::Native && !config.relay_only).then(|| {
+        let families = (
+            locals.iter().any(SocketAddr::is_ipv4),
+            locals.iter().any(SocketAddr::is_ipv6),
+        );
+        ReplyState {
+            probe: SrflxProbe::new(now, &token.stun, families),
+            keys: keys.clone(),
+            hosts: locals.clone(),
+            loopback: all_loopback,
+        }
+    });
+
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
+        reply,
+        listener_checked: false,
         relay,
         relay_only: config.relay_only,
         early_data: config.early_data,
@@ -371,8 +391,23 @@ async fn relay_recv(relay: Option<&mut Relay>) -> Option<LinkIo> {
     }
 }
 
+/// A dialer's reply code in the making: its server-reflexive probe, then the code.
+struct ReplyState {
+    probe: SrflxProbe,
+    keys: DerivedKeys,
+    /// The dialer's host candidates.
+    hosts: Vec<SocketAddr>,
+    /// Every candidate of the token is loopback (then loopback hosts may be offered).
+    loopback: bool,
+}
+
 struct Driver<E> {
     engine: E,
+    /// The reply code not made yet (`None` once reported, or for profiles without one).
+    reply: Option<ReplyState>,
+    /// A Binding request from the listener arrived before ICE connected: the listener took the
+    /// reply code and punched (an ICE-lite listener sends no checks otherwise).
+    listener_checked: bool,
     /// The TURN relay, when configured.
     relay: Option<Relay>,
     /// Whether only the relayed candidate is offered (a TURN failure then ends the dial).
@@ -402,6 +437,9 @@ impl<E: Engine> Driver<E> {
                 wake = wake.min(self.deadline);
             }
             if let Some(at) = self.relay.as_mut().and_then(Relay::poll_timeout) {
+                wake = wake.min(at);
+            }
+            if let Some(at) = self.reply.as_ref().and_then(|r| r.probe.poll_timeout()) {
                 wake = wake.min(at);
             }
             let mut relay_io: Option<Option<LinkIo>> = None;
@@ -464,6 +502,10 @@ impl<E: Engine> Driver<E> {
                 next = self.service();
             }
             for d in batch {
+                if self.take_probe_answer(d.source, &d.contents) {
+                    continue;
+                }
+                self.note_listener_check(&d.contents);
                 self.engine
                     .handle_datagram(Instant::now(), d.source, d.destination, &d.contents);
                 next = self.service();
@@ -509,16 +551,91 @@ impl<E: Engine> Driver<E> {
             return;
         };
         for (peer, data) in out.received {
+            self.note_listener_check(&data);
             self.engine
                 .handle_datagram(Instant::now(), peer, relayed, &data);
             self.service();
         }
     }
 
+    /// A STUN server's answer to the reply probe (`true`: taken, not for the engine).
+    fn take_probe_answer(&mut self, source: SocketAddr, contents: &[u8]) -> bool {
+        match self.reply.as_mut() {
+            Some(r) if r.probe.is_server(source) => r.probe.handle_datagram(source, contents),
+            _ => false,
+        }
+    }
+
+    /// Remembers a Binding request that arrives before ICE connected: the listener's check of
+    /// the reply route.
+    fn note_listener_check(&mut self, contents: &[u8]) {
+        if !self.listener_checked
+            && self.engine.timings().stage_times().ice.is_none()
+            && is_binding_request(contents)
+        {
+            tracing::info!("a check from the listener arrived: it took the reply code");
+            self.listener_checked = true;
+        }
+    }
+
+    /// Sends the reply probe's requests, and reports the reply code once the probe is done.
+    fn service_reply(&mut self, now: Instant) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        for (server, bytes) in reply.probe.poll_transmit(now) {
+            if let Some(source) = reply.hosts.iter().find(|h| h.is_ipv4() == server.is_ipv4()) {
+                self.outbox.push(Transmit {
+                    source: *source,
+                    destination: server,
+                    contents: bytes,
+                });
+            }
+        }
+        if !reply.probe.is_done(now) || self.ready.is_none() {
+            return;
+        }
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let Some(local_ice) = self.engine.local_ice() else {
+            return;
+        };
+        let relayed = self.relay.as_ref().and_then(Relay::relayed);
+        let candidates =
+            reply_candidates(&reply.probe.result(), relayed, &reply.hosts, reply.loopback);
+        if candidates.is_empty() {
+            tracing::info!("no candidate to put in a reply code: none is shown");
+            return;
+        }
+        let strings: Vec<String> = candidates.iter().map(candidate_string).collect();
+        let code = match dialer_reply(
+            &reply.keys,
+            &local_ice,
+            self.engine.is_fast_start(),
+            candidates,
+            unix_now(),
+        )
+        .to_text(&reply.keys.reply_key)
+        {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::warn!(error = %e, "no reply code: its fields do not encode");
+                return;
+            }
+        };
+        tracing::info!(%code, candidates = ?strings, "reply code ready");
+        self.report(Progress::ReplyCode {
+            code,
+            candidates: strings,
+        });
+    }
+
     /// Polls the engine: datagrams to the outbox (or the relay), progress reported, the
     /// handshake's end announced. Returns the engine's next deadline.
     fn service(&mut self) -> Option<Instant> {
         let now = Instant::now();
+        self.service_reply(now);
         let (outgoing, next) = self.engine.poll(now);
         match self.relay.as_mut() {
             Some(relay) if relay.relayed().is_some() => {
@@ -568,6 +685,11 @@ impl<E: Engine> Driver<E> {
             selected: self.engine.selected(),
             tried: self.engine.tried().to_vec(),
             fast_start: self.engine.is_fast_start(),
+            route: if self.listener_checked {
+                Route::Reply
+            } else {
+                Route::OneWay
+            },
         };
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Ok(info));

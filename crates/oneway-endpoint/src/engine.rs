@@ -108,6 +108,11 @@ pub trait Engine: Send + 'static {
         false
     }
 
+    /// Dialer: its local ICE ufrag and pwd (`None` where the stack did not record them).
+    fn local_ice(&self) -> Option<(String, String)> {
+        self.handshake().local_ice.clone()
+    }
+
     /// Stage times so far.
     fn timings(&self) -> &Timings {
         &self.handshake().path.timings

@@ -32,6 +32,7 @@ pub mod listener;
 pub mod mdns;
 pub mod net;
 pub mod reach;
+pub mod reply;
 pub mod session;
 
 pub use dialer::{DangerousDialConfig, DialConfig, dial};

@@ -11,24 +11,26 @@ use std::time::{Duration, Instant};
 
 use oneway_connection::{
     Command, Connection, ConnectionEvent, ConnectionInfo, DriverGuard, ListenerCounters,
-    ListenerState, Progress, StackError,
+    ListenerState, Progress, Route, StackError,
 };
 use oneway_core::admission::{
     Admission, AdmissionLimits, Refusal, SourceLimiter, SourceRateLimit, route_dialer_address,
 };
 use oneway_core::demux::{self, Dropped, ListenerCreds, NewDialer, Routed};
+use oneway_core::punch::{PunchLimits, PunchRefusal, PunchTarget, Puncher};
 use oneway_portmap::{MappingHandle, PortmapError, Reachability};
 use oneway_token::{
     Candidate, CandidateAddress, CandidateType, DerivedKeys, Fingerprint, MappedCandidate,
     MappingProtocol, Profile, SctpParams, Secret, Token,
 };
 use rand::RngCore;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, ListenerEngineParams, Notice, Stack, Transmit};
 use crate::gather::{host_candidates, unix_now};
 use crate::net::{AddressScope, Datagram, Socket, SocketSet};
 use crate::reach::{PortMapping, learn};
+use crate::reply::{ReplyRefusal, punch_target};
 
 pub use oneway_connection::{ListenerEvent, ListenerStats};
 
@@ -88,6 +90,9 @@ pub struct ListenerConfig {
     /// Announce and serve the stack's fast path (`fast` token extension, `spec/handshake.md`
     /// §5.4), when the stack has one. On by default; off keeps the standard handshake only.
     pub fast_path: bool,
+    /// The bounds on punching towards dialers whose reply codes the listener takes
+    /// ([`Listener::take_reply`], `spec/security.md` §4.1).
+    pub punch_limits: PunchLimits,
 }
 
 impl Default for ListenerConfig {
@@ -109,6 +114,7 @@ impl Default for ListenerConfig {
             accept_queue: DEFAULT_ACCEPT_QUEUE,
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             fast_path: true,
+            punch_limits: PunchLimits::default(),
         }
     }
 }
@@ -139,6 +145,9 @@ pub struct Listener<S: Stack> {
     reachability: Reachability,
     /// The port mappings asked for (kept, renewed, and deleted when dropped).
     port_mappings: Vec<Result<MappingHandle, PortmapError>>,
+    /// Verified reply codes to the driver, which punches (or refuses) and answers.
+    replies: mpsc::Sender<(PunchTarget, oneshot::Sender<Result<(), PunchRefusal>>)>,
+    keys: DerivedKeys,
     _driver: Arc<DriverGuard>,
     _stack: PhantomData<fn() -> S>,
 }
@@ -252,6 +261,9 @@ impl<S: Stack> Listener<S> {
         token.single_use = config.single_use;
         token.label = config.label.clone();
         token.mapped = mapped;
+        // The STUN server it used, so a dialer can learn its own server-reflexive address for
+        // a reply code (`spec/token.md` §5.9).
+        token.stun = config.stun.into_iter().collect();
         token.expires_at = config.ttl.map(|ttl| unix_now() + ttl.as_secs().max(1));
         let fast_path = if config.fast_path {
             S::listener_fast_path()?
@@ -269,6 +281,7 @@ impl<S: Stack> Listener<S> {
         let (incoming_tx, incoming) = mpsc::channel(config.accept_queue.max(1));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
         let sockets = Arc::new(SocketSet::new(sockets));
         let local_addrs = sockets.local_addrs();
         let stats = Arc::new(ListenerCounters::default());
@@ -294,9 +307,14 @@ impl<S: Stack> Listener<S> {
             events_tx,
             guard: Weak::new(),
             outbox: Vec::new(),
+            puncher: Puncher::new(
+                Instant::now(),
+                config.punch_limits.clone(),
+                rand::rng().next_u64(),
+            ),
         };
         let (guard_tx, guard_rx) = tokio::sync::oneshot::channel();
-        let handle = tokio::spawn(driver.run(guard_rx, commands_rx));
+        let handle = tokio::spawn(driver.run(guard_rx, commands_rx, replies_rx));
         let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
         let _ = guard_tx.send(Arc::downgrade(&guard));
         Ok(Listener {
@@ -308,6 +326,8 @@ impl<S: Stack> Listener<S> {
             _mdns: mdns,
             reachability: learned.reachability,
             port_mappings: learned.mappings,
+            replies: replies_tx,
+            keys: token.derive(),
             _driver: guard,
             _stack: PhantomData,
         })
@@ -338,6 +358,28 @@ impl<S: Stack> Listener<S> {
             .into_iter()
             .filter_map(Result::ok)
             .collect()
+    }
+
+    /// Takes a dialer's reply code (`owr2.…`, `spec/handshake.md` §11): once it decodes, was
+    /// made for this token and is recent (`spec/token.md` §12.3), the listener sends checks
+    /// towards the dialer's candidates within the bounds of [`ListenerConfig::punch_limits`],
+    /// so a dialer it cannot be reached by one-way can reach it. A refused code changes
+    /// nothing.
+    pub async fn take_reply(&self, code: &str) -> Result<TakenReply, ReplyRefusal> {
+        let (target, reply) = punch_target(code, &self.keys, unix_now())?;
+        let (answer_tx, answer_rx) = oneshot::channel();
+        let dialer_ufrag = target.dialer_ufrag.clone();
+        let candidates = target.candidates.clone();
+        self.replies
+            .send((target, answer_tx))
+            .await
+            .map_err(|_| ReplyRefusal::Stopped)?;
+        answer_rx.await.map_err(|_| ReplyRefusal::Stopped)??;
+        tracing::info!(dialer = %dialer_ufrag, ?candidates, "reply code taken; checking towards the dialer");
+        Ok(TakenReply {
+            dialer_ufrag,
+            candidates: reply.candidates,
+        })
     }
 
     /// The bound socket addresses.
@@ -373,6 +415,18 @@ impl<S: Stack> Listener<S> {
     }
 }
 
+/// How many reply codes may wait for the driver.
+const REPLY_QUEUE: usize = 16;
+
+/// A reply code the listener took: it checks towards these candidates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenReply {
+    /// The dialer's ICE ufrag.
+    pub dialer_ufrag: String,
+    /// The dialer's candidates, in the code's order.
+    pub candidates: Vec<Candidate>,
+}
+
 /// A listener's event stream, taken with [`Listener::take_events`].
 #[derive(Debug)]
 pub struct ListenerEvents(mpsc::Receiver<ListenerEvent>);
@@ -393,6 +447,8 @@ struct Slot<E> {
     local_ufrag: String,
     events: Option<mpsc::UnboundedReceiver<ConnectionEvent>>,
     next_timeout: Option<Instant>,
+    /// How the dialer's checks got in: one-way, or after the listener punched for its reply code.
+    route: Route,
 }
 
 struct Driver<S: Stack> {
@@ -426,6 +482,8 @@ struct Driver<S: Stack> {
     guard: Weak<DriverGuard>,
     /// Datagrams of this wake, sent together at its end (GSO runs: [`SocketSet::send_batch`]).
     outbox: Vec<Transmit>,
+    /// Checks towards dialers whose reply codes were taken (`spec/handshake.md` §11).
+    puncher: Puncher,
 }
 
 impl<S: Stack> Driver<S> {
@@ -433,6 +491,7 @@ impl<S: Stack> Driver<S> {
         mut self,
         guard: tokio::sync::oneshot::Receiver<Weak<DriverGuard>>,
         mut commands: mpsc::UnboundedReceiver<(u64, Command)>,
+        mut replies: mpsc::Receiver<(PunchTarget, oneshot::Sender<Result<(), PunchRefusal>>)>,
     ) {
         let Ok(guard) = guard.await else {
             return;
@@ -447,6 +506,7 @@ impl<S: Stack> Driver<S> {
                 .map(|Reverse((t, _))| *t)
                 .into_iter()
                 .chain(self.admission.next_deadline())
+                .chain(self.puncher.poll_timeout())
                 .min()
                 .unwrap_or(now + HOUSEKEEPING)
                 .min(now + HOUSEKEEPING);
@@ -470,11 +530,42 @@ impl<S: Stack> Driver<S> {
                     }
                     None => return,
                 },
+                reply = replies.recv() => {
+                    if let Some((target, answer)) = reply {
+                        let _ = answer.send(self.start_punch(target));
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_timeout(),
             }
+            self.punch(Instant::now());
             self.publish_stats();
             self.sockets.send_batch(&self.outbox);
             self.outbox.clear();
+        }
+    }
+
+    /// Starts punching for a verified reply code, unless its dialer is here already.
+    fn start_punch(&mut self, target: PunchTarget) -> Result<(), PunchRefusal> {
+        if self.by_ufrag.contains_key(&target.listener_ufrag) {
+            return Err(PunchRefusal::AlreadyConnected);
+        }
+        self.puncher.start(Instant::now(), target)
+    }
+
+    /// Sends the punching checks due (from a host address of the candidate's family).
+    fn punch(&mut self, now: Instant) {
+        while let Some(check) = self.puncher.poll_transmit(now) {
+            let family = check.destination.is_ipv4();
+            let Some(source) = self.hosts.iter().find(|h| h.is_ipv4() == family) else {
+                tracing::debug!(destination = %check.destination, "no socket of this family; check not sent");
+                continue;
+            };
+            tracing::trace!(destination = %check.destination, "reply route: check towards the dialer");
+            self.outbox.push(Transmit {
+                source: *source,
+                destination: check.destination,
+                contents: check.contents,
+            });
         }
     }
 
@@ -559,6 +650,12 @@ impl<S: Stack> Driver<S> {
                 return;
             }
         };
+        let mut slot = slot;
+        // The dialer's check got in: no more punching for it; and if a reply code of its was
+        // taken, that is how (`spec/handshake.md` §11).
+        if self.puncher.stop(&slot.local_ufrag) || self.puncher.was_punched(&slot.local_ufrag) {
+            slot.route = Route::Reply;
+        }
         self.by_ufrag.insert(slot.local_ufrag.clone(), key);
         self.by_addr.insert(d.source, key);
         self.peers.insert(key, slot);
@@ -593,6 +690,7 @@ impl<S: Stack> Driver<S> {
             local_ufrag: dialer.listener_ufrag.clone(),
             events: Some(events_rx),
             next_timeout: None,
+            route: Route::OneWay,
         })
     }
 
@@ -751,6 +849,7 @@ impl<S: Stack> Driver<S> {
                 selected: slot.engine.selected(),
                 tried: Vec::new(),
                 fast_start: slot.engine.is_fast_start(),
+                route: slot.route,
             },
             guard,
         ));

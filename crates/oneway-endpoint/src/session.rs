@@ -228,6 +228,9 @@ pub struct Handshake {
     pub notices: Vec<Notice>,
     /// Stage times, the candidates tried and the selected pair.
     pub path: PathRecord,
+    /// Dialer: its local ICE ufrag and pwd, as its checks carry them (a reply code names them,
+    /// `spec/handshake.md` §11); set by the stack when it builds the engine.
+    pub local_ice: Option<(String, String)>,
 }
 
 impl Handshake {
@@ -245,6 +248,7 @@ impl Handshake {
             authenticated: false,
             notices: Vec::new(),
             path: PathRecord::new(role, started),
+            local_ice: None,
         }
     }
 

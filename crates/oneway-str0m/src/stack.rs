@@ -10,9 +10,10 @@ use str0m::{Candidate as RtcCandidate, IceCreds};
 
 use oneway_connection::StackError;
 use oneway_core::ProofRole;
-use oneway_endpoint::{DialerEngineParams, ListenerEngineParams, Stack};
+use oneway_endpoint::{DialerEngineParams, Engine as _, ListenerEngineParams, Stack};
 use oneway_token::ice::{compose_fast_start_ufrag, compose_listener_ufrag};
 use oneway_token::sdp::candidate_attribute;
+use oneway_token::derive::reply_pwd;
 use oneway_token::{CandidateAddress, FastPath, Profile};
 
 use crate::engine::{ICE_DISCONNECT_AFTER, Str0mEngine, rtc_builder};
@@ -159,18 +160,22 @@ impl Stack for Str0m {
             _ => {
                 let mut local = IceCreds::new();
                 let fast_start = fast.and_then(|f| f.fast_start_init.clone());
-                let composed = match fast_start {
-                    // Fast start: announce it with `/`; our ufrag is our INIT chunk (§4.2).
-                    Some(listener_init) => {
-                        let mut init = SctpInitData::new();
-                        let chunk = init.local_init_chunk().map_err(|e| {
-                            StackError::Rtc(format!("SCTP INIT chunk for SNAP: {e}"))
-                        })?;
-                        init.set_remote_init_chunk(listener_init);
-                        local.ufrag = STANDARD_NO_PAD.encode(chunk);
-                        snap = Some(init);
-                        compose_fast_start_ufrag(&p.keys.token_ufrag, &local.pass)
-                    }
+                if let Some(listener_init) = fast_start {
+                    // Fast start: our ufrag is our INIT chunk (§4.2).
+                    let mut init = SctpInitData::new();
+                    let chunk = init.local_init_chunk().map_err(|e| {
+                        StackError::Rtc(format!("SCTP INIT chunk for SNAP: {e}"))
+                    })?;
+                    init.set_remote_init_chunk(listener_init);
+                    local.ufrag = STANDARD_NO_PAD.encode(chunk);
+                    snap = Some(init);
+                }
+                // The pwd derived from the ufrag, so a reply code need not carry it
+                // (`spec/token.md` §12.2).
+                local.pass = reply_pwd(&p.keys.reply_key, &local.ufrag);
+                let composed = match snap {
+                    // A fast start is announced with `/`.
+                    Some(_) => compose_fast_start_ufrag(&p.keys.token_ufrag, &local.pass),
                     None => compose_listener_ufrag(&p.keys.token_ufrag, &local.pass),
                 };
                 let listener_ufrag = composed.map_err(|e| {
@@ -188,6 +193,7 @@ impl Stack for Str0m {
         } else {
             DtlsVersion::Dtls12
         };
+        let local_ice = (local_creds.ufrag.clone(), local_creds.pass.clone());
         let mut builder = rtc_builder(p.loopback)
             .set_dtls_version(version)
             .set_local_ice_credentials(local_creds);
@@ -243,6 +249,7 @@ impl Stack for Str0m {
         if let Some(mac) = p.relayed_proof {
             engine.relay_proof(mac);
         }
+        engine.handshake_mut().local_ice = Some(local_ice);
         if fast_start {
             engine.set_fast_start();
         }

@@ -9,14 +9,14 @@
 //! Decoding runs in three passes, and reports the first error of the first pass that fails:
 //! structure (lengths, truncation), then the checksum, then meaning ([`Token::validate`]).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::error::{Field, TokenError};
 use crate::ice::IceCredentials;
 use crate::token::{
     Candidate, CandidateAddress, CandidateType, FastPath, Fingerprint, MAX_CANDIDATES,
-    MAX_EXTENSIONS, MAX_LABEL_BYTES, MappedCandidate, MappingProtocol, Profile, RawExtension,
-    SctpParams, Secret, Token, Transport,
+    MAX_EXTENSIONS, MAX_LABEL_BYTES, MAX_STUN_SERVERS, MappedCandidate, MappingProtocol, Profile,
+    RawExtension, SctpParams, Secret, Token, Transport,
 };
 
 /// Format version implemented by this crate.
@@ -41,6 +41,8 @@ pub mod ext {
     pub const MAPPED: u8 = 0x82;
     /// `fast`: the listener's fast-path features (DTLS 1.3, fast start). Optional.
     pub const FAST: u8 = 0x83;
+    /// `stun`: the STUN servers the listener used (form, address, port entries). Optional.
+    pub const STUN: u8 = 0x84;
     /// First type of the optional range: unknown types at or above it are skipped.
     pub const FIRST_OPTIONAL: u8 = 0x80;
 
@@ -54,6 +56,7 @@ pub mod ext {
             LABEL => "label",
             MAPPED => "mapped",
             FAST => "fast",
+            STUN => "stun",
             t if t >= FIRST_OPTIONAL => "unknown optional",
             _ => "unknown required",
         }
@@ -65,6 +68,11 @@ const ADDR_IPV4: u8 = 0;
 const ADDR_IPV6: u8 = 1;
 const ADDR_MDNS: u8 = 2;
 const KIND_RESERVED_BITS: u8 = 0b1110_0000;
+
+// `stun` entry: form byte (0 IPv4, 1 IPv6), address, port.
+const STUN_FORM_IPV4: u8 = 0;
+const STUN_FORM_IPV6: u8 = 1;
+const STUN_V6_ENTRY: usize = 1 + 16 + 2;
 
 /// A bounded reader: every read names the field it is for, so truncation is reported precisely.
 struct Reader<'a> {
@@ -246,6 +254,23 @@ impl Token {
             }
             out.push((ext::FAST, value));
         }
+        if !self.stun.is_empty() {
+            let mut value = Vec::with_capacity(self.stun.len() * STUN_V6_ENTRY);
+            for server in &self.stun {
+                match server.ip() {
+                    IpAddr::V4(ip) => {
+                        value.push(STUN_FORM_IPV4);
+                        value.extend_from_slice(&ip.octets());
+                    }
+                    IpAddr::V6(ip) => {
+                        value.push(STUN_FORM_IPV6);
+                        value.extend_from_slice(&ip.octets());
+                    }
+                }
+                value.extend_from_slice(&server.port().to_be_bytes());
+            }
+            out.push((ext::STUN, value));
+        }
         for raw in &self.unknown_extensions {
             out.push((raw.ty, raw.value.clone()));
         }
@@ -323,6 +348,7 @@ impl Token {
         if let Some(fast) = &self.fast {
             validate_fast(fast)?;
         }
+        validate_stun(&self.stun)?;
         let mut unknown_types = Vec::new();
         for raw in &self.unknown_extensions {
             if raw.ty < ext::FIRST_OPTIONAL {
@@ -331,7 +357,7 @@ impl Token {
             if raw.value.len() > 255
                 || matches!(
                     raw.ty,
-                    ext::SINGLE_USE | ext::LABEL | ext::MAPPED | ext::FAST
+                    ext::SINGLE_USE | ext::LABEL | ext::MAPPED | ext::FAST | ext::STUN
                 )
             {
                 return Err(invalid(
@@ -414,6 +440,67 @@ fn validate_fast(fast: &FastPath) -> Result<(), TokenError> {
     }
 }
 
+/// `stun` (§5.9), the rules about the decoded list: at most four servers, none on port 0,
+/// none repeated (address and port compared).
+fn validate_stun(servers: &[SocketAddr]) -> Result<(), TokenError> {
+    if servers.len() > MAX_STUN_SERVERS {
+        return Err(invalid(ext::STUN, "more than 4 STUN servers"));
+    }
+    for (index, server) in servers.iter().enumerate() {
+        if server.port() == 0 {
+            return Err(invalid(ext::STUN, "STUN server on port 0"));
+        }
+        let same = |other: &SocketAddr| other.ip() == server.ip() && other.port() == server.port();
+        if servers[..index].iter().any(same) {
+            return Err(invalid(ext::STUN, "STUN server repeated"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the `stun` value (§5.9) entry by entry: for each, a fifth entry, then the form
+/// byte, then the entry's length, then port and repetition (via [`validate_stun`]).
+fn read_stun(value: &[u8]) -> Result<Vec<SocketAddr>, TokenError> {
+    let bad_length = TokenError::BadExtensionLength {
+        ty: ext::STUN,
+        name: ext::name(ext::STUN),
+        len: value.len(),
+        expected: "1 to 4 entries of 7 (IPv4) or 19 (IPv6) bytes",
+    };
+    if value.is_empty() {
+        return Err(bad_length);
+    }
+    let mut servers = Vec::new();
+    let mut rest = value;
+    while let Some((&form, after)) = rest.split_first() {
+        if servers.len() == MAX_STUN_SERVERS {
+            return Err(invalid(ext::STUN, "more than 4 STUN servers"));
+        }
+        let address_len = match form {
+            STUN_FORM_IPV4 => 4,
+            STUN_FORM_IPV6 => 16,
+            _ => return Err(invalid(ext::STUN, "unknown address form")),
+        };
+        if after.len() < address_len + 2 {
+            return Err(bad_length);
+        }
+        let (address, after) = after.split_at(address_len);
+        let (port, after) = after.split_at(2);
+        let ip = match *address {
+            [a, b, c, d] => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+            _ => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(address);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+        };
+        servers.push(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])));
+        validate_stun(&servers)?;
+        rest = after;
+    }
+    Ok(servers)
+}
+
 fn validate_label(label: &str) -> Result<(), TokenError> {
     if label.is_empty() || label.len() > MAX_LABEL_BYTES {
         return Err(TokenError::BadExtensionLength {
@@ -465,7 +552,7 @@ fn read_candidate(r: &mut Reader<'_>, index: u8, count: u8) -> Result<Candidate,
     })
 }
 
-fn write_candidate(c: &Candidate, out: &mut Vec<u8>) {
+pub(crate) fn write_candidate(c: &Candidate, out: &mut Vec<u8>) {
     let type_bits = match c.kind {
         CandidateType::Host => 0,
         CandidateType::ServerReflexive => 1,
@@ -570,6 +657,7 @@ fn apply_extensions(token: &mut Token, wire: &[WireExtension<'_>]) -> Result<(),
                 validate_fast(&fast)?;
                 token.fast = Some(fast);
             }
+            ext::STUN => token.stun = read_stun(e.value)?,
             ty if ty < ext::FIRST_OPTIONAL => return Err(TokenError::UnknownRequiredExtension(ty)),
             ty => token.unknown_extensions.push(RawExtension {
                 ty,

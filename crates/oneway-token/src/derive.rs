@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hkdf::Hkdf;
+use hkdf::hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 use crate::ice::IceCredentials;
@@ -24,6 +25,11 @@ pub const LABEL_AUTH_KEY: &str = "oneway/v1 auth-key";
 pub const LABEL_DIALER_ICE_UFRAG: &str = "oneway/v1 dialer-ice-ufrag";
 /// Label of the dialer's pwd in the `dialer-identity` profile (18 bytes, 24 ice-chars).
 pub const LABEL_DIALER_ICE_PWD: &str = "oneway/v1 dialer-ice-pwd";
+/// Label of the reply key (32 bytes): the key of a version-2 reply code's tag and of the
+/// dialer's derived pwd (`spec/token.md` §7, §12.2).
+pub const LABEL_REPLY_KEY: &str = "oneway/v1 reply-key";
+/// HMAC prefix of a dialer's derived ICE pwd ([`reply_pwd`]).
+pub const REPLY_PWD_PREFIX: &[u8] = b"oneway/v1 reply-pwd";
 /// Characters of a token ufrag.
 pub const TOKEN_UFRAG_CHARS: usize = 8;
 /// Characters of a derived pwd.
@@ -60,6 +66,27 @@ pub struct DerivedKeys {
     pub auth_key: [u8; 32],
     /// The dialer's ICE credentials chosen by the listener (`dialer-identity` profile only).
     pub dialer_ice: Option<IceCredentials>,
+    /// Key of a version-2 reply code's tag and of the dialer's derived pwd ([`reply_pwd`]).
+    pub reply_key: [u8; 32],
+}
+
+/// HMAC-SHA256 of the concatenation of `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length; this never fails.
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The ICE pwd of a dialer that answers with a version-2 reply code without carrying its pwd
+/// (`spec/token.md` §7, §12.2): the standard base64 (no padding) of the first 18 bytes of
+/// `HMAC-SHA256(reply_key, "oneway/v1 reply-pwd" ‖ dialer_ufrag)`, 24 ice-chars.
+pub fn reply_pwd(reply_key: &[u8; 32], dialer_ufrag: &str) -> String {
+    let mac = hmac_sha256(reply_key, &[REPLY_PWD_PREFIX, dialer_ufrag.as_bytes()]);
+    STANDARD_NO_PAD.encode(&mac[..18])
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -85,6 +112,7 @@ impl DerivedKeys {
             listener_pwd: ice_text(secret, LABEL_ICE_PWD, 18),
             auth_key: hkdf_expand::<32>(secret, LABEL_AUTH_KEY),
             dialer_ice,
+            reply_key: hkdf_expand::<32>(secret, LABEL_REPLY_KEY),
         }
     }
 }
@@ -124,5 +152,21 @@ mod tests {
         let keys = DerivedKeys::derive(&Secret(*b"0123456789abcdef"), Profile::Native);
         let again = DerivedKeys::derive(&Secret(*b"0123456789abcdef"), Profile::Native);
         assert_eq!(keys, again);
+    }
+
+    #[test]
+    fn reply_pwd_is_24_ice_chars_and_depends_on_both_inputs() {
+        let key = DerivedKeys::derive(&Secret([7; 16]), Profile::Native).reply_key;
+        let pwd = reply_pwd(&key, "abcdEFGH12345678");
+        assert_eq!(pwd.len(), DERIVED_PWD_CHARS);
+        assert!(IceCredentials::new("abcd", &pwd).is_ok());
+        assert_ne!(pwd, reply_pwd(&key, "abcdEFGH12345679"));
+        assert_ne!(pwd, reply_pwd(&[0; 32], "abcdEFGH12345678"));
+    }
+
+    #[test]
+    fn hmac_sha256_rfc4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(mac[..8], [0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e]);
     }
 }

@@ -113,7 +113,7 @@ impl fmt::Debug for IceCredentials {
     }
 }
 
-fn check_ice_chars(what: &'static str, value: &str, min: usize) -> Result<(), IceError> {
+pub(crate) fn check_ice_chars(what: &'static str, value: &str, min: usize) -> Result<(), IceError> {
     if let Some(found) = value.chars().find(|c| !is_ice_char(*c)) {
         return Err(IceError::BadCharacter { what, found });
     }
@@ -133,7 +133,7 @@ pub fn is_ice_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '+' || c == '/'
 }
 
-fn pack_ice_chars(chars: impl Iterator<Item = u8>, out: &mut Vec<u8>) {
+pub(crate) fn pack_ice_chars(chars: impl Iterator<Item = u8>, out: &mut Vec<u8>) {
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in chars {
         // Callers pass validated ice-chars; an unknown byte would be a bug, packed as 0.
@@ -150,7 +150,7 @@ fn pack_ice_chars(chars: impl Iterator<Item = u8>, out: &mut Vec<u8>) {
     }
 }
 
-fn unpack_ice_chars(packed: &[u8], chars: usize) -> Result<String, IceError> {
+pub(crate) fn unpack_ice_chars(packed: &[u8], chars: usize) -> Result<String, IceError> {
     let mut out = String::with_capacity(chars);
     let (mut acc, mut bits) = (0u32, 0u32);
     let mut bytes = packed.iter();

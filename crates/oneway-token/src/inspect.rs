@@ -42,6 +42,9 @@ pub struct Inspection {
     /// The listener's fast-path features (`fast`), if it announces any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fast: Option<FastView>,
+    /// The STUN servers the listener used (`stun`), in its order of preference.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stun: Vec<String>,
     /// Optional extensions this codec does not know.
     pub unknown_extensions: Vec<RawExtensionView>,
     /// Sizes of every form and part.
@@ -305,6 +308,7 @@ impl Inspection {
                 fast_start_init_bytes: fast.fast_start_init.as_ref().map(Vec::len),
                 other_bits: fast.other_bits,
             }),
+            stun: token.stun.iter().map(ToString::to_string).collect(),
             unknown_extensions: token
                 .unknown_extensions
                 .iter()
@@ -389,6 +393,9 @@ impl fmt::Display for Inspection {
                 features.push(format!("unknown bits {:#04x}", fast.other_bits));
             }
             writeln!(f, "fast path      {}", features.join(", "))?;
+        }
+        if !self.stun.is_empty() {
+            writeln!(f, "stun servers   {}", self.stun.join(", "))?;
         }
         writeln!(f, "\ncandidates (fallback order)")?;
         for c in &self.candidates {

@@ -57,7 +57,7 @@ pub use sdp::{OfferOptions, SdpError, SdpType};
 pub use text::{MAX_TEXT_LEN, QR_TEXT_PREFIX, TEXT_PREFIX, TextForm, text_to_bytes};
 pub use token::{
     Candidate, CandidateAddress, CandidateType, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SCTP_PORT,
-    FastPath, Fingerprint, MAX_CANDIDATES, MAX_EXTENSIONS, MAX_LABEL_BYTES, MappedCandidate,
-    MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport, format_uuid,
-    parse_uuid,
+    FastPath, Fingerprint, MAX_CANDIDATES, MAX_EXTENSIONS, MAX_LABEL_BYTES, MAX_STUN_SERVERS,
+    MappedCandidate, MappingProtocol, Profile, RawExtension, SctpParams, Secret, Token, Transport,
+    format_uuid, parse_uuid,
 };

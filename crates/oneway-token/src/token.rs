@@ -1,7 +1,7 @@
 //! The token as a value: what a listener publishes (`spec/token.md` §3).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::error::TokenError;
 use crate::ice::IceCredentials;
@@ -10,6 +10,8 @@ use crate::ice::IceCredentials;
 pub const MAX_CANDIDATES: usize = 16;
 /// Most extensions a token may carry (`spec/token.md` §5).
 pub const MAX_EXTENSIONS: usize = 16;
+/// Most STUN servers the `stun` extension may list (`spec/token.md` §5.9).
+pub const MAX_STUN_SERVERS: usize = 4;
 /// Longest label, in UTF-8 bytes.
 pub const MAX_LABEL_BYTES: usize = 64;
 /// SCTP port both peers use unless the `sctp` extension says otherwise (RFC 8841).
@@ -305,6 +307,10 @@ pub struct Token {
     pub mapped: Vec<MappedCandidate>,
     /// `fast` (0x83): the listener's fast-path features (`spec/token.md` §5.8).
     pub fast: Option<FastPath>,
+    /// `stun` (0x84): the STUN servers the listener used, so a dialer can learn its own
+    /// server-reflexive address from the same servers (`spec/token.md` §5.9). Empty: no
+    /// extension. At most [`MAX_STUN_SERVERS`], no port 0, no repeats.
+    pub stun: Vec<SocketAddr>,
     /// Optional extensions this codec does not understand, preserved.
     pub unknown_extensions: Vec<RawExtension>,
 }
@@ -431,6 +437,7 @@ impl Token {
             label: None,
             mapped: Vec::new(),
             fast: None,
+            stun: Vec::new(),
             unknown_extensions: Vec::new(),
         }
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use oneway_token::sdp::parse_listener_offer;
 use oneway_token::{
@@ -53,6 +53,7 @@ prop_compose! {
         single_use in any::<bool>(),
         label in proptest::option::of("[a-zA-Z0-9 ☕é]{1,16}"),
         unknown in proptest::option::of((0xc0u8..=0xff, proptest::collection::vec(any::<u8>(), 0..40))),
+        stun in proptest::collection::vec((any::<bool>(), any::<[u8; 16]>(), 1..=u16::MAX), 0..=4),
     ) -> Token {
         let mut candidates = candidates;
         let mut seen = Vec::new();
@@ -74,6 +75,18 @@ prop_compose! {
         }
         t.single_use = single_use;
         t.label = label;
+        for (v6, octets, port) in stun {
+            let ip = if v6 {
+                IpAddr::V6(Ipv6Addr::from(octets))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
+            };
+            let server = SocketAddr::new(ip, port);
+            // `stun` refuses repeated servers by design.
+            if !t.stun.contains(&server) {
+                t.stun.push(server);
+            }
+        }
         t.unknown_extensions = unknown.map(|(ty, value)| RawExtension { ty, value }).into_iter().collect();
         t
     }

@@ -127,3 +127,117 @@ fn size_targets_of_the_spec_hold() {
     assert!(minimal["sizes"]["binary"].as_u64() <= Some(64));
     assert!(minimal["sizes"]["text"].as_u64() <= Some(90));
 }
+
+/// `spec/vectors/reply-code.json`: version-1 entries through [`ReplyCode`] and [`AnyReply`],
+/// version-2 entries through [`AnyReply`] and [`CandidateReply::verify`] (`spec/token.md` §12).
+#[test]
+fn reply_code_vectors_decode_encode_and_verify() {
+    use oneway_token::reply::{AnyReply, CandidateReply, ReplyCode};
+    let doc = load("reply-code.json");
+    let list = doc["vectors"].as_array().expect("vectors");
+    let mut v2_valid = 0;
+    let mut v2_invalid = 0;
+    for v in list {
+        let name = v["name"].as_str().expect("name");
+        let text = v["text"].as_str().expect("text");
+        if v["version"].as_u64() != Some(2) {
+            let any = AnyReply::from_text(text);
+            match v["error"].as_str() {
+                Some(code) => {
+                    assert_eq!(
+                        ReplyCode::from_text(text).map(|_| ()).unwrap_err().code(),
+                        code,
+                        "{name}"
+                    );
+                    assert_eq!(
+                        any.map(|_| ()).unwrap_err().code(),
+                        code,
+                        "{name}: AnyReply"
+                    );
+                }
+                None => {
+                    let reply =
+                        ReplyCode::from_text(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(reply.ice.ufrag(), v["ufrag"], "{name}");
+                    assert_eq!(reply.ice.pwd(), v["pwd"], "{name}");
+                    assert_eq!(reply.fingerprint.to_sdp_hex(), v["fingerprint"], "{name}");
+                    assert_eq!(reply.to_text(), text, "{name}: re-encoding");
+                    assert_eq!(any, Ok(AnyReply::Identity(reply)), "{name}: AnyReply");
+                }
+            }
+            continue;
+        }
+        let key: [u8; 32] = unhex(v["reply_key_hex"].as_str().expect("key"))
+            .try_into()
+            .expect("32-byte key");
+        let secret: [u8; 16] = unhex(v["secret_hex"].as_str().expect("secret"))
+            .try_into()
+            .expect("16-byte secret");
+        let now = v["now"].as_u64().expect("now");
+        let result = AnyReply::from_text(text).and_then(|any| match any {
+            AnyReply::Candidates(reply) => reply.verify(&key, now).map(|()| reply),
+            AnyReply::Identity(_) => panic!("{name}: decoded as version 1"),
+        });
+        match v["error"].as_str() {
+            Some(code) => {
+                v2_invalid += 1;
+                assert_eq!(result.map(|_| ()).unwrap_err().code(), code, "{name}");
+            }
+            None => {
+                v2_valid += 1;
+                let derived = oneway_token::DerivedKeys::derive(
+                    &oneway_token::Secret(secret),
+                    oneway_token::Profile::Native,
+                );
+                assert_eq!(derived.reply_key, key, "{name}: reply key from the secret");
+                let reply = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(
+                    u64::from(reply.issued),
+                    v["issued"].as_u64().expect("issued")
+                );
+                assert_eq!(reply.ufrag, v["ufrag"], "{name}");
+                assert_eq!(reply.pwd.as_deref(), v["pwd"].as_str(), "{name}");
+                assert_eq!(reply.pwd_or_derived(&key), v["pwd_or_derived"], "{name}");
+                assert_eq!(reply.fast_start, v["fast_start"], "{name}");
+                let candidates: Vec<Value> = reply
+                    .candidates
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "transport": c.transport.sdp_name(),
+                            "type": c.kind.sdp_name(),
+                            "address": c.address.to_sdp_string(),
+                            "port": c.port,
+                        })
+                    })
+                    .collect();
+                assert_eq!(Value::from(candidates), v["candidates"], "{name}");
+                let tag: Vec<u8> = reply.received_tag.expect("decoded").to_vec();
+                assert_eq!(tag, unhex(v["tag_hex"].as_str().expect("tag")), "{name}");
+                assert_eq!(
+                    reply.to_text(&key).expect("encodes"),
+                    text,
+                    "{name}: re-encoding"
+                );
+                assert_eq!(
+                    CandidateReply::from_text(text).as_ref(),
+                    Ok(&reply),
+                    "{name}: CandidateReply::from_text"
+                );
+                assert_eq!(v["chars"].as_u64(), Some(text.len() as u64), "{name}");
+                if reply.candidates.len() == 1 {
+                    // spec/token.md §12.2: at most 80 characters with one IPv4 candidate.
+                    assert!(text.len() <= 80, "{name}: {} characters", text.len());
+                }
+            }
+        }
+    }
+    assert!(
+        v2_valid >= 4,
+        "reply-code.json lost version-2 valid vectors"
+    );
+    assert!(
+        v2_invalid >= 14,
+        "reply-code.json lost version-2 invalid vectors"
+    );
+}

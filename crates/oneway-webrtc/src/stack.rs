@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use oneway_connection::StackError;
 use oneway_core::ProofRole;
-use oneway_endpoint::{DialerEngineParams, ListenerEngineParams, Stack};
+use oneway_endpoint::{DialerEngineParams, Engine as _, ListenerEngineParams, Stack};
 use oneway_token::Profile;
+use oneway_token::derive::reply_pwd;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -113,17 +114,23 @@ impl Stack for WebrtcRs {
             .with_srflx_acceptance_min_wait(Some(crate::REFLEXIVE_ACCEPTANCE_WAIT))
             .with_prflx_acceptance_min_wait(Some(crate::REFLEXIVE_ACCEPTANCE_WAIT))
             .with_relay_acceptance_min_wait(Some(crate::RELAY_ACCEPTANCE_WAIT));
-        if token.profile == Profile::DialerIdentity {
+        let local_ice = if token.profile == Profile::DialerIdentity {
             let Some(ice) = &p.keys.dialer_ice else {
                 return Err(StackError::Config(
                     "dialer-identity token without listener-ice".to_owned(),
                 ));
             };
             // The ICE credentials the listener chose for us; we answer its offer as DTLS client.
-            settings = settings
-                .with_ice_credentials(ice.ufrag().to_owned(), ice.pwd().to_owned())
-                .with_answering_dtls_role(RTCDtlsRole::Client);
-        }
+            settings = settings.with_answering_dtls_role(RTCDtlsRole::Client);
+            (ice.ufrag().to_owned(), ice.pwd().to_owned())
+        } else {
+            // A random ufrag and the pwd derived from it, so a reply code need not carry the
+            // pwd (`spec/token.md` §12.2).
+            let ufrag = random_ufrag();
+            let pwd = reply_pwd(&p.keys.reply_key, &ufrag);
+            (ufrag, pwd)
+        };
+        settings = settings.with_ice_credentials(local_ice.0.clone(), local_ice.1.clone());
         let (pc, ctrl) = peer_connection(p.now, cert, settings.build())?;
         let mut engine = RtcEngine::new(
             pc,
@@ -139,6 +146,7 @@ impl Stack for WebrtcRs {
             p.events,
         );
         engine.relayed_proof = p.relayed_proof;
+        engine.handshake_mut().local_ice = Some(local_ice);
         let mut locals = Vec::new();
         for local in p.locals {
             locals.push(host_candidate(*local)?);
@@ -219,4 +227,12 @@ pub(crate) fn host_candidate(
     RTCIceCandidate::from(&candidate)
         .to_json()
         .map_err(rtc_error("host candidate"))
+}
+
+/// A random ICE ufrag of 8 ice-chars (48 bits, RFC 8445 §5.3 asks for at least 24).
+fn random_ufrag() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }

@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 /// A fixed dialer offer (data channel only) used for the `native` answer vectors.
 pub const DIALER_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:dIaL\r\na=ice-pwd:DialerPwd0123456789abcd\r\na=ice-options:trickle\r\na=fingerprint:sha-256 11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
 
+/// The dialer ufrag the `reply_pwd` of every valid vector's `derived` values is computed for
+/// (16 characters, as str0m chooses).
+pub const REPLY_PWD_DIALER_UFRAG: &str = "d1aLeRuFrag0str0";
+
 /// The Unix time at which invalid vectors with an `expires` extension are judged.
 pub const NOW: u64 = 1_800_000_000;
 
@@ -232,6 +236,27 @@ pub fn valid_tokens() -> Vec<(&'static str, &'static str, Token)> {
         "An sctp extension carrying exactly the defaults (port 5000, max-message-size 262144): valid, kept on re-encoding (spec/token.md section 5.2).",
         sctp_defaults,
     ));
+    let mut stun = base(
+        "native-stun",
+        Profile::Native,
+        vec![
+            v4([10, 3, 0, 10], 50_000),
+            with(
+                v4([203, 0, 113, 9], 50_000),
+                CandidateType::ServerReflexive,
+                Transport::Udp,
+            ),
+        ],
+    );
+    stun.stun = vec![
+        "192.0.2.53:3478".parse().unwrap(),
+        "[2001:db8::53]:3478".parse().unwrap(),
+    ];
+    out.push((
+        "native-stun",
+        "A listener that names the two STUN servers (one IPv4, one IPv6) it learnt its srflx candidate from: the optional `stun` extension (0x84), so a dialer can learn its own srflx address for a reply code.",
+        stun,
+    ));
     let many = (0..16u16)
         .map(|i| v6(&format!("2001:db8::{:x}", i + 1), 50_000 + i))
         .collect();
@@ -278,6 +303,7 @@ pub fn decoded_json(t: &Token) -> Value {
         "label": t.label,
         "mapped": t.mapped.iter().map(|m| json!({"index": m.index, "protocol": m.protocol.name()})).collect::<Vec<_>>(),
         "fast": t.fast.as_ref().map(|f| json!({"dtls13": f.dtls13, "fast_start_init_hex": f.fast_start_init.as_deref().map(hex), "other_bits": f.other_bits})),
+        "stun": t.stun.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "unknown_extensions": t.unknown_extensions.iter().map(|e| json!({"type": e.ty, "value_hex": hex(&e.value)})).collect::<Vec<_>>(),
     })
 }
@@ -291,6 +317,11 @@ pub fn derived_json(t: &Token) -> Value {
         "auth_key_hex": hex(&keys.auth_key),
         "dialer_ufrag": keys.dialer_ice.as_ref().map(|c| c.ufrag().to_owned()),
         "dialer_pwd": keys.dialer_ice.as_ref().map(|c| c.pwd().to_owned()),
+        "reply_key_hex": hex(&keys.reply_key),
+        "reply_pwd": {
+            "dialer_ufrag": REPLY_PWD_DIALER_UFRAG,
+            "pwd": oneway_token::derive::reply_pwd(&keys.reply_key, REPLY_PWD_DIALER_UFRAG),
+        },
     })
 }
 
@@ -330,7 +361,7 @@ pub fn valid_json() -> Value {
         "spec": "spec/token.md",
         "generated_by": "cargo run -p oneway-token --example generate_vectors",
         "format_version": 1,
-        "about": "Each vector: binary_hex, text and qr_text must all decode to `decoded`; encoding `decoded` must give binary_hex exactly; `derived` follows spec/token.md section 7; `remote_description` follows section 9 (for the native profile, as the answer to `dialer_offer`).",
+        "about": "Each vector: binary_hex, text and qr_text must all decode to `decoded`; encoding `decoded` must give binary_hex exactly; `derived` follows spec/token.md section 7 (`reply_pwd.pwd` is the reply pwd of the dialer ufrag `reply_pwd.dialer_ufrag` under `reply_key_hex`); `remote_description` follows section 9 (for the native profile, as the answer to `dialer_offer`).",
         "vectors": vectors,
     })
 }
@@ -659,6 +690,65 @@ pub fn invalid_inputs() -> Vec<(
         "Two mapped entries for the same candidate.",
         mapped_body(vec![1, 1, 1, 2]),
     );
+    // `stun` (0x84): entries of form(1) address(4|16) port(2).
+    let stun_body = |value: Vec<u8>| b64(&body(0, std::slice::from_ref(&good_c), &[(0x84, value)]));
+    let stun_v4 = |a: [u8; 4], port: u16| {
+        let mut e = vec![0u8];
+        e.extend_from_slice(&a);
+        e.extend_from_slice(&port.to_be_bytes());
+        e
+    };
+    text(
+        "stun-empty",
+        "A stun extension with no entry.",
+        stun_body(vec![]),
+    );
+    text(
+        "stun-partial-entry",
+        "A stun value of one IPv4 entry and 3 more bytes (an IPv4 entry is 7 bytes).",
+        stun_body([stun_v4([192, 0, 2, 1], 3478), vec![0, 192, 0]].concat()),
+    );
+    text(
+        "stun-ipv6-entry-cut",
+        "A stun entry of form 1 (IPv6) with only 4 address bytes and a port: 7 bytes of the 19 it needs.",
+        stun_body(
+            stun_v4([192, 0, 2, 1], 3478)
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 0 { 1 } else { b })
+                .collect(),
+        ),
+    );
+    text(
+        "stun-unknown-form",
+        "A stun entry of form 2 (only 0 IPv4 and 1 IPv6 exist).",
+        stun_body(
+            stun_v4([192, 0, 2, 1], 3478)
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 0 { 2 } else { b })
+                .collect(),
+        ),
+    );
+    text(
+        "stun-port-zero",
+        "A STUN server on port 0.",
+        stun_body(stun_v4([192, 0, 2, 1], 0)),
+    );
+    text(
+        "stun-repeated",
+        "The same STUN server listed twice.",
+        stun_body([stun_v4([192, 0, 2, 1], 3478), stun_v4([192, 0, 2, 1], 3478)].concat()),
+    );
+    text(
+        "stun-five-servers",
+        "Five STUN servers (at most 4 are allowed).",
+        stun_body(
+            (1..=5u8)
+                .flat_map(|i| stun_v4([192, 0, 2, i], 3478))
+                .collect(),
+        ),
+    );
     text(
         "label-not-utf8",
         "A label that is not UTF-8.",
@@ -888,7 +978,12 @@ fn intended_code(name: &str) -> &'static str {
         | "mapped-unknown-protocol"
         | "mapped-index-out-of-range"
         | "mapped-names-a-host"
-        | "mapped-not-ascending" => "invalid-extension-value",
+        | "mapped-not-ascending"
+        | "stun-unknown-form"
+        | "stun-port-zero"
+        | "stun-repeated"
+        | "stun-five-servers" => "invalid-extension-value",
+        "stun-empty" | "stun-partial-entry" | "stun-ipv6-entry-cut" => "bad-extension-length",
         "mapped-odd-length"
         | "fast-empty"
         | "fast-start-without-init"
@@ -1054,7 +1149,8 @@ pub fn reply_code_json() -> Value {
     typo[last] = if typo[last] == b'A' { b'B' } else { b'A' };
     let invalid = [
         ("missing-prefix", "ow1.AAAA".to_owned()),
-        ("unknown-version", good.replacen("owr1.", "owr2.", 1)),
+        // Was `owr2.` before version 2 existed (spec/token.md §12.2); any unknown version will do.
+        ("unknown-version", good.replacen("owr1.", "owr3.", 1)),
         ("mistyped", String::from_utf8(typo).unwrap()),
         ("bad-text-length", good[..30].to_owned()),
         ("too-short", {
@@ -1087,11 +1183,451 @@ pub fn reply_code_json() -> Value {
             "message": error.to_string(),
         }));
     }
+    vectors.extend(reply_v2_vectors());
     json!({
         "spec": "spec/token.md",
         "generated_by": "cargo run -p oneway-token --example generate_vectors",
         "format_version": 1,
-        "about": "Reply codes (spec/token.md section 12). A vector with error null must decode to ufrag, pwd and fingerprint, and encoding those must give text exactly; otherwise decoding must fail with `error`.",
+        "about": "Reply codes (spec/token.md section 12). A vector without `version` is version 1 (section 12.1): with error null it must decode to ufrag, pwd and fingerprint, and encoding those must give text exactly; otherwise decoding must fail with `error`. A vector with `version` 2 (section 12.2) carries the reply key it was made with (`reply_key_hex`, derived from `secret_hex` by section 7) and the Unix time `now` to verify at: with error null it must decode to issued, ufrag, pwd (null when derived), fast_start and candidates, `pwd_or_derived` is the dialer's pwd (the reply pwd when pwd is null), `tag_hex` is the tag, encoding the fields with the key must give text exactly, and verifying at `now` with the key must succeed; otherwise decoding, then verifying (section 12.3 steps 6-7), must fail with `error`.",
         "vectors": vectors,
     })
+}
+
+/// The token secret the version-2 reply vectors are tagged for, and another one.
+const REPLY_V2_SECRET: &str = "reply-v2";
+const REPLY_V2_FOREIGN_SECRET: &str = "reply-v2-foreign";
+
+fn reply_key(name: &str) -> [u8; 32] {
+    oneway_token::DerivedKeys::derive(&secret(name), Profile::Native).reply_key
+}
+
+/// 6-bit packing of ice-chars (spec/token.md §5.3), for hand-built malformed bodies.
+fn pack_chars(chars: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in chars.bytes() {
+        acc = (acc << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        bits += 6;
+        while bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    if bits > 0 {
+        out.push((acc << (8 - bits)) as u8);
+    }
+    out
+}
+
+/// A version-2 body from raw parts, with a correct tag under `key` and a correct CRC, so that
+/// only the intended rule breaks.
+fn raw_v2(
+    flags: u8,
+    u: u8,
+    p: u8,
+    packed: &[u8],
+    candidates: &[Vec<u8>],
+    key: &[u8; 32],
+) -> String {
+    use base64::Engine as _;
+    let mut b = vec![flags];
+    b.extend_from_slice(&(NOW as u32).to_be_bytes());
+    b.push(u);
+    b.push(p);
+    b.extend_from_slice(packed);
+    for c in candidates {
+        b.extend_from_slice(c);
+    }
+    let mac = oneway_token::derive::hmac_sha256(key, &[oneway_token::reply::REPLY_TAG_PREFIX, &b]);
+    b.extend_from_slice(&mac[..8]);
+    b.push(oneway_token::reply::crc8(&b));
+    format!(
+        "owr2.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
+fn ipv6_candidate(kind: u8, text: &str, port: u16) -> Vec<u8> {
+    let mut c = vec![kind];
+    c.extend_from_slice(&text.parse::<Ipv6Addr>().unwrap().octets());
+    c.extend_from_slice(&port.to_be_bytes());
+    c
+}
+
+/// The version-2 entries of `spec/vectors/reply-code.json`.
+fn reply_v2_vectors() -> Vec<Value> {
+    use oneway_token::reply::{AnyReply, CandidateReply};
+    let key = reply_key(REPLY_V2_SECRET);
+    let issued = NOW as u32;
+    let srflx = with(
+        v4([198, 51, 100, 7], 61_000),
+        CandidateType::ServerReflexive,
+        Transport::Udp,
+    );
+    let relay6 = with(
+        v6("2001:db8:3::7", 3478),
+        CandidateType::Relay,
+        Transport::Udp,
+    );
+    let str0m_ufrag = "d1aLeRuFrag0str0";
+    let fast_ufrag = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(EXAMPLE_INIT_CHUNK)
+    };
+    let make = |ufrag: &str, pwd: Option<&str>, fast_start: bool, candidates: Vec<Candidate>| {
+        CandidateReply {
+            issued,
+            ufrag: ufrag.to_owned(),
+            pwd: pwd.map(str::to_owned),
+            fast_start,
+            candidates,
+            received_tag: None,
+        }
+    };
+    let derived = make(str0m_ufrag, None, false, vec![srflx]);
+    let valid = [
+        (
+            "v2-derived-pwd-srflx",
+            "A str0m-shaped dialer (16-character ufrag, reply pwd derived, so not carried) with one IPv4 srflx candidate: the common case.",
+            derived.clone(),
+            u64::from(issued),
+        ),
+        (
+            "v2-chromium-srflx-relay6",
+            "Chromium-shaped credentials carried (4-character ufrag, 24-character pwd), an IPv4 srflx and an IPv6 relay candidate.",
+            make(
+                "Qx7z",
+                Some("Hw3qJ0tXbX1Zr8CkL2mN4pVs"),
+                false,
+                vec![srflx, relay6],
+            ),
+            u64::from(issued),
+        ),
+        (
+            "v2-fast-start",
+            "A dialer taking the token's fast start (flag bit 3): its ufrag is its 24-byte SCTP INIT chunk in base64 (32 characters), reply pwd derived.",
+            make(&fast_ufrag, None, true, vec![srflx]),
+            u64::from(issued),
+        ),
+        (
+            "v2-four-candidates",
+            "The most candidates a code carries: IPv4 host, IPv6 host, IPv4 srflx, IPv4 relay.",
+            make(
+                str0m_ufrag,
+                None,
+                false,
+                vec![
+                    v4([10, 4, 0, 2], 50_000),
+                    v6("2001:db8:4::2", 50_000),
+                    srflx,
+                    with(
+                        v4([203, 0, 113, 40], 3478),
+                        CandidateType::Relay,
+                        Transport::Udp,
+                    ),
+                ],
+            ),
+            u64::from(issued),
+        ),
+        (
+            "v2-at-lifetime-end",
+            "Verified exactly 600 seconds after it was made: still accepted (expired only when issued + 600 < now).",
+            derived.clone(),
+            u64::from(issued) + 600,
+        ),
+        (
+            "v2-at-skew-limit",
+            "Verified 60 seconds before it says it was made: still accepted (clock skew only when issued > now + 60).",
+            derived.clone(),
+            u64::from(issued) - 60,
+        ),
+    ];
+    let mut out: Vec<Value> = valid
+        .into_iter()
+        .map(|(name, description, reply, now)| {
+            let text = reply.to_text(&key).unwrap();
+            let Ok(AnyReply::Candidates(decoded)) = AnyReply::from_text(&text) else {
+                panic!("{name} does not decode");
+            };
+            decoded.verify(&key, now).unwrap();
+            json!({
+                "name": name,
+                "description": description,
+                "version": 2,
+                "text": text,
+                "secret_hex": hex(&secret(REPLY_V2_SECRET).0),
+                "reply_key_hex": hex(&key),
+                "now": now,
+                "issued": reply.issued,
+                "ufrag": reply.ufrag,
+                "pwd": reply.pwd,
+                "pwd_or_derived": reply.pwd_or_derived(&key),
+                "fast_start": reply.fast_start,
+                "candidates": reply.candidates.iter().map(candidate_json).collect::<Vec<_>>(),
+                "tag_hex": hex(&decoded.received_tag.unwrap()),
+                "chars": text.len(),
+                "error": null,
+            })
+        })
+        .collect();
+
+    let good = derived.to_text(&key).unwrap();
+    let mut typo = good.clone().into_bytes();
+    let at = 12;
+    typo[at] = if typo[at] == b'A' { b'B' } else { b'A' };
+    let packed16 = pack_chars(str0m_ufrag);
+    let c_srflx = ipv4_candidate(0b0100, [198, 51, 100, 7], 61_000);
+    let invalid: Vec<(&str, &str, String, u64, [u8; 32])> = vec![
+        (
+            "v2-invalid-character",
+            "A `+` (standard base64, not base64url) in a version-2 code.",
+            good.replacen("owr2.", "owr2.+", 1)[..good.len()].to_owned(),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-bad-text-length",
+            "A version-2 code cut to a length that cannot be whole bytes.",
+            good[..good.len() - 2].to_owned(),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-too-short",
+            "15 bytes: fewer than the 16 fixed bytes of version 2.",
+            {
+                use base64::Engine as _;
+                format!(
+                    "owr2.{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0x01u8; 15])
+                )
+            },
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-mistyped",
+            "One character of a valid code changed: the CRC-8 catches it.",
+            String::from_utf8(typo).unwrap(),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-reserved-flag-bit",
+            "Flag bit 4 (reserved) set.",
+            raw_v2(0x11, 16, 0, &packed16, std::slice::from_ref(&c_srflx), &key),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-no-candidates",
+            "Candidate count 0.",
+            raw_v2(0x00, 16, 0, &packed16, &[], &key),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-five-candidates",
+            "Candidate count 5 (at most 4), with five candidates.",
+            raw_v2(
+                0x05,
+                16,
+                0,
+                &packed16,
+                &(1..=5u8)
+                    .map(|i| ipv4_candidate(0b0100, [198, 51, 100, i], 61_000))
+                    .collect::<Vec<_>>(),
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-ufrag-too-short",
+            "A 3-character ufrag (RFC 8839 requires 4).",
+            raw_v2(
+                0x01,
+                3,
+                0,
+                &pack_chars("abc"),
+                std::slice::from_ref(&c_srflx),
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-pwd-too-short",
+            "A carried pwd of 21 characters (0 for derived, else 22 to 255).",
+            raw_v2(
+                0x01,
+                4,
+                21,
+                &pack_chars(&format!("Qx7z{}", "p".repeat(21))),
+                std::slice::from_ref(&c_srflx),
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-nonzero-padding",
+            "A 5-character ufrag (30 bits in 4 bytes) whose 2 padding bits are not zero.",
+            {
+                let mut packed = pack_chars("abcde");
+                *packed.last_mut().unwrap() |= 0b01;
+                raw_v2(0x01, 5, 0, &packed, std::slice::from_ref(&c_srflx), &key)
+            },
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-mdns-candidate",
+            "A candidate of address form 2 (an mDNS name): not allowed in a reply code.",
+            raw_v2(
+                0x01,
+                16,
+                0,
+                &packed16,
+                &[ipv6_candidate(0b0010, "2001:db8::1", 50_000)],
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-tcp-candidate",
+            "A passive TCP candidate (kind bit 4): only UDP is allowed.",
+            raw_v2(
+                0x01,
+                16,
+                0,
+                &packed16,
+                &[ipv4_candidate(0b1_0000, [192, 0, 2, 7], 443)],
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-reserved-candidate-type",
+            "A candidate of type 3 (reserved).",
+            raw_v2(
+                0x01,
+                16,
+                0,
+                &packed16,
+                &[ipv4_candidate(0b1100, [192, 0, 2, 7], 5000)],
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-port-zero",
+            "A candidate on port 0.",
+            raw_v2(
+                0x01,
+                16,
+                0,
+                &packed16,
+                &[ipv4_candidate(0b0100, [198, 51, 100, 7], 0)],
+                &key,
+            ),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-byte-left-over",
+            "One byte between the last candidate and the tag.",
+            raw_v2(0x01, 16, 0, &packed16, &[c_srflx.clone(), vec![0]], &key),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-candidate-missing",
+            "Candidate count 2 with one candidate: bytes missing before the tag.",
+            raw_v2(0x02, 16, 0, &packed16, std::slice::from_ref(&c_srflx), &key),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-foreign",
+            "Well-formed, but tagged with the reply key of another token (secret `reply-v2-foreign`); verified with this token's key.",
+            derived
+                .to_text(&reply_key(REPLY_V2_FOREIGN_SECRET))
+                .unwrap(),
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-altered",
+            "A valid code whose candidate port was changed and whose CRC-8 was recomputed: the tag no longer matches.",
+            {
+                use base64::Engine as _;
+                let mut b = derived.to_bytes(&key).unwrap();
+                let port_at = b.len() - 9 - 1;
+                b[port_at] ^= 0x01;
+                let crc_at = b.len() - 1;
+                b[crc_at] = oneway_token::reply::crc8(&b[..crc_at]);
+                format!(
+                    "owr2.{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+                )
+            },
+            u64::from(issued),
+            key,
+        ),
+        (
+            "v2-expired",
+            "Verified 601 seconds after it was made.",
+            good.clone(),
+            u64::from(issued) + 601,
+            key,
+        ),
+        (
+            "v2-clock-skew",
+            "Verified 61 seconds before it says it was made.",
+            good.clone(),
+            u64::from(issued) - 61,
+            key,
+        ),
+    ];
+    for (name, description, text, now, verify_key) in invalid {
+        let error = CandidateReply::from_text(&text)
+            .and_then(|r| r.verify(&verify_key, now))
+            .expect_err(name);
+        assert_eq!(
+            error.code(),
+            intended_reply_code(name),
+            "vector {name}: {error}"
+        );
+        out.push(json!({
+            "name": name,
+            "description": description,
+            "version": 2,
+            "text": text,
+            "secret_hex": hex(&secret(REPLY_V2_SECRET).0),
+            "reply_key_hex": hex(&verify_key),
+            "now": now,
+            "error": error.code(),
+            "message": error.to_string(),
+        }));
+    }
+    out
+}
+
+/// The error each version-2 invalid reply vector is built to produce.
+fn intended_reply_code(name: &str) -> &'static str {
+    match name {
+        "v2-invalid-character" => "invalid-character",
+        "v2-bad-text-length" => "invalid-text-length",
+        "v2-too-short" => "truncated",
+        "v2-mistyped" => "checksum-mismatch",
+        "v2-foreign" | "v2-altered" => "reply-foreign",
+        "v2-expired" => "reply-expired",
+        "v2-clock-skew" => "reply-clock-skew",
+        n if n.starts_with("v2-") => "invalid-reply",
+        other => panic!("reply vector {other} has no intended error code"),
+    }
 }

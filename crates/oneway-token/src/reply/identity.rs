@@ -1,4 +1,4 @@
-//! Reply codes of the `reply` profile (`spec/token.md` §12): the short text a browser dialer
+//! Reply codes of version 1, for the `reply` profile (`spec/token.md` §12.1): the short text a browser dialer
 //! shows, and the browser listener reads, when no one-way path exists between two browsers.
 //!
 //! ```text
@@ -10,54 +10,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::ice::{IceCredentials, IceError};
+use super::{ReplyError, crc8, decode_body, split_prefix};
+use crate::ice::IceCredentials;
 use crate::token::Fingerprint;
 
 /// Prefix of a reply code of format version 1.
 pub const REPLY_PREFIX: &str = "owr1.";
-
-/// Why a reply code was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReplyError {
-    /// Not `owr<digits>.`.
-    #[error("a reply code starts with owr1.")]
-    MissingPrefix,
-    /// A version other than 1.
-    #[error("reply code version {0} is not supported")]
-    UnknownVersion(String),
-    /// Not canonical base64url.
-    #[error("reply code has a character outside base64url")]
-    InvalidText,
-    /// The base64url text has a length, final character or trailing bits that cannot be
-    /// whole bytes (`spec/token.md` §12 step 2).
-    #[error("reply code length does not make whole bytes (cut or altered)")]
-    InvalidTextLength,
-    /// Too short to hold its fields.
-    #[error("reply code is truncated")]
-    Truncated,
-    /// The CRC-8 differs: mistyped.
-    #[error("reply code checksum differs: mistyped or damaged")]
-    ChecksumMismatch,
-    /// The credentials are malformed.
-    #[error("reply code credentials: {0}")]
-    Ice(#[from] IceError),
-}
-
-impl ReplyError {
-    /// Stable code, in the vocabulary of `spec/token.md` §8.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ReplyError::MissingPrefix => "missing-prefix",
-            ReplyError::UnknownVersion(_) => "unknown-version",
-            ReplyError::InvalidText => "invalid-character",
-            ReplyError::InvalidTextLength => "invalid-text-length",
-            ReplyError::Truncated => "truncated",
-            ReplyError::ChecksumMismatch => "checksum-mismatch",
-            ReplyError::Ice(_) => "invalid-reply",
-        }
-    }
-}
 
 /// What a browser dialer sends back in the `reply` profile: its own ICE credentials and the
 /// fingerprint of its DTLS certificate. Nothing else (candidates come from its checks).
@@ -67,24 +25,6 @@ pub struct ReplyCode {
     pub ice: IceCredentials,
     /// SHA-256 of the dialer's DTLS certificate.
     pub fingerprint: Fingerprint,
-}
-
-/// CRC-8 with polynomial 0x07, initial value 0, no reflection, no final XOR (CRC-8/SMBUS;
-/// `crc8(b"123456789") = 0xF4`). It detects every error burst of up to 8 bits, so every
-/// single mistyped base64url character.
-pub fn crc8(bytes: &[u8]) -> u8 {
-    let mut crc = 0u8;
-    for b in bytes {
-        crc ^= b;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
 }
 
 impl ReplyCode {
@@ -97,7 +37,7 @@ impl ReplyCode {
     }
 
     /// Length in bytes of the binary form for a ufrag of `ufrag_len` and a pwd of `pwd_len`
-    /// characters (`spec/token.md` §12): `35 + ceil(3 (u + p) / 4)`.
+    /// characters (`spec/token.md` §12.1): `35 + ceil(3 (u + p) / 4)`.
     pub fn byte_len(ufrag_len: usize, pwd_len: usize) -> usize {
         2 + (6 * (ufrag_len + pwd_len)).div_ceil(8) + 32 + 1
     }
@@ -113,25 +53,18 @@ impl ReplyCode {
         format!("{REPLY_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.to_bytes()))
     }
 
-    /// Decodes a reply code (surrounding white space is ignored).
+    /// Decodes a version-1 reply code (surrounding white space is ignored). Other versions,
+    /// `owr2.` included, are `unknown-version`: read those with [`super::AnyReply::from_text`].
     pub fn from_text(text: &str) -> Result<Self, ReplyError> {
-        let text = text.trim();
-        let rest = text.strip_prefix("owr").ok_or(ReplyError::MissingPrefix)?;
-        let (digits, body) = rest.split_once('.').ok_or(ReplyError::MissingPrefix)?;
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ReplyError::MissingPrefix);
+        match split_prefix(text)? {
+            ("1", body) => Self::from_body(body),
+            (other, _) => Err(ReplyError::UnknownVersion(other.to_owned())),
         }
-        if digits != "1" {
-            return Err(ReplyError::UnknownVersion(digits.to_owned()));
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|e| match e {
-            base64::DecodeError::InvalidByte(..) | base64::DecodeError::InvalidPadding => {
-                ReplyError::InvalidText
-            }
-            base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidLastSymbol(..) => {
-                ReplyError::InvalidTextLength
-            }
-        })?;
+    }
+
+    /// Decodes the base64url part of a version-1 code (`spec/token.md` §12.3 steps 2-5).
+    pub(super) fn from_body(body: &str) -> Result<Self, ReplyError> {
+        let bytes = decode_body(body)?;
         if bytes.len() < 2 + 32 + 1 {
             return Err(ReplyError::Truncated);
         }
@@ -153,12 +86,7 @@ impl ReplyCode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn crc8_check_value() {
-        assert_eq!(crc8(b"123456789"), 0xF4);
-    }
-
-    /// Every engine's credential lengths give the length the spec states (`spec/token.md` §12),
+    /// Every engine's credential lengths give the length the spec states (`spec/token.md` §12.1),
     /// and the formula matches the encoder for every length a code can carry.
     #[test]
     fn reply_length_per_engine() {
