@@ -53,7 +53,8 @@ async function vectorReplyKey(v) {
 
 // One entry of spec/vectors/reply-code.json, by the version its text names. Version 1: ufrag,
 // pwd, fingerprint. Version 2: ufrag, pwd (null: derived), issued, candidates, fast where the
-// vector has them; with a key, verification at `now` (default: `issued`) and the encoding.
+// vector has them; with a key (`reply_key_hex`), the reply pwd when derived, verification at
+// `now` (default: `issued`) and the encoding.
 async function checkReplyVector(v, check, skipped) {
   const version = Number((/^owr([0-9]+)\./.exec(v.text || '') || [])[1]);
   // A vector written before this module read owr2 used `owr2.` as its unknown version.
@@ -78,9 +79,14 @@ async function checkReplyVector(v, check, skipped) {
   const pwd = v.pwd === '' ? null : v.pwd;
   const candidates = v.candidates === undefined ? undefined : v.candidates.map(candidateText);
   check(`reply ${v.name} decode`, r.version === 2 && same('ufrag', r.ufrag, v.ufrag) && same('pwd', r.pwd, pwd)
-    && same('issued', r.issued, v.issued) && same('fast', r.fast, v.fast) && same('candidates', ow.replyCandidateStrings(r), candidates), JSON.stringify({ ...r, tag: undefined, signed: undefined }));
+    && same('issued', r.issued, v.issued) && same('fast', r.fast, v.fast_start ?? v.fast) && same('candidates', ow.replyCandidateStrings(r), candidates), JSON.stringify({ ...r, tag: undefined, signed: undefined }));
   if (v.chars !== undefined) check(`reply ${v.name} chars`, v.text.length === v.chars, `${v.text.length} chars`);
+  if (v.tag_hex !== undefined) check(`reply ${v.name} tag`, ow.hex(r.tag) === v.tag_hex, ow.hex(r.tag));
   if (!key) return;
+  if (v.pwd_or_derived !== undefined) {
+    const p = r.pwd ?? await ow.replyPwd(key, r.ufrag);
+    check(`reply ${v.name} pwd or derived`, p === v.pwd_or_derived, p);
+  }
   let verified = 'ok';
   try { await ow.verifyCandidateReply(r, key, v.now ?? r.issued); } catch (e) { verified = e.code; }
   check(`reply ${v.name} verify`, verified === 'ok', verified);
@@ -241,6 +247,14 @@ const kinds = {
         const d = v.derived;
         check(`${v.name} derived`, k.tokenUfrag === d.token_ufrag && k.listenerPwd === d.listener_pwd && ow.hex(k.authKey) === d.auth_key_hex
           && (k.dialerIce ? k.dialerIce.ufrag : null) === d.dialer_ufrag && (k.dialerIce ? k.dialerIce.pwd : null) === d.dialer_pwd, JSON.stringify(k));
+        if (d.reply_key_hex !== undefined) {
+          const rk = await ow.replyKey(t);
+          check(`${v.name} reply key`, ow.hex(rk) === d.reply_key_hex, ow.hex(rk));
+          if (d.reply_pwd) {
+            const rp = await ow.replyPwd(rk, d.reply_pwd.dialer_ufrag);
+            check(`${v.name} reply pwd`, rp === d.reply_pwd.pwd, rp);
+          }
+        }
         const rd = v.remote_description;
         const sdp = t.profile === 'native' ? await ow.nativeAnswer(t, rd.dialer_offer) : ow.listenerOffer(t);
         check(`${v.name} remote description`, sdp === rd.sdp, sdp);

@@ -857,6 +857,13 @@ export function candidateReplyLength(ufragLen, pwdLen, candidates) {
 
 /** The key that signs a token's version 2 reply codes: HKDF(secret, "oneway/v1 reply-key"). */
 export async function replyKey(token) { return hkdf(token.secret, 'oneway/v1 reply-key', 32); }
+/**
+ * The reply pwd (spec/token.md §7): a dialer's ICE pwd when its version 2 reply code does not
+ * carry one: base64 of the first 18 bytes of HMAC-SHA256(reply key, "oneway/v1 reply-pwd" ‖ ufrag).
+ */
+export async function replyPwd(key, dialerUfrag) {
+  return base64std((await hmacSha256(key, concat(te.encode('oneway/v1 reply-pwd'), te.encode(dialerUfrag)))).subarray(0, 18));
+}
 async function replyTag(key, signed) {
   return (await hmacSha256(key, concat(te.encode('oneway/v1 reply'), signed))).subarray(0, REPLY_TAG_LEN);
 }
