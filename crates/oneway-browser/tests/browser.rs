@@ -569,6 +569,82 @@ fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = Cas
     })
 }
 
+fn str0m_punches_to_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(punched_by::<oneway_str0m::Str0m>(ctx, "str0m"))
+}
+
+fn webrtc_punches_to_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(punched_by::<oneway_webrtc::WebrtcRs>(ctx, "webrtc-rs"))
+}
+
+/// The reply fallback end to end (spec/handshake.md §11): a native listener on `S` whose token
+/// candidates are black-holed (a bound port that drops everything, as a filtering NAT drops an
+/// unsolicited check), so the browser's one-way checks never arrive. The browser shows its
+/// reply code; the listener takes it (`Listener::take_reply`), checks towards the browser, the
+/// browser answers and checks back, and the connection comes up with route `reply` at the
+/// listener; the browser's probe is echoed.
+async fn punched_by<S: oneway_endpoint::Stack>(ctx: &Ctx, stack: &str) -> CaseResult {
+    let mut listener = oneway_endpoint::Listener::<S>::bind(oneway_endpoint::ListenerConfig::loopback())
+        .await
+        .map_err(err("listener"))?;
+    let hole = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(err("black hole"))?;
+    let mut token = listener.token().clone();
+    let hole_port = hole.local_addr().map_err(err("black hole"))?.port();
+    for c in &mut token.candidates {
+        c.port = hole_port;
+    }
+    let token = token.to_text().map_err(err("token"))?;
+    let page = ctx.browser.open_page().await.map_err(err("page"))?;
+    let dial = page
+        .start("dial", json!({"token": token, "probe": true, "timeoutMs": 20000}))
+        .await
+        .map_err(err("dial"))?;
+    let event = page
+        .wait_event(&dial, "reply-code", LIMIT, |_| {})
+        .await
+        .map_err(err("reply-code"))?;
+    let code = event["reply"].as_str().ok_or("no reply")?.to_owned();
+    let t = Instant::now();
+    let taken = listener
+        .take_reply(&code)
+        .await
+        .map_err(|e| format!("{stack} listener refused the browser's reply code {code}: {e}"))?;
+    let mut conn = tokio::time::timeout(LIMIT, listener.accept())
+        .await
+        .map_err(|_| format!("{stack} listener accepted nobody after taking the code"))?
+        .ok_or("the listener stopped")?;
+    let accepted_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let route = conn.info().route;
+    let echo = tokio::spawn(async move {
+        while let Some(event) = conn.next_event().await {
+            if let oneway_endpoint::ConnectionEvent::Data { channel, binary, data } = event {
+                let _ = if binary {
+                    conn.send(channel, &data).await
+                } else {
+                    conn.send_text(channel, &String::from_utf8_lossy(&data)).await
+                };
+            }
+        }
+    });
+    let out = page.wait(&dial, LIMIT, |_| {}).await;
+    echo.abort();
+    let out = out.map_err(err("browser dial"))?;
+    if route != oneway_connection::Route::Reply {
+        return Err(format!("listener route {route:?}, not reply"));
+    }
+    if !out.events.iter().any(|e| e["event"] == "first-echo") {
+        return Err(format!("no first-echo: {:?}", out.events));
+    }
+    Ok(format!(
+        "{stack} listener took the code ({} chars, dialer {}, {:?}) and accepted in {accepted_ms:.0} ms; browser echoed",
+        code.len(),
+        taken.dialer_ufrag,
+        taken.candidates.len()
+    ))
+}
+
 fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let (token, listener) = str0m_echo_listener().await?;
@@ -1344,6 +1420,16 @@ static CASES: &[(&str, Case, &[&Variant])] = &[
     (
         "browser_dialer_answers_punching_checks",
         browser_answers_punching_checks,
+        ROLES,
+    ),
+    (
+        "browser_dialer_punched_by_str0m_listener",
+        str0m_punches_to_browser,
+        ROLES,
+    ),
+    (
+        "browser_dialer_punched_by_webrtc_listener",
+        webrtc_punches_to_browser,
         ROLES,
     ),
     (
