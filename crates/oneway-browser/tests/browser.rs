@@ -366,8 +366,8 @@ fn reply_codec(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
 
 /// A loopback STUN server: answers every Binding request with XOR-MAPPED-ADDRESS
 /// 203.0.113.5:<source port>, so a browser that asks it gathers that server-reflexive candidate.
-async fn loopback_stun_server() -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String>
-{
+async fn loopback_stun_server()
+-> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String> {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(err("STUN server"))?;
@@ -405,15 +405,28 @@ async fn reply_fallback(ctx: &Ctx, with_stun: bool) -> CaseResult {
     let (stun, stun_task) = loopback_stun_server().await?;
     let result = async {
         let page = ctx.browser.open_page().await.map_err(err("page"))?;
-        let servers = if with_stun { vec![stun.to_string()] } else { vec![] };
+        let servers = if with_stun {
+            vec![stun.to_string()]
+        } else {
+            vec![]
+        };
         let made = page
-            .start("native-token", json!({"candidates": [hole.to_string()], "stun": servers}))
+            .start(
+                "native-token",
+                json!({"candidates": [hole.to_string()], "stun": servers}),
+            )
             .await
             .map_err(err("token"))?;
-        let made = page.wait(&made, LIMIT, |_| {}).await.map_err(err("token"))?;
+        let made = page
+            .wait(&made, LIMIT, |_| {})
+            .await
+            .map_err(err("token"))?;
         let token = made.value["token"].as_str().ok_or("no token")?.to_owned();
         let dial = page
-            .start("dial", json!({"token": token, "probe": true, "timeoutMs": 6000}))
+            .start(
+                "dial",
+                json!({"token": token, "probe": true, "timeoutMs": 6000}),
+            )
             .await
             .map_err(err("dial"))?;
         let event = page
@@ -421,11 +434,20 @@ async fn reply_fallback(ctx: &Ctx, with_stun: bool) -> CaseResult {
             .await
             .map_err(err("reply-code"))?;
         let (reply, candidates) = match oneway_core::PeerEvent::parse_line(&event.to_string()) {
-            Some(oneway_core::PeerEvent::ReplyCode { reply, candidates, .. }) => (reply, candidates),
-            other => return Err(format!("`reply-code` is not the contract's event: {event} ({other:?})")),
+            Some(oneway_core::PeerEvent::ReplyCode {
+                reply, candidates, ..
+            }) => (reply, candidates),
+            other => {
+                return Err(format!(
+                    "`reply-code` is not the contract's event: {event} ({other:?})"
+                ));
+            }
         };
         let check = page
-            .start("check-reply", json!({"code": reply, "token": token, "dial": dial}))
+            .start(
+                "check-reply",
+                json!({"code": reply, "token": token, "dial": dial}),
+            )
             .await
             .map_err(err("check-reply"))?;
         let checked = page
@@ -434,22 +456,35 @@ async fn reply_fallback(ctx: &Ctx, with_stun: bool) -> CaseResult {
             .map_err(err("the reply code does not decode or verify"))?
             .value;
         if checked["version"] != json!(2) || checked["own"] != json!(true) {
-            return Err(format!("the reply code does not name this browser's credentials: {checked}"));
+            return Err(format!(
+                "the reply code does not name this browser's credentials: {checked}"
+            ));
         }
         if checked["candidates"] != json!(candidates) || candidates.is_empty() {
-            return Err(format!("event candidates {candidates:?}, code candidates {}", checked["candidates"]));
+            return Err(format!(
+                "event candidates {candidates:?}, code candidates {}",
+                checked["candidates"]
+            ));
         }
         let first = &candidates[0];
         if with_stun && !first.starts_with("srflx udp 203.0.113.5:") {
-            return Err(format!("no server-reflexive candidate first: {candidates:?}"));
+            return Err(format!(
+                "no server-reflexive candidate first: {candidates:?}"
+            ));
         }
         if !with_stun && !candidates.iter().all(|c| c.starts_with("host udp ")) {
-            return Err(format!("host candidates expected without STUN: {candidates:?}"));
+            return Err(format!(
+                "host candidates expected without STUN: {candidates:?}"
+            ));
         }
         let ended = page.wait(&dial, LIMIT, |_| {}).await;
         match ended {
             Err(oneway_browser::BrowserError::Page { code, .. }) if code == "ice-timeout" => {}
-            other => return Err(format!("the one-way attempt should end with ice-timeout: {other:?}")),
+            other => {
+                return Err(format!(
+                    "the one-way attempt should end with ice-timeout: {other:?}"
+                ));
+            }
         }
         Ok(format!(
             "reply-code at {:.0} ms: {} chars, {candidates:?}",
@@ -489,13 +524,19 @@ fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = Cas
             .start("native-token", json!({"candidates": [hole.to_string()]}))
             .await
             .map_err(err("token"))?;
-        let made = page.wait(&made, LIMIT, |_| {}).await.map_err(err("token"))?;
+        let made = page
+            .wait(&made, LIMIT, |_| {})
+            .await
+            .map_err(err("token"))?;
         let token_text = made.value["token"].as_str().ok_or("no token")?.to_owned();
         let keys = Token::from_text(&token_text)
             .map_err(err("token"))?
             .derive();
         let dial = page
-            .start("dial", json!({"token": token_text, "probe": true, "timeoutMs": 8000}))
+            .start(
+                "dial",
+                json!({"token": token_text, "probe": true, "timeoutMs": 8000}),
+            )
             .await
             .map_err(err("dial"))?;
         let event = page
@@ -503,10 +544,17 @@ fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = Cas
             .await
             .map_err(err("reply-code"))?;
         let check = page
-            .start("check-reply", json!({"code": event["reply"], "token": token_text, "dial": dial}))
+            .start(
+                "check-reply",
+                json!({"code": event["reply"], "token": token_text, "dial": dial}),
+            )
             .await
             .map_err(err("check-reply"))?;
-        let reply = page.wait(&check, LIMIT, |_| {}).await.map_err(err("check-reply"))?.value;
+        let reply = page
+            .wait(&check, LIMIT, |_| {})
+            .await
+            .map_err(err("check-reply"))?
+            .value;
         let (ufrag, pwd) = (
             reply["ufrag"].as_str().ok_or("no ufrag")?.to_owned(),
             reply["pwd"].as_str().ok_or("no pwd")?.to_owned(),
@@ -540,7 +588,9 @@ fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = Cas
             else {
                 continue;
             };
-            let Ok(msg) = StunMessage::parse(&rx[..n]) else { continue };
+            let Ok(msg) = StunMessage::parse(&rx[..n]) else {
+                continue;
+            };
             if msg.is_successful_binding_response() && msg.trans_id() == trans {
                 if !msg.verify(pwd.as_bytes(), sha1_hmac) {
                     return Err("the browser's answer is not signed with its pwd".to_owned());
@@ -549,17 +599,24 @@ fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = Cas
             } else if msg.is_binding_request() {
                 let expected = format!("{}+{pwd}:{ufrag}", keys.token_ufrag);
                 if msg.username() != Some(expected.as_str()) {
-                    return Err(format!("a check back with USERNAME {:?}, not {expected}", msg.username()));
+                    return Err(format!(
+                        "a check back with USERNAME {:?}, not {expected}",
+                        msg.username()
+                    ));
                 }
                 if !msg.verify(keys.listener_pwd.as_bytes(), sha1_hmac) {
-                    return Err("the check back is not signed with the token's listener pwd".to_owned());
+                    return Err(
+                        "the check back is not signed with the token's listener pwd".to_owned()
+                    );
                 }
                 checked_back.get_or_insert(sent.elapsed().as_secs_f64() * 1000.0);
             }
         }
         let _ = page.start("close", json!({"conn": dial})).await;
-        let (answer_ms, from) = answered.ok_or("the browser did not answer the listener's check")?;
-        let back_ms = checked_back.ok_or("the browser sent no triggered check to the listener's address")?;
+        let (answer_ms, from) =
+            answered.ok_or("the browser did not answer the listener's check")?;
+        let back_ms =
+            checked_back.ok_or("the browser sent no triggered check to the listener's address")?;
         if from != target {
             return Err(format!("answered from {from}, not its candidate {target}"));
         }
@@ -584,9 +641,10 @@ fn webrtc_punches_to_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResul
 /// browser answers and checks back, and the connection comes up with route `reply` at the
 /// listener; the browser's probe is echoed.
 async fn punched_by<S: oneway_endpoint::Stack>(ctx: &Ctx, stack: &str) -> CaseResult {
-    let mut listener = oneway_endpoint::Listener::<S>::bind(oneway_endpoint::ListenerConfig::loopback())
-        .await
-        .map_err(err("listener"))?;
+    let mut listener =
+        oneway_endpoint::Listener::<S>::bind(oneway_endpoint::ListenerConfig::loopback())
+            .await
+            .map_err(err("listener"))?;
     let hole = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(err("black hole"))?;
@@ -598,7 +656,10 @@ async fn punched_by<S: oneway_endpoint::Stack>(ctx: &Ctx, stack: &str) -> CaseRe
     let token = token.to_text().map_err(err("token"))?;
     let page = ctx.browser.open_page().await.map_err(err("page"))?;
     let dial = page
-        .start("dial", json!({"token": token, "probe": true, "timeoutMs": 20000}))
+        .start(
+            "dial",
+            json!({"token": token, "probe": true, "timeoutMs": 20000}),
+        )
         .await
         .map_err(err("dial"))?;
     let event = page
@@ -619,11 +680,17 @@ async fn punched_by<S: oneway_endpoint::Stack>(ctx: &Ctx, stack: &str) -> CaseRe
     let route = conn.info().route;
     let echo = tokio::spawn(async move {
         while let Some(event) = conn.next_event().await {
-            if let oneway_endpoint::ConnectionEvent::Data { channel, binary, data } = event {
+            if let oneway_endpoint::ConnectionEvent::Data {
+                channel,
+                binary,
+                data,
+            } = event
+            {
                 let _ = if binary {
                     conn.send(channel, &data).await
                 } else {
-                    conn.send_text(channel, &String::from_utf8_lossy(&data)).await
+                    conn.send_text(channel, &String::from_utf8_lossy(&data))
+                        .await
                 };
             }
         }
@@ -1293,6 +1360,72 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
     })
 }
 
+/// The static page as a browser dialer of a program's link (a `native` token) it cannot reach
+/// directly: it keeps trying and shows its reply code (owr2) with the plain sentence of the
+/// fallback; the program (a str0m listener) takes the code, and the page connects, hiding the
+/// code. Screenshots of both states.
+fn static_page_reply_fallback(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let mut listener = Listener::bind(ListenerConfig::loopback())
+            .await
+            .map_err(err("listener"))?;
+        let hole = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(err("black hole"))?;
+        let hole_port = hole.local_addr().map_err(err("black hole"))?.port();
+        let mut token = listener.token().clone();
+        for c in &mut token.candidates {
+            c.port = hole_port;
+        }
+        let token = token.to_text().map_err(err("token"))?;
+        let url = format!("{}index.html#{token}", ctx.browser.base_url());
+        let page = ctx.browser.open_url(&url).await.map_err(err("page"))?;
+        wait_until(
+            &page,
+            "return (document.getElementById('reply-code').textContent || '').startsWith('owr2.') && document.getElementById('reply-code').offsetParent !== null;",
+            "the page's reply code",
+        )
+        .await?;
+        let shown_text = page
+            .execute(
+                "return [document.getElementById('reply-title').textContent, document.getElementById('reply-code').textContent, document.getElementById('state').textContent];",
+                vec![],
+            )
+            .await
+            .map_err(err("reply code"))?;
+        let title = shown_text[0].as_str().unwrap_or("");
+        let code = shown_text[1].as_str().unwrap_or("").to_owned();
+        if !title.contains("cannot be reached directly") || shown_text[2] != json!("connecting") {
+            return Err(format!(
+                "the page does not say what the code is for: {shown_text}"
+            ));
+        }
+        let mut shots = vec![shoot(ctx, &page, "page-9-dialer-reply-fallback").await?];
+        listener
+            .take_reply(&code)
+            .await
+            .map_err(|e| format!("the listener refused the page's code {code}: {e}"))?;
+        let conn = tokio::time::timeout(LIMIT, listener.accept())
+            .await
+            .map_err(|_| "the listener accepted nobody after taking the page's code".to_owned())?
+            .ok_or("the listener stopped")?;
+        wait_until(
+            &page,
+            "return document.getElementById('state').textContent === 'connected' && document.getElementById('reply-code').offsetParent === null;",
+            "connected page without its code",
+        )
+        .await?;
+        shots.push(shoot(ctx, &page, "page-10-dialer-connected-after-reply").await?);
+        let route = conn.info().route;
+        drop(conn);
+        Ok(format!(
+            "page showed a {} char owr2 code; connected by route {route:?}; screenshots: {}",
+            code.len(),
+            shots.join(", ")
+        ))
+    })
+}
+
 fn detect(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let page = ctx.browser.open_page().await.map_err(err("page"))?;
@@ -1456,6 +1589,11 @@ static CASES: &[(&str, Case, &[&Variant])] = &[
     (
         "static_page_walkthrough_screenshots",
         static_page_walkthrough,
+        ROLES,
+    ),
+    (
+        "static_page_dialer_reply_fallback_screenshots",
+        static_page_reply_fallback,
         ROLES,
     ),
     (

@@ -243,7 +243,10 @@ async fn follow(
 ) -> anyhow::Result<Option<Value>> {
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     let mut token_out = false;
-    let listen = replies.as_ref().map(|r| r.listen.clone()).unwrap_or_default();
+    let listen = replies
+        .as_ref()
+        .map(|r| r.listen.clone())
+        .unwrap_or_default();
     loop {
         let (events, result) = page.poll(op).await?;
         for e in &events {

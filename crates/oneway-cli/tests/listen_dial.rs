@@ -343,7 +343,14 @@ fn browser_listener_takes_a_browser_dialers_reply_code_on_stdin() {
         return;
     }
     let mut listener = oneway()
-        .args(["listen", "--stack", "browser", "--loopback", "--echo", "--json"])
+        .args([
+            "listen",
+            "--stack",
+            "browser",
+            "--loopback",
+            "--echo",
+            "--json",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -363,7 +370,16 @@ fn browser_listener_takes_a_browser_dialers_reply_code_on_stdin() {
         other => panic!("first line is not a token: {other:?}"),
     };
     let mut dialer = oneway()
-        .args(["dial", "--stack", "browser", "--json", "--probe", "--timeout", "60s", &token])
+        .args([
+            "dial",
+            "--stack",
+            "browser",
+            "--json",
+            "--probe",
+            "--timeout",
+            "60s",
+            &token,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
