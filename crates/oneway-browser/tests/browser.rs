@@ -336,6 +336,7 @@ fn spec_vectors(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         }
         let skipped = out.value["skipped"]
             .as_array()
+            .filter(|s| !s.is_empty())
             .map(|s| format!("; skipped {s:?}"))
             .unwrap_or_default();
         Ok(format!(
@@ -704,6 +705,18 @@ async fn punched_by<S: oneway_endpoint::Stack>(ctx: &Ctx, stack: &str) -> CaseRe
     if !out.events.iter().any(|e| e["event"] == "first-echo") {
         return Err(format!("no first-echo: {:?}", out.events));
     }
+    let connected = out
+        .events
+        .iter()
+        .find(|e| e["event"] == "connected")
+        .cloned()
+        .unwrap_or_default();
+    if connected["route"] != json!("reply") {
+        return Err(format!(
+            "the browser's route is {}, not reply (token {token}): {connected}",
+            connected["route"]
+        ));
+    }
     Ok(format!(
         "{stack} listener took the code ({} chars, dialer {}, {:?}) and accepted in {accepted_ms:.0} ms; browser echoed",
         code.len(),
@@ -757,6 +770,17 @@ async fn browser_dials(
             if !names.contains(&needed) {
                 return Err(format!("no `{needed}` event: {names:?}"));
             }
+        }
+        // One-way (spec/handshake.md §11.2): the listener sent no check; no route is allowed
+        // only where the engine does not count received requests.
+        let route = out
+            .events
+            .iter()
+            .find(|e| e["event"] == "connected")
+            .map(|e| e["route"].clone())
+            .unwrap_or_default();
+        if route != json!("one-way") && !route.is_null() {
+            return Err(format!("a one-way connection reports route {route}"));
         }
         Ok(format!(
             "connected in {}, echo rtt {:.1} ms",

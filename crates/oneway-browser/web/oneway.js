@@ -1350,13 +1350,23 @@ async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp, admit
   }
 }
 
-function connectedEvent(pc, stages) {
-  return selectedPair(pc).then(selected => ({ event: 'connected', selected, stages: { ...stages } }));
+// getStats() may answer from a cache a few tens of ms old (Chromium), from before the pair was
+// selected: the selected pair is asked again, every 20 ms for at most 500 ms.
+async function connectedEvent(pc, stages) {
+  let selected = null;
+  for (let i = 0; i < 25 && !selected; i++) {
+    selected = await selectedPair(pc);
+    if (!selected) await sleep(20);
+  }
+  return { event: 'connected', selected, stages: { ...stages } };
 }
 
 /** Loopback addresses (127/8, ::1). */
 const isLoopback = a => (a.form === 'ipv4' ? a.bytes[0] === 127
   : a.form === 'ipv6' && a.bytes.slice(0, 15).every(b => b === 0) && a.bytes[15] === 1);
+/** Link-local addresses (169.254/16, fe80::/10). */
+const isLinkLocal = a => (a.form === 'ipv4' ? a.bytes[0] === 169 && a.bytes[1] === 254
+  : a.form === 'ipv6' && a.bytes[0] === 0xfe && (a.bytes[1] & 0xc0) === 0x80);
 
 /** An ICE candidate line (`candidate:…`, with or without `a=`) to a token-shaped candidate, or null. */
 export function parseCandidateLine(line) {
@@ -1372,12 +1382,12 @@ export function parseCandidateLine(line) {
  * The candidates a browser dialer's reply code carries (spec/handshake.md §11): its
  * server-reflexive candidates (deduplicated), then relayed ones, then host candidates only if
  * it has no server-reflexive one; UDP and IP literals only (mDNS `.local` names are skipped),
- * loopback only when `allowLoopback`; at most 4.
+ * never link-local, loopback only when `allowLoopback`; at most 4.
  */
 export function replyCandidatesFrom(gathered, allowLoopback) {
   const usable = [];
   for (const c of gathered) {
-    if (!c || c.transport !== 'udp' || c.address.form === 'mdns' || isUnspecified(c.address)) continue;
+    if (!c || c.transport !== 'udp' || c.address.form === 'mdns' || isUnspecified(c.address) || isLinkLocal(c.address)) continue;
     if (!['host', 'srflx', 'relay'].includes(c.type) || (!allowLoopback && isLoopback(c.address))) continue;
     if (usable.some(u => u.port === c.port && hex(u.address.bytes) === hex(c.address.bytes))) continue;
     usable.push(c);
@@ -1434,7 +1444,7 @@ function replyFallback(pc, token, limitMs) {
  *   carry back (spec/handshake.md §10.3).
  * Resolves to a Connection once both proofs verified.
  */
-export async function dial(tokenText, { onevent = () => {}, onreply = null, timeoutMs = DEFAULT_TIMEOUT_MS, rtcConfig = {}, replyGatherMs = 2000 } = {}) {
+export async function dial(tokenText, { onevent = () => {}, onreply = null, timeoutMs = DEFAULT_TIMEOUT_MS, rtcConfig = {}, replyGatherMs = 1500 } = {}) {
   const t = clock();
   const emit = e => onevent({ ...e, t_ms: t() });
   const token = decodeToken(tokenText);
@@ -1444,7 +1454,7 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
   const stun = token.profile === 'native' && token.stun.length ? [{ urls: token.stun.map(a => `stun:${a}`) }] : [];
   const pc = new RTCPeerConnection({ ...rtcConfig, iceServers: [...(rtcConfig.iceServers || []), ...stun] });
   const fallback = token.profile === 'native' ? replyFallback(pc, token, replyGatherMs) : null;
-  let ended = false;
+  let ended = false, replyShown = false;
   const ch0 = pc.createDataChannel(CHANNEL0_LABEL, { negotiated: true, id: 0 });
   const box = inbox(ch0);
   const startedAt = t();
@@ -1456,6 +1466,7 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
       await pc.setRemoteDescription({ type: 'answer', sdp: await nativeAnswer(token, pc.localDescription.sdp) });
       fallback.start().then(r => {
         if (!r || ended) return;
+        replyShown = true;
         emit({ event: 'reply-code', reply: r.reply, candidates: r.candidates });
         if (typeof onreply === 'function') onreply(r.reply, { fallback: true, candidates: r.candidates, ufrag: r.ufrag, pwd: r.pwd });
       }).catch(e => emit({ event: 'note', message: `no reply code: ${e.message}` }));
@@ -1483,7 +1494,10 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     stages.auth = t() - startedAt;
     const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
     ended = true;
-    emit(await connectedEvent(pc, stages));
+    const ev = await connectedEvent(pc, stages);
+    const route = fallback ? routeOf(token, ev.selected, replyShown, await selectedPairHidden(pc)) : null;
+    if (route) ev.route = route;
+    emit(ev);
     return conn;
   } catch (e) {
     ended = true;
@@ -1492,6 +1506,36 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e) });
     throw e;
   }
+}
+
+/**
+ * The route of a browser dialer's native connection (spec/handshake.md §11.2), only where this
+ * end can be sure, else null (the `route` field is then left out). A browser cannot see when
+ * the listener's first check arrived (getStats() lags), so it judges by the pair that connected:
+ * - `one-way`: its reply code was not out yet;
+ * - `reply`: its reply code was out and the pair leads to an address the token does not name
+ *   (a one-way connection always ends on a token candidate: the listener answers from the
+ *   address checked), or to a peer-reflexive address the engine hides (`hidden`: Chromium
+ *   names a selected pair whose stats it leaves out, or hides the remote address).
+ * A pair on a token candidate after the code was out stays unknown: the listener's punch may
+ * have come through a NAT that maps it to the token's own server-reflexive address.
+ */
+function routeOf(token, selected, replyShown, hidden) {
+  if (!replyShown) return 'one-way';
+  if (hidden) return 'reply';
+  if (!selected) return null;
+  if (selected.remote.startsWith('(hidden)')) return 'reply';
+  const named = new Set(token.candidates.map(c => candidateString(c).split(' ')[2]));
+  return named.has(selected.remote) ? null : 'reply';
+}
+
+/** Whether the transport names a selected candidate pair that getStats() leaves out. */
+async function selectedPairHidden(pc) {
+  let stats;
+  try { stats = await pc.getStats(); } catch { return false; }
+  let hidden = false;
+  stats.forEach(s => { if (s.type === 'transport' && s.selectedCandidatePairId && !stats.get(s.selectedCandidatePairId)) hidden = true; });
+  return hidden;
 }
 
 /**
