@@ -142,11 +142,12 @@ impl DialArgs {
     /// no `--json`) and may carry the reply code to the listener (`spec/handshake.md` §11).
     pub(crate) fn dial_timeout(&self) -> Duration {
         use std::io::IsTerminal as _;
-        self.timeout.unwrap_or(if !self.json && std::io::stderr().is_terminal() {
-            Duration::from_secs(120)
-        } else {
-            Duration::from_secs(10)
-        })
+        self.timeout
+            .unwrap_or(if !self.json && std::io::stderr().is_terminal() {
+                Duration::from_secs(120)
+            } else {
+                Duration::from_secs(10)
+            })
     }
 }
 
@@ -185,19 +186,21 @@ fn describe(event: &PeerEvent) -> String {
             selected,
             route,
             ..
-        } => format!(
-            "[{t_ms:7.1} ms] connected{}{}",
-            peer.as_ref()
-                .map(|p| format!(" to dialer {p}"))
-                .unwrap_or_default(),
-            selected
-                .as_ref()
-                .map(|s| format!(" via {} -> {}", s.local, s.remote))
-                .unwrap_or_default()
-        ) + match route.as_deref() {
-            Some("reply") => " (reply route: the listener took the reply code)",
-            _ => "",
-        },
+        } => {
+            format!(
+                "[{t_ms:7.1} ms] connected{}{}",
+                peer.as_ref()
+                    .map(|p| format!(" to dialer {p}"))
+                    .unwrap_or_default(),
+                selected
+                    .as_ref()
+                    .map(|s| format!(" via {} -> {}", s.local, s.remote))
+                    .unwrap_or_default()
+            ) + match route.as_deref() {
+                Some("reply") => " (reply route: the listener took the reply code)",
+                _ => "",
+            }
+        }
         PeerEvent::ReplyCode { t_ms, reply, .. } => format!(
             "[{t_ms:7.1} ms] trying the listener directly. If that fails, the listener cannot be \
              reached from here: give this code to the other side (for `oneway listen`: paste it \
@@ -582,17 +585,20 @@ async fn serve_dialers(
     let out = *out;
     let mut terminate = terminate_signal()?;
     let mut bridged = false;
-    // Standard input: reply codes (`spec/handshake.md` §11) until a dialer is bridged to it.
+    // Standard input: reply codes (`spec/handshake.md` §11) until a dialer is bridged to it;
+    // other lines typed meanwhile wait for the bridge (at most 64 of them).
     let mut stdin = Some(stdin_lines());
+    let mut typed_early: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             Some(event) = mapping_events.recv() => out.event(mapping_event(&out, event)),
             _ = terminate.recv() => return Ok(()),
             line = next_line(&mut stdin), if !bridged => match line {
-                Some(line) if line.trim().is_empty() => {}
-                Some(line) => {
+                Some(line) if line.trim_start().starts_with("owr") => {
                     let _ = served.replies.send(line.trim().to_owned());
                 }
+                Some(line) if typed_early.len() < 64 => typed_early.push(line),
+                Some(_) => {}
                 None => stdin = None,
             },
             report = served.reports.recv() => match report {
@@ -628,8 +634,9 @@ async fn serve_dialers(
                     } else if !bridged {
                         bridged = true;
                         let lines = stdin.take();
+                        let early = std::mem::take(&mut typed_early);
                         tokio::spawn(async move {
-                            if let Err(e) = bridge(conn, None, lines).await {
+                            if let Err(e) = bridge(conn, None, early, lines).await {
                                 eprintln!("error: {e:#}");
                             }
                         });
@@ -699,15 +706,25 @@ pub(crate) fn print_token_for_people(token: &Token, text: &str, page_url: Option
         println!("{rendered}");
     }
     eprintln!("listening; dial with: oneway dial {text}");
+    eprintln!(
+        "if a dialer shows a reply code (owr2.…) because it cannot reach this listener, paste it here and press Enter"
+    );
 }
 
-/// Copies standard input lines to the data channel and received messages to standard output.
+/// Copies standard input lines (`typed_early` first, the lines typed before the connection) to
+/// the data channel, and received messages to standard output.
 async fn bridge(
     mut conn: Connection,
     mut channel: Option<ChannelRef>,
+    mut typed_early: Vec<String>,
     mut stdin: Option<mpsc::Receiver<String>>,
 ) -> anyhow::Result<()> {
     loop {
+        if let Some(ch) = channel {
+            for line in typed_early.drain(..) {
+                conn.send_text(ch, &format!("{line}\n")).await?;
+            }
+        }
         tokio::select! {
             line = next_line(&mut stdin), if channel.is_some() => match line {
                 Some(line) => {
@@ -883,7 +900,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     if args.probe {
         return probe(conn, channel, &out).await;
     }
-    bridge(conn, Some(channel), Some(stdin_lines())).await
+    bridge(conn, Some(channel), Vec::new(), Some(stdin_lines())).await
 }
 
 /// Reads the dialer's token and checks its expiry: every error here is a [`TokenError`]

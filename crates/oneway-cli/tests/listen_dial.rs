@@ -105,6 +105,7 @@ fn probe_pair(listener: &str, dialer: &str) {
         names(&events),
         [
             "dialing",
+            "reply-code",
             "candidate-tried",
             "ice-connected",
             "dtls-connected",
@@ -118,7 +119,7 @@ fn probe_pair(listener: &str, dialer: &str) {
         PeerEvent::Dialing { stack, .. } => assert_eq!(stack, dialer),
         other => panic!("{other:?}"),
     }
-    match &events[5] {
+    match &events[6] {
         PeerEvent::Connected {
             selected: Some(pair),
             stages,

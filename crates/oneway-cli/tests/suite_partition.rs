@@ -55,7 +55,7 @@ fn plan_partitions_deal_every_cell_once() {
             .collect()
     };
     let full = lines(&suite(&dir, &["--plan"]));
-    assert_eq!(full.len(), 148, "37 scenarios x 4 native pairs");
+    assert_eq!(full.len(), 152, "38 scenarios x 4 native pairs");
     let mut dealt = Vec::new();
     for k in 1..=3 {
         let o = suite(&dir, &["--plan", "--partition", &format!("{k}/3")]);
@@ -137,7 +137,7 @@ fn three_partitions_merged_equal_one_full_run() {
             .collect()
     };
     let (one_cells, all_cells) = (cells(&one), cells(&all));
-    assert_eq!(one_cells.len(), 148);
+    assert_eq!(one_cells.len(), 152);
     assert_eq!(all_cells, one_cells);
     let passed = one_cells.iter().filter(|c| c[1] == "pass").count();
     assert_eq!(passed, 4, "the loopback cells ran: {one_cells:?}");

@@ -222,7 +222,9 @@ pub fn is_stun(datagram: &[u8]) -> bool {
 /// cookie), without parsing it. A dialer uses it to notice its listener's checks (the reply
 /// route, `spec/handshake.md` §11): an ICE-lite listener sends none otherwise.
 pub fn is_binding_request(datagram: &[u8]) -> bool {
-    datagram.len() >= 20 && datagram[..2] == [0x00, 0x01] && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
+    datagram.len() >= 20
+        && datagram[..2] == [0x00, 0x01]
+        && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
 }
 
 /// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.

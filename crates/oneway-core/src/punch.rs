@@ -207,8 +207,10 @@ impl Puncher {
         self.remembered
             .push_back((now + self.limits.replay_window, target.replay_key));
         self.remembered_set.insert(target.replay_key);
-        self.punched
-            .push_back((now + self.limits.replay_window, target.listener_ufrag.clone()));
+        self.punched.push_back((
+            now + self.limits.replay_window,
+            target.listener_ufrag.clone(),
+        ));
         self.active.push(Punch {
             target,
             rounds: 0,
@@ -381,8 +383,7 @@ mod tests {
         let provider = rtc_stun::crypto::default_provider().unwrap();
         MessageIntegrity::check(&mut m, t.dialer_pwd.as_bytes(), provider.crypto()).unwrap();
         assert!(
-            MessageIntegrity::check(&mut m, b"another pwd of 22 chars", provider.crypto())
-                .is_err()
+            MessageIntegrity::check(&mut m, b"another pwd of 22 chars", provider.crypto()).is_err()
         );
         let (controlled, _) = m.attributes.get(ATTR_ICE_CONTROLLED);
         assert_eq!(controlled.value, 7u64.to_be_bytes());
@@ -398,7 +399,10 @@ mod tests {
         assert_eq!(sent.len(), 2 * limits.checks_per_candidate as usize);
         assert_eq!(p.active(), 0, "done after its series");
         // Both candidates, alternately; first at once, then 50 ms, 100 ms, … apart.
-        assert_eq!(sent[0], (Duration::ZERO, SocketAddr::from(([192, 0, 2, 1], 4000))));
+        assert_eq!(
+            sent[0],
+            (Duration::ZERO, SocketAddr::from(([192, 0, 2, 1], 4000)))
+        );
         assert_eq!(sent[1].1, SocketAddr::from(([192, 0, 2, 1], 4001)));
         assert_eq!(sent[2].0, Duration::from_millis(50));
         assert_eq!(sent[4].0, Duration::from_millis(150));
@@ -439,7 +443,11 @@ mod tests {
             );
         }
         // And the rate is used: the bucket refills.
-        assert!(sent.len() >= limits.rate_per_sec as usize * 2, "{}", sent.len());
+        assert!(
+            sent.len() >= limits.rate_per_sec as usize * 2,
+            "{}",
+            sent.len()
+        );
     }
 
     #[test]

@@ -317,6 +317,7 @@ impl<S: Stack> Listener<S> {
         let handle = tokio::spawn(driver.run(guard_rx, commands_rx, replies_rx));
         let guard = Arc::new(DriverGuard::new(handle.abort_handle()));
         let _ = guard_tx.send(Arc::downgrade(&guard));
+        let keys = token.derive();
         Ok(Listener {
             token,
             stats,
@@ -327,7 +328,7 @@ impl<S: Stack> Listener<S> {
             reachability: learned.reachability,
             port_mappings: learned.mappings,
             replies: replies_tx,
-            keys: token.derive(),
+            keys,
             _driver: guard,
             _stack: PhantomData,
         })

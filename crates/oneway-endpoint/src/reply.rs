@@ -163,7 +163,7 @@ pub fn reply_candidates(
     loopback: bool,
 ) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = Vec::new();
-    let mut push = |kind: CandidateType, addr: SocketAddr, out: &mut Vec<Candidate>| {
+    let push = |kind: CandidateType, addr: SocketAddr, out: &mut Vec<Candidate>| {
         let taken = out.iter().any(|c: &Candidate| {
             c.address == CandidateAddress::Ip(addr.ip()) && c.port == addr.port()
         });
@@ -219,6 +219,7 @@ pub fn dialer_reply(
         pwd: (!derived).then(|| pwd.clone()),
         fast_start,
         candidates,
+        received_tag: None,
     }
 }
 
@@ -287,13 +288,8 @@ pub fn punch_target(
             _ => None,
         })
         .collect();
-    // The tag identifies the code against replay: the encoding is canonical, so the bytes
-    // made again are the code's.
-    let bytes = reply.to_bytes(&keys.reply_key)?;
-    let mut replay_key = [0u8; 8];
-    if let Some(tag) = bytes.len().checked_sub(9).and_then(|at| bytes.get(at..at + 8)) {
-        replay_key.copy_from_slice(tag);
-    }
+    // The tag (verified above) identifies the code against replay.
+    let replay_key = reply.received_tag.unwrap_or_default();
     let target = PunchTarget {
         dialer_ufrag: reply.ufrag.clone(),
         dialer_pwd: pwd,
@@ -359,7 +355,12 @@ mod tests {
         let first = probe.poll_transmit(start);
         assert_eq!(first.len(), 1, "the IPv6 server has no socket");
         assert!(probe.poll_transmit(start).is_empty());
-        assert_eq!(probe.poll_transmit(start + Duration::from_millis(300)).len(), 1);
+        assert_eq!(
+            probe
+                .poll_transmit(start + Duration::from_millis(300))
+                .len(),
+            1
+        );
         assert!(!probe.is_done(start + Duration::from_millis(300)));
         assert!(probe.is_done(start + SRFLX_WAIT));
         assert!(probe.result().is_empty());

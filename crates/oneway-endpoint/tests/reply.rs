@@ -135,8 +135,7 @@ async fn count_received(socket: &UdpSocket, wait: Duration) -> usize {
     let mut buf = [0u8; 2048];
     let mut n = 0;
     let until = Instant::now() + wait;
-    while let Ok(Ok(_)) = tokio::time::timeout_at(until.into(), socket.recv_from(&mut buf)).await
-    {
+    while let Ok(Ok(_)) = tokio::time::timeout_at(until.into(), socket.recv_from(&mut buf)).await {
         n += 1;
     }
     n
@@ -188,8 +187,7 @@ async fn refused_codes_change_nothing_and_a_taken_one_sends_a_bounded_series() {
         // A truncated code may fail its length or its checksum first; both are named.
         if *expected == "checksum-mismatch" {
             assert!(
-                ["checksum-mismatch", "invalid-text-length", "truncated"]
-                    .contains(&refused.code()),
+                ["checksum-mismatch", "invalid-text-length", "truncated"].contains(&refused.code()),
                 "{code}: {refused}"
             );
         } else {
@@ -251,5 +249,8 @@ async fn a_flood_of_valid_codes_stays_within_the_rate_and_the_active_bound() {
         limits.burst,
         limits.rate_per_sec
     );
-    assert!(received >= limits.rate_per_sec as usize, "{received}: the rate is used");
+    assert!(
+        received >= limits.rate_per_sec as usize,
+        "{received}: the rate is used"
+    );
 }

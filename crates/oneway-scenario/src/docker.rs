@@ -15,9 +15,10 @@ use testcontainers::bollard::models::{
     NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
 };
 use testcontainers::bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
 };
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -69,6 +70,18 @@ pub struct Exec {
     pub id: String,
     /// Output lines, each stream split on its own.
     pub lines: mpsc::UnboundedReceiver<Line>,
+    /// Its standard input, when it was started with one attached.
+    pub stdin: Option<Stdin>,
+}
+
+/// The standard input of a process in a container (an attached exec or container). Dropping
+/// it closes the attach stream.
+pub struct Stdin(pub std::pin::Pin<Box<dyn AsyncWrite + Send>>);
+
+impl std::fmt::Debug for Stdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stdin")
+    }
 }
 
 impl Engine {
@@ -336,11 +349,24 @@ impl Engine {
         argv: &[String],
         env: &[String],
     ) -> Result<Exec, Error> {
+        self.spawn_with(container, argv, env, false).await
+    }
+
+    /// [`Engine::spawn`], with the process's standard input attached when `stdin` (returned
+    /// in [`Exec::stdin`]; the process sees end of file when it is dropped).
+    pub async fn spawn_with(
+        &self,
+        container: &str,
+        argv: &[String],
+        env: &[String],
+        stdin: bool,
+    ) -> Result<Exec, Error> {
         let created = timed(
             "creating exec",
             self.docker.create_exec(
                 container,
                 CreateExecOptions {
+                    attach_stdin: Some(stdin),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     cmd: Some(argv.to_vec()),
@@ -363,9 +389,10 @@ impl Engine {
         )
         .await?;
         match started {
-            StartExecResults::Attached { output, .. } => Ok(Exec {
+            StartExecResults::Attached { output, input } => Ok(Exec {
                 id: created.id,
                 lines: forward_lines(output),
+                stdin: stdin.then(|| Stdin(input)),
             }),
             StartExecResults::Detached => Err(Error::Docker("exec started detached".into())),
         }
@@ -390,6 +417,22 @@ impl Engine {
             .await
     }
 
+    /// [`Engine::spawn_container`] with the process's standard input open and attached (a
+    /// listener that takes reply codes on standard input).
+    pub async fn spawn_container_with_stdin(
+        &self,
+        image: &str,
+        host: &str,
+        argv: &[String],
+        env: &[String],
+    ) -> Result<(String, mpsc::UnboundedReceiver<Line>, Stdin), Error> {
+        let (id, lines, stdin) = self
+            .spawn_peer(image, &format!("container:{host}"), argv, env, true)
+            .await?;
+        let stdin = stdin.ok_or_else(|| Error::Docker("no standard input attached".into()))?;
+        Ok((id, lines, stdin))
+    }
+
     /// Starts a container of `image` running `argv` with Docker network mode `network_mode`
     /// (`container:<host>` in a topology, `none` to try an image alone), and streams its
     /// output. This is the only way the suite starts a third-party image, so what it sets is
@@ -403,10 +446,28 @@ impl Engine {
         argv: &[String],
         env: &[String],
     ) -> Result<(String, mpsc::UnboundedReceiver<Line>), Error> {
+        let (id, lines, _) = self
+            .spawn_peer(image, network_mode, argv, env, false)
+            .await?;
+        Ok((id, lines))
+    }
+
+    /// [`Engine::spawn_peer_container`], with standard input open and attached when `stdin`
+    /// (attached after the start: nothing is written before the runner has a reply code).
+    async fn spawn_peer(
+        &self,
+        image: &str,
+        network_mode: &str,
+        argv: &[String],
+        env: &[String],
+        stdin: bool,
+    ) -> Result<(String, mpsc::UnboundedReceiver<Line>, Option<Stdin>), Error> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             cmd: Some(argv.to_vec()),
             env: Some(env.to_vec()),
+            open_stdin: stdin.then_some(true),
+            stdin_once: stdin.then_some(false),
             labels: Some(self.labels()),
             host_config: Some(HostConfig {
                 network_mode: Some(network_mode.to_owned()),
@@ -424,6 +485,24 @@ impl Engine {
         .await?;
         self.start_container(&format!("a container of {image}"), &created.id)
             .await?;
+        let input = if stdin {
+            let attached = timed(
+                &format!("attaching to the standard input of a container of {image}"),
+                self.docker.attach_container(
+                    &created.id,
+                    Some(
+                        AttachContainerOptionsBuilder::new()
+                            .stdin(true)
+                            .stream(true)
+                            .build(),
+                    ),
+                ),
+            )
+            .await?;
+            Some(Stdin(attached.input))
+        } else {
+            None
+        };
         let logs = self.docker.logs(
             &created.id,
             Some(
@@ -434,7 +513,7 @@ impl Engine {
                     .build(),
             ),
         );
-        Ok((created.id, forward_lines(logs)))
+        Ok((created.id, forward_lines(logs), input))
     }
 
     /// The exit code of a container (`None` while it runs).
@@ -478,7 +557,19 @@ impl Engine {
         limit: Duration,
     ) -> Result<(i64, String), Error> {
         let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()];
-        let mut exec = self.spawn(container, &argv, &[]).await?;
+        self.run_argv(container, &argv, limit).await
+    }
+
+    /// Runs `argv` in a container and waits (bounded by `limit`) for it to end. Returns the
+    /// exit code and the combined output.
+    pub async fn run_argv(
+        &self,
+        container: &str,
+        argv: &[String],
+        limit: Duration,
+    ) -> Result<(i64, String), Error> {
+        let script = argv.join(" ");
+        let mut exec = self.spawn(container, argv, &[]).await?;
         let mut output = String::new();
         let collect = async {
             while let Some(line) = exec.lines.recv().await {

@@ -40,7 +40,8 @@ pub struct ImplManifest {
     /// started with the host container's network namespace.
     #[serde(default = "default_image")]
     pub image: String,
-    /// Optional features beyond the contract (`turn`, `mdns`, `ipv6`).
+    /// Optional features beyond the contract, from [`CAPABILITIES`] (`mdns`, `ipv6`, `turn`,
+    /// `portmap`, `reply`).
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// Per-cell timeout in seconds for this implementation's dialer.
@@ -116,6 +117,82 @@ pub fn select_impls(
 /// Token profiles (`spec/token.md`).
 const PROFILES: &[&str] = &["native", "dialer-identity", "reply"];
 
+/// The capabilities a manifest may declare (`docs/implementers.md` §2):
+/// - `mdns`: the listener publishes `.local` names with its `mdns` option, the dialer resolves
+///   them;
+/// - `ipv6`: IPv6 host candidates;
+/// - `turn`: the dialer allocates a relay with its `turn` option;
+/// - `portmap`: the listener asks its router for a port mapping;
+/// - `reply`: the dialer prints `reply-code` events (`spec/peer-contract.md` §2.1). A
+///   listener takes reply codes when its `[listen]` has a `reply` hand-over, not through this
+///   list (see [`ImplManifest::has`]).
+pub const CAPABILITIES: &[&str] = &["mdns", "ipv6", "turn", "portmap", "reply"];
+
+/// The capability of a dialer that prints reply codes, and of a listener that takes them.
+pub const REPLY: &str = "reply";
+
+/// How a listener takes a reply code from the runner (`reply` in `[listen]`), which then plays
+/// the out-of-band channel: the dialer's `reply-code` event is handed over at once.
+///
+/// In TOML: `reply = "stdin"` or `reply = ["argv", "with", "{reply}"]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ReplyToml", into = "ReplyToml")]
+pub enum ReplyHandOver {
+    /// The runner writes the code and `"\n"` to the listener process's standard input (kept
+    /// open for the whole run).
+    Stdin,
+    /// The runner runs this argument vector in the listener's container (on the host for a
+    /// loopback cell), with `{reply}` replaced by the code, and records its exit status.
+    Command(Vec<String>),
+}
+
+impl ReplyHandOver {
+    /// Stable name for records: `stdin` or `command`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReplyHandOver::Stdin => "stdin",
+            ReplyHandOver::Command(_) => "command",
+        }
+    }
+}
+
+/// The TOML shapes of [`ReplyHandOver`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum ReplyToml {
+    Word(String),
+    Argv(Vec<String>),
+}
+
+impl TryFrom<ReplyToml> for ReplyHandOver {
+    type Error = String;
+
+    fn try_from(t: ReplyToml) -> Result<Self, String> {
+        match t {
+            ReplyToml::Word(w) if w == "stdin" => Ok(ReplyHandOver::Stdin),
+            ReplyToml::Word(w) => Err(format!(
+                "reply = {w:?}: expected \"stdin\" or an argv array containing {{reply}}"
+            )),
+            ReplyToml::Argv(argv) if argv.is_empty() => {
+                Err("reply = []: the argv template is empty".to_owned())
+            }
+            ReplyToml::Argv(argv) if !argv.iter().any(|a| a.contains("{reply}")) => Err(format!(
+                "reply = {argv:?}: the argv template must pass {{reply}}"
+            )),
+            ReplyToml::Argv(argv) => Ok(ReplyHandOver::Command(argv)),
+        }
+    }
+}
+
+impl From<ReplyHandOver> for ReplyToml {
+    fn from(r: ReplyHandOver) -> ReplyToml {
+        match r {
+            ReplyHandOver::Stdin => ReplyToml::Word("stdin".to_owned()),
+            ReplyHandOver::Command(argv) => ReplyToml::Argv(argv),
+        }
+    }
+}
+
 /// One command of a manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +207,9 @@ pub struct Command {
     /// Environment variables (`NAME = "value"`, placeholders allowed).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// `[listen]` only: how the listener takes a dialer's reply code (see [`ReplyHandOver`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyHandOver>,
 }
 
 impl ImplManifest {
@@ -189,6 +269,24 @@ impl ImplManifest {
         if self.startup_secs > 120 {
             return Err(invalid("startup_secs must be 0..=120".into()));
         }
+        if self.dial.as_ref().is_some_and(|d| d.reply.is_some()) {
+            return Err(invalid(
+                "`reply` belongs in [listen] (how the listener takes a reply code); a dialer that prints reply codes declares the capability \"reply\"".to_owned(),
+            ));
+        }
+        for c in &self.capabilities {
+            if !CAPABILITIES.contains(&c.as_str()) {
+                return Err(invalid(format!(
+                    "unknown capability {c:?} (one of {})",
+                    CAPABILITIES.join(", ")
+                )));
+            }
+        }
+        if self.has_capability(REPLY) && !self.supports(Role::Dial) {
+            return Err(invalid(
+                "capability \"reply\" is a dialer's (it prints reply-code events), but roles has no \"dial\"; a listener takes reply codes with `reply` in [listen]".to_owned(),
+            ));
+        }
         for p in std::iter::once(&self.listen_profile).chain(&self.dial_profiles) {
             if !PROFILES.contains(&p.as_str()) {
                 return Err(invalid(format!(
@@ -205,19 +303,37 @@ impl ImplManifest {
         self.roles.contains(&role)
     }
 
-    /// Why its dialer cannot dial `listener`'s tokens one-way, when it cannot.
+    /// Whether its dialer needs the reply path for `listener`'s tokens: their profile is not
+    /// one it dials one-way (it answers them with a reply code).
+    pub fn needs_reply(&self, listener: &ImplManifest) -> bool {
+        !self.dial_profiles.contains(&listener.listen_profile)
+    }
+
+    /// Why its dialer cannot connect to `listener`'s tokens in the suite, when it cannot: the
+    /// profile is not one it dials one-way, and the reply code it would answer with has no way
+    /// back (the dialer lacks the `reply` capability or the listener a `reply` hand-over).
     pub fn cannot_dial(&self, listener: &ImplManifest) -> Option<String> {
-        if self.dial_profiles.contains(&listener.listen_profile) {
+        if !self.needs_reply(listener)
+            || (self.has(REPLY, Role::Dial) && listener.has(REPLY, Role::Listen))
+        {
             return None;
         }
-        let why = match listener.listen_profile.as_str() {
-            "reply" => {
-                " (a reply token needs the dialer's reply carried back, which one-way forbids)"
-            }
-            "dialer-identity" => {
-                " (a browser dialer answers it with a reply code, which needs a reply channel back to the listener; the suite has none yet)"
-            }
-            _ => "",
+        let why = match (
+            self.has(REPLY, Role::Dial),
+            listener.has(REPLY, Role::Listen),
+        ) {
+            (false, false) => format!(
+                "; it would answer with a reply code, but {} prints none (no `reply` capability) and {}'s listener takes none (no `reply` in [listen])",
+                self.id, listener.id
+            ),
+            (false, _) => format!(
+                "; it would answer with a reply code, but {} prints none (no `reply` capability)",
+                self.id
+            ),
+            _ => format!(
+                "; its reply code needs a reply channel back to the listener, and {}'s manifest has no `reply` in [listen]",
+                listener.id
+            ),
         };
         Some(format!(
             "{}'s listener issues {} tokens; {}'s dialer dials {} tokens only{why}",
@@ -228,9 +344,23 @@ impl ImplManifest {
         ))
     }
 
-    /// Whether the manifest declares this capability.
+    /// Whether the manifest declares this capability (the `capabilities` list).
     pub fn has_capability(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Whether it has `capability` in `role`: the `capabilities` list, except `reply` for a
+    /// listener, which is a `reply` hand-over in `[listen]`.
+    pub fn has(&self, capability: &str, role: Role) -> bool {
+        match (capability, role) {
+            (REPLY, Role::Listen) => self.reply_hand_over().is_some(),
+            _ => self.has_capability(capability),
+        }
+    }
+
+    /// How its listener takes a reply code, when it does.
+    pub fn reply_hand_over(&self) -> Option<&ReplyHandOver> {
+        self.listen.as_ref().and_then(|l| l.reply.as_ref())
     }
 }
 
@@ -592,9 +722,19 @@ pub struct Expectation {
     /// another type is a deviation.
     #[serde(default)]
     pub path: Option<String>,
+    /// For `pass`: the route the connection must come up by, `one-way` (the dialer's checks
+    /// reached a candidate of the token) or `reply` (after the runner handed the dialer's
+    /// reply code to the listener, which punched towards it); another route is a deviation. A
+    /// pass without it expects `one-way` once resolved for a pair
+    /// ([`Scenario::expectation_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// Why; shown in the report's "why" column.
     pub reason: String,
 }
+
+/// The routes a connection can come up by (`spec/peer-contract.md` §2.2, `route`).
+pub const ROUTES: &[&str] = &["one-way", "reply"];
 
 /// Expected outcome kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -628,6 +768,11 @@ pub struct CapabilityExpectation {
     /// Which peer must have it (default: either lacking it applies the override).
     #[serde(default)]
     pub side: CapabilitySide,
+    /// The override applies only when the pair **has** each of these capabilities (each on the
+    /// side that uses it: `reply` needs both the dialer's capability and the listener's
+    /// hand-over), e.g. a listener without `portmap` that a `reply` pair still reaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub having: Vec<String>,
     /// The expectation when either peer lacks it.
     #[serde(flatten)]
     pub expect: Expectation,
@@ -720,6 +865,29 @@ impl Scenario {
             {
                 return Err(invalid(format!("unknown path type {p:?}")));
             }
+            if let Some(r) = &e.route {
+                if !ROUTES.contains(&r.as_str()) {
+                    return Err(invalid(format!(
+                        "unknown route {r:?} (one of {})",
+                        ROUTES.join(", ")
+                    )));
+                }
+                if e.verdict == ExpectedVerdict::Fail {
+                    return Err(invalid(
+                        "a route is expected of a pass only (a failure has none)".into(),
+                    ));
+                }
+            }
+        }
+        for u in &self.unless {
+            for c in std::iter::once(&u.capability).chain(&u.having) {
+                if !CAPABILITIES.contains(&c.as_str()) {
+                    return Err(invalid(format!(
+                        "[[unless]] names unknown capability {c:?} (one of {})",
+                        CAPABILITIES.join(", ")
+                    )));
+                }
+            }
         }
         for p in &self.pairs {
             if p != "*" && p.split_once(" x ").is_none() {
@@ -793,20 +961,46 @@ impl Scenario {
         Ok(())
     }
 
-    /// The expectation for a pair, given the capabilities of its two implementations.
-    pub fn expectation_for(&self, dialer: &ImplManifest, listener: &ImplManifest) -> &Expectation {
-        self.unless
+    /// The expectation for a pair, given the capabilities of its two implementations: the
+    /// first `[[unless]]` that applies (its capability lacking on its side, and every one of
+    /// its `having` present), else `[expect]`. Capabilities are looked up per role
+    /// ([`ImplManifest::has`]: `reply` is the dialer's capability and the listener's
+    /// hand-over). A pass that names no route expects `one-way`, except for a pair whose
+    /// dialer answers the listener's tokens with a reply code ([`ImplManifest::needs_reply`]),
+    /// which can only come up by `reply`.
+    pub fn expectation_for(&self, dialer: &ImplManifest, listener: &ImplManifest) -> Expectation {
+        let lacks = |cap: &str, side: CapabilitySide| {
+            let dialer_lacks = !dialer.has(cap, Role::Dial);
+            let listener_lacks = !listener.has(cap, Role::Listen);
+            match side {
+                CapabilitySide::Either => dialer_lacks || listener_lacks,
+                CapabilitySide::Dialer => dialer_lacks,
+                CapabilitySide::Listener => listener_lacks,
+            }
+        };
+        let mut e = self
+            .unless
             .iter()
             .find(|u| {
-                let dialer_lacks = !dialer.has_capability(&u.capability);
-                let listener_lacks = !listener.has_capability(&u.capability);
-                match u.side {
-                    CapabilitySide::Either => dialer_lacks || listener_lacks,
-                    CapabilitySide::Dialer => dialer_lacks,
-                    CapabilitySide::Listener => listener_lacks,
-                }
+                lacks(&u.capability, u.side)
+                    && u.having.iter().all(|h| !lacks(h, CapabilitySide::Either))
             })
             .map_or(&self.expect, |u| &u.expect)
+            .clone();
+        if e.verdict == ExpectedVerdict::Pass {
+            if dialer.needs_reply(listener) {
+                if e.route.as_deref() != Some(REPLY) {
+                    e.reason = format!(
+                        "{} (by the reply route: {}'s dialer answers {} tokens with a reply code)",
+                        e.reason, dialer.id, listener.listen_profile
+                    );
+                }
+                e.route = Some(REPLY.to_owned());
+            } else if e.route.is_none() {
+                e.route = Some("one-way".to_owned());
+            }
+        }
+        e
     }
 }
 

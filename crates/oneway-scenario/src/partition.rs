@@ -95,6 +95,9 @@ const HANDSHAKE_SECS: f64 = 1.0;
 const HANDSHAKE_ROUND_TRIPS: f64 = 6.0;
 /// Seconds Chromium takes to start, per browser peer in the cell.
 const BROWSER_SECS: f64 = 6.0;
+/// Seconds a pass by the reply route adds (an estimate, not yet fitted): the dialer shows its
+/// code within about 1 s, then the listener's checks open the way.
+const REPLY_SECS: f64 = 1.5;
 /// Seconds before the runner stops a cell that expects `listener-unreachable` (the settle
 /// window plus the checks' first retransmissions; see the runner's early stop).
 const UNREACHABLE_SECS: f64 = 3.5;
@@ -123,13 +126,18 @@ pub fn estimate(
         .map_or(0.0, |i| f64::from(i.rtt_ms) / 1000.0);
     let loss = scenario.impairment.map_or(0.0, |i| i.loss_percent);
     secs += match cell.expect.verdict {
-        ExpectedVerdict::Pass => HANDSHAKE_SECS + HANDSHAKE_ROUND_TRIPS * rtt * (1.0 + loss / 10.0),
+        ExpectedVerdict::Pass => {
+            let reply = if cell.expect.route.as_deref() == Some(crate::model::REPLY) {
+                REPLY_SECS
+            } else {
+                0.0
+            };
+            HANDSHAKE_SECS + HANDSHAKE_ROUND_TRIPS * rtt * (1.0 + loss / 10.0) + reply
+        }
         ExpectedVerdict::Fail
-            if cell
-                .expect
-                .cause
-                .as_deref()
-                .is_some_and(|c| c.starts_with("listener-unreachable")) =>
+            if cell.expect.cause.as_deref().is_some_and(|c| {
+                c.starts_with("listener-unreachable") || c.starts_with("reply-unreachable")
+            }) =>
         {
             UNREACHABLE_SECS
         }

@@ -82,7 +82,7 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
                     scenario: s.name.clone(),
                     dialer: d.id.clone(),
                     listener: l.id.clone(),
-                    expect: s.expectation_for(d, l).clone(),
+                    expect: s.expectation_for(d, l),
                     skip,
                 });
             }
@@ -192,7 +192,13 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(skipped, ["browser x browser (s)"]);
-        assert!(cells[3].skip.as_deref().unwrap().contains("reply channel"));
+        assert!(
+            cells[3].skip.as_deref().unwrap().contains(
+                "browser prints none (no `reply` capability) and browser's listener takes none"
+            ),
+            "{:?}",
+            cells[3].skip
+        );
         let default = crate::model::select_impls(impls.clone(), &[]).unwrap();
         assert_eq!(default.len(), 1);
         let named = crate::model::select_impls(impls.clone(), &["browser".into()]).unwrap();
@@ -205,6 +211,106 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn browser(extra: &str, listen_extra: &str) -> ImplManifest {
+        ImplManifest::parse(
+            &format!(
+                "id = \"browser\"\nroles = [\"listen\", \"dial\"]\n{extra}listen_profile = \"dialer-identity\"\ndial_profiles = [\"native\"]\n[listen]\nargv = [\"l\"]\n{listen_extra}[dial]\nargv = [\"d\", \"{{token}}\"]\n"
+            ),
+            "browser",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn browser_pairs_run_by_the_reply_route_when_the_listener_takes_codes() {
+        let s = Scenario::parse(
+            "description = \"x\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\npath = \"host\"\nreason = \"r\"\n",
+            "s",
+        )
+        .unwrap();
+        // A hand-over on the listener, the capability on the dialer: the cell runs, by `reply`.
+        let b = browser("capabilities = [\"reply\"]\n", "reply = \"stdin\"\n");
+        let c = &cells(std::slice::from_ref(&b), std::slice::from_ref(&s))[0];
+        assert_eq!(c.skip, None);
+        assert_eq!(c.expect.route.as_deref(), Some("reply"));
+        assert_eq!(c.expect.path.as_deref(), Some("host"));
+        assert!(
+            c.expect
+                .reason
+                .contains("answers dialer-identity tokens with a reply code")
+        );
+        // An argv template is a hand-over too.
+        let b = browser(
+            "capabilities = [\"reply\"]\n",
+            "reply = [\"answer\", \"{reply}\"]\n",
+        );
+        assert_eq!(cells(&[b], std::slice::from_ref(&s))[0].skip, None);
+        // No hand-over: skipped, saying so.
+        let b = browser("capabilities = [\"reply\"]\n", "");
+        let skip = cells(&[b], std::slice::from_ref(&s))[0]
+            .skip
+            .clone()
+            .unwrap();
+        assert!(
+            skip.contains("browser's manifest has no `reply` in [listen]"),
+            "{skip}"
+        );
+        // A hand-over but a dialer that prints no code: skipped.
+        let b = browser("", "reply = \"stdin\"\n");
+        let skip = cells(&[b], std::slice::from_ref(&s))[0]
+            .skip
+            .clone()
+            .unwrap();
+        assert!(
+            skip.contains("browser prints none (no `reply` capability)"),
+            "{skip}"
+        );
+    }
+
+    #[test]
+    fn reply_expectations_follow_the_dialer_capability_and_the_listener_hand_over() {
+        let native = |id: &str, caps: &str, reply: &str| {
+            ImplManifest::parse(
+                &format!(
+                    "id = \"{id}\"\nroles = [\"listen\", \"dial\"]\ncapabilities = [{caps}]\n[listen]\nargv = [\"l\"]\n{reply}[dial]\nargv = [\"d\", \"{{token}}\"]\n"
+                ),
+                id,
+            )
+            .unwrap()
+        };
+        let full = native("full", "\"reply\", \"portmap\"", "reply = \"stdin\"\n");
+        let no_code = native("nocode", "\"portmap\"", "reply = \"stdin\"\n");
+        let no_hand = native("nohand", "\"reply\"", "");
+        let s = Scenario::parse(
+            "description = \"x\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nroute = \"reply\"\nreason = \"punch\"\n[[unless]]\ncapability = \"reply\"\nverdict = \"fail\"\ncause = \"listener-unreachable\"\nreason = \"one-way only\"\n",
+            "s",
+        )
+        .unwrap();
+        use crate::model::ExpectedVerdict::{Fail, Pass};
+        let e = s.expectation_for(&full, &full);
+        assert_eq!((e.verdict, e.route.as_deref()), (Pass, Some("reply")));
+        // The dialer's capability is `capabilities`; the listener's is its hand-over.
+        assert_eq!(s.expectation_for(&no_code, &full).verdict, Fail);
+        assert_eq!(s.expectation_for(&full, &no_hand).verdict, Fail);
+        assert_eq!(s.expectation_for(&no_hand, &no_code).verdict, Pass);
+        // `having`: a listener without portmap that a reply pair still reaches.
+        let s = Scenario::parse(
+            "description = \"x\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\npath = \"mapped\"\nreason = \"mapped\"\n[[unless]]\ncapability = \"portmap\"\nside = \"listener\"\nhaving = [\"reply\"]\nverdict = \"pass\"\nroute = \"reply\"\nreason = \"punch\"\n[[unless]]\ncapability = \"portmap\"\nside = \"listener\"\nverdict = \"fail\"\ncause = \"listener-unreachable\"\nreason = \"no mapping\"\n",
+            "s",
+        )
+        .unwrap();
+        let e = s.expectation_for(&full, &full);
+        assert_eq!(
+            (e.verdict, e.route.as_deref(), e.path.as_deref()),
+            (Pass, Some("one-way"), Some("mapped"))
+        );
+        let no_map = native("nomap", "\"reply\"", "reply = \"stdin\"\n");
+        let e = s.expectation_for(&full, &no_map);
+        assert_eq!((e.verdict, e.route.as_deref()), (Pass, Some("reply")));
+        assert_eq!(s.expectation_for(&no_code, &no_map).verdict, Fail);
+        assert_eq!(s.expectation_for(&full, &no_hand).verdict, Fail);
     }
 
     #[test]

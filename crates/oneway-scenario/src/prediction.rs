@@ -18,6 +18,12 @@
 //!     with `listener-unreachable…` or `ice-timeout`;
 //!   - `same-lan-only` **agrees** when it failed with one of those causes and **disagrees** when
 //!     it connected (by any path: a relay on the WAN is outside the LAN too).
+//! - The prediction is about **one-way** reachability (whether a dialer holding only the token
+//!   gets through). A run that connected by the **reply** route (the runner handed the
+//!   dialer's reply code to the listener, which punched towards the dialer) does not test it:
+//!   not applicable; so is a connection whose route is unknown after a reply code reached the
+//!   listener. A run that failed after the listener took a reply code (`reply-unreachable…`)
+//!   still failed one-way, and is judged like `listener-unreachable…`.
 //!
 //! A disagreement does not change the cell's verdict; the report lists it.
 
@@ -203,7 +209,9 @@ pub struct Prediction {
 }
 
 fn unreachable_cause(cause: &str) -> bool {
-    cause.starts_with("listener-unreachable") || cause == "ice-timeout"
+    cause.starts_with("listener-unreachable")
+        || cause.starts_with("reply-unreachable")
+        || cause == "ice-timeout"
 }
 
 /// Judges a listener's prediction against a run's outcome (the rule in the module docs).
@@ -232,9 +240,20 @@ pub fn judge(
     };
     let (agree, why) = match outcome {
         Outcome::Error { .. } => return na(predicted, "the run has no outcome (harness error)"),
-        Outcome::Connected { path } => (
+        Outcome::Connected { route, .. } if route.as_deref() != Some("one-way") => {
+            return na(
+                predicted,
+                &format!(
+                    "connected by the {} route: the prediction is about one-way reachability",
+                    route
+                        .as_deref()
+                        .unwrap_or("unknown (a reply code reached the listener)")
+                ),
+            );
+        }
+        Outcome::Connected { path, .. } => (
             r.internet(),
-            format!("a dialer outside the listener's LAN connected (via {path})"),
+            format!("a dialer outside the listener's LAN connected one-way (via {path})"),
         ),
         Outcome::Failed { cause } if udp_blocked => {
             return na(
@@ -327,6 +346,7 @@ mod tests {
     fn connected() -> Outcome {
         Outcome::Connected {
             path: "mapped".into(),
+            route: Some("one-way".into()),
         }
     }
 
@@ -417,6 +437,36 @@ mod tests {
         assert_eq!(
             judge(None, OUT, &connected()).agreement,
             Agreement::NotApplicable
+        );
+    }
+
+    #[test]
+    fn the_reply_route_does_not_test_a_one_way_prediction() {
+        let lan = reach("same-lan-only");
+        let by = |route: Option<&str>| Outcome::Connected {
+            path: "srflx".into(),
+            route: route.map(str::to_owned),
+        };
+        let p = judge(Some(&lan), OUT, &by(Some("reply")));
+        assert_eq!(p.agreement, Agreement::NotApplicable);
+        assert!(p.why.contains("one-way reachability"), "{}", p.why);
+        assert_eq!(
+            judge(Some(&lan), OUT, &by(None)).agreement,
+            Agreement::NotApplicable
+        );
+        assert_eq!(
+            judge(Some(&lan), OUT, &by(Some("one-way"))).agreement,
+            Agreement::Disagree
+        );
+        // Failing even with the reply path is failing one-way.
+        assert_eq!(
+            judge(
+                Some(&lan),
+                OUT,
+                &failed("reply-unreachable: symmetric NAT on both sides")
+            )
+            .agreement,
+            Agreement::Agree
         );
     }
 

@@ -161,16 +161,35 @@ impl Report {
                 let mut case = TestCase::new(c.name.clone(), status);
                 case.set_classname(format!("oneway.suite.{}", c.scenario));
                 case.add_property(("reachability-prediction", c.prediction.agreement.name()));
+                let run = shown_run(c);
+                if let Some(route) = run.and_then(|r| r.route.as_deref()) {
+                    case.add_property(("route", route));
+                }
+                case.add_property((
+                    "reply-shown",
+                    if c.runs.iter().any(|r| r.reply_shown) {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ));
+                if let Some(t) = run
+                    .and_then(|r| r.reply.as_ref())
+                    .and_then(|r| r.handed_over_ms)
+                {
+                    case.add_property(("reply-handed-over-ms", format!("{t:.0}").as_str()));
+                }
                 if let Some(p) = &c.prediction.predicted {
                     case.add_property(("reachability-predicted", p.as_str()));
                 }
                 let secs: f64 = c.runs.iter().map(|r| r.seconds).sum();
                 case.set_time(Duration::from_secs_f64(secs.max(0.0)));
                 case.set_system_out(format!(
-                    "expected: {} ({})\nobserved: {}\nreachability prediction: {} ({})\nrerun: {}\n",
+                    "expected: {} ({})\nobserved: {}\nroute: {}\nreachability prediction: {} ({})\nrerun: {}\n",
                     c.expected,
                     c.reason,
                     c.causes.join("; "),
+                    run.map(route_text).unwrap_or_default(),
                     c.prediction.agreement.name(),
                     c.prediction.why,
                     c.rerun
@@ -230,6 +249,10 @@ impl Report {
             md,
             "🟢 pass · 🟡 expected failure (for the expected cause) · 🔴 deviation · 🔵 unexpected pass · 🟠 flaky · ⚫ harness error · ⚪ skipped\n"
         );
+        let _ = writeln!(
+            md,
+            "Routes: `one-way direct`, `one-way mapped` (the listener's port mapping) and `one-way relayed` (the dialer's TURN relay) came up with the token alone; `reply: punched` and `reply: relayed` came up after the dialer's reply code reached the listener, which checked towards the dialer. The route is what the ends' `connected` events say (the runner's inference when they say nothing: `one-way` if no code reached the listener). A pass expecting one route that came up by the other is a deviation. The runner hands the reply code over at once: the time a person takes to carry it is not included. The reachability prediction is about one-way reachability: a cell that connected by the reply route does not test it (not applicable).\n"
+        );
         // Matrix: rows are scenarios, columns are dialer x listener pairs.
         let mut pairs: Vec<String> = Vec::new();
         for c in &self.cells {
@@ -283,18 +306,14 @@ impl Report {
         let _ = writeln!(md, "\n## Cells\n");
         let _ = writeln!(
             md,
-            "| cell | verdict | expected | observed | path (dialer / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | link (impairment; measured echo RTT) | runs | reachability prediction (listener) |"
+            "| cell | verdict | expected | observed | path (dialer / listener) | route (reply code: shown / handed over / listener) | fallback | stages ms (first check / ICE / DTLS / auth / echo) | link (impairment; measured echo RTT) | runs | reachability prediction (listener) |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
         for c in &self.cells {
-            let run = c
-                .runs
-                .iter()
-                .find(|r| r.stages.first_echo.is_some())
-                .or(c.runs.first());
+            let run = shown_run(c);
             let _ = writeln!(
                 md,
-                "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 escape(&c.name),
                 c.verdict.mark(),
                 c.verdict.name(),
@@ -305,6 +324,7 @@ impl Report {
                     c.causes.join("; ")
                 }),
                 run.map(path_text).unwrap_or_default(),
+                escape(&run.map(route_text).unwrap_or_default()),
                 run.map(fallback_text).unwrap_or_default(),
                 run.map(stages_text).unwrap_or_default(),
                 run.map(link_text).unwrap_or_default(),
@@ -369,12 +389,66 @@ impl Report {
     }
 }
 
+/// The run a cell's row shows: the first that echoed, else the first.
+fn shown_run(c: &CellResult) -> Option<&RunRecord> {
+    c.runs
+        .iter()
+        .find(|r| r.stages.first_echo.is_some())
+        .or(c.runs.first())
+}
+
+/// The route column: the display route of a connected run, then what became of the reply
+/// code (`code @812 ms, handed over @815 ms (stdin), accepted`), or `–`.
+fn route_text(r: &RunRecord) -> String {
+    let mut parts: Vec<String> = r.route.iter().cloned().collect();
+    if let Some(reply) = &r.reply {
+        let mut s = if reply.code.is_empty() {
+            "no code".to_owned()
+        } else {
+            format!("code @{:.0} ms", reply.shown_ms)
+        };
+        match (reply.handed_over_ms, &reply.hand_over_error) {
+            (_, Some(e)) => {
+                let _ = write!(s, ", hand-over failed: {e}");
+            }
+            (Some(t), None) => {
+                let _ = write!(s, ", handed over @{t:.0} ms ({})", reply.hand_over);
+                if let Some(code) = reply.command_exit.filter(|c| *c != 0) {
+                    let _ = write!(s, " exit {code}");
+                }
+            }
+            (None, None) => s.push_str(", not handed over (the listener takes none)"),
+        }
+        if reply.accepted.is_some() {
+            s.push_str(", accepted");
+        }
+        if let Some(refused) = &reply.refused {
+            let _ = write!(s, ", refused ({})", refused.code);
+        }
+        if reply.ignored_codes > 0 {
+            let _ = write!(s, ", {} more ignored", reply.ignored_codes);
+        }
+        parts.push(s);
+    }
+    if parts.is_empty() {
+        "–".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn cell_text(c: &CellResult) -> String {
     let detail = match c.verdict {
         Verdict::Pass => c
             .runs
             .iter()
-            .find_map(|r| r.dialer_path.as_ref().map(crate::run::PathEnd::path_type))
+            .find_map(|r| {
+                r.dialer_path.as_ref().map(|p| match r.route.as_deref() {
+                    // The reply route says more than the path type in the matrix.
+                    Some(route) if route.starts_with("reply") => route.to_owned(),
+                    _ => p.path_type(),
+                })
+            })
             .map(|p| {
                 let ms = c
                     .stats
@@ -522,8 +596,14 @@ fn paste_expectation(c: &CellResult) -> Option<String> {
     }
     let r = c.runs.first()?;
     Some(match &r.outcome {
-        crate::verdict::Outcome::Connected { path } => {
-            format!("  [expect]\n  verdict = \"pass\"\n  path = \"{path}\"\n  reason = \"…\"\n")
+        crate::verdict::Outcome::Connected { path, route } => {
+            let route = match route.as_deref() {
+                Some("reply") => "  route = \"reply\"\n",
+                _ => "",
+            };
+            format!(
+                "  [expect]\n  verdict = \"pass\"\n  path = \"{path}\"\n{route}  reason = \"…\"\n"
+            )
         }
         crate::verdict::Outcome::Failed { cause } => {
             format!("  [expect]\n  verdict = \"fail\"\n  cause = \"{cause}\"\n  reason = \"…\"\n")

@@ -142,6 +142,10 @@ pub struct Layout {
     /// Why the listener cannot be reached unsolicited, when it cannot (a cause-code suffix
     /// such as `filtering=address-and-port-dependent`).
     pub listener_block: Option<String>,
+    /// Why the reply path cannot open a way either, when both sites are behind NATs (a
+    /// cause-code suffix such as `symmetric NAT on both sides`; see [`reply_block`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_block: Option<String>,
     /// Impairment of the dialer's access link.
     pub impairment: Option<Impairment>,
     /// IPv4 addresses are removed from the peers (IPv6-only LAN).
@@ -330,6 +334,26 @@ fn iface(net: &'static str, v4: &str) -> Iface {
     }
 }
 
+/// The cause suffix of a reply path that opened nothing, for a sites topology whose two edges
+/// are NATs: `<name> NAT on both sides` when they behave alike, else `<dialer's> NAT (dialer),
+/// <listener's> NAT (listener)` (names of [`crate::model::Nat::common_name`]; a double NAT is
+/// `double`). `None` when either side has no NAT (a reply code then describes an address the
+/// other side's checks reach). Descriptive only: the runner uses it when the listener accepted
+/// the code and still nothing reached it.
+pub fn reply_block(listener: Edge, dialer: Edge) -> Option<String> {
+    let name = |e: Edge| match e {
+        Edge::Nat { nat } => Some(nat.common_name()),
+        Edge::DoubleNat { .. } => Some("double"),
+        _ => None,
+    };
+    let (l, d) = (name(listener)?, name(dialer)?);
+    Some(if l == d {
+        format!("{l} NAT on both sides")
+    } else {
+        format!("{d} NAT (dialer), {l} NAT (listener)")
+    })
+}
+
 /// Builds the layout of a topology.
 pub fn layout(topology: &Topology, impairment: Option<Impairment>) -> Layout {
     let mut b = Builder::default();
@@ -343,6 +367,7 @@ pub fn layout(topology: &Topology, impairment: Option<Impairment>) -> Layout {
             b.wan();
             site(&mut b, Side::Listener, *listener);
             site(&mut b, Side::Dialer, *dialer);
+            b.layout.reply_block = reply_block(*listener, *dialer);
         }
         Topology::Hairpin { hairpin } => hairpin_router(&mut b, *hairpin),
     }

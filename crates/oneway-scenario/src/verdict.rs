@@ -12,6 +12,11 @@ pub enum Outcome {
     Connected {
         /// The candidate type the dialer reached the listener by (`host`, `srflx`, …).
         path: String,
+        /// How it came up: `one-way` or `reply` (the ends' `connected.route`, else `one-way`
+        /// when no reply code reached the listener); absent when unknown (a reply code was
+        /// handed over and neither end said).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<String>,
     },
     /// The dialer failed with a cause code.
     Failed {
@@ -86,13 +91,22 @@ impl Verdict {
 pub fn judge(expect: &Expectation, outcome: &Outcome) -> (Verdict, Option<String>) {
     match (expect.verdict, outcome) {
         (_, Outcome::Error { message }) => (Verdict::Error, Some(message.clone())),
-        (ExpectedVerdict::Pass, Outcome::Connected { path }) => match &expect.path {
-            Some(want) if want != path => (
-                Verdict::Fail,
-                Some(format!("connected over {path}, expected {want}")),
-            ),
-            _ => (Verdict::Pass, None),
-        },
+        (ExpectedVerdict::Pass, Outcome::Connected { path, route }) => {
+            match (&expect.path, &expect.route, route) {
+                (Some(want), _, _) if want != path => (
+                    Verdict::Fail,
+                    Some(format!("connected over {path}, expected {want}")),
+                ),
+                (_, Some(want), Some(got)) if want != got => (
+                    Verdict::Fail,
+                    Some(format!(
+                        "connected by the {got} route ({}), expected the {want} route",
+                        display_route(Some(got), path)
+                    )),
+                ),
+                _ => (Verdict::Pass, None),
+            }
+        }
         (ExpectedVerdict::Pass, Outcome::Failed { cause }) => (
             Verdict::Fail,
             Some(format!("expected to connect; failed: {cause}")),
@@ -110,10 +124,30 @@ pub fn judge(expect: &Expectation, outcome: &Outcome) -> (Verdict, Option<String
                 )
             }
         }
-        (ExpectedVerdict::Fail, Outcome::Connected { path }) => (
+        (ExpectedVerdict::Fail, Outcome::Connected { path, route }) => (
             Verdict::UnexpectedPass,
-            Some(format!("connected over {path}; update the expectation")),
+            Some(format!(
+                "connected over {path} ({}); update the expectation",
+                display_route(route.as_deref(), path)
+            )),
         ),
+    }
+}
+
+/// The route as reports show it, from the route (`one-way`, `reply`, unknown) and the path
+/// type of [`crate::run::PathEnd::path_type`]: `one-way direct`, `one-way mapped` (the
+/// listener's port mapping), `one-way relayed` (the dialer's TURN relay), `reply: punched`
+/// (the listener's checks towards the dialer opened the way), `reply: relayed` (the reply
+/// route over the dialer's relay), or `route unknown`.
+pub fn display_route(route: Option<&str>, path: &str) -> String {
+    match (route, path) {
+        (Some("one-way"), "mapped") => "one-way mapped".into(),
+        (Some("one-way"), "relay") => "one-way relayed".into(),
+        (Some("one-way"), _) => "one-way direct".into(),
+        (Some("reply"), "relay") => "reply: relayed".into(),
+        (Some("reply"), _) => "reply: punched".into(),
+        (Some(other), _) => format!("route {other}"),
+        (None, _) => "route unknown".into(),
     }
 }
 
@@ -210,8 +244,54 @@ mod tests {
             verdict,
             cause: cause.map(str::to_owned),
             path: path.map(str::to_owned),
+            route: None,
             reason: "r".into(),
         }
+    }
+
+    fn connected(path: &str, route: Option<&str>) -> Outcome {
+        Outcome::Connected {
+            path: path.into(),
+            route: route.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_pass_by_another_route_is_a_deviation_and_an_unknown_route_is_not_judged() {
+        let mut e = expect(ExpectedVerdict::Pass, None, None);
+        e.route = Some("reply".into());
+        assert_eq!(
+            judge(&e, &connected("srflx", Some("reply"))).0,
+            Verdict::Pass
+        );
+        assert_eq!(judge(&e, &connected("prflx", None)).0, Verdict::Pass);
+        let (v, why) = judge(&e, &connected("srflx", Some("one-way")));
+        assert_eq!(v, Verdict::Fail);
+        assert_eq!(
+            why.as_deref(),
+            Some("connected by the one-way route (one-way direct), expected the reply route")
+        );
+        e.route = Some("one-way".into());
+        let (v, why) = judge(&e, &connected("srflx", Some("reply")));
+        assert_eq!(v, Verdict::Fail);
+        assert!(why.unwrap().contains("reply: punched"));
+        // No route named: any route passes.
+        let e = expect(ExpectedVerdict::Pass, None, None);
+        assert_eq!(
+            judge(&e, &connected("host", Some("reply"))).0,
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn display_routes_combine_route_and_path() {
+        assert_eq!(display_route(Some("one-way"), "host"), "one-way direct");
+        assert_eq!(display_route(Some("one-way"), "srflx"), "one-way direct");
+        assert_eq!(display_route(Some("one-way"), "mapped"), "one-way mapped");
+        assert_eq!(display_route(Some("one-way"), "relay"), "one-way relayed");
+        assert_eq!(display_route(Some("reply"), "prflx"), "reply: punched");
+        assert_eq!(display_route(Some("reply"), "relay"), "reply: relayed");
+        assert_eq!(display_route(None, "host"), "route unknown");
     }
 
     #[test]
@@ -224,7 +304,8 @@ mod tests {
             judge(
                 &e,
                 &Outcome::Connected {
-                    path: "host".into()
+                    path: "host".into(),
+                    route: None,
                 }
             )
             .0,
@@ -239,7 +320,8 @@ mod tests {
             judge(
                 &e,
                 &Outcome::Connected {
-                    path: "srflx".into()
+                    path: "srflx".into(),
+                    route: None,
                 }
             )
             .0,
@@ -249,7 +331,8 @@ mod tests {
             judge(
                 &e,
                 &Outcome::Connected {
-                    path: "relay".into()
+                    path: "relay".into(),
+                    route: None,
                 }
             )
             .0,

@@ -37,6 +37,7 @@ fn result(cell: &Cell, seconds: f64) -> CellResult {
             Verdict::Pass,
             Some(Outcome::Connected {
                 path: cell.expect.path.clone().unwrap_or_else(|| "host".into()),
+                route: cell.expect.route.clone(),
             }),
         ),
         (None, ExpectedVerdict::Fail) => (
@@ -58,6 +59,11 @@ fn result(cell: &Cell, seconds: f64) -> CellResult {
             fallback_ms: None,
             dialer_path: None,
             listener_path: None,
+            dialer_route: None,
+            listener_route: None,
+            route: None,
+            reply_shown: false,
+            reply: None,
             stages: Stages::default(),
             impairment: None,
             shaping: None,
@@ -156,7 +162,7 @@ fn three() -> (Report, Vec<Input>) {
 #[test]
 fn the_default_set_deals_into_three_balanced_partitions() {
     let (impls, scenarios, cells) = default_set();
-    assert_eq!(cells.len(), 148);
+    assert_eq!(cells.len(), 152);
     let costs = Costs::estimated().of(&cells, &scenarios, &impls, None);
     let mut out = Vec::new();
     let mut seen = vec![0; cells.len()];
@@ -216,7 +222,7 @@ fn costs_from_an_earlier_report_replace_the_estimates() {
 fn three_partitions_merge_into_the_report_of_one_run() {
     let (full, inputs) = three();
     let merged = merge::merge(&inputs).unwrap();
-    assert_eq!(merged.cells.len(), 148);
+    assert_eq!(merged.cells.len(), 152);
     assert_eq!(merged, full);
     assert_eq!(merged.to_markdown(), full.to_markdown());
     assert_eq!(merged.to_json(), full.to_json());

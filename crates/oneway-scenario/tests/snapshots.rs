@@ -8,7 +8,9 @@ use std::path::Path;
 use oneway_scenario::model::{self, ImplManifest, Scenario};
 use oneway_scenario::prediction::{self, DialerPlace};
 use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
-use oneway_scenario::run::{CellResult, PathEnd, RunRecord, Stages, Tried};
+use oneway_scenario::run::{
+    CellResult, PathEnd, ReplyAccepted, ReplyRecord, RunRecord, Stages, Tried,
+};
 use oneway_scenario::verdict::{Outcome, Stats, Verdict};
 use oneway_scenario::{plan, topology};
 
@@ -32,7 +34,7 @@ fn committed_files_parse_and_plan() {
         .iter()
         .map(|c| {
             format!(
-                "{} => {:?}{}{} | {}",
+                "{} => {:?}{}{}{} | {}",
                 c.name,
                 c.expect.verdict,
                 c.expect
@@ -44,6 +46,11 @@ fn committed_files_parse_and_plan() {
                     .path
                     .as_ref()
                     .map(|x| format!(" via {x}"))
+                    .unwrap_or_default(),
+                c.expect
+                    .route
+                    .as_ref()
+                    .map(|x| format!(" by {x}"))
                     .unwrap_or_default(),
                 c.skip.clone().unwrap_or_default()
             )
@@ -99,6 +106,26 @@ fn bad_files_get_named_errors() {
             "id = \"x\"\nroles = [\"dial\"]\nbogus = 1\n",
             "unknown field",
         ),
+        (
+            "id = \"x\"\nroles = [\"listen\"]\n[listen]\nargv = [\"l\"]\nreply = \"stdio\"\n",
+            "unknown reply hand-over",
+        ),
+        (
+            "id = \"x\"\nroles = [\"listen\"]\n[listen]\nargv = [\"l\"]\nreply = [\"answer\", \"--code\"]\n",
+            "reply template without {reply}",
+        ),
+        (
+            "id = \"x\"\nroles = [\"dial\"]\n[dial]\nargv = [\"d\", \"{token}\"]\nreply = \"stdin\"\n",
+            "reply hand-over on the dialer",
+        ),
+        (
+            "id = \"x\"\nroles = [\"dial\"]\ncapabilities = [\"telepathy\"]\n[dial]\nargv = [\"d\", \"{token}\"]\n",
+            "unknown capability",
+        ),
+        (
+            "id = \"x\"\nroles = [\"listen\"]\ncapabilities = [\"reply\"]\n[listen]\nargv = [\"l\"]\n",
+            "reply capability without the dial role",
+        ),
     ];
     let mut out = Vec::new();
     for (text, what) in cases {
@@ -125,6 +152,18 @@ fn bad_files_get_named_errors() {
         (
             "description = \"d\"\n[topology]\nkind = \"sites\"\nlistener = { kind = \"public\" }\ndialer = { kind = \"nat\", mapping = \"address-dependent\", filtering = \"endpoint-independent\" }\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
             "NAT combination that is not modelled",
+        ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nroute = \"carrier-pigeon\"\nreason = \"r\"\n",
+            "unknown route",
+        ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"fail\"\ncause = \"ice-timeout\"\nroute = \"reply\"\nreason = \"r\"\n",
+            "route on a failure",
+        ),
+        (
+            "description = \"d\"\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n[[unless]]\ncapability = \"rely\"\nverdict = \"fail\"\ncause = \"x\"\nreason = \"r\"\n",
+            "unless on an unknown capability",
         ),
     ];
     for (text, what) in scenario_cases {
@@ -318,6 +357,11 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
             remote_type: "host".into(),
             family: "ipv4".into(),
         }),
+        dialer_route: connected.then(|| "one-way".into()),
+        listener_route: connected.then(|| "one-way".into()),
+        route: connected.then(|| "one-way direct".into()),
+        reply_shown: false,
+        reply: None,
         stages: Stages {
             decoded: Some(0.1),
             first_check: Some(1.0),
@@ -355,7 +399,10 @@ fn cell(
     let causes = runs
         .iter()
         .map(|r| match &r.outcome {
-            Outcome::Connected { path } => format!("connected via {path}"),
+            Outcome::Connected { path, route } => format!(
+                "connected via {path} ({})",
+                oneway_scenario::verdict::display_route(route.as_deref(), path)
+            ),
             Outcome::Failed { cause } => cause.clone(),
             Outcome::Error { message } => format!("error: {message}"),
         })
@@ -412,6 +459,7 @@ fn sample_report() -> Report {
         Verdict::Pass,
         Outcome::Connected {
             path: "host".into(),
+            route: Some("one-way".into()),
         },
         Some(90.0),
     );
@@ -434,6 +482,7 @@ fn sample_report() -> Report {
         Verdict::Pass,
         Outcome::Connected {
             path: "mapped".into(),
+            route: Some("one-way".into()),
         },
         Some(40.0),
     );
@@ -441,6 +490,7 @@ fn sample_report() -> Report {
         p.remote = "11.0.0.2:41000".into();
         p.remote_type = "mapped".into();
     }
+    mapped.route = Some("one-way mapped".into());
     let mapped = predicted(
         mapped,
         &[
@@ -458,6 +508,42 @@ fn sample_report() -> Report {
         outside,
     );
     let xfail = predicted(xfail, &[SAME_LAN_ONLY], outside);
+    // The reply path: the dialer showed its code at 812 ms, the runner handed it to the
+    // listener's standard input at once, the listener punched and both ends say `reply`.
+    let mut punched = run(
+        Verdict::Pass,
+        Outcome::Connected {
+            path: "prflx".into(),
+            route: Some("reply".into()),
+        },
+        Some(905.0),
+    );
+    if let Some(p) = &mut punched.dialer_path {
+        p.remote = "198.51.100.2:61000".into();
+        p.remote_type = "prflx".into();
+    }
+    punched.dialer_route = Some("reply".into());
+    punched.listener_route = Some("reply".into());
+    punched.route = Some("reply: punched".into());
+    punched.reply_shown = true;
+    punched.reply = Some(ReplyRecord {
+        shown_ms: 812.4,
+        code: "owr2.AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKA".into(),
+        candidates: vec!["host udp 198.51.100.20:5000".into()],
+        ignored_codes: 0,
+        hand_over: "stdin".into(),
+        handed_over_ms: Some(815.0),
+        command_exit: None,
+        hand_over_error: None,
+        accepted: Some(ReplyAccepted {
+            t_ms: 2101.0,
+            dialer: "AbCd".into(),
+            candidates: vec!["host udp 198.51.100.20:5000".into()],
+        }),
+        refused: None,
+    });
+    // Its listener predicted same-lan-only: about one-way, so not applicable to a reply pass.
+    let punched = predicted(punched, &[SAME_LAN_ONLY], outside);
     let pass = predicted(pass, &[SAME_LAN_ONLY], DialerPlace::InsideLan);
     Report {
         format: 1,
@@ -490,6 +576,10 @@ fn sample_report() -> Report {
             ScenarioInfo {
                 name: "listener-behind-symmetric".into(),
                 description: "Listener behind a symmetric NAT".into(),
+            },
+            ScenarioInfo {
+                name: "listener-behind-restricted-cone".into(),
+                description: "Listener behind a restricted-cone NAT".into(),
             },
         ],
         cells: vec![
@@ -528,6 +618,13 @@ fn sample_report() -> Report {
                 vec![wrong],
                 "fail (listener-unreachable: filtering=address-and-port-dependent)",
             ),
+            cell(
+                "str0m",
+                "listener-behind-restricted-cone",
+                Verdict::Pass,
+                vec![punched],
+                "pass (route reply)",
+            ),
         ],
         interrupted: false,
         partition: None,
@@ -559,7 +656,7 @@ fn green_means_no_deviation() {
     assert!(!r.green());
     r.cells.retain(|c| c.verdict != Verdict::Flaky);
     assert!(r.green());
-    assert_eq!(r.summary(), "4 cells: 2 pass, 2 expected-fail in 42 s");
+    assert_eq!(r.summary(), "5 cells: 3 pass, 2 expected-fail in 42 s");
 }
 
 #[test]
@@ -567,10 +664,11 @@ fn predictions_are_counted_and_disagreements_listed() {
     let r = sample_report();
     // same-lan: not applicable (a LAN dialer); port-restricted: agree (same-lan-only, unreachable);
     // impaired: no reachability line; portmap: agree (internet, connected via the mapping);
-    // symmetric: disagree (internet, unreachable).
+    // symmetric: disagree (internet, unreachable); restricted cone: not applicable (connected
+    // by the reply route; the prediction is about one-way).
     assert_eq!(
         r.prediction_summary(),
-        "reachability prediction: 2 agree, 1 disagree, 2 not applicable"
+        "reachability prediction: 2 agree, 1 disagree, 3 not applicable"
     );
     let md = r.to_markdown();
     assert!(md.contains("## Prediction disagreements"));
@@ -579,4 +677,22 @@ fn predictions_are_counted_and_disagreements_listed() {
     assert!(!md.contains("## Deviations\n\n- **str0m x str0m (listener-behind-symmetric)"));
     let junit = r.to_junit();
     assert!(junit.contains(r#"name="reachability-prediction" value="disagree""#));
+}
+
+#[test]
+fn the_reply_route_is_in_every_rendering() {
+    let r = sample_report();
+    let md = r.to_markdown();
+    assert!(md.contains(
+        "The runner hands the reply code over at once: the time a person takes to carry it is not included."
+    ));
+    assert!(md.contains("🟢 reply: punched"));
+    assert!(md.contains("reply: punched; code @812 ms, handed over @815 ms (stdin), accepted"));
+    let junit = r.to_junit();
+    assert!(junit.contains(r#"name="route" value="reply: punched""#));
+    assert!(junit.contains(r#"name="reply-shown" value="true""#));
+    assert!(junit.contains(r#"name="reply-handed-over-ms" value="815""#));
+    let json = r.to_json();
+    assert!(json.contains(r#""route": "reply: punched""#));
+    assert!(json.contains(r#""handed_over_ms": 815.0"#));
 }

@@ -11,9 +11,9 @@ use str0m::{Candidate as RtcCandidate, IceCreds};
 use oneway_connection::StackError;
 use oneway_core::ProofRole;
 use oneway_endpoint::{DialerEngineParams, Engine as _, ListenerEngineParams, Stack};
+use oneway_token::derive::reply_pwd;
 use oneway_token::ice::{compose_fast_start_ufrag, compose_listener_ufrag};
 use oneway_token::sdp::candidate_attribute;
-use oneway_token::derive::reply_pwd;
 use oneway_token::{CandidateAddress, FastPath, Profile};
 
 use crate::engine::{ICE_DISCONNECT_AFTER, Str0mEngine, rtc_builder};
@@ -163,9 +163,9 @@ impl Stack for Str0m {
                 if let Some(listener_init) = fast_start {
                     // Fast start: our ufrag is our INIT chunk (§4.2).
                     let mut init = SctpInitData::new();
-                    let chunk = init.local_init_chunk().map_err(|e| {
-                        StackError::Rtc(format!("SCTP INIT chunk for SNAP: {e}"))
-                    })?;
+                    let chunk = init
+                        .local_init_chunk()
+                        .map_err(|e| StackError::Rtc(format!("SCTP INIT chunk for SNAP: {e}")))?;
                     init.set_remote_init_chunk(listener_init);
                     local.ufrag = STANDARD_NO_PAD.encode(chunk);
                     snap = Some(init);

@@ -10,13 +10,14 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::docker::{Engine, Line};
-use crate::model::{Expectation, ImplManifest, Role, Scenario};
+use crate::model::{Expectation, ImplManifest, ReplyHandOver, Role, Scenario};
 use crate::plan::Placeholders;
 use crate::topology::{self, Layout, NodeRole, NodeSpec};
 use crate::verdict::Outcome;
 
 use super::command::command;
 use super::outcome::candidate_ip;
+use super::reply::{ReplyChannel, ReplySink};
 use super::wait::{
     DIALER_GRACE, DialerEnd, EARLY_STOP_SETTLE, Logs, TOKEN_WAIT, drain, expect_unreachable,
     linger, wait_token, watch_dialer,
@@ -359,12 +360,14 @@ impl Runner<'_> {
             .map(|n| ids[n.key].clone())
             .ok_or_else(|| Error::Docker("layout has no dialer".into()))?;
         let (largv, lenv) = command(listener, Role::Listen, scenario, &ph, peer)?;
+        let how = listener.reply_hand_over();
         let mut l = PeerProc::start(
             engine,
             listener,
             &listener_id,
             &largv,
             &lenv,
+            how == Some(&ReplyHandOver::Stdin),
             &mut env.containers,
         )
         .await?;
@@ -396,19 +399,42 @@ impl Runner<'_> {
             }
         }
         let (dargv, denv) = command(dialer, Role::Dial, scenario, &ph, peer)?;
+        // The runner plays the out-of-band channel: the dialer's reply code goes to the
+        // listener's standard input, or to a command in the listener's container.
+        let sink = match (how, l.stdin.take()) {
+            (Some(ReplyHandOver::Stdin), Some(stdin)) => ReplySink::stdin(stdin),
+            (Some(ReplyHandOver::Command(_)), _) => ReplySink::Container {
+                engine,
+                id: l.container.clone().unwrap_or_else(|| listener_id.clone()),
+            },
+            _ => ReplySink::None,
+        };
+        // Its clock (the hand-over's time) starts with the dialer.
+        let mut reply = ReplyChannel::new(how, sink);
         let mut d = PeerProc::start(
             engine,
             dialer,
             &dialer_id,
             &dargv,
             &denv,
+            false,
             &mut env.containers,
         )
         .await?;
         let limit = Duration::from_secs(timeout + dialer.startup_secs) + DIALER_GRACE;
         // An expected `listener-unreachable` cell ends as soon as that cause is certain.
         let settle = expect_unreachable(expect).then_some(EARLY_STOP_SETTLE);
-        let ended = watch_dialer(&mut d, &mut l.lines, logs, limit, settle, &self.cancel).await?;
+        let ended = watch_dialer(
+            &mut d.lines,
+            &mut l.lines,
+            logs,
+            &mut reply,
+            limit,
+            settle,
+            &self.cancel,
+        )
+        .await?;
+        record.reply = reply.facts();
         let code = match ended {
             DialerEnd::StoppedEarly => {
                 record.stopped_early = Some(format!(
@@ -539,25 +565,41 @@ impl NodeImages {
 /// container sharing the host container's network namespace.
 pub(super) struct PeerProc {
     pub(super) lines: mpsc::UnboundedReceiver<Line>,
+    /// Its standard input, when started with `stdin` (kept open until the run ends).
+    stdin: Option<crate::docker::Stdin>,
     exec: Option<String>,
     container: Option<String>,
 }
 
 impl PeerProc {
+    /// Starts a peer; with `stdin`, its standard input is attached and kept in the result.
     async fn start(
         engine: &Engine,
         manifest: &ImplManifest,
         host: &str,
         argv: &[String],
         env: &[String],
+        stdin: bool,
         containers: &mut Vec<String>,
     ) -> Result<PeerProc, Error> {
         if crate::image::Variant::from_image(&manifest.image).is_some() {
-            let e = engine.spawn(host, argv, env).await?;
+            let e = engine.spawn_with(host, argv, env, stdin).await?;
             Ok(PeerProc {
                 lines: e.lines,
+                stdin: e.stdin,
                 exec: Some(e.id),
                 container: None,
+            })
+        } else if stdin {
+            let (id, lines, input) = engine
+                .spawn_container_with_stdin(&manifest.image, host, argv, env)
+                .await?;
+            containers.push(id.clone());
+            Ok(PeerProc {
+                lines,
+                stdin: Some(input),
+                exec: None,
+                container: Some(id),
             })
         } else {
             let (id, lines) = engine
@@ -566,6 +608,7 @@ impl PeerProc {
             containers.push(id.clone());
             Ok(PeerProc {
                 lines,
+                stdin: None,
                 exec: None,
                 container: Some(id),
             })

@@ -7,13 +7,14 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::docker::Line;
-use crate::model::{ImplManifest, Role, Scenario};
+use crate::model::{ImplManifest, ReplyHandOver, Role, Scenario};
 use crate::plan::Placeholders;
 use crate::verdict::Outcome;
 
 use super::command::command;
+use super::reply::{ReplyChannel, ReplySink};
 use super::wait::{
-    DIALER_GRACE, LISTENER_LINGER, Logs, TOKEN_WAIT, collect_until_end, drain, wait_token,
+    DIALER_GRACE, DialerEnd, LISTENER_LINGER, Logs, TOKEN_WAIT, drain, wait_token, watch_dialer,
 };
 use super::{RunRecord, Runner};
 
@@ -39,7 +40,8 @@ impl Runner<'_> {
             &ph,
             &self.options.peer_binary,
         )?;
-        let mut l = HostProc::spawn(&largv, &lenv)?;
+        let how = listener.reply_hand_over();
+        let mut l = HostProc::spawn(&largv, &lenv, how == Some(&ReplyHandOver::Stdin))?;
         let token = wait_token(
             &mut l.lines,
             &mut logs.listener,
@@ -53,14 +55,36 @@ impl Runner<'_> {
             ph.token = token;
             let (dargv, denv) =
                 command(dialer, Role::Dial, scenario, &ph, &self.options.peer_binary)?;
-            let mut d = HostProc::spawn(&dargv, &denv)?;
+            let sink = match (how, l.child.stdin.take()) {
+                (Some(ReplyHandOver::Stdin), Some(stdin)) => ReplySink::Stdin(Box::new(stdin)),
+                (Some(ReplyHandOver::Command(_)), _) => ReplySink::Host,
+                _ => ReplySink::None,
+            };
+            let mut reply = ReplyChannel::new(how, sink);
+            let mut d = HostProc::spawn(&dargv, &denv, false)?;
             let limit = Duration::from_secs(timeout + dialer.startup_secs) + DIALER_GRACE;
-            let finished =
-                collect_until_end(&mut d.lines, &mut logs.dialer, limit, &self.cancel).await;
-            let code = d.child.wait().await.ok().and_then(|s| s.code());
+            let finished = watch_dialer(
+                &mut d.lines,
+                &mut l.lines,
+                logs,
+                &mut reply,
+                limit,
+                None,
+                &self.cancel,
+            )
+            .await;
+            if !matches!(finished, Ok(DialerEnd::Exited)) {
+                let _ = d.child.kill().await;
+            }
+            let code = tokio::time::timeout(Duration::from_secs(5), d.child.wait())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .and_then(|s| s.code());
             tokio::time::sleep(LISTENER_LINGER).await;
             drain(&mut l.lines, &mut logs.listener);
             finished?;
+            record.reply = reply.facts();
             Ok(self.outcome(record, logs, code.map(i64::from), None))
         }
         .await;
@@ -77,7 +101,9 @@ struct HostProc {
 }
 
 impl HostProc {
-    fn spawn(argv: &[String], env: &[String]) -> Result<HostProc, Error> {
+    /// Starts `argv`; its standard input is a pipe when `stdin` (taken by the reply
+    /// hand-over), else null.
+    fn spawn(argv: &[String], env: &[String], stdin: bool) -> Result<HostProc, Error> {
         use tokio::io::AsyncBufReadExt as _;
         let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid {
             file: "manifest".into(),
@@ -85,7 +111,11 @@ impl HostProc {
         })?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
-            .stdin(std::process::Stdio::null())
+            .stdin(if stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);

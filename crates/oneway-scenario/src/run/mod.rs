@@ -7,16 +7,21 @@
 //! - `containers`: cells run in a Docker topology (bring-up, impairments, teardown).
 //! - `outcome`: the peers' events → the record and the outcome (path classification).
 //! - `command`: a manifest's command line for one role.
+//! - `reply`: the runner as the reply path's out-of-band channel (the dialer's `reply-code` to
+//!   the listener, as its manifest says).
 
 mod command;
 mod containers;
 mod loopback;
 mod outcome;
 mod record;
+mod reply;
 mod wait;
 
 pub use command::{OptionSet, command_line};
-pub use record::{CellResult, PathEnd, RunRecord, Stages, Tried};
+pub use record::{
+    CellResult, PathEnd, ReplyAccepted, ReplyRecord, ReplyRefused, RunRecord, Stages, Tried,
+};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -160,9 +165,12 @@ impl Runner<'_> {
 
     async fn run_cell(&self, index: usize, cell: &Cell, slot: u8) -> CellResult {
         let rerun = format!("{} --filter '{}'", self.options.rerun_prefix, cell.name);
-        let expected = match &cell.expect.cause {
-            Some(c) => format!("{} ({c})", cell.expect.verdict_name()),
-            None => cell.expect.verdict_name().to_owned(),
+        let expected = match (&cell.expect.cause, cell.expect.route.as_deref()) {
+            (Some(c), _) => format!("{} ({c})", cell.expect.verdict_name()),
+            (None, Some(crate::model::REPLY)) => {
+                format!("{} (route reply)", cell.expect.verdict_name())
+            }
+            (None, _) => cell.expect.verdict_name().to_owned(),
         };
         let mut result = CellResult {
             name: cell.name.clone(),
@@ -226,7 +234,10 @@ impl Runner<'_> {
         result.stats = Stats::new(result.runs.len() as u32, connected, green, &latencies);
         for r in &result.runs {
             let c = match &r.outcome {
-                Outcome::Connected { path } => format!("connected via {path}"),
+                Outcome::Connected { path, route } => format!(
+                    "connected via {path} ({})",
+                    verdict::display_route(route.as_deref(), path)
+                ),
                 Outcome::Failed { cause } => cause.clone(),
                 Outcome::Error { message } => format!("error: {message}"),
             };
@@ -262,6 +273,11 @@ impl Runner<'_> {
             fallback_ms: None,
             dialer_path: None,
             listener_path: None,
+            dialer_route: None,
+            listener_route: None,
+            route: None,
+            reply_shown: false,
+            reply: None,
             stages: Stages::default(),
             impairment: None,
             shaping: scenario.impairment,

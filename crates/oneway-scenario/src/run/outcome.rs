@@ -10,7 +10,7 @@ use crate::topology::Layout;
 use crate::verdict::Outcome;
 
 use super::wait::Logs;
-use super::{PathEnd, RunRecord, Runner, Tried};
+use super::{PathEnd, ReplyAccepted, ReplyRecord, ReplyRefused, RunRecord, Runner, Tried};
 
 impl Runner<'_> {
     /// Reads both peers' events into the record and decides the outcome.
@@ -60,8 +60,25 @@ impl Runner<'_> {
         let mut refused = None;
         let mut connected = false;
         let mut echoed = false;
+        let mut reply = record.reply.take();
         for e in &dialer_events {
             match e {
+                PeerEvent::ReplyCode {
+                    t_ms,
+                    reply: code,
+                    candidates,
+                } => match &mut reply {
+                    Some(r) if !r.code.is_empty() => r.ignored_codes += 1,
+                    _ => {
+                        let r = reply.get_or_insert_with(|| ReplyRecord {
+                            hand_over: "none".into(),
+                            ..ReplyRecord::default()
+                        });
+                        r.shown_ms = *t_ms;
+                        r.code = code.clone();
+                        r.candidates = candidates.clone();
+                    }
+                },
                 PeerEvent::Dialing { t_ms, .. } => record.stages.decoded = Some(*t_ms),
                 PeerEvent::CandidateTried { t_ms, remote } => record.tried.push(Tried {
                     t_ms: *t_ms,
@@ -72,9 +89,13 @@ impl Runner<'_> {
                         .unwrap_or_else(|| "unknown".into()),
                 }),
                 PeerEvent::Connected {
-                    selected, stages, ..
+                    selected,
+                    stages,
+                    route,
+                    ..
                 } => {
                     connected = true;
+                    record.dialer_route = route.clone();
                     record.stages.first_check = stages.first_check;
                     record.stages.ice = stages.ice;
                     record.stages.dtls = stages.dtls;
@@ -105,11 +126,42 @@ impl Runner<'_> {
         for e in &listener_events {
             match e {
                 PeerEvent::Connected {
-                    selected: Some(s), ..
+                    selected, route, ..
                 } => {
                     listener_saw_dialer = true;
-                    record.listener_path =
-                        Some(classify(&s.local, &s.remote, None, layout, "listener"));
+                    if let Some(s) = selected {
+                        record.listener_path =
+                            Some(classify(&s.local, &s.remote, None, layout, "listener"));
+                    }
+                    if record.listener_route.is_none() {
+                        record.listener_route = route.clone();
+                    }
+                }
+                PeerEvent::ReplyAccepted {
+                    t_ms,
+                    dialer,
+                    candidates,
+                } => {
+                    if let Some(r) = &mut reply
+                        && r.accepted.is_none()
+                    {
+                        r.accepted = Some(ReplyAccepted {
+                            t_ms: *t_ms,
+                            dialer: dialer.clone(),
+                            candidates: candidates.clone(),
+                        });
+                    }
+                }
+                PeerEvent::ReplyRefused { t_ms, code, reason } => {
+                    if let Some(r) = &mut reply
+                        && r.refused.is_none()
+                    {
+                        r.refused = Some(ReplyRefused {
+                            t_ms: *t_ms,
+                            code: code.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
                 }
                 PeerEvent::IceConnected { .. }
                 | PeerEvent::DtlsConnected { .. }
@@ -126,12 +178,26 @@ impl Runner<'_> {
         {
             record.fallback_ms = Some(win.t_ms - first.t_ms);
         }
+        // A code that reached the listener (handed over without a failure): only then can a
+        // connection have come up by the reply route.
+        let handed_over = reply
+            .as_ref()
+            .is_some_and(|r| r.handed_over_ms.is_some() && r.hand_over_error.is_none());
+        let reply_accepted = reply.as_ref().is_some_and(|r| r.accepted.is_some());
+        record.reply_shown = reply.as_ref().is_some_and(|r| !r.code.is_empty());
+        record.reply = reply;
         if connected && echoed && code == Some(0) {
             let path = record
                 .dialer_path
                 .as_ref()
                 .map_or_else(|| "unknown".to_owned(), PathEnd::path_type);
-            return Outcome::Connected { path };
+            let route = route_of(
+                record.dialer_route.as_deref(),
+                record.listener_route.as_deref(),
+                handed_over,
+            );
+            record.route = Some(crate::verdict::display_route(route.as_deref(), &path));
+            return Outcome::Connected { path, route };
         }
         let stopped_early = record.stopped_early.is_some();
         let mut cause = refused.unwrap_or_else(|| match code {
@@ -142,12 +208,44 @@ impl Runner<'_> {
             None => "dialer-hung".to_owned(),
         });
         if cause == "ice-timeout" && !listener_saw_dialer {
-            cause = match layout.and_then(|l| l.listener_block.as_deref()) {
-                Some(block) => format!("listener-unreachable: {block}"),
-                None => "listener-unreachable".to_owned(),
-            };
+            cause = unreachable_cause(
+                reply_accepted,
+                layout.and_then(|l| l.listener_block.as_deref()),
+                layout.and_then(|l| l.reply_block.as_deref()),
+            );
         }
         Outcome::Failed { cause }
+    }
+}
+
+/// The route of a connection: the one the dialer's `connected` names, else the listener's;
+/// without either, `one-way` when no reply code reached the listener (nothing else could have
+/// opened the way), else unknown.
+fn route_of(dialer: Option<&str>, listener: Option<&str>, handed_over: bool) -> Option<String> {
+    dialer
+        .or(listener)
+        .map(str::to_owned)
+        .or_else(|| (!handed_over).then(|| "one-way".to_owned()))
+}
+
+/// The cause of a dialer's `ice-timeout` when nothing of it reached the listener:
+/// `listener-unreachable[: <listener_block>]`, or, when the listener had accepted the dialer's
+/// reply code and its checks towards the dialer did not open the way either,
+/// `reply-unreachable[: <reply_block>]` (both sides' NATs map per destination, so neither
+/// side's checks arrive where the other one sends).
+fn unreachable_cause(
+    reply_accepted: bool,
+    listener_block: Option<&str>,
+    reply_block: Option<&str>,
+) -> String {
+    let (prefix, block) = if reply_accepted {
+        ("reply-unreachable", reply_block.or(listener_block))
+    } else {
+        ("listener-unreachable", listener_block)
+    };
+    match block {
+        Some(b) => format!("{prefix}: {b}"),
+        None => prefix.to_owned(),
     }
 }
 
@@ -260,6 +358,40 @@ mod tests {
         assert_eq!(end("relay", "host").path_type(), "relay");
         assert_eq!(end("host", "relay").path_type(), "relay");
         assert_eq!(end("host", "srflx").path_type(), "srflx");
+    }
+
+    #[test]
+    fn routes_come_from_the_ends_or_from_the_hand_over() {
+        assert_eq!(
+            route_of(Some("reply"), Some("one-way"), true).as_deref(),
+            Some("reply")
+        );
+        assert_eq!(
+            route_of(None, Some("reply"), true).as_deref(),
+            Some("reply")
+        );
+        // Nobody said; no code reached the listener: the checks of the token did it.
+        assert_eq!(route_of(None, None, false).as_deref(), Some("one-way"));
+        assert_eq!(route_of(None, None, true), None);
+    }
+
+    #[test]
+    fn an_accepted_reply_that_opened_nothing_is_reply_unreachable() {
+        let block = Some("filtering=address-and-port-dependent");
+        let both = Some("symmetric NAT on both sides");
+        assert_eq!(
+            unreachable_cause(false, block, both),
+            "listener-unreachable: filtering=address-and-port-dependent"
+        );
+        assert_eq!(
+            unreachable_cause(true, block, both),
+            "reply-unreachable: symmetric NAT on both sides"
+        );
+        assert_eq!(
+            unreachable_cause(true, block, None),
+            "reply-unreachable: filtering=address-and-port-dependent"
+        );
+        assert_eq!(unreachable_cause(false, None, None), "listener-unreachable");
     }
 
     #[test]

@@ -63,6 +63,67 @@ pub struct Stages {
     pub first_echo: Option<f64>,
 }
 
+/// The reply path of one run: the dialer's `reply-code`, the runner's hand-over to the
+/// listener (it plays the out-of-band channel, at once: a person's delay is not included), and
+/// the listener's answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyRecord {
+    /// Dialer clock (`t_ms` of its first `reply-code`), ms.
+    pub shown_ms: f64,
+    /// The reply code, as printed.
+    pub code: String,
+    /// The dialer candidates it carries (`type transport address`).
+    pub candidates: Vec<String>,
+    /// Further `reply-code` events the dialer printed in the run (recorded, not handed over).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ignored_codes: u32,
+    /// How the listener's manifest takes it (`stdin`, `command`), or `none` (no hand-over:
+    /// the code was shown and nobody carried it).
+    pub hand_over: String,
+    /// Runner clock when the hand-over finished (the code written to standard input, or the
+    /// command exited), ms since the runner started the dialer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_over_ms: Option<f64>,
+    /// Exit status of the hand-over command (`command` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_exit: Option<i64>,
+    /// Why the hand-over failed, when it did (write error, command timeout, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_over_error: Option<String>,
+    /// The listener's `reply-accepted`, when it printed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<ReplyAccepted>,
+    /// The listener's `reply-refused`, when it printed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<ReplyRefused>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The listener's `reply-accepted` event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyAccepted {
+    /// Listener clock, ms.
+    pub t_ms: f64,
+    /// The dialer's ICE ufrag the code names.
+    pub dialer: String,
+    /// The dialer candidates it checks towards.
+    pub candidates: Vec<String>,
+}
+
+/// The listener's `reply-refused` event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyRefused {
+    /// Listener clock, ms.
+    pub t_ms: f64,
+    /// Stable cause code.
+    pub code: String,
+    /// Details.
+    pub reason: String,
+}
+
 /// One run of a cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -85,6 +146,23 @@ pub struct RunRecord {
     pub dialer_path: Option<PathEnd>,
     /// The path as the listener reports it.
     pub listener_path: Option<PathEnd>,
+    /// The route the dialer's `connected` names (`one-way`, `reply`), when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialer_route: Option<String>,
+    /// The route the listener's `connected` names, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_route: Option<String>,
+    /// The route with the path class, for reports (`one-way direct`, `one-way mapped`,
+    /// `one-way relayed`, `reply: punched`, `reply: relayed`, `route unknown`;
+    /// [`crate::verdict::display_route`]), when the run connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Whether the dialer showed a reply code (a `reply-code` event).
+    #[serde(default)]
+    pub reply_shown: bool,
+    /// The reply path's details, when the dialer showed a code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyRecord>,
     /// Stage times.
     pub stages: Stages,
     /// Impairment mechanism that ran (`netem` or `userspace`), if any.

@@ -10,7 +10,7 @@ use crate::Error;
 use crate::docker::Line;
 use crate::model::{Expectation, ExpectedVerdict};
 
-use super::containers::PeerProc;
+use super::reply::ReplyChannel;
 
 /// How long the listener may take to print its token (plus its manifest's startup time).
 pub(super) const TOKEN_WAIT: Duration = Duration::from_secs(15);
@@ -19,20 +19,21 @@ pub(super) const DIALER_GRACE: Duration = Duration::from_secs(10);
 /// How long the listener may take to print its `connected` after the dialer exits (the wait
 /// ends at its `closed`, `refused` or `error`).
 pub(super) const LISTENER_LINGER: Duration = Duration::from_millis(700);
-/// A cell that expects `listener-unreachable` ends once the listener has reported nothing
+/// A cell that expects `listener-unreachable` (or `reply-unreachable`) ends once the listener has reported nothing
 /// from the dialer and the dialer has tried no new remote address for this long: its checks
 /// to every address in the token (and their retransmissions over this window) were all lost
 /// on the way to the listener, and the topology's rules do not change, so the rest of the
 /// dialer's timeout cannot change the outcome.
 pub(super) const EARLY_STOP_SETTLE: Duration = Duration::from_secs(3);
 
-/// Whether the expectation is a failure because nothing reaches the listener.
+/// Whether the expectation is a failure because nothing reaches the listener, one-way
+/// (`listener-unreachable…`) or even after it took the dialer's reply code
+/// (`reply-unreachable…`: the code comes within about a second, well inside the settle window).
 pub(super) fn expect_unreachable(expect: &Expectation) -> bool {
     expect.verdict == ExpectedVerdict::Fail
-        && expect
-            .cause
-            .as_deref()
-            .is_some_and(|c| c.starts_with("listener-unreachable"))
+        && expect.cause.as_deref().is_some_and(|c| {
+            c.starts_with("listener-unreachable") || c.starts_with("reply-unreachable")
+        })
 }
 
 /// How the wait for the dialer ended.
@@ -63,11 +64,14 @@ pub(super) fn listener_saw(line: &Line) -> bool {
 }
 
 /// Collects the dialer's output until it exits (bounded by `limit`), and the listener's
-/// meanwhile; with `settle`, stops early as [`EARLY_STOP_SETTLE`] describes.
+/// meanwhile; hands the dialer's first reply code to the listener through `reply` at once;
+/// with `settle`, stops early as [`EARLY_STOP_SETTLE`] describes.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn watch_dialer(
-    d: &mut PeerProc,
+    dialer: &mut mpsc::UnboundedReceiver<Line>,
     listener: &mut mpsc::UnboundedReceiver<Line>,
     logs: &mut Logs,
+    reply: &mut ReplyChannel<'_>,
     limit: Duration,
     settle: Option<Duration>,
     cancel: &watch::Receiver<bool>,
@@ -85,9 +89,10 @@ pub(super) async fn watch_dialer(
         };
         let wake = settled.map_or(deadline, |s: tokio::time::Instant| s.min(deadline));
         tokio::select! {
-            line = d.lines.recv() => {
+            line = dialer.recv() => {
                 let Some(line) = line else { return Ok(DialerEnd::Exited) };
                 push_line(&mut logs.dialer, &line);
+                reply.on_dialer_line(&line, &mut logs.dialer).await;
                 if let Line::Stdout(l) = &line
                     && let Some(PeerEvent::CandidateTried { remote, .. }) = PeerEvent::parse_line(l)
                     && tried.insert(remote)
@@ -211,29 +216,6 @@ pub(super) async fn wait_token(
     };
     tokio::select! {
         r = tokio::time::timeout(limit, wait) => r.unwrap_or_else(|_| Err(Error::Docker(format!("no token from the listener within {limit:?}")))),
-        _ = cancel.wait_for(|c| *c) => Err(Error::Interrupted),
-    }
-}
-
-pub(super) async fn collect_until_end(
-    lines: &mut mpsc::UnboundedReceiver<Line>,
-    log: &mut String,
-    limit: Duration,
-    cancel: &watch::Receiver<bool>,
-) -> Result<(), Error> {
-    let mut cancel = cancel.clone();
-    let collect = async {
-        while let Some(line) = lines.recv().await {
-            push_line(log, &line);
-        }
-    };
-    tokio::select! {
-        r = tokio::time::timeout(limit, collect) => {
-            if r.is_err() {
-                log.push_str(&format!("-- runner: no exit within {limit:?}\n"));
-            }
-            Ok(())
-        }
         _ = cancel.wait_for(|c| *c) => Err(Error::Interrupted),
     }
 }
