@@ -412,7 +412,12 @@ const kinds = {
   },
 
   // Gives a listener (the operation id of its `listen`) the reply code of a browser dialer.
+  // The listener is known once its `listen` returned, just after its token event: a code that
+  // comes sooner waits for it (at most 5 s).
   async 'accept-reply'(emit, state, { listen, code }) {
+    for (let i = 0; i < 250 && ops.get(listen) && !ops.get(listen).extra.listener && !ops.get(listen).result; i++) {
+      await new Promise(r => setTimeout(r, 20));
+    }
     const l = ops.get(listen)?.extra.listener;
     if (!l || !l.acceptReply) throw new ow.OnewayError('no-listener', `${listen} is not a reply listener`);
     await l.acceptReply(code);
