@@ -38,6 +38,8 @@ for v in valid:
     put("token_text", v["name"] + "-qr", v["qr_text"].encode())
 for v in json.loads((root / "spec/vectors/invalid.json").read_text())["vectors"]:
     put("token_text", v["name"], v["input"].encode())
+for v in json.loads((root / "spec/vectors/reply-code.json").read_text())["vectors"]:
+    put("reply_text", v["name"], v["text"].encode())
 sdps = sorted((root / "crates/oneway-token/tests/fixtures/sdp").glob("*.sdp"))
 for f in sdps:
     put("sdp_offer", f.stem, f.read_bytes())

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use oneway_token::inspect::Inspection;
 use oneway_token::qr::{QrError, token_qr};
+use oneway_token::reply::{AnyReply, ReplyError, ReplyInspection};
 use oneway_token::{TextForm, Token, TokenError};
 
 mod bench;
@@ -34,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Decode a token and show every field, the derived ICE credentials, sizes and implied SDP.
+    /// Decode a token and show every field, the derived ICE credentials, sizes and implied SDP;
+    /// or decode a reply code (`owr1.…`, `owr2.…`) and show its fields.
     Inspect(InspectArgs),
     /// Show a token as a QR code in the terminal, or write it as PNG/SVG.
     Qr(QrArgs),
@@ -83,6 +85,10 @@ struct InspectArgs {
     /// Judge expiry at this Unix time (seconds) instead of the system clock.
     #[arg(long, value_name = "UNIX_SECONDS")]
     now: Option<u64>,
+    /// When the input is a version-2 reply code (`owr2.…`): the token it answers, whose reply
+    /// key verifies its tag (and whose holder's clock judges its age).
+    #[arg(long, value_name = "TOKEN")]
+    reply_for: Option<String>,
 }
 
 #[derive(Args)]
@@ -117,6 +123,9 @@ fn main() -> ExitCode {
         Err(error) => {
             if let Some(token_error) = error.downcast_ref::<TokenError>() {
                 eprintln!("token: {token_error}");
+                ExitCode::from(2)
+            } else if let Some(reply_error) = error.downcast_ref::<ReplyError>() {
+                eprintln!("reply code: {reply_error}");
                 ExitCode::from(2)
             } else if let Some(usage) = error.downcast_ref::<Usage>() {
                 eprintln!("usage: {usage}");
@@ -162,6 +171,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) fn read_token(input: &TokenInput) -> anyhow::Result<(Token, Option<TextForm>)> {
+    token_from_text(input, read_input(input)?)
+}
+
+/// The input's text: the argument, or standard input for `-`.
+fn read_input(input: &TokenInput) -> anyhow::Result<String> {
     let mut text = input.token.clone();
     if text == "-" {
         text.clear();
@@ -170,6 +184,10 @@ pub(crate) fn read_token(input: &TokenInput) -> anyhow::Result<(Token, Option<Te
             .read_to_string(&mut text)
             .context("reading the token from standard input")?;
     }
+    Ok(text)
+}
+
+fn token_from_text(input: &TokenInput, text: String) -> anyhow::Result<(Token, Option<TextForm>)> {
     if input.hex {
         let bytes = parse_hex(text.trim())?;
         return Ok((Token::from_bytes(&bytes)?, None));
@@ -210,8 +228,12 @@ fn unix_now() -> u64 {
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let (token, form) = read_token(&args.input)?;
+    let text = read_input(&args.input)?;
     let now = args.now.unwrap_or_else(unix_now);
+    if !args.input.hex && text.trim_start().starts_with("owr") {
+        return inspect_reply(&args, &text, now);
+    }
+    let (token, form) = token_from_text(&args.input, text)?;
     let report = Inspection::new(&token, form, now);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -220,6 +242,29 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     }
     // The full report is printed first, so an expired token can still be examined.
     token.check_expiry(now)?;
+    Ok(())
+}
+
+/// `oneway inspect owr1.…|owr2.… [--reply-for TOKEN]` (`spec/token.md` §12).
+fn inspect_reply(args: &InspectArgs, text: &str, now: u64) -> anyhow::Result<()> {
+    let reply = AnyReply::from_text(text)?;
+    let verified = match (&reply, &args.reply_for) {
+        (AnyReply::Candidates(code), Some(token)) => {
+            let token = Token::from_text(token)?;
+            Some(code.verify(&token.derive().reply_key, now))
+        }
+        _ => None,
+    };
+    let report = ReplyInspection::new(&reply, text, now, verified.as_ref());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    // As for tokens, the report comes first, so a refused code can still be examined.
+    if let Some(result) = verified {
+        result?;
+    }
     Ok(())
 }
 

@@ -249,3 +249,108 @@ fn suite_plan_selects_implementations() {
         stderr(&unknown)
     );
 }
+
+#[test]
+fn inspect_stun_snapshot() {
+    let text = valid("native-stun")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    let out = oneway(&["inspect", &text, "--now", NOW]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("stun servers   192.0.2.53:3478, [2001:db8::53]:3478"));
+    insta::assert_snapshot!("inspect_native_stun", stdout(&out));
+}
+
+fn reply_vector(name: &str) -> serde_json::Value {
+    vectors("reply-code.json")["vectors"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|v| v["name"] == name)
+        .cloned()
+        .expect("reply vector exists")
+}
+
+/// A token whose secret is the version-2 reply vectors' (`secret_hex`), so its reply key
+/// verifies their tags.
+fn token_for_reply_vectors() -> String {
+    let hex = reply_vector("v2-derived-pwd-srflx")["secret_hex"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let mut secret = [0u8; 16];
+    for (i, slot) in secret.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    oneway_token::Token::new(
+        oneway_token::Profile::Native,
+        oneway_token::Fingerprint([0xab; 32]),
+        oneway_token::Secret(secret),
+        vec![oneway_token::Candidate::udp_host([192, 0, 2, 10], 50_000)],
+    )
+    .to_text()
+    .expect("valid token")
+}
+
+#[test]
+fn inspect_reply_code_snapshots() {
+    let token = token_for_reply_vectors();
+    let v2 = reply_vector("v2-chromium-srflx-relay6");
+    let out = oneway(&[
+        "inspect",
+        v2["text"].as_str().expect("text"),
+        "--reply-for",
+        &token,
+        "--now",
+        NOW,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    insta::assert_snapshot!("inspect_reply_code_v2", stdout(&out));
+    let v1 = reply_vector("chromium");
+    let out = oneway(&["inspect", "--json", v1["text"].as_str().expect("text")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    insta::assert_json_snapshot!("inspect_reply_code_v1_json", json);
+}
+
+#[test]
+fn every_invalid_reply_vector_exits_2_with_one_named_line() {
+    let token = token_for_reply_vectors();
+    for v in vectors("reply-code.json")["vectors"]
+        .as_array()
+        .expect("list")
+    {
+        let Some(code) = v["error"].as_str() else {
+            continue;
+        };
+        let name = v["name"].as_str().expect("name");
+        if code == "missing-prefix" {
+            // Not a reply code at all: inspect reads it as a token.
+            continue;
+        }
+        let now = v["now"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| NOW.to_owned());
+        let args = [
+            "inspect",
+            "--now",
+            &now,
+            "--reply-for",
+            &token,
+            "--",
+            v["text"].as_str().expect("text"),
+        ];
+        let out = oneway(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{name}: {err}");
+        assert_eq!(
+            lines[0],
+            format!("reply code: {}", v["message"].as_str().expect("message")),
+            "{name}"
+        );
+    }
+}

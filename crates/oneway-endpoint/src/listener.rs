@@ -261,8 +261,9 @@ impl<S: Stack> Listener<S> {
         token.single_use = config.single_use;
         token.label = config.label.clone();
         token.mapped = mapped;
-        // The STUN server it used, so a dialer can learn its own server-reflexive address for
-        // a reply code (`spec/token.md` §5.9).
+        // `stun` (spec/token.md §5.9): the server the srflx candidate came from (learning it
+        // succeeded, or `learn` failed above), so a dialer can learn its own srflx address for a
+        // reply code from the same server.
         token.stun = config.stun.into_iter().collect();
         token.expires_at = config.ttl.map(|ttl| unix_now() + ttl.as_secs().max(1));
         let fast_path = if config.fast_path {

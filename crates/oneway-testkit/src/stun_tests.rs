@@ -12,8 +12,8 @@ use oneway_token::{CandidateAddress, CandidateType};
 use crate::stack::{ListenOptions, Stack, TestListener};
 use crate::stun_server;
 
-/// The token carries the host candidate, then the srflx one the STUN server reported; a dialer
-/// of the same stack still connects.
+/// The token carries the host candidate, then the srflx one the STUN server reported, and names
+/// the server in its `stun` extension; a dialer of the same stack still connects.
 pub async fn srflx_candidate_comes_after_host_and_dialing_still_works<S: Stack>() {
     let server = stun_server().await;
     let mut listener = S::bind(ListenOptions {
@@ -32,6 +32,8 @@ pub async fn srflx_candidate_comes_after_host_and_dialing_still_works<S: Stack>(
         CandidateAddress::Ip([203, 0, 113, 5].into())
     );
     assert_eq!(token.candidates[1].port, port);
+    // The `stun` extension names the server (spec/token.md §5.9).
+    assert_eq!(token.stun, vec![server]);
     let dialer = S::dialer(Duration::from_secs(10), false);
     let dialing = tokio::spawn(async move { S::dial(&dialer, &token).await });
     let _accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept())

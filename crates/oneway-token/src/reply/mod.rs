@@ -11,6 +11,7 @@
 
 mod candidates;
 mod identity;
+mod inspect;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +23,7 @@ pub use candidates::{
     REPLY_TAG_PREFIX, REPLY_V2_FIXED_BYTES, REPLY_V2_PREFIX,
 };
 pub use identity::{REPLY_PREFIX, ReplyCode};
+pub use inspect::ReplyInspection;
 
 /// Why a reply code was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
