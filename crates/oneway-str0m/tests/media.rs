@@ -33,6 +33,9 @@ struct Pair {
     listener_rx: mpsc::UnboundedReceiver<ConnectionEvent>,
     dialer_events: Vec<ConnectionEvent>,
     listener_events: Vec<ConnectionEvent>,
+    /// The dialer's certificate fingerprint and ICE credentials, for offers written by hand.
+    dialer_fp: [u8; 32],
+    dialer_ice: (String, String),
 }
 
 impl Pair {
@@ -56,6 +59,7 @@ impl Pair {
             token.fast = Some(announced);
         }
         let keys = token.derive();
+        let (dialer_cert, dialer_fp) = Str0m::generate_certificate().expect("certificate");
         let (dialer_events, dialer_rx) = mpsc::unbounded_channel();
         let mut dialer = Str0m::dialer_engine(DialerEngineParams {
             now: start,
@@ -63,7 +67,7 @@ impl Pair {
             remotes: &[(0, addr(LISTENER))],
             keys: &keys,
             auth_key: keys.auth_key,
-            certificate: None,
+            certificate: Some(dialer_cert),
             locals: &[addr(DIALER)],
             relayed: None,
             loopback: false,
@@ -126,6 +130,7 @@ impl Pair {
             if listener.as_ref().is_some_and(|l| l.is_authenticated()) && dialer.is_authenticated()
             {
                 let listener = listener.take().expect("listener");
+                let dialer_ice = dialer.handshake().local_ice.clone().expect("dialer ICE");
                 let mut pair = Pair {
                     now,
                     dialer,
@@ -134,6 +139,8 @@ impl Pair {
                     listener_rx,
                     dialer_events: Vec::new(),
                     listener_events: Vec::new(),
+                    dialer_fp,
+                    dialer_ice,
                 };
                 pair.run(Duration::from_millis(200));
                 return pair;
@@ -294,4 +301,154 @@ fn an_unexpected_answer_is_refused_and_the_connection_carries_on() {
     pair.run(Duration::from_millis(200));
     assert_eq!(peer_error_codes(&pair.dialer), ["unexpected-answer"]);
     assert!(!pair.listener.is_closed() && !pair.dialer.is_closed());
+}
+
+/// An offer from the dialer as a browser would write it: the running ICE credentials and
+/// certificate, `actpass`, the application line first with mid 0, then one audio line.
+fn browser_offer(pair: &Pair, ufrag: &str, fingerprint: &[u8; 32], codec: &str) -> String {
+    let hex: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
+    format!(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=ice-options:trickle\r\n\
+         a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n\
+         a=max-message-size:262144\r\n\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=ice-options:trickle\r\n\
+         a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:1\r\n\
+         a=msid:- 3a2b7c1e-0000-4000-8000-000000000001\r\na=sendrecv\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 {codec}/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+         a=rtpmap:0 {pcmu}/8000\r\na=ssrc:1001 cname:browser\r\n",
+        pwd = pair.dialer_ice.1,
+        fp = hex.join(":"),
+        pcmu = if codec == "opus" { "PCMU" } else { "speex" },
+    )
+}
+
+/// The dialer sends `sdp` as an offer by hand; returns the listener's events since.
+fn offer_by_hand(pair: &mut Pair, sdp: String) -> Vec<ConnectionEvent> {
+    let before = pair.listener_events.len();
+    pair.send_raw(false, &Message::Offer { sdp });
+    pair.run(Duration::from_millis(300));
+    pair.listener_events[before..].to_vec()
+}
+
+#[test]
+fn a_browser_style_offer_is_answered_by_the_listener() {
+    let mut pair = Pair::connect(false);
+    let (ufrag, fp) = (pair.dialer_ice.0.clone(), pair.dialer_fp);
+    let sdp = browser_offer(&pair, &ufrag, &fp, "opus");
+    let events = offer_by_hand(&mut pair, sdp);
+    assert!(
+        events.contains(&ConnectionEvent::Renegotiated),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&ConnectionEvent::TrackOpen {
+            track: "1".to_owned()
+        }),
+        "{events:?}"
+    );
+    // The dialer never asked: it refuses the answer it got, and nothing closes.
+    assert_eq!(peer_error_codes(&pair.listener), ["unexpected-answer"]);
+    assert!(!pair.listener.is_closed() && !pair.dialer.is_closed());
+}
+
+/// An offer the listener must refuse with `renegotiation-failed`, after which a regular
+/// track still works.
+fn refused_then_carries_on(sdp: impl FnOnce(&Pair) -> String) {
+    let mut pair = Pair::connect(false);
+    let sdp = sdp(&pair);
+    let events = offer_by_hand(&mut pair, sdp);
+    assert!(
+        !events.contains(&ConnectionEvent::Renegotiated),
+        "{events:?}"
+    );
+    assert_eq!(peer_error_codes(&pair.dialer), ["renegotiation-failed"]);
+    let mut reply = pair.add_track(false, MediaKind::Audio, Direction::SendOnly);
+    pair.run(Duration::from_secs(2));
+    let mid = reply.try_recv().expect("answered").expect("accepted");
+    assert!(rtp_count(&pair.listener_events, &mid) >= 50);
+}
+
+#[test]
+fn an_offer_with_other_ice_credentials_is_refused() {
+    refused_then_carries_on(|pair| browser_offer(pair, "someoneelse", &pair.dialer_fp, "opus"));
+}
+
+#[test]
+fn an_offer_with_another_fingerprint_is_refused() {
+    refused_then_carries_on(|pair| browser_offer(pair, &pair.dialer_ice.0, &[0xAA; 32], "opus"));
+}
+
+#[test]
+fn an_offer_with_only_unknown_codecs_is_refused() {
+    refused_then_carries_on(|pair| {
+        browser_offer(pair, &pair.dialer_ice.0, &pair.dialer_fp, "lyra")
+    });
+}
+
+#[test]
+fn malformed_sdp_is_refused() {
+    refused_then_carries_on(|_| "v=0\r\nm=audio nonsense\r\n".to_owned());
+}
+
+#[test]
+fn an_offer_flood_is_cut_off() {
+    let mut pair = Pair::connect(false);
+    for _ in 0..12 {
+        pair.send_raw(
+            false,
+            &Message::Offer {
+                sdp: "v=0\r\n".to_owned(),
+            },
+        );
+    }
+    pair.run(Duration::from_millis(300));
+    let codes = peer_error_codes(&pair.dialer);
+    assert_eq!(
+        codes.iter().filter(|c| *c == "too-many-offers").count(),
+        12 - oneway_str0m::media::OFFER_LIMIT,
+        "{codes:?}"
+    );
+    assert!(!pair.listener.is_closed() && !pair.dialer.is_closed());
+}
+
+#[test]
+fn glare_the_dialer_yields_and_both_tracks_arrive() {
+    let mut pair = Pair::connect(false);
+    let mut from_dialer = pair.add_track(false, MediaKind::Audio, Direction::SendOnly);
+    let mut from_listener = pair.add_track(true, MediaKind::Audio, Direction::SendOnly);
+    pair.run(Duration::from_secs(2));
+    let d = from_dialer.try_recv().expect("answered").expect("accepted");
+    let l = from_listener
+        .try_recv()
+        .expect("answered")
+        .expect("accepted");
+    assert!(rtp_count(&pair.listener_events, &d) >= 50, "dialer's track");
+    assert!(rtp_count(&pair.dialer_events, &l) >= 50, "listener's track");
+    assert!(peer_error_codes(&pair.dialer).is_empty());
+    assert!(peer_error_codes(&pair.listener).is_empty());
+}
+
+#[test]
+fn a_second_renegotiation_adds_video_to_audio() {
+    let mut pair = Pair::connect(false);
+    let mut audio = pair.add_track(false, MediaKind::Audio, Direction::SendOnly);
+    pair.run(Duration::from_millis(500));
+    let audio = audio.try_recv().expect("answered").expect("accepted");
+    let mut video = pair.add_track(false, MediaKind::Video, Direction::SendRecv);
+    pair.run(Duration::from_millis(500));
+    let video = video.try_recv().expect("answered").expect("accepted");
+    assert!(
+        pair.listener_events
+            .contains(&ConnectionEvent::TrackOpen { track: video })
+    );
+    let before = rtp_count(&pair.listener_events, &audio);
+    pair.run(Duration::from_secs(1));
+    assert!(
+        rtp_count(&pair.listener_events, &audio) >= before + 40,
+        "audio goes on"
+    );
 }
