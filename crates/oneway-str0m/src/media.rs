@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, MediaKind};
 
-/// The mid the implied offer gives the application line (the first m-line browsers write).
+/// The mid the implied offer gives the application line when this side offers first: the one
+/// browsers give their first m-line (and `oneway-token`'s `LISTENER_MID`). When the peer offers
+/// first, its own application mid is taken.
 pub const APPLICATION_MID: &str = "0";
 
 /// Most in-band offers accepted from the peer in [`OFFER_WINDOW`]; more get `too-many-offers`.
@@ -202,11 +204,12 @@ pub fn check_offer(sdp: &str, running: &Running<'_>) -> Result<(), NegotiationEr
     Ok(())
 }
 
-/// The peer's side of the running session as an SDP offer, for str0m's SDP API to take over
+/// The peer's side of the running session as an SDP offer, its application line named `mid`, for str0m's SDP API to take over
 /// from the Direct API (see the module docs). `peer_active`: the peer is the DTLS client.
 /// `snap_init`: under a fast start, the peer's SCTP INIT (str0m wants it repeated in every
 /// description once SNAP established the association).
 pub fn implied_offer(
+    mid: &str,
     ufrag: &str,
     pwd: &str,
     fingerprint: &[u8],
@@ -218,9 +221,9 @@ pub fn implied_offer(
     let hex: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
     let setup = if peer_active { "active" } else { "passive" };
     let mut sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {APPLICATION_MID}\r\n\
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {mid}\r\n\
          m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-         a=mid:{APPLICATION_MID}\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n\
+         a=mid:{mid}\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n\
          a=fingerprint:sha-256 {}\r\na=setup:{setup}\r\na=sctp-port:{sctp_port}\r\n\
          a=max-message-size:{max_message_size}\r\n",
         hex.join(":")

@@ -309,10 +309,10 @@ fn browser_offer(pair: &Pair, ufrag: &str, fingerprint: &[u8; 32], codec: &str) 
     let hex: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
     format!(
         "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n\
+         a=group:BUNDLE data 1\r\na=msid-semantic: WMS\r\n\
          m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
          a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=ice-options:trickle\r\n\
-         a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n\
+         a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:data\r\na=sctp-port:5000\r\n\
          a=max-message-size:262144\r\n\
          m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
          a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=ice-options:trickle\r\n\

@@ -144,7 +144,8 @@ impl Str0mEngine {
 
     /// Hands str0m's SDP API the running session as the peer's offer, once, so that it writes
     /// and matches the application m-line (see [`crate::media`]).
-    fn take_over(&mut self) -> Result<(), NegotiationError> {
+    /// `app_mid`: the application mid of the peer's first offer, if it offers first.
+    fn take_over(&mut self, app_mid: Option<&str>) -> Result<(), NegotiationError> {
         if self.media.taken_over {
             return Ok(());
         }
@@ -161,7 +162,9 @@ impl Str0mEngine {
         else {
             return Err(NegotiationError::Refused("DTLS is not up".into()));
         };
+        let mid = app_mid.unwrap_or(media::APPLICATION_MID).to_owned();
         let sdp = media::implied_offer(
+            &mid,
             &remote.ufrag,
             &remote.pass,
             &fingerprint,
@@ -177,9 +180,7 @@ impl Str0mEngine {
             .accept_offer(offer)
             .map_err(|e| NegotiationError::Refused(format!("implied offer: {e}")))?;
         self.media.taken_over = true;
-        self.media
-            .known_mids
-            .push(media::APPLICATION_MID.to_owned());
+        self.media.known_mids.push(mid);
         tracing::debug!(role = ?self.hs.role, "str0m's SDP API took over");
         Ok(())
     }
@@ -189,7 +190,7 @@ impl Str0mEngine {
         if self.media.pending.is_some() || self.media.queued.is_empty() || self.closed() {
             return;
         }
-        if let Err(e) = self.take_over() {
+        if let Err(e) = self.take_over(None) {
             for (_, reply) in self.media.queued.drain(..) {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(e.to_string()));
@@ -271,7 +272,13 @@ impl Str0mEngine {
                 known_mids: &self.media.known_mids,
             },
         )?;
-        self.take_over()?;
+        let summary = media::summarize(sdp);
+        let app_mid = summary
+            .sections
+            .iter()
+            .find(|s| s.kind == "application")
+            .and_then(|s| s.mid.as_deref());
+        self.take_over(app_mid)?;
         let offer = SdpOffer::from_sdp_string(sdp)
             .map_err(|e| NegotiationError::Malformed(e.to_string()))?;
         let answer = self
@@ -279,7 +286,7 @@ impl Str0mEngine {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| NegotiationError::Refused(e.to_string()))?;
-        for section in media::summarize(sdp).sections {
+        for section in summary.sections {
             if let Some(mid) = section.mid
                 && !self.media.known_mids.contains(&mid)
             {
