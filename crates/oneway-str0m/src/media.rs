@@ -3,7 +3,7 @@
 //! The connection starts through str0m's Direct API, with no SDP. str0m's SDP API can take over
 //! afterwards, with one step: str0m only writes (and matches) the `m=application` line of a
 //! session that learnt it from SDP, and the Direct API never sets it. So before its first SDP
-//! operation an engine accepts an *implied offer* ([`implied_offer`]): the running session as
+//! operation an engine accepts an *implied offer* ([`ImpliedOffer`]): the running session as
 //! the peer would describe it (the peer's ICE credentials and certificate, the DTLS role it
 //! plays, one `m=application` line, mid `0`), and drops str0m's answer. From then on str0m's
 //! `accept_offer`, `add_media` + `apply` and `accept_answer` work on the running connection: same
@@ -204,34 +204,53 @@ pub fn check_offer(sdp: &str, running: &Running<'_>) -> Result<(), NegotiationEr
     Ok(())
 }
 
-/// The peer's side of the running session as an SDP offer, its application line named `mid`, for str0m's SDP API to take over
-/// from the Direct API (see the module docs). `peer_active`: the peer is the DTLS client.
-/// `snap_init`: under a fast start, the peer's SCTP INIT (str0m wants it repeated in every
-/// description once SNAP established the association).
-pub fn implied_offer(
-    mid: &str,
-    ufrag: &str,
-    pwd: &str,
-    fingerprint: &[u8],
-    peer_active: bool,
-    sctp_port: u16,
-    max_message_size: usize,
-    snap_init: Option<&str>,
-) -> String {
-    let hex: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
-    let setup = if peer_active { "active" } else { "passive" };
-    let mut sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {mid}\r\n\
-         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-         a=mid:{mid}\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n\
-         a=fingerprint:sha-256 {}\r\na=setup:{setup}\r\na=sctp-port:{sctp_port}\r\n\
-         a=max-message-size:{max_message_size}\r\n",
-        hex.join(":")
-    );
-    if let Some(init) = snap_init {
-        sdp.push_str(&format!("a=sctp-init:{init}\r\n"));
+/// The peer's side of the running session, as an SDP offer for str0m's SDP API to take over
+/// from the Direct API (see the module docs). str0m reads neither the SCTP port nor the
+/// message size of an offer once SCTP runs; they are written as the token's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct ImpliedOffer<'a> {
+    /// The application line's mid.
+    pub mid: &'a str,
+    /// The peer's ICE ufrag in force.
+    pub ufrag: &'a str,
+    /// The peer's ICE pwd in force.
+    pub pwd: &'a str,
+    /// SHA-256 of the peer's DTLS certificate.
+    pub fingerprint: &'a [u8],
+    /// The peer is the DTLS client (`a=setup:active`), else the server.
+    pub peer_active: bool,
+    /// Under a fast start, the peer's SCTP INIT, base64 (str0m wants `a=sctp-init` repeated in
+    /// every description once SNAP established the association).
+    pub snap_init: Option<&'a str>,
+}
+
+impl ImpliedOffer<'_> {
+    /// The SDP text.
+    pub fn sdp(&self) -> String {
+        let hex: Vec<String> = self
+            .fingerprint
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let setup = if self.peer_active {
+            "active"
+        } else {
+            "passive"
+        };
+        let (mid, ufrag, pwd) = (self.mid, self.ufrag, self.pwd);
+        let mut sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {mid}\r\n\
+             m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+             a=mid:{mid}\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n\
+             a=fingerprint:sha-256 {}\r\na=setup:{setup}\r\na=sctp-port:5000\r\n\
+             a=max-message-size:262144\r\n",
+            hex.join(":")
+        );
+        if let Some(init) = self.snap_init {
+            sdp.push_str(&format!("a=sctp-init:{init}\r\n"));
+        }
+        sdp
     }
-    sdp
 }
 
 /// Where a sending audio track takes its encoded frames: the seam for a real encoder (an

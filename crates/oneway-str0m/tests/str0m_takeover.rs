@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use oneway_str0m::media::implied_offer;
+use oneway_str0m::media::ImpliedOffer;
 use str0m::change::SdpOffer;
 use str0m::channel::ChannelConfig;
 use str0m::media::{Direction, MediaKind};
@@ -41,10 +41,21 @@ fn direct_dialer() -> Rtc {
     rtc
 }
 
+/// The implied offer of the peer of `direct_dialer`, with these credentials and certificate.
+fn implied_offer(ufrag: &str, fingerprint: &[u8]) -> String {
+    ImpliedOffer {
+        mid: "0",
+        ufrag,
+        pwd: PEER_PWD,
+        fingerprint,
+        peer_active: false,
+        snap_init: None,
+    }
+    .sdp()
+}
+
 fn take_over(rtc: &mut Rtc) {
-    let sdp = implied_offer(
-        "0", PEER_UFRAG, PEER_PWD, &PEER_FP, false, 5000, 262_144, None,
-    );
+    let sdp = implied_offer(PEER_UFRAG, &PEER_FP);
     let offer = SdpOffer::from_sdp_string(&sdp).expect("implied offer parses");
     rtc.sdp_api()
         .accept_offer(offer)
@@ -94,16 +105,7 @@ fn str0m_takes_other_ice_credentials_as_a_restart_with_new_local_ones() {
     // oneway listener must never take (its ufrag routes checks, `spec/handshake.md` §4.3).
     let mut rtc = direct_dialer();
     take_over(&mut rtc);
-    let sdp = implied_offer(
-        "0",
-        "otherufrag",
-        PEER_PWD,
-        &PEER_FP,
-        false,
-        5000,
-        262_144,
-        None,
-    );
+    let sdp = implied_offer("otherufrag", &PEER_FP);
     let answer = rtc
         .sdp_api()
         .accept_offer(SdpOffer::from_sdp_string(&sdp).expect("parses"))
@@ -117,16 +119,7 @@ fn str0m_ignores_another_fingerprint_once_it_has_one() {
     // `accept_offer` reads `a=fingerprint` only while it has no remote fingerprint.
     let mut rtc = direct_dialer();
     take_over(&mut rtc);
-    let sdp = implied_offer(
-        "0",
-        PEER_UFRAG,
-        PEER_PWD,
-        &[0x22; 32],
-        false,
-        5000,
-        262_144,
-        None,
-    );
+    let sdp = implied_offer(PEER_UFRAG, &[0x22; 32]);
     rtc.sdp_api()
         .accept_offer(SdpOffer::from_sdp_string(&sdp).expect("parses"))
         .expect("str0m accepts another fingerprint without a word");

@@ -28,10 +28,6 @@ pub type TrackReply = oneshot::Sender<Result<String, String>>;
 /// A track in our offer: its mid, what was asked, and where the answer goes.
 type OfferedTrack = (Mid, TrackRequest, Option<TrackReply>);
 
-/// SCTP port and size the implied offer names: str0m reads neither once SCTP runs.
-const IMPLIED_SCTP_PORT: u16 = 5000;
-const IMPLIED_MAX_MESSAGE_SIZE: usize = 262_144;
-
 /// In-band media state of one connection.
 #[derive(Default)]
 pub(crate) struct MediaState {
@@ -163,16 +159,15 @@ impl Str0mEngine {
             return Err(NegotiationError::Refused("DTLS is not up".into()));
         };
         let mid = app_mid.unwrap_or(media::APPLICATION_MID).to_owned();
-        let sdp = media::implied_offer(
-            &mid,
-            &remote.ufrag,
-            &remote.pass,
-            &fingerprint,
-            self.hs.role == ProofRole::Listener,
-            IMPLIED_SCTP_PORT,
-            IMPLIED_MAX_MESSAGE_SIZE,
-            self.media.snap_init.as_deref(),
-        );
+        let sdp = media::ImpliedOffer {
+            mid: &mid,
+            ufrag: &remote.ufrag,
+            pwd: &remote.pass,
+            fingerprint: &fingerprint,
+            peer_active: self.hs.role == ProofRole::Listener,
+            snap_init: self.media.snap_init.as_deref(),
+        }
+        .sdp();
         let offer = SdpOffer::from_sdp_string(&sdp)
             .map_err(|e| NegotiationError::Malformed(format!("implied offer: {e}")))?;
         self.rtc
