@@ -13,6 +13,7 @@ use oneway_endpoint::{
 };
 use oneway_str0m::Str0m;
 use oneway_str0m::engine::Str0mEngine;
+use oneway_str0m::media::TrackRequest;
 use oneway_token::{Candidate, Fingerprint, Profile, Secret, Token};
 use str0m::media::{Direction, MediaKind};
 use tokio::sync::{mpsc, oneshot};
@@ -216,7 +217,8 @@ impl Pair {
     ) -> oneshot::Receiver<Result<String, String>> {
         let (reply, answer) = oneshot::channel();
         let now = self.now;
-        self.side(listener).add_track(now, kind, direction, reply);
+        let request = TrackRequest { kind, direction };
+        self.side(listener).add_track(now, request, None, reply);
         answer
     }
 
@@ -451,4 +453,47 @@ fn a_second_renegotiation_adds_video_to_audio() {
         rtp_count(&pair.listener_events, &audio) >= before + 40,
         "audio goes on"
     );
+}
+
+/// Runs `change` on the dialer's engine with a fresh reply, then 300 ms; the reply must be Ok.
+fn dialer_change(pair: &mut Pair, change: impl FnOnce(&mut Str0mEngine, Instant, TrackReplyTx)) {
+    let (reply, mut answer) = oneshot::channel();
+    let now = pair.now;
+    change(&mut pair.dialer, now, reply);
+    pair.run(Duration::from_millis(300));
+    answer.try_recv().expect("answered").expect("accepted");
+}
+
+type TrackReplyTx = oneshot::Sender<Result<String, String>>;
+
+#[test]
+fn a_track_pauses_and_resumes_with_its_direction_and_ends_when_removed() {
+    let mut pair = Pair::connect(false);
+    let mut reply = pair.add_track(false, MediaKind::Audio, Direction::SendOnly);
+    pair.run(Duration::from_secs(1));
+    let mid = reply.try_recv().expect("answered").expect("accepted");
+    assert!(rtp_count(&pair.listener_events, &mid) >= 40);
+
+    dialer_change(&mut pair, |d, now, r| {
+        d.set_track_direction(now, &mid, Direction::Inactive, r)
+    });
+    let paused = rtp_count(&pair.listener_events, &mid);
+    pair.run(Duration::from_secs(1));
+    assert_eq!(rtp_count(&pair.listener_events, &mid), paused, "inactive");
+
+    dialer_change(&mut pair, |d, now, r| {
+        d.set_track_direction(now, &mid, Direction::SendOnly, r)
+    });
+    pair.run(Duration::from_secs(1));
+    let resumed = rtp_count(&pair.listener_events, &mid);
+    assert!(resumed >= paused + 40, "resumed: {paused} then {resumed}");
+
+    dialer_change(&mut pair, |d, now, r| d.remove_track(now, &mid, r));
+    let removed = rtp_count(&pair.listener_events, &mid);
+    pair.run(Duration::from_secs(1));
+    assert_eq!(rtp_count(&pair.listener_events, &mid), removed, "removed");
+
+    assert!(peer_error_codes(&pair.dialer).is_empty());
+    assert!(peer_error_codes(&pair.listener).is_empty());
+    assert!(!pair.listener.is_closed() && !pair.dialer.is_closed());
 }

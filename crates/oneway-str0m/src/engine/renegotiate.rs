@@ -19,14 +19,33 @@ use tokio::sync::oneshot;
 
 use super::Str0mEngine;
 use crate::media::{
-    self, AudioSender, NegotiationError, OfferRate, OpusSilence, Running, TrackRequest,
+    self, AudioSender, AudioSource, NegotiationError, OfferRate, OpusSilence, Running, TrackRequest,
 };
 
 /// Where the mid of a track this side asked for goes, once the peer answered.
 pub type TrackReply = oneshot::Sender<Result<String, String>>;
 
-/// A track in our offer: its mid, what was asked, and where the answer goes.
-type OfferedTrack = (Mid, TrackRequest, Option<TrackReply>);
+/// A change of this side's tracks, waiting for its offer or its answer.
+enum LocalChange {
+    /// Add a track; a sending audio track takes its frames from `source`.
+    Add {
+        request: TrackRequest,
+        source: Box<dyn AudioSource>,
+    },
+    /// Change a negotiated track's direction (this side's view).
+    Direction { mid: Mid, direction: Direction },
+    /// Stop a negotiated track for good (its m-line gets port 0).
+    Remove { mid: Mid },
+}
+
+/// A change and where its outcome goes.
+struct Asked {
+    change: LocalChange,
+    reply: Option<TrackReply>,
+}
+
+/// A change in our offer: the track's mid and the change.
+type OfferedTrack = (Mid, Asked);
 
 /// In-band media state of one connection.
 #[derive(Default)]
@@ -40,7 +59,7 @@ pub(crate) struct MediaState {
     /// Our offer waiting for its answer, with the tracks it adds.
     pending: Option<(SdpPendingOffer, Vec<OfferedTrack>)>,
     /// Tracks asked for and not offered yet (one offer at a time).
-    queued: VecDeque<(TrackRequest, Option<TrackReply>)>,
+    queued: VecDeque<Asked>,
     /// Mids of negotiated media sections (the peer's offers re-list them).
     known_mids: Vec<String>,
     /// The peer's offer rate.
@@ -77,21 +96,54 @@ impl Str0mEngine {
     /// Adds a media track: queues it and offers it on channel 0 (`spec/handshake.md` §6.2) as
     /// soon as no other offer of ours is waiting. `reply` gets the track's mid once the peer
     /// answered, or the peer's refusal. A sending audio track then sends one frame every 20 ms
-    /// from [`OpusSilence`] (the seam: [`media::AudioSource`]).
+    /// from `source` (the seam for an encoder, [`AudioSource`]; `None`: [`OpusSilence`]).
     pub fn add_track(
         &mut self,
         now: Instant,
-        kind: MediaKind,
+        request: TrackRequest,
+        source: Option<Box<dyn AudioSource>>,
+        reply: TrackReply,
+    ) {
+        let source = source.unwrap_or_else(|| Box::new(OpusSilence));
+        self.ask(now, LocalChange::Add { request, source }, reply);
+    }
+
+    /// Changes the direction of the negotiated track `mid` (this side's view) by an offer;
+    /// `reply` gets the mid back once the peer answered. Audio this side sends starts or stops
+    /// with it.
+    pub fn set_track_direction(
+        &mut self,
+        now: Instant,
+        mid: &str,
         direction: Direction,
         reply: TrackReply,
     ) {
+        let mid = Mid::from(mid);
+        self.ask(now, LocalChange::Direction { mid, direction }, reply);
+    }
+
+    /// Stops the negotiated track `mid` for good by an offer (its m-line gets port 0); `reply`
+    /// gets the mid back once the peer answered.
+    pub fn remove_track(&mut self, now: Instant, mid: &str, reply: TrackReply) {
+        let mid = Mid::from(mid);
+        self.ask(now, LocalChange::Remove { mid }, reply);
+    }
+
+    fn ask(&mut self, now: Instant, change: LocalChange, reply: TrackReply) {
         if self.closed() || !self.hs.authenticated {
             let _ = reply.send(Err("not authenticated, or closed".to_owned()));
             return;
         }
-        self.media
-            .queued
-            .push_back((TrackRequest { kind, direction }, Some(reply)));
+        if let LocalChange::Direction { mid, .. } | LocalChange::Remove { mid } = &change
+            && self.rtc.media(*mid).is_none()
+        {
+            let _ = reply.send(Err(format!("no track {mid}")));
+            return;
+        }
+        self.media.queued.push_back(Asked {
+            change,
+            reply: Some(reply),
+        });
         self.offer_queued(now);
     }
 
@@ -180,30 +232,48 @@ impl Str0mEngine {
         Ok(())
     }
 
-    /// Offers the queued tracks in one offer, if none of ours is waiting.
+    /// Offers the queued changes in one offer, if none of ours is waiting.
     pub(super) fn offer_queued(&mut self, _now: Instant) {
         if self.media.pending.is_some() || self.media.queued.is_empty() || self.closed() {
             return;
         }
         if let Err(e) = self.take_over(None) {
-            for (_, reply) in self.media.queued.drain(..) {
-                if let Some(reply) = reply {
+            for asked in self.media.queued.drain(..) {
+                if let Some(reply) = asked.reply {
                     let _ = reply.send(Err(e.to_string()));
                 }
             }
             return;
         }
         let mut api = self.rtc.sdp_api();
-        let mut tracks = Vec::new();
-        for (request, reply) in self.media.queued.drain(..) {
-            let mid = api.add_media(request.kind, request.direction, None, None, None);
-            tracks.push((mid, request, reply));
+        let mut changes = Vec::new();
+        for asked in self.media.queued.drain(..) {
+            let mid = match &asked.change {
+                LocalChange::Add { request, .. } => {
+                    api.add_media(request.kind, request.direction, None, None, None)
+                }
+                LocalChange::Direction { mid, direction } => {
+                    api.set_direction(*mid, *direction);
+                    *mid
+                }
+                LocalChange::Remove { mid } => {
+                    api.stop_media(*mid);
+                    *mid
+                }
+            };
+            changes.push((mid, asked));
         }
         let Some((offer, pending)) = api.apply() else {
+            // Nothing to negotiate (the direction was already that one).
+            for (mid, asked) in changes {
+                if let Some(reply) = asked.reply {
+                    let _ = reply.send(Ok(mid.to_string()));
+                }
+            }
             return;
         };
-        tracing::debug!(tracks = tracks.len(), "offering tracks in band");
-        self.media.pending = Some((pending, tracks));
+        tracing::debug!(changes = changes.len(), "offering in band");
+        self.media.pending = Some((pending, changes));
         self.send_control(&Message::Offer {
             sdp: offer.to_sdp_string(),
         });
@@ -221,10 +291,10 @@ impl Str0mEngine {
                 tracing::debug!("glare: the listener ignores the dialer's offer");
                 return;
             }
-            if let Some((_, tracks)) = self.media.pending.take() {
+            if let Some((_, changes)) = self.media.pending.take() {
                 tracing::debug!("glare: the dialer rolls its offer back");
-                for (_, request, reply) in tracks.into_iter().rev() {
-                    self.media.queued.push_front((request, reply));
+                for (_, asked) in changes.into_iter().rev() {
+                    self.media.queued.push_front(asked);
                 }
             }
         }
@@ -306,26 +376,17 @@ impl Str0mEngine {
             });
         match result {
             Ok(()) => {
-                for (mid, request, reply) in tracks {
-                    self.media.known_mids.push(mid.to_string());
-                    if request.kind == MediaKind::Audio && request.direction.is_sending() {
-                        self.media.senders.push(AudioSender {
-                            mid,
-                            source: Box::new(OpusSilence),
-                            next_at: now,
-                            rtp_time: 0,
-                            sent: 0,
-                        });
-                    }
-                    if let Some(reply) = reply {
+                for (mid, asked) in tracks {
+                    self.applied(now, mid, asked.change);
+                    if let Some(reply) = asked.reply {
                         let _ = reply.send(Ok(mid.to_string()));
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the peer's answer was refused");
-                for (_, _, reply) in tracks {
-                    if let Some(reply) = reply {
+                for (_, asked) in tracks {
+                    if let Some(reply) = asked.reply {
                         let _ = reply.send(Err(e.to_string()));
                     }
                 }
@@ -333,6 +394,36 @@ impl Str0mEngine {
             }
         }
         self.offer_queued(now);
+    }
+
+    /// A change the peer's answer accepted: audio this side sends starts or stops.
+    fn applied(&mut self, now: Instant, mid: Mid, change: LocalChange) {
+        let (sends, source) = match change {
+            LocalChange::Add { request, source } => {
+                self.media.known_mids.push(mid.to_string());
+                let audio = request.kind == MediaKind::Audio;
+                (audio && request.direction.is_sending(), Some(source))
+            }
+            LocalChange::Direction { direction, .. } => {
+                let audio = self.rtc.media(mid).is_some_and(|m| m.kind().is_audio());
+                (audio && direction.is_sending(), None)
+            }
+            LocalChange::Remove { .. } => (false, None),
+        };
+        let sending = self.media.senders.iter().position(|s| s.mid == mid);
+        match (sends, sending) {
+            (true, None) => self.media.senders.push(AudioSender {
+                mid,
+                source: source.unwrap_or_else(|| Box::new(OpusSilence)),
+                next_at: now,
+                rtp_time: 0,
+                sent: 0,
+            }),
+            (false, Some(at)) => {
+                self.media.senders.remove(at);
+            }
+            _ => {}
+        }
     }
 
     /// The peer refused our offer (`error` on channel 0): its tracks fail; `false` when no offer
@@ -347,8 +438,8 @@ impl Str0mEngine {
         let Some((_, tracks)) = self.media.pending.take() else {
             return false;
         };
-        for (_, _, reply) in tracks {
-            if let Some(reply) = reply {
+        for (_, asked) in tracks {
+            if let Some(reply) = asked.reply {
                 let _ = reply.send(Err(format!("{code}: {reason}")));
             }
         }
