@@ -497,3 +497,31 @@ fn a_track_pauses_and_resumes_with_its_direction_and_ends_when_removed() {
     assert!(peer_error_codes(&pair.listener).is_empty());
     assert!(!pair.listener.is_closed() && !pair.dialer.is_closed());
 }
+
+#[test]
+fn media_negotiates_after_an_ice_restart() {
+    // Offers must carry the credentials in force: the restart's, not the first ones.
+    let mut pair = Pair::connect(false);
+    let (reply, mut restarted) = oneshot::channel();
+    let now = pair.now;
+    pair.dialer
+        .handle_command(now, oneway_endpoint::Command::IceRestart { reply });
+    pair.run(Duration::from_secs(1));
+    restarted.try_recv().expect("answered").expect("restarted");
+    for from_listener in [true, false] {
+        let mut reply = pair.add_track(from_listener, MediaKind::Audio, Direction::SendOnly);
+        pair.run(Duration::from_secs(2));
+        let mid = reply.try_recv().expect("answered").expect("accepted");
+        let receiver = if from_listener {
+            &pair.dialer_events
+        } else {
+            &pair.listener_events
+        };
+        assert!(
+            rtp_count(receiver, &mid) >= 50,
+            "from listener: {from_listener}"
+        );
+    }
+    assert!(peer_error_codes(&pair.dialer).is_empty());
+    assert!(peer_error_codes(&pair.listener).is_empty());
+}
