@@ -50,6 +50,9 @@ pub enum NegotiationError {
     /// The offer carries a certificate fingerprint other than the running DTLS peer's.
     #[error("the offer changes the DTLS fingerprint")]
     FingerprintChanged,
+    /// The offer gives one SSRC to two media sections, or one this peer sends with.
+    #[error("SSRC {0} collides with another track's")]
+    SsrcCollision(u32),
     /// A media section the offer adds lists no codec this peer has.
     #[error("no codec in common for m-line {0}")]
     NoCommonCodec(String),
@@ -86,6 +89,8 @@ pub struct Section {
     pub mid: Option<String>,
     /// Codec names of its `a=rtpmap` lines.
     pub codecs: Vec<String>,
+    /// The SSRCs of its `a=ssrc` lines (each once).
+    pub ssrcs: Vec<u32>,
 }
 
 /// What [`check_offer`] reads from an SDP.
@@ -124,6 +129,13 @@ pub fn summarize(sdp: &str) -> SdpSummary {
             if let Some(s) = out.sections.last_mut() {
                 s.mid = Some(v.to_owned());
             }
+        } else if let Some(v) = line.strip_prefix("a=ssrc:")
+            && let Some(s) = out.sections.last_mut()
+            && let Some(Ok(ssrc)) = v.split_whitespace().next().map(str::parse::<u32>)
+        {
+            if !s.ssrcs.contains(&ssrc) {
+                s.ssrcs.push(ssrc);
+            }
         } else if let Some(v) = line.strip_prefix("a=rtpmap:")
             && let Some(s) = out.sections.last_mut()
             && let Some(name) = v
@@ -160,6 +172,8 @@ pub struct Running<'a> {
     pub codecs: &'a [String],
     /// Mids of the media sections already negotiated.
     pub known_mids: &'a [String],
+    /// The SSRCs this peer sends with.
+    pub local_ssrcs: &'a [u32],
 }
 
 /// Checks an offer against the running session before str0m sees it: well-formed enough,
@@ -181,6 +195,13 @@ pub fn check_offer(sdp: &str, running: &Running<'_>) -> Result<(), NegotiationEr
     };
     if hash != "sha-256" || digest.as_slice() != running.remote_fingerprint {
         return Err(NegotiationError::FingerprintChanged);
+    }
+    let mut seen: Vec<u32> = Vec::new();
+    for ssrc in summary.sections.iter().flat_map(|s| &s.ssrcs) {
+        if seen.contains(ssrc) || running.local_ssrcs.contains(ssrc) {
+            return Err(NegotiationError::SsrcCollision(*ssrc));
+        }
+        seen.push(*ssrc);
     }
     for section in &summary.sections {
         let new = section
@@ -361,6 +382,7 @@ mod tests {
             remote_fingerprint: &FP,
             codecs,
             known_mids: &[],
+            local_ssrcs: &[77],
         }
     }
 
@@ -378,6 +400,11 @@ mod tests {
         ));
         let e = check_offer(&offer("ufra", "AB:01:02:FF", "speex"), &running(&codecs));
         assert!(matches!(e, Err(NegotiationError::NoCommonCodec(ref m)) if m == "1"));
+        let colliding = offer("ufra", "AB:01:02:FF", "opus") + "a=ssrc:77 cname:x\r\n";
+        assert!(matches!(
+            check_offer(&colliding, &running(&codecs)),
+            Err(NegotiationError::SsrcCollision(77))
+        ));
         let e = check_offer("v=0\r\nnonsense", &running(&codecs)).unwrap_err();
         assert_eq!(e.code(), "renegotiation-failed");
     }

@@ -525,3 +525,14 @@ fn media_negotiates_after_an_ice_restart() {
     assert!(peer_error_codes(&pair.dialer).is_empty());
     assert!(peer_error_codes(&pair.listener).is_empty());
 }
+
+#[test]
+fn an_offer_giving_two_tracks_one_ssrc_is_refused() {
+    refused_then_carries_on(|pair| {
+        let offer = browser_offer(pair, &pair.dialer_ice.0, &pair.dialer_fp, "opus");
+        let second = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n\
+                      a=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n\
+                      a=ssrc:1001 cname:browser\r\n";
+        offer.replace("a=group:BUNDLE data 1", "a=group:BUNDLE data 1 2") + second
+    });
+}

@@ -327,6 +327,16 @@ impl Str0mEngine {
             .iter()
             .map(|p| p.spec().codec.to_string())
             .collect();
+        let sending: Vec<Mid> = self.media.senders.iter().map(|s| s.mid).collect();
+        let local_ssrcs: Vec<u32> = sending
+            .into_iter()
+            .filter_map(|mid| {
+                self.rtc
+                    .direct_api()
+                    .stream_tx_by_mid(mid, None)
+                    .map(|tx| *tx.ssrc())
+            })
+            .collect();
         media::check_offer(
             sdp,
             &Running {
@@ -335,6 +345,7 @@ impl Str0mEngine {
                 remote_fingerprint: &fingerprint,
                 codecs: &codecs,
                 known_mids: &self.media.known_mids,
+                local_ssrcs: &local_ssrcs,
             },
         )?;
         let summary = media::summarize(sdp);
