@@ -313,11 +313,47 @@ pub struct AudioSender {
     pub rtp_time: u64,
     /// Frames written so far.
     pub sent: u64,
+    /// The track's direction stopped sending for now; its RTP clock keeps running.
+    pub paused: bool,
 }
 
 impl AudioSender {
+    /// A track whose first frame is due at `now`.
+    pub fn new(mid: str0m::media::Mid, source: Box<dyn AudioSource>, now: Instant) -> Self {
+        AudioSender {
+            mid,
+            source,
+            next_at: now,
+            rtp_time: 0,
+            sent: 0,
+            paused: false,
+        }
+    }
+
+    /// Stops sending until [`AudioSender::resume`].
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Sends again from `now`, the RTP clock advanced by the pause (receivers see a gap in
+    /// time, not a jump back).
+    pub fn resume(&mut self, now: Instant) {
+        if !self.paused {
+            return;
+        }
+        let gap = now.saturating_duration_since(self.next_at);
+        let ticks =
+            gap.as_micros() * u128::from(AUDIO_FRAME_TICKS) / AUDIO_FRAME.as_micros().max(1);
+        self.rtp_time += u64::try_from(ticks).unwrap_or(u64::MAX / 2);
+        self.next_at = now;
+        self.paused = false;
+    }
+
     /// The frames due at `now` (at most a few; a late clock skips ahead), advancing the clock.
     pub fn due(&mut self, now: Instant) -> Vec<(u64, Vec<u8>)> {
+        if self.paused {
+            return Vec::new();
+        }
         let mut frames = Vec::new();
         let mut n = 0;
         while self.next_at <= now {
@@ -423,17 +459,22 @@ mod tests {
     #[test]
     fn a_late_audio_clock_catches_up_a_little_and_skips_the_rest() {
         let start = Instant::now();
-        let mut sender = AudioSender {
-            mid: str0m::media::Mid::from("1"),
-            source: Box::new(OpusSilence),
-            next_at: start,
-            rtp_time: 0,
-            sent: 0,
-        };
+        let mut sender =
+            AudioSender::new(str0m::media::Mid::from("1"), Box::new(OpusSilence), start);
         assert_eq!(sender.due(start).len(), 1);
         let late = sender.due(start + Duration::from_secs(1));
         assert_eq!(late.len(), CATCH_UP_FRAMES as usize);
         assert_eq!(late[1].0, 2 * AUDIO_FRAME_TICKS);
         assert!(sender.next_at > start + Duration::from_secs(1));
+        let rtp = sender.rtp_time;
+        let at = sender.next_at;
+        sender.pause();
+        assert!(sender.due(at + Duration::from_secs(1)).is_empty());
+        sender.resume(at + Duration::from_secs(1));
+        assert_eq!(
+            sender.rtp_time,
+            rtp + 48_000,
+            "a second of clock passed while paused"
+        );
     }
 }

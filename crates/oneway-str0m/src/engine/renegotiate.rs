@@ -78,7 +78,11 @@ const PEER_ERRORS: usize = 16;
 impl MediaState {
     /// When the next audio frame is due.
     pub(crate) fn next_frame_at(&self) -> Option<Instant> {
-        self.senders.iter().map(|s| s.next_at).min()
+        self.senders
+            .iter()
+            .filter(|s| !s.paused)
+            .map(|s| s.next_at)
+            .min()
     }
 }
 
@@ -409,31 +413,32 @@ impl Str0mEngine {
 
     /// A change the peer's answer accepted: audio this side sends starts or stops.
     fn applied(&mut self, now: Instant, mid: Mid, change: LocalChange) {
-        let (sends, source) = match change {
+        let sender = self.media.senders.iter().position(|s| s.mid == mid);
+        match change {
             LocalChange::Add { request, source } => {
                 self.media.known_mids.push(mid.to_string());
-                let audio = request.kind == MediaKind::Audio;
-                (audio && request.direction.is_sending(), Some(source))
+                if request.kind == MediaKind::Audio && request.direction.is_sending() {
+                    self.media.senders.push(AudioSender::new(mid, source, now));
+                }
             }
             LocalChange::Direction { direction, .. } => {
                 let audio = self.rtc.media(mid).is_some_and(|m| m.kind().is_audio());
-                (audio && direction.is_sending(), None)
+                match (audio && direction.is_sending(), sender) {
+                    (true, Some(at)) => self.media.senders[at].resume(now),
+                    (true, None) => {
+                        self.media
+                            .senders
+                            .push(AudioSender::new(mid, Box::new(OpusSilence), now))
+                    }
+                    (false, Some(at)) => self.media.senders[at].pause(),
+                    (false, None) => {}
+                }
             }
-            LocalChange::Remove { .. } => (false, None),
-        };
-        let sending = self.media.senders.iter().position(|s| s.mid == mid);
-        match (sends, sending) {
-            (true, None) => self.media.senders.push(AudioSender {
-                mid,
-                source: source.unwrap_or_else(|| Box::new(OpusSilence)),
-                next_at: now,
-                rtp_time: 0,
-                sent: 0,
-            }),
-            (false, Some(at)) => {
-                self.media.senders.remove(at);
+            LocalChange::Remove { .. } => {
+                if let Some(at) = sender {
+                    self.media.senders.remove(at);
+                }
             }
-            _ => {}
         }
     }
 
@@ -504,6 +509,9 @@ impl Str0mEngine {
     pub(super) fn send_media(&mut self, now: Instant) {
         for i in 0..self.media.senders.len() {
             let frames = self.media.senders[i].due(now);
+            if frames.is_empty() {
+                continue;
+            }
             let mid = self.media.senders[i].mid;
             let Some(writer) = self.rtc.writer(mid) else {
                 continue;
