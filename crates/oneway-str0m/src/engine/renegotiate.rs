@@ -287,6 +287,11 @@ impl Str0mEngine {
     /// Glare (`spec/handshake.md` §6.2): the dialer is polite and rolls its own offer back (its
     /// tracks are offered again after answering); the listener ignores the dialer's offer.
     pub(super) fn on_offer(&mut self, now: Instant, sdp: &str) {
+        if !self.hs.authenticated {
+            // Early data under a fast start carries channels, not media (`spec/handshake.md` §5.5).
+            return self
+                .refuse_negotiation(&NegotiationError::Refused("not authenticated yet".into()));
+        }
         if !self.media.rate.allow(now) {
             return self.refuse_negotiation(&NegotiationError::TooManyOffers);
         }
