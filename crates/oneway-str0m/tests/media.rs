@@ -73,6 +73,7 @@ impl Pair {
             relayed: None,
             loopback: false,
             ice_check_interval: None,
+            timeout: Duration::from_secs(10),
             relayed_proof: None,
             fast_path: fast,
             events: dialer_events,
