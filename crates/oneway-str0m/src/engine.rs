@@ -18,6 +18,9 @@ use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::mpsc;
+
+mod renegotiate;
+pub use renegotiate::TrackReply;
 /// Bytes str0m's SCTP may hold for sending, acknowledged or not: str0m's default, kept on
 /// purpose. It caps the data in flight (throughput ≤ this per round trip: ~2.6 MB/s at 50 ms),
 /// but str0m's SCTP (sctp-proto 0.10) scans every chunk in flight several times per poll, so
@@ -111,6 +114,8 @@ pub struct Str0mEngine {
     /// Listener, until ICE connects: the ICE pwd checks are signed with, and the dialer's latest
     /// check per (source, destination) pair, for [`Str0mEngine::select_early`].
     early: Option<EarlyChecks>,
+    /// In-band media: str0m's SDP API after the Direct-API start (`renegotiate`).
+    media: renegotiate::MediaState,
 }
 
 /// What a listener keeps to answer DTLS before the dialer nominates (bounded).
@@ -157,6 +162,7 @@ impl Str0mEngine {
             early_proof_deadline: None,
             refusing: false,
             early: None,
+            media: renegotiate::MediaState::default(),
         }
     }
 
@@ -359,6 +365,9 @@ impl Str0mEngine {
             );
             return;
         }
+        if self.hs.authenticated && !self.closed() {
+            self.send_media(now);
+        }
         if !self.closed()
             && let Err(e) = self.rtc.handle_input(Input::Timeout(now))
         {
@@ -452,8 +461,9 @@ impl Str0mEngine {
                 Ok(Output::Timeout(at)) => {
                     let consent = self.disconnected_since.map(|t| t + self.consent_grace);
                     let proof = self.early_proof_deadline.filter(|_| !self.hs.authenticated);
+                    let frame = self.media.next_frame_at();
                     return Some(
-                        [consent, proof]
+                        [consent, proof, frame]
                             .into_iter()
                             .flatten()
                             .fold(at, Instant::min),
@@ -483,6 +493,9 @@ impl Str0mEngine {
 
     fn on_event(&mut self, now: Instant, event: Event) {
         if self.refusing {
+            return;
+        }
+        if self.hs.authenticated && self.on_media_event(&event) {
             return;
         }
         match event {
@@ -682,8 +695,13 @@ impl Str0mEngine {
                 tracing::warn!(%code, %reason, "refused by the peer");
                 self.finish(handshake::known_code(&code), reason);
             }
+            Message::Error { code, reason } if self.offer_refused(&code, &reason) => {
+                tracing::warn!(%code, %reason, "the peer refused our offer");
+                self.note_peer_error(&code, &reason);
+            }
             Message::Error { code, reason } => {
                 tracing::warn!(%code, %reason, "peer reported an error");
+                self.note_peer_error(&code, &reason);
                 // The responder could not apply our restart (`ice-restart-failed`): fail it
                 // rather than wait forever for an answer.
                 if let Some((_, reply)) = self.restart.take() {
@@ -691,12 +709,8 @@ impl Str0mEngine {
                 }
             }
             Message::Open { id, label } => self.on_fast_open(now, id, label),
-            Message::Offer { .. } | Message::Answer { .. } => {
-                self.send_control(&Message::Error {
-                    code: "unsupported".to_owned(),
-                    reason: "this peer (str0m, Direct API) renegotiates without SDP: channels by DCEP, ICE by ice-restart".to_owned(),
-                });
-            }
+            Message::Offer { sdp } => self.on_offer(now, &sdp),
+            Message::Answer { sdp } => self.on_answer(now, &sdp),
             // The listener's proof after the dialer sent data early (fast start).
             proof @ Message::Proof { .. } if !self.hs.authenticated => {
                 if let Some(Ok(mac)) = proof.proof_mac() {
@@ -734,7 +748,8 @@ impl Str0mEngine {
     fn apply_restart(&mut self, local: IceCreds, remote: IceCreds) {
         let mut api = self.rtc.direct_api();
         api.set_local_ice_credentials(local);
-        api.set_remote_ice_credentials(remote);
+        api.set_remote_ice_credentials(remote.clone());
+        self.set_remote_ice(remote);
         if self.hs.role == ProofRole::Dialer {
             for c in &self.remote_candidates {
                 self.rtc.direct_api().invalidate_candidate(c);

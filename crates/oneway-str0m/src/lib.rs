@@ -26,6 +26,7 @@
 
 pub mod baseline;
 pub mod engine;
+pub mod media;
 pub mod stack;
 
 pub use oneway_endpoint::{

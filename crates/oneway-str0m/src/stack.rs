@@ -76,11 +76,13 @@ impl Stack for Str0m {
             None => DtlsVersion::Dtls12,
         };
         // A fast start (`/` in the composed ufrag): the dialer's ufrag is its INIT chunk.
+        let mut peer_init = None;
         let snap = match (p.fast_path, p.dialer.fast_start) {
             (Some(fast), true) => {
                 let chunk = dialer_init_chunk(&p.dialer.dialer_ufrag)?;
                 let mut init = fast.init.clone();
-                init.set_remote_init_chunk(chunk);
+                init.set_remote_init_chunk(chunk.clone());
+                peer_init = Some(chunk);
                 Some(init)
             }
             _ => None,
@@ -100,12 +102,13 @@ impl Stack for Str0m {
                 .map_err(|e| StackError::Rtc(format!("host candidate {host}: {e}")))?;
             rtc.add_local_candidate(candidate);
         }
-        let mut api = rtc.direct_api();
-        api.set_ice_controlling(false);
-        api.set_remote_ice_credentials(IceCreds {
+        let dialer_ice = IceCreds {
             ufrag: p.dialer.dialer_ufrag.clone(),
             pass: p.dialer.dialer_pwd.clone(),
-        });
+        };
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(false);
+        api.set_remote_ice_credentials(dialer_ice.clone());
         // The dialer's certificate is unknown in advance (verification is off): the in-band
         // proof authenticates it. str0m wants some remote fingerprint before DTLS starts.
         api.set_remote_fingerprint(str0m::config::Fingerprint {
@@ -133,8 +136,12 @@ impl Stack for Str0m {
         );
         engine.set_consent_grace(p.consent_timeout.saturating_sub(ICE_DISCONNECT_AFTER));
         engine.select_pairs_early(p.keys.listener_pwd.clone());
+        engine.set_remote_ice(dialer_ice);
         if fast_start {
             engine.set_fast_start();
+        }
+        if let Some(chunk) = peer_init {
+            engine.set_peer_snap_init(&chunk);
         }
         Ok(engine)
     }
@@ -144,6 +151,7 @@ impl Stack for Str0m {
         // The fast path the token offers, if this dial takes it (`spec/handshake.md` §5.4).
         let fast = token.fast.as_ref().filter(|_| p.fast_path);
         let mut snap = None;
+        let mut peer_init = None;
         let (local_creds, remote_creds) = match (&p.keys.dialer_ice, &token.listener_ice) {
             // dialer-identity (`spec/handshake.md` §10.2): the listener chose our credentials
             // and certificate; it is the controlling agent.
@@ -161,6 +169,7 @@ impl Stack for Str0m {
                 let mut local = IceCreds::new();
                 let fast_start = fast.and_then(|f| f.fast_start_init.clone());
                 if let Some(listener_init) = fast_start {
+                    peer_init = Some(listener_init.clone());
                     // Fast start: our ufrag is our INIT chunk (§4.2).
                     let mut init = SctpInitData::new();
                     let chunk = init
@@ -221,7 +230,7 @@ impl Stack for Str0m {
         }
         let mut api = rtc.direct_api();
         api.set_ice_controlling(token.profile == Profile::Native);
-        api.set_remote_ice_credentials(remote_creds);
+        api.set_remote_ice_credentials(remote_creds.clone());
         api.set_remote_fingerprint(str0m::config::Fingerprint {
             hash_func: "sha-256".to_owned(),
             bytes: token.fingerprint.0.to_vec(),
@@ -250,8 +259,12 @@ impl Stack for Str0m {
             engine.relay_proof(mac);
         }
         engine.handshake_mut().local_ice = Some(local_ice);
+        engine.set_remote_ice(remote_creds);
         if fast_start {
             engine.set_fast_start();
+        }
+        if let Some(chunk) = peer_init {
+            engine.set_peer_snap_init(&chunk);
         }
         for (index, addr) in p.remotes {
             // Each remote keeps its token position (priority), with its resolved address.
