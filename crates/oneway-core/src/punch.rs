@@ -18,13 +18,18 @@ use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rtc_stun::attributes::{ATTR_ICE_CONTROLLED, ATTR_PRIORITY, ATTR_USERNAME};
+use rtc_stun::attributes::{ATTR_ICE_CONTROLLED, ATTR_PRIORITY, ATTR_SOFTWARE, ATTR_USERNAME};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 
 /// Most dialer candidates one reply code names (`spec/token.md` §12.2).
 pub const MAX_REPLY_CANDIDATES: usize = 4;
+/// The SOFTWARE attribute (RFC 8489 §14.14) of the listener's reply-route checks: it tells the
+/// dialer that the check came from the reply route, not from a listener that checks back after
+/// the dialer's own check got in (as the webrtc-rs reference listener does in one-way).
+pub const PUNCH_SOFTWARE: &str = "oneway reply";
+
 /// The PRIORITY of the listener's checks: a peer-reflexive host candidate (RFC 8445 §5.1.2.1,
 /// type preference 110, local preference 65535, component 1).
 pub const PUNCH_PRIORITY: u32 = (110 << 24) | (65535 << 8) | 255;
@@ -336,6 +341,7 @@ pub fn build_check(target: &PunchTarget, tie_breaker: u64) -> Result<Vec<u8>, St
     message.add(ATTR_USERNAME, username.as_bytes());
     message.add(ATTR_PRIORITY, &PUNCH_PRIORITY.to_be_bytes());
     message.add(ATTR_ICE_CONTROLLED, &tie_breaker.to_be_bytes());
+    message.add(ATTR_SOFTWARE, PUNCH_SOFTWARE.as_bytes());
     let provider = rtc_stun::crypto::default_provider().map_err(|e| e.to_string())?;
     MessageIntegrity::new_short_term_integrity_with_provider(
         target.dialer_pwd.clone(),
@@ -347,6 +353,20 @@ pub fn build_check(target: &PunchTarget, tie_breaker: u64) -> Result<Vec<u8>, St
         .add_to(&mut message)
         .map_err(|e| e.to_string())?;
     Ok(message.raw)
+}
+
+/// Whether `datagram` is a listener's reply-route check (a Binding request carrying
+/// [`PUNCH_SOFTWARE`]). Never panics.
+pub fn is_punch_check(datagram: &[u8]) -> bool {
+    if !crate::demux::is_binding_request(datagram) {
+        return false;
+    }
+    let mut message = Message::new();
+    if message.unmarshal_binary(datagram).is_err() {
+        return false;
+    }
+    let (software, found) = message.attributes.get(ATTR_SOFTWARE);
+    found && software.value == PUNCH_SOFTWARE.as_bytes()
 }
 
 #[cfg(test)]
@@ -396,6 +416,17 @@ mod tests {
         );
         let (controlled, _) = m.attributes.get(ATTR_ICE_CONTROLLED);
         assert_eq!(controlled.value, 7u64.to_be_bytes());
+        assert!(is_punch_check(&bytes));
+        // A dialer's or listener's ordinary check is not one; nor are truncated bytes.
+        let mut ordinary = Message::new();
+        ordinary
+            .build(&[
+                Box::new(TransactionId::new()) as Box<dyn Setter>,
+                Box::new(BINDING_REQUEST),
+            ])
+            .unwrap();
+        assert!(!is_punch_check(&ordinary.raw));
+        assert!(!is_punch_check(&bytes[..bytes.len() / 2]));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use oneway_connection::{
     Command, Connection, ConnectionInfo, DialError, DriverGuard, Progress, Route, StackError,
 };
-use oneway_core::demux::{is_binding_request, is_binding_success};
+use oneway_core::demux::is_binding_success;
+use oneway_core::punch::is_punch_check;
 use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::{Candidate, CandidateAddress, DerivedKeys, Profile, Token, Transport};
 use oneway_turn::TurnServer;
@@ -409,9 +410,8 @@ struct Driver<E> {
     engine: E,
     /// The reply code not made yet (`None` once reported, or for profiles without one).
     reply: Option<ReplyState>,
-    /// When the first Binding request from the listener arrived before ICE connected: the
-    /// listener took the reply code and punched (an ICE-lite listener sends no checks
-    /// otherwise).
+    /// When the listener's first reply-route check ([`is_punch_check`]) arrived before ICE
+    /// connected: it took the reply code and punched.
     listener_checked: Option<Instant>,
     /// When the first answer to this dialer's checks came from each remote address, before ICE
     /// connected (at most [`MAX_ANSWERS_TRACKED`] addresses).
@@ -574,13 +574,13 @@ impl<E: Engine> Driver<E> {
         }
     }
 
-    /// Before ICE connected, remembers the first Binding request from the listener (its check
-    /// of the reply route) and the first answer to this dialer's checks from each address.
+    /// Before ICE connected, remembers the listener's first reply-route check and the first
+    /// answer to this dialer's checks from each address.
     fn note_route(&mut self, source: SocketAddr, contents: &[u8]) {
         if self.engine.timings().stage_times().ice.is_some() {
             return;
         }
-        if self.listener_checked.is_none() && is_binding_request(contents) {
+        if self.listener_checked.is_none() && is_punch_check(contents) {
             tracing::info!(%source, "a check from the listener arrived: it took the reply code");
             self.listener_checked = Some(Instant::now());
         } else if is_binding_success(contents)

@@ -85,6 +85,8 @@ pub struct RtcEngine {
     pub(crate) consent_after_disconnect: Option<Duration>,
     /// When a disconnected, authenticated connection ends with `consent-lost`.
     consent_deadline: Option<Instant>,
+    /// Dialer: the listener's addresses checked again after its reply-route checks.
+    revival: crate::reply::Revival,
     /// Conformance runs only: protocol breaks on purpose ([`DangerousEngine`]).
     dangerous: DangerousEngine,
 }
@@ -149,6 +151,7 @@ impl RtcEngine {
             relayed_proof: None,
             consent_after_disconnect: None,
             consent_deadline: None,
+            revival: crate::reply::Revival::default(),
             dangerous: DangerousEngine::default(),
         }
     }
@@ -182,6 +185,12 @@ impl RtcEngine {
             })
         {
             self.switch_deferred(now);
+        }
+        if self.hs.role == ProofRole::Dialer
+            && !self.ice_connected
+            && oneway_core::punch::is_punch_check(contents)
+        {
+            self.revival.on_listener_check(&mut self.pc, source);
         }
         if is_dtls(contents) && !self.ice_connected {
             self.hs

@@ -36,6 +36,7 @@ mod dtls_flights;
 pub mod engine;
 mod negotiation;
 mod nomination;
+mod reply;
 mod restart;
 pub mod stack;
 
