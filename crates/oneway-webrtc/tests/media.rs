@@ -224,6 +224,10 @@ const UNKNOWN_CODEC_OFFER: &str = "v=0\r\no=- 4 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0
     m=audio 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n\
     a=rtpmap:98 x-oneway-unknown/48000/2\r\n";
 
+/// Media sections with a known codec, but no origin, session name or timing: malformed.
+const MALFORMED_OFFER: &str =
+    "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n";
+
 impl Stack for Crafted {
     const NAME: &'static str = "webrtc-rs (crafted channel-0 messages)";
     const RELAY_BEFORE_START: bool = <WebrtcRs as Stack>::RELAY_BEFORE_START;
@@ -262,6 +266,10 @@ impl Stack for Crafted {
                 sdp: "this is not SDP".to_owned(),
             }
             .encode(),
+            Message::Offer {
+                sdp: MALFORMED_OFFER.to_owned(),
+            }
+            .encode(),
             Message::Answer {
                 sdp: UNKNOWN_CODEC_OFFER.to_owned(),
             }
@@ -275,7 +283,7 @@ impl Stack for Crafted {
 async fn refused_offers_and_answers_get_named_errors_and_the_connection_carries_on() {
     let (mut dialer, _listener) = connect::<Crafted>().await;
     let mut codes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let (code, reason) = dialer
             .next(Duration::from_secs(10), |e| match e {
                 ConnectionEvent::PeerError { code, reason } => Some((code.clone(), reason.clone())),
@@ -291,6 +299,7 @@ async fn refused_offers_and_answers_get_named_errors_and_the_connection_carries_
         [
             "renegotiation-failed",
             "renegotiation-failed",
+            "renegotiation-failed",
             "unexpected-answer"
         ]
     );
@@ -302,4 +311,31 @@ async fn refused_offers_and_answers_get_named_errors_and_the_connection_carries_
         .expect("track added after the refusals");
     dialer.tone(440, 50).await;
     dialer.echo(b"still echoing with media").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_the_dialer_yields_and_both_tracks_are_added() {
+    let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
+    dialer.echo(b"before glare").await;
+    // Both sides offer at once: the listener (impolite) ignores the dialer's offer; the dialer
+    // (polite) rolls its own back, answers the listener's, then offers again.
+    let (from_dialer, from_listener) = tokio::join!(
+        dialer.add_track(TrackRequest {
+            kind: TrackKind::Audio,
+            direction: TrackDirection::SendOnly,
+            tone_hz: 440.0,
+        }),
+        listener.add_track(TrackRequest {
+            kind: TrackKind::Audio,
+            direction: TrackDirection::SendOnly,
+            tone_hz: 1000.0,
+        }),
+    );
+    from_dialer.expect("the dialer's track, after yielding");
+    from_listener.expect("the listener's track");
+    let heard = listener.tone(440, 50).await;
+    eprintln!("listener received {heard:?}");
+    let heard = dialer.tone(1000, 50).await;
+    eprintln!("dialer received {heard:?}");
+    dialer.echo(b"after glare").await;
 }
