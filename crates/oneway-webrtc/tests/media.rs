@@ -23,6 +23,7 @@ enum Ask {
         oneshot::Sender<Result<String, ConnectionError>>,
     ),
     Send(Vec<u8>, oneshot::Sender<Result<(), ConnectionError>>),
+    IceRestart(oneshot::Sender<Result<(), ConnectionError>>),
 }
 
 /// A peer's connection driven by a task: events are forwarded to the test; with `echo`, data
@@ -49,6 +50,9 @@ fn drive(mut conn: Connection, echo: bool) -> Peer {
                 ask = ask_rx.recv() => match ask {
                     Some(Ask::AddTrack(request, reply)) => {
                         let _ = reply.send(conn.add_track(request).await);
+                    }
+                    Some(Ask::IceRestart(reply)) => {
+                        let _ = reply.send(conn.ice_restart().await);
                     }
                     Some(Ask::Send(data, reply)) => {
                         let result = match channel {
@@ -80,6 +84,17 @@ impl Peer {
         timeout(Duration::from_secs(10), result)
             .await
             .expect("renegotiation within 10 s")
+            .expect("driver answered")
+    }
+
+    async fn ice_restart(&self) -> Result<(), ConnectionError> {
+        let (reply, result) = oneshot::channel();
+        self.asks
+            .send(Ask::IceRestart(reply))
+            .expect("driver running");
+        timeout(Duration::from_secs(10), result)
+            .await
+            .expect("restart within 10 s")
             .expect("driver answered")
     }
 
@@ -210,6 +225,25 @@ async fn audio_both_ways_between_webrtc_rs_peers() {
     assert_ne!(heard.track, back.track, "a second remote track");
 
     dialer.echo(b"after media").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_after_media_keeps_media_and_data() {
+    let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
+    dialer
+        .add_track(TrackRequest::tone(440.0))
+        .await
+        .expect("track added");
+    listener.tone(440, 50).await;
+    dialer.ice_restart().await.expect("restart by the dialer");
+    dialer.echo(b"after the dialer's restart").await;
+    listener
+        .ice_restart()
+        .await
+        .expect("restart by the listener");
+    dialer.echo(b"after the listener's restart").await;
+    let heard = listener.tone(440, 150).await;
+    eprintln!("listener received {heard:?} across two restarts");
 }
 
 /// The webrtc-rs stack whose dialer sends crafted channel-0 messages once authenticated.
