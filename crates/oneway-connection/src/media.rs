@@ -66,6 +66,8 @@ impl TrackRequest {
 pub struct TrackStats {
     /// The remote track's id.
     pub track: String,
+    /// Audio (an Opus payload type) or video.
+    pub kind: TrackKind,
     /// RTP packets received on it.
     pub packets: u64,
     /// Payloads that did not decode.

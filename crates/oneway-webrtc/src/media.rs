@@ -27,7 +27,8 @@ use crate::negotiation::rtc_error;
 
 /// How often a remote track's statistics are reported.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// The tone a section gets when the peer's offer asks to receive media this side did not add.
+/// The tone a section gets when the peer's offer asks to receive media this side did not add,
+/// unless this side added a tone track before (then that track's frequency).
 pub const ANSWER_TONE_HZ: f64 = 440.0;
 /// Most frames one sender catches up in one go after a late timer; older ones are skipped.
 const MAX_CATCH_UP: u32 = 5;
@@ -43,8 +44,12 @@ pub(crate) struct Media {
     received: HashMap<String, Received>,
     /// Payload types that carry Opus in the current descriptions.
     opus: Vec<u8>,
+    /// Payload types of audio sections in the current descriptions.
+    audio: Vec<u8>,
     /// When statistics are next reported.
     next_stats: Option<Instant>,
+    /// The frequency of the first tone this side added itself, for the tones it answers with.
+    own_hz: Option<f64>,
 }
 
 struct PendingOffer {
@@ -65,6 +70,7 @@ struct ToneSender {
 }
 
 struct Received {
+    kind: TrackKind,
     packets: u64,
     tone: Option<ToneReceiver>,
 }
@@ -159,6 +165,7 @@ impl RtcEngine {
             return Ok(format!("recvonly-{id}"));
         }
         let (track, source, ssrc) = tone_track(request.tone_hz)?;
+        self.media.own_hz.get_or_insert(request.tone_hz);
         let track_id = track.track_id().to_string();
         let direction = match request.direction {
             TrackDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
@@ -268,8 +275,9 @@ impl RtcEngine {
             .filter(|s| s.kind == "audio" && s.port != 0 && s.peer_receives())
             .count();
         wanted = wanted.saturating_sub(self.media.senders.len());
+        let hz = self.media.own_hz.unwrap_or(ANSWER_TONE_HZ);
         for _ in 0..wanted {
-            let added = tone_track(ANSWER_TONE_HZ).and_then(|(track, source, ssrc)| {
+            let added = tone_track(hz).and_then(|(track, source, ssrc)| {
                 let id = self.pc.add_track(track).map_err(|e| e.to_string())?;
                 Ok(ToneSender {
                     id,
@@ -354,16 +362,23 @@ impl RtcEngine {
     /// are read from the descriptions.
     fn negotiated(&mut self, now: Instant) {
         let mut opus = Vec::new();
+        let mut audio = Vec::new();
         let remote = self.pc.remote_description().map(|d| d.sdp.clone());
         let local = self.pc.local_description().map(|d| d.sdp);
         for sdp in [remote, local].into_iter().flatten() {
             for s in sections(&sdp) {
                 opus.extend(s.opus_payload_types());
+                if s.kind == "audio" {
+                    audio.extend(s.formats.iter().filter_map(|f| f.parse::<u8>().ok()));
+                }
             }
         }
         opus.sort_unstable();
         opus.dedup();
         self.media.opus = opus;
+        audio.sort_unstable();
+        audio.dedup();
+        self.media.audio = audio;
         for sender in &mut self.media.senders {
             if sender.next.is_none() {
                 sender.next = Some(now);
@@ -382,6 +397,7 @@ impl RtcEngine {
                 let tone = r.tone.as_ref().map(ToneReceiver::stats);
                 let _ = self.events.send(ConnectionEvent::MediaStats(TrackStats {
                     track: track.clone(),
+                    kind: r.kind,
                     packets: r.packets,
                     decode_errors: tone.map_or(0, |t| t.errors),
                     frequency_hz: tone.and_then(|t| t.frequency).map(|f| f.round() as u32),
@@ -448,16 +464,18 @@ impl RtcEngine {
     /// An RTP packet on remote track `track`: counted, decoded when it is Opus.
     pub(crate) fn on_rtp(&mut self, now: Instant, track: String, payload_type: u8, payload: &[u8]) {
         let opus = self.media.opus.contains(&payload_type);
+        let kind = if opus || self.media.audio.contains(&payload_type) {
+            TrackKind::Audio
+        } else {
+            TrackKind::Video
+        };
         let entry = self.media.received.entry(track.clone()).or_insert_with(|| {
             let _ = self.events.send(ConnectionEvent::TrackAdded {
                 track: track.clone(),
-                kind: if opus {
-                    TrackKind::Audio
-                } else {
-                    TrackKind::Video
-                },
+                kind,
             });
             Received {
+                kind,
                 packets: 0,
                 tone: if opus { ToneReceiver::new().ok() } else { None },
             }
