@@ -72,6 +72,8 @@ struct ToneSender {
 struct Received {
     kind: TrackKind,
     packets: u64,
+    /// `packets` at the last report: a track with nothing new is not reported again.
+    reported: u64,
     tone: Option<ToneReceiver>,
 }
 
@@ -270,6 +272,20 @@ impl RtcEngine {
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| format!("offer: {e}"))?;
+        let answered = self.answer_applied_offer(now, sdp);
+        if answered.is_err() {
+            // Back to the previous descriptions (`spec/handshake.md` §6.2).
+            let rollback = RTCSessionDescription::rollback(None)
+                .and_then(|d| self.pc.set_remote_description(now, d));
+            if let Err(e) = rollback {
+                tracing::warn!(error = %e, "rollback of the refused offer failed");
+            }
+        }
+        answered
+    }
+
+    /// After the offer is set: tones for the sections the peer wants to receive, the answer.
+    fn answer_applied_offer(&mut self, now: Instant, sdp: &str) -> Result<String, String> {
         let mut wanted = sections(sdp)
             .iter()
             .filter(|s| s.kind == "audio" && s.port != 0 && s.peer_receives())
@@ -393,7 +409,11 @@ impl RtcEngine {
         }
         if self.media.next_stats.is_some_and(|t| t <= now) {
             self.media.next_stats = Some(now + STATS_INTERVAL);
-            for (track, r) in &self.media.received {
+            for (track, r) in &mut self.media.received {
+                if r.packets == r.reported {
+                    continue;
+                }
+                r.reported = r.packets;
                 let tone = r.tone.as_ref().map(ToneReceiver::stats);
                 let _ = self.events.send(ConnectionEvent::MediaStats(TrackStats {
                     track: track.clone(),
@@ -477,6 +497,7 @@ impl RtcEngine {
             Received {
                 kind,
                 packets: 0,
+                reported: 0,
                 tone: if opus { ToneReceiver::new().ok() } else { None },
             }
         });
