@@ -21,9 +21,10 @@
 //! # drop(outcome); browser.close().await; Ok(()) }
 //! ```
 //!
-//! Which role needs what (`spec/handshake.md` §10): a browser dials `native` tokens one-way;
-//! a browser listens with `dialer-identity` tokens for native dialers, and with `reply`
-//! tokens (plus a reply code) for browser dialers.
+//! Which role needs what (`spec/handshake.md` §10): a browser dials `native` tokens one-way,
+//! and shows its reply code (`owr2.…`, the reply fallback of §11) for a listener it cannot
+//! reach directly; a browser listens with `dialer-identity` tokens for native dialers, and
+//! takes browser dialers' reply codes (`owr1.…`) for them or for `reply` tokens.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -334,11 +334,395 @@ fn spec_vectors(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
         if !failures.is_empty() || passed < 100 {
             return Err(format!("{passed} checks passed; failures: {failures:#?}"));
         }
+        let skipped = out.value["skipped"]
+            .as_array()
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("; skipped {s:?}"))
+            .unwrap_or_default();
         Ok(format!(
-            "{passed} vector checks passed in {}",
+            "{passed} vector checks passed in {}{skipped}",
             ctx.browser.engine().display_name()
         ))
     })
+}
+
+/// The owr2 reply code and the `stun` token extension in this browser: round trips, the size
+/// rule, and every error code (web/driver.js `codecSelfCheck`).
+fn reply_codec(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let op = page.start("codec", json!({})).await.map_err(err("start"))?;
+        let out = page.wait(&op, LIMIT, |_| {}).await.map_err(err("codec"))?;
+        let failures = out.value["failures"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let passed = out.value["passed"].as_u64().unwrap_or(0);
+        if !failures.is_empty() || passed < 50 {
+            return Err(format!("{passed} checks passed; failures: {failures:#?}"));
+        }
+        Ok(format!("{passed} owr2 and stun codec checks passed"))
+    })
+}
+
+/// A loopback STUN server: answers every Binding request with XOR-MAPPED-ADDRESS
+/// 203.0.113.5:<source port>, so a browser that asks it gathers that server-reflexive candidate.
+async fn loopback_stun_server()
+-> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(err("STUN server"))?;
+    let addr = socket.local_addr().map_err(err("STUN server"))?;
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let mapped = std::net::SocketAddr::from(([203, 0, 113, 5], from.port()));
+            if let Some(reply) = oneway_core::stun_client::binding_response(&buf[..n], mapped) {
+                let _ = socket.send_to(&reply, from).await;
+            }
+        }
+    });
+    Ok((addr, task))
+}
+
+fn reply_fallback_with_stun(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(reply_fallback(ctx, true))
+}
+
+fn reply_fallback_host_only(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(reply_fallback(ctx, false))
+}
+
+/// The reply fallback of a browser dialer (spec/handshake.md §11): it dials a `native` token
+/// whose only candidate is a black hole (a bound loopback port that never answers), with a
+/// loopback STUN server in the token's `stun` (or none). While the one-way attempt runs, it
+/// emits `reply-code` in the peer-contract shape; the code decodes, verifies with the token's
+/// reply key, names this browser's own ICE credentials, and carries its server-reflexive
+/// candidate first (or, without STUN, its loopback host candidates: the token's are loopback
+/// too). The one-way attempt still ends with `ice-timeout`.
+async fn reply_fallback(ctx: &Ctx, with_stun: bool) -> CaseResult {
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").map_err(err("black hole"))?;
+    let hole = hole.local_addr().map_err(err("black hole"))?;
+    let (stun, stun_task) = loopback_stun_server().await?;
+    let result = async {
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let servers = if with_stun {
+            vec![stun.to_string()]
+        } else {
+            vec![]
+        };
+        let made = page
+            .start(
+                "native-token",
+                json!({"candidates": [hole.to_string()], "stun": servers}),
+            )
+            .await
+            .map_err(err("token"))?;
+        let made = page
+            .wait(&made, LIMIT, |_| {})
+            .await
+            .map_err(err("token"))?;
+        let token = made.value["token"].as_str().ok_or("no token")?.to_owned();
+        let dial = page
+            .start(
+                "dial",
+                json!({"token": token, "probe": true, "timeoutMs": 6000}),
+            )
+            .await
+            .map_err(err("dial"))?;
+        let event = page
+            .wait_event(&dial, "reply-code", LIMIT, |_| {})
+            .await
+            .map_err(err("reply-code"))?;
+        let (reply, candidates) = match oneway_core::PeerEvent::parse_line(&event.to_string()) {
+            Some(oneway_core::PeerEvent::ReplyCode {
+                reply, candidates, ..
+            }) => (reply, candidates),
+            other => {
+                return Err(format!(
+                    "`reply-code` is not the contract's event: {event} ({other:?})"
+                ));
+            }
+        };
+        let check = page
+            .start(
+                "check-reply",
+                json!({"code": reply, "token": token, "dial": dial}),
+            )
+            .await
+            .map_err(err("check-reply"))?;
+        let checked = page
+            .wait(&check, LIMIT, |_| {})
+            .await
+            .map_err(err("the reply code does not decode or verify"))?
+            .value;
+        if checked["version"] != json!(2) || checked["own"] != json!(true) {
+            return Err(format!(
+                "the reply code does not name this browser's credentials: {checked}"
+            ));
+        }
+        if checked["candidates"] != json!(candidates) || candidates.is_empty() {
+            return Err(format!(
+                "event candidates {candidates:?}, code candidates {}",
+                checked["candidates"]
+            ));
+        }
+        let first = &candidates[0];
+        if with_stun && !first.starts_with("srflx udp 203.0.113.5:") {
+            return Err(format!(
+                "no server-reflexive candidate first: {candidates:?}"
+            ));
+        }
+        if !with_stun && !candidates.iter().all(|c| c.starts_with("host udp ")) {
+            return Err(format!(
+                "host candidates expected without STUN: {candidates:?}"
+            ));
+        }
+        let ended = page.wait(&dial, LIMIT, |_| {}).await;
+        match ended {
+            Err(oneway_browser::BrowserError::Page { code, .. }) if code == "ice-timeout" => {}
+            other => {
+                return Err(format!(
+                    "the one-way attempt should end with ice-timeout: {other:?}"
+                ));
+            }
+        }
+        Ok(format!(
+            "reply-code at {:.0} ms: {} chars, {candidates:?}",
+            event["t_ms"].as_f64().unwrap_or(f64::NAN),
+            reply.len()
+        ))
+    }
+    .await;
+    stun_task.abort();
+    result
+}
+
+/// HMAC-SHA1 as str0m's STUN code wants it.
+fn sha1_hmac(key: &[u8], data: &[&[u8]]) -> [u8; 20] {
+    str0m::crypto::from_feature_flags()
+        .sha1_hmac_provider
+        .sha1_hmac(key, data)
+}
+
+/// The browser's side of hole punching (spec/handshake.md §11): a listener that took the
+/// browser's reply code checks towards its candidates from an address the token does not name
+/// (`USERNAME = <browser ufrag>:<token ufrag>+<browser pwd>`, integrity keyed with the browser's
+/// pwd, ICE-CONTROLLED). The browser, a controlling full ICE agent, must answer with a Binding
+/// success and send a triggered check back to that address (`USERNAME = <token ufrag>+<browser
+/// pwd>:<browser ufrag>`), which is what opens the listener's NAT. Played here with raw STUN
+/// from a loopback socket, so it needs no native listener.
+fn browser_answers_punching_checks(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        use str0m::ice::{StunMessage, TransId};
+        let hole = std::net::UdpSocket::bind("127.0.0.1:0").map_err(err("black hole"))?;
+        let hole = hole.local_addr().map_err(err("black hole"))?;
+        let listener = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(err("listener socket"))?;
+        let page = ctx.browser.open_page().await.map_err(err("page"))?;
+        let made = page
+            .start("native-token", json!({"candidates": [hole.to_string()]}))
+            .await
+            .map_err(err("token"))?;
+        let made = page
+            .wait(&made, LIMIT, |_| {})
+            .await
+            .map_err(err("token"))?;
+        let token_text = made.value["token"].as_str().ok_or("no token")?.to_owned();
+        let keys = Token::from_text(&token_text)
+            .map_err(err("token"))?
+            .derive();
+        let dial = page
+            .start(
+                "dial",
+                json!({"token": token_text, "probe": true, "timeoutMs": 8000}),
+            )
+            .await
+            .map_err(err("dial"))?;
+        let event = page
+            .wait_event(&dial, "reply-code", LIMIT, |_| {})
+            .await
+            .map_err(err("reply-code"))?;
+        let check = page
+            .start(
+                "check-reply",
+                json!({"code": event["reply"], "token": token_text, "dial": dial}),
+            )
+            .await
+            .map_err(err("check-reply"))?;
+        let reply = page
+            .wait(&check, LIMIT, |_| {})
+            .await
+            .map_err(err("check-reply"))?
+            .value;
+        let (ufrag, pwd) = (
+            reply["ufrag"].as_str().ok_or("no ufrag")?.to_owned(),
+            reply["pwd"].as_str().ok_or("no pwd")?.to_owned(),
+        );
+        let target: std::net::SocketAddr = reply["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|c| c.strip_prefix("host udp 127.0.0.1:"))
+            .and_then(|port| format!("127.0.0.1:{port}").parse().ok())
+            .ok_or_else(|| format!("no loopback host candidate in {reply}"))?;
+        let username = format!("{ufrag}:{}+{pwd}", keys.token_ufrag);
+        let trans = TransId::new();
+        let request = StunMessage::binding_request(&username, trans, false, 7, 1 << 24, false);
+        let mut buf = vec![0u8; 1500];
+        let n = request
+            .to_bytes(Some(pwd.as_bytes()), &mut buf, sha1_hmac)
+            .map_err(err("STUN"))?;
+        let sent = Instant::now();
+        listener
+            .send_to(&buf[..n], target)
+            .await
+            .map_err(err("send check"))?;
+        let (mut answered, mut checked_back) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut rx = vec![0u8; 1500];
+        while (answered.is_none() || checked_back.is_none()) && Instant::now() < deadline {
+            let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_millis(200), listener.recv_from(&mut rx)).await
+            else {
+                continue;
+            };
+            let Ok(msg) = StunMessage::parse(&rx[..n]) else {
+                continue;
+            };
+            if msg.is_successful_binding_response() && msg.trans_id() == trans {
+                if !msg.verify(pwd.as_bytes(), sha1_hmac) {
+                    return Err("the browser's answer is not signed with its pwd".to_owned());
+                }
+                answered = Some((sent.elapsed().as_secs_f64() * 1000.0, from));
+            } else if msg.is_binding_request() {
+                let expected = format!("{}+{pwd}:{ufrag}", keys.token_ufrag);
+                if msg.username() != Some(expected.as_str()) {
+                    return Err(format!(
+                        "a check back with USERNAME {:?}, not {expected}",
+                        msg.username()
+                    ));
+                }
+                if !msg.verify(keys.listener_pwd.as_bytes(), sha1_hmac) {
+                    return Err(
+                        "the check back is not signed with the token's listener pwd".to_owned()
+                    );
+                }
+                checked_back.get_or_insert(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let _ = page.start("close", json!({"conn": dial})).await;
+        let (answer_ms, from) =
+            answered.ok_or("the browser did not answer the listener's check")?;
+        let back_ms =
+            checked_back.ok_or("the browser sent no triggered check to the listener's address")?;
+        if from != target {
+            return Err(format!("answered from {from}, not its candidate {target}"));
+        }
+        Ok(format!(
+            "browser answered the check in {answer_ms:.1} ms and checked back in {back_ms:.1} ms"
+        ))
+    })
+}
+
+fn str0m_punches_to_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(punched_by::<oneway_str0m::Str0m>(ctx, "str0m"))
+}
+
+fn webrtc_punches_to_browser(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(punched_by::<oneway_webrtc::WebrtcRs>(ctx, "webrtc-rs"))
+}
+
+/// The reply fallback end to end (spec/handshake.md §11): a native listener on `S` whose token
+/// candidates are black-holed (a bound port that drops everything, as a filtering NAT drops an
+/// unsolicited check), so the browser's one-way checks never arrive. The browser shows its
+/// reply code; the listener takes it (`Listener::take_reply`), checks towards the browser, the
+/// browser answers and checks back, and the connection comes up with route `reply` at the
+/// listener; the browser's probe is echoed.
+async fn punched_by<S: oneway_endpoint::Stack>(ctx: &Ctx, stack: &str) -> CaseResult {
+    let mut listener =
+        oneway_endpoint::Listener::<S>::bind(oneway_endpoint::ListenerConfig::loopback())
+            .await
+            .map_err(err("listener"))?;
+    let hole = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(err("black hole"))?;
+    let mut token = listener.token().clone();
+    let hole_port = hole.local_addr().map_err(err("black hole"))?.port();
+    for c in &mut token.candidates {
+        c.port = hole_port;
+    }
+    let token = token.to_text().map_err(err("token"))?;
+    let page = ctx.browser.open_page().await.map_err(err("page"))?;
+    let dial = page
+        .start(
+            "dial",
+            json!({"token": token, "probe": true, "timeoutMs": 20000}),
+        )
+        .await
+        .map_err(err("dial"))?;
+    let event = page
+        .wait_event(&dial, "reply-code", LIMIT, |_| {})
+        .await
+        .map_err(err("reply-code"))?;
+    let code = event["reply"].as_str().ok_or("no reply")?.to_owned();
+    let t = Instant::now();
+    let taken = listener
+        .take_reply(&code)
+        .await
+        .map_err(|e| format!("{stack} listener refused the browser's reply code {code}: {e}"))?;
+    let mut conn = tokio::time::timeout(LIMIT, listener.accept())
+        .await
+        .map_err(|_| format!("{stack} listener accepted nobody after taking the code"))?
+        .ok_or("the listener stopped")?;
+    let accepted_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let route = conn.info().route;
+    let echo = tokio::spawn(async move {
+        while let Some(event) = conn.next_event().await {
+            if let oneway_endpoint::ConnectionEvent::Data {
+                channel,
+                binary,
+                data,
+            } = event
+            {
+                let _ = if binary {
+                    conn.send(channel, &data).await
+                } else {
+                    conn.send_text(channel, &String::from_utf8_lossy(&data))
+                        .await
+                };
+            }
+        }
+    });
+    let out = page.wait(&dial, LIMIT, |_| {}).await;
+    echo.abort();
+    let out = out.map_err(err("browser dial"))?;
+    if route != oneway_connection::Route::Reply {
+        return Err(format!("listener route {route:?}, not reply"));
+    }
+    if !out.events.iter().any(|e| e["event"] == "first-echo") {
+        return Err(format!("no first-echo: {:?}", out.events));
+    }
+    let connected = out
+        .events
+        .iter()
+        .find(|e| e["event"] == "connected")
+        .cloned()
+        .unwrap_or_default();
+    if connected["route"] != json!("reply") {
+        return Err(format!(
+            "the browser's route is {}, not reply (token {token}): {connected}",
+            connected["route"]
+        ));
+    }
+    Ok(format!(
+        "{stack} listener took the code ({} chars, dialer {}, {:?}) and accepted in {accepted_ms:.0} ms; browser echoed",
+        code.len(),
+        taken.dialer_ufrag,
+        taken.candidates.len()
+    ))
 }
 
 fn browser_dials_str0m(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
@@ -386,6 +770,17 @@ async fn browser_dials(
             if !names.contains(&needed) {
                 return Err(format!("no `{needed}` event: {names:?}"));
             }
+        }
+        // One-way (spec/handshake.md §11.2): the listener sent no check; no route is allowed
+        // only where the engine does not count received requests.
+        let route = out
+            .events
+            .iter()
+            .find(|e| e["event"] == "connected")
+            .map(|e| e["route"].clone())
+            .unwrap_or_default();
+        if route != json!("one-way") && !route.is_null() {
+            return Err(format!("a one-way connection reports route {route}"));
         }
         Ok(format!(
             "connected in {}, echo rtt {:.1} ms",
@@ -469,7 +864,10 @@ async fn browser_pair(
         .wait_event(&dial, "reply-code", LIMIT, |_| {})
         .await
         .map_err(err("reply code"))?;
-    let code = reply["code"].as_str().ok_or("no reply code")?.to_owned();
+    let code = reply["reply"].as_str().ok_or("no reply code")?.to_owned();
+    if reply["candidates"] != json!([]) {
+        return Err(format!("an owr1 reply code carries no candidates: {reply}"));
+    }
     let accept = a
         .start("accept-reply", json!({"listen": listen, "code": code}))
         .await
@@ -986,6 +1384,72 @@ fn static_page_walkthrough(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult>
     })
 }
 
+/// The static page as a browser dialer of a program's link (a `native` token) it cannot reach
+/// directly: it keeps trying and shows its reply code (owr2) with the plain sentence of the
+/// fallback; the program (a str0m listener) takes the code, and the page connects, hiding the
+/// code. Screenshots of both states.
+fn static_page_reply_fallback(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
+    Box::pin(async move {
+        let mut listener = Listener::bind(ListenerConfig::loopback())
+            .await
+            .map_err(err("listener"))?;
+        let hole = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(err("black hole"))?;
+        let hole_port = hole.local_addr().map_err(err("black hole"))?.port();
+        let mut token = listener.token().clone();
+        for c in &mut token.candidates {
+            c.port = hole_port;
+        }
+        let token = token.to_text().map_err(err("token"))?;
+        let url = format!("{}index.html#{token}", ctx.browser.base_url());
+        let page = ctx.browser.open_url(&url).await.map_err(err("page"))?;
+        wait_until(
+            &page,
+            "return (document.getElementById('reply-code').textContent || '').startsWith('owr2.') && document.getElementById('reply-code').offsetParent !== null;",
+            "the page's reply code",
+        )
+        .await?;
+        let shown_text = page
+            .execute(
+                "return [document.getElementById('reply-title').textContent, document.getElementById('reply-code').textContent, document.getElementById('state').textContent];",
+                vec![],
+            )
+            .await
+            .map_err(err("reply code"))?;
+        let title = shown_text[0].as_str().unwrap_or("");
+        let code = shown_text[1].as_str().unwrap_or("").to_owned();
+        if !title.contains("cannot be reached directly") || shown_text[2] != json!("connecting") {
+            return Err(format!(
+                "the page does not say what the code is for: {shown_text}"
+            ));
+        }
+        let mut shots = vec![shoot(ctx, &page, "page-9-dialer-reply-fallback").await?];
+        listener
+            .take_reply(&code)
+            .await
+            .map_err(|e| format!("the listener refused the page's code {code}: {e}"))?;
+        let conn = tokio::time::timeout(LIMIT, listener.accept())
+            .await
+            .map_err(|_| "the listener accepted nobody after taking the page's code".to_owned())?
+            .ok_or("the listener stopped")?;
+        wait_until(
+            &page,
+            "return document.getElementById('state').textContent === 'connected' && document.getElementById('reply-code').offsetParent === null;",
+            "connected page without its code",
+        )
+        .await?;
+        shots.push(shoot(ctx, &page, "page-10-dialer-connected-after-reply").await?);
+        let route = conn.info().route;
+        drop(conn);
+        Ok(format!(
+            "page showed a {} char owr2 code; connected by route {route:?}; screenshots: {}",
+            code.len(),
+            shots.join(", ")
+        ))
+    })
+}
+
 fn detect(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> {
     Box::pin(async move {
         let page = ctx.browser.open_page().await.map_err(err("page"))?;
@@ -1099,6 +1563,32 @@ fn qr_matches_rust(ctx: &Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + '_>> 
 /// Every case, and the variants it runs in.
 static CASES: &[(&str, Case, &[&Variant])] = &[
     ("spec_vectors_in_browser", spec_vectors, ROLES),
+    ("reply_code_owr2_and_stun_codec", reply_codec, ROLES),
+    (
+        "browser_dialer_reply_fallback_code_with_stun",
+        reply_fallback_with_stun,
+        ROLES,
+    ),
+    (
+        "browser_dialer_reply_fallback_code_host_only",
+        reply_fallback_host_only,
+        ROLES,
+    ),
+    (
+        "browser_dialer_answers_punching_checks",
+        browser_answers_punching_checks,
+        ROLES,
+    ),
+    (
+        "browser_dialer_punched_by_str0m_listener",
+        str0m_punches_to_browser,
+        ROLES,
+    ),
+    (
+        "browser_dialer_punched_by_webrtc_listener",
+        webrtc_punches_to_browser,
+        ROLES,
+    ),
     (
         "browser_dialer_to_str0m_listener",
         browser_dials_str0m,
@@ -1123,6 +1613,11 @@ static CASES: &[(&str, Case, &[&Variant])] = &[
     (
         "static_page_walkthrough_screenshots",
         static_page_walkthrough,
+        ROLES,
+    ),
+    (
+        "static_page_dialer_reply_fallback_screenshots",
+        static_page_reply_fallback,
         ROLES,
     ),
     (

@@ -39,6 +39,177 @@ function connOf(id) {
   return s.conn;
 }
 
+// Peer-contract string of a vector's candidate (a string already, or {type, address, port}).
+const candidateText = c => (typeof c === 'string' ? c
+  : `${c.type} ${c.transport || 'udp'} ${c.address.includes(':') ? `[${c.address}]` : c.address}:${c.port}`);
+
+// The reply key of a vector: `reply_key_hex`, else from `secret_hex`, else from `token`.
+async function vectorReplyKey(v) {
+  if (v.reply_key_hex) return ow.fromHex(v.reply_key_hex);
+  if (v.secret_hex) return ow.replyKey({ secret: ow.fromHex(v.secret_hex) });
+  if (v.token) return ow.replyKey(ow.decodeToken(v.token));
+  return null;
+}
+
+// One entry of spec/vectors/reply-code.json, by the version its text names. Version 1: ufrag,
+// pwd, fingerprint. Version 2: ufrag, pwd (null: derived), issued, candidates, fast where the
+// vector has them; with a key (`reply_key_hex`), the reply pwd when derived, verification at
+// `now` (default: `issued`) and the encoding.
+async function checkReplyVector(v, check, skipped) {
+  const version = Number((/^owr([0-9]+)\./.exec(v.text || '') || [])[1]);
+  // A vector written before this module read owr2 used `owr2.` as its unknown version.
+  if (v.error === 'unknown-version' && [1, 2].includes(version)) { skipped.push(`${v.name}: owr${version} is known here`); return; }
+  const key = await vectorReplyKey(v);
+  if (v.error) {
+    let code = 'accepted';
+    try {
+      const r = ow.decodeReplyCode(v.text);
+      if (r.version === 2 && key) await ow.verifyCandidateReply(r, key, v.now ?? r.issued);
+    } catch (e) { code = e.code; }
+    check(`reply ${v.name}`, code === v.error, `got ${code}, want ${v.error}`);
+    return;
+  }
+  const r = ow.decodeReplyCode(v.text);
+  if (version === 1) {
+    check(`reply ${v.name} decode`, r.ufrag === v.ufrag && r.pwd === v.pwd && ow.fingerprintToSdp(r.fingerprint) === v.fingerprint, JSON.stringify(r));
+    check(`reply ${v.name} encode`, ow.encodeReplyCode({ ufrag: v.ufrag, pwd: v.pwd, fingerprint: ow.fingerprintFromSdp(v.fingerprint) }) === v.text, 'encode');
+    return;
+  }
+  const same = (field, got, want) => want === undefined || JSON.stringify(got) === JSON.stringify(want);
+  const pwd = v.pwd === '' ? null : v.pwd;
+  const candidates = v.candidates === undefined ? undefined : v.candidates.map(candidateText);
+  check(`reply ${v.name} decode`, r.version === 2 && same('ufrag', r.ufrag, v.ufrag) && same('pwd', r.pwd, pwd)
+    && same('issued', r.issued, v.issued) && same('fast', r.fast, v.fast_start ?? v.fast) && same('candidates', ow.replyCandidateStrings(r), candidates), JSON.stringify({ ...r, tag: undefined, signed: undefined }));
+  if (v.chars !== undefined) check(`reply ${v.name} chars`, v.text.length === v.chars, `${v.text.length} chars`);
+  if (v.tag_hex !== undefined) check(`reply ${v.name} tag`, ow.hex(r.tag) === v.tag_hex, ow.hex(r.tag));
+  if (!key) return;
+  if (v.pwd_or_derived !== undefined) {
+    const p = r.pwd ?? await ow.replyPwd(key, r.ufrag);
+    check(`reply ${v.name} pwd or derived`, p === v.pwd_or_derived, p);
+  }
+  let verified = 'ok';
+  try { await ow.verifyCandidateReply(r, key, v.now ?? r.issued); } catch (e) { verified = e.code; }
+  check(`reply ${v.name} verify`, verified === 'ok', verified);
+  const again = await ow.encodeCandidateReply({ issued: r.issued, ufrag: r.ufrag, pwd: r.pwd, fast: r.fast, candidates: r.candidates }, key);
+  check(`reply ${v.name} encode`, again === v.text, again);
+}
+
+// Bytes of a reply code with a correct CRC-8 (for structural errors behind the checksum).
+const withCrc = body => `owr2.${ow.base64url(Uint8Array.from([...body, ow.crc8(Uint8Array.from(body))]))}`;
+// A token's binary form with its extensions replaced by one (type, value), CRC-32 fixed.
+function withExtension(t, type, value) {
+  const plain = ow.encodeToken({ ...t, stun: [] });
+  const head = [...plain.subarray(0, plain.length - 5)];  // up to the extension count (0)
+  const body = Uint8Array.from([...head, 1, type, value.length, ...value]);
+  const c = ow.crc32(body);
+  return Uint8Array.from([...body, c >>> 24, (c >>> 16) & 255, (c >>> 8) & 255, c & 255]);
+}
+
+async function codecSelfCheck() {
+  const failures = [];
+  let passed = 0;
+  const check = (name, cond, detail) => { if (cond) passed++; else failures.push(`${name}: ${detail}`); };
+  const code = async (f) => { try { await f(); return 'accepted'; } catch (e) { return e.code; } };
+  const token = ow.tokenFromJson({
+    profile: 'native', fingerprint: Array(32).fill('AB').join(':'), secret_hex: '000102030405060708090a0b0c0d0e0f',
+    candidates: [{ address: '192.0.2.10', port: 5000, transport: 'udp', type: 'host' }],
+    expires: null, sctp: null, listener_ice: null, single_use: false, label: null, mapped: [], fast: null, unknown_extensions: [],
+  });
+  const key = await ow.replyKey(token);
+  const other = await ow.replyKey({ ...token, secret: new Uint8Array(16).fill(7) });
+  // The reply key is HKDF(secret, "oneway/v1 reply-key"): 32 bytes, distinct per secret.
+  check('reply key', key.length === 32 && ow.hex(key) !== ow.hex(other), ow.hex(key));
+
+  // owr2 round trip: Chromium's credential lengths with one IPv4 srflx candidate.
+  const issued = 1767225600;
+  const one = { issued, ufrag: 'Qx7z', pwd: 'Hw3qJ0tXbX1Zr8CkL2mN4pVs', candidates: [{ type: 'srflx', address: '198.51.100.7', port: 40000 }] };
+  const text = await ow.encodeCandidateReply(one, key);
+  check('owr2 prefix', text.startsWith('owr2.'), text);
+  check('owr2 length rule', text.length === ow.candidateReplyLength(4, 24, ['ipv4']) && text.length <= 80, `${text.length} chars`);
+  const r = ow.decodeReplyCode(text);
+  check('owr2 decode', r.version === 2 && r.issued === issued && r.ufrag === one.ufrag && r.pwd === one.pwd && !r.fast
+    && JSON.stringify(ow.replyCandidateStrings(r)) === JSON.stringify(['srflx udp 198.51.100.7:40000']), JSON.stringify(r));
+  check('owr2 verify', await code(() => ow.verifyCandidateReply(r, key, issued + 10)) === 'accepted', 'not verified');
+  check('owr2 white space', (await code(() => ow.decodeCandidateReply(`  ${text}\n`, token, issued))) === 'accepted', 'trimmed');
+  // Four candidates of every type and both forms, Firefox's credential lengths, a derived pwd.
+  const four = { issued, ufrag: '9b2c4d6e', pwd: '0123456789abcdef0123456789ABCDEF', candidates: [
+    { type: 'srflx', address: '203.0.113.5', port: 1 }, { type: 'relay', address: '2001:db8::10', port: 3478 },
+    { type: 'host', address: '10.0.0.2', port: 65535 }, { type: 'host', address: '::1', port: 9 }] };
+  const t4 = await ow.encodeCandidateReply(four, key);
+  const r4 = await ow.decodeCandidateReply(t4, token, issued);
+  check('owr2 four candidates', JSON.stringify(ow.replyCandidateStrings(r4)) === JSON.stringify(['srflx udp 203.0.113.5:1', 'relay udp [2001:db8::10]:3478', 'host udp 10.0.0.2:65535', 'host udp [::1]:9'])
+    && r4.pwd === four.pwd && t4.length === ow.candidateReplyLength(8, 32, ['ipv4', 'ipv6', 'ipv4', 'ipv6']), `${t4} ${JSON.stringify(r4)}`);
+  const derived = await ow.decodeCandidateReply(await ow.encodeCandidateReply({ ...one, pwd: null, fast: true }, key), token, issued);
+  check('owr2 derived pwd and fast', derived.pwd === null && derived.fast === true && derived.ufrag === one.ufrag, JSON.stringify(derived));
+
+  // Encoder refusals.
+  for (const [name, bad] of [
+    ['no candidate', { ...one, candidates: [] }], ['five candidates', { ...one, candidates: Array(5).fill(one.candidates[0]) }],
+    ['short ufrag', { ...one, ufrag: 'abc' }], ['short pwd', { ...one, pwd: 'x'.repeat(21) }], ['port 0', { ...one, candidates: [{ ...one.candidates[0], port: 0 }] }],
+    ['mdns', { ...one, candidates: [{ type: 'host', address: '6f1a2b3c-0000-4000-8000-000000000001.local', port: 5 }] }],
+    ['tcp', { ...one, candidates: [{ ...one.candidates[0], transport: 'tcp' }] }],
+  ]) check(`owr2 encoder refuses ${name}`, await code(() => ow.encodeCandidateReply(bad, key)) === 'invalid-reply', 'accepted');
+
+  // Every decoding error, in the order the decoder checks.
+  const bytes = ow.fromBase64url(text.slice(5));
+  const body = [...bytes.subarray(0, bytes.length - 1)];
+  const flip = text.slice(0, 20) + (text[20] === 'A' ? 'B' : 'A') + text.slice(21);
+  const errors = [
+    ['missing-prefix', 'ow2.' + text.slice(5)], ['missing-prefix', 'owrx.AAAA'], ['unknown-version', 'owr3.' + text.slice(5)],
+    ['unknown-version', 'owr0.' + text.slice(5)], ['invalid-character', text.slice(0, 10) + '*' + text.slice(11)],
+    ['invalid-text-length', text.slice(0, text.length - 2)], ['truncated', withCrc(body.slice(0, 14))],
+    ['checksum-mismatch', flip],
+    ['invalid-reply', withCrc([0x00, ...body.slice(1)])], ['invalid-reply', withCrc([0x05, ...body.slice(1)])],
+    ['invalid-reply', withCrc([0x11, ...body.slice(1)])], ['invalid-reply', withCrc([...body, 0])],
+    ['invalid-reply', withCrc(body.slice(0, body.length - 1))], ['invalid-reply', withCrc([...body.slice(0, 5), 3, ...body.slice(6)])],
+    ['invalid-reply', withCrc([...body.slice(0, 6), 21, ...body.slice(7)])],
+  ];
+  // Structural errors on the candidate: an mDNS form, a TCP kind, type 3, port 0.
+  const kindAt = 7 + Math.ceil((6 * 28) / 8);
+  for (const kind of [0x02, 0x10, 0x0c]) errors.push(['invalid-reply', withCrc([...body.slice(0, kindAt), kind, ...body.slice(kindAt + 1)])]);
+  errors.push(['invalid-reply', withCrc([...body.slice(0, kindAt + 5), 0, 0, ...body.slice(kindAt + 7)])]);
+  for (const [want, bad] of errors) {
+    const got = await code(() => ow.decodeReplyCode(bad));
+    check(`owr2 ${want} (${bad.slice(0, 24)}…)`, got === want, `got ${got}`);
+  }
+  // Verification errors.
+  for (const [want, f] of [
+    ['reply-foreign', () => ow.verifyCandidateReply(r, other, issued)],
+    ['reply-expired', () => ow.verifyCandidateReply(r, key, issued + 601)],
+    ['accepted', () => ow.verifyCandidateReply(r, key, issued + 600)],
+    ['reply-clock-skew', () => ow.verifyCandidateReply(r, key, issued - 61)],
+    ['accepted', () => ow.verifyCandidateReply(r, key, issued - 60)],
+    ['reply-foreign', async () => { const x = ow.decodeReplyCode(text); x.signed[1] ^= 1; return ow.verifyCandidateReply(x, key, issued); }],
+  ]) {
+    const got = await code(f);
+    check(`owr2 verify ${want}`, got === want, `got ${got}`);
+  }
+
+  // `stun` (0x84): round trip, in ascending order with the other extensions, and every error.
+  const withStun = { ...token, stun: ['127.0.0.1:3478', '[2001:db8::1]:19302'], label: 'x' };
+  const back = ow.decodeToken(ow.tokenToText(withStun));
+  check('stun round trip', JSON.stringify(back.stun) === JSON.stringify(withStun.stun) && back.label === 'x'
+    && ow.tokenToJson(back).stun.length === 2, JSON.stringify(back.stun));
+  const exts = ow.encodeToken(withStun);
+  check('stun after label', ow.hex(exts).includes('810178841a'), ow.hex(exts));
+  const entry = (form, addr, port) => [form, ...addr, port >> 8, port & 255];
+  const v4 = (n, port = 3478) => entry(0, [192, 0, 2, n], port);
+  for (const [want, value] of [
+    ['accepted', v4(1)], ['accepted', [...v4(1), ...v4(2), ...v4(3), ...v4(4)]],
+    ['invalid-extension-value', [...v4(1), ...v4(2), ...v4(3), ...v4(4), ...v4(5)]],
+    ['invalid-extension-value', [...v4(1), ...v4(1)]], ['invalid-extension-value', v4(1, 0)],
+    ['invalid-extension-value', entry(2, Array(16).fill(1), 5)], ['bad-extension-length', []],
+    ['bad-extension-length', v4(1).slice(0, 6)], ['bad-extension-length', [...v4(1), 1, 0, 0]],
+  ]) {
+    const got = await code(() => ow.decodeBytes(withExtension(token, 0x84, value)));
+    check(`stun ${want} (${value.length} bytes)`, got === want, `got ${got}`);
+  }
+  for (const bad of [['1.2.3.4'], ['1.2.3.4:0'], ['a:1'], Array(5).fill(0).map((_, i) => `10.0.0.${i}:1`), ['1.2.3.4:5', '1.2.3.4:5']]) {
+    check(`stun encoder refuses ${bad.join(',')}`, await code(() => ow.encodeToken({ ...token, stun: bad })) === 'invalid-extension-value', 'accepted');
+  }
+  return { passed, failures };
+}
+
 const kinds = {
   // The spec vectors, checked in this browser (spec/vectors/*.json).
   async vectors() {
@@ -56,11 +227,18 @@ const kinds = {
     let passed = 0;
     const check = (name, cond, detail) => { if (cond) passed++; else failures.push(`${name}: ${detail}`); };
     const valid = await get('valid.json');
+    // `stun` (0x84) is newer than some vector files: where `decoded` has no `stun`, an empty one
+    // is left out of the comparison.
+    const asJson = (t, want) => {
+      const j = ow.tokenToJson(t);
+      if (!('stun' in want) && j.stun.length === 0) delete j.stun;
+      return JSON.stringify(j);
+    };
     for (const v of valid.vectors) {
       try {
         for (const form of ['binary_hex', 'text', 'qr_text']) {
           const t = form === 'binary_hex' ? ow.decodeBytes(ow.fromHex(v.binary_hex)) : ow.decodeToken(v[form]);
-          check(`${v.name} ${form}`, JSON.stringify(ow.tokenToJson(t)) === JSON.stringify(v.decoded), JSON.stringify(ow.tokenToJson(t)));
+          check(`${v.name} ${form}`, asJson(t, v.decoded) === JSON.stringify(v.decoded), asJson(t, v.decoded));
         }
         const t = ow.tokenFromJson(v.decoded);
         check(`${v.name} encode`, ow.hex(ow.encodeToken(t)) === v.binary_hex, ow.hex(ow.encodeToken(t)));
@@ -69,6 +247,14 @@ const kinds = {
         const d = v.derived;
         check(`${v.name} derived`, k.tokenUfrag === d.token_ufrag && k.listenerPwd === d.listener_pwd && ow.hex(k.authKey) === d.auth_key_hex
           && (k.dialerIce ? k.dialerIce.ufrag : null) === d.dialer_ufrag && (k.dialerIce ? k.dialerIce.pwd : null) === d.dialer_pwd, JSON.stringify(k));
+        if (d.reply_key_hex !== undefined) {
+          const rk = await ow.replyKey(t);
+          check(`${v.name} reply key`, ow.hex(rk) === d.reply_key_hex, ow.hex(rk));
+          if (d.reply_pwd) {
+            const rp = await ow.replyPwd(rk, d.reply_pwd.dialer_ufrag);
+            check(`${v.name} reply pwd`, rp === d.reply_pwd.pwd, rp);
+          }
+        }
         const rd = v.remote_description;
         const sdp = t.profile === 'native' ? await ow.nativeAnswer(t, rd.dialer_offer) : ow.listenerOffer(t);
         check(`${v.name} remote description`, sdp === rd.sdp, sdp);
@@ -93,18 +279,42 @@ const kinds = {
       check(`cert ${v.name} der`, ow.hex(c.der) === v.certificate_der_hex && ow.fingerprintToSdp(c.fingerprint) === v.fingerprint, ow.fingerprintToSdp(c.fingerprint));
     }
     const replies = await get('reply-code.json');
+    const skipped = [];
     for (const v of replies.vectors) {
-      if (v.error) {
-        let code = 'accepted';
-        try { ow.decodeReplyCode(v.text); } catch (e) { code = e.code; }
-        check(`reply ${v.name}`, code === v.error, `got ${code}, want ${v.error}`);
-      } else {
-        const r = ow.decodeReplyCode(v.text);
-        check(`reply ${v.name} decode`, r.ufrag === v.ufrag && r.pwd === v.pwd && ow.fingerprintToSdp(r.fingerprint) === v.fingerprint, JSON.stringify(r));
-        check(`reply ${v.name} encode`, ow.encodeReplyCode({ ufrag: v.ufrag, pwd: v.pwd, fingerprint: ow.fingerprintFromSdp(v.fingerprint) }) === v.text, 'encode');
-      }
+      try { await checkReplyVector(v, check, skipped); } catch (e) { failures.push(`reply ${v.name}: threw ${e.message}`); }
     }
-    return { passed, failures };
+    return { passed, failures, skipped };
+  },
+
+  // Round trips and every error code of the owr2 reply code and the `stun` token extension,
+  // in this browser (the vectors above check the same against the Rust codec's output).
+  async codec() { return codecSelfCheck(); },
+
+  // A fresh `native` token (random secret and fingerprint) whose candidates are `address:port`
+  // (UDP host) and whose `stun` extension names `stun`: for a dialer that must not reach its
+  // listener (a black-holed port), to see its reply fallback.
+  async 'native-token'(emit, state, { candidates, stun = [] }) {
+    const rnd = n => ow.hex(crypto.getRandomValues(new Uint8Array(n)));
+    const t = ow.tokenFromJson({
+      profile: 'native', fingerprint: rnd(32).match(/../g).join(':').toUpperCase(), secret_hex: rnd(16),
+      candidates: candidates.map(a => { const p = ow.parseTransportAddress(a); return { address: ow.addressToString(p.address), port: p.port, transport: 'udp', type: 'host' }; }),
+      expires: null, sctp: null, listener_ice: null, single_use: false, label: null, mapped: [], fast: null, stun, unknown_extensions: [],
+    });
+    return { token: ow.tokenToText(t) };
+  },
+
+  // Decodes a reply code and, for owr2, verifies it with the token's reply key; with `dial`
+  // (the operation id of a browser dial), also says whether it names that dialer's own ICE
+  // credentials (from its local description).
+  async 'check-reply'(emit, state, { code, token, dial }) {
+    const r = ow.decodeReplyCode(code);
+    if (r.version === 2) await ow.verifyCandidateReply(r, await ow.replyKey(ow.decodeToken(token)));
+    const local = dial ? ops.get(dial)?.extra.localIce : null;
+    return {
+      version: r.version, ufrag: r.ufrag, pwd: r.pwd, issued: r.issued ?? null,
+      candidates: ow.replyCandidateStrings(r), chars: code.length,
+      own: local ? local.ufrag === r.ufrag && local.pwd === r.pwd : null,
+    };
   },
 
   // Dials a token; with probe, opens `data`, echoes one message and closes. With bridge, opens
@@ -114,7 +324,7 @@ const kinds = {
     const t0 = performance.now();
     const conn = await ow.dial(token, {
       onevent: emit, timeoutMs,
-      onreply: code => { state.extra.reply = code; },
+      onreply: (code, info) => { state.extra.reply = code; state.extra.localIce = { ufrag: info.ufrag, pwd: info.pwd }; },
     });
     state.conn = conn;
     let rtt = null;
@@ -202,7 +412,12 @@ const kinds = {
   },
 
   // Gives a listener (the operation id of its `listen`) the reply code of a browser dialer.
+  // The listener is known once its `listen` returned, just after its token event: a code that
+  // comes sooner waits for it (at most 5 s).
   async 'accept-reply'(emit, state, { listen, code }) {
+    for (let i = 0; i < 250 && ops.get(listen) && !ops.get(listen).extra.listener && !ops.get(listen).result; i++) {
+      await new Promise(r => setTimeout(r, 20));
+    }
     const l = ops.get(listen)?.extra.listener;
     if (!l || !l.acceptReply) throw new ow.OnewayError('no-listener', `${listen} is not a reply listener`);
     await l.acceptReply(code);

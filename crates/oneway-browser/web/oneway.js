@@ -6,7 +6,9 @@
 // - SDP synthesis from a token (spec/token.md §9): nativeAnswer, listenerOffer,
 //   dialerIdentityAnswer, replyAnswer, tokenFromOffer;
 // - the dialer certificate of the dialer-identity profile (spec/token.md §7.3): dialerCertificate;
-// - reply codes (spec/token.md §12): encodeReplyCode, decodeReplyCode;
+// - reply codes (spec/token.md §12): encodeReplyCode (owr1, browser dialer of a browser
+//   listener), encodeCandidateReply (owr2, the reply fallback of a native token), decodeReplyCode,
+//   verifyCandidateReply, replyKey;
 // - the in-band proof and channel-0 messages (spec/handshake.md §5, §6);
 // - peers: dial() (native and reply profiles, browser dialer), listen() (dialer-identity and
 //   reply profiles, browser listener), and the Connection they resolve to.
@@ -19,8 +21,10 @@ const MAX_TEXT_LEN = 16384;
 const MAX_CANDIDATES = 16;
 const MAX_EXTENSIONS = 16;
 const MAX_LABEL_BYTES = 64;
-const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82, fast: 0x83 };
-const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped', 0x83: 'fast' };
+const EXT = { expires: 0x01, sctp: 0x02, listenerIce: 0x03, singleUse: 0x80, label: 0x81, mapped: 0x82, fast: 0x83, stun: 0x84 };
+const EXT_NAMES = { 1: 'expires', 2: 'sctp', 3: 'listener-ice', 0x80: 'single-use', 0x81: 'label', 0x82: 'mapped', 0x83: 'fast', 0x84: 'stun' };
+/** At most this many STUN servers in a token's `stun` extension. */
+const MAX_STUN = 4;
 /** `fast` feature bits (spec/token.md §5.8). */
 const FAST_DTLS13 = 0x01, FAST_START = 0x02;
 /** `mapped` protocol codes (spec/token.md §5.6). */
@@ -381,6 +385,8 @@ export function decodeBytes(bytes) {
       if (((bits & FAST_START) !== 0) === (init.length === 0)) badLength();
       token.fast = { dtls13: (bits & FAST_DTLS13) !== 0, fastStartInit: (bits & FAST_START) ? init : null, otherBits: bits & ~(FAST_DTLS13 | FAST_START) };
       validateFast(token.fast);
+    } else if (e.type === EXT.stun) {
+      token.stun = decodeStun(v);
     } else if (e.type < 0x80) {
       fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
     } else {
@@ -398,7 +404,56 @@ function validateLabel(label) {
 }
 
 function newToken(profile, fingerprint, secret, candidates) {
-  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], fast: null, unknownExtensions: [] };
+  return { profile, fingerprint, secret, candidates, expires: null, sctp: null, listenerIce: null, singleUse: false, label: null, mapped: [], fast: null, stun: [], unknownExtensions: [] };
+}
+
+/** A transport address `ip:port` / `[ipv6]:port` to `{address, port}`, or null. */
+export function parseTransportAddress(text) {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(String(text));
+  if (!m) return null;
+  const address = m[1] !== undefined ? parseIpv6(m[1]) : parseIpv4(m[2]);
+  const port = Number(m[3]);
+  if (!address || port > 65535 || (m[3].length > 1 && m[3][0] === '0')) return null;
+  return { address: { form: address.length === 4 ? 'ipv4' : 'ipv6', bytes: address }, port };
+}
+const transportAddressString = (a, port) => `${a.form === 'ipv6' ? `[${addressToString(a)}]` : addressToString(a)}:${port}`;
+
+/** `stun` (0x84): entries `form(1) address(4|16) port(2)`, form 0 = IPv4, 1 = IPv6. */
+function decodeStun(v) {
+  const out = [];
+  for (let at = 0; at < v.length;) {
+    const form = v[at];
+    const n = form === 0 ? 4 : form === 1 ? 16 : 0;
+    if (!n) fail('invalid-extension-value', `stun: address form ${form}`);
+    if (at + 1 + n + 2 > v.length) fail('bad-extension-length', `stun: ${v.length} bytes`);
+    const address = { form: form === 0 ? 'ipv4' : 'ipv6', bytes: v.slice(at + 1, at + 1 + n) };
+    const port = (v[at + 1 + n] << 8) | v[at + 2 + n];
+    out.push(transportAddressString(address, port));
+    at += 1 + n + 2;
+  }
+  if (out.length === 0) fail('bad-extension-length', 'stun: 0 bytes');
+  validateStun(out);
+  return out;
+}
+function encodeStun(list) {
+  return Uint8Array.from(list.flatMap(s => {
+    const { address, port } = parseTransportAddress(s);
+    return [address.form === 'ipv4' ? 0 : 1, ...address.bytes, port >> 8, port & 255];
+  }));
+}
+/** `stun` (spec/token.md §5): 1 to 4 IP transport addresses, no duplicates, port not 0. */
+function validateStun(list) {
+  if (!Array.isArray(list)) fail('invalid-extension-value', 'stun: not a list');
+  if (list.length > MAX_STUN) fail('invalid-extension-value', `stun: ${list.length} servers (at most ${MAX_STUN})`);
+  const seen = new Set();
+  for (const s of list) {
+    const a = parseTransportAddress(s);
+    if (!a) fail('invalid-extension-value', `stun: ${JSON.stringify(s)} is not ip:port`);
+    if (a.port === 0) fail('invalid-extension-value', 'stun: port 0');
+    const key = transportAddressString(a.address, a.port);
+    if (seen.has(key)) fail('invalid-extension-value', `stun: ${key} twice`);
+    seen.add(key);
+  }
 }
 
 /** Checks the rules about meaning (spec/token.md §3, §5); encoding and decoding share them. */
@@ -422,10 +477,11 @@ export function validate(t) {
   if (t.label !== null) validateLabel(t.label);
   validateMapped(t);
   if (t.fast) validateFast(t.fast);
+  if (t.stun.length > 0) validateStun(t.stun);
   const seen = new Set();
   for (const e of t.unknownExtensions) {
     if (e.type < 0x80) fail('unknown-required-extension', `type 0x${e.type.toString(16)}`);
-    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped || e.type === EXT.fast) {
+    if (seen.has(e.type) || e.value.length > 255 || e.type === EXT.singleUse || e.type === EXT.label || e.type === EXT.mapped || e.type === EXT.fast || e.type === EXT.stun) {
       fail('invalid-extension-value', `extension 0x${e.type.toString(16)}`);
     }
     seen.add(e.type);
@@ -483,6 +539,7 @@ function wireExtensions(t) {
     const bits = (t.fast.otherBits & ~(FAST_DTLS13 | FAST_START)) | (t.fast.dtls13 ? FAST_DTLS13 : 0) | (t.fast.fastStartInit ? FAST_START : 0);
     out.push([EXT.fast, Uint8Array.from([bits, ...(t.fast.fastStartInit || [])])]);
   }
+  if (t.stun.length > 0) out.push([EXT.stun, encodeStun(t.stun)]);
   for (const e of t.unknownExtensions) out.push([e.type, e.value]);
   return out.sort((a, b) => a[0] - b[0]);
 }
@@ -528,6 +585,7 @@ export function tokenToJson(t) {
     sctp: t.sctp ? { max_message_size: t.sctp.maxMessageSize, port: t.sctp.port } : null,
     secret_hex: hex(t.secret),
     single_use: t.singleUse,
+    stun: [...t.stun],
     unknown_extensions: t.unknownExtensions.map(e => ({ type: e.type, value_hex: hex(e.value) })),
   };
 }
@@ -542,6 +600,7 @@ export function tokenFromJson(j) {
   t.singleUse = j.single_use;
   t.label = j.label;
   t.mapped = j.mapped.map(m => ({ index: m.index, protocol: m.protocol }));
+  t.stun = j.stun ? [...j.stun] : [];
   t.fast = j.fast ? { dtls13: j.fast.dtls13, fastStartInit: j.fast.fast_start_init_hex ? fromHex(j.fast.fast_start_init_hex) : null, otherBits: j.fast.other_bits } : null;
   t.unknownExtensions = j.unknown_extensions.map(e => ({ type: e.type, value: fromHex(e.value_hex) }));
   return t;
@@ -694,22 +753,170 @@ export function encodeReplyCode({ ufrag, pwd, fingerprint }) {
   const body = concat(packIce(ufrag, pwd), fingerprint);
   return `owr${VERSION}.${base64url(concat(body, Uint8Array.of(crc8(body))))}`;
 }
-/** Decodes a reply code to `{ufrag, pwd, fingerprint}`. */
+/** Reply code versions this module reads: 1 (browser dialer, §12.1) and 2 (candidates, §12.2). */
+const REPLY_VERSIONS = [1, 2];
+/** A reply code of version 2 lives this long after `issued`, and may be this far ahead. */
+export const REPLY_TTL_SECS = 600, REPLY_SKEW_SECS = 60;
+const MAX_REPLY_CANDIDATES = 4;
+const REPLY_TAG_LEN = 8;
+
+/**
+ * Decodes a reply code of either version (structure and checksum; a version 2 code is verified
+ * separately with verifyCandidateReply):
+ * - version 1: `{version: 1, ufrag, pwd, fingerprint}`;
+ * - version 2: `{version: 2, issued, ufrag, pwd, fast, candidates: [{type, transport, address,
+ *   port}], tag, signed}`; `pwd` is null when the code says it is derived (pwd length 0).
+ */
 export function decodeReplyCode(text) {
   const t = trimWhiteSpace(text);
   const m = /^owr([0-9]+)\.(.*)$/s.exec(t);
-  if (!m) fail('missing-prefix', 'a reply code starts with owr1.');
-  if (Number(m[1]) !== VERSION) fail('unknown-version', `reply code version ${m[1]}`);
+  if (!m) fail('missing-prefix', 'a reply code starts with owr1. or owr2.');
+  const version = Number(m[1]);
+  if (!REPLY_VERSIONS.includes(version)) fail('unknown-version', `reply code version ${m[1]}`);
   if (![...m[2]].every(c => B64URL.includes(c))) fail('invalid-character', 'reply code has a character outside base64url');
   const bytes = decodeBits(m[2], B64URL, 6);
   if (!bytes) fail('invalid-text-length', 'reply code length does not make whole bytes (cut or altered)');
-  if (bytes.length < 2 + 32 + 1) fail('truncated', 'reply code too short');
+  if (bytes.length < (version === 1 ? 2 + 32 + 1 : 16)) fail('truncated', 'reply code too short');
   const body = bytes.subarray(0, bytes.length - 1);
   if (crc8(body) !== bytes[bytes.length - 1]) fail('checksum-mismatch', 'reply code CRC-8 differs: mistyped');
+  if (version === 2) return decodeCandidateBody(body);
   const ice = unpackIce(body.subarray(0, body.length - 32));
   if (!ice) fail('invalid-reply', 'reply code credentials are malformed');
-  return { ...ice, fingerprint: Uint8Array.from(body.subarray(body.length - 32)) };
+  return { version: 1, ...ice, fingerprint: Uint8Array.from(body.subarray(body.length - 32)) };
 }
+
+// Packs `chars` (ICE characters) 6 bits each, zero-padded to whole bytes (spec/token.md §5.3).
+function packChars(chars) {
+  const out = [];
+  let acc = 0, bits = 0;
+  for (const c of chars) {
+    acc = (acc << 6) | ICE_ALPHABET.indexOf(c); bits += 6;
+    while (bits >= 8) { bits -= 8; out.push((acc >> bits) & 0xff); }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out.push((acc << (8 - bits)) & 0xff);
+  return out;
+}
+// The inverse for `n` characters: null unless `packed` is exactly their packing.
+function unpackChars(packed, n) {
+  if (packed.length !== Math.ceil((n * 6) / 8)) return null;
+  let text = '', acc = 0, bits = 0, at = 0;
+  while (text.length < n) {
+    while (bits < 6) { acc = (acc << 8) | packed[at++]; bits += 8; }
+    bits -= 6; text += ICE_ALPHABET[(acc >> bits) & 63]; acc &= (1 << bits) - 1;
+  }
+  return acc === 0 ? text : null;
+}
+
+function decodeCandidateBody(body) {
+  const bad = why => fail('invalid-reply', `reply code: ${why}`);
+  const r = { at: 0, take(n) { if (this.at + n > body.length) bad('ends early'); const out = body.subarray(this.at, this.at + n); this.at += n; return out; } };
+  const flags = r.take(1)[0];
+  const count = flags & 7;
+  if (count < 1 || count > MAX_REPLY_CANDIDATES) bad(`${count} candidates`);
+  if (flags & 0xf0) bad('reserved flag bits set');
+  const i = r.take(4);
+  const issued = ((i[0] << 24) | (i[1] << 16) | (i[2] << 8) | i[3]) >>> 0;
+  const [ul, pl] = r.take(2);
+  if (ul < 4) bad(`ufrag of ${ul} characters`);
+  if (pl !== 0 && pl < 22) bad(`pwd of ${pl} characters`);
+  const chars = unpackChars(r.take(Math.ceil((6 * (ul + pl)) / 8)), ul + pl);
+  if (chars === null) bad('packed ICE credentials are malformed');
+  const candidates = [];
+  for (let k = 0; k < count; k++) {
+    const kind = r.take(1)[0];
+    const form = kind & 3, typeBits = (kind >> 2) & 3;
+    if (kind & 0xf0) bad(`candidate ${k}: not UDP or unknown kind bits`);
+    if (form > 1) bad(`candidate ${k}: address form ${form}`);
+    if (typeBits > 2) bad(`candidate ${k}: type ${typeBits}`);
+    const address = { form: form === 0 ? 'ipv4' : 'ipv6', bytes: Uint8Array.from(r.take(form === 0 ? 4 : 16)) };
+    const p = r.take(2);
+    const port = (p[0] << 8) | p[1];
+    if (port === 0) bad(`candidate ${k}: port 0`);
+    candidates.push({ transport: 'udp', type: ['host', 'srflx', 'relay'][typeBits], address, port });
+  }
+  const signed = Uint8Array.from(body.subarray(0, r.at));
+  const tag = Uint8Array.from(r.take(REPLY_TAG_LEN));
+  if (r.at !== body.length) bad(`${body.length - r.at} bytes after the tag`);
+  return {
+    version: 2, issued, fast: (flags & 8) !== 0, ufrag: chars.slice(0, ul), pwd: pl ? chars.slice(ul) : null,
+    candidates, tag, signed,
+  };
+}
+
+/**
+ * Length in characters of a version 2 reply code with credentials of `ufragLen` and `pwdLen`
+ * characters and `candidates` (`{address: {form}}` or forms 'ipv4'/'ipv6'): 64 for Chromium's
+ * (4, 24) with one IPv4 candidate.
+ */
+export function candidateReplyLength(ufragLen, pwdLen, candidates) {
+  const addr = candidates.reduce((n, c) => n + 3 + ((c.address?.form ?? c) === 'ipv6' ? 16 : 4), 0);
+  const bytes = 7 + Math.ceil((6 * (ufragLen + pwdLen)) / 8) + addr + REPLY_TAG_LEN + 1;
+  return 'owr2.'.length + Math.ceil((4 * bytes) / 3);
+}
+
+/** The key that signs a token's version 2 reply codes: HKDF(secret, "oneway/v1 reply-key"). */
+export async function replyKey(token) { return hkdf(token.secret, 'oneway/v1 reply-key', 32); }
+/**
+ * The reply pwd (spec/token.md §7): a dialer's ICE pwd when its version 2 reply code does not
+ * carry one: base64 of the first 18 bytes of HMAC-SHA256(reply key, "oneway/v1 reply-pwd" ‖ ufrag).
+ */
+export async function replyPwd(key, dialerUfrag) {
+  return base64std((await hmacSha256(key, concat(te.encode('oneway/v1 reply-pwd'), te.encode(dialerUfrag)))).subarray(0, 18));
+}
+async function replyTag(key, signed) {
+  return (await hmacSha256(key, concat(te.encode('oneway/v1 reply'), signed))).subarray(0, REPLY_TAG_LEN);
+}
+
+/**
+ * A version 2 reply code (`owr2.`, spec/token.md §12.2): the dialer's ICE credentials and up
+ * to four of its UDP candidates, signed with the token's reply key. `pwd` null or '' means
+ * derived (native dialers only); a browser always carries its pwd. `candidates` are
+ * `{type, address, port}` with `address` an IP literal (or a parsed address).
+ */
+export async function encodeCandidateReply({ issued = Math.floor(Date.now() / 1000), ufrag, pwd, candidates, fast = false }, key) {
+  const bad = why => fail('invalid-reply', why);
+  const p = pwd || '';
+  if (!isIceChars(ufrag) || ufrag.length < 4 || ufrag.length > 255) bad('ufrag is not 4 to 255 ICE characters');
+  if (!isIceChars(p) || (p.length !== 0 && (p.length < 22 || p.length > 255))) bad('pwd is not 22 to 255 ICE characters');
+  if (!Array.isArray(candidates) || candidates.length < 1 || candidates.length > MAX_REPLY_CANDIDATES) bad('1 to 4 candidates');
+  if (!Number.isInteger(issued) || issued < 0 || issued > 0xffffffff) bad('issued is not a u32');
+  const out = [candidates.length | (fast ? 8 : 0), issued >>> 24, (issued >>> 16) & 255, (issued >>> 8) & 255, issued & 255, ufrag.length, p.length, ...packChars(ufrag + p)];
+  for (const c of candidates) {
+    const address = typeof c.address === 'string' ? parseAddress(c.address) : c.address;
+    const typeBits = ['host', 'srflx', 'relay'].indexOf(c.type);
+    if (!address || address.form === 'mdns') bad('a candidate address is not an IP literal');
+    if (typeBits < 0 || (c.transport && c.transport !== 'udp')) bad('a candidate is not UDP host, srflx or relay');
+    if (!Number.isInteger(c.port) || c.port < 1 || c.port > 65535) bad('a candidate port is not 1 to 65535');
+    out.push((typeBits << 2) | (address.form === 'ipv4' ? 0 : 1), ...address.bytes, c.port >> 8, c.port & 255);
+  }
+  const signed = Uint8Array.from(out);
+  const body = concat(signed, await replyTag(key, signed));
+  return `owr2.${base64url(concat(body, Uint8Array.of(crc8(body))))}`;
+}
+
+/**
+ * Checks a decoded version 2 reply code against a token's reply key at `nowSecs`:
+ * `reply-foreign` (another token's, or altered), `reply-expired` (issued more than 600 s
+ * ago), `reply-clock-skew` (issued more than 60 s ahead). Returns the reply.
+ */
+export async function verifyCandidateReply(reply, key, nowSecs = Math.floor(Date.now() / 1000)) {
+  if (reply.version !== 2) fail('invalid-reply', `a version ${reply.version} reply code has no signature`);
+  if (!equalBytes(await replyTag(key, reply.signed), reply.tag)) fail('reply-foreign', 'the reply code was not made for this token');
+  if (reply.issued + REPLY_TTL_SECS < nowSecs) fail('reply-expired', `the reply code was issued at ${reply.issued}, more than ${REPLY_TTL_SECS} s ago`);
+  if (reply.issued > nowSecs + REPLY_SKEW_SECS) fail('reply-clock-skew', `the reply code was issued at ${reply.issued}, ahead of this clock (${nowSecs})`);
+  return reply;
+}
+
+/** Decodes and verifies a version 2 reply code for `token` (see verifyCandidateReply). */
+export async function decodeCandidateReply(text, token, nowSecs) {
+  const reply = decodeReplyCode(text);
+  if (reply.version !== 2) fail('invalid-reply', 'not a version 2 reply code');
+  return verifyCandidateReply(reply, await replyKey(token), nowSecs);
+}
+
+/** The candidates of a decoded reply code as peer-contract strings (`srflx udp 1.2.3.4:5`). */
+export const replyCandidateStrings = reply => (reply.candidates || []).map(candidateString);
 
 // ---------------------------------------------------------------------------------------------
 // SDP (spec/token.md §9)
@@ -1143,26 +1350,111 @@ async function authenticate(pc, ch0, box, role, authKey, expectedRemoteFp, admit
   }
 }
 
-function connectedEvent(pc, stages) {
-  return selectedPair(pc).then(selected => ({ event: 'connected', selected, stages: { ...stages } }));
+// getStats() may answer from a cache a few tens of ms old (Chromium), from before the pair was
+// selected: the selected pair is asked again, every 20 ms for at most 500 ms.
+async function connectedEvent(pc, stages) {
+  let selected = null;
+  for (let i = 0; i < 25 && !selected; i++) {
+    selected = await selectedPair(pc);
+    if (!selected) await sleep(20);
+  }
+  return { event: 'connected', selected, stages: { ...stages } };
+}
+
+/** Loopback addresses (127/8, ::1). */
+const isLoopback = a => (a.form === 'ipv4' ? a.bytes[0] === 127
+  : a.form === 'ipv6' && a.bytes.slice(0, 15).every(b => b === 0) && a.bytes[15] === 1);
+/** Link-local addresses (169.254/16, fe80::/10). */
+const isLinkLocal = a => (a.form === 'ipv4' ? a.bytes[0] === 169 && a.bytes[1] === 254
+  : a.form === 'ipv6' && a.bytes[0] === 0xfe && (a.bytes[1] & 0xc0) === 0x80);
+
+/** An ICE candidate line (`candidate:…`, with or without `a=`) to a token-shaped candidate, or null. */
+export function parseCandidateLine(line) {
+  const f = String(line).replace(/^a=/, '').replace(/^candidate:/, '').trim().split(/\s+/);
+  if (f.length < 8 || f[1] !== '1' || f[6] !== 'typ') return null;
+  const address = parseAddress(f[4]);
+  const port = Number(f[5]);
+  if (!address || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { transport: f[2].toLowerCase(), type: f[7], address, port };
+}
+
+/**
+ * The candidates a browser dialer's reply code carries (spec/handshake.md §11): its
+ * server-reflexive candidates (deduplicated), then relayed ones, then host candidates only if
+ * it has no server-reflexive one; UDP and IP literals only (mDNS `.local` names are skipped),
+ * never link-local, loopback only when `allowLoopback`; at most 4.
+ */
+export function replyCandidatesFrom(gathered, allowLoopback) {
+  const usable = [];
+  for (const c of gathered) {
+    if (!c || c.transport !== 'udp' || c.address.form === 'mdns' || isUnspecified(c.address) || isLinkLocal(c.address)) continue;
+    if (!['host', 'srflx', 'relay'].includes(c.type) || (!allowLoopback && isLoopback(c.address))) continue;
+    if (usable.some(u => u.port === c.port && hex(u.address.bytes) === hex(c.address.bytes))) continue;
+    usable.push(c);
+  }
+  const of = type => usable.filter(c => c.type === type);
+  const srflx = of('srflx');
+  return [...srflx, ...of('relay'), ...(srflx.length ? [] : of('host'))].slice(0, MAX_REPLY_CANDIDATES);
+}
+
+/**
+ * The reply fallback of a browser dialer of a `native` token (spec/handshake.md §11): collects
+ * the candidates the peer connection gathers (listening before gathering starts) and, once it
+ * has a server-reflexive one or gathering completed (at most `limitMs` after `start()`), writes
+ * the version 2 reply code from the local ICE credentials and those candidates. `start()`
+ * resolves to `{reply, candidates}` (peer-contract strings), or null when no candidate fits.
+ */
+function replyFallback(pc, token, limitMs) {
+  const gathered = [];
+  let settle;
+  const settled = new Promise(resolve => { settle = resolve; });
+  pc.addEventListener('icecandidate', e => {
+    if (!e.candidate || !e.candidate.candidate) { settle(); return; }
+    const c = parseCandidateLine(e.candidate.candidate);
+    if (c) { gathered.push(c); if (c.type === 'srflx') settle(); }
+  });
+  pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') settle(); });
+  return {
+    async start() {
+      let timer;
+      await Promise.race([settled, new Promise(resolve => { timer = setTimeout(resolve, limitMs); })]);
+      clearTimeout(timer);
+      if (pc.signalingState === 'closed') return null;
+      const { session: sess, media } = parseSections(pc.localDescription.sdp);
+      const { ufrag, pwd } = readIce(media.find(isData), sess);
+      const chosen = replyCandidatesFrom(gathered, token.candidates.every(c => isLoopback(c.address)));
+      if (!chosen.length) return null;
+      const reply = await encodeCandidateReply({ ufrag, pwd, candidates: chosen }, await replyKey(token));
+      return { reply, candidates: chosen.map(candidateString), ufrag, pwd };
+    },
+  };
 }
 
 /**
  * Dials a token from this browser.
  * - native: the one-way path (spec/handshake.md §3): unmunged own offer, the listener's answer
- *   written from the token.
+ *   written from the token. The token's STUN servers (`stun`) go to the peer connection, and
+ *   in parallel with the one-way attempt the dialer writes its reply code (owr2, the reply
+ *   fallback of spec/handshake.md §11) from its own credentials and candidates, at most
+ *   `replyGatherMs` after its offer: it emits `reply-code` and calls `onreply(code, {fallback:
+ *   true, candidates, ufrag, pwd})` unless the dial already ended. A listener given that code checks
+ *   towards these candidates; this browser's ICE agent answers and checks back.
  * - reply / dialer-identity: answers the listener's offer with this browser's own identity;
- *   `onreply(code)` is called with the reply code to carry back (spec/handshake.md §10.3).
+ *   `onreply(code, {fallback: false, candidates: [], ufrag, pwd})` is called with the reply code (owr1) to
+ *   carry back (spec/handshake.md §10.3).
  * Resolves to a Connection once both proofs verified.
  */
-export async function dial(tokenText, { onevent = () => {}, onreply = null, timeoutMs = DEFAULT_TIMEOUT_MS, rtcConfig = {} } = {}) {
+export async function dial(tokenText, { onevent = () => {}, onreply = null, timeoutMs = DEFAULT_TIMEOUT_MS, rtcConfig = {}, replyGatherMs = 1500 } = {}) {
   const t = clock();
   const emit = e => onevent({ ...e, t_ms: t() });
   const token = decodeToken(tokenText);
   checkExpiry(token);
   emit({ event: 'dialing', stack: 'browser', candidates: token.candidates.map(candidateString) });
   const keys = await deriveKeys(token);
-  const pc = new RTCPeerConnection({ iceServers: [], ...rtcConfig });
+  const stun = token.profile === 'native' && token.stun.length ? [{ urls: token.stun.map(a => `stun:${a}`) }] : [];
+  const pc = new RTCPeerConnection({ ...rtcConfig, iceServers: [...(rtcConfig.iceServers || []), ...stun] });
+  const fallback = token.profile === 'native' ? replyFallback(pc, token, replyGatherMs) : null;
+  let ended = false, replyShown = false;
   const ch0 = pc.createDataChannel(CHANNEL0_LABEL, { negotiated: true, id: 0 });
   const box = inbox(ch0);
   const startedAt = t();
@@ -1172,6 +1464,12 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     if (token.profile === 'native') {
       await pc.setLocalDescription(await pc.createOffer());
       await pc.setRemoteDescription({ type: 'answer', sdp: await nativeAnswer(token, pc.localDescription.sdp) });
+      fallback.start().then(r => {
+        if (!r || ended) return;
+        replyShown = true;
+        emit({ event: 'reply-code', reply: r.reply, candidates: r.candidates });
+        if (typeof onreply === 'function') onreply(r.reply, { fallback: true, candidates: r.candidates, ufrag: r.ufrag, pwd: r.pwd });
+      }).catch(e => emit({ event: 'note', message: `no reply code: ${e.message}` }));
     } else {
       if (typeof onreply !== 'function') fail('unsupported-profile', `a browser dialer needs a reply channel for a ${token.profile} token`);
       await pc.setRemoteDescription({ type: 'offer', sdp: listenerOffer(token) });
@@ -1181,8 +1479,8 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
       const ice = readIce(data, sess);
       const fpLine = [...data.attrs, ...sess.attrs].find(a => a.name === 'fingerprint' && a.value.startsWith('sha-256 '));
       const code = encodeReplyCode({ ...ice, fingerprint: fingerprintFromSdp(fpLine.value.slice(8)) });
-      emit({ event: 'reply-code', code });
-      onreply(code);
+      emit({ event: 'reply-code', reply: code, candidates: [] });
+      onreply(code, { fallback: false, candidates: [], ...ice });
     }
     stages.first_check = t() - startedAt;
     const first = candidateString(token.candidates[0]).split(' ')[2];
@@ -1195,14 +1493,49 @@ export async function dial(tokenText, { onevent = () => {}, onreply = null, time
     await withTimeout(authenticate(pc, ch0, box, 'dialer', keys.authKey, token.fingerprint), 5000, 'auth-timeout', 'no proof from the listener');
     stages.auth = t() - startedAt;
     const conn = new Connection(pc, ch0, 'dialer', emit, box.drain());
-    emit(await connectedEvent(pc, stages));
+    ended = true;
+    const ev = await connectedEvent(pc, stages);
+    const route = fallback ? routeOf(token, ev.selected, replyShown, await selectedPairHidden(pc)) : null;
+    if (route) ev.route = route;
+    emit(ev);
     return conn;
   } catch (e) {
+    ended = true;
     await stopWatching();
     pc.close();
     emit({ event: 'refused', code: e.code || 'internal', reason: String(e.message || e) });
     throw e;
   }
+}
+
+/**
+ * The route of a browser dialer's native connection (spec/handshake.md §11.2), only where this
+ * end can be sure, else null (the `route` field is then left out). A browser cannot see when
+ * the listener's first check arrived (getStats() lags), so it judges by the pair that connected:
+ * - `one-way`: its reply code was not out yet;
+ * - `reply`: its reply code was out and the pair leads to an address the token does not name
+ *   (a one-way connection always ends on a token candidate: the listener answers from the
+ *   address checked), or to a peer-reflexive address the engine hides (`hidden`: Chromium
+ *   names a selected pair whose stats it leaves out, or hides the remote address).
+ * A pair on a token candidate after the code was out stays unknown: the listener's punch may
+ * have come through a NAT that maps it to the token's own server-reflexive address.
+ */
+function routeOf(token, selected, replyShown, hidden) {
+  if (!replyShown) return 'one-way';
+  if (hidden) return 'reply';
+  if (!selected) return null;
+  if (selected.remote.startsWith('(hidden)')) return 'reply';
+  const named = new Set(token.candidates.map(c => candidateString(c).split(' ')[2]));
+  return named.has(selected.remote) ? null : 'reply';
+}
+
+/** Whether the transport names a selected candidate pair that getStats() leaves out. */
+async function selectedPairHidden(pc) {
+  let stats;
+  try { stats = await pc.getStats(); } catch { return false; }
+  let hidden = false;
+  stats.forEach(s => { if (s.type === 'transport' && s.selectedCandidatePairId && !stats.get(s.selectedCandidatePairId)) hidden = true; });
+  return hidden;
 }
 
 /**
@@ -1292,12 +1625,22 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
   // the only way in. In the dialer-identity profile it replaces the identity this page chose
   // (§10.2) by the browser dialer's: a new local offer (same ICE credentials, certificate and
   // candidates, so the token stays valid) and the dialer's answer from the code. A mistyped
-  // code throws and changes nothing; the first valid code is final.
+  // code throws and changes nothing; the first valid code is final. Every code taken is reported
+  // as `reply-accepted`, every code refused as `reply-refused` (spec/peer-contract.md §2.1).
   let replyTaken = false, resolveReplied;
   const replied = new Promise(resolve => { resolveReplied = resolve; });
   const replyLater = profile === 'reply' || await canReplaceRemoteIdentity();
   const acceptReply = async code => {
+    try {
+      await takeReply(code);
+    } catch (e) {
+      emit({ event: 'reply-refused', code: e.code || 'internal', reason: String(e.message || e) });
+      throw e;
+    }
+  };
+  const takeReply = async code => {
     const reply = decodeReplyCode(code);
+    if (reply.version !== 1) fail('unsupported', 'a browser listener takes the reply codes of browser dialers (owr1.…); this one is a native dialer\'s (owr2.…), which needs a native listener');
     if (!replyLater) fail('unsupported', 'this browser cannot replace the dialer identity it chose (no remote ICE credential change without an ICE restart): use a reply token');
     if (replyTaken) fail('reply-taken', 'this listener already took a reply code');
     if (prog.stages.dtls !== undefined) fail('reply-taken', 'a dialer is already connected');
@@ -1305,7 +1648,7 @@ export async function listen({ profile = 'dialer-identity', onevent = () => {}, 
     dialerFp = reply.fingerprint;
     if (pc.signalingState === 'stable') await pc.setLocalDescription(await pc.createOffer());
     await pc.setRemoteDescription({ type: 'answer', sdp: dialerAnswerFor(token, mid, reply) });
-    emit({ event: 'reply-accepted' });
+    emit({ event: 'reply-accepted', dialer: reply.ufrag, candidates: [] });
     resolveReplied();
   };
   startedAt = t();

@@ -5,19 +5,25 @@
 //! environment variables, see `oneway_browser::BrowserConfig`) choose and configure the engine.
 //!
 //! - The listener issues a `dialer-identity` token (`spec/handshake.md` §10.2), so native
-//!   dialers connect with the token alone. A browser peer connection has one remote
-//!   description, so such a token admits one dialer; the listener then bridges the `data`
-//!   channel the dialer opens to standard input and output (or echoes with `--echo`) until it is
-//!   stopped.
-//! - The dialer dials `native` tokens one-way (§10.1). A `reply` or `dialer-identity` token
-//!   needs a browser listener and a reply code: it fails with `unsupported-profile`. Like the
-//!   native dialers it opens the `data` channel and, without `--probe`, bridges it to standard
-//!   input and output (lines in, messages out).
+//!   dialers connect with the token alone. A browser dialer answers that token with a reply
+//!   code (`owr1.…`, §10.3): every non-empty line of standard input before a connection (with
+//!   `--echo`, every line) is such a code, handed to the page, which prints `reply-accepted` or
+//!   `reply-refused`; end of input means no more codes, and the listener keeps listening. A
+//!   browser peer connection has one remote description, so such a token admits one dialer;
+//!   the listener then bridges the `data` channel the dialer opens to standard input and output
+//!   (or echoes with `--echo`) until it is stopped.
+//! - The dialer dials `native` tokens one-way (§10.1) and, in parallel, prints its reply code
+//!   (`reply-code`, `owr2.…`, the reply fallback of §11) for a listener it may not reach
+//!   directly. A `reply` or `dialer-identity` token (a browser listener) is answered with a
+//!   reply code (`owr1.…`) to give to that listener. Like the native dialers it opens the `data`
+//!   channel and, without `--probe`, bridges it to standard input and output (lines in,
+//!   messages out).
 
 use std::io::Write as _;
 
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt as _;
+use tokio::sync::mpsc;
 
 use oneway_browser::{Browser, BrowserConfig, Engine, Page};
 use serde_json::{Value, json};
@@ -90,6 +96,9 @@ const CONTRACT_EVENTS: &[&str] = &[
     "dtls-connected",
     "channel-open",
     "connected",
+    "reply-code",
+    "reply-accepted",
+    "reply-refused",
     "first-echo",
     "refused",
     "closed",
@@ -139,6 +148,17 @@ impl Printer {
                 "listening in the browser; dial with: oneway dial {}",
                 event["token"].as_str().unwrap_or("")
             );
+        } else if name == "reply-code" {
+            let reply = event["reply"].as_str().unwrap_or("");
+            if reply.starts_with("owr1.") {
+                eprintln!(
+                    "the listener is a browser: give it this code (it connects once the code is entered there): {reply}"
+                );
+            } else {
+                eprintln!(
+                    "still trying to reach the listener directly; if it cannot be reached, give this code to the other side (`oneway listen` takes it on its standard input): {reply}"
+                );
+            }
         } else {
             eprintln!(
                 "[{:7.1} ms] {name} {}",
@@ -169,20 +189,109 @@ async fn launch(config: BrowserConfig) -> anyhow::Result<(Browser, Page)> {
     Ok((browser, page))
 }
 
-/// Polls `op` until it ends or the process is interrupted; prints every event.
-async fn follow(page: &Page, op: &str, printer: &Printer) -> anyhow::Result<Option<Value>> {
+/// Standard input as lines, read by one task for the whole process: a listener's reply codes
+/// before a connection, and the bridged data after it. The channel closes at end of input.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A listener's reply codes: standard input lines, handed to the page's listener (operation
+/// `listen`) once it has issued its token. The page reports each as `reply-accepted` or
+/// `reply-refused` on that operation.
+struct Replies {
+    lines: mpsc::Receiver<String>,
+    open: bool,
+    listen: String,
+}
+
+/// Hands one line to the page's listener `listen` (blank lines are skipped).
+async fn hand_reply(page: &Page, listen: &str, line: &str) -> anyhow::Result<()> {
+    let code = line.trim();
+    if !code.is_empty() {
+        tracing::info!(code, "reply code from standard input");
+        page.start("accept-reply", json!({"listen": listen, "code": code}))
+            .await?;
+    }
+    Ok(())
+}
+
+impl Replies {
+    /// The next line, or `None` at end of input (then never again).
+    async fn next(&mut self) -> Option<String> {
+        let line = self.lines.recv().await;
+        self.open = line.is_some();
+        line
+    }
+}
+
+/// Polls `op` until it ends or the process is interrupted; prints every event. With `replies`,
+/// standard input lines go to the listener as reply codes once its token is out.
+async fn follow(
+    page: &Page,
+    op: &str,
+    printer: &Printer,
+    mut replies: Option<&mut Replies>,
+) -> anyhow::Result<Option<Value>> {
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut token_out = false;
+    let listen = replies
+        .as_ref()
+        .map(|r| r.listen.clone())
+        .unwrap_or_default();
     loop {
         let (events, result) = page.poll(op).await?;
         for e in &events {
+            token_out |= e["event"] == "token";
             printer.print(e);
         }
         if let Some(result) = result {
             return Ok(Some(result));
         }
+        let listening = token_out && replies.as_ref().is_some_and(|r| r.open);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            line = async { replies.as_mut()?.next().await }, if listening => {
+                if let Some(line) = line {
+                    hand_reply(page, &listen, &line).await?;
+                }
+            }
             _ = &mut interrupted => return Ok(None),
+        }
+    }
+}
+
+/// A connected `--echo` listener: echoes (in the page) until interrupted, still taking reply
+/// codes (refused now: the token admitted its dialer) and printing the listener's events.
+async fn serve_echo(page: &Page, op: &str, printer: &Printer, replies: &mut Replies) {
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match page.poll(op).await {
+                Ok((events, _)) => events.iter().for_each(|e| printer.print(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the browser page stopped answering");
+                    let _ = (&mut interrupted).await;
+                    return;
+                }
+            },
+            line = replies.next(), if replies.open => {
+                if let Some(line) = line
+                    && let Err(e) = hand_reply(page, &replies.listen, &line).await
+                {
+                    tracing::warn!(error = %e, "reply code not handed to the page");
+                }
+            }
+            _ = &mut interrupted => return,
         }
     }
 }
@@ -204,8 +313,7 @@ fn write_data(event: &Value) -> std::io::Result<()> {
 
 /// Copies standard input lines to the page's `data` channel and what arrives on it to standard
 /// output, until the channel closes or the process is interrupted (as the native dialers do).
-async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+async fn bridge(page: &Page, op: &str, mut stdin: mpsc::Receiver<String>) -> anyhow::Result<()> {
     let mut stdin_open = true;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     // One listener for the whole loop: a fresh `ctrl_c()` per turn would miss a SIGINT that
@@ -213,7 +321,7 @@ async fn bridge(page: &Page, op: &str) -> anyhow::Result<()> {
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
-            line = stdin.next_line(), if stdin_open => match line? {
+            line = stdin.recv(), if stdin_open => match line {
                 Some(line) => {
                     page.start("send", json!({"conn": op, "text": format!("{line}\n")}))
                         .await?;
@@ -273,16 +381,21 @@ pub async fn listen(
             }),
         )
         .await?;
-    let result = follow(&page, &op, &printer).await;
+    let mut replies = Replies {
+        lines: stdin_lines(),
+        open: true,
+        listen: op.clone(),
+    };
+    let result = follow(&page, &op, &printer, Some(&mut replies)).await;
     let mut bridged = Ok(());
     if let Ok(Some(r)) = &result
         && r["ok"] == json!(true)
     {
         if echo {
             // Connected: keep echoing until stopped (the peer contract's listener never exits).
-            let _ = tokio::signal::ctrl_c().await;
+            serve_echo(&page, &op, &printer, &mut replies).await;
         } else {
-            bridged = bridge(&page, &op).await;
+            bridged = bridge(&page, &op, replies.lines).await;
         }
     }
     browser.close().await;
@@ -333,13 +446,13 @@ pub async fn dial(
             json!({"token": token_text, "probe": probe, "bridge": !probe, "timeoutMs": timeout.as_millis() as u64}),
         )
         .await?;
-    let result = follow(&page, &op, &printer).await;
+    let result = follow(&page, &op, &printer, None).await;
     let outcome = match result {
         Ok(Some(r)) if r["ok"] == json!(true) => {
             if probe {
                 Ok(())
             } else {
-                bridge(&page, &op).await
+                bridge(&page, &op, stdin_lines()).await
             }
         }
         Ok(Some(r)) => Err(DialFailed(format!(

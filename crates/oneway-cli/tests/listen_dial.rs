@@ -363,3 +363,232 @@ fn browser_listen_bridges_stdin_and_stdout() {
     assert_eq!(at_dialer.as_deref(), Ok("from chromium"));
     assert!(dialer_exited && listener_exited, "both exit on SIGINT");
 }
+
+/// Browser x browser through the CLI, as the suite runs it (`reply = "stdin"`): a browser
+/// dialer of a browser listener's token prints `reply-code` (`owr1.…`, no candidates); the
+/// listener refuses a mistyped code on standard input (`reply-refused`), takes the real one
+/// (`reply-accepted`, naming the dialer's ufrag), and the dialer connects and echoes.
+#[test]
+fn browser_listener_takes_a_browser_dialers_reply_code_on_stdin() {
+    use std::io::Write as _;
+    if let Err(e) = oneway_browser::BrowserConfig::detect() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and Chromium is required: {e}"
+        );
+        eprintln!("SKIPPED: {e}");
+        return;
+    }
+    let mut listener = oneway()
+        .args([
+            "listen",
+            "--stack",
+            "browser",
+            "--loopback",
+            "--echo",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start browser listener");
+    let mut listener_in = listener.stdin.take().expect("stdin");
+    let listener_out = stdout_lines(&mut listener);
+    let mut listener = Killed(listener);
+    let next_event = |lines: &std::sync::mpsc::Receiver<String>, what: &str| -> PeerEvent {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no {what} line: {e}"));
+        PeerEvent::parse_line(&line).unwrap_or_else(|| panic!("not an event: {line}"))
+    };
+    let token = match next_event(&listener_out, "token") {
+        PeerEvent::Token { token, .. } => token,
+        other => panic!("first line is not a token: {other:?}"),
+    };
+    let mut dialer = oneway()
+        .args([
+            "dial",
+            "--stack",
+            "browser",
+            "--json",
+            "--probe",
+            "--timeout",
+            "60s",
+            &token,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start browser dialer");
+    let dialer_out = stdout_lines(&mut dialer);
+    let mut dialer = Killed(dialer);
+    let reply = loop {
+        match next_event(&dialer_out, "reply-code") {
+            PeerEvent::ReplyCode {
+                reply, candidates, ..
+            } => {
+                assert!(candidates.is_empty(), "{candidates:?}");
+                break reply;
+            }
+            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
+            _ => continue,
+        }
+    };
+    assert!(reply.starts_with("owr1."), "{reply}");
+    let ufrag = oneway_token::reply::ReplyCode::from_text(&reply)
+        .expect("the printed code decodes")
+        .ice
+        .ufrag()
+        .to_owned();
+    // A mistyped code first: refused, nothing changes. Then a blank line, then the code.
+    let mut mistyped = reply.clone().into_bytes();
+    let at = mistyped.len() - 3;
+    mistyped[at] = if mistyped[at] == b'A' { b'B' } else { b'A' };
+    listener_in.write_all(&mistyped).expect("write");
+    listener_in.write_all(b"\n\n").expect("write");
+    listener_in.flush().expect("flush");
+    let refused = loop {
+        match next_event(&listener_out, "reply-refused") {
+            PeerEvent::ReplyRefused { code, .. } => break code,
+            _ => continue,
+        }
+    };
+    assert_eq!(refused, "checksum-mismatch");
+    writeln!(listener_in, "{reply}").expect("write");
+    listener_in.flush().expect("flush");
+    loop {
+        match next_event(&listener_out, "reply-accepted") {
+            PeerEvent::ReplyAccepted {
+                dialer, candidates, ..
+            } => {
+                assert_eq!(dialer, ufrag);
+                assert!(candidates.is_empty());
+                break;
+            }
+            PeerEvent::ReplyRefused { code, reason, .. } => panic!("refused: {code}: {reason}"),
+            _ => continue,
+        }
+    }
+    loop {
+        match next_event(&dialer_out, "first-echo") {
+            PeerEvent::FirstEcho { .. } => break,
+            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
+            _ => continue,
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = dialer.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the dialer did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "dialer exit {status}");
+    assert!(interrupt(&mut listener), "the listener exits on SIGINT");
+    drop(listener_in);
+}
+
+/// The reply fallback with a browser dialer across processes, as the suite runs it: `oneway
+/// dial --stack browser --json` of a native listener's token whose candidate is black-holed
+/// prints `reply-code` (`owr2.…`, the contract's event); written to `oneway listen`'s standard
+/// input, it makes the listener punch towards the browser, and both report route `reply`.
+#[test]
+fn native_listener_takes_a_browser_dialers_reply_code_on_stdin() {
+    use std::io::Write as _;
+    if let Err(e) = oneway_browser::BrowserConfig::detect() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and Chromium is required: {e}"
+        );
+        eprintln!("SKIPPED: {e}");
+        return;
+    }
+    let mut listener = oneway()
+        .args(["listen", "--bind", "127.0.0.1:0", "--echo", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start listener");
+    let mut listener_in = listener.stdin.take().expect("stdin");
+    let listener_out = stdout_lines(&mut listener);
+    let mut listener = Killed(listener);
+    let next_event = |lines: &std::sync::mpsc::Receiver<String>, what: &str| -> PeerEvent {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no {what} line: {e}"));
+        PeerEvent::parse_line(&line).unwrap_or_else(|| panic!("not an event: {line}"))
+    };
+    let token = match next_event(&listener_out, "token") {
+        PeerEvent::Token { token, .. } => token,
+        other => panic!("first line is not a token: {other:?}"),
+    };
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut token = oneway_token::Token::from_text(&token).expect("valid");
+    for c in &mut token.candidates {
+        c.port = hole.local_addr().expect("addr").port();
+    }
+    let token = token.to_text().expect("encodes");
+    let mut dialer = oneway()
+        .args([
+            "dial",
+            "--stack",
+            "browser",
+            "--json",
+            "--probe",
+            "--timeout",
+            "30s",
+            &token,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start browser dialer");
+    let dialer_out = stdout_lines(&mut dialer);
+    let mut dialer = Killed(dialer);
+    let reply = loop {
+        match next_event(&dialer_out, "reply-code") {
+            PeerEvent::ReplyCode {
+                reply, candidates, ..
+            } => {
+                assert!(!candidates.is_empty());
+                break reply;
+            }
+            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
+            _ => continue,
+        }
+    };
+    assert!(reply.starts_with("owr2."), "{reply}");
+    writeln!(listener_in, "{reply}").expect("write");
+    listener_in.flush().expect("flush");
+    let listener_route = loop {
+        match next_event(&listener_out, "connected") {
+            PeerEvent::ReplyRefused { code, reason, .. } => panic!("refused: {code}: {reason}"),
+            PeerEvent::Connected { route, .. } => break route,
+            _ => continue,
+        }
+    };
+    let dialer_route = loop {
+        match next_event(&dialer_out, "connected") {
+            PeerEvent::Connected { route, .. } => break route,
+            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
+            _ => continue,
+        }
+    };
+    loop {
+        if let PeerEvent::FirstEcho { .. } = next_event(&dialer_out, "first-echo") {
+            break;
+        }
+    }
+    assert_eq!(listener_route.as_deref(), Some("reply"));
+    assert_eq!(dialer_route.as_deref(), Some("reply"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dialer.0.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "the dialer did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(interrupt(&mut listener), "the listener exits on SIGINT");
+    drop((listener_in, hole));
+}

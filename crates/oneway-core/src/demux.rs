@@ -227,6 +227,14 @@ pub fn is_binding_request(datagram: &[u8]) -> bool {
         && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
 }
 
+/// Whether a datagram looks like a STUN Binding success response (type 0x0101 and the magic
+/// cookie), without parsing it.
+pub fn is_binding_success(datagram: &[u8]) -> bool {
+    datagram.len() >= 20
+        && datagram[..2] == [0x01, 0x01]
+        && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
 /// RFC 7983 demultiplexing: DTLS records start with a byte in 20..=63.
 pub fn is_dtls(datagram: &[u8]) -> bool {
     datagram.first().is_some_and(|b| (20..=63).contains(b))

@@ -156,8 +156,9 @@ pub struct Puncher {
     /// Taken codes, oldest first, with the instant each is forgotten.
     remembered: VecDeque<(Instant, [u8; 8])>,
     remembered_set: HashSet<[u8; 8]>,
-    /// Listener ufrags of codes punched recently, oldest first (for [`Puncher::was_punched`]).
-    punched: VecDeque<(Instant, String)>,
+    /// Listener ufrags and candidates of codes punched recently, oldest first (for
+    /// [`Puncher::was_punched`]).
+    punched: VecDeque<(Instant, String, Vec<SocketAddr>)>,
     tokens: f64,
     refilled: Instant,
     sent: u64,
@@ -210,6 +211,7 @@ impl Puncher {
         self.punched.push_back((
             now + self.limits.replay_window,
             target.listener_ufrag.clone(),
+            target.candidates.clone(),
         ));
         self.active.push(Punch {
             target,
@@ -230,10 +232,13 @@ impl Puncher {
         before != self.active.len()
     }
 
-    /// Whether a reply code for the dialer whose checks arrive with `listener_ufrag` was taken
-    /// (within [`PunchLimits::replay_window`]): its connection came up by the reply route.
-    pub fn was_punched(&self, listener_ufrag: &str) -> bool {
-        self.punched.iter().any(|(_, u)| u == listener_ufrag)
+    /// Whether the listener checked towards `source` for the dialer whose checks arrive with
+    /// `listener_ufrag` (a code of its was taken within [`PunchLimits::replay_window`]): a first
+    /// check of that dialer from there came up by the reply route.
+    pub fn was_punched(&self, listener_ufrag: &str, source: SocketAddr) -> bool {
+        self.punched
+            .iter()
+            .any(|(_, u, candidates)| u == listener_ufrag && candidates.contains(&source))
     }
 
     /// Codes being punched now.
@@ -306,7 +311,11 @@ impl Puncher {
             self.remembered.pop_front();
             self.remembered_set.remove(&key);
         }
-        while self.punched.front().is_some_and(|(until, _)| *until <= now) {
+        while self
+            .punched
+            .front()
+            .is_some_and(|(until, _, _)| *until <= now)
+        {
             self.punched.pop_front();
         }
     }
@@ -470,8 +479,9 @@ mod tests {
         assert!(p.poll_transmit(start).is_some());
         assert!(p.stop(&t.listener_ufrag));
         assert!(p.poll_transmit(start + Duration::from_secs(1)).is_none());
-        assert!(p.was_punched(&t.listener_ufrag));
-        assert!(!p.was_punched("another+ufrag"));
+        assert!(p.was_punched(&t.listener_ufrag, t.candidates[0]));
+        assert!(!p.was_punched(&t.listener_ufrag, SocketAddr::from(([192, 0, 2, 9], 1))));
+        assert!(!p.was_punched("another+ufrag", t.candidates[0]));
         assert_eq!(p.poll_timeout(), None);
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use oneway_connection::{
     Command, Connection, ConnectionInfo, DialError, DriverGuard, Progress, Route, StackError,
 };
-use oneway_core::demux::is_binding_request;
+use oneway_core::demux::{is_binding_request, is_binding_success};
 use oneway_token::dialer_cert::DialerCertificate;
 use oneway_token::{Candidate, CandidateAddress, DerivedKeys, Profile, Token, Transport};
 use oneway_turn::TurnServer;
@@ -28,6 +28,8 @@ use crate::reply::{SrflxProbe, candidate_string, dialer_reply, reply_candidates}
 pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most queued commands the driver takes in one wake.
 const COMMAND_BATCH: usize = 64;
+/// Most remote addresses whose first answer the dialer remembers (for the route).
+const MAX_ANSWERS_TRACKED: usize = 32;
 
 /// Longest wait for the TURN allocation before the engine starts, for stacks that take their
 /// local candidates only at the start ([`Stack::RELAY_BEFORE_START`]).
@@ -192,6 +194,7 @@ pub async fn dial<S: Stack>(
         relayed,
         loopback: all_loopback,
         ice_check_interval: config.ice_check_interval,
+        timeout: config.timeout,
         relayed_proof: config.dangerous.relayed_proof,
         fast_path: config.fast_path,
         events: events_tx,
@@ -217,7 +220,8 @@ pub async fn dial<S: Stack>(
     let (ready_tx, ready_rx) = oneshot::channel();
     let driver = Driver {
         reply,
-        listener_checked: false,
+        listener_checked: None,
+        answered: Vec::new(),
         relay,
         relay_only: config.relay_only,
         early_data: config.early_data,
@@ -405,9 +409,13 @@ struct Driver<E> {
     engine: E,
     /// The reply code not made yet (`None` once reported, or for profiles without one).
     reply: Option<ReplyState>,
-    /// A Binding request from the listener arrived before ICE connected: the listener took the
-    /// reply code and punched (an ICE-lite listener sends no checks otherwise).
-    listener_checked: bool,
+    /// When the first Binding request from the listener arrived before ICE connected: the
+    /// listener took the reply code and punched (an ICE-lite listener sends no checks
+    /// otherwise).
+    listener_checked: Option<Instant>,
+    /// When the first answer to this dialer's checks came from each remote address, before ICE
+    /// connected (at most [`MAX_ANSWERS_TRACKED`] addresses).
+    answered: Vec<(SocketAddr, Instant)>,
     /// The TURN relay, when configured.
     relay: Option<Relay>,
     /// Whether only the relayed candidate is offered (a TURN failure then ends the dial).
@@ -505,7 +513,7 @@ impl<E: Engine> Driver<E> {
                 if self.take_probe_answer(d.source, &d.contents) {
                     continue;
                 }
-                self.note_listener_check(&d.contents);
+                self.note_route(d.source, &d.contents);
                 self.engine
                     .handle_datagram(Instant::now(), d.source, d.destination, &d.contents);
                 next = self.service();
@@ -551,7 +559,7 @@ impl<E: Engine> Driver<E> {
             return;
         };
         for (peer, data) in out.received {
-            self.note_listener_check(&data);
+            self.note_route(peer, &data);
             self.engine
                 .handle_datagram(Instant::now(), peer, relayed, &data);
             self.service();
@@ -566,15 +574,39 @@ impl<E: Engine> Driver<E> {
         }
     }
 
-    /// Remembers a Binding request that arrives before ICE connected: the listener's check of
-    /// the reply route.
-    fn note_listener_check(&mut self, contents: &[u8]) {
-        if !self.listener_checked
-            && self.engine.timings().stage_times().ice.is_none()
-            && is_binding_request(contents)
+    /// Before ICE connected, remembers the first Binding request from the listener (its check
+    /// of the reply route) and the first answer to this dialer's checks from each address.
+    fn note_route(&mut self, source: SocketAddr, contents: &[u8]) {
+        if self.engine.timings().stage_times().ice.is_some() {
+            return;
+        }
+        if self.listener_checked.is_none() && is_binding_request(contents) {
+            tracing::info!(%source, "a check from the listener arrived: it took the reply code");
+            self.listener_checked = Some(Instant::now());
+        } else if is_binding_success(contents)
+            && self.answered.len() < MAX_ANSWERS_TRACKED
+            && !self.answered.iter().any(|(a, _)| *a == source)
         {
-            tracing::info!("a check from the listener arrived: it took the reply code");
-            self.listener_checked = true;
+            self.answered.push((source, Instant::now()));
+        }
+    }
+
+    /// The route (`spec/handshake.md` §11.2): `reply` when the listener's check came before
+    /// the first answer on the selected pair (the way in was opened by the listener), else
+    /// `one-way`: of two paths that both work, the first to answer won.
+    fn route(&self) -> Route {
+        let Some(checked) = self.listener_checked else {
+            return Route::OneWay;
+        };
+        let remote = self.engine.selected().map(|(_, remote)| remote);
+        let answered = self
+            .answered
+            .iter()
+            .find(|(a, _)| Some(*a) == remote)
+            .map(|(_, at)| *at);
+        match answered {
+            Some(at) if at < checked => Route::OneWay,
+            _ => Route::Reply,
         }
     }
 
@@ -685,11 +717,7 @@ impl<E: Engine> Driver<E> {
             selected: self.engine.selected(),
             tried: self.engine.tried().to_vec(),
             fast_start: self.engine.is_fast_start(),
-            route: if self.listener_checked {
-                Route::Reply
-            } else {
-                Route::OneWay
-            },
+            route: self.route(),
         };
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Ok(info));

@@ -236,6 +236,9 @@ pub struct DialerEngineParams<'a, C> {
     pub loopback: bool,
     /// Interval between ICE checks while connecting; `None`: the stack's default.
     pub ice_check_interval: Option<Duration>,
+    /// How long the dial may take: the engine keeps answering checks (a listener that took the
+    /// reply code late, `spec/handshake.md` §11) at least this long.
+    pub timeout: Duration,
     /// Tests only: this MAC is sent as the proof instead of the computed one.
     pub relayed_proof: Option<[u8; 32]>,
     /// Whether to use the fast path the token's `fast` extension offers (`spec/handshake.md`

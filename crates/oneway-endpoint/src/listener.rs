@@ -653,9 +653,11 @@ impl<S: Stack> Driver<S> {
             }
         };
         let mut slot = slot;
-        // The dialer's check got in: no more punching for it; and if a reply code of its was
-        // taken, that is how (`spec/handshake.md` §11).
-        if self.puncher.stop(&slot.local_ufrag) || self.puncher.was_punched(&slot.local_ufrag) {
+        // The dialer's check got in: no more punching for it. If a reply code of its was taken
+        // and the check comes from an address the listener checked towards, that is how
+        // (`spec/handshake.md` §11.3).
+        self.puncher.stop(&slot.local_ufrag);
+        if self.puncher.was_punched(&slot.local_ufrag, d.source) {
             slot.route = Route::Reply;
         }
         self.by_ufrag.insert(slot.local_ufrag.clone(), key);

@@ -39,8 +39,9 @@ async fn black_holed(token: &Token) -> (Token, UdpSocket) {
     (token, hole)
 }
 
-/// One pair: listener on `L`, dialer on `D`.
-async fn punched_pair<L: Stack, D: Stack>() {
+/// One pair: listener on `L`, dialer on `D`; the code reaches the listener `delay` after the
+/// dialer showed it (as a person carries it).
+async fn punched_pair<L: Stack, D: Stack>(delay: Duration) {
     let mut listener = Listener::<L>::bind(ListenerConfig::loopback())
         .await
         .expect("bind");
@@ -48,7 +49,7 @@ async fn punched_pair<L: Stack, D: Stack>() {
     let (progress_tx, mut progress) = mpsc::unbounded_channel();
     let dialer = tokio::spawn(async move {
         let config = DialConfig::<D> {
-            timeout: Duration::from_secs(15),
+            timeout: delay + Duration::from_secs(15),
             progress: Some(progress_tx),
             ..Default::default()
         };
@@ -69,6 +70,7 @@ async fn punched_pair<L: Stack, D: Stack>() {
     .await
     .expect("a reply code within 20 s");
     assert!(code.starts_with("owr2.") && code.len() <= 80, "{code}");
+    tokio::time::sleep(delay).await;
     let taken = listener.take_reply(&code).await.expect("taken");
     assert!(!taken.candidates.is_empty());
     let accepted = tokio::time::timeout(STEP, listener.accept())
@@ -92,22 +94,30 @@ async fn punched_pair<L: Stack, D: Stack>() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn str0m_listener_takes_a_str0m_dialers_reply_code() {
-    punched_pair::<Str0m, Str0m>().await;
+    punched_pair::<Str0m, Str0m>(Duration::ZERO).await;
+    // A person carries the code: the dialer still answers half a minute later.
+    punched_pair::<Str0m, Str0m>(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn str0m_listener_takes_a_webrtc_rs_dialers_reply_code() {
-    punched_pair::<Str0m, WebrtcRs>().await;
+    punched_pair::<Str0m, WebrtcRs>(Duration::ZERO).await;
+    // A person carries the code: the dialer still answers half a minute later.
+    punched_pair::<Str0m, WebrtcRs>(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_rs_listener_takes_a_str0m_dialers_reply_code() {
-    punched_pair::<WebrtcRs, Str0m>().await;
+    punched_pair::<WebrtcRs, Str0m>(Duration::ZERO).await;
+    // A person carries the code: the dialer still answers half a minute later.
+    punched_pair::<WebrtcRs, Str0m>(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_rs_listener_takes_a_webrtc_rs_dialers_reply_code() {
-    punched_pair::<WebrtcRs, WebrtcRs>().await;
+    punched_pair::<WebrtcRs, WebrtcRs>(Duration::ZERO).await;
+    // A person carries the code: the dialer still answers half a minute later.
+    punched_pair::<WebrtcRs, WebrtcRs>(Duration::from_secs(30)).await;
 }
 
 /// A reply code for `token` naming `targets` (their addresses as host candidates), made

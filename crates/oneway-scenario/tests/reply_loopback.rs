@@ -12,11 +12,12 @@ use oneway_scenario::run::{Options, Runner};
 use oneway_scenario::verdict::{Outcome, Verdict};
 use tokio::sync::{mpsc, watch};
 
-/// A dialer that shows two reply codes, then "connects by the reply route" and echoes.
+/// A dialer that shows two reply codes, then (after the runner's carry delay) "connects by the
+/// reply route" and echoes.
 const DIALER: &str = r#"echo '{"event":"dialing","t_ms":0,"stack":"fake","candidates":[]}'
 echo '{"event":"reply-code","t_ms":3.5,"reply":"owr2.FIRST","candidates":["host udp 127.0.0.1:7"]}'
 echo '{"event":"reply-code","t_ms":4.5,"reply":"owr2.SECOND","candidates":[]}'
-sleep 1
+sleep 3
 echo '{"event":"connected","t_ms":900,"selected":{"local":"127.0.0.1:7","remote":"127.0.0.1:9"},"stages":{"first_check":1,"ice":800},"route":"reply"}'
 echo '{"event":"first-echo","t_ms":950,"rtt_ms":1.0}'
 "#;

@@ -532,7 +532,8 @@ fn sample_report() -> Report {
         candidates: vec!["host udp 198.51.100.20:5000".into()],
         ignored_codes: 0,
         hand_over: "stdin".into(),
-        handed_over_ms: Some(815.0),
+        handed_over_ms: Some(1815.0),
+        not_needed: false,
         command_exit: None,
         hand_over_error: None,
         accepted: Some(ReplyAccepted {
@@ -684,15 +685,15 @@ fn the_reply_route_is_in_every_rendering() {
     let r = sample_report();
     let md = r.to_markdown();
     assert!(md.contains(
-        "The runner hands the reply code over at once: the time a person takes to carry it is not included."
+        "The runner hands the reply code over 1 s after the dialer showed it, unless the dialer connected meanwhile"
     ));
     assert!(md.contains("🟢 reply: punched"));
-    assert!(md.contains("reply: punched; code @812 ms, handed over @815 ms (stdin), accepted"));
+    assert!(md.contains("reply: punched; code @812 ms, handed over @1815 ms (stdin), accepted"));
     let junit = r.to_junit();
     assert!(junit.contains(r#"name="route" value="reply: punched""#));
     assert!(junit.contains(r#"name="reply-shown" value="true""#));
-    assert!(junit.contains(r#"name="reply-handed-over-ms" value="815""#));
+    assert!(junit.contains(r#"name="reply-handed-over-ms" value="1815""#));
     let json = r.to_json();
     assert!(json.contains(r#""route": "reply: punched""#));
-    assert!(json.contains(r#""handed_over_ms": 815.0"#));
+    assert!(json.contains(r#""handed_over_ms": 1815.0"#));
 }

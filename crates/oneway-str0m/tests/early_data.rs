@@ -73,6 +73,7 @@ fn run(dialer_key: Option<[u8; 32]>, admit: bool) -> Outcome {
         relayed: None,
         loopback: false,
         ice_check_interval: None,
+        timeout: std::time::Duration::from_secs(10),
         relayed_proof: None,
         fast_path: true,
         events: dialer_events,

@@ -10,7 +10,7 @@
 //! nomination in [`crate::dtls_flights`] and [`crate::nomination`].
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use oneway_connection::{Command, ConnectionEvent};
@@ -79,6 +79,12 @@ pub struct RtcEngine {
     dtls_connected: bool,
     /// Tests only: a MAC sent in place of this session's proof (a relayed proof).
     pub(crate) relayed_proof: Option<[u8; 32]>,
+    /// A dialer whose ICE failed timeout was stretched to its dial timeout (so a listener that
+    /// takes its reply code late is still answered) ends a connection whose ICE stays
+    /// disconnected this long with `consent-lost`, as the default failed timeout would.
+    pub(crate) consent_after_disconnect: Option<Duration>,
+    /// When a disconnected, authenticated connection ends with `consent-lost`.
+    consent_deadline: Option<Instant>,
     /// Conformance runs only: protocol breaks on purpose ([`DangerousEngine`]).
     dangerous: DangerousEngine,
     /// In-band media: tracks, the pending offer, tone senders and receivers.
@@ -146,6 +152,8 @@ impl RtcEngine {
             ice_connected: false,
             dtls_connected: false,
             relayed_proof: None,
+            consent_after_disconnect: None,
+            consent_deadline: None,
             dangerous: DangerousEngine::default(),
             media: Default::default(),
         }
@@ -292,6 +300,13 @@ impl RtcEngine {
         if self.closed {
             return;
         }
+        if self.consent_deadline.is_some_and(|at| now >= at) {
+            self.finish(
+                "consent-lost",
+                "ICE stayed disconnected (consent lost)".to_owned(),
+            );
+            return;
+        }
         if let Err(e) = self.pc.handle_timeout(now) {
             self.finish("rtc-error", e.to_string());
             return;
@@ -411,10 +426,14 @@ impl RtcEngine {
         let next = if self.closed {
             None
         } else {
-            [self.pc.poll_timeout(), self.media.next_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
+            [
+                self.pc.poll_timeout(),
+                self.consent_deadline,
+                self.media.next_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
         };
         (std::mem::take(&mut self.pending_out), next)
     }
@@ -442,6 +461,14 @@ impl RtcEngine {
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
                 tracing::debug!(?state, role = ?self.hs.role, "ICE state");
                 match state {
+                    RTCIceConnectionState::Disconnected if self.hs.authenticated => {
+                        self.consent_deadline = self.consent_after_disconnect.map(|d| now + d);
+                    }
+                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+                        if self.ice_connected =>
+                    {
+                        self.consent_deadline = None;
+                    }
                     RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
                         if !self.ice_connected =>
                     {

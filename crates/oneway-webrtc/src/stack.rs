@@ -109,7 +109,12 @@ impl Stack for WebrtcRs {
             None => crate::generate_certificate()?,
         };
         let interval = p.ice_check_interval.unwrap_or(crate::ICE_CHECK_INTERVAL);
+        // The ICE failed timeout (25 s by default) would end a dial whose listener takes the
+        // reply code later than that (`spec/handshake.md` §11): stretch it to the dial timeout,
+        // and end a disconnected connection the default's time later in the engine instead.
+        let failed_after = p.timeout.max(ICE_FAILED_TIMEOUT) + ICE_DISCONNECTED_TIMEOUT;
         let mut settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(Some(ICE_DISCONNECTED_TIMEOUT), Some(failed_after), None)
             .with_ice_connection_attempts(Some(interval), None)
             .with_srflx_acceptance_min_wait(Some(crate::REFLEXIVE_ACCEPTANCE_WAIT))
             .with_prflx_acceptance_min_wait(Some(crate::REFLEXIVE_ACCEPTANCE_WAIT))
@@ -146,6 +151,7 @@ impl Stack for WebrtcRs {
             p.events,
         );
         engine.relayed_proof = p.relayed_proof;
+        engine.consent_after_disconnect = Some(ICE_FAILED_TIMEOUT - ICE_DISCONNECTED_TIMEOUT);
         engine.handshake_mut().local_ice = Some(local_ice);
         let mut locals = Vec::new();
         for local in p.locals {
@@ -228,6 +234,11 @@ pub(crate) fn host_candidate(
         .to_json()
         .map_err(rtc_error("host candidate"))
 }
+
+/// `rtc`'s default ICE disconnected timeout.
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
+/// `rtc`'s default ICE failed timeout: a connection without consent this long is lost.
+const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// A random ICE ufrag of 8 ice-chars (48 bits, RFC 8445 §5.3 asks for at least 24).
 fn random_ufrag() -> String {

@@ -87,6 +87,10 @@ pub struct ReplyRecord {
     /// Exit status of the hand-over command (`command` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_exit: Option<i64>,
+    /// The dialer connected within [`CARRY_DELAY`](super::reply::CARRY_DELAY) of showing its
+    /// code, so the runner did not hand it over (as a person would not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_needed: bool,
     /// Why the hand-over failed, when it did (write error, command timeout, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hand_over_error: Option<String>,

@@ -1,6 +1,10 @@
 //! The runner as the out-of-band channel of the reply path (`spec/handshake.md` §11): the
-//! dialer's first `reply-code` event of a run is handed to the listener at once, the way the
-//! listener's manifest says (`reply = "stdin"` or an argv template, [`ReplyHandOver`]).
+//! dialer's first `reply-code` event of a run is handed to the listener the way the listener's
+//! manifest says (`reply = "stdin"` or an argv template, [`ReplyHandOver`]), [`CARRY_DELAY`]
+//! after the dialer showed it, unless the dialer connected meanwhile. The delay stands in for
+//! the person, who carries a code only when the direct attempt did not connect at once; without
+//! it the two paths would race in every cell where one-way works, and the matrix could not show
+//! that one-way works on its own. The time a person really takes is not included.
 //!
 //! [`ReplyRelay`] decides, without IO, what to hand over and when (the first code of a run,
 //! exactly once; later codes are left to the record). [`ReplySink`] carries it out, bounded by
@@ -19,6 +23,14 @@ use super::ReplyRecord;
 
 /// How long one hand-over may take (the write to standard input, or the command).
 pub(super) const HAND_OVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long after the dialer showed its code the runner hands it over (when the dialer has not
+/// connected by then).
+pub const CARRY_DELAY: Duration = Duration::from_secs(1);
+
+/// How long a run stays open after a hand-over before the runner may stop it early (the
+/// listener's checks and the dialer's answer take a few round trips).
+const AFTER_HAND_OVER: Duration = Duration::from_secs(5);
 
 /// The longest reply code the runner hands over (a reply code is at most a few hundred
 /// characters; anything longer is not one).
@@ -167,6 +179,10 @@ pub(super) struct ReplyChannel<'a> {
     sink: ReplySink<'a>,
     dial_start: Instant,
     facts: Option<ReplyRecord>,
+    /// A code waiting for [`CARRY_DELAY`], and when it is due.
+    pending: Option<(HandOver, Instant)>,
+    /// Until when the run stays open for the reply path (see [`ReplyChannel::open_until`]).
+    open_until: Option<Instant>,
 }
 
 impl<'a> ReplyChannel<'a> {
@@ -178,29 +194,47 @@ impl<'a> ReplyChannel<'a> {
             sink,
             dial_start: Instant::now(),
             facts: None,
+            pending: None,
+            open_until: None,
         }
     }
 
-    /// One line of the dialer's output; hands the first reply code over at once (bounded).
-    /// Appends a runner note to `log` when it handed one over or failed to.
-    pub(super) async fn on_dialer_line(&mut self, line: &Line, log: &mut String) {
-        let decided = self.relay.on_dialer_line(line);
+    /// When a pending code is due to be handed over ([`ReplyChannel::hand_over_due`]).
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|(_, at)| *at)
+    }
+
+    /// Until when the runner must not stop the run early: a code is pending, or was handed
+    /// over less than [`AFTER_HAND_OVER`] ago.
+    pub(super) fn open_until(&self) -> Option<Instant> {
+        self.open_until
+    }
+
+    /// Hands a pending code over if it is due (bounded by [`HAND_OVER_LIMIT`]).
+    pub(super) async fn hand_over_due(&mut self, log: &mut String) {
+        let Some((h, at)) = self.pending.take() else {
+            return;
+        };
+        if Instant::now() < at {
+            self.pending = Some((h, at));
+            return;
+        }
         let mut facts = ReplyRecord {
             hand_over: self.relay.hand_over_name().to_owned(),
             ..ReplyRecord::default()
         };
-        match decided {
-            Ok(None) => return,
+        let result = self.sink.deliver(&h).await;
+        facts.handed_over_ms = Some(self.dial_start.elapsed().as_secs_f64() * 1000.0);
+        self.open_until = Some(Instant::now() + AFTER_HAND_OVER);
+        match result {
+            Ok(code) => facts.command_exit = code,
             Err(e) => facts.hand_over_error = Some(e),
-            Ok(Some(h)) => {
-                let result = self.sink.deliver(&h).await;
-                facts.handed_over_ms = Some(self.dial_start.elapsed().as_secs_f64() * 1000.0);
-                match result {
-                    Ok(code) => facts.command_exit = code,
-                    Err(e) => facts.hand_over_error = Some(e),
-                }
-            }
         }
+        self.note(&facts, log);
+        self.facts = Some(facts);
+    }
+
+    fn note(&self, facts: &ReplyRecord, log: &mut String) {
         log.push_str(&format!(
             "-- runner: reply code handed over by {}{}{}\n",
             facts.hand_over,
@@ -214,7 +248,42 @@ impl<'a> ReplyChannel<'a> {
                 .map(|e| format!(" (failed: {e})"))
                 .unwrap_or_default()
         ));
-        self.facts = Some(facts);
+    }
+
+    /// One line of the dialer's output: the first reply code becomes pending for
+    /// [`CARRY_DELAY`]; a `connected` before it is due cancels it. Appends a runner note to
+    /// `log` when a code could not be taken, or was not needed.
+    pub(super) async fn on_dialer_line(&mut self, line: &Line, log: &mut String) {
+        if let Line::Stdout(l) = line
+            && let Some(PeerEvent::Connected { .. }) = PeerEvent::parse_line(l)
+            && self.pending.take().is_some()
+        {
+            log.push_str("-- runner: reply code not handed over: the dialer connected first\n");
+            self.open_until = None;
+            self.facts = Some(ReplyRecord {
+                hand_over: self.relay.hand_over_name().to_owned(),
+                not_needed: true,
+                ..ReplyRecord::default()
+            });
+            return;
+        }
+        match self.relay.on_dialer_line(line) {
+            Ok(None) => {}
+            Err(e) => {
+                let facts = ReplyRecord {
+                    hand_over: self.relay.hand_over_name().to_owned(),
+                    hand_over_error: Some(e),
+                    ..ReplyRecord::default()
+                };
+                self.note(&facts, log);
+                self.facts = Some(facts);
+            }
+            Ok(Some(h)) => {
+                let due = Instant::now() + CARRY_DELAY;
+                self.pending = Some((h, due));
+                self.open_until = Some(due + AFTER_HAND_OVER);
+            }
+        }
     }
 
     /// The hand-over's facts (`None` when no code was handed over or refused for its form; a
@@ -294,13 +363,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_channel_writes_the_code_and_records_when() {
+    async fn the_channel_writes_the_code_after_the_carry_delay_and_records_when() {
         let (writer, mut reader) = tokio::io::duplex(64);
         let how = ReplyHandOver::Stdin;
         let mut ch = ReplyChannel::new(Some(&how), ReplySink::Stdin(Box::new(writer)));
         let mut log = String::new();
         ch.on_dialer_line(&code_line("owr2.AAAA"), &mut log).await;
         ch.on_dialer_line(&code_line("owr2.BBBB"), &mut log).await;
+        let due = ch.due().expect("pending");
+        assert!(ch.open_until().is_some_and(|open| open > due));
+        // Not yet due: nothing is written.
+        ch.hand_over_due(&mut log).await;
+        assert!(ch.facts().is_none());
+        tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
+        ch.hand_over_due(&mut log).await;
         let mut got = vec![0u8; 10];
         tokio::io::AsyncReadExt::read_exact(&mut reader, &mut got)
             .await
@@ -308,9 +384,28 @@ mod tests {
         assert_eq!(got, b"owr2.AAAA\n");
         let facts = ch.facts().expect("facts");
         assert_eq!(facts.hand_over, "stdin");
-        assert!(facts.handed_over_ms.is_some());
+        assert!(facts.handed_over_ms.is_some_and(|ms| ms >= 1000.0));
         assert_eq!(facts.hand_over_error, None);
+        assert_eq!(ch.due(), None);
         assert_eq!(log.matches("handed over by stdin").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dialer_that_connects_first_gets_nothing_handed_over() {
+        let (writer, _reader) = tokio::io::duplex(64);
+        let how = ReplyHandOver::Stdin;
+        let mut ch = ReplyChannel::new(Some(&how), ReplySink::Stdin(Box::new(writer)));
+        let mut log = String::new();
+        ch.on_dialer_line(&code_line("owr2.AAAA"), &mut log).await;
+        let connected = Line::Stdout(
+            r#"{"event":"connected","t_ms":30,"selected":null,"stages":{"first_check":null,"ice":null,"dtls":null,"channel":null,"auth":null}}"#
+                .into(),
+        );
+        ch.on_dialer_line(&connected, &mut log).await;
+        assert_eq!(ch.due(), None);
+        let facts = ch.facts().expect("facts");
+        assert!(facts.not_needed && facts.handed_over_ms.is_none());
+        assert!(log.contains("the dialer connected first"), "{log}");
     }
 
     #[tokio::test]
@@ -320,6 +415,8 @@ mod tests {
         let mut ch = ReplyChannel::new(Some(&how), ReplySink::Stdin(Box::new(writer)));
         let mut log = String::new();
         ch.on_dialer_line(&code_line("owr2.AAAA"), &mut log).await;
+        tokio::time::sleep(CARRY_DELAY).await;
+        ch.hand_over_due(&mut log).await;
         let facts = ch.facts().expect("facts");
         assert!(facts.hand_over_error.is_some());
     }

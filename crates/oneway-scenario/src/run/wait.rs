@@ -84,10 +84,20 @@ pub(super) async fn watch_dialer(
     let mut listener_open = true;
     loop {
         let settled = match (settle, last_new) {
-            (Some(s), Some(t)) if !saw => Some(t + s),
+            // The reply path keeps the run open while its code is pending or just handed over.
+            (Some(s), Some(t)) if !saw => {
+                let quiet: tokio::time::Instant = t + s;
+                Some(match reply.open_until() {
+                    Some(open) => quiet.max(tokio::time::Instant::from_std(open)),
+                    None => quiet,
+                })
+            }
             _ => None,
         };
-        let wake = settled.map_or(deadline, |s: tokio::time::Instant| s.min(deadline));
+        let mut wake = settled.map_or(deadline, |s: tokio::time::Instant| s.min(deadline));
+        if let Some(due) = reply.due() {
+            wake = wake.min(tokio::time::Instant::from_std(due));
+        }
         tokio::select! {
             line = dialer.recv() => {
                 let Some(line) = line else { return Ok(DialerEnd::Exited) };
@@ -108,6 +118,10 @@ pub(super) async fn watch_dialer(
                 None => listener_open = false,
             },
             _ = tokio::time::sleep_until(wake) => {
+                if reply.due().is_some_and(|d| d <= std::time::Instant::now()) {
+                    reply.hand_over_due(&mut logs.dialer).await;
+                    continue;
+                }
                 if settled.is_some_and(|s| s < deadline) {
                     logs.dialer.push_str(&format!(
                         "-- runner: stopped early: the listener saw nothing and no new address was tried for {:?}\n",
