@@ -11,7 +11,9 @@ set -euo pipefail
 # leaves out, no service is installed or started).
 # python3: Debian's interpreter and standard library, copied into the tested image recipe of
 # docs/implementers.md (crates/oneway-cli/tests/image_recipe.rs).
-packages=(iproute2 chromium chromium-driver firefox-esr nftables coturn tcpdump miniupnpd-nftables python3)
+# libopus-dev + pkg-config: crates/oneway-media encodes and decodes its Opus test tone with the
+# `opus` crate, which links Debian's libopus (found through pkg-config) at build time.
+packages=(iproute2 chromium chromium-driver firefox-esr nftables coturn tcpdump miniupnpd-nftables python3 libopus-dev pkg-config)
 missing=()
 command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }
 for pkg in "${packages[@]}"; do

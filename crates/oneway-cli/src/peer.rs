@@ -44,6 +44,8 @@ pub enum Stack {
 
 #[path = "browser.rs"]
 mod browser_peer;
+#[path = "peer_media.rs"]
+mod media;
 
 pub(crate) use browser_peer::BrowserArgs;
 
@@ -92,6 +94,11 @@ pub struct ListenArgs {
     /// Echo everything every dialer sends (interop runs), instead of bridging stdin/stdout.
     #[arg(long)]
     pub(crate) echo: bool,
+    /// With --echo: add an audio track towards each dialer once connected, sending an Opus
+    /// test tone (`tone:HZ`, e.g. `tone:440`); received tracks are printed as `media` events
+    /// (webrtc-rs; other stacks report that they cannot).
+    #[arg(long, value_name = "tone:HZ", value_parser = media::parse_send_audio, requires = "echo")]
+    pub(crate) send_audio: Option<f64>,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -130,6 +137,11 @@ pub struct DialArgs {
     /// (`spec/handshake.md` §5.4).
     #[arg(long)]
     pub(crate) no_fast_path: bool,
+    /// With --probe: after the echo, add an audio track sending an Opus test tone
+    /// (`tone:HZ`, e.g. `tone:440`), print `media` events for what arrives for 3 s, then close
+    /// (webrtc-rs; other stacks report that they cannot).
+    #[arg(long, value_name = "tone:HZ", value_parser = media::parse_send_audio, requires = "probe")]
+    pub(crate) send_audio: Option<f64>,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -230,6 +242,19 @@ fn describe(event: &PeerEvent) -> String {
             "[{t_ms:7.1} ms] refused{}: {code}: {reason}",
             peer.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
         ),
+        PeerEvent::Media {
+            t_ms,
+            track,
+            kind,
+            packets,
+            frequency_hz,
+            ..
+        } => format!(
+            "[{t_ms:7.1} ms] {kind} track {track}: {packets} RTP packets{}",
+            frequency_hz
+                .map(|f| format!(", tone {f} Hz"))
+                .unwrap_or_default()
+        ),
         PeerEvent::Closed { t_ms, peer, code } => format!(
             "[{t_ms:7.1} ms] closed{}: {code}",
             peer.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
@@ -287,6 +312,11 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         anyhow::bail!(Usage(
             "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
                 .to_owned()
+        ));
+    }
+    if args.send_audio.is_some() && args.stack == Stack::Browser {
+        anyhow::bail!(Usage(
+            "--send-audio is implemented by the native listeners; use --stack webrtc-rs".to_owned()
         ));
     }
     let served = match args.stack {
@@ -630,7 +660,8 @@ async fn serve_dialers(
                         route: Some(info.route.as_str().to_owned()),
                     });
                     if args.echo {
-                        tokio::spawn(conn.echo());
+                        let peer = info.selected.map(|(_, remote)| remote.to_string());
+                        tokio::spawn(media::echo(conn, out, peer, args.send_audio));
                     } else if !bridged {
                         bridged = true;
                         let lines = stdin.take();
@@ -770,6 +801,11 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 .to_owned()
         ));
     }
+    if args.send_audio.is_some() && args.stack == Stack::Browser {
+        anyhow::bail!(Usage(
+            "--send-audio is implemented by the native dialers; use --stack webrtc-rs".to_owned()
+        ));
+    }
     // A token that cannot be used (malformed, invalid or expired) is refused with its
     // `spec/token.md` §8 code before `dialing`, and exits 2 (`spec/peer-contract.md` §1).
     let early = Output {
@@ -898,7 +934,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         .await
         .context("opening the data channel")?;
     if args.probe {
-        return probe(conn, channel, &out).await;
+        return probe(conn, channel, &out, args.send_audio).await;
     }
     bridge(conn, Some(channel), Vec::new(), Some(stdin_lines())).await
 }
@@ -938,7 +974,12 @@ async fn native_dial<S: oneway_endpoint::Stack>(
 /// Sends one message and waits (at most 10 s) for it to come back. Without the echo it prints
 /// `refused`: `echo-timeout`, or the code of a close that came first
 /// (`spec/handshake.md` §8).
-async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyhow::Result<()> {
+async fn probe(
+    mut conn: Connection,
+    channel: ChannelRef,
+    out: &Output,
+    send_audio: Option<f64>,
+) -> anyhow::Result<()> {
     let sent_at = Instant::now();
     let payload = format!("oneway-probe {}", out.ms());
     conn.send_text(channel, &payload).await?;
@@ -978,6 +1019,9 @@ async fn probe(mut conn: Connection, channel: ChannelRef, out: &Output) -> anyho
         t_ms: out.ms(),
         rtt_ms: sent_at.elapsed().as_secs_f64() * 1000.0,
     });
+    if let Some(hz) = send_audio {
+        media::after_probe(&mut conn, out, hz).await;
+    }
     conn.close("probe done");
     // Let the close message leave.
     tokio::time::sleep(Duration::from_millis(50)).await;

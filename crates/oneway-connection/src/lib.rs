@@ -44,9 +44,11 @@ use std::time::{Duration, Instant};
 use oneway_token::TokenError;
 use tokio::sync::{mpsc, oneshot};
 
+mod media;
 pub mod net;
 mod stats;
 
+pub use media::{TrackDirection, TrackKind, TrackRequest, TrackStats};
 pub use stats::{ListenerCounters, ListenerState, ListenerStats};
 
 /// An application data channel of a connection (never channel 0, which oneway reserves).
@@ -101,6 +103,25 @@ pub enum ConnectionEvent {
         /// The track's id.
         track: String,
     },
+    /// A remote track started to deliver RTP (its first packet arrived), with its kind.
+    TrackAdded {
+        /// The track's id.
+        track: String,
+        /// Audio or video.
+        kind: TrackKind,
+    },
+    /// The peer refused something this side sent on channel 0 after authentication (an
+    /// `error` message, `spec/handshake.md` §6): `renegotiation-failed`, `unexpected-answer`,
+    /// `unsupported`, …; the connection carries on.
+    PeerError {
+        /// The stable code (`spec/handshake.md` §8).
+        code: String,
+        /// Details.
+        reason: String,
+    },
+    /// Periodic statistics of a remote track (about once a second while RTP arrives): packet
+    /// count and, for audio, the decoded tone's frequency.
+    MediaStats(TrackStats),
     /// An RTP packet arrived on a remote track.
     Rtp {
         /// The track's id.
@@ -386,6 +407,13 @@ impl Connection {
         self.request(|reply| Command::IceRestart { reply }).await
     }
 
+    /// Adds a media track by renegotiating in band (`spec/handshake.md` §6.2); returns the
+    /// track's id once the peer's answer is applied. Stacks without in-band media refuse it.
+    pub async fn add_track(&self, request: TrackRequest) -> Result<String, ConnectionError> {
+        self.request(|reply| Command::AddTrack { request, reply })
+            .await
+    }
+
     /// Sends a command that answers through a oneshot, and waits for the answer.
     async fn request<T>(
         &self,
@@ -444,6 +472,13 @@ pub enum Command {
         data: Vec<u8>,
         /// Result.
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Add a media track and renegotiate over channel 0 (`offer`/`answer`, §6.2).
+    AddTrack {
+        /// The track.
+        request: TrackRequest,
+        /// The new track's id, once the peer's answer is applied.
+        reply: oneshot::Sender<Result<String, String>>,
     },
     /// Start an ICE restart over channel 0.
     IceRestart {

@@ -197,6 +197,24 @@ pub enum PeerEvent {
         /// Details.
         reason: String,
     },
+    /// A remote media track's statistics (about once a second while its RTP arrives,
+    /// `spec/handshake.md` §6.2): packets received and, for Opus audio, the decoded tone.
+    Media {
+        /// Milliseconds since start.
+        t_ms: f64,
+        /// The dialer, on a listener.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        peer: Option<String>,
+        /// The remote track's id.
+        track: String,
+        /// `audio` or `video`.
+        kind: String,
+        /// RTP packets received on the track so far.
+        packets: u64,
+        /// The decoded audio's dominant frequency in Hz (rounded), once 0.5 s is decoded.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        frequency_hz: Option<u32>,
+    },
     /// A connection ended.
     Closed {
         /// Milliseconds since start.
@@ -355,6 +373,14 @@ mod tests {
                 code: s("ice-timeout"),
                 reason: s("r"),
             },
+            PeerEvent::Media {
+                t_ms: 1.0,
+                peer: peer.clone(),
+                track: s("t"),
+                kind: s("audio"),
+                packets: 50,
+                frequency_hz: Some(440),
+            },
             PeerEvent::Closed {
                 t_ms: 1.0,
                 peer,
@@ -385,6 +411,7 @@ mod tests {
             PeerEvent::ReplyRefused { .. } => "reply-refused",
             PeerEvent::FirstEcho { .. } => "first-echo",
             PeerEvent::Refused { .. } => "refused",
+            PeerEvent::Media { .. } => "media",
             PeerEvent::Closed { .. } => "closed",
             PeerEvent::Error { .. } => "error",
         }

@@ -433,6 +433,11 @@ impl Str0mEngine {
                 });
                 self.restart = Some((creds, reply));
             }
+            Command::AddTrack { reply, .. } => {
+                let _ = reply.send(Err(
+                    "unsupported: the str0m peer has no in-band media".to_owned()
+                ));
+            }
             Command::Close { reason } => {
                 self.send_control(&Message::Close {
                     reason: reason.clone(),

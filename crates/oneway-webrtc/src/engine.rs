@@ -89,6 +89,8 @@ pub struct RtcEngine {
     revival: crate::reply::Revival,
     /// Conformance runs only: protocol breaks on purpose ([`DangerousEngine`]).
     dangerous: DangerousEngine,
+    /// In-band media: tracks, the pending offer, tone senders and receivers.
+    pub(crate) media: crate::media::Media,
 }
 
 /// Deliberate protocol violations of one engine, for the misbehaving reference peer of
@@ -103,6 +105,9 @@ pub struct DangerousEngine {
     pub withhold_proof: bool,
     /// Channel-0 texts sent just before this side's proof (renegotiation before the proof).
     pub before_proof: Vec<String>,
+    /// Dialer: channel-0 texts sent as soon as the listener's proof verified (crafted
+    /// renegotiation after authentication).
+    pub after_auth: Vec<String>,
 }
 
 /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
@@ -153,6 +158,7 @@ impl RtcEngine {
             consent_deadline: None,
             revival: crate::reply::Revival::default(),
             dangerous: DangerousEngine::default(),
+            media: Default::default(),
         }
     }
 
@@ -312,6 +318,10 @@ impl RtcEngine {
         }
         if let Err(e) = self.pc.handle_timeout(now) {
             self.finish("rtc-error", e.to_string());
+            return;
+        }
+        if self.hs.authenticated {
+            self.media_timeout(now);
         }
     }
 
@@ -369,6 +379,7 @@ impl RtcEngine {
                     }
                 }
             }
+            Command::AddTrack { request, reply } => self.add_track(now, request, reply),
             Command::Close { reason } => {
                 self.send_control(
                     now,
@@ -398,6 +409,12 @@ impl RtcEngine {
                         self.on_message(now, id, m.is_string, &m.data)
                     }
                     RTCMessage::RtpPacket(track, packet) if self.hs.authenticated => {
+                        self.on_rtp(
+                            now,
+                            track.clone(),
+                            packet.header.payload_type,
+                            &packet.payload,
+                        );
                         let _ = self.events.send(ConnectionEvent::Rtp {
                             track,
                             payload_type: packet.header.payload_type,
@@ -418,10 +435,14 @@ impl RtcEngine {
         let next = if self.closed {
             None
         } else {
-            match (self.pc.poll_timeout(), self.consent_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+            [
+                self.pc.poll_timeout(),
+                self.consent_deadline,
+                self.media.next_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
         };
         (std::mem::take(&mut self.pending_out), next)
     }
@@ -647,32 +668,19 @@ impl RtcEngine {
             Message::Close { reason } => self.finish("closed-by-peer", reason),
             Message::Error { code, reason } => {
                 tracing::warn!(%code, %reason, "peer reported an error");
+                let _ = self.events.send(ConnectionEvent::PeerError {
+                    code: code.clone(),
+                    reason: reason.clone(),
+                });
+                if code == "renegotiation-failed" && self.offer_refused(now, &code, &reason) {
+                    return;
+                }
                 if let Some(reply) = self.restart.take() {
                     let _ = reply.send(Err(format!("{code}: {reason}")));
                 }
             }
-            Message::Offer { sdp } => match self.answer_offer(now, &sdp) {
-                Ok(answer) => {
-                    self.send_control(now, &Message::Answer { sdp: answer });
-                    let _ = self.events.send(ConnectionEvent::Renegotiated);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "in-band offer refused");
-                    self.send_control(
-                        now,
-                        &Message::Error {
-                            code: "renegotiation-failed".to_owned(),
-                            reason: e.to_string(),
-                        },
-                    );
-                }
-            },
-            Message::Answer { .. } => {
-                self.send_control(now, &Message::Error {
-                    code: "unsupported".to_owned(),
-                    reason: "this peer (webrtc-rs) answers in-band offers but never offers; an answer was not expected".to_owned(),
-                });
-            }
+            Message::Offer { sdp } => self.on_offer(now, &sdp),
+            Message::Answer { sdp } => self.on_answer(now, &sdp),
             Message::Proof { .. } => tracing::debug!("proof after authentication ignored"),
             other => tracing::debug!(kind = other.kind(), "unhandled control message"),
         }
@@ -682,6 +690,16 @@ impl RtcEngine {
         let fingerprints = self.fingerprints();
         if let Err(Failure { code, reason }) = self.hs.on_peer_proof(now, fingerprints, mac) {
             self.refuse(now, code, reason);
+            return;
+        }
+        if self.hs.authenticated {
+            for text in std::mem::take(&mut self.dangerous.after_auth) {
+                if let Some(mut channel) = self.pc.data_channel(self.ctrl)
+                    && let Err(e) = channel.send_text(now, text)
+                {
+                    tracing::warn!(error = %e, "crafted message after authentication not sent");
+                }
+            }
         }
     }
 

@@ -34,6 +34,8 @@
 pub mod baseline;
 mod dtls_flights;
 pub mod engine;
+pub mod media;
+mod media_sdp;
 mod negotiation;
 mod nomination;
 mod reply;

@@ -1,8 +1,8 @@
 //! The SDP `rtc` negotiates with, synthesized from the token (`spec/token.md` §9): the dialer
 //! sets its own offer and the token's answer to it (or, with a `dialer-identity` token, the
 //! listener's offer rebuilt from the token, and answers it); the listener sets the offer a
-//! dialer's first check implies and answers it. In-band offers (`spec/handshake.md` §6.2)
-//! are answered here too.
+//! dialer's first check implies and answers it. In-band offers and answers
+//! (`spec/handshake.md` §6.2) are [`crate::media`]'s.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -154,24 +154,5 @@ impl RtcEngine {
         self.pc
             .set_local_description(now, answer)
             .map_err(rtc_error("local answer"))
-    }
-
-    /// An in-band `offer` (`spec/handshake.md` §6.2): sets it as the remote description and
-    /// returns the local answer. The peer's ICE credentials and DTLS role are unchanged (an
-    /// offer that changes the credentials restarts ICE, as in any renegotiation); this side keeps
-    /// its own (the setting engine fixes them) and its DTLS role, so the answer only adds what
-    /// the offer adds: media sections, received (`recvonly`: this peer sends no media).
-    pub(crate) fn answer_offer(&mut self, now: Instant, sdp: &str) -> Result<String, StackError> {
-        let offer =
-            RTCSessionDescription::offer(sdp.to_owned()).map_err(rtc_error("in-band offer"))?;
-        self.pc
-            .set_remote_description(now, offer)
-            .map_err(rtc_error("in-band offer"))?;
-        let answer = self.pc.create_answer(None).map_err(rtc_error("answer"))?;
-        let text = answer.sdp.clone();
-        self.pc
-            .set_local_description(now, answer)
-            .map_err(rtc_error("local answer"))?;
-        Ok(text)
     }
 }
