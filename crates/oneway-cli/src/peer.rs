@@ -316,7 +316,8 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
     }
     if args.send_audio.is_some() && args.stack == Stack::Browser {
         anyhow::bail!(Usage(
-            "--send-audio is implemented by the native listeners; use --stack webrtc-rs".to_owned()
+            "--send-audio is implemented by the native listeners; use --stack str0m or webrtc-rs"
+                .to_owned()
         ));
     }
     let served = match args.stack {
@@ -803,7 +804,8 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     }
     if args.send_audio.is_some() && args.stack == Stack::Browser {
         anyhow::bail!(Usage(
-            "--send-audio is implemented by the native dialers; use --stack webrtc-rs".to_owned()
+            "--send-audio is implemented by the native dialers; use --stack str0m or webrtc-rs"
+                .to_owned()
         ));
     }
     // A token that cannot be used (malformed, invalid or expired) is refused with its

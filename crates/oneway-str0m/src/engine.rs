@@ -433,10 +433,9 @@ impl Str0mEngine {
                 });
                 self.restart = Some((creds, reply));
             }
-            Command::AddTrack { reply, .. } => {
-                let _ = reply.send(Err(
-                    "unsupported: the str0m peer has no in-band media".to_owned()
-                ));
+            Command::AddTrack { request, reply } => {
+                let (track, source) = crate::media::track_request(&request);
+                self.add_track(now, track, source, reply);
             }
             Command::Close { reason } => {
                 self.send_control(&Message::Close {

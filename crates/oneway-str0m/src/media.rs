@@ -281,6 +281,49 @@ pub trait AudioSource: Send {
     fn next_audio_frame(&mut self) -> Vec<u8>;
 }
 
+/// An [`AudioSource`] of the Opus test tone (`oneway-media`); a frame that does not encode is
+/// sent as [`OpusSilence`].
+pub struct ToneAudio(pub oneway_media::ToneSource);
+
+impl AudioSource for ToneAudio {
+    fn next_audio_frame(&mut self) -> Vec<u8> {
+        self.0
+            .next_frame()
+            .unwrap_or_else(|_| OpusSilence.next_audio_frame())
+    }
+}
+
+/// The str0m request and audio source for an application's [`oneway_connection::TrackRequest`]:
+/// a sending audio track sends the Opus test tone at its frequency (silence if the encoder
+/// cannot be made).
+pub fn track_request(
+    request: &oneway_connection::TrackRequest,
+) -> (TrackRequest, Option<Box<dyn AudioSource>>) {
+    use oneway_connection::{TrackDirection, TrackKind};
+    let kind = match request.kind {
+        TrackKind::Audio => MediaKind::Audio,
+        TrackKind::Video => MediaKind::Video,
+    };
+    let direction = match request.direction {
+        TrackDirection::SendRecv => Direction::SendRecv,
+        TrackDirection::SendOnly => Direction::SendOnly,
+        TrackDirection::RecvOnly => Direction::RecvOnly,
+    };
+    let source: Option<Box<dyn AudioSource>> =
+        if kind == MediaKind::Audio && request.direction.sends() {
+            match oneway_media::ToneSource::new(request.tone_hz) {
+                Ok(tone) => Some(Box::new(ToneAudio(tone))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Opus encoder: the track sends silence");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+    (TrackRequest { kind, direction }, source)
+}
+
 /// Opus silence: the 3-byte frame (TOC 0xF8: CELT fullband 20 ms, one frame) decoders play as
 /// 20 ms of silence. The default until a tone encoder is plugged in.
 #[derive(Debug, Clone, Copy, Default)]

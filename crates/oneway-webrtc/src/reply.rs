@@ -41,8 +41,12 @@ impl Revival {
             ..Default::default()
         };
         match pc.add_remote_candidate(init) {
-            Ok(()) => tracing::info!(%source, "a check from the listener: its address is checked again"),
-            Err(e) => tracing::debug!(%source, error = %e, "could not add the listener's address again"),
+            Ok(()) => {
+                tracing::info!(%source, "a check from the listener: its address is checked again")
+            }
+            Err(e) => {
+                tracing::debug!(%source, error = %e, "could not add the listener's address again")
+            }
         }
     }
 }

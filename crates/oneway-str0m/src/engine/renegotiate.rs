@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use oneway_connection::ConnectionEvent;
+use oneway_connection::{ConnectionEvent, TrackKind, TrackStats};
 use oneway_core::ProofRole;
 use oneway_core::signal::Message;
+use oneway_media::ToneReceiver;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaAdded, MediaData, MediaKind, MediaTime, Mid};
@@ -68,12 +69,19 @@ pub(crate) struct MediaState {
     senders: Vec<AudioSender>,
     /// Frames received per track (one RTP packet each for audio).
     received: Vec<(Mid, u64)>,
+    /// The peer's tracks: kind, and for audio the decoder that measures the tone (at most
+    /// [`MAX_RECEIVERS`]).
+    receivers: Vec<(Mid, MediaKind, Option<ToneReceiver>)>,
     /// The last `error`s the peer sent after authentication (code, reason), oldest first.
     peer_errors: VecDeque<(String, String)>,
 }
 
 /// Most peer errors [`Str0mEngine::peer_errors`] keeps.
 const PEER_ERRORS: usize = 16;
+/// Most remote tracks measured (more are counted, not decoded).
+const MAX_RECEIVERS: usize = 16;
+/// A remote track's `MediaStats` event goes out every this many packets (about 1 s of audio).
+const STATS_EVERY: u64 = 50;
 
 impl MediaState {
     /// When the next audio frame is due.
@@ -179,6 +187,10 @@ impl Str0mEngine {
     }
 
     pub(super) fn note_peer_error(&mut self, code: &str, reason: &str) {
+        let _ = self.events.send(ConnectionEvent::PeerError {
+            code: code.to_owned(),
+            reason: reason.to_owned(),
+        });
         if self.media.peer_errors.len() == PEER_ERRORS {
             self.media.peer_errors.pop_front();
         }
@@ -485,16 +497,34 @@ impl Str0mEngine {
                 ..
             }) => {
                 tracing::debug!(%mid, ?kind, ?direction, "the peer added a track");
+                if !self.media.receivers.iter().any(|(m, _, _)| m == mid)
+                    && self.media.receivers.len() < MAX_RECEIVERS
+                {
+                    let decoder = match kind {
+                        MediaKind::Audio => ToneReceiver::new()
+                            .map_err(|e| tracing::warn!(%mid, error = %e, "no Opus decoder"))
+                            .ok(),
+                        MediaKind::Video => None,
+                    };
+                    self.media.receivers.push((*mid, *kind, decoder));
+                }
                 let _ = self.events.send(ConnectionEvent::TrackOpen {
                     track: mid.to_string(),
                 });
                 true
             }
             Event::MediaData(MediaData { mid, pt, data, .. }) => {
-                match self.media.received.iter_mut().find(|(m, _)| m == mid) {
-                    Some((_, n)) => *n += 1,
-                    None => self.media.received.push((*mid, 1)),
-                }
+                let count = match self.media.received.iter_mut().find(|(m, _)| m == mid) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        self.media.received.push((*mid, 1));
+                        1
+                    }
+                };
+                self.measure(*mid, count, data);
                 let _ = self.events.send(ConnectionEvent::Rtp {
                     track: mid.to_string(),
                     payload_type: **pt,
@@ -507,6 +537,42 @@ impl Str0mEngine {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Feeds a remote track's payload to its decoder; announces the track with its first packet
+    /// and reports its stats every [`STATS_EVERY`] packets (`ConnectionEvent::MediaStats`).
+    fn measure(&mut self, mid: Mid, count: u64, payload: &[u8]) {
+        let Some((_, kind, decoder)) = self.media.receivers.iter_mut().find(|(m, _, _)| *m == mid)
+        else {
+            return;
+        };
+        let kind = match kind {
+            MediaKind::Audio => TrackKind::Audio,
+            MediaKind::Video => TrackKind::Video,
+        };
+        if let Some(decoder) = decoder.as_mut() {
+            // A payload that does not decode is counted by the receiver; nothing else to do.
+            let _ = decoder.push(payload);
+        }
+        if count == 1 {
+            let _ = self.events.send(ConnectionEvent::TrackAdded {
+                track: mid.to_string(),
+                kind,
+            });
+        }
+        if count % STATS_EVERY == 0 {
+            let (decode_errors, frequency_hz) = match decoder {
+                Some(d) => (d.stats().errors, d.frequency().map(|f| f.round() as u32)),
+                None => (0, None),
+            };
+            let _ = self.events.send(ConnectionEvent::MediaStats(TrackStats {
+                track: mid.to_string(),
+                kind,
+                packets: count,
+                decode_errors,
+                frequency_hz,
+            }));
         }
     }
 
