@@ -8,18 +8,9 @@ use std::time::{Duration, Instant};
 
 use oneway_core::PeerEvent;
 
-struct Killed(Child);
+mod support;
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn oneway() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_oneway"))
-}
+use support::{Killed, black_holed, oneway};
 
 /// Starts an echoing loopback listener of `stack` and returns it with its token line.
 fn start_listener(stack: &str, extra: &[&str]) -> (Killed, String) {
@@ -531,12 +522,7 @@ fn native_listener_takes_a_browser_dialers_reply_code_on_stdin() {
         PeerEvent::Token { token, .. } => token,
         other => panic!("first line is not a token: {other:?}"),
     };
-    let hole = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let mut token = oneway_token::Token::from_text(&token).expect("valid");
-    for c in &mut token.candidates {
-        c.port = hole.local_addr().expect("addr").port();
-    }
-    let token = token.to_text().expect("encodes");
+    let (token, hole) = black_holed(&token);
     let mut dialer = oneway()
         .args([
             "dial",

@@ -5,24 +5,15 @@
 //! is not a valid code is refused with its cause while the listener keeps serving.
 
 use std::io::{BufRead, BufReader, Write as _};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use oneway_core::PeerEvent;
 
-struct Killed(Child);
+mod support;
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn oneway() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_oneway"))
-}
+use support::{Killed, black_holed, oneway};
 
 /// The events a child prints, read on a thread.
 fn events(child: &mut Child) -> Receiver<PeerEvent> {
@@ -85,16 +76,6 @@ fn listener(stack: &str) -> (Killed, ChildStdin, Receiver<PeerEvent>, String) {
         _ => None,
     });
     (Killed(child), stdin, events, token)
-}
-
-/// `token` with its candidates moved to a port where a socket drops everything.
-fn black_holed(token: &str) -> (String, std::net::UdpSocket) {
-    let hole = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let mut token = oneway_token::Token::from_text(token).expect("valid");
-    for c in &mut token.candidates {
-        c.port = hole.local_addr().expect("addr").port();
-    }
-    (token.to_text().expect("encodes"), hole)
 }
 
 fn reply_pair(listen: &str, dial: &str) {
