@@ -204,7 +204,7 @@ pub async fn dial<S: Stack>(
     // The reply fallback (`spec/handshake.md` §11): a `native` dialer makes a reply code from
     // its credentials and candidates, learning its server-reflexive address from the token's
     // STUN servers meanwhile.
-    let reply = (token.profile == Profile::Native && !config.relay_only).then(|| {
+    let reply = (token.profile == Profile::Native).then(|| {
         let families = (
             locals.iter().any(SocketAddr::is_ipv4),
             locals.iter().any(SocketAddr::is_ipv6),
@@ -212,8 +212,16 @@ pub async fn dial<S: Stack>(
         ReplyState {
             probe: SrflxProbe::new(now, &token.stun, families),
             keys: keys.clone(),
-            hosts: locals.clone(),
+            hosts: if config.relay_only {
+                Vec::new()
+            } else {
+                locals.clone()
+            },
             loopback: all_loopback,
+            relay_until: config
+                .turn
+                .is_some()
+                .then(|| started + RELAY_WAIT.min(config.timeout / 2)),
         }
     });
 
@@ -404,6 +412,9 @@ struct ReplyState {
     hosts: Vec<SocketAddr>,
     /// Every candidate of the token is loopback (then loopback hosts may be offered).
     loopback: bool,
+    /// With a TURN server: until when the code waits for the relayed address (a code with the
+    /// relay serves the `reply: relayed` path, `spec/handshake.md` §11.1).
+    relay_until: Option<Instant>,
 }
 
 struct Driver<E> {
@@ -447,8 +458,15 @@ impl<E: Engine> Driver<E> {
             if let Some(at) = self.relay.as_mut().and_then(Relay::poll_timeout) {
                 wake = wake.min(at);
             }
-            if let Some(at) = self.reply.as_ref().and_then(|r| r.probe.poll_timeout()) {
-                wake = wake.min(at);
+            if let Some(r) = self.reply.as_ref() {
+                for at in [r.probe.poll_timeout(), r.relay_until]
+                    .into_iter()
+                    .flatten()
+                {
+                    if at > now {
+                        wake = wake.min(at);
+                    }
+                }
             }
             let mut relay_io: Option<Option<LinkIo>> = None;
             // One input, then a full poll, for each of a batch read at once.
@@ -625,6 +643,13 @@ impl<E: Engine> Driver<E> {
             }
         }
         if !reply.probe.is_done(now) || self.ready.is_none() {
+            return;
+        }
+        let relay_pending = self
+            .relay
+            .as_ref()
+            .is_some_and(|r| r.relayed().is_none() && r.error.is_none());
+        if relay_pending && reply.relay_until.is_some_and(|until| now < until) {
             return;
         }
         let Some(reply) = self.reply.take() else {

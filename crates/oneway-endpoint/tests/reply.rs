@@ -120,6 +120,83 @@ async fn webrtc_rs_listener_takes_a_webrtc_rs_dialers_reply_code() {
     punched_pair::<WebrtcRs, WebrtcRs>(Duration::from_secs(30)).await;
 }
 
+/// `reply: relayed` (`spec/handshake.md` §11.1): a dialer that offers only its TURN relay
+/// (coturn on loopback; skipped without `turnserver`) puts the relayed address in its code; the
+/// listener's check reaches it through the relay (the dialer's permission covers the token's
+/// address), and the connection runs over the relay with the `reply` route at both ends.
+async fn relayed_pair<D: Stack>() {
+    use oneway_testkit::coturn::{CREDENTIALS, Coturn, RELAY_PORTS};
+    oneway_testkit::init_tracing();
+    let Some(coturn) = Coturn::start() else {
+        return;
+    };
+    let mut listener = Listener::<Str0m>::bind(ListenerConfig::loopback())
+        .await
+        .expect("bind");
+    let (token, _hole) = black_holed(listener.token()).await;
+    let (progress_tx, mut progress) = mpsc::unbounded_channel();
+    let dialer = tokio::spawn(async move {
+        let config = DialConfig::<D> {
+            timeout: Duration::from_secs(15),
+            progress: Some(progress_tx),
+            turn: Some(oneway_endpoint::TurnServer {
+                addr: coturn.addr,
+                credentials: oneway_endpoint::TurnCredentials {
+                    username: CREDENTIALS.0.to_owned(),
+                    password: CREDENTIALS.1.to_owned(),
+                },
+            }),
+            relay_only: true,
+            ..Default::default()
+        };
+        let dialed = oneway_endpoint::dial(&token, &config).await;
+        drop(coturn);
+        dialed
+    });
+    let (code, candidates) = tokio::time::timeout(STEP, async {
+        loop {
+            match progress.recv().await {
+                Some(Progress::ReplyCode { code, candidates }) => return (code, candidates),
+                Some(_) => continue,
+                None => panic!("the dialer ended without a reply code"),
+            }
+        }
+    })
+    .await
+    .expect("a reply code within 20 s");
+    assert!(
+        candidates.len() == 1 && candidates[0].starts_with("relay udp 127.0.0.1:"),
+        "{candidates:?}"
+    );
+    listener.take_reply(&code).await.expect("taken");
+    let accepted = tokio::time::timeout(STEP, listener.accept())
+        .await
+        .expect("accepted within 20 s")
+        .expect("a connection");
+    assert_eq!(accepted.info().route, Route::Reply, "listener's route");
+    let dialed = tokio::time::timeout(STEP, dialer)
+        .await
+        .expect("dialed within 20 s")
+        .expect("task")
+        .expect("connected");
+    assert_eq!(dialed.info().route, Route::Reply, "dialer's route");
+    let (local, _) = dialed.info().selected.expect("a selected pair");
+    assert!(
+        RELAY_PORTS.contains(&local.port()),
+        "the dialer's side is its relayed address: {local}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_str0m_dialers_relay_takes_the_reply_route() {
+    relayed_pair::<Str0m>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_rs_dialers_relay_takes_the_reply_route() {
+    relayed_pair::<WebrtcRs>().await;
+}
+
 /// A reply code for `token` naming `targets` (their addresses as host candidates), made
 /// `age` seconds ago by a dialer with ufrag `ufrag`.
 fn code_for(token: &Token, ufrag: &str, targets: &[SocketAddr], age: u64) -> String {

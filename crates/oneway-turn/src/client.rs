@@ -252,6 +252,12 @@ impl TurnClient {
         self.permitted.contains(&peer)
     }
 
+    /// Whether the server relays to and from `peer`'s IP address: a TURN permission is for an
+    /// address whatever the port (RFC 8656 §9), though the client tracks each peer it sends to.
+    pub fn is_ip_permitted(&self, peer: SocketAddr) -> bool {
+        self.permitted.iter().any(|p| p.ip() == peer.ip())
+    }
+
     /// Starts the allocation (the first Allocate goes without credentials, the server's 401
     /// brings the realm and nonce, the second is signed).
     pub fn allocate(&mut self, now: Instant) -> Result<(), TurnError> {

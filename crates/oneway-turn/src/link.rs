@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from the server at once.
 const READ_BUFFER: usize = 64 * 1024;
+/// Most permissions asked for peers of already permitted addresses.
+const MAX_EXTRA_PERMISSIONS: usize = 8;
 
 /// What the connection tasks report to the driver.
 #[derive(Debug)]
@@ -59,6 +61,8 @@ pub struct Relay {
     peers: Vec<SocketAddr>,
     /// Permissions asked for and not yet answered.
     pending_permissions: usize,
+    /// Permissions asked for peers of an already permitted address (see [`Relay::send`]).
+    extra_permissions: usize,
     candidate_added: bool,
     /// The first failure (the relay is unusable once set), for the dial's error report.
     pub error: Option<TurnError>,
@@ -86,6 +90,7 @@ impl Relay {
             client: None,
             peers,
             pending_permissions: 0,
+            extra_permissions: 0,
             candidate_added: false,
             error: None,
             task,
@@ -166,6 +171,17 @@ impl Relay {
 
     /// Sends a datagram the ICE agent addressed from the relayed address.
     pub fn send(&mut self, now: Instant, destination: SocketAddr, contents: &[u8]) {
+        // A peer that sent from another port of a permitted address (a listener's reply-route
+        // check, `spec/handshake.md` §11) is reachable: the client asks for that exact peer
+        // too (bounded), and ICE's retries carry the check once it is granted.
+        if let Some(client) = self.client.as_mut()
+            && !client.is_permitted(destination)
+            && client.is_ip_permitted(destination)
+            && self.extra_permissions < MAX_EXTRA_PERMISSIONS
+            && client.create_permission(now, destination).is_ok()
+        {
+            self.extra_permissions += 1;
+        }
         if let Some(client) = self.client.as_mut()
             && let Err(e) = client.send_to(now, destination, contents)
         {
