@@ -969,24 +969,57 @@ impl Scenario {
     /// dialer answers the listener's tokens with a reply code ([`ImplManifest::needs_reply`]),
     /// which can only come up by `reply`.
     pub fn expectation_for(&self, dialer: &ImplManifest, listener: &ImplManifest) -> Expectation {
-        let lacks = |cap: &str, side: CapabilitySide| {
-            let dialer_lacks = !dialer.has(cap, Role::Dial);
-            let listener_lacks = !listener.has(cap, Role::Listen);
-            match side {
-                CapabilitySide::Either => dialer_lacks || listener_lacks,
-                CapabilitySide::Dialer => dialer_lacks,
-                CapabilitySide::Listener => listener_lacks,
-            }
+        // `reply_path`: whether the pair has the reply path at all (see below).
+        let resolve = |reply_path: bool| {
+            let lacks = |cap: &str, side: CapabilitySide| {
+                if cap == REPLY && !reply_path {
+                    return true;
+                }
+                let dialer_lacks = !dialer.has(cap, Role::Dial);
+                let listener_lacks = !listener.has(cap, Role::Listen);
+                match side {
+                    CapabilitySide::Either => dialer_lacks || listener_lacks,
+                    CapabilitySide::Dialer => dialer_lacks,
+                    CapabilitySide::Listener => listener_lacks,
+                }
+            };
+            self.unless
+                .iter()
+                .find(|u| {
+                    lacks(&u.capability, u.side)
+                        && u.having.iter().all(|h| !lacks(h, CapabilitySide::Either))
+                })
+                .map_or(&self.expect, |u| &u.expect)
+                .clone()
         };
-        let mut e = self
-            .unless
-            .iter()
-            .find(|u| {
-                lacks(&u.capability, u.side)
-                    && u.having.iter().all(|h| !lacks(h, CapabilitySide::Either))
-            })
-            .map_or(&self.expect, |u| &u.expect)
-            .clone();
+        let mut e = resolve(true);
+        // A pass only by punching (`route = "reply"`) needs a reply code with the dialer's
+        // candidates (`owr2.`, for a `native` token). A listener of another profile gets none:
+        // a native dialer makes no code for it, and a browser dialer's `owr1.` code carries no
+        // candidates (`spec/token.md` §12.1), so the listener cannot check towards the dialer.
+        // Such a pair fails as without the reply path; with a code handed over, the runner names
+        // the cause `reply-unreachable`.
+        if e.verdict == ExpectedVerdict::Pass
+            && e.route.as_deref() == Some(REPLY)
+            && listener.listen_profile != "native"
+        {
+            let mut failed = resolve(false);
+            if failed.verdict == ExpectedVerdict::Fail {
+                let code_handed_over = dialer.needs_reply(listener)
+                    && dialer.has(REPLY, Role::Dial)
+                    && listener.has(REPLY, Role::Listen);
+                if code_handed_over {
+                    failed.cause = failed
+                        .cause
+                        .map(|c| c.replacen("listener-unreachable", "reply-unreachable", 1));
+                }
+                failed.reason = format!(
+                    "{} (the reply path needs the dialer's candidates, which no reply code to a {} token carries)",
+                    failed.reason, listener.listen_profile
+                );
+                return failed;
+            }
+        }
         if e.verdict == ExpectedVerdict::Pass {
             if dialer.needs_reply(listener) {
                 if e.route.as_deref() != Some(REPLY) {

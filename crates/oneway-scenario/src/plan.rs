@@ -311,6 +311,32 @@ mod tests {
         assert_eq!((e.verdict, e.route.as_deref()), (Pass, Some("reply")));
         assert_eq!(s.expectation_for(&no_code, &no_map).verdict, Fail);
         assert_eq!(s.expectation_for(&full, &no_hand).verdict, Fail);
+        // A browser-style listener (dialer-identity tokens): no reply code carries candidates
+        // to it, so a pass that needs punching is the one-way failure; with a code handed over
+        // (a dialer that answers such tokens with a code), its cause is `reply-unreachable`.
+        let browser = |id: &str| {
+            ImplManifest::parse(
+                &format!(
+                    "id = \"{id}\"\nroles = [\"listen\", \"dial\"]\ncapabilities = [\"reply\"]\nlisten_profile = \"dialer-identity\"\ndial_profiles = [\"native\"]\n[listen]\nargv = [\"l\"]\nreply = \"stdin\"\n[dial]\nargv = [\"d\", \"{{token}}\"]\n"
+                ),
+                id,
+            )
+            .unwrap()
+        };
+        let b = browser("b");
+        let e = s.expectation_for(&full, &b);
+        assert_eq!(
+            (e.verdict, e.cause.as_deref()),
+            (Fail, Some("listener-unreachable"))
+        );
+        let e = s.expectation_for(&b, &b);
+        assert_eq!(
+            (e.verdict, e.cause.as_deref()),
+            (Fail, Some("reply-unreachable"))
+        );
+        // A browser dialer of a native listener punches as any dialer.
+        let e = s.expectation_for(&b, &no_map);
+        assert_eq!((e.verdict, e.route.as_deref()), (Pass, Some("reply")));
     }
 
     #[test]
