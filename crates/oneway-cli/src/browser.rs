@@ -5,7 +5,9 @@
 //! environment variables, see `oneway_browser::BrowserConfig`) choose and configure the engine.
 //!
 //! - The listener issues a `dialer-identity` token (`spec/handshake.md` §10.2), so native
-//!   dialers connect with the token alone. A browser dialer answers that token with a reply
+//!   dialers connect with the token alone, or with `--profile reply` a `reply` token, which
+//!   only browser dialers take (for an engine that cannot replace the dialer identity it chose,
+//!   like Firefox). A browser dialer answers either token with a reply
 //!   code (`owr1.…`, §10.3): every non-empty line of standard input before a connection (with
 //!   `--echo`, every line) is such a code, handed to the page, which prints `reply-accepted` or
 //!   `reply-refused`; end of input means no more codes, and the listener keeps listening. A
@@ -349,10 +351,12 @@ async fn bridge(page: &Page, op: &str, mut stdin: mpsc::Receiver<String>) -> any
     }
 }
 
-/// `oneway listen --stack browser`. With `stun`, Chromium gathers a server-reflexive
-/// candidate from that STUN server, and the token carries it after the host candidates.
+/// `oneway listen --stack browser`, issuing a token of `profile` (`dialer-identity` or
+/// `reply`). With `stun`, the browser gathers a server-reflexive candidate from that STUN
+/// server, and the token carries it after the host candidates.
 pub async fn listen(
     config: BrowserConfig,
+    profile: &str,
     json_output: bool,
     loopback: bool,
     echo: bool,
@@ -372,7 +376,7 @@ pub async fn listen(
         .start(
             "listen",
             json!({
-                "profile": "dialer-identity",
+                "profile": profile,
                 "loopback": loopback,
                 "echo": echo,
                 "bridge": !echo,

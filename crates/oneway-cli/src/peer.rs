@@ -79,6 +79,13 @@ pub struct ListenArgs {
     /// in the token; every dialer then takes the standard handshake.
     #[arg(long)]
     pub(crate) no_fast_path: bool,
+    /// `--stack browser`: the profile of the token the page issues (`spec/token.md`):
+    /// `dialer-identity` (the default; native dialers connect with the token alone) or `reply`
+    /// (browser dialers only, which answer with a reply code; for an engine that cannot replace
+    /// the dialer identity it chose, like Firefox: `spec/handshake.md` §10.2). Native
+    /// listeners issue `native` tokens and refuse it.
+    #[arg(long, value_name = "PROFILE", value_parser = ["dialer-identity", "reply"])]
+    pub(crate) profile: Option<String>,
     /// Accept only the first dialer that proves the token.
     #[arg(long)]
     pub(crate) single_use: bool,
@@ -320,6 +327,11 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
                 .to_owned()
         ));
     }
+    if args.profile.is_some() && args.stack != Stack::Browser {
+        anyhow::bail!(Usage(
+            "--profile needs --stack browser (native listeners issue native tokens)".to_owned()
+        ));
+    }
     let served = match args.stack {
         Stack::Str0m => native_listener::<Str0m>(&args, stun).await?,
         Stack::WebrtcRs => native_listener::<WebrtcRs>(&args, stun).await?,
@@ -333,8 +345,11 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             let loopback = args.loopback
                 || (!args.bind.is_empty() && args.bind.iter().all(|a| a.ip().is_loopback()));
             let config = args.browser.config()?;
-            return browser_peer::listen(config, args.json, loopback, args.echo, stun, args.ttl)
-                .await;
+            let profile = args.profile.as_deref().unwrap_or("dialer-identity");
+            return browser_peer::listen(
+                config, profile, args.json, loopback, args.echo, stun, args.ttl,
+            )
+            .await;
         }
     };
     serve(&args, served).await

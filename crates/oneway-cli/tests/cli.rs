@@ -192,6 +192,30 @@ fn bad_arguments_exit_2() {
     );
 }
 
+#[test]
+fn native_listeners_refuse_a_token_profile() {
+    for stack in ["str0m", "webrtc-rs"] {
+        let out = oneway(&[
+            "listen",
+            "--stack",
+            stack,
+            "--bind",
+            "127.0.0.1:0",
+            "--profile",
+            "reply",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{stack}");
+        assert_eq!(
+            stderr(&out).trim(),
+            "usage: --profile needs --stack browser (native listeners issue native tokens)",
+            "{stack}"
+        );
+    }
+    // Only the profiles a browser listener issues.
+    let out = oneway(&["listen", "--stack", "browser", "--profile", "native"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// The README's `inspect` example must keep working on the sample token written there.
 #[test]
 fn readme_main_command_inspects_its_sample_token() {

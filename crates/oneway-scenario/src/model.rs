@@ -62,6 +62,13 @@ pub struct ImplManifest {
     /// The token profiles its dialer connects with, from the token alone.
     #[serde(default = "default_dial_profiles")]
     pub dial_profiles: Vec<String>,
+    /// For a dialer that answers `listen_profile` tokens with a reply code (the `reply`
+    /// capability, e.g. a browser dialer), the listener issues a `reply` token instead, with
+    /// its `[listen.options]` option [`REPLY_TOKEN_OPTION`]: for a listener that cannot take
+    /// a reply code for its `dialer-identity` token (Firefox cannot replace the dialer
+    /// identity it chose, `spec/handshake.md` §10.2). See [`ImplManifest::uses_reply_token`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply_token_for_reply_dialers: bool,
     /// Listener command.
     #[serde(default)]
     pub listen: Option<Command>,
@@ -113,6 +120,10 @@ pub fn select_impls(
         .filter(|i| selected.contains(&i.id))
         .collect())
 }
+
+/// The `[listen.options]` key whose arguments make a listener issue a `reply` token (used
+/// with [`ImplManifest::reply_token_for_reply_dialers`]).
+pub const REPLY_TOKEN_OPTION: &str = "reply_token";
 
 /// Token profiles (`spec/token.md`).
 const PROFILES: &[&str] = &["native", "dialer-identity", "reply"];
@@ -295,7 +306,48 @@ impl ImplManifest {
                 )));
             }
         }
+        if self.reply_token_for_reply_dialers {
+            let has_option = self
+                .listen
+                .as_ref()
+                .is_some_and(|l| l.options.contains_key(REPLY_TOKEN_OPTION));
+            if !has_option {
+                return Err(invalid(format!(
+                    "reply_token_for_reply_dialers needs the listener option `{REPLY_TOKEN_OPTION}` in [listen.options] (the arguments that make it issue a reply token)"
+                )));
+            }
+            if self.reply_hand_over().is_none() {
+                return Err(invalid(
+                    "reply_token_for_reply_dialers needs `reply` in [listen] (a reply token is answered with a reply code only)".to_owned(),
+                ));
+            }
+            if self.listen_profile == REPLY {
+                return Err(invalid(
+                    "reply_token_for_reply_dialers is for a listener whose listen_profile is not already \"reply\"".to_owned(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether this listener issues a `reply` token (its [`REPLY_TOKEN_OPTION`] option) to
+    /// `dialer` instead of a `listen_profile` one: it says so
+    /// (`reply_token_for_reply_dialers`), and `dialer` does not dial `listen_profile` tokens
+    /// one-way but answers them with a reply code, which this listener takes.
+    pub fn uses_reply_token(&self, dialer: &ImplManifest) -> bool {
+        self.reply_token_for_reply_dialers
+            && dialer.needs_reply(self)
+            && dialer.has(REPLY, Role::Dial)
+            && self.has(REPLY, Role::Listen)
+    }
+
+    /// The profile of the token this listener issues in a cell with `dialer`.
+    pub fn token_profile_for(&self, dialer: &ImplManifest) -> &str {
+        if self.uses_reply_token(dialer) {
+            REPLY
+        } else {
+            &self.listen_profile
+        }
     }
 
     /// Whether the manifest declares this role.
@@ -1025,7 +1077,9 @@ impl Scenario {
                 if e.route.as_deref() != Some(REPLY) {
                     e.reason = format!(
                         "{} (by the reply route: {}'s dialer answers {} tokens with a reply code)",
-                        e.reason, dialer.id, listener.listen_profile
+                        e.reason,
+                        dialer.id,
+                        listener.token_profile_for(dialer)
                     );
                 }
                 e.route = Some(REPLY.to_owned());

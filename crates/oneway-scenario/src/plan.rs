@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Expectation, ImplManifest, Role, Scenario};
+use crate::model::{Expectation, ImplManifest, REPLY_TOKEN_OPTION, Role, Scenario};
 
 /// One cell of the matrix.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -16,6 +16,9 @@ pub struct Cell {
     pub dialer: String,
     /// Listener implementation id.
     pub listener: String,
+    /// The profile of the token the listener issues in this cell: its `listen_profile`, or
+    /// `reply` when it gives this dialer a reply token ([`ImplManifest::uses_reply_token`]).
+    pub token_profile: String,
     /// What is expected.
     pub expect: Expectation,
     /// When set, the cell is not run, for this reason.
@@ -82,6 +85,7 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
                     scenario: s.name.clone(),
                     dialer: d.id.clone(),
                     listener: l.id.clone(),
+                    token_profile: l.token_profile_for(d).to_owned(),
                     expect: s.expectation_for(d, l),
                     skip,
                 });
@@ -89,6 +93,25 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
         }
     }
     out
+}
+
+/// The `[listen.options]` keys the listener of a cell with `dialer` is started with: the
+/// scenario's `listener_options`, `loopback` for a loopback scenario, and
+/// [`REPLY_TOKEN_OPTION`] when the listener gives this dialer a `reply` token
+/// ([`ImplManifest::uses_reply_token`]).
+pub fn listener_options(
+    scenario: &Scenario,
+    listener: &ImplManifest,
+    dialer: &ImplManifest,
+) -> Vec<String> {
+    let mut options = scenario.listener_options.clone();
+    if scenario.loopback {
+        options.push("loopback".into());
+    }
+    if listener.uses_reply_token(dialer) {
+        options.push(REPLY_TOKEN_OPTION.to_owned());
+    }
+    options
 }
 
 /// Keeps the cells whose name contains any of `filters` (all cells when empty) and none of
@@ -337,6 +360,117 @@ mod tests {
         // A browser dialer of a native listener punches as any dialer.
         let e = s.expectation_for(&b, &no_map);
         assert_eq!((e.verdict, e.route.as_deref()), (Pass, Some("reply")));
+    }
+
+    #[test]
+    fn a_listener_that_cannot_replace_the_dialer_identity_gives_reply_dialers_a_reply_token() {
+        let s = Scenario::parse(
+            "description = \"x\"\nlistener_options = [\"stun\"]\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "s",
+        )
+        .unwrap();
+        let listen = "reply = \"stdin\"\n[listen.options]\nstun = [\"--stun\", \"{stun}\"]\nreply_token = [\"--profile\", \"reply\"]\n";
+        let firefox = ImplManifest::parse(
+            &format!(
+                "id = \"firefox\"\nroles = [\"listen\", \"dial\"]\ncapabilities = [\"reply\"]\nlisten_profile = \"dialer-identity\"\ndial_profiles = [\"native\"]\nreply_token_for_reply_dialers = true\n[listen]\nargv = [\"l\"]\n{listen}[dial]\nargv = [\"d\", \"{{token}}\"]\n"
+            ),
+            "firefox",
+        )
+        .unwrap();
+        let chromium = browser(
+            "capabilities = [\"reply\"]\n",
+            "reply = \"stdin\"\noptions = { stun = [\"--stun\", \"{stun}\"] }\n",
+        );
+        let native = manifest("n", "\"listen\", \"dial\"");
+        // A browser dialer of the Firefox listener: a reply token, by the reply route.
+        for dialer in [&chromium, &firefox] {
+            assert!(firefox.uses_reply_token(dialer), "{}", dialer.id);
+            assert_eq!(
+                listener_options(&s, &firefox, dialer),
+                ["stun", "reply_token"]
+            );
+        }
+        // A native dialer dials its dialer-identity token one-way; a Chromium listener keeps
+        // dialer-identity tokens for every dialer.
+        assert!(!firefox.uses_reply_token(&native));
+        assert_eq!(listener_options(&s, &firefox, &native), ["stun"]);
+        assert!(!chromium.uses_reply_token(&firefox));
+        let impls = [native, chromium, firefox];
+        let all = cells(&impls, std::slice::from_ref(&s));
+        let profile = |name: &str| {
+            let c = all.iter().find(|c| c.name == name).expect(name);
+            assert_eq!(c.skip, None, "{name}");
+            (c.token_profile.as_str(), c.expect.route.as_deref())
+        };
+        assert_eq!(profile("browser x firefox (s)"), ("reply", Some("reply")));
+        assert_eq!(profile("firefox x firefox (s)"), ("reply", Some("reply")));
+        assert_eq!(
+            profile("n x firefox (s)"),
+            ("dialer-identity", Some("one-way"))
+        );
+        assert_eq!(
+            profile("firefox x browser (s)"),
+            ("dialer-identity", Some("reply"))
+        );
+        let c = all
+            .iter()
+            .find(|c| c.name == "browser x firefox (s)")
+            .unwrap();
+        assert!(
+            c.expect
+                .reason
+                .contains("answers reply tokens with a reply code"),
+            "{}",
+            c.expect.reason
+        );
+        // The argv: the option's arguments after the scenario's.
+        let ph = Placeholders {
+            stun: "198.51.100.3:3478".into(),
+            ..Default::default()
+        };
+        let options = listener_options(&s, &impls[2], &impls[1]);
+        let (argv, _) = crate::run::command_line(
+            &impls[2],
+            Role::Listen,
+            &crate::run::OptionSet {
+                listener: &options,
+                ..Default::default()
+            },
+            &ph,
+            std::path::Path::new("/peer"),
+        )
+        .unwrap();
+        assert_eq!(
+            argv,
+            ["l", "--stun", "198.51.100.3:3478", "--profile", "reply"]
+        );
+    }
+
+    #[test]
+    fn reply_token_for_reply_dialers_needs_its_option_and_a_hand_over() {
+        let parse = |listen: &str| {
+            ImplManifest::parse(
+                &format!(
+                    "id = \"f\"\nroles = [\"listen\"]\nlisten_profile = \"dialer-identity\"\nreply_token_for_reply_dialers = true\n[listen]\nargv = [\"l\"]\n{listen}"
+                ),
+                "f",
+            )
+        };
+        let err = parse("reply = \"stdin\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("needs the listener option `reply_token`"),
+            "{err}"
+        );
+        let err = parse("[listen.options]\nreply_token = [\"--profile\", \"reply\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs `reply` in [listen]"), "{err}");
+        assert!(
+            parse(
+                "reply = \"stdin\"\n[listen.options]\nreply_token = [\"--profile\", \"reply\"]\n"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -6,18 +6,21 @@ use crate::Error;
 use crate::model::{ImplManifest, Role, Scenario};
 use crate::plan::Placeholders;
 
-/// Builds a peer's argv and env from its manifest.
+/// Builds a peer's argv and env from its manifest; `other` is the cell's other peer (the
+/// dialer for a listener: it decides the listener's token profile,
+/// [`crate::plan::listener_options`]).
 pub(super) fn command(
     manifest: &ImplManifest,
     role: Role,
+    other: &ImplManifest,
     scenario: &Scenario,
     ph: &Placeholders,
     peer_binary: &Path,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
-    let mut listener_options = scenario.listener_options.clone();
-    if scenario.loopback {
-        listener_options.push("loopback".into());
-    }
+    let listener_options = match role {
+        Role::Listen => crate::plan::listener_options(scenario, manifest, other),
+        Role::Dial => Vec::new(),
+    };
     command_line(
         manifest,
         role,

@@ -359,7 +359,7 @@ impl Runner<'_> {
             .node("dialer")
             .map(|n| ids[n.key].clone())
             .ok_or_else(|| Error::Docker("layout has no dialer".into()))?;
-        let (largv, lenv) = command(listener, Role::Listen, scenario, &ph, peer)?;
+        let (largv, lenv) = command(listener, Role::Listen, dialer, scenario, &ph, peer)?;
         let how = listener.reply_hand_over();
         let mut l = PeerProc::start(
             engine,
@@ -398,7 +398,7 @@ impl Runner<'_> {
                 )));
             }
         }
-        let (dargv, denv) = command(dialer, Role::Dial, scenario, &ph, peer)?;
+        let (dargv, denv) = command(dialer, Role::Dial, listener, scenario, &ph, peer)?;
         // The runner plays the out-of-band channel: the dialer's reply code goes to the
         // listener's standard input, or to a command in the listener's container.
         let sink = match (how, l.stdin.take()) {

@@ -36,6 +36,7 @@ impl Runner<'_> {
         let (largv, lenv) = command(
             listener,
             Role::Listen,
+            dialer,
             scenario,
             &ph,
             &self.options.peer_binary,
@@ -53,8 +54,14 @@ impl Runner<'_> {
             let (token, candidates) = token?;
             record.candidates = candidates;
             ph.token = token;
-            let (dargv, denv) =
-                command(dialer, Role::Dial, scenario, &ph, &self.options.peer_binary)?;
+            let (dargv, denv) = command(
+                dialer,
+                Role::Dial,
+                listener,
+                scenario,
+                &ph,
+                &self.options.peer_binary,
+            )?;
             let sink = match (how, l.child.stdin.take()) {
                 (Some(ReplyHandOver::Stdin), Some(stdin)) => ReplySink::Stdin(Box::new(stdin)),
                 (Some(ReplyHandOver::Command(_)), _) => ReplySink::Host,
