@@ -561,7 +561,7 @@ impl Str0mEngine {
                 kind,
             });
         }
-        if count % STATS_EVERY == 0 {
+        if count.is_multiple_of(STATS_EVERY) {
             let (decode_errors, frequency_hz) = match decoder {
                 Some(d) => (d.stats().errors, d.frequency().map(|f| f.round() as u32)),
                 None => (0, None),
