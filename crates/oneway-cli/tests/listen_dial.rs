@@ -280,6 +280,53 @@ fn browser_dial_bridges_stdin_and_stdout() {
     );
 }
 
+/// The next event line of `lines` (60 s at most).
+fn next_event(lines: &std::sync::mpsc::Receiver<String>, what: &str) -> PeerEvent {
+    let line = lines
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("no {what} line: {e}"));
+    PeerEvent::parse_line(&line).unwrap_or_else(|| panic!("not an event: {line}"))
+}
+
+/// `oneway dial --stack browser --json --probe` of `token`, and the reply code it prints (with
+/// its candidates): the process, its output lines after the code, the code.
+fn browser_dialer(
+    token: &str,
+    timeout: &str,
+) -> (
+    Killed,
+    std::sync::mpsc::Receiver<String>,
+    String,
+    Vec<String>,
+) {
+    let mut dialer = oneway()
+        .args([
+            "dial",
+            "--stack",
+            "browser",
+            "--json",
+            "--probe",
+            "--timeout",
+            timeout,
+            token,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start browser dialer");
+    let dialer_out = stdout_lines(&mut dialer);
+    let dialer = Killed(dialer);
+    loop {
+        match next_event(&dialer_out, "reply-code") {
+            PeerEvent::ReplyCode {
+                reply, candidates, ..
+            } => return (dialer, dialer_out, reply, candidates),
+            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
+            _ => continue,
+        }
+    }
+}
+
 /// Lines of a child's standard output, read on a thread.
 fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("stdout");
@@ -393,45 +440,12 @@ fn browser_listener_takes_a_browser_dialers_reply_code_on_stdin() {
     let mut listener_in = listener.stdin.take().expect("stdin");
     let listener_out = stdout_lines(&mut listener);
     let mut listener = Killed(listener);
-    let next_event = |lines: &std::sync::mpsc::Receiver<String>, what: &str| -> PeerEvent {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("no {what} line: {e}"));
-        PeerEvent::parse_line(&line).unwrap_or_else(|| panic!("not an event: {line}"))
-    };
     let token = match next_event(&listener_out, "token") {
         PeerEvent::Token { token, .. } => token,
         other => panic!("first line is not a token: {other:?}"),
     };
-    let mut dialer = oneway()
-        .args([
-            "dial",
-            "--stack",
-            "browser",
-            "--json",
-            "--probe",
-            "--timeout",
-            "60s",
-            &token,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start browser dialer");
-    let dialer_out = stdout_lines(&mut dialer);
-    let mut dialer = Killed(dialer);
-    let reply = loop {
-        match next_event(&dialer_out, "reply-code") {
-            PeerEvent::ReplyCode {
-                reply, candidates, ..
-            } => {
-                assert!(candidates.is_empty(), "{candidates:?}");
-                break reply;
-            }
-            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
-            _ => continue,
-        }
-    };
+    let (mut dialer, dialer_out, reply, candidates) = browser_dialer(&token, "60s");
+    assert!(candidates.is_empty(), "{candidates:?}");
     assert!(reply.starts_with("owr1."), "{reply}");
     let ufrag = oneway_token::reply::ReplyCode::from_text(&reply)
         .expect("the printed code decodes")
@@ -512,46 +526,13 @@ fn native_listener_takes_a_browser_dialers_reply_code_on_stdin() {
     let mut listener_in = listener.stdin.take().expect("stdin");
     let listener_out = stdout_lines(&mut listener);
     let mut listener = Killed(listener);
-    let next_event = |lines: &std::sync::mpsc::Receiver<String>, what: &str| -> PeerEvent {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("no {what} line: {e}"));
-        PeerEvent::parse_line(&line).unwrap_or_else(|| panic!("not an event: {line}"))
-    };
     let token = match next_event(&listener_out, "token") {
         PeerEvent::Token { token, .. } => token,
         other => panic!("first line is not a token: {other:?}"),
     };
     let (token, hole) = black_holed(&token);
-    let mut dialer = oneway()
-        .args([
-            "dial",
-            "--stack",
-            "browser",
-            "--json",
-            "--probe",
-            "--timeout",
-            "30s",
-            &token,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start browser dialer");
-    let dialer_out = stdout_lines(&mut dialer);
-    let mut dialer = Killed(dialer);
-    let reply = loop {
-        match next_event(&dialer_out, "reply-code") {
-            PeerEvent::ReplyCode {
-                reply, candidates, ..
-            } => {
-                assert!(!candidates.is_empty());
-                break reply;
-            }
-            PeerEvent::Refused { code, reason, .. } => panic!("dialer refused: {code}: {reason}"),
-            _ => continue,
-        }
-    };
+    let (mut dialer, dialer_out, reply, candidates) = browser_dialer(&token, "30s");
+    assert!(!candidates.is_empty());
     assert!(reply.starts_with("owr2."), "{reply}");
     writeln!(listener_in, "{reply}").expect("write");
     listener_in.flush().expect("flush");
