@@ -1,6 +1,6 @@
 //! `oneway suite --set ci` end to end: the loopback cell, and with a Docker engine the small
-//! container set (same LAN, first candidate black-holed, listener behind a port-restricted NAT
-//! as an expected failure). Builds the suite image from this test's `oneway` binary (cached by
+//! container set (same LAN, first candidate black-holed, listener behind a port-restricted NAT,
+//! reached by the reply route). Builds the suite image from this test's `oneway` binary (cached by
 //! content hash). Without Docker, checks the one-line notice and that container cells are
 //! skipped with that reason.
 
@@ -58,10 +58,23 @@ fn ci_set_runs_with_correct_verdicts_and_three_reports() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert_eq!(verdict("same-lan").0, "pass", "{stdout}");
     assert_eq!(verdict("first-candidate-black-holed").0, "pass", "{stdout}");
+    // Unreachable one-way; the runner carries the dialer's reply code and the listener punches
+    // (`spec/handshake.md` §11).
     assert_eq!(
         verdict("listener-behind-port-restricted").0,
-        "expected-fail",
+        "pass",
         "{stdout}"
+    );
+    let punched = json["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["scenario"] == "listener-behind-port-restricted")
+        .unwrap();
+    assert_eq!(
+        punched["runs"][0]["route"].as_str(),
+        Some("reply: punched"),
+        "{punched}"
     );
     // The fallback cell tried the black-holed candidate first and moved on.
     let cell = json["cells"]

@@ -417,6 +417,9 @@ fn route_text(r: &RunRecord) -> String {
                     let _ = write!(s, " exit {code}");
                 }
             }
+            (None, None) if reply.not_needed => {
+                s.push_str(", not handed over: the dialer connected first");
+            }
             (None, None) => s.push_str(", not handed over (the listener takes none)"),
         }
         if reply.accepted.is_some() {
