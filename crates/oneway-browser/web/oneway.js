@@ -1576,7 +1576,19 @@ function watchTried(pc, emit, reported) {
   return async () => {
     if (stopped) return;
     stopped = true;
-    if (pc.connectionState !== 'closed') await sweep();
+    if (pc.connectionState === 'closed') return;
+    await sweep();
+    // getStats() may answer from a cache a few tens of milliseconds old (Chromium): the pair
+    // that connected is then named by the transport itself, where the engine has it.
+    const pair = pc.sctp?.transport?.iceTransport?.getSelectedCandidatePair?.();
+    const ip = pair?.remote?.address;
+    if (ip && pair.remote.port) {
+      const key = `${ip.includes(':') ? `[${ip}]` : ip}:${pair.remote.port}`;
+      if (!reported.has(key)) {
+        reported.add(key);
+        emit({ event: 'candidate-tried', remote: key });
+      }
+    }
   };
 }
 
