@@ -315,18 +315,12 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    if args.stack != Stack::Browser && args.browser.is_set() {
-        anyhow::bail!(Usage(
-            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
-                .to_owned()
-        ));
-    }
-    if args.send_audio.is_some() && args.stack == Stack::Browser {
-        anyhow::bail!(Usage(
-            "--send-audio is implemented by the native listeners; use --stack str0m or webrtc-rs"
-                .to_owned()
-        ));
-    }
+    check_stack_options(
+        args.stack,
+        args.browser.is_set(),
+        args.send_audio,
+        "listeners",
+    )?;
     if args.profile.is_some() && args.stack != Stack::Browser {
         anyhow::bail!(Usage(
             "--profile needs --stack browser (native listeners issue native tokens)".to_owned()
@@ -811,18 +805,12 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
                 .to_owned()
         ));
     }
-    if args.stack != Stack::Browser && args.browser.is_set() {
-        anyhow::bail!(Usage(
-            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
-                .to_owned()
-        ));
-    }
-    if args.send_audio.is_some() && args.stack == Stack::Browser {
-        anyhow::bail!(Usage(
-            "--send-audio is implemented by the native dialers; use --stack str0m or webrtc-rs"
-                .to_owned()
-        ));
-    }
+    check_stack_options(
+        args.stack,
+        args.browser.is_set(),
+        args.send_audio,
+        "dialers",
+    )?;
     // A token that cannot be used (malformed, invalid or expired) is refused with its
     // `spec/token.md` §8 code before `dialing`, and exits 2 (`spec/peer-contract.md` §1).
     let early = Output {
@@ -954,6 +942,28 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         return probe(conn, channel, &out, args.send_audio).await;
     }
     bridge(conn, Some(channel), Vec::new(), Some(stdin_lines())).await
+}
+
+/// The options that belong to one kind of stack, given to the other: browser options without
+/// `--stack browser`, `--send-audio` with it (`role`: `listeners` or `dialers`).
+fn check_stack_options(
+    stack: Stack,
+    browser_options: bool,
+    send_audio: Option<f64>,
+    role: &str,
+) -> anyhow::Result<()> {
+    if stack != Stack::Browser && browser_options {
+        anyhow::bail!(Usage(
+            "--browser, --browser-field-trials, --browser-arg and --browser-pref need --stack browser"
+                .to_owned()
+        ));
+    }
+    if send_audio.is_some() && stack == Stack::Browser {
+        anyhow::bail!(Usage(format!(
+            "--send-audio is implemented by the native {role}; use --stack str0m or webrtc-rs"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the dialer's token and checks its expiry: every error here is a [`TokenError`]
