@@ -13,7 +13,8 @@ set -euo pipefail
 # docs/implementers.md (crates/oneway-cli/tests/image_recipe.rs).
 # libopus-dev + pkg-config: crates/oneway-media encodes and decodes its Opus test tone with the
 # `opus` crate, which links Debian's libopus (found through pkg-config) at build time.
-packages=(iproute2 chromium chromium-driver firefox-esr nftables coturn tcpdump miniupnpd-nftables python3 libopus-dev pkg-config)
+# libvpx-dev: its VP8 test pattern is encoded by Debian's libvpx (`vpx-encode`, pkg-config).
+packages=(iproute2 chromium chromium-driver firefox-esr nftables coturn tcpdump miniupnpd-nftables python3 libopus-dev libvpx-dev pkg-config)
 missing=()
 command -v cargo >/dev/null || { echo "install: cargo is missing (this machine kind ships a Rust toolchain)" >&2; exit 1; }
 for pkg in "${packages[@]}"; do

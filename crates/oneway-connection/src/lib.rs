@@ -414,6 +414,32 @@ impl Connection {
             .await
     }
 
+    /// Stops a track this side added (`track`: the id [`Connection::add_track`] returned) by
+    /// renegotiating in band: its m-line is rejected (port 0) and its media stops. Returns the
+    /// track's id once the peer's answer is applied.
+    pub async fn remove_track(&self, track: &str) -> Result<String, ConnectionError> {
+        let track = track.to_owned();
+        self.request(|reply| Command::RemoveTrack { track, reply })
+            .await
+    }
+
+    /// Changes the direction of a track this side added (`track`: the id
+    /// [`Connection::add_track`] returned) by renegotiating in band; media this side sends on
+    /// it stops or starts with it. Returns the track's id once the peer's answer is applied.
+    pub async fn set_track_direction(
+        &self,
+        track: &str,
+        direction: TrackDirection,
+    ) -> Result<String, ConnectionError> {
+        let track = track.to_owned();
+        self.request(|reply| Command::SetTrackDirection {
+            track,
+            direction,
+            reply,
+        })
+        .await
+    }
+
     /// Sends a command that answers through a oneshot, and waits for the answer.
     async fn request<T>(
         &self,
@@ -478,6 +504,22 @@ pub enum Command {
         /// The track.
         request: TrackRequest,
         /// The new track's id, once the peer's answer is applied.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Remove a track this side added, by renegotiating over channel 0.
+    RemoveTrack {
+        /// The id `AddTrack` answered with.
+        track: String,
+        /// The track's id, once the peer's answer is applied.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Change the direction of a track this side added, by renegotiating over channel 0.
+    SetTrackDirection {
+        /// The id `AddTrack` answered with.
+        track: String,
+        /// The new direction, seen from this side.
+        direction: TrackDirection,
+        /// The track's id, once the peer's answer is applied.
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// Start an ICE restart over channel 0.

@@ -45,7 +45,8 @@ pub struct TrackRequest {
     pub kind: TrackKind,
     /// Send, receive or both.
     pub direction: TrackDirection,
-    /// The frequency in Hz of the Opus test tone sent (audio that sends only).
+    /// The frequency in Hz of the Opus test tone sent (audio that sends only; video sends the
+    /// VP8 test pattern).
     pub tone_hz: f64,
 }
 
@@ -57,6 +58,20 @@ impl TrackRequest {
             direction: TrackDirection::SendRecv,
             tone_hz: hz,
         }
+    }
+
+    /// A video track sending (and receiving) the VP8 test pattern.
+    pub fn video() -> Self {
+        TrackRequest {
+            kind: TrackKind::Video,
+            direction: TrackDirection::SendRecv,
+            tone_hz: 0.0,
+        }
+    }
+
+    /// The same track with another direction.
+    pub fn with_direction(self, direction: TrackDirection) -> Self {
+        TrackRequest { direction, ..self }
     }
 }
 
@@ -75,4 +90,10 @@ pub struct TrackStats {
     /// The decoded audio's dominant frequency, rounded to the nearest Hz, once at least 0.5 s
     /// has been decoded (audio only; `None` before, and for video).
     pub frequency_hz: Option<u32>,
+    /// Video frames received whole (0 for audio).
+    pub frames: u64,
+    /// Video key frames among them whose VP8 header checked out (0 for audio).
+    pub keyframes: u64,
+    /// The width and height of the last video key frame (`None` for audio, or before one).
+    pub resolution: Option<(u16, u16)>,
 }

@@ -298,7 +298,9 @@ pub fn reply_closed(command: Command) {
         Command::Send { reply, .. } | Command::IceRestart { reply } => {
             let _ = reply.send(Err(closed));
         }
-        Command::AddTrack { reply, .. } => {
+        Command::AddTrack { reply, .. }
+        | Command::RemoveTrack { reply, .. }
+        | Command::SetTrackDirection { reply, .. } => {
             let _ = reply.send(Err(closed));
         }
         Command::Close { .. } => {}

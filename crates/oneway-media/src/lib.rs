@@ -1,6 +1,7 @@
 //! Test media for oneway peers, sans-IO: a [`ToneSource`] that encodes a sine tone with Opus
 //! (48 kHz, mono, 20 ms frames) into RTP-ready payloads, and a [`ToneReceiver`] that decodes
-//! Opus payloads back to PCM, counts packets and errors, and measures the dominant frequency.
+//! Opus payloads back to PCM, counts packets and errors, and measures the dominant frequency;
+//! for video, a VP8-encoded moving [`PatternSource`] and a [`VideoReceiver`] (module [`video`]).
 //!
 //! The codec is Debian's libopus through the `opus` crate; nothing here encodes by hand. A
 //! stack sends each [`ToneSource::next_frame`] as one RTP packet every [`FRAME_DURATION`],
@@ -20,16 +21,20 @@
 //! # Ok::<(), oneway_media::MediaError>(())
 //! ```
 
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod frequency;
+pub mod video;
 
 use std::collections::VecDeque;
 use std::f64::consts::TAU;
 use std::time::Duration;
 
 pub use frequency::zero_crossing_frequency;
+pub use video::{
+    EncodedFrame, PatternSource, VIDEO_CLOCK_RATE, VIDEO_FRAME_DURATION, VIDEO_FRAME_TICKS,
+    VideoReceiver, VideoStats, Vp8Error,
+};
 
 /// The sample rate of the tone and of Opus's RTP clock (RFC 7587).
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -57,6 +62,17 @@ pub enum MediaError {
     /// libopus refused to create a coder or to encode.
     #[error("opus: {0}")]
     Opus(#[from] opus::Error),
+    /// A video size the test pattern does not draw (even, 16..=1920 × 16..=1080).
+    #[error("video size {width}x{height} is not even or outside 16x16..=1920x1080")]
+    VideoSize {
+        /// Requested width.
+        width: u32,
+        /// Requested height.
+        height: u32,
+    },
+    /// libvpx refused to create the VP8 encoder or to encode.
+    #[error("vp8: {0}")]
+    Vpx(String),
     /// A payload libopus could not decode, or an empty one.
     #[error("undecodable payload of {len} bytes: {reason}")]
     Payload {

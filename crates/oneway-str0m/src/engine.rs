@@ -437,6 +437,15 @@ impl Str0mEngine {
                 let (track, source) = crate::media::track_request(&request);
                 self.add_track(now, track, source, reply);
             }
+            Command::RemoveTrack { track, reply } => self.remove_track(now, &track, reply),
+            Command::SetTrackDirection {
+                track,
+                direction,
+                reply,
+            } => {
+                let direction = crate::media::str0m_direction(direction);
+                self.set_track_direction(now, &track, direction, reply);
+            }
             Command::Close { reason } => {
                 self.send_control(&Message::Close {
                     reason: reason.clone(),

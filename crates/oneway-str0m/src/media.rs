@@ -299,16 +299,12 @@ impl AudioSource for ToneAudio {
 pub fn track_request(
     request: &oneway_connection::TrackRequest,
 ) -> (TrackRequest, Option<Box<dyn AudioSource>>) {
-    use oneway_connection::{TrackDirection, TrackKind};
+    use oneway_connection::TrackKind;
     let kind = match request.kind {
         TrackKind::Audio => MediaKind::Audio,
         TrackKind::Video => MediaKind::Video,
     };
-    let direction = match request.direction {
-        TrackDirection::SendRecv => Direction::SendRecv,
-        TrackDirection::SendOnly => Direction::SendOnly,
-        TrackDirection::RecvOnly => Direction::RecvOnly,
-    };
+    let direction = str0m_direction(request.direction);
     let source: Option<Box<dyn AudioSource>> =
         if kind == MediaKind::Audio && request.direction.sends() {
             match oneway_media::ToneSource::new(request.tone_hz) {
@@ -322,6 +318,16 @@ pub fn track_request(
             None
         };
     (TrackRequest { kind, direction }, source)
+}
+
+/// str0m's direction for an application's [`oneway_connection::TrackDirection`].
+pub fn str0m_direction(direction: oneway_connection::TrackDirection) -> Direction {
+    use oneway_connection::TrackDirection;
+    match direction {
+        TrackDirection::SendRecv => Direction::SendRecv,
+        TrackDirection::SendOnly => Direction::SendOnly,
+        TrackDirection::RecvOnly => Direction::RecvOnly,
+    }
 }
 
 /// Opus silence: the 3-byte frame (TOC 0xF8: CELT fullband 20 ms, one frame) decoders play as

@@ -16,6 +16,7 @@ pub mod churn;
 pub mod coturn;
 pub mod flood;
 pub mod impair;
+pub mod media;
 pub mod stack;
 pub mod stun_tests;
 pub mod turn_tests;

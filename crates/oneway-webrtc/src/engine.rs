@@ -380,6 +380,11 @@ impl RtcEngine {
                 }
             }
             Command::AddTrack { request, reply } => self.add_track(now, request, reply),
+            Command::RemoveTrack { reply, .. } | Command::SetTrackDirection { reply, .. } => {
+                let _ = reply.send(Err(
+                    "unsupported: the webrtc-rs peer cannot change its tracks yet".to_owned(),
+                ));
+            }
             Command::Close { reason } => {
                 self.send_control(
                     now,

@@ -421,6 +421,9 @@ impl RtcEngine {
                     packets: r.packets,
                     decode_errors: tone.map_or(0, |t| t.errors),
                     frequency_hz: tone.and_then(|t| t.frequency).map(|f| f.round() as u32),
+                    frames: 0,
+                    keyframes: 0,
+                    resolution: None,
                 }));
             }
         }

@@ -572,6 +572,9 @@ impl Str0mEngine {
                 packets: count,
                 decode_errors,
                 frequency_hz,
+                frames: 0,
+                keyframes: 0,
+                resolution: None,
             }));
         }
     }
