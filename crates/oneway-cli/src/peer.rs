@@ -103,9 +103,14 @@ pub struct ListenArgs {
     pub(crate) echo: bool,
     /// With --echo: add an audio track towards each dialer once connected, sending an Opus
     /// test tone (`tone:HZ`, e.g. `tone:440`); received tracks are printed as `media` events
-    /// (webrtc-rs; other stacks report that they cannot).
+    /// (the native stacks; a stack that cannot says so on standard error and carries on).
     #[arg(long, value_name = "tone:HZ", value_parser = media::parse_send_audio, requires = "echo")]
     pub(crate) send_audio: Option<f64>,
+    /// With --echo: add a video track towards each dialer once connected (after the audio
+    /// track of --send-audio, in a second renegotiation), sending a VP8 test pattern; received
+    /// video is printed as `media` events with frame counts.
+    #[arg(long, requires = "echo")]
+    pub(crate) send_video: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -146,9 +151,14 @@ pub struct DialArgs {
     pub(crate) no_fast_path: bool,
     /// With --probe: after the echo, add an audio track sending an Opus test tone
     /// (`tone:HZ`, e.g. `tone:440`), print `media` events for what arrives for 3 s, then close
-    /// (webrtc-rs; other stacks report that they cannot).
+    /// (the native stacks; a stack that cannot says so on standard error and carries on).
     #[arg(long, value_name = "tone:HZ", value_parser = media::parse_send_audio, requires = "probe")]
     pub(crate) send_audio: Option<f64>,
+    /// With --probe: after the echo, add a video track sending a VP8 test pattern (after the
+    /// audio track of --send-audio, in a second renegotiation), print `media` events for what
+    /// arrives for 3 s, then close.
+    #[arg(long, requires = "probe")]
+    pub(crate) send_video: bool,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -156,7 +166,25 @@ pub struct DialArgs {
     pub(crate) browser: BrowserArgs,
 }
 
+impl ListenArgs {
+    /// The tracks `--send-audio` and `--send-video` ask for.
+    pub(crate) fn send_media(&self) -> media::SendMedia {
+        media::SendMedia {
+            audio: self.send_audio,
+            video: self.send_video,
+        }
+    }
+}
+
 impl DialArgs {
+    /// The tracks `--send-audio` and `--send-video` ask for.
+    pub(crate) fn send_media(&self) -> media::SendMedia {
+        media::SendMedia {
+            audio: self.send_audio,
+            video: self.send_video,
+        }
+    }
+
     /// `--timeout`, or its default: 10 s, or 120 s when a person reads the output (a terminal,
     /// no `--json`) and may carry the reply code to the listener (`spec/handshake.md` §11).
     pub(crate) fn dial_timeout(&self) -> Duration {
@@ -255,11 +283,22 @@ fn describe(event: &PeerEvent) -> String {
             kind,
             packets,
             frequency_hz,
+            frames,
+            keyframes,
+            width,
+            height,
             ..
         } => format!(
-            "[{t_ms:7.1} ms] {kind} track {track}: {packets} RTP packets{}",
+            "[{t_ms:7.1} ms] {kind} track {track}: {packets} RTP packets{}{}{}",
             frequency_hz
                 .map(|f| format!(", tone {f} Hz"))
+                .unwrap_or_default(),
+            frames
+                .map(|f| format!(", {f} frames ({} key)", keyframes.unwrap_or(0)))
+                .unwrap_or_default(),
+            width
+                .zip(*height)
+                .map(|(w, h)| format!(", {w}x{h}"))
                 .unwrap_or_default()
         ),
         PeerEvent::Closed { t_ms, peer, code } => format!(
@@ -318,7 +357,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
     check_stack_options(
         args.stack,
         args.browser.is_set(),
-        args.send_audio,
+        args.send_media(),
         "listeners",
     )?;
     if args.profile.is_some() && args.stack != Stack::Browser {
@@ -671,7 +710,7 @@ async fn serve_dialers(
                     });
                     if args.echo {
                         let peer = info.selected.map(|(_, remote)| remote.to_string());
-                        tokio::spawn(media::echo(conn, out, peer, args.send_audio));
+                        tokio::spawn(media::echo(conn, out, peer, args.send_media()));
                     } else if !bridged {
                         bridged = true;
                         let lines = stdin.take();
@@ -808,7 +847,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
     check_stack_options(
         args.stack,
         args.browser.is_set(),
-        args.send_audio,
+        args.send_media(),
         "dialers",
     )?;
     // A token that cannot be used (malformed, invalid or expired) is refused with its
@@ -939,17 +978,18 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         .await
         .context("opening the data channel")?;
     if args.probe {
-        return probe(conn, channel, &out, args.send_audio).await;
+        return probe(conn, channel, &out, args.send_media()).await;
     }
     bridge(conn, Some(channel), Vec::new(), Some(stdin_lines())).await
 }
 
 /// The options that belong to one kind of stack, given to the other: browser options without
-/// `--stack browser`, `--send-audio` with it (`role`: `listeners` or `dialers`).
+/// `--stack browser`, `--send-audio` or `--send-video` with it (`role`: `listeners` or
+/// `dialers`).
 fn check_stack_options(
     stack: Stack,
     browser_options: bool,
-    send_audio: Option<f64>,
+    media: media::SendMedia,
     role: &str,
 ) -> anyhow::Result<()> {
     if stack != Stack::Browser && browser_options {
@@ -958,9 +998,14 @@ fn check_stack_options(
                 .to_owned()
         ));
     }
-    if send_audio.is_some() && stack == Stack::Browser {
+    if media.any() && stack == Stack::Browser {
+        let flag = if media.audio.is_some() {
+            "--send-audio"
+        } else {
+            "--send-video"
+        };
         anyhow::bail!(Usage(format!(
-            "--send-audio is implemented by the native {role}; use --stack str0m or webrtc-rs"
+            "{flag} is implemented by the native {role}; use --stack str0m or webrtc-rs"
         )));
     }
     Ok(())
@@ -1005,7 +1050,7 @@ async fn probe(
     mut conn: Connection,
     channel: ChannelRef,
     out: &Output,
-    send_audio: Option<f64>,
+    media: media::SendMedia,
 ) -> anyhow::Result<()> {
     let sent_at = Instant::now();
     let payload = format!("oneway-probe {}", out.ms());
@@ -1046,11 +1091,41 @@ async fn probe(
         t_ms: out.ms(),
         rtt_ms: sent_at.elapsed().as_secs_f64() * 1000.0,
     });
-    if let Some(hz) = send_audio {
-        media::after_probe(&mut conn, out, hz).await;
+    if media.any() {
+        media::after_probe(&mut conn, out, media).await;
     }
     conn.close("probe done");
     // Let the close message leave.
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_refuses_the_media_flags_and_a_native_stack_takes_them() {
+        let audio = media::SendMedia {
+            audio: Some(440.0),
+            video: false,
+        };
+        let video = media::SendMedia {
+            audio: None,
+            video: true,
+        };
+        for (m, flag) in [(audio, "--send-audio"), (video, "--send-video")] {
+            let e = check_stack_options(Stack::Browser, false, m, "dialers")
+                .expect_err("a browser refuses it");
+            assert!(e.to_string().starts_with(flag), "{e}");
+            assert!(e.downcast_ref::<Usage>().is_some(), "a usage error: {e}");
+            for native in [Stack::Str0m, Stack::WebrtcRs] {
+                assert!(check_stack_options(native, false, m, "listeners").is_ok());
+            }
+        }
+        assert!(
+            check_stack_options(Stack::Browser, false, media::SendMedia::default(), "dialers")
+                .is_ok()
+        );
+    }
 }

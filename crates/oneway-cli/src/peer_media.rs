@@ -1,15 +1,44 @@
-//! `--send-audio tone:HZ` and the `media` event lines (`spec/peer-contract.md` §2.1): adding an
-//! Opus test-tone track in band (`spec/handshake.md` §6.2) and printing what remote tracks
-//! deliver.
+//! `--send-audio tone:HZ`, `--send-video` and the `media` event lines
+//! (`spec/peer-contract.md` §2.1): adding an Opus test-tone track and a VP8 test-pattern track
+//! in band (`spec/handshake.md` §6.2) and printing what remote tracks deliver.
 
 use std::time::Duration;
 
-use oneway_connection::{Connection, ConnectionEvent, TrackRequest, TrackStats};
+use oneway_connection::{Connection, ConnectionEvent, TrackKind, TrackRequest, TrackStats};
 use oneway_core::PeerEvent;
 
 use super::Output;
 
-/// How long a probing dialer with `--send-audio` keeps the connection after `first-echo`,
+/// The tracks `--send-audio` and `--send-video` ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SendMedia {
+    /// `--send-audio tone:HZ`: the tone's frequency.
+    pub(crate) audio: Option<f64>,
+    /// `--send-video`: the VP8 test pattern.
+    pub(crate) video: bool,
+}
+
+impl SendMedia {
+    /// Whether any track is asked for.
+    pub(crate) fn any(&self) -> bool {
+        self.audio.is_some() || self.video
+    }
+
+    /// The tracks to add, in order: the audio one first, then the video one (one
+    /// renegotiation each).
+    pub(crate) fn requests(&self) -> Vec<(&'static str, TrackRequest)> {
+        let mut out = Vec::new();
+        if let Some(hz) = self.audio {
+            out.push(("--send-audio", TrackRequest::tone(hz)));
+        }
+        if self.video {
+            out.push(("--send-video", TrackRequest::video()));
+        }
+        out
+    }
+}
+
+/// How long a probing dialer with `--send-audio` or `--send-video` keeps the connection after `first-echo`,
 /// printing `media` lines, before it closes.
 pub(crate) const MEDIA_WINDOW: Duration = Duration::from_secs(3);
 
@@ -29,8 +58,9 @@ pub(crate) fn parse_send_audio(text: &str) -> Result<f64, String> {
     Ok(hz)
 }
 
-/// The `media` line of one remote track's statistics.
+/// The `media` line of one remote track's statistics: the frame fields for video only.
 pub(crate) fn media_event(out: &Output, peer: Option<String>, stats: TrackStats) -> PeerEvent {
+    let video = stats.kind == TrackKind::Video;
     PeerEvent::Media {
         t_ms: out.ms(),
         peer,
@@ -38,29 +68,39 @@ pub(crate) fn media_event(out: &Output, peer: Option<String>, stats: TrackStats)
         kind: stats.kind.as_str().to_owned(),
         packets: stats.packets,
         frequency_hz: stats.frequency_hz,
+        frames: video.then_some(stats.frames),
+        keyframes: video.then_some(stats.keyframes),
+        width: stats.resolution.filter(|_| video).map(|(w, _)| w),
+        height: stats.resolution.filter(|_| video).map(|(_, h)| h),
     }
 }
 
-/// Adds a tone track; a refusal (a stack without in-band media, the peer's error) is reported
-/// on standard error and the connection carries on.
-pub(crate) async fn add_tone(conn: &Connection, hz: f64) {
-    match conn.add_track(TrackRequest::tone(hz)).await {
-        Ok(track) => tracing::info!(%track, hz, "sending an Opus test tone"),
-        Err(e) => eprintln!("--send-audio: {e}"),
+/// Adds the tracks `media` asks for, one renegotiation after the other (audio, then video); a
+/// refusal (a stack without in-band media, the peer's error) is reported on standard error and
+/// the connection carries on.
+pub(crate) async fn add_tracks(conn: &Connection, media: SendMedia) {
+    for (flag, request) in media.requests() {
+        match tokio::time::timeout(ADD_TRACK_WAIT, conn.add_track(request)).await {
+            Ok(Ok(track)) => {
+                tracing::info!(%track, kind = request.kind.as_str(), "sending a test track")
+            }
+            Ok(Err(e)) => eprintln!("{flag}: {e}"),
+            Err(_) => eprintln!(
+                "{flag}: no answer to the offer within {} s",
+                ADD_TRACK_WAIT.as_secs()
+            ),
+        }
     }
 }
 
-/// The listener's `--echo` with media: echoes every message, prints `media` lines, and with
-/// `send_audio` first adds a tone track towards the dialer.
-pub(crate) async fn echo(
-    mut conn: Connection,
-    out: Output,
-    peer: Option<String>,
-    send_audio: Option<f64>,
-) {
-    if let Some(hz) = send_audio {
-        add_tone(&conn, hz).await;
-    }
+/// How long adding one track may wait for the peer's answer before the peer carries on
+/// without it.
+const ADD_TRACK_WAIT: Duration = Duration::from_secs(5);
+
+/// The listener's `--echo` with media: echoes every message, prints `media` lines, and first
+/// adds the tracks `media` asks for towards the dialer.
+pub(crate) async fn echo(mut conn: Connection, out: Output, peer: Option<String>, media: SendMedia) {
+    add_tracks(&conn, media).await;
     while let Some(event) = conn.next_event().await {
         match event {
             ConnectionEvent::Data {
@@ -85,10 +125,10 @@ pub(crate) async fn echo(
     }
 }
 
-/// A probing dialer with `--send-audio`, after `first-echo`: adds the tone track and prints
-/// `media` lines for [`MEDIA_WINDOW`].
-pub(crate) async fn after_probe(conn: &mut Connection, out: &Output, hz: f64) {
-    add_tone(conn, hz).await;
+/// A probing dialer with `--send-audio` or `--send-video`, after `first-echo`: adds the tracks
+/// and prints `media` lines for [`MEDIA_WINDOW`].
+pub(crate) async fn after_probe(conn: &mut Connection, out: &Output, media: SendMedia) {
+    add_tracks(conn, media).await;
     let window = async {
         while let Some(event) = conn.next_event().await {
             match event {
@@ -118,6 +158,76 @@ mod tests {
             "noise:440",
         ] {
             assert!(parse_send_audio(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn audio_goes_first_then_video() {
+        let both = SendMedia {
+            audio: Some(440.0),
+            video: true,
+        };
+        let kinds: Vec<_> = both.requests().iter().map(|(f, r)| (*f, r.kind)).collect();
+        assert_eq!(
+            kinds,
+            [("--send-audio", TrackKind::Audio), ("--send-video", TrackKind::Video)]
+        );
+        assert_eq!(both.requests()[0].1.tone_hz, 440.0);
+        let video = SendMedia {
+            audio: None,
+            video: true,
+        };
+        assert_eq!(video.requests().len(), 1);
+        assert!(video.any());
+        assert!(!SendMedia::default().any());
+        assert!(SendMedia::default().requests().is_empty());
+    }
+
+    #[test]
+    fn video_lines_carry_frames_and_audio_lines_do_not() {
+        let out = Output {
+            json: true,
+            start: std::time::Instant::now(),
+        };
+        let video = TrackStats {
+            track: "v".into(),
+            kind: TrackKind::Video,
+            packets: 90,
+            decode_errors: 0,
+            frequency_hz: None,
+            frames: 30,
+            keyframes: 2,
+            resolution: Some((320, 240)),
+        };
+        let line = serde_json::to_value(media_event(&out, None, video.clone())).expect("json");
+        assert_eq!(line["frames"], 30);
+        assert_eq!(line["keyframes"], 2);
+        assert_eq!(line["width"], 320);
+        assert_eq!(line["height"], 240);
+        assert!(line.get("frequency_hz").is_none());
+        // Before the first key frame: counts, no resolution.
+        let early = TrackStats {
+            resolution: None,
+            keyframes: 0,
+            ..video
+        };
+        let line = serde_json::to_value(media_event(&out, None, early)).expect("json");
+        assert_eq!(line["keyframes"], 0);
+        assert!(line.get("width").is_none() && line.get("height").is_none());
+        let audio = TrackStats {
+            track: "a".into(),
+            kind: TrackKind::Audio,
+            packets: 50,
+            decode_errors: 0,
+            frequency_hz: Some(440),
+            frames: 0,
+            keyframes: 0,
+            resolution: None,
+        };
+        let line = serde_json::to_value(media_event(&out, None, audio)).expect("json");
+        assert_eq!(line["frequency_hz"], 440);
+        for absent in ["frames", "keyframes", "width", "height"] {
+            assert!(line.get(absent).is_none(), "{absent}");
         }
     }
 }

@@ -188,6 +188,79 @@ fn send_audio_between_native_processes() {
     }
 }
 
+/// The `media` lines of `events` for video: (track, frames, key frames, resolution).
+fn seen(events: &[PeerEvent]) -> Vec<(String, u64, u64, Option<(u16, u16)>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Media {
+                track,
+                kind,
+                frames,
+                keyframes,
+                width,
+                height,
+                ..
+            } if kind == "video" => Some((
+                track.clone(),
+                frames.unwrap_or(0),
+                keyframes.unwrap_or(0),
+                width.zip(*height),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `--send-audio` and `--send-video` together between processes, every native pair: both
+/// sides add an audio track and then a video track (two renegotiations each); the dialer
+/// hears the listener's 1000 Hz tone and sees its VP8 test pattern (frames whole, a key frame
+/// with a resolution), and its video lines carry no tone while its audio lines carry no
+/// frame counts.
+#[test]
+fn send_audio_and_video_between_native_processes() {
+    for (listener, dialer) in [
+        ("webrtc-rs", "webrtc-rs"),
+        ("webrtc-rs", "str0m"),
+        ("str0m", "webrtc-rs"),
+        ("str0m", "str0m"),
+    ] {
+        let (_listener, token) =
+            start_listener(listener, &["--send-audio", "tone:1000", "--send-video"]);
+        let (code, events, stderr) =
+            dial(dialer, &token, &["--send-audio", "tone:440", "--send-video"]);
+        assert_eq!(code, Some(0), "{listener} × {dialer}: {stderr}");
+        assert!(names(&events).contains(&"first-echo".to_owned()));
+        let heard = heard(&events);
+        assert!(
+            heard.iter().any(|(_, packets, hz)| *packets >= 50
+                && hz.is_some_and(|f| f.abs_diff(1000) <= 5)),
+            "{listener} × {dialer}: no 1000 Hz track with 50 packets: {heard:?}; {stderr}"
+        );
+        let seen = seen(&events);
+        assert!(
+            seen.iter()
+                .any(|(_, frames, keys, size)| *frames >= 10 && *keys >= 1 && size.is_some()),
+            "{listener} × {dialer}: no video track with 10 frames and a key frame: {seen:?}; {stderr}"
+        );
+        for e in &events {
+            if let PeerEvent::Media {
+                kind,
+                frequency_hz,
+                frames,
+                ..
+            } = e
+            {
+                match kind.as_str() {
+                    "audio" => assert!(frames.is_none(), "{e:?}"),
+                    "video" => assert!(frequency_hz.is_none() && frames.is_some(), "{e:?}"),
+                    other => panic!("kind {other}"),
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn dial_with_a_forged_token_fails_with_a_cause_code() {
     for stack in STACKS {

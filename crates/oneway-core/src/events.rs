@@ -198,7 +198,8 @@ pub enum PeerEvent {
         reason: String,
     },
     /// A remote media track's statistics (about once a second while its RTP arrives,
-    /// `spec/handshake.md` §6.2): packets received and, for Opus audio, the decoded tone.
+    /// `spec/handshake.md` §6.2): packets received and, for Opus audio, the decoded tone; for
+    /// VP8 video, frames, key frames and the resolution.
     Media {
         /// Milliseconds since start.
         t_ms: f64,
@@ -214,6 +215,18 @@ pub enum PeerEvent {
         /// The decoded audio's dominant frequency in Hz (rounded), once 0.5 s is decoded.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         frequency_hz: Option<u32>,
+        /// Video: frames received whole so far (absent for audio).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        frames: Option<u64>,
+        /// Video: key frames among them whose VP8 header checked out (absent for audio).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        keyframes: Option<u64>,
+        /// Video: the width in pixels of the last key frame (absent for audio, or before one).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        width: Option<u16>,
+        /// Video: the height in pixels of the last key frame (absent for audio, or before one).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        height: Option<u16>,
     },
     /// A connection ended.
     Closed {
@@ -373,13 +386,19 @@ mod tests {
                 code: s("ice-timeout"),
                 reason: s("r"),
             },
+            // Every field, optional ones included (an audio line has `frequency_hz`, a video
+            // line the frame fields), so the spec's field list is checked in full.
             PeerEvent::Media {
                 t_ms: 1.0,
                 peer: peer.clone(),
                 track: s("t"),
-                kind: s("audio"),
+                kind: s("video"),
                 packets: 50,
                 frequency_hz: Some(440),
+                frames: Some(30),
+                keyframes: Some(1),
+                width: Some(320),
+                height: Some(240),
             },
             PeerEvent::Closed {
                 t_ms: 1.0,

@@ -15,6 +15,7 @@
 //! - [`topology`]: a scenario's topology → networks, hosts, routes and nftables rule sets.
 //! - [`run`]: brings each cell up, runs both peers, records what they print, tears down.
 //! - [`verdict`]: a cell's outcome against its expectation; repeat statistics.
+//! - [`media`]: the media check of a cell (audio and video both ways), sans-IO.
 //! - [`report`]: the three renderings of one [`report::Report`].
 //! - [`partition`]: `--partition K/N`, a cost-balanced slice of the cells, and what a partial
 //!   report carries; [`merge`]: partial reports → the report of one whole run.
@@ -27,6 +28,7 @@
 pub mod docker;
 pub mod image;
 pub mod impair;
+pub mod media;
 pub mod merge;
 pub mod model;
 pub mod partition;

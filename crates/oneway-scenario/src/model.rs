@@ -136,8 +136,15 @@ const PROFILES: &[&str] = &["native", "dialer-identity", "reply"];
 /// - `portmap`: the listener asks its router for a port mapping;
 /// - `reply`: the dialer prints `reply-code` events (`spec/peer-contract.md` §2.1). A
 ///   listener takes reply codes when its `[listen]` has a `reply` hand-over, not through this
-///   list (see [`ImplManifest::has`]).
-pub const CAPABILITIES: &[&str] = &["mdns", "ipv6", "turn", "portmap", "reply"];
+///   list (see [`ImplManifest::has`]);
+/// - `media`: with its `media` option (`[listen.options]` and `[dial.options]`, [`MEDIA`]) each
+///   role adds an audio track sending a tone of `{tone_hz}` Hz and a video track, and prints
+///   `media` events for what the other side sends (`crate::media`).
+pub const CAPABILITIES: &[&str] = &["mdns", "ipv6", "turn", "portmap", "reply", "media"];
+
+/// The capability, and the option key in `[listen.options]` and `[dial.options]`, of a peer
+/// that sends and checks test media (see [`CAPABILITIES`]).
+pub const MEDIA: &str = "media";
 
 /// The capability of a dialer that prints reply codes, and of a listener that takes them.
 pub const REPLY: &str = "reply";
@@ -291,6 +298,23 @@ impl ImplManifest {
                     "unknown capability {c:?} (one of {})",
                     CAPABILITIES.join(", ")
                 )));
+            }
+        }
+        if self.has_capability(MEDIA) {
+            for role in &self.roles {
+                let command = match role {
+                    Role::Listen => &self.listen,
+                    Role::Dial => &self.dial,
+                };
+                if !command
+                    .as_ref()
+                    .is_some_and(|c| c.options.contains_key(MEDIA))
+                {
+                    return Err(invalid(format!(
+                        "capability \"media\" needs the option `media` in [{}.options] (the arguments that add the test tracks, with {{tone_hz}})",
+                        role_key(*role)
+                    )));
+                }
             }
         }
         if self.has_capability(REPLY) && !self.supports(Role::Dial) {
@@ -877,6 +901,11 @@ pub struct Scenario {
     /// Runs without Docker, in-process on loopback.
     #[serde(default)]
     pub loopback: bool,
+    /// Judge the media path too (`crate::media`): a pair whose manifests both have the
+    /// `media` capability runs with each side's `media` option, and passes only when data,
+    /// audio and video all pass. Other pairs are judged on data alone.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub media: bool,
 }
 
 fn all_pairs() -> Vec<String> {

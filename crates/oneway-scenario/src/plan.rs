@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Expectation, ImplManifest, REPLY_TOKEN_OPTION, Role, Scenario};
+use crate::model::{Expectation, ImplManifest, MEDIA, REPLY_TOKEN_OPTION, Role, Scenario};
 
 /// One cell of the matrix.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -23,6 +23,15 @@ pub struct Cell {
     pub expect: Expectation,
     /// When set, the cell is not run, for this reason.
     pub skip: Option<String>,
+    /// Whether the media path is judged too ([`media_for`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub media: bool,
+}
+
+/// Whether a cell judges media (`crate::media`): the scenario asks for it (`media = true`)
+/// and both manifests have the `media` capability.
+pub fn media_for(scenario: &Scenario, dialer: &ImplManifest, listener: &ImplManifest) -> bool {
+    scenario.media && dialer.has_capability(MEDIA) && listener.has_capability(MEDIA)
 }
 
 /// Values substituted into manifest commands.
@@ -42,6 +51,9 @@ pub struct Placeholders {
     /// `{ttl_secs}`: a token lifetime in seconds (the `ttl` listener option, which
     /// `oneway conformance` asks for to test the listener's expiry check).
     pub ttl_secs: u64,
+    /// `{tone_hz}`: the frequency of the test tone this peer sends (the `media` option;
+    /// [`crate::media::LISTENER_TONE_HZ`], [`crate::media::DIALER_TONE_HZ`]).
+    pub tone_hz: u32,
 }
 
 impl Placeholders {
@@ -53,6 +65,7 @@ impl Placeholders {
             .replace("{turn}", &self.turn)
             .replace("{stun_alt}", &self.stun_alt)
             .replace("{ttl_secs}", &self.ttl_secs.to_string())
+            .replace("{tone_hz}", &self.tone_hz.to_string())
             .replace("{turn_user}", "oneway")
             .replace("{turn_password}", "oneway")
     }
@@ -88,6 +101,7 @@ pub fn cells(impls: &[ImplManifest], scenarios: &[Scenario]) -> Vec<Cell> {
                     token_profile: l.token_profile_for(d).to_owned(),
                     expect: s.expectation_for(d, l),
                     skip,
+                    media: media_for(s, d, l),
                 });
             }
         }
@@ -170,6 +184,45 @@ mod tests {
         let (kept, dropped) = filter(cells, &["b x".into()], &[]);
         assert_eq!(kept.len(), 1);
         assert_eq!(dropped, ["a x a (s): matches no --filter"]);
+    }
+
+    /// A manifest with the `media` capability and its options in both roles.
+    fn media_manifest(id: &str) -> ImplManifest {
+        ImplManifest::parse(
+            &format!(
+                "id = \"{id}\"\nroles = [\"listen\", \"dial\"]\ncapabilities = [\"media\"]\n[listen]\nargv = [\"l\"]\noptions = {{ media = [\"--send-audio\", \"tone:{{tone_hz}}\", \"--send-video\"] }}\n[dial]\nargv = [\"d\", \"{{token}}\"]\noptions = {{ media = [\"--send-audio\", \"tone:{{tone_hz}}\", \"--send-video\"] }}\n"
+            ),
+            id,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn media_is_judged_when_the_scenario_asks_and_both_have_it() {
+        let m = media_manifest("m");
+        let plain = manifest("p", "\"listen\", \"dial\"");
+        let text = "description = \"x\"\nmedia = true\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n";
+        let s = Scenario::parse(text, "s").unwrap();
+        let cells = cells(&[m.clone(), plain.clone()], std::slice::from_ref(&s));
+        let media: Vec<(&str, bool)> = cells.iter().map(|c| (c.name.as_str(), c.media)).collect();
+        assert_eq!(
+            media,
+            [
+                ("m x m (s)", true),
+                ("m x p (s)", false),
+                ("p x m (s)", false),
+                ("p x p (s)", false)
+            ]
+        );
+        let without = Scenario::parse(&text.replace("media = true\n", ""), "s").unwrap();
+        assert!(!media_for(&without, &m, &m));
+        // The capability without the option is refused, naming what is missing.
+        let e = ImplManifest::parse(
+            "id = \"x\"\nroles = [\"dial\"]\ncapabilities = [\"media\"]\n[dial]\nargv = [\"d\", \"{token}\"]\n",
+            "x",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("[dial.options]"), "{e}");
     }
 
     #[test]
@@ -482,7 +535,9 @@ mod tests {
             turn: String::new(),
             stun_alt: "198.51.100.7:3478".into(),
             ttl_secs: 3,
+            tone_hz: 440,
         };
+        assert_eq!(p.fill("tone:{tone_hz}"), "tone:440");
         assert_eq!(p.fill("--timeout={timeout_secs}s"), "--timeout=9s");
         assert_eq!(p.fill("{stun_alt}"), "198.51.100.7:3478");
         assert_eq!(p.fill("{token}"), "ow1.x");

@@ -182,10 +182,33 @@ impl Report {
                 if let Some(p) = &c.prediction.predicted {
                     case.add_property(("reachability-predicted", p.as_str()));
                 }
+                let media = c.parts.map(|p| {
+                    let m = run.and_then(|r| r.media.as_ref());
+                    let side = |f: fn(&crate::media::MediaRecord) -> String| {
+                        m.map_or_else(|| "not connected".to_owned(), f)
+                    };
+                    (
+                        p.text(),
+                        side(|m| m.dialer_received.summary()),
+                        side(|m| m.listener_received.summary()),
+                    )
+                });
+                if let Some((parts, dialer, listener)) = &media {
+                    case.add_property(("media", parts.as_str()));
+                    case.add_property(("media-dialer-received", dialer.as_str()));
+                    case.add_property(("media-listener-received", listener.as_str()));
+                }
                 let secs: f64 = c.runs.iter().map(|r| r.seconds).sum();
                 case.set_time(Duration::from_secs_f64(secs.max(0.0)));
+                let media_out = media
+                    .map(|(parts, dialer, listener)| {
+                        format!(
+                            "media: {parts}\n  dialer received: {dialer}\n  listener received: {listener}\n"
+                        )
+                    })
+                    .unwrap_or_default();
                 case.set_system_out(format!(
-                    "expected: {} ({})\nobserved: {}\nroute: {}\nreachability prediction: {} ({})\nrerun: {}\n",
+                    "expected: {} ({})\nobserved: {}\nroute: {}\n{media_out}reachability prediction: {} ({})\nrerun: {}\n",
                     c.expected,
                     c.reason,
                     c.causes.join("; "),
@@ -332,6 +355,40 @@ impl Report {
                 escape(&prediction_text(c)),
             );
         }
+        let media: Vec<&CellResult> = self.cells.iter().filter(|c| c.parts.is_some()).collect();
+        if !media.is_empty() {
+            let _ = writeln!(md, "\n## Media\n");
+            let _ = writeln!(
+                md,
+                "Each side sends an Opus tone (listener {} Hz, dialer {} Hz) and a VP8 test pattern; each must receive the other's: audio with at least {} RTP packets and the tone within ±{:.0} %, video with at least {} frames and {} key frame. A cell passes when data, audio and video all pass.\n",
+                crate::media::LISTENER_TONE_HZ,
+                crate::media::DIALER_TONE_HZ,
+                crate::media::MIN_AUDIO_PACKETS,
+                crate::media::TONE_TOLERANCE * 100.0,
+                crate::media::MIN_VIDEO_FRAMES,
+                crate::media::MIN_KEY_FRAMES,
+            );
+            let _ = writeln!(
+                md,
+                "| cell | parts | dialer received (from the listener) | listener received (from the dialer) |"
+            );
+            let _ = writeln!(md, "|---|---|---|---|");
+            for c in media {
+                let m = shown_run(c).and_then(|r| r.media.as_ref());
+                let side = |f: fn(&crate::media::MediaRecord) -> String| {
+                    m.map_or_else(|| "– (not connected)".to_owned(), f)
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} {} | {} | {} |",
+                    escape(&c.name),
+                    c.verdict.mark(),
+                    c.parts.map(|p| p.text()).unwrap_or_default(),
+                    escape(&side(|m| m.dialer_received.summary())),
+                    escape(&side(|m| m.listener_received.summary())),
+                );
+            }
+        }
         let disagreeing: Vec<&CellResult> = self
             .cells
             .iter()
@@ -441,8 +498,10 @@ fn route_text(r: &RunRecord) -> String {
 }
 
 fn cell_text(c: &CellResult) -> String {
+    // A media cell whose data path passed shows its path like a pass; its parts say the rest.
+    let data_passed = c.parts.is_some_and(|p| p.data);
     let detail = match c.verdict {
-        Verdict::Pass => c
+        Verdict::Pass | Verdict::Fail if c.verdict == Verdict::Pass || data_passed => c
             .runs
             .iter()
             .find_map(|r| {
@@ -480,7 +539,11 @@ fn cell_text(c: &CellResult) -> String {
     } else {
         ""
     };
-    format!("{} {}{flag}", c.verdict.mark(), escape(&detail))
+    let parts = c
+        .parts
+        .map(|p| format!(" · {}", p.text()))
+        .unwrap_or_default();
+    format!("{} {}{parts}{flag}", c.verdict.mark(), escape(&detail))
 }
 
 /// The prediction column: mark, the prediction, and the mapping when there was one.
@@ -595,6 +658,10 @@ fn runs_text(c: &CellResult) -> String {
 /// A ready-to-paste `[expect]` for a cell whose runs all ended the same way.
 fn paste_expectation(c: &CellResult) -> Option<String> {
     if c.verdict == Verdict::Error || c.verdict == Verdict::Flaky {
+        return None;
+    }
+    // A media deviation: the data path met the expectation, which stays as it is.
+    if c.parts.is_some_and(|p| p.data) {
         return None;
     }
     let r = c.runs.first()?;

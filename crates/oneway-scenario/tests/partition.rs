@@ -72,6 +72,8 @@ fn result(cell: &Cell, seconds: f64) -> CellResult {
             reachability: None,
             mapping: None,
             prediction: Default::default(),
+            media: None,
+            parts: None,
             seconds,
             logs: vec![format!("cells/{}/dialer.log", cell.name.len())],
         })
@@ -89,6 +91,7 @@ fn result(cell: &Cell, seconds: f64) -> CellResult {
         causes: Vec::new(),
         stats: Stats::new(n, n, n, &[]),
         prediction: Default::default(),
+        parts: None,
         runs,
         rerun: format!("oneway suite --out suite-out --filter '{}'", cell.name),
     }

@@ -11,6 +11,8 @@ use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
 use oneway_scenario::run::{
     CellResult, PathEnd, ReplyAccepted, ReplyRecord, RunRecord, Stages, Tried,
 };
+use oneway_core::PeerEvent;
+use oneway_scenario::media::{MediaRecord, Parts};
 use oneway_scenario::verdict::{Outcome, Stats, Verdict};
 use oneway_scenario::{plan, topology};
 
@@ -378,6 +380,8 @@ fn run(verdict: Verdict, outcome: Outcome, echo: Option<f64>) -> RunRecord {
         reachability: None,
         mapping: None,
         prediction: Default::default(),
+        media: None,
+        parts: None,
         seconds: 3.0,
         logs: vec!["cells/001/dialer.log".into()],
     }
@@ -424,6 +428,11 @@ fn cell(
         causes,
         stats: Stats::new(runs.len() as u32, connected, green, &lat),
         prediction: prediction::combine(runs.iter().map(|r| &r.prediction)),
+        parts: runs
+            .iter()
+            .find(|r| r.echoed())
+            .or(runs.first())
+            .and_then(|r| r.parts),
         runs,
         rerun: format!("oneway suite --out suite-out --filter 'str0m x str0m ({scenario})'"),
     }
@@ -545,6 +554,48 @@ fn sample_report() -> Report {
     });
     // Its listener predicted same-lan-only: about one-way, so not applicable to a reply pass.
     let punched = predicted(punched, &[SAME_LAN_ONLY], outside);
+    // Media cells: each side's `media` lines judged by the runner (oneway_scenario::media).
+    let with_media = |listener_sends_video: bool| {
+        let mut r = run(
+            Verdict::Pass,
+            Outcome::Connected {
+                path: "host".into(),
+                route: Some("one-way".into()),
+            },
+            Some(160.0),
+        );
+        let line = |track: &str, kind: &str, packets: u64, hz: Option<u32>, frames: Option<u64>| {
+            PeerEvent::Media {
+                t_ms: 2000.0,
+                peer: None,
+                track: track.into(),
+                kind: kind.into(),
+                packets,
+                frequency_hz: hz,
+                frames,
+                keyframes: frames.map(|_| 2),
+                width: frames.map(|_| 320),
+                height: frames.map(|_| 240),
+            }
+        };
+        let mut dialer = vec![line("a-l", "audio", 140, Some(440), None)];
+        if listener_sends_video {
+            dialer.push(line("v-l", "video", 260, None, Some(84)));
+        }
+        let listener = [
+            line("a-d", "audio", 128, Some(1001), None),
+            line("v-d", "video", 230, None, Some(78)),
+        ];
+        let media = MediaRecord::judge(&dialer, &listener);
+        r.parts = Some(Parts::of(true, Some(&media)));
+        let (v, why) = oneway_scenario::media::apply(Verdict::Pass, None, Some(&media));
+        r.verdict = v;
+        r.deviation = why;
+        r.media = Some(media);
+        r
+    };
+    let media_pass = with_media(true);
+    let media_no_video = with_media(false);
     let pass = predicted(pass, &[SAME_LAN_ONLY], DialerPlace::InsideLan);
     Report {
         format: 1,
@@ -581,6 +632,14 @@ fn sample_report() -> Report {
             ScenarioInfo {
                 name: "listener-behind-restricted-cone".into(),
                 description: "Listener behind a restricted-cone NAT".into(),
+            },
+            ScenarioInfo {
+                name: "rtt-50ms".into(),
+                description: "Dialer behind a port-restricted NAT, 50 ms RTT; media".into(),
+            },
+            ScenarioInfo {
+                name: "dialer-behind-port-restricted".into(),
+                description: "Dialer behind a port-restricted NAT; media".into(),
             },
         ],
         cells: vec![
@@ -626,6 +685,18 @@ fn sample_report() -> Report {
                 vec![punched],
                 "pass (route reply)",
             ),
+            cell("str0m", "rtt-50ms", Verdict::Pass, vec![media_pass], "pass"),
+            {
+                let mut c = cell(
+                    "str0m",
+                    "dialer-behind-port-restricted",
+                    Verdict::Fail,
+                    vec![media_no_video],
+                    "pass",
+                );
+                c.why = c.runs[0].deviation.clone();
+                c
+            },
         ],
         interrupted: false,
         partition: None,
@@ -655,9 +726,10 @@ fn json_report_round_trips() {
 fn green_means_no_deviation() {
     let mut r = sample_report();
     assert!(!r.green());
-    r.cells.retain(|c| c.verdict != Verdict::Flaky);
+    r.cells
+        .retain(|c| c.verdict != Verdict::Flaky && c.verdict != Verdict::Fail);
     assert!(r.green());
-    assert_eq!(r.summary(), "5 cells: 3 pass, 2 expected-fail in 42 s");
+    assert_eq!(r.summary(), "6 cells: 4 pass, 2 expected-fail in 42 s");
 }
 
 #[test]
@@ -669,7 +741,7 @@ fn predictions_are_counted_and_disagreements_listed() {
     // by the reply route; the prediction is about one-way).
     assert_eq!(
         r.prediction_summary(),
-        "reachability prediction: 2 agree, 1 disagree, 3 not applicable"
+        "reachability prediction: 2 agree, 1 disagree, 5 not applicable"
     );
     let md = r.to_markdown();
     assert!(md.contains("## Prediction disagreements"));
@@ -696,4 +768,30 @@ fn the_reply_route_is_in_every_rendering() {
     let json = r.to_json();
     assert!(json.contains(r#""route": "reply: punched""#));
     assert!(json.contains(r#""handed_over_ms": 1815.0"#));
+}
+
+#[test]
+fn media_parts_packets_and_tones_are_in_every_rendering() {
+    let r = sample_report();
+    let md = r.to_markdown();
+    assert!(md.contains("· data + audio + video |"), "{md}");
+    assert!(md.contains("· data + audio, video ✗"), "{md}");
+    assert!(md.contains("## Media"));
+    assert!(md.contains("audio 140 RTP packets, tone 440 Hz (want 440 Hz)"));
+    assert!(md.contains("media: no video from listener"));
+    // Cells without media say nothing about it.
+    let same_lan_row = md.lines().find(|l| l.starts_with("| `same-lan` |")).unwrap();
+    assert!(!same_lan_row.contains(" · "), "{same_lan_row}");
+    let junit = r.to_junit();
+    assert!(junit.contains(r#"name="media" value="data + audio + video""#));
+    assert!(junit.contains(r#"name="media" value="data + audio, video ✗""#));
+    assert!(junit.contains("listener received: audio 128 RTP packets, tone 1001 Hz (want 1000 Hz)"));
+    let json = r.to_json();
+    assert!(json.contains(r#""frequency_hz": 1001"#));
+    assert!(json.contains(r#""expected_hz": 440"#));
+    assert!(json.contains(r#""packets": 140"#));
+    assert!(json.contains(r#""video": false"#));
+    let same_lan = r.cells.iter().find(|c| c.scenario == "same-lan").unwrap();
+    assert_eq!(same_lan.parts, None);
+    assert!(same_lan.runs.iter().all(|r| r.media.is_none()));
 }

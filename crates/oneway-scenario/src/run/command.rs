@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::Error;
-use crate::model::{ImplManifest, Role, Scenario};
+use crate::model::{ImplManifest, MEDIA, Role, Scenario};
 use crate::plan::Placeholders;
 
 /// Builds a peer's argv and env from its manifest; `other` is the cell's other peer (the
@@ -17,19 +17,38 @@ pub(super) fn command(
     ph: &Placeholders,
     peer_binary: &Path,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
-    let listener_options = match role {
+    let mut listener_options = match role {
         Role::Listen => crate::plan::listener_options(scenario, manifest, other),
         Role::Dial => Vec::new(),
     };
+    let mut dialer_options = scenario.dialer_options.clone();
+    let mut ph = ph.clone();
+    // Media: each side's `media` option with its own tone (`crate::media`).
+    let media = match role {
+        Role::Listen => crate::plan::media_for(scenario, other, manifest),
+        Role::Dial => crate::plan::media_for(scenario, manifest, other),
+    };
+    if media {
+        match role {
+            Role::Listen => {
+                listener_options.push(MEDIA.to_owned());
+                ph.tone_hz = crate::media::LISTENER_TONE_HZ;
+            }
+            Role::Dial => {
+                dialer_options.push(MEDIA.to_owned());
+                ph.tone_hz = crate::media::DIALER_TONE_HZ;
+            }
+        }
+    }
     command_line(
         manifest,
         role,
         &OptionSet {
             listener: &listener_options,
             listener_if_mapped: &scenario.listener_options_if_mapped,
-            dialer: &scenario.dialer_options,
+            dialer: &dialer_options,
         },
-        ph,
+        &ph,
         peer_binary,
     )
 }
@@ -110,4 +129,44 @@ pub fn command_line(
     }
     env.push(format!("ONEWAY_TIMEOUT_SECS={}", ph.timeout_secs));
     Ok((argv, env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str, media: bool) -> ImplManifest {
+        let caps = if media { "capabilities = [\"media\"]\n" } else { "" };
+        ImplManifest::parse(
+            &format!(
+                "id = \"{id}\"\nroles = [\"listen\", \"dial\"]\n{caps}[listen]\nargv = [\"l\"]\noptions = {{ media = [\"--send-audio\", \"tone:{{tone_hz}}\", \"--send-video\"] }}\n[dial]\nargv = [\"d\", \"{{token}}\"]\noptions = {{ media = [\"--send-audio\", \"tone:{{tone_hz}}\", \"--send-video\"] }}\n"
+            ),
+            id,
+        )
+        .expect("manifest")
+    }
+
+    #[test]
+    fn each_side_gets_its_media_option_with_its_own_tone() {
+        let s = Scenario::parse(
+            "description = \"x\"\nmedia = true\n[topology]\nkind = \"same-lan\"\n[expect]\nverdict = \"pass\"\nreason = \"r\"\n",
+            "s",
+        )
+        .expect("scenario");
+        let ph = Placeholders {
+            token: "ow1.t".into(),
+            ..Placeholders::default()
+        };
+        let (m, plain) = (manifest("m", true), manifest("p", false));
+        let bin = Path::new("/x/oneway");
+        let (listen, _) = command(&m, Role::Listen, &m, &s, &ph, bin).expect("listen");
+        assert_eq!(listen, ["l", "--send-audio", "tone:440", "--send-video"]);
+        let (dial, _) = command(&m, Role::Dial, &m, &s, &ph, bin).expect("dial");
+        assert_eq!(dial, ["d", "ow1.t", "--send-audio", "tone:1000", "--send-video"]);
+        // A pair where one side lacks the capability: no media option on either side.
+        let (listen, _) = command(&m, Role::Listen, &plain, &s, &ph, bin).expect("listen");
+        assert_eq!(listen, ["l"]);
+        let (dial, _) = command(&m, Role::Dial, &plain, &s, &ph, bin).expect("dial");
+        assert_eq!(dial, ["d", "ow1.t"]);
+    }
 }

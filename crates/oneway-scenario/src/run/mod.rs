@@ -184,6 +184,7 @@ impl Runner<'_> {
             causes: Vec::new(),
             stats: Stats::default(),
             prediction: Prediction::default(),
+            parts: None,
             runs: Vec::new(),
             rerun,
         };
@@ -246,6 +247,12 @@ impl Runner<'_> {
             }
         }
         result.why = result.runs.iter().find_map(|r| r.deviation.clone());
+        result.parts = result
+            .runs
+            .iter()
+            .find(|r| r.echoed())
+            .or(result.runs.first())
+            .and_then(|r| r.parts);
         result.prediction = prediction::combine(result.runs.iter().map(|r| &r.prediction));
         result
     }
@@ -286,6 +293,8 @@ impl Runner<'_> {
             reachability: None,
             mapping: None,
             prediction: Prediction::default(),
+            media: None,
+            parts: None,
             seconds: 0.0,
             logs: Vec::new(),
         };
@@ -333,6 +342,20 @@ impl Runner<'_> {
             },
         };
         let (v, deviation) = verdict::judge(&cell.expect, &record.outcome);
+        let (v, deviation) = if cell.media {
+            record.media = crate::media::judge_run(
+                &record.outcome,
+                &outcome::events(&logs.dialer),
+                &outcome::events(&logs.listener),
+            );
+            record.parts = Some(crate::media::Parts::of(
+                v == Verdict::Pass,
+                record.media.as_ref(),
+            ));
+            crate::media::apply(v, deviation, record.media.as_ref())
+        } else {
+            (v, deviation)
+        };
         record.verdict = v;
         record.deviation = deviation;
         record.prediction = prediction::judge(

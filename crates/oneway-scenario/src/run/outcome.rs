@@ -21,18 +21,8 @@ impl Runner<'_> {
         code: Option<i64>,
         layout: Option<&Layout>,
     ) -> Outcome {
-        let dialer_events: Vec<PeerEvent> = logs
-            .dialer
-            .lines()
-            .filter_map(|l| l.strip_prefix("out| "))
-            .filter_map(PeerEvent::parse_line)
-            .collect();
-        let listener_events: Vec<PeerEvent> = logs
-            .listener
-            .lines()
-            .filter_map(|l| l.strip_prefix("out| "))
-            .filter_map(PeerEvent::parse_line)
-            .collect();
+        let dialer_events = events(&logs.dialer);
+        let listener_events = events(&logs.listener);
         for line in logs
             .listener
             .lines()
@@ -216,6 +206,14 @@ impl Runner<'_> {
         }
         Outcome::Failed { cause }
     }
+}
+
+/// The event lines a peer printed on standard output (its log's `out| ` lines).
+pub(super) fn events(log: &str) -> Vec<PeerEvent> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("out| "))
+        .filter_map(PeerEvent::parse_line)
+        .collect()
 }
 
 /// The route of a connection: the one the dialer's `connected` names, else the listener's;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::{MediaRecord, Parts};
 use crate::model::Impairment;
 use crate::prediction::{MappingResult, Prediction, Reachability};
 use crate::verdict::{Outcome, Stats, Verdict};
@@ -30,6 +31,13 @@ pub struct PathEnd {
     pub remote_type: String,
     /// `ipv4` or `ipv6`.
     pub family: String,
+}
+
+impl RunRecord {
+    /// Whether this run's probe came back.
+    pub fn echoed(&self) -> bool {
+        self.stages.first_echo.is_some()
+    }
 }
 
 impl PathEnd {
@@ -190,6 +198,13 @@ pub struct RunRecord {
     /// The listener's prediction against this run's outcome.
     #[serde(default)]
     pub prediction: Prediction,
+    /// The media check, in a cell that judges media and a run that connected: what each side
+    /// received from the other (packets, tones, frames) and the verdict per medium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRecord>,
+    /// In a cell that judges media: which of data, audio and video passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Parts>,
     /// Wall time of the whole run including bring-up, seconds.
     pub seconds: f64,
     /// Log files (relative to the output directory).
@@ -224,6 +239,10 @@ pub struct CellResult {
     /// verdict.
     #[serde(default)]
     pub prediction: Prediction,
+    /// In a cell that judges media: which of data, audio and video passed in the run the
+    /// report shows (the first that echoed, else the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Parts>,
     /// Every run.
     pub runs: Vec<RunRecord>,
     /// Command that reruns this cell alone.
