@@ -1124,8 +1124,13 @@ mod tests {
             }
         }
         assert!(
-            check_stack_options(Stack::Browser, false, media::SendMedia::default(), "dialers")
-                .is_ok()
+            check_stack_options(
+                Stack::Browser,
+                false,
+                media::SendMedia::default(),
+                "dialers"
+            )
+            .is_ok()
         );
     }
 }

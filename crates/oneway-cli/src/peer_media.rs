@@ -99,7 +99,12 @@ const ADD_TRACK_WAIT: Duration = Duration::from_secs(5);
 
 /// The listener's `--echo` with media: echoes every message, prints `media` lines, and first
 /// adds the tracks `media` asks for towards the dialer.
-pub(crate) async fn echo(mut conn: Connection, out: Output, peer: Option<String>, media: SendMedia) {
+pub(crate) async fn echo(
+    mut conn: Connection,
+    out: Output,
+    peer: Option<String>,
+    media: SendMedia,
+) {
     add_tracks(&conn, media).await;
     while let Some(event) = conn.next_event().await {
         match event {
@@ -170,7 +175,10 @@ mod tests {
         let kinds: Vec<_> = both.requests().iter().map(|(f, r)| (*f, r.kind)).collect();
         assert_eq!(
             kinds,
-            [("--send-audio", TrackKind::Audio), ("--send-video", TrackKind::Video)]
+            [
+                ("--send-audio", TrackKind::Audio),
+                ("--send-video", TrackKind::Video)
+            ]
         );
         assert_eq!(both.requests()[0].1.tone_hz, 440.0);
         let video = SendMedia {

@@ -188,8 +188,11 @@ fn send_audio_between_native_processes() {
     }
 }
 
-/// The `media` lines of `events` for video: (track, frames, key frames, resolution).
-fn seen(events: &[PeerEvent]) -> Vec<(String, u64, u64, Option<(u16, u16)>)> {
+/// One video `media` line: track, frames, key frames, resolution.
+type Seen = (String, u64, u64, Option<(u16, u16)>);
+
+/// The `media` lines of `events` for video.
+fn seen(events: &[PeerEvent]) -> Vec<Seen> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -227,8 +230,11 @@ fn send_audio_and_video_between_native_processes() {
     ] {
         let (_listener, token) =
             start_listener(listener, &["--send-audio", "tone:1000", "--send-video"]);
-        let (code, events, stderr) =
-            dial(dialer, &token, &["--send-audio", "tone:440", "--send-video"]);
+        let (code, events, stderr) = dial(
+            dialer,
+            &token,
+            &["--send-audio", "tone:440", "--send-video"],
+        );
         assert_eq!(code, Some(0), "{listener} × {dialer}: {stderr}");
         assert!(names(&events).contains(&"first-echo".to_owned()));
         let heard = heard(&events);

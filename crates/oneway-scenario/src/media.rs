@@ -186,7 +186,9 @@ impl Received {
     pub fn audio_failure(&self, sender: &str) -> Option<String> {
         match &self.audio {
             None => Some(format!("no audio from {sender}")),
-            Some(a) => audio_problem(a, self.expected_hz).map(|p| format!("audio from {sender}: {p}")),
+            Some(a) => {
+                audio_problem(a, self.expected_hz).map(|p| format!("audio from {sender}: {p}"))
+            }
         }
     }
 
@@ -312,7 +314,11 @@ impl Parts {
     /// `data + audio + video` when all passed; otherwise the parts that passed, then the
     /// failed ones marked: `data + audio, video ✗`, `data ✗ audio ✗ video ✗`.
     pub fn text(&self) -> String {
-        let all = [("data", self.data), ("audio", self.audio), ("video", self.video)];
+        let all = [
+            ("data", self.data),
+            ("audio", self.audio),
+            ("video", self.video),
+        ];
         let passed: Vec<&str> = all.iter().filter(|(_, ok)| *ok).map(|(n, _)| *n).collect();
         let failed: Vec<String> = all
             .iter()
@@ -407,12 +413,12 @@ mod tests {
         let a = m.dialer_received.audio.as_ref().expect("audio");
         assert_eq!((a.packets, a.frequency_hz), (90, Some(443)));
         let v = m.listener_received.video.as_ref().expect("video");
-        assert_eq!((v.frames, v.keyframes, v.width, v.height), (45, 2, Some(320), Some(240)));
-        assert_eq!(m.listener_received.expected_hz, DIALER_TONE_HZ);
         assert_eq!(
-            apply(Verdict::Pass, None, Some(&m)),
-            (Verdict::Pass, None)
+            (v.frames, v.keyframes, v.width, v.height),
+            (45, 2, Some(320), Some(240))
         );
+        assert_eq!(m.listener_received.expected_hz, DIALER_TONE_HZ);
+        assert_eq!(apply(Verdict::Pass, None, Some(&m)), (Verdict::Pass, None));
         assert_eq!(Parts::of(true, Some(&m)).text(), "data + audio + video");
         assert_eq!(
             m.listener_received.summary(),
@@ -445,7 +451,10 @@ mod tests {
         // The listener hears its own frequency instead of the dialer's.
         let m = MediaRecord::judge(
             &good(LISTENER_TONE_HZ),
-            &[audio("a", 90, Some(LISTENER_TONE_HZ)), video("v", 50, 30, 0)],
+            &[
+                audio("a", 90, Some(LISTENER_TONE_HZ)),
+                video("v", 50, 30, 0),
+            ],
         );
         assert!(!m.audio && !m.video);
         assert_eq!(

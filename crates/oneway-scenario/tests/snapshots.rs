@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
+use oneway_core::PeerEvent;
+use oneway_scenario::media::{MediaRecord, Parts};
 use oneway_scenario::model::{self, ImplManifest, Scenario};
 use oneway_scenario::prediction::{self, DialerPlace};
 use oneway_scenario::report::{ImageInfo, Report, ScenarioInfo};
 use oneway_scenario::run::{
     CellResult, PathEnd, ReplyAccepted, ReplyRecord, RunRecord, Stages, Tried,
 };
-use oneway_core::PeerEvent;
-use oneway_scenario::media::{MediaRecord, Parts};
 use oneway_scenario::verdict::{Outcome, Stats, Verdict};
 use oneway_scenario::{plan, topology};
 
@@ -780,12 +780,17 @@ fn media_parts_packets_and_tones_are_in_every_rendering() {
     assert!(md.contains("audio 140 RTP packets, tone 440 Hz (want 440 Hz)"));
     assert!(md.contains("media: no video from listener"));
     // Cells without media say nothing about it.
-    let same_lan_row = md.lines().find(|l| l.starts_with("| `same-lan` |")).unwrap();
+    let same_lan_row = md
+        .lines()
+        .find(|l| l.starts_with("| `same-lan` |"))
+        .unwrap();
     assert!(!same_lan_row.contains(" · "), "{same_lan_row}");
     let junit = r.to_junit();
     assert!(junit.contains(r#"name="media" value="data + audio + video""#));
     assert!(junit.contains(r#"name="media" value="data + audio, video ✗""#));
-    assert!(junit.contains("listener received: audio 128 RTP packets, tone 1001 Hz (want 1000 Hz)"));
+    assert!(
+        junit.contains("listener received: audio 128 RTP packets, tone 1001 Hz (want 1000 Hz)")
+    );
     let json = r.to_json();
     assert!(json.contains(r#""frequency_hz": 1001"#));
     assert!(json.contains(r#""expected_hz": 440"#));

@@ -136,7 +136,11 @@ mod tests {
     use super::*;
 
     fn manifest(id: &str, media: bool) -> ImplManifest {
-        let caps = if media { "capabilities = [\"media\"]\n" } else { "" };
+        let caps = if media {
+            "capabilities = [\"media\"]\n"
+        } else {
+            ""
+        };
         ImplManifest::parse(
             &format!(
                 "id = \"{id}\"\nroles = [\"listen\", \"dial\"]\n{caps}[listen]\nargv = [\"l\"]\noptions = {{ media = [\"--send-audio\", \"tone:{{tone_hz}}\", \"--send-video\"] }}\n[dial]\nargv = [\"d\", \"{{token}}\"]\noptions = {{ media = [\"--send-audio\", \"tone:{{tone_hz}}\", \"--send-video\"] }}\n"
@@ -162,7 +166,10 @@ mod tests {
         let (listen, _) = command(&m, Role::Listen, &m, &s, &ph, bin).expect("listen");
         assert_eq!(listen, ["l", "--send-audio", "tone:440", "--send-video"]);
         let (dial, _) = command(&m, Role::Dial, &m, &s, &ph, bin).expect("dial");
-        assert_eq!(dial, ["d", "ow1.t", "--send-audio", "tone:1000", "--send-video"]);
+        assert_eq!(
+            dial,
+            ["d", "ow1.t", "--send-audio", "tone:1000", "--send-video"]
+        );
         // A pair where one side lacks the capability: no media option on either side.
         let (listen, _) = command(&m, Role::Listen, &plain, &s, &ph, bin).expect("listen");
         assert_eq!(listen, ["l"]);
