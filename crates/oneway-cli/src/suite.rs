@@ -231,8 +231,9 @@ pub async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     if args.plan {
         for c in selected.iter().map(|&i| &cells[i]) {
             println!(
-                "{}{}",
+                "{}{}{}",
                 c.name,
+                if c.media { "  [media]" } else { "" },
                 c.skip
                     .as_ref()
                     .map(|s| format!("  [skip: {s}]"))

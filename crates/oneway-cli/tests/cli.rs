@@ -260,7 +260,8 @@ fn suite_plan_selects_implementations() {
         "browser x browser (same-lan)\n",
         "browser x str0m (same-lan)\n",
         "str0m x browser (same-lan)\n",
-        "str0m x str0m (same-lan)\n",
+        // same-lan judges media for pairs that both have the `media` capability.
+        "str0m x str0m (same-lan)  [media]\n",
     ] {
         assert!(plan.contains(cell), "{cell}: {plan}");
     }

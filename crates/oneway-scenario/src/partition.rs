@@ -98,6 +98,9 @@ const BROWSER_SECS: f64 = 6.0;
 /// Seconds a pass by the reply route adds (an estimate, not yet fitted): the dialer shows its
 /// code within about 1 s, then the listener's checks open the way.
 const REPLY_SECS: f64 = 1.5;
+/// Seconds a cell that judges media adds to a pass: two renegotiations per side and the
+/// dialer's 3 s media window after its first echo.
+const MEDIA_SECS: f64 = 4.0;
 /// Seconds before the runner stops a cell that expects `listener-unreachable` (the settle
 /// window plus the checks' first retransmissions; see the runner's early stop).
 const UNREACHABLE_SECS: f64 = 3.5;
@@ -132,7 +135,8 @@ pub fn estimate(
             } else {
                 0.0
             };
-            HANDSHAKE_SECS + HANDSHAKE_ROUND_TRIPS * rtt * (1.0 + loss / 10.0) + reply
+            let media = if cell.media { MEDIA_SECS } else { 0.0 };
+            HANDSHAKE_SECS + HANDSHAKE_ROUND_TRIPS * rtt * (1.0 + loss / 10.0) + reply + media
         }
         ExpectedVerdict::Fail
             if cell.expect.cause.as_deref().is_some_and(|c| {
