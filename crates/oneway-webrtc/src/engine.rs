@@ -89,7 +89,7 @@ pub struct RtcEngine {
     revival: crate::reply::Revival,
     /// Conformance runs only: protocol breaks on purpose ([`DangerousEngine`]).
     dangerous: DangerousEngine,
-    /// In-band media: tracks, the pending offer, tone senders and receivers.
+    /// In-band media: tracks, the pending offer, senders and receivers.
     pub(crate) media: crate::media::Media,
 }
 
@@ -106,9 +106,19 @@ pub struct DangerousEngine {
     /// Channel-0 texts sent just before this side's proof (renegotiation before the proof).
     pub before_proof: Vec<String>,
     /// Dialer: channel-0 texts sent as soon as the listener's proof verified (crafted
-    /// renegotiation after authentication).
+    /// renegotiation after authentication). In each, [`OWN_UFRAG`], [`OWN_PWD`] and
+    /// [`OWN_FINGERPRINT`] are replaced by this side's ICE credentials in force and its
+    /// certificate's SHA-256 (hex pairs with colons), so a crafted offer can differ from a
+    /// real one in one point only.
     pub after_auth: Vec<String>,
 }
+
+/// In [`DangerousEngine::after_auth`]: this side's ICE ufrag.
+pub const OWN_UFRAG: &str = "@@own-ufrag@@";
+/// In [`DangerousEngine::after_auth`]: this side's ICE pwd.
+pub const OWN_PWD: &str = "@@own-pwd@@";
+/// In [`DangerousEngine::after_auth`]: this side's certificate fingerprint.
+pub const OWN_FINGERPRINT: &str = "@@own-fingerprint@@";
 
 /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
 pub(crate) fn control_channel_init() -> RTCDataChannelInit {
@@ -380,11 +390,12 @@ impl RtcEngine {
                 }
             }
             Command::AddTrack { request, reply } => self.add_track(now, request, reply),
-            Command::RemoveTrack { reply, .. } | Command::SetTrackDirection { reply, .. } => {
-                let _ = reply.send(Err(
-                    "unsupported: the webrtc-rs peer cannot change its tracks yet".to_owned(),
-                ));
-            }
+            Command::RemoveTrack { track, reply } => self.remove_track(now, track, reply),
+            Command::SetTrackDirection {
+                track,
+                direction,
+                reply,
+            } => self.set_track_direction(now, track, direction, reply),
             Command::Close { reason } => {
                 self.send_control(
                     now,
@@ -414,12 +425,7 @@ impl RtcEngine {
                         self.on_message(now, id, m.is_string, &m.data)
                     }
                     RTCMessage::RtpPacket(track, packet) if self.hs.authenticated => {
-                        self.on_rtp(
-                            now,
-                            track.clone(),
-                            packet.header.payload_type,
-                            &packet.payload,
-                        );
+                        self.on_rtp(now, &track, &packet);
                         let _ = self.events.send(ConnectionEvent::Rtp {
                             track,
                             payload_type: packet.header.payload_type,
@@ -602,6 +608,15 @@ impl RtcEngine {
         })
     }
 
+    /// SHA-256 of the certificate the peer presented in DTLS.
+    pub(crate) fn remote_fingerprint(&self) -> Option<[u8; 32]> {
+        self.fingerprints()
+            .map(|(listener, dialer)| match self.hs.role {
+                ProofRole::Listener => dialer,
+                ProofRole::Dialer => listener,
+            })
+    }
+
     /// The deliberate protocol violations of this engine (see [`DangerousEngine`]).
     pub fn dangerous_mut(&mut self) -> &mut DangerousEngine {
         &mut self.dangerous
@@ -698,7 +713,18 @@ impl RtcEngine {
             return;
         }
         if self.hs.authenticated {
+            let own = self
+                .pc
+                .local_description()
+                .map(|d| oneway_core::renegotiation::summarize(&d.sdp))
+                .unwrap_or_default();
+            let fingerprint: Vec<String> =
+                self.local_fp.iter().map(|b| format!("{b:02X}")).collect();
             for text in std::mem::take(&mut self.dangerous.after_auth) {
+                let text = text
+                    .replace(OWN_UFRAG, own.ufrag.as_deref().unwrap_or_default())
+                    .replace(OWN_PWD, own.pwd.as_deref().unwrap_or_default())
+                    .replace(OWN_FINGERPRINT, &fingerprint.join(":"));
                 if let Some(mut channel) = self.pc.data_channel(self.ctrl)
                     && let Err(e) = channel.send_text(now, text)
                 {
