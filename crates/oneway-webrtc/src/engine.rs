@@ -31,6 +31,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::dangerous::{DangerousEngine, OWN_FINGERPRINT, OWN_PWD, OWN_UFRAG};
 use crate::dtls_flights::DtlsFlights;
 use crate::negotiation::Negotiation;
 use crate::nomination::{EarlySelection, StunKind, stun_kind};
@@ -92,33 +93,6 @@ pub struct RtcEngine {
     /// In-band media: tracks, the pending offer, senders and receivers.
     pub(crate) media: crate::media::Media,
 }
-
-/// Deliberate protocol violations of one engine, for the misbehaving reference peer of
-/// `oneway conformance` (`crates/oneway-conformance`), which checks that other
-/// implementations refuse them. Never set outside such runs.
-#[derive(Clone, Debug, Default)]
-pub struct DangerousEngine {
-    /// Prove with this key instead of the token's auth key: a proof made for another token
-    /// (bound to this session's certificates, so only the key is wrong).
-    pub proof_key: Option<[u8; 32]>,
-    /// Never send this side's proof (a listener that admits the dialer but never proves).
-    pub withhold_proof: bool,
-    /// Channel-0 texts sent just before this side's proof (renegotiation before the proof).
-    pub before_proof: Vec<String>,
-    /// Dialer: channel-0 texts sent as soon as the listener's proof verified (crafted
-    /// renegotiation after authentication). In each, [`OWN_UFRAG`], [`OWN_PWD`] and
-    /// [`OWN_FINGERPRINT`] are replaced by this side's ICE credentials in force and its
-    /// certificate's SHA-256 (hex pairs with colons), so a crafted offer can differ from a
-    /// real one in one point only.
-    pub after_auth: Vec<String>,
-}
-
-/// In [`DangerousEngine::after_auth`]: this side's ICE ufrag.
-pub const OWN_UFRAG: &str = "@@own-ufrag@@";
-/// In [`DangerousEngine::after_auth`]: this side's ICE pwd.
-pub const OWN_PWD: &str = "@@own-pwd@@";
-/// In [`DangerousEngine::after_auth`]: this side's certificate fingerprint.
-pub const OWN_FINGERPRINT: &str = "@@own-fingerprint@@";
 
 /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
 pub(crate) fn control_channel_init() -> RTCDataChannelInit {
@@ -692,7 +666,12 @@ impl RtcEngine {
                     code: code.clone(),
                     reason: reason.clone(),
                 });
-                if code == "renegotiation-failed" && self.offer_refused(now, &code, &reason) {
+                // The codes that refuse an offer (`spec/handshake.md` §6.2, §10.5).
+                let refuses_offer = matches!(
+                    code.as_str(),
+                    "renegotiation-failed" | "unsupported" | "too-many-offers"
+                );
+                if refuses_offer && self.offer_refused(now, &code, &reason) {
                     return;
                 }
                 if let Some(reply) = self.restart.take() {
@@ -718,13 +697,7 @@ impl RtcEngine {
                 .local_description()
                 .map(|d| oneway_core::renegotiation::summarize(&d.sdp))
                 .unwrap_or_default();
-            let fingerprint: Vec<String> =
-                self.local_fp.iter().map(|b| format!("{b:02X}")).collect();
-            for text in std::mem::take(&mut self.dangerous.after_auth) {
-                let text = text
-                    .replace(OWN_UFRAG, own.ufrag.as_deref().unwrap_or_default())
-                    .replace(OWN_PWD, own.pwd.as_deref().unwrap_or_default())
-                    .replace(OWN_FINGERPRINT, &fingerprint.join(":"));
+            for text in self.dangerous.take_after_auth(&own, &self.local_fp) {
                 if let Some(mut channel) = self.pc.data_channel(self.ctrl)
                     && let Err(e) = channel.send_text(now, text)
                 {

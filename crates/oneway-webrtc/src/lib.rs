@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+mod dangerous;
 mod dtls_flights;
 pub mod engine;
 pub mod media;

@@ -540,6 +540,20 @@ async fn video_both_ways_between_webrtc_rs_peers() {
         assert_eq!(seen.resolution, Some((320, 240)));
         assert_eq!(seen.decode_errors, 0);
     }
+    // The listener asks to receive a second video track: the dialer answers with the pattern.
+    let first = listener.video(20).await.track;
+    listener
+        .add_track(TrackRequest::video().with_direction(TrackDirection::RecvOnly))
+        .await
+        .expect("receive-only video added");
+    let second = listener
+        .next(Duration::from_secs(20), |e| match e {
+            ConnectionEvent::MediaStats(s) if s.track != first && s.frames >= 20 => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+    eprintln!("listener received a second track {second:?}");
+    assert_eq!(second.resolution, Some((320, 240)));
     dialer.echo(b"after video").await;
 }
 
