@@ -450,7 +450,7 @@ impl RtcEngine {
                 _ => TrackKind::Audio,
             })
             .collect();
-        let hz = self.media.own_hz.unwrap_or(crate::media::ANSWER_TONE_HZ);
+        let hz = self.media.own_hz.unwrap_or(ANSWER_TONE_HZ);
         for kind in wanted {
             if let Err(e) = self.answer_with(kind, hz) {
                 tracing::warn!(error = %e, "no source for a section the peer receives");

@@ -337,6 +337,18 @@ async fn ice_restart_after_media_keeps_media_and_data() {
     dialer.echo(b"after the listener's restart").await;
     let heard = listener.tone(440, 150).await;
     eprintln!("listener received {heard:?} across two restarts");
+    // Offers after the restarts carry the new credentials in force, and are answered.
+    listener
+        .add_track(TrackRequest::tone(1000.0).with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("the listener's track after the restarts");
+    dialer
+        .add_track(TrackRequest::video().with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("the dialer's video after the restarts");
+    let heard = dialer.tone(1000, 50).await;
+    eprintln!("dialer received {heard:?} after two restarts");
+    listener.video(20).await;
 }
 
 /// The webrtc-rs stack whose dialer sends crafted channel-0 messages once authenticated: the
