@@ -150,15 +150,21 @@ pub struct DialArgs {
     #[arg(long)]
     pub(crate) no_fast_path: bool,
     /// With --probe: after the echo, add an audio track sending an Opus test tone
-    /// (`tone:HZ`, e.g. `tone:440`), print `media` events for what arrives for 3 s, then close
-    /// (the native stacks; a stack that cannot says so on standard error and carries on).
+    /// (`tone:HZ`, e.g. `tone:440`), print `media` events for what arrives for --media-window
+    /// (3 s), then close (the native stacks; a stack that cannot says so on standard error and
+    /// carries on).
     #[arg(long, value_name = "tone:HZ", value_parser = media::parse_send_audio, requires = "probe")]
     pub(crate) send_audio: Option<f64>,
     /// With --probe: after the echo, add a video track sending a VP8 test pattern (after the
     /// audio track of --send-audio, in a second renegotiation), print `media` events for what
-    /// arrives for 3 s, then close.
+    /// arrives for --media-window (3 s), then close.
     #[arg(long, requires = "probe")]
     pub(crate) send_video: bool,
+    /// With --send-audio or --send-video: how long to keep the connection once the tracks are
+    /// added, printing `media` events, before closing (e.g. `6s`; a loaded machine's stacks
+    /// may report a track's first statistics late).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub(crate) media_window: Duration,
     /// Print one JSON event per line (the peer contract) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -978,7 +984,7 @@ pub async fn dial_command(args: DialArgs) -> anyhow::Result<()> {
         .await
         .context("opening the data channel")?;
     if args.probe {
-        return probe(conn, channel, &out, args.send_media()).await;
+        return probe(conn, channel, &out, args.send_media(), args.media_window).await;
     }
     bridge(conn, Some(channel), Vec::new(), Some(stdin_lines())).await
 }
@@ -1051,6 +1057,7 @@ async fn probe(
     channel: ChannelRef,
     out: &Output,
     media: media::SendMedia,
+    media_window: Duration,
 ) -> anyhow::Result<()> {
     let sent_at = Instant::now();
     let payload = format!("oneway-probe {}", out.ms());
@@ -1092,7 +1099,7 @@ async fn probe(
         rtt_ms: sent_at.elapsed().as_secs_f64() * 1000.0,
     });
     if media.any() {
-        media::after_probe(&mut conn, out, media).await;
+        media::after_probe(&mut conn, out, media, media_window).await;
     }
     conn.close("probe done");
     // Let the close message leave.

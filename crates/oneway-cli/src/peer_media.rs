@@ -38,10 +38,6 @@ impl SendMedia {
     }
 }
 
-/// How long a probing dialer with `--send-audio` or `--send-video` keeps the connection after `first-echo`,
-/// printing `media` lines, before it closes.
-pub(crate) const MEDIA_WINDOW: Duration = Duration::from_secs(3);
-
 /// Parses `tone:HZ` (20..=20000 Hz).
 pub(crate) fn parse_send_audio(text: &str) -> Result<f64, String> {
     let hz = text
@@ -131,10 +127,15 @@ pub(crate) async fn echo(
 }
 
 /// A probing dialer with `--send-audio` or `--send-video`, after `first-echo`: adds the tracks
-/// and prints `media` lines for [`MEDIA_WINDOW`].
-pub(crate) async fn after_probe(conn: &mut Connection, out: &Output, media: SendMedia) {
+/// and prints `media` lines for `window` (`--media-window`, 3 s by default).
+pub(crate) async fn after_probe(
+    conn: &mut Connection,
+    out: &Output,
+    media: SendMedia,
+    window: Duration,
+) {
     add_tracks(conn, media).await;
-    let window = async {
+    let printing = async {
         while let Some(event) = conn.next_event().await {
             match event {
                 ConnectionEvent::MediaStats(stats) => out.event(media_event(out, None, stats)),
@@ -143,7 +144,7 @@ pub(crate) async fn after_probe(conn: &mut Connection, out: &Output, media: Send
             }
         }
     };
-    let _ = tokio::time::timeout(MEDIA_WINDOW, window).await;
+    let _ = tokio::time::timeout(window, printing).await;
 }
 
 #[cfg(test)]
