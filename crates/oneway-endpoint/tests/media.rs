@@ -1,7 +1,8 @@
 //! The media matrix over loopback (issue 20's table): {str0m, webrtc-rs} dialer ×
 //! {str0m, webrtc-rs} listener. Each cell, after a one-way start, adds in band an Opus tone
 //! each way (440 Hz from the dialer, 1000 Hz from the listener), the VP8 test pattern each way,
-//! removes the dialer's video, and turns the dialer's audio to receive-only and back; each step
+//! removes the dialer's video, and turns the dialer's audio to receive-only and back, and on a
+//! second connection both sides add a tone at the same moment (glare); each step
 //! is judged on the receiving side (RTP packets, decoded tone, VP8 frames, key frames and size)
 //! while data keeps echoing. The table is printed; the test fails if any column of any cell did.
 

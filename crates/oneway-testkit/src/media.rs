@@ -267,6 +267,9 @@ pub struct MediaRow {
     /// The dialer turns its audio to receive-only and back: the listener's packets stop, then
     /// resume.
     pub direction: Result<String, String>,
+    /// On a fresh connection both sides add a track at the same moment (glare, §6.2: the
+    /// dialer is polite): each side gets the other's tone.
+    pub glare: Result<String, String>,
 }
 
 impl MediaRow {
@@ -275,7 +278,7 @@ impl MediaRow {
         self.columns().iter().all(|c| c.is_ok())
     }
 
-    fn columns(&self) -> [&Result<String, String>; 6] {
+    fn columns(&self) -> [&Result<String, String>; 7] {
         [
             &self.audio_send,
             &self.audio_receive,
@@ -283,12 +286,13 @@ impl MediaRow {
             &self.video_receive,
             &self.remove,
             &self.direction,
+            &self.glare,
         ]
     }
 
     /// The Markdown header of [`MediaRow`]'s lines.
     pub fn header() -> &'static str {
-        "| dialer → listener | audio send | audio receive | video send | video receive | remove | direction change |\n|---|---|---|---|---|---|---|"
+        "| dialer → listener | audio send | audio receive | video send | video receive | remove | direction change | glare |\n|---|---|---|---|---|---|---|---|"
     }
 }
 
@@ -319,6 +323,7 @@ pub async fn media_cell<D: Stack, L: Stack>() -> MediaRow {
         video_receive: skipped(),
         remove: skipped(),
         direction: skipped(),
+        glare: skipped(),
     };
     let mut listener = L::listen(None).await;
     let dialer = D::dialer(Duration::from_secs(10), false);
@@ -436,7 +441,44 @@ pub async fn media_cell<D: Stack, L: Stack>() -> MediaRow {
     if let Err(e) = d.ping(b"after media").await {
         row.direction = Err(format!("data after media: {e}"));
     }
+    row.glare = glare::<D>(&mut listener, &dialer).await;
     row
+}
+
+/// Both sides of a fresh connection add a send-only tone at once; each must hear the other's.
+async fn glare<D: Stack>(
+    listener: &mut impl TestListener,
+    dialer: &D::Dialer,
+) -> Result<String, String> {
+    let token = listener.token().clone();
+    let dialed = D::dial(dialer, &token)
+        .await
+        .map_err(|e| format!("dial: {e}"))?;
+    let accepted = timeout(STEP, listener.accept())
+        .await
+        .ok()
+        .flatten()
+        .ok_or("the listener accepted nothing")?;
+    let mut d = MediaPeer::drive(dialed, false);
+    let mut l = MediaPeer::drive(accepted, true);
+    d.ping(b"before glare").await?;
+    let send_only = |hz| TrackRequest::tone(hz).with_direction(TrackDirection::SendOnly);
+    let (from_dialer, from_listener) =
+        tokio::join!(d.add(send_only(DIALER_HZ)), l.add(send_only(LISTENER_HZ)));
+    from_dialer.map_err(|e| format!("the dialer's offer: {e}"))?;
+    from_listener.map_err(|e| format!("the listener's offer: {e}"))?;
+    let at_listener = l
+        .wait_track("the dialer's tone", |s| tone_near(s, DIALER_HZ))
+        .await?;
+    let at_dialer = d
+        .wait_track("the listener's tone", |s| tone_near(s, LISTENER_HZ))
+        .await?;
+    d.ping(b"after glare").await?;
+    Ok(format!(
+        "{} Hz and {} Hz heard",
+        at_listener.frequency_hz.unwrap_or(0),
+        at_dialer.frequency_hz.unwrap_or(0)
+    ))
 }
 
 fn video_figures(s: &TrackStats) -> String {
