@@ -3,7 +3,8 @@
 //! loopback and, in band, adds an audio track each way (Opus tones of different frequencies),
 //! a video track each way (the VP8 test pattern), removes a track, and changes a direction,
 //! checking each step on the receiving side by RTP packets, the decoded tone's frequency, and
-//! VP8 frames, key frames and resolution. Data keeps echoing throughout.
+//! VP8 frames, key frames and resolution; then, on a second connection, both sides add a tone
+//! at the same moment (glare). Data keeps echoing throughout.
 
 use std::collections::HashMap;
 use std::fmt;
