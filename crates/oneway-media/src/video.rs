@@ -88,7 +88,7 @@ impl PatternSource {
 
     /// A pattern of `width`×`height` pixels (even, 16..=1920 × 16..=1080).
     pub fn with_size(width: u32, height: u32) -> Result<Self, MediaError> {
-        let even = |v: u32, max: u32| v % 2 == 0 && (16..=max).contains(&v);
+        let even = |v: u32, max: u32| v.is_multiple_of(2) && (16..=max).contains(&v);
         if !even(width, 1920) || !even(height, 1080) {
             return Err(MediaError::VideoSize { width, height });
         }
@@ -351,7 +351,10 @@ mod tests {
         }
         let stats = receiver.stats();
         assert_eq!((stats.packets, stats.frames), (packets, frames));
-        assert!(packets > frames, "a 640x480 key frame takes several packets");
+        assert!(
+            packets > frames,
+            "a 640x480 key frame takes several packets"
+        );
         assert_eq!(stats.keyframes, 1);
         assert_eq!(stats.resolution, Some((640, 480)));
     }

@@ -19,6 +19,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
+mod media_io;
 mod renegotiate;
 pub use renegotiate::TrackReply;
 /// Bytes str0m's SCTP may hold for sending, acknowledged or not: str0m's default, kept on
@@ -508,7 +509,7 @@ impl Str0mEngine {
         if self.refusing {
             return;
         }
-        if self.hs.authenticated && self.on_media_event(&event) {
+        if self.hs.authenticated && self.on_media_event(now, &event) {
             return;
         }
         match event {

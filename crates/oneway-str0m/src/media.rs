@@ -17,7 +17,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use str0m::media::{Direction, MediaKind};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind};
 
 /// The mid the implied offer gives the application line when this side offers first: the one
 /// browsers give their first m-line (and `oneway-token`'s `LISTENER_MID`). When the peer offers
@@ -274,49 +275,218 @@ impl ImpliedOffer<'_> {
     }
 }
 
-/// Where a sending audio track takes its encoded frames: the seam for a real encoder (an
-/// Opus-encoded test tone). One call per [`AUDIO_FRAME`].
-pub trait AudioSource: Send {
-    /// The next encoded 20 ms frame.
-    fn next_audio_frame(&mut self) -> Vec<u8>;
+/// How a track of one kind is paced and stamped: one call of [`FrameSource::next_frames`] per
+/// `interval`, the RTP time advancing by `ticks` of `clock`, written with `codec`'s negotiated
+/// payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Time between two calls of the source.
+    pub interval: Duration,
+    /// RTP clock ticks per interval.
+    pub ticks: u64,
+    /// The RTP clock.
+    pub clock: Frequency,
+    /// The codec the frames are encoded with.
+    pub codec: Codec,
 }
 
-/// An [`AudioSource`] of the Opus test tone (`oneway-media`); a frame that does not encode is
-/// sent as [`OpusSilence`].
-pub struct ToneAudio(pub oneway_media::ToneSource);
+impl Pace {
+    /// Opus at 48 kHz, 20 ms frames.
+    pub const AUDIO: Pace = Pace {
+        interval: AUDIO_FRAME,
+        ticks: AUDIO_FRAME_TICKS,
+        clock: Frequency::FORTY_EIGHT_KHZ,
+        codec: Codec::Opus,
+    };
 
-impl AudioSource for ToneAudio {
-    fn next_audio_frame(&mut self) -> Vec<u8> {
-        self.0
-            .next_frame()
-            .unwrap_or_else(|_| OpusSilence.next_audio_frame())
+    /// VP8 at 90 kHz, [`oneway_media::VIDEO_FRAME_DURATION`] per frame.
+    pub const VIDEO: Pace = Pace {
+        interval: oneway_media::VIDEO_FRAME_DURATION,
+        ticks: oneway_media::VIDEO_FRAME_TICKS as u64,
+        clock: Frequency::NINETY_KHZ,
+        codec: Codec::Vp8,
+    };
+
+    /// The pace of `kind`.
+    pub fn of(kind: MediaKind) -> Pace {
+        match kind {
+            MediaKind::Audio => Pace::AUDIO,
+            MediaKind::Video => Pace::VIDEO,
+        }
     }
 }
 
-/// The str0m request and audio source for an application's [`oneway_connection::TrackRequest`]:
-/// a sending audio track sends the Opus test tone at its frequency (silence if the encoder
-/// cannot be made).
+/// Where a sending track takes its encoded frames: the seam for a real encoder (an Opus test
+/// tone, a VP8 test pattern). One call per interval of its kind's [`Pace`].
+pub trait FrameSource: Send {
+    /// Audio or video.
+    fn kind(&self) -> MediaKind;
+
+    /// The frames of the next interval: one Opus frame for audio; for video one VP8 frame, or
+    /// none when the encoder dropped one (or failed).
+    fn next_frames(&mut self) -> Vec<Vec<u8>>;
+
+    /// The receiver asked for a key frame (RTCP PLI or FIR). Sources without key frames
+    /// ignore it.
+    fn request_keyframe(&mut self) {}
+}
+
+/// The tone an audio section gets when this side sends on it without the application having
+/// given a tone (a section the peer's offer wants to receive): 440 Hz, as the webrtc-rs peer.
+pub const DEFAULT_TONE_HZ: f64 = 440.0;
+
+/// A [`FrameSource`] of the Opus test tone (`oneway-media`); a frame that does not encode is
+/// sent as [`OpusSilence`].
+pub struct ToneAudio(pub oneway_media::ToneSource);
+
+impl FrameSource for ToneAudio {
+    fn kind(&self) -> MediaKind {
+        MediaKind::Audio
+    }
+
+    fn next_frames(&mut self) -> Vec<Vec<u8>> {
+        vec![
+            self.0
+                .next_frame()
+                .unwrap_or_else(|_| OpusSilence.opus_frame()),
+        ]
+    }
+}
+
+/// Opus silence: the 3-byte frame (TOC 0xF8: CELT fullband 20 ms, one frame) decoders play as
+/// 20 ms of silence. What an audio track sends when no Opus encoder could be made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpusSilence;
+
+impl OpusSilence {
+    fn opus_frame(self) -> Vec<u8> {
+        vec![0xF8, 0xFF, 0xFE]
+    }
+}
+
+impl FrameSource for OpusSilence {
+    fn kind(&self) -> MediaKind {
+        MediaKind::Audio
+    }
+
+    fn next_frames(&mut self) -> Vec<Vec<u8>> {
+        vec![self.opus_frame()]
+    }
+}
+
+/// A [`FrameSource`] of the VP8 test pattern (`oneway-media`). A frame that does not encode is
+/// left out (nothing is sent in its place). A key frame request makes a fresh encoder, whose
+/// first frame is a key frame, at most once per [`KEYFRAME_EVERY_FRAMES`] frames.
+pub struct PatternVideo {
+    source: oneway_media::PatternSource,
+    /// Frames since the last key frame.
+    since_key: u64,
+    /// A key frame was asked for and not sent yet.
+    key_wanted: bool,
+    /// Encoding failures so far (the first is logged as a warning).
+    failures: u64,
+}
+
+/// The fewest frames between two key frames made on request (one second of video).
+pub const KEYFRAME_EVERY_FRAMES: u64 = oneway_media::video::VIDEO_FPS as u64;
+
+impl PatternVideo {
+    /// A pattern source of the default size (320x240), or the encoder's error.
+    pub fn new() -> Result<Self, oneway_media::MediaError> {
+        Self::with_size(
+            oneway_media::video::VIDEO_WIDTH,
+            oneway_media::video::VIDEO_HEIGHT,
+        )
+    }
+
+    /// A pattern source of `width`x`height` pixels, or the encoder's error.
+    pub fn with_size(width: u32, height: u32) -> Result<Self, oneway_media::MediaError> {
+        Ok(PatternVideo {
+            source: oneway_media::PatternSource::with_size(width, height)?,
+            since_key: 0,
+            key_wanted: false,
+            failures: 0,
+        })
+    }
+}
+
+impl FrameSource for PatternVideo {
+    fn kind(&self) -> MediaKind {
+        MediaKind::Video
+    }
+
+    fn next_frames(&mut self) -> Vec<Vec<u8>> {
+        if self.key_wanted && self.since_key >= KEYFRAME_EVERY_FRAMES {
+            let (width, height) = self.source.size();
+            match oneway_media::PatternSource::with_size(width, height) {
+                Ok(fresh) => self.source = fresh,
+                Err(e) => tracing::debug!(error = %e, "no fresh VP8 encoder for a key frame"),
+            }
+            self.key_wanted = false;
+        }
+        match self.source.next_frame() {
+            Ok(frames) => frames
+                .into_iter()
+                .map(|f| {
+                    self.since_key = if f.keyframe { 0 } else { self.since_key + 1 };
+                    f.data
+                })
+                .collect(),
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 {
+                    tracing::warn!(error = %e, "a VP8 frame did not encode; left out");
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self) {
+        self.key_wanted = true;
+    }
+}
+
+/// The source a sending track of `kind` gets when the application gave none: the Opus tone of
+/// `tone_hz` (Opus silence if no encoder can be made, or the frequency is out of range), or the
+/// VP8 test pattern (`None`, logged, if no VP8 encoder can be made: the track then sends
+/// nothing).
+pub fn source_for(kind: MediaKind, tone_hz: f64) -> Option<Box<dyn FrameSource>> {
+    match kind {
+        MediaKind::Audio => match oneway_media::ToneSource::new(tone_hz) {
+            Ok(tone) => Some(Box::new(ToneAudio(tone))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Opus tone: the track sends silence");
+                Some(Box::new(OpusSilence))
+            }
+        },
+        MediaKind::Video => match PatternVideo::new() {
+            Ok(video) => Some(Box::new(video)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no VP8 encoder: the track sends nothing");
+                None
+            }
+        },
+    }
+}
+
+/// The str0m request and frame source for an application's
+/// [`oneway_connection::TrackRequest`]: a sending audio track sends the Opus test tone at its
+/// frequency, a sending video track the VP8 test pattern ([`source_for`]).
 pub fn track_request(
     request: &oneway_connection::TrackRequest,
-) -> (TrackRequest, Option<Box<dyn AudioSource>>) {
+) -> (TrackRequest, Option<Box<dyn FrameSource>>) {
     use oneway_connection::TrackKind;
     let kind = match request.kind {
         TrackKind::Audio => MediaKind::Audio,
         TrackKind::Video => MediaKind::Video,
     };
     let direction = str0m_direction(request.direction);
-    let source: Option<Box<dyn AudioSource>> =
-        if kind == MediaKind::Audio && request.direction.sends() {
-            match oneway_media::ToneSource::new(request.tone_hz) {
-                Ok(tone) => Some(Box::new(ToneAudio(tone))),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no Opus encoder: the track sends silence");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+    let source = if request.direction.sends() {
+        source_for(kind, request.tone_hz)
+    } else {
+        None
+    };
     (TrackRequest { kind, direction }, source)
 }
 
@@ -330,17 +500,6 @@ pub fn str0m_direction(direction: oneway_connection::TrackDirection) -> Directio
     }
 }
 
-/// Opus silence: the 3-byte frame (TOC 0xF8: CELT fullband 20 ms, one frame) decoders play as
-/// 20 ms of silence. The default until a tone encoder is plugged in.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpusSilence;
-
-impl AudioSource for OpusSilence {
-    fn next_audio_frame(&mut self) -> Vec<u8> {
-        vec![0xF8, 0xFF, 0xFE]
-    }
-}
-
 /// A track this side asked for, waiting for its offer or its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackRequest {
@@ -350,15 +509,17 @@ pub struct TrackRequest {
     pub direction: Direction,
 }
 
-/// A sending audio track's clock.
-pub struct AudioSender {
+/// A sending track's clock, audio or video: frames from its [`FrameSource`] at its [`Pace`].
+pub struct MediaSender {
     /// The track's mid.
     pub mid: str0m::media::Mid,
     /// Its frames.
-    pub source: Box<dyn AudioSource>,
+    pub source: Box<dyn FrameSource>,
+    /// Its kind's pace.
+    pub pace: Pace,
     /// When the next frame is due.
     pub next_at: Instant,
-    /// RTP time of the next frame (48 kHz).
+    /// RTP time of the next frame (in `pace.clock` ticks).
     pub rtp_time: u64,
     /// Frames written so far.
     pub sent: u64,
@@ -366,11 +527,12 @@ pub struct AudioSender {
     pub paused: bool,
 }
 
-impl AudioSender {
-    /// A track whose first frame is due at `now`.
-    pub fn new(mid: str0m::media::Mid, source: Box<dyn AudioSource>, now: Instant) -> Self {
-        AudioSender {
+impl MediaSender {
+    /// A track whose first frame is due at `now`, paced for its source's kind.
+    pub fn new(mid: str0m::media::Mid, source: Box<dyn FrameSource>, now: Instant) -> Self {
+        MediaSender {
             mid,
+            pace: Pace::of(source.kind()),
             source,
             next_at: now,
             rtp_time: 0,
@@ -379,7 +541,12 @@ impl AudioSender {
         }
     }
 
-    /// Stops sending until [`AudioSender::resume`].
+    /// Audio or video.
+    pub fn kind(&self) -> MediaKind {
+        self.source.kind()
+    }
+
+    /// Stops sending until [`MediaSender::resume`].
     pub fn pause(&mut self) {
         self.paused = true;
     }
@@ -392,13 +559,14 @@ impl AudioSender {
         }
         let gap = now.saturating_duration_since(self.next_at);
         let ticks =
-            gap.as_micros() * u128::from(AUDIO_FRAME_TICKS) / AUDIO_FRAME.as_micros().max(1);
+            gap.as_micros() * u128::from(self.pace.ticks) / self.pace.interval.as_micros().max(1);
         self.rtp_time += u64::try_from(ticks).unwrap_or(u64::MAX / 2);
         self.next_at = now;
         self.paused = false;
     }
 
-    /// The frames due at `now` (at most a few; a late clock skips ahead), advancing the clock.
+    /// The frames due at `now` with their RTP times (at most a few intervals; a late clock
+    /// skips ahead), advancing the clock.
     pub fn due(&mut self, now: Instant) -> Vec<(u64, Vec<u8>)> {
         if self.paused {
             return Vec::new();
@@ -407,12 +575,13 @@ impl AudioSender {
         let mut n = 0;
         while self.next_at <= now {
             if n == CATCH_UP_FRAMES {
-                self.next_at = now + AUDIO_FRAME;
+                self.next_at = now + self.pace.interval;
                 break;
             }
-            frames.push((self.rtp_time, self.source.next_audio_frame()));
-            self.rtp_time += AUDIO_FRAME_TICKS;
-            self.next_at += AUDIO_FRAME;
+            let time = self.rtp_time;
+            frames.extend(self.source.next_frames().into_iter().map(|f| (time, f)));
+            self.rtp_time += self.pace.ticks;
+            self.next_at += self.pace.interval;
             n += 1;
         }
         frames
@@ -509,7 +678,8 @@ mod tests {
     fn a_late_audio_clock_catches_up_a_little_and_skips_the_rest() {
         let start = Instant::now();
         let mut sender =
-            AudioSender::new(str0m::media::Mid::from("1"), Box::new(OpusSilence), start);
+            MediaSender::new(str0m::media::Mid::from("1"), Box::new(OpusSilence), start);
+        assert_eq!(sender.pace, Pace::AUDIO);
         assert_eq!(sender.due(start).len(), 1);
         let late = sender.due(start + Duration::from_secs(1));
         assert_eq!(late.len(), CATCH_UP_FRAMES as usize);
@@ -524,6 +694,62 @@ mod tests {
             sender.rtp_time,
             rtp + 48_000,
             "a second of clock passed while paused"
+        );
+    }
+
+    #[test]
+    fn a_video_clock_sends_vp8_frames_at_90_khz() {
+        let start = Instant::now();
+        let video = PatternVideo::new().expect("VP8 encoder");
+        let mut sender = MediaSender::new(str0m::media::Mid::from("2"), Box::new(video), start);
+        assert_eq!(sender.pace, Pace::VIDEO);
+        let mut frames = Vec::new();
+        for i in 0..20u32 {
+            frames.extend(sender.due(start + Pace::VIDEO.interval * i));
+        }
+        assert!(frames.len() >= 18, "{} of 20 frames encoded", frames.len());
+        let mut receiver = oneway_media::VideoReceiver::default();
+        for (_, frame) in &frames {
+            receiver.push_frame(frame).expect("VP8");
+        }
+        assert_eq!(receiver.stats().resolution, Some((320, 240)));
+        let sizes: Vec<usize> = frames.iter().map(|(_, f)| f.len()).collect();
+        eprintln!("VP8 frame sizes: {sizes:?}");
+        assert_eq!(
+            frames[1].0 - frames[0].0,
+            4_500,
+            "one 20 fps frame at 90 kHz"
+        );
+        assert_eq!(sender.rtp_time, 20 * 4_500);
+        let rtp = sender.rtp_time;
+        sender.pause();
+        let later = start + Duration::from_secs(3);
+        assert!(sender.due(later).is_empty());
+        sender.resume(later + Duration::from_secs(1));
+        assert!(sender.rtp_time > rtp + 90_000, "the paused time counts");
+        assert!(sender.due(later + Duration::from_secs(1)).len() == 1);
+    }
+
+    #[test]
+    fn a_key_frame_request_brings_a_key_frame_within_a_second() {
+        let mut video = PatternVideo::new().expect("VP8 encoder");
+        let mut receiver = oneway_media::VideoReceiver::default();
+        for _ in 0..30 {
+            for f in video.next_frames() {
+                receiver.push_frame(&f).expect("VP8");
+            }
+        }
+        let before = receiver.stats().keyframes;
+        video.request_keyframe();
+        for _ in 0..KEYFRAME_EVERY_FRAMES {
+            for f in video.next_frames() {
+                receiver.push_frame(&f).expect("VP8");
+            }
+        }
+        assert!(
+            receiver.stats().keyframes > before,
+            "{:?}",
+            receiver.stats()
         );
     }
 }

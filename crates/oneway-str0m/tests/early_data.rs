@@ -3,25 +3,14 @@
 //! proof, its `open` and its first message leave in one flight; the listener must deliver that
 //! message to its connection only once the proof verified, and never with a wrong proof.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use oneway_core::demux::{Routed, classify};
-use oneway_endpoint::{
-    Command, ConnectionEvent, DialerEngineParams, Engine, ListenerEngineParams, Notice, Stack,
-    Transmit,
-};
-use oneway_str0m::Str0m;
+use common::Setup;
+use oneway_endpoint::{Command, ConnectionEvent, Engine, Notice};
 use oneway_str0m::engine::Str0mEngine;
-use oneway_token::{Candidate, Fingerprint, Profile, Secret, Token};
 use tokio::sync::{mpsc, oneshot};
-
-const DIALER: &str = "10.0.0.2:40000";
-const LISTENER: &str = "10.0.0.1:50000";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("address")
-}
 
 /// What the listener side saw.
 struct Outcome {
@@ -46,41 +35,10 @@ fn describe(event: &ConnectionEvent) -> String {
 /// early message; the listener admits the dialer if `admit` once it verified the proof.
 fn run(dialer_key: Option<[u8; 32]>, admit: bool) -> Outcome {
     let start = Instant::now();
-    let (listener_cert, listener_fp) = Str0m::generate_certificate().expect("certificate");
-    let (announced, fast_state) = Str0m::listener_fast_path()
-        .expect("fast path")
-        .expect("str0m has one");
-    let mut token = Token::new(
-        Profile::Native,
-        Fingerprint(listener_fp),
-        Secret([7; 16]),
-        vec![Candidate::udp_host(
-            addr(LISTENER).ip(),
-            addr(LISTENER).port(),
-        )],
-    );
-    token.fast = Some(announced);
-    let keys = token.derive();
+    let setup = Setup::new(true);
     let (dialer_events, _dialer_rx) = mpsc::unbounded_channel();
-    let mut dialer = Str0m::dialer_engine(DialerEngineParams {
-        now: start,
-        token: &token,
-        remotes: &[(0, addr(LISTENER))],
-        keys: &keys,
-        auth_key: dialer_key.unwrap_or(keys.auth_key),
-        certificate: None,
-        locals: &[addr(DIALER)],
-        relayed: None,
-        loopback: false,
-        ice_check_interval: None,
-        timeout: std::time::Duration::from_secs(10),
-        relayed_proof: None,
-        fast_path: true,
-        events: dialer_events,
-    })
-    .expect("dialer engine");
+    let mut dialer = setup.dialer(start, dialer_key, None, dialer_events);
     let (listener_events, mut listener_rx) = mpsc::unbounded_channel();
-    let mut listener_events = Some(listener_events);
     let mut listener: Option<Str0mEngine> = None;
     let mut notices = Vec::new();
     let mut replies: Vec<oneshot::Receiver<Result<oneway_endpoint::ChannelRef, String>>> =
@@ -123,37 +81,12 @@ fn run(dialer_key: Option<[u8; 32]>, admit: bool) -> Outcome {
                 flight.extend(more);
             }
         }
-        for Transmit {
-            source,
-            destination,
-            contents,
-        } in flight
-        {
+        for t in flight {
             if listener.is_none() {
-                let Ok(Routed::NewDialer(new)) = classify(&contents, (&keys).into(), |_| false)
-                else {
-                    continue;
-                };
-                let events = listener_events.take().expect("one listener engine");
-                listener = Some(
-                    Str0m::listener_engine(ListenerEngineParams {
-                        now,
-                        remote: source,
-                        hosts: &[addr(LISTENER)],
-                        certificate: &listener_cert,
-                        fingerprint: listener_fp,
-                        keys: &keys,
-                        sctp: token.sctp_params(),
-                        dialer: &new,
-                        fast_path: Some(&fast_state),
-                        consent_timeout: Duration::from_secs(30),
-                        events,
-                    })
-                    .expect("listener engine"),
-                );
+                listener = setup.listener_for(now, &t, listener_events.clone());
             }
             if let Some(l) = listener.as_mut() {
-                l.handle_datagram(now, source, destination, &contents);
+                l.handle_datagram(now, t.source, t.destination, &t.contents);
             }
         }
         let mut listener_next = None;

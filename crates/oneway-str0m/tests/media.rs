@@ -1,29 +1,23 @@
 //! In-band media between two str0m engines after a one-way start (`spec/handshake.md` §6.2,
 //! §10.5), sans-IO: a dialer engine and a listener engine wired back to back on a virtual
-//! clock. str0m's SDP API takes over from the Direct API; either side adds an audio track by
-//! an `offer` on channel 0 and the other receives its RTP.
+//! clock (the setup is `common`). str0m's SDP API takes over from the Direct API; either side
+//! adds, changes or removes an audio or video track by an `offer` on channel 0, and the other
+//! receives its RTP: the Opus tone decoded, the VP8 test pattern's frames and key frames
+//! checked. Assertions are on counts of simulated time, never on wall-clock times.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use oneway_core::demux::{Routed, classify};
+use common::Setup;
+use oneway_connection::{TrackDirection, TrackKind, TrackStats};
 use oneway_core::signal::Message;
-use oneway_endpoint::{
-    ConnectionEvent, DialerEngineParams, Engine, ListenerEngineParams, Notice, Stack,
-};
+use oneway_endpoint::{Command, ConnectionEvent, Engine, Notice, Stack};
 use oneway_str0m::Str0m;
 use oneway_str0m::engine::Str0mEngine;
 use oneway_str0m::media::TrackRequest;
-use oneway_token::{Candidate, Fingerprint, Profile, Secret, Token};
 use str0m::media::{Direction, MediaKind};
 use tokio::sync::{mpsc, oneshot};
-
-const DIALER: &str = "10.0.0.2:40000";
-const LISTENER: &str = "10.0.0.1:50000";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("address")
-}
 
 /// Two authenticated engines and their events.
 struct Pair {
@@ -43,44 +37,11 @@ impl Pair {
     /// Connects a dialer and a listener (a fast start when `fast`) until both authenticated.
     fn connect(fast: bool) -> Pair {
         let start = Instant::now();
-        let (listener_cert, listener_fp) = Str0m::generate_certificate().expect("certificate");
-        let (announced, fast_state) = Str0m::listener_fast_path()
-            .expect("fast path")
-            .expect("str0m has one");
-        let mut token = Token::new(
-            Profile::Native,
-            Fingerprint(listener_fp),
-            Secret([7; 16]),
-            vec![Candidate::udp_host(
-                addr(LISTENER).ip(),
-                addr(LISTENER).port(),
-            )],
-        );
-        if fast {
-            token.fast = Some(announced);
-        }
-        let keys = token.derive();
+        let setup = Setup::new(fast);
         let (dialer_cert, dialer_fp) = Str0m::generate_certificate().expect("certificate");
         let (dialer_events, dialer_rx) = mpsc::unbounded_channel();
-        let mut dialer = Str0m::dialer_engine(DialerEngineParams {
-            now: start,
-            token: &token,
-            remotes: &[(0, addr(LISTENER))],
-            keys: &keys,
-            auth_key: keys.auth_key,
-            certificate: Some(dialer_cert),
-            locals: &[addr(DIALER)],
-            relayed: None,
-            loopback: false,
-            ice_check_interval: None,
-            timeout: Duration::from_secs(10),
-            relayed_proof: None,
-            fast_path: fast,
-            events: dialer_events,
-        })
-        .expect("dialer engine");
+        let mut dialer = setup.dialer(start, None, Some(dialer_cert), dialer_events);
         let (listener_events, listener_rx) = mpsc::unbounded_channel();
-        let mut listener_events = Some(listener_events);
         let mut listener: Option<Str0mEngine> = None;
         let mut now = start;
         for _ in 0..5_000 {
@@ -88,28 +49,7 @@ impl Pair {
             dialer.take_notices();
             for t in flight {
                 if listener.is_none() {
-                    let Ok(Routed::NewDialer(new)) =
-                        classify(&t.contents, (&keys).into(), |_| false)
-                    else {
-                        continue;
-                    };
-                    let events = listener_events.take().expect("one listener engine");
-                    listener = Some(
-                        Str0m::listener_engine(ListenerEngineParams {
-                            now,
-                            remote: t.source,
-                            hosts: &[addr(LISTENER)],
-                            certificate: &listener_cert,
-                            fingerprint: listener_fp,
-                            keys: &keys,
-                            sctp: token.sctp_params(),
-                            dialer: &new,
-                            fast_path: fast.then_some(&fast_state),
-                            consent_timeout: Duration::from_secs(30),
-                            events,
-                        })
-                        .expect("listener engine"),
-                    );
+                    listener = setup.listener_for(now, &t, listener_events.clone());
                 }
                 if let Some(l) = listener.as_mut() {
                     l.handle_datagram(now, t.source, t.destination, &t.contents);
@@ -226,6 +166,57 @@ impl Pair {
     /// The side sends a channel-0 message as it is.
     fn send_raw(&mut self, from_listener: bool, message: &Message) {
         self.side(from_listener).send_raw_control(message);
+    }
+
+    /// The side's application adds a track (`Command::AddTrack`: the Opus tone or the VP8
+    /// test pattern); returns its reply.
+    fn add_app_track(
+        &mut self,
+        listener: bool,
+        request: oneway_connection::TrackRequest,
+    ) -> oneshot::Receiver<Result<String, String>> {
+        let (reply, answer) = oneshot::channel();
+        let now = self.now;
+        self.side(listener)
+            .handle_command(now, Command::AddTrack { request, reply });
+        answer
+    }
+
+    /// The side's application changes the direction of its track `mid`.
+    fn app_direction(&mut self, listener: bool, mid: &str, direction: TrackDirection) {
+        let (reply, mut answer) = oneshot::channel();
+        let now = self.now;
+        let command = Command::SetTrackDirection {
+            track: mid.to_owned(),
+            direction,
+            reply,
+        };
+        self.side(listener).handle_command(now, command);
+        self.run(Duration::from_millis(300));
+        answer.try_recv().expect("answered").expect("accepted");
+    }
+
+    /// What the side received so far on the peer's track `mid` (zero if nothing yet).
+    fn received(&self, listener: bool, mid: &str) -> TrackStats {
+        let engine = if listener {
+            &self.listener
+        } else {
+            &self.dialer
+        };
+        engine
+            .received_stats()
+            .into_iter()
+            .find(|s| s.track == mid)
+            .unwrap_or(TrackStats {
+                track: mid.to_owned(),
+                kind: TrackKind::Audio,
+                packets: 0,
+                decode_errors: 0,
+                frequency_hz: None,
+                frames: 0,
+                keyframes: 0,
+                resolution: None,
+            })
     }
 }
 
@@ -435,27 +426,6 @@ fn glare_the_dialer_yields_and_both_tracks_arrive() {
     assert!(peer_error_codes(&pair.listener).is_empty());
 }
 
-#[test]
-fn a_second_renegotiation_adds_video_to_audio() {
-    let mut pair = Pair::connect(false);
-    let mut audio = pair.add_track(false, MediaKind::Audio, Direction::SendOnly);
-    pair.run(Duration::from_millis(500));
-    let audio = audio.try_recv().expect("answered").expect("accepted");
-    let mut video = pair.add_track(false, MediaKind::Video, Direction::SendRecv);
-    pair.run(Duration::from_millis(500));
-    let video = video.try_recv().expect("answered").expect("accepted");
-    assert!(
-        pair.listener_events
-            .contains(&ConnectionEvent::TrackOpen { track: video })
-    );
-    let before = rtp_count(&pair.listener_events, &audio);
-    pair.run(Duration::from_secs(1));
-    assert!(
-        rtp_count(&pair.listener_events, &audio) >= before + 40,
-        "audio goes on"
-    );
-}
-
 /// Runs `change` on the dialer's engine with a fresh reply, then 300 ms; the reply must be Ok.
 fn dialer_change(pair: &mut Pair, change: impl FnOnce(&mut Str0mEngine, Instant, TrackReplyTx)) {
     let (reply, mut answer) = oneshot::channel();
@@ -536,4 +506,224 @@ fn an_offer_giving_two_tracks_one_ssrc_is_refused() {
                       a=ssrc:1001 cname:browser\r\n";
         offer.replace("a=group:BUNDLE data 1", "a=group:BUNDLE data 1 2") + second
     });
+}
+
+/// One line of a track's figures, for the test log.
+fn figures(side: &str, s: &TrackStats) -> String {
+    format!(
+        "{side} received track {}: {:?} {} packets, {} frames, {} key frames, {:?}, {} errors, {:?} Hz",
+        s.track,
+        s.kind,
+        s.packets,
+        s.frames,
+        s.keyframes,
+        s.resolution,
+        s.decode_errors,
+        s.frequency_hz
+    )
+}
+
+/// The VP8 test pattern arrived whole on a track: at least `frames` frames in more packets,
+/// a key frame, 320x240, nothing malformed.
+fn assert_video(s: &TrackStats, frames: u64) {
+    assert_eq!(s.kind, TrackKind::Video, "{s:?}");
+    assert!(s.frames >= frames, "{s:?}");
+    assert!(s.packets >= s.frames, "{s:?}");
+    assert!(s.keyframes >= 1, "{s:?}");
+    assert_eq!(s.resolution, Some((320, 240)), "{s:?}");
+    assert_eq!(s.decode_errors, 0, "{s:?}");
+}
+
+/// One side adds a send-and-receive video track; both sides send the VP8 test pattern on it
+/// (the answerer because the offer wants to receive) and both receive and check it.
+fn video_both_ways(from_listener: bool) {
+    let mut pair = Pair::connect(false);
+    let mut reply = pair.add_app_track(from_listener, oneway_connection::TrackRequest::video());
+    pair.run(Duration::from_secs(2));
+    let mid = reply.try_recv().expect("answered").expect("accepted");
+    let at_peer = pair.received(!from_listener, &mid);
+    let at_adder = pair.received(from_listener, &mid);
+    eprintln!("{}", figures("the peer", &at_peer));
+    eprintln!("{}", figures("the adder", &at_adder));
+    assert_video(&at_peer, 30);
+    assert_video(&at_adder, 30);
+    let (adder_events, peer_events) = if from_listener {
+        (&pair.listener_events, &pair.dialer_events)
+    } else {
+        (&pair.dialer_events, &pair.listener_events)
+    };
+    for events in [adder_events, peer_events] {
+        assert!(
+            events.contains(&ConnectionEvent::TrackAdded {
+                track: mid.clone(),
+                kind: TrackKind::Video
+            }),
+            "{events:?}"
+        );
+        let reported = events.iter().rev().find_map(|e| match e {
+            ConnectionEvent::MediaStats(s) if s.track == mid => Some(s.clone()),
+            _ => None,
+        });
+        let reported = reported.expect("a MediaStats event for the video track");
+        assert_video(&reported, 20);
+    }
+    assert!(peer_events.contains(&ConnectionEvent::TrackOpen { track: mid.clone() }));
+    assert!(peer_error_codes(&pair.dialer).is_empty());
+    assert!(peer_error_codes(&pair.listener).is_empty());
+    assert!(!pair.dialer.is_closed() && !pair.listener.is_closed());
+}
+
+#[test]
+fn the_dialer_adds_video_and_both_send_and_receive_it() {
+    video_both_ways(false);
+}
+
+#[test]
+fn the_listener_adds_video_and_both_send_and_receive_it() {
+    video_both_ways(true);
+}
+
+/// The dialer's audio call (send only), then its send-and-receive video.
+fn audio_then_video() -> (Pair, String, String) {
+    let mut pair = Pair::connect(false);
+    let tone =
+        oneway_connection::TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly);
+    let mut audio = pair.add_app_track(false, tone);
+    pair.run(Duration::from_millis(500));
+    let audio = audio.try_recv().expect("answered").expect("accepted");
+    let mut video = pair.add_app_track(false, oneway_connection::TrackRequest::video());
+    pair.run(Duration::from_secs(2));
+    let video = video.try_recv().expect("answered").expect("accepted");
+    (pair, audio, video)
+}
+
+#[test]
+fn a_second_renegotiation_adds_video_to_a_running_audio_call() {
+    let (mut pair, audio, video) = audio_then_video();
+    let tone = pair.received(true, &audio);
+    eprintln!("{}", figures("the listener", &tone));
+    assert!(tone.packets >= 100, "{tone:?}");
+    assert_eq!(
+        tone.frequency_hz.map(|f| f.abs_diff(440) <= 5),
+        Some(true),
+        "{tone:?}"
+    );
+    let (at_listener, at_dialer) = (pair.received(true, &video), pair.received(false, &video));
+    eprintln!("{}", figures("the listener", &at_listener));
+    eprintln!("{}", figures("the dialer", &at_dialer));
+    assert_video(&at_listener, 30);
+    assert_video(&at_dialer, 30);
+    // Both go on.
+    pair.run(Duration::from_secs(1));
+    assert!(pair.received(true, &audio).packets >= tone.packets + 45);
+    assert!(pair.received(true, &video).frames >= at_listener.frames + 18);
+    assert!(pair.received(false, &video).frames >= at_dialer.frames + 18);
+}
+
+#[test]
+fn removing_the_video_track_stops_its_media_and_audio_goes_on() {
+    let (mut pair, audio, video) = audio_then_video();
+    let (reply, mut removed) = oneshot::channel();
+    let now = pair.now;
+    pair.dialer.handle_command(
+        now,
+        Command::RemoveTrack {
+            track: video.clone(),
+            reply,
+        },
+    );
+    pair.run(Duration::from_millis(300));
+    removed.try_recv().expect("answered").expect("removed");
+    let (at_listener, at_dialer) = (pair.received(true, &video), pair.received(false, &video));
+    let tone = pair.received(true, &audio);
+    pair.run(Duration::from_secs(1));
+    let (after_listener, after_dialer) =
+        (pair.received(true, &video), pair.received(false, &video));
+    eprintln!(
+        "video at the listener: {} packets when removed, {} a second later; at the dialer: {} then {}",
+        at_listener.packets, after_listener.packets, at_dialer.packets, after_dialer.packets
+    );
+    assert!(at_listener.frames >= 30 && at_dialer.frames >= 30);
+    assert_eq!(
+        after_listener.packets, at_listener.packets,
+        "the dialer's video stopped"
+    );
+    assert_eq!(
+        after_dialer.packets, at_dialer.packets,
+        "the listener's video stopped"
+    );
+    let tone_after = pair.received(true, &audio);
+    eprintln!(
+        "audio at the listener: {} then {} packets",
+        tone.packets, tone_after.packets
+    );
+    assert!(tone_after.packets >= tone.packets + 45, "audio goes on");
+    assert!(peer_error_codes(&pair.dialer).is_empty());
+    assert!(peer_error_codes(&pair.listener).is_empty());
+}
+
+#[test]
+fn a_video_track_stops_sending_when_receive_only_and_resumes() {
+    let mut pair = Pair::connect(false);
+    let mut reply = pair.add_app_track(false, oneway_connection::TrackRequest::video());
+    pair.run(Duration::from_secs(1));
+    let mid = reply.try_recv().expect("answered").expect("accepted");
+    assert_video(&pair.received(true, &mid), 15);
+
+    pair.app_direction(false, &mid, TrackDirection::RecvOnly);
+    let (stopped, incoming) = (pair.received(true, &mid), pair.received(false, &mid));
+    pair.run(Duration::from_secs(1));
+    let (still, incoming_after) = (pair.received(true, &mid), pair.received(false, &mid));
+    eprintln!(
+        "receive-only: the listener got {} then {} frames; the dialer {} then {}",
+        stopped.frames, still.frames, incoming.frames, incoming_after.frames
+    );
+    assert_eq!(still.frames, stopped.frames, "the dialer's sender stopped");
+    assert!(
+        incoming_after.frames >= incoming.frames + 18,
+        "the listener's video goes on"
+    );
+
+    pair.app_direction(false, &mid, TrackDirection::SendRecv);
+    pair.run(Duration::from_secs(1));
+    let resumed = pair.received(true, &mid);
+    eprintln!(
+        "send-receive again: the listener got {} frames",
+        resumed.frames
+    );
+    assert!(
+        resumed.frames >= still.frames + 18,
+        "resumed: {still:?} then {resumed:?}"
+    );
+    assert_eq!(resumed.decode_errors, 0);
+    assert!(peer_error_codes(&pair.dialer).is_empty());
+    assert!(peer_error_codes(&pair.listener).is_empty());
+}
+
+#[test]
+fn a_video_frame_in_several_rtp_packets_is_counted_by_its_packets() {
+    // A 640x480 key frame does not fit in one packet: str0m splits it, the receiver counts
+    // the packets from the frame's sequence numbers.
+    let mut pair = Pair::connect(false);
+    let source = oneway_str0m::media::PatternVideo::with_size(640, 480).expect("VP8 encoder");
+    let (reply, mut answer) = oneshot::channel();
+    let now = pair.now;
+    let request = TrackRequest {
+        kind: MediaKind::Video,
+        direction: Direction::SendOnly,
+    };
+    pair.dialer
+        .add_track(now, request, Some(Box::new(source)), reply);
+    pair.run(Duration::from_secs(1));
+    let mid = answer.try_recv().expect("answered").expect("accepted");
+    let stats = pair.received(true, &mid);
+    eprintln!("{}", figures("the listener", &stats));
+    assert!(stats.frames >= 15, "{stats:?}");
+    assert!(stats.packets > stats.frames, "{stats:?}");
+    assert_eq!(stats.resolution, Some((640, 480)));
+    assert_eq!(stats.decode_errors, 0);
+    assert!(
+        pair.received(false, &mid).packets == 0,
+        "the listener only receives"
+    );
 }

@@ -34,7 +34,10 @@ const VIDEO_FRAMES: u64 = 20;
 const TONE_TOLERANCE_HZ: u32 = 5;
 
 enum Ask {
-    Add(TrackRequest, oneshot::Sender<Result<String, ConnectionError>>),
+    Add(
+        TrackRequest,
+        oneshot::Sender<Result<String, ConnectionError>>,
+    ),
     Remove(String, oneshot::Sender<Result<String, ConnectionError>>),
     Direction(
         String,
@@ -136,7 +139,11 @@ impl MediaPeer {
     }
 
     /// Changes a track's direction.
-    pub async fn direction(&self, track: &str, direction: TrackDirection) -> Result<String, String> {
+    pub async fn direction(
+        &self,
+        track: &str,
+        direction: TrackDirection,
+    ) -> Result<String, String> {
         let track = track.to_owned();
         self.ask(|r| Ask::Direction(track, direction, r)).await
     }
@@ -412,10 +419,7 @@ pub async fn media_cell<D: Stack, L: Stack>() -> MediaRow {
 
     // The dialer's audio to receive-only (the listener's copy stops) and back (it resumes).
     row.direction = match &dialer_audio_at_listener {
-        Some(remote) => match d
-            .direction(&dialer_audio, TrackDirection::RecvOnly)
-            .await
-        {
+        Some(remote) => match d.direction(&dialer_audio, TrackDirection::RecvOnly).await {
             Ok(_) => match stopped(&mut l, remote, "audio").await {
                 Ok(stop) => match d.direction(&dialer_audio, TrackDirection::SendRecv).await {
                     Ok(_) => resumed(&mut l, remote)

@@ -1,26 +1,24 @@
 //! The engine's side of in-band media (`spec/handshake.md` §6.2, §10.5): channel-0 `offer` and
 //! `answer` through str0m's SDP API once it took over from the Direct API
-//! ([`crate::media`]), tracks this side adds, received media reported as connection events,
-//! and the audio clock of sending tracks.
+//! ([`crate::media`]) and the tracks this side adds; the media itself is `media_io`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use oneway_connection::{ConnectionEvent, TrackKind, TrackStats};
+use oneway_connection::ConnectionEvent;
 use oneway_core::ProofRole;
 use oneway_core::signal::Message;
-use oneway_media::ToneReceiver;
+use str0m::IceCreds;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaAdded, MediaData, MediaKind, MediaTime, Mid};
-use str0m::{Event, IceCreds};
+use str0m::media::{Direction, Mid};
 use tokio::sync::oneshot;
 
 use super::Str0mEngine;
+use super::media_io::RemoteTrack;
 use crate::media::{
-    self, AudioSender, AudioSource, NegotiationError, OfferRate, OpusSilence, Running, TrackRequest,
+    self, FrameSource, MediaSender, NegotiationError, OfferRate, Running, TrackRequest,
 };
 
 /// Where the mid of a track this side asked for goes, once the peer answered.
@@ -28,10 +26,10 @@ pub type TrackReply = oneshot::Sender<Result<String, String>>;
 
 /// A change of this side's tracks, waiting for its offer or its answer.
 enum LocalChange {
-    /// Add a track; a sending audio track takes its frames from `source`.
+    /// Add a track; a sending track takes its frames from `source`.
     Add {
         request: TrackRequest,
-        source: Box<dyn AudioSource>,
+        source: Option<Box<dyn FrameSource>>,
     },
     /// Change a negotiated track's direction (this side's view).
     Direction { mid: Mid, direction: Direction },
@@ -65,26 +63,19 @@ pub(crate) struct MediaState {
     known_mids: Vec<String>,
     /// The peer's offer rate.
     rate: OfferRate,
-    /// Sending audio tracks.
-    senders: Vec<AudioSender>,
-    /// Frames received per track (one RTP packet each for audio).
-    received: Vec<(Mid, u64)>,
-    /// The peer's tracks: kind, and for audio the decoder that measures the tone (at most
-    /// [`MAX_RECEIVERS`]).
-    receivers: Vec<(Mid, MediaKind, Option<ToneReceiver>)>,
+    /// Sending tracks, audio and video.
+    pub(super) senders: Vec<MediaSender>,
+    /// The peer's tracks as they arrive.
+    pub(super) remote: Vec<RemoteTrack>,
     /// The last `error`s the peer sent after authentication (code, reason), oldest first.
     peer_errors: VecDeque<(String, String)>,
 }
 
 /// Most peer errors [`Str0mEngine::peer_errors`] keeps.
 const PEER_ERRORS: usize = 16;
-/// Most remote tracks measured (more are counted, not decoded).
-const MAX_RECEIVERS: usize = 16;
-/// A remote track's `MediaStats` event goes out every this many packets (about 1 s of audio).
-const STATS_EVERY: u64 = 50;
 
 impl MediaState {
-    /// When the next audio frame is due.
+    /// When the next frame of a sending track is due.
     pub(crate) fn next_frame_at(&self) -> Option<Instant> {
         self.senders
             .iter()
@@ -107,21 +98,21 @@ impl Str0mEngine {
 
     /// Adds a media track: queues it and offers it on channel 0 (`spec/handshake.md` §6.2) as
     /// soon as no other offer of ours is waiting. `reply` gets the track's mid once the peer
-    /// answered, or the peer's refusal. A sending audio track then sends one frame every 20 ms
-    /// from `source` (the seam for an encoder, [`AudioSource`]; `None`: [`OpusSilence`]).
+    /// answered, or the peer's refusal. A sending track then sends from `source` at its kind's
+    /// pace ([`media::Pace`]: an Opus frame every 20 ms, a VP8 frame every 50 ms); `None`: the
+    /// default source of its kind ([`media::source_for`], a 440 Hz tone or the test pattern).
     pub fn add_track(
         &mut self,
         now: Instant,
         request: TrackRequest,
-        source: Option<Box<dyn AudioSource>>,
+        source: Option<Box<dyn FrameSource>>,
         reply: TrackReply,
     ) {
-        let source = source.unwrap_or_else(|| Box::new(OpusSilence));
         self.ask(now, LocalChange::Add { request, source }, reply);
     }
 
     /// Changes the direction of the negotiated track `mid` (this side's view) by an offer;
-    /// `reply` gets the mid back once the peer answered. Audio this side sends starts or stops
+    /// `reply` gets the mid back once the peer answered. Media this side sends starts or stops
     /// with it.
     pub fn set_track_direction(
         &mut self,
@@ -157,24 +148,6 @@ impl Str0mEngine {
             reply: Some(reply),
         });
         self.offer_queued(now);
-    }
-
-    /// RTP packets received so far on each of the peer's tracks (by mid).
-    pub fn received_packets(&self) -> Vec<(String, u64)> {
-        self.media
-            .received
-            .iter()
-            .map(|(mid, n)| (mid.to_string(), *n))
-            .collect()
-    }
-
-    /// Audio frames sent so far on each of this side's tracks (by mid).
-    pub fn sent_frames(&self) -> Vec<(String, u64)> {
-        self.media
-            .senders
-            .iter()
-            .map(|s| (s.mid.to_string(), s.sent))
-            .collect()
     }
 
     /// The last `error` messages the peer sent after authentication (code, reason), oldest
@@ -428,33 +401,18 @@ impl Str0mEngine {
         self.offer_queued(now);
     }
 
-    /// A change the peer's answer accepted: audio this side sends starts or stops.
+    /// A change the peer's answer accepted: media this side sends starts, pauses, resumes or
+    /// ends (a video track whose VP8 encoder could not be made sends nothing).
     fn applied(&mut self, now: Instant, mid: Mid, change: LocalChange) {
-        let sender = self.media.senders.iter().position(|s| s.mid == mid);
         match change {
             LocalChange::Add { request, source } => {
                 self.media.known_mids.push(mid.to_string());
-                if request.kind == MediaKind::Audio && request.direction.is_sending() {
-                    self.media.senders.push(AudioSender::new(mid, source, now));
+                if request.direction.is_sending() {
+                    self.sync_sender(now, mid, source);
                 }
             }
-            LocalChange::Direction { direction, .. } => {
-                let audio = self.rtc.media(mid).is_some_and(|m| m.kind().is_audio());
-                match (audio && direction.is_sending(), sender) {
-                    (true, Some(at)) => self.media.senders[at].resume(now),
-                    (true, None) => {
-                        self.media
-                            .senders
-                            .push(AudioSender::new(mid, Box::new(OpusSilence), now))
-                    }
-                    (false, Some(at)) => self.media.senders[at].pause(),
-                    (false, None) => {}
-                }
-            }
-            LocalChange::Remove { .. } => {
-                if let Some(at) = sender {
-                    self.media.senders.remove(at);
-                }
+            LocalChange::Direction { .. } | LocalChange::Remove { .. } => {
+                self.sync_sender(now, mid, None);
             }
         }
     }
@@ -485,134 +443,5 @@ impl Str0mEngine {
             code: error.code().to_owned(),
             reason: error.to_string(),
         });
-    }
-
-    /// str0m's media events; `false` for any other event.
-    pub(super) fn on_media_event(&mut self, event: &Event) -> bool {
-        match event {
-            Event::MediaAdded(MediaAdded {
-                mid,
-                kind,
-                direction,
-                ..
-            }) => {
-                tracing::debug!(%mid, ?kind, ?direction, "the peer added a track");
-                if !self.media.receivers.iter().any(|(m, _, _)| m == mid)
-                    && self.media.receivers.len() < MAX_RECEIVERS
-                {
-                    let decoder = match kind {
-                        MediaKind::Audio => ToneReceiver::new()
-                            .map_err(|e| tracing::warn!(%mid, error = %e, "no Opus decoder"))
-                            .ok(),
-                        MediaKind::Video => None,
-                    };
-                    self.media.receivers.push((*mid, *kind, decoder));
-                }
-                let _ = self.events.send(ConnectionEvent::TrackOpen {
-                    track: mid.to_string(),
-                });
-                true
-            }
-            Event::MediaData(MediaData { mid, pt, data, .. }) => {
-                let count = match self.media.received.iter_mut().find(|(m, _)| m == mid) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        self.media.received.push((*mid, 1));
-                        1
-                    }
-                };
-                self.measure(*mid, count, data);
-                let _ = self.events.send(ConnectionEvent::Rtp {
-                    track: mid.to_string(),
-                    payload_type: **pt,
-                    payload: data.to_vec(),
-                });
-                true
-            }
-            Event::MediaChanged(change) => {
-                tracing::debug!(?change, "a track changed");
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Feeds a remote track's payload to its decoder; announces the track with its first packet
-    /// and reports its stats every [`STATS_EVERY`] packets (`ConnectionEvent::MediaStats`).
-    fn measure(&mut self, mid: Mid, count: u64, payload: &[u8]) {
-        let Some((_, kind, decoder)) = self.media.receivers.iter_mut().find(|(m, _, _)| *m == mid)
-        else {
-            return;
-        };
-        let kind = match kind {
-            MediaKind::Audio => TrackKind::Audio,
-            MediaKind::Video => TrackKind::Video,
-        };
-        if let Some(decoder) = decoder.as_mut() {
-            // A payload that does not decode is counted by the receiver; nothing else to do.
-            let _ = decoder.push(payload);
-        }
-        if count == 1 {
-            let _ = self.events.send(ConnectionEvent::TrackAdded {
-                track: mid.to_string(),
-                kind,
-            });
-        }
-        if count.is_multiple_of(STATS_EVERY) {
-            let (decode_errors, frequency_hz) = match decoder {
-                Some(d) => (d.stats().errors, d.frequency().map(|f| f.round() as u32)),
-                None => (0, None),
-            };
-            let _ = self.events.send(ConnectionEvent::MediaStats(TrackStats {
-                track: mid.to_string(),
-                kind,
-                packets: count,
-                decode_errors,
-                frequency_hz,
-                frames: 0,
-                keyframes: 0,
-                resolution: None,
-            }));
-        }
-    }
-
-    /// Writes the audio frames due at `now` on every sending track.
-    pub(super) fn send_media(&mut self, now: Instant) {
-        for i in 0..self.media.senders.len() {
-            let frames = self.media.senders[i].due(now);
-            if frames.is_empty() {
-                continue;
-            }
-            let mid = self.media.senders[i].mid;
-            let Some(writer) = self.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::Opus)
-                .map(|p| p.pt())
-            else {
-                tracing::warn!(%mid, "no Opus payload type negotiated; track not sent");
-                continue;
-            };
-            let mut sent = 0;
-            for (rtp_time, frame) in frames {
-                let Some(writer) = self.rtc.writer(mid) else {
-                    break;
-                };
-                let time = MediaTime::new(rtp_time, Frequency::FORTY_EIGHT_KHZ);
-                match writer.write(pt, now, time, frame) {
-                    Ok(()) => sent += 1,
-                    Err(e) => {
-                        tracing::debug!(%mid, error = %e, "audio frame not written");
-                        break;
-                    }
-                }
-            }
-            self.media.senders[i].sent += sent;
-        }
     }
 }
