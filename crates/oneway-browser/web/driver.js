@@ -300,12 +300,14 @@ async function remoteTone(c, ms = 600) {
   } finally { ctx.close().catch(() => {}); }
 }
 
-// The inbound-rtp entry of `kind` with the most packets, in the shape `wait-track` returns.
-async function inbound(c, kind) {
+// The inbound-rtp entry of `kind` with the most packets (or the one of `ssrc`), in the shape
+// `wait-track` returns.
+async function inbound(c, kind, ssrc = null) {
   const stats = await c.pc.getStats();
   let best = null;
   stats.forEach(s => {
-    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === kind && (!best || (s.packetsReceived || 0) > (best.packetsReceived || 0))) best = s;
+    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === kind && (ssrc === null || s.ssrc === ssrc)
+      && (!best || (s.packetsReceived || 0) > (best.packetsReceived || 0))) best = s;
   });
   if (!best) return null;
   const codec = best.codecId ? stats.get(best.codecId) : null;
@@ -580,8 +582,12 @@ const kinds = {
     throw new ow.OnewayError('no-media', `no ${kind} with ${packets} packets${kind === 'video' ? ` and ${frames} decoded frames` : ''} in ${timeoutMs} ms; last inbound-rtp: ${JSON.stringify(last)}`);
   },
 
-  // The inbound-rtp statistics of `kind` now (null: none), as `wait-track` returns them.
-  async inbound(emit, state, { conn, kind = 'audio' }) { return inbound(connOf(conn), kind); },
+  // The inbound-rtp statistics of `kind` (of the stream `ssrc` if given) now (null: none), as
+  // `wait-track` returns them, with every transceiver's negotiated direction.
+  async inbound(emit, state, { conn, kind = 'audio', ssrc = null }) {
+    const c = connOf(conn);
+    return { stats: await inbound(c, kind, ssrc), ...describeTransceivers(c) };
+  },
 
   // The outbound-rtp statistics of `kind` now (null: nothing sent).
   async outbound(emit, state, { conn, kind = 'audio' }) { return outbound(connOf(conn), kind); },

@@ -15,7 +15,11 @@
 //! - `remove_by_browser`: the browser stops its audio transceiver; the native peer answers and
 //!   receives no more of it; data still echoes;
 //! - `direction_by_browser`: the browser turns its audio `recvonly` (the native peer's packets
-//!   stop) and back to `sendrecv` (they resume); data still echoes.
+//!   stop) and back to `sendrecv` (they resume); data still echoes;
+//! - `remove_by_native`: the native peer removes the tone it sends; the browser answers and
+//!   receives no more of it; data still echoes;
+//! - `direction_by_native`: the native peer turns its tone `recvonly` (the browser's packets
+//!   stop) and back to `sendonly` (they resume); data still echoes.
 //!
 //! Each result names the figures of the table (packets, frames, resolution, tone).
 
@@ -388,6 +392,103 @@ async fn direction_by_browser(s: &mut Session) -> CaseResult {
     ))
 }
 
+/// The browser's packets of the inbound stream `ssrc` (`None`: its statistics are gone, as
+/// Chromium drops them once the receiver stopped), and its transceivers.
+async fn browser_packets(s: &Session, ssrc: &Value) -> Result<(Option<u64>, Value), String> {
+    let now = s
+        .op("inbound", json!({"kind": "audio", "ssrc": ssrc}))
+        .await?;
+    Ok((
+        now["stats"]["packets"].as_u64(),
+        now["transceivers"].clone(),
+    ))
+}
+
+/// After a change that stops the native peer's stream `ssrc` (on the m-line `mid`): lets packets in flight land,
+/// then checks that none arrive at the browser for [`QUIET`]; describes where it stopped.
+async fn browser_stopped(s: &Session, ssrc: &Value, mid: &Value) -> Result<String, String> {
+    tokio::time::sleep(QUIET).await;
+    let (before, _) = browser_packets(s, ssrc).await?;
+    tokio::time::sleep(QUIET).await;
+    let (after, transceivers) = browser_packets(s, ssrc).await?;
+    match (before, after) {
+        (Some(a), Some(b)) if a != b => Err(format!(
+            "the browser still receives the {} tone: {a} → {b} packets in {QUIET:?}; transceivers {transceivers}",
+            s.stack
+        )),
+        (Some(a), Some(_)) => Ok(format!("stopped at {a} pkts")),
+        (_, None) => {
+            // Gone statistics count only with the stream's transceiver stopped or gone (a
+            // stopped transceiver leaves getTransceivers() once negotiated).
+            let live = transceivers.as_array().is_some_and(|ts| {
+                ts.iter()
+                    .any(|t| &t["mid"] == mid && t["current"] != json!("stopped"))
+            });
+            if live {
+                return Err(format!(
+                    "the browser's statistics of the stream are gone, yet its transceiver (mid {mid}) runs: {transceivers}"
+                ));
+            }
+            Ok(format!(
+                "its transceiver (mid {mid}) stopped and left, inbound-rtp statistics gone"
+            ))
+        }
+        (None, Some(b)) => Err(format!(
+            "the browser's statistics of the stream came back ({b} packets); transceivers {transceivers}"
+        )),
+    }
+}
+
+/// The native peer adds its tone, the browser receives it; returns the native track id, the
+/// browser's inbound statistics and the stream's SSRC.
+async fn native_tone_at_browser(s: &mut Session) -> Result<(String, Value), String> {
+    let id = s
+        .native
+        .add(TrackRequest::tone(NATIVE_HZ).with_direction(TrackDirection::SendOnly))
+        .await
+        .map_err(err("native add_track(tone)"))?;
+    let got = s.browser_gets("audio", AUDIO_PACKETS, 0, false).await?;
+    Ok((id, got))
+}
+
+/// The native peer removes the tone it sends: the browser answers and receives no more of it.
+async fn remove_by_native(s: &mut Session) -> CaseResult {
+    let (id, got) = native_tone_at_browser(s).await?;
+    s.native
+        .remove(&id)
+        .await
+        .map_err(err("native remove_track"))?;
+    let stopped = browser_stopped(s, &got["ssrc"], &got["mid"]).await?;
+    s.data_still_flows().await?;
+    Ok(format!(
+        "{} tone at the browser: {} pkts; {} removed it, the browser answered; {stopped}; data still echoes",
+        s.stack, got["packets"], s.stack
+    ))
+}
+
+/// The native peer turns its tone `recvonly` (the browser's packets stop) and back to
+/// `sendonly` (they resume).
+async fn direction_by_native(s: &mut Session) -> CaseResult {
+    let (id, got) = native_tone_at_browser(s).await?;
+    s.native
+        .direction(&id, TrackDirection::RecvOnly)
+        .await
+        .map_err(err("native set_track_direction(recvonly)"))?;
+    let stopped = browser_stopped(s, &got["ssrc"], &got["mid"]).await?;
+    let (at, _) = browser_packets(s, &got["ssrc"]).await?;
+    s.native
+        .direction(&id, TrackDirection::SendOnly)
+        .await
+        .map_err(err("native set_track_direction(sendonly)"))?;
+    let want = at.unwrap_or(0) + AUDIO_PACKETS;
+    let resumed = s.browser_gets("audio", want, 0, false).await?;
+    s.data_still_flows().await?;
+    Ok(format!(
+        "{} tone at the browser: {} pkts; recvonly answered, {stopped}; sendonly answered, resumed to {} pkts; data still echoes",
+        s.stack, got["packets"], resumed["packets"]
+    ))
+}
+
 fn video_figures(s: &TrackStats) -> String {
     let (w, h) = s.resolution.unwrap_or((0, 0));
     format!(
@@ -402,6 +503,8 @@ const VIDEO_FROM_BROWSER: u8 = 2;
 const VIDEO_TO_BROWSER: u8 = 3;
 const REMOVE_BY_BROWSER: u8 = 4;
 const DIRECTION_BY_BROWSER: u8 = 5;
+const REMOVE_BY_NATIVE: u8 = 6;
+const DIRECTION_BY_NATIVE: u8 = 7;
 
 /// One case: stack `S`, the browser dialing or not, one step.
 fn case<S: Stack, const BROWSER_DIALS: bool, const STEP: u8>(
@@ -421,6 +524,8 @@ fn case<S: Stack, const BROWSER_DIALS: bool, const STEP: u8>(
             VIDEO_TO_BROWSER => video_to_browser(&mut s).await,
             REMOVE_BY_BROWSER => remove_by_browser(&mut s).await,
             DIRECTION_BY_BROWSER => direction_by_browser(&mut s).await,
+            REMOVE_BY_NATIVE => remove_by_native(&mut s).await,
+            DIRECTION_BY_NATIVE => direction_by_native(&mut s).await,
             _ => Err(format!("no media step {STEP}")),
         };
         let result = result.map_err(|e| {
@@ -478,6 +583,16 @@ pub(super) static CASES: &[(&str, Case, &[&Variant])] = &[
         ROLES,
     ),
     (
+        "media_browser_dials_str0m_remove_by_native",
+        case::<Str0m, true, REMOVE_BY_NATIVE>,
+        ROLES,
+    ),
+    (
+        "media_browser_dials_str0m_direction_by_native",
+        case::<Str0m, true, DIRECTION_BY_NATIVE>,
+        ROLES,
+    ),
+    (
         "media_str0m_dials_browser_audio_from_browser",
         case::<Str0m, false, AUDIO_FROM_BROWSER>,
         ROLES,
@@ -505,6 +620,16 @@ pub(super) static CASES: &[(&str, Case, &[&Variant])] = &[
     (
         "media_str0m_dials_browser_direction_by_browser",
         case::<Str0m, false, DIRECTION_BY_BROWSER>,
+        ROLES,
+    ),
+    (
+        "media_str0m_dials_browser_remove_by_native",
+        case::<Str0m, false, REMOVE_BY_NATIVE>,
+        ROLES,
+    ),
+    (
+        "media_str0m_dials_browser_direction_by_native",
+        case::<Str0m, false, DIRECTION_BY_NATIVE>,
         ROLES,
     ),
     (
@@ -538,6 +663,16 @@ pub(super) static CASES: &[(&str, Case, &[&Variant])] = &[
         ROLES,
     ),
     (
+        "media_browser_dials_webrtc_remove_by_native",
+        case::<WebrtcRs, true, REMOVE_BY_NATIVE>,
+        ROLES,
+    ),
+    (
+        "media_browser_dials_webrtc_direction_by_native",
+        case::<WebrtcRs, true, DIRECTION_BY_NATIVE>,
+        ROLES,
+    ),
+    (
         "media_webrtc_dials_browser_audio_from_browser",
         case::<WebrtcRs, false, AUDIO_FROM_BROWSER>,
         ROLES,
@@ -565,6 +700,16 @@ pub(super) static CASES: &[(&str, Case, &[&Variant])] = &[
     (
         "media_webrtc_dials_browser_direction_by_browser",
         case::<WebrtcRs, false, DIRECTION_BY_BROWSER>,
+        ROLES,
+    ),
+    (
+        "media_webrtc_dials_browser_remove_by_native",
+        case::<WebrtcRs, false, REMOVE_BY_NATIVE>,
+        ROLES,
+    ),
+    (
+        "media_webrtc_dials_browser_direction_by_native",
+        case::<WebrtcRs, false, DIRECTION_BY_NATIVE>,
         ROLES,
     ),
 ];
