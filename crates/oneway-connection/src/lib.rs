@@ -415,8 +415,9 @@ impl Connection {
     }
 
     /// Stops a track this side added (`track`: the id [`Connection::add_track`] returned) by
-    /// renegotiating in band: its m-line is rejected (port 0) and its media stops. Returns the
-    /// track's id once the peer's answer is applied.
+    /// renegotiating in band: its media stops at once, and the offer stops its m-line (port 0
+    /// on str0m; `a=inactive` on webrtc-rs, whose `rtc` keeps a stopped transceiver's section).
+    /// Returns the track's id once the peer's answer is applied.
     pub async fn remove_track(&self, track: &str) -> Result<String, ConnectionError> {
         let track = track.to_owned();
         self.request(|reply| Command::RemoveTrack { track, reply })

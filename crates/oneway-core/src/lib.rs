@@ -25,6 +25,7 @@ pub mod events;
 pub mod handshake;
 pub mod proof;
 pub mod punch;
+pub mod renegotiation;
 pub mod signal;
 pub mod stun_client;
 pub mod username;

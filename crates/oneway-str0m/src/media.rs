@@ -14,9 +14,11 @@
 //! credentials, which a listener must never take; a different fingerprint is ignored once DTLS
 //! is up), so [`check_offer`] does, before str0m sees the offer.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+pub use oneway_core::renegotiation::{
+    NegotiationError, OFFER_LIMIT, OFFER_WINDOW, OfferRate, Running, SdpSummary, Section, summarize,
+};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind};
 
@@ -25,11 +27,6 @@ use str0m::media::{Direction, Frequency, MediaKind};
 /// first, its own application mid is taken.
 pub const APPLICATION_MID: &str = "0";
 
-/// Most in-band offers accepted from the peer in [`OFFER_WINDOW`]; more get `too-many-offers`.
-pub const OFFER_LIMIT: usize = 8;
-/// The window of [`OFFER_LIMIT`].
-pub const OFFER_WINDOW: Duration = Duration::from_secs(10);
-
 /// How long one audio frame lasts (Opus, 20 ms).
 pub const AUDIO_FRAME: Duration = Duration::from_millis(20);
 /// RTP clock ticks per audio frame (Opus runs at 48 kHz).
@@ -37,193 +34,12 @@ pub const AUDIO_FRAME_TICKS: u64 = 960;
 /// Most frames a late timer sends at once before skipping ahead.
 const CATCH_UP_FRAMES: u32 = 5;
 
-/// Why an in-band `offer` or `answer` was refused; [`NegotiationError::code`] is the channel-0
-/// error code (`spec/handshake.md` §8).
-#[derive(Debug, thiserror::Error)]
-pub enum NegotiationError {
-    /// The SDP did not parse, or lacks what every description must carry.
-    #[error("malformed SDP: {0}")]
-    Malformed(String),
-    /// The offer carries ICE credentials other than the running ones (restarts use
-    /// `ice-restart`, §6.1).
-    #[error("the offer changes the ICE credentials")]
-    CredentialsChanged,
-    /// The offer carries a certificate fingerprint other than the running DTLS peer's.
-    #[error("the offer changes the DTLS fingerprint")]
-    FingerprintChanged,
-    /// The offer gives one SSRC to two media sections, or one this peer sends with.
-    #[error("SSRC {0} collides with another track's")]
-    SsrcCollision(u32),
-    /// A media section the offer adds lists no codec this peer has.
-    #[error("no codec in common for m-line {0}")]
-    NoCommonCodec(String),
-    /// str0m refused the description.
-    #[error("str0m refused the description: {0}")]
-    Refused(String),
-    /// An `answer` arrived while no offer of ours was waiting for one.
-    #[error("answer without an offer")]
-    UnexpectedAnswer,
-    /// The peer sent more than [`OFFER_LIMIT`] offers within [`OFFER_WINDOW`].
-    #[error("more than {OFFER_LIMIT} offers in {OFFER_WINDOW:?}")]
-    TooManyOffers,
-}
-
-impl NegotiationError {
-    /// The stable code sent in the channel-0 `error`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            NegotiationError::UnexpectedAnswer => "unexpected-answer",
-            NegotiationError::TooManyOffers => "too-many-offers",
-            _ => "renegotiation-failed",
-        }
-    }
-}
-
-/// One media section of an SDP, as far as this peer checks it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Section {
-    /// `audio`, `video` or `application`.
-    pub kind: String,
-    /// Port 0: a rejected or stopped section.
-    pub port_zero: bool,
-    /// `a=mid`.
-    pub mid: Option<String>,
-    /// Codec names of its `a=rtpmap` lines.
-    pub codecs: Vec<String>,
-    /// The SSRCs of its `a=ssrc` lines (each once).
-    pub ssrcs: Vec<u32>,
-}
-
-/// What [`check_offer`] reads from an SDP.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SdpSummary {
-    /// The first `a=ice-ufrag`.
-    pub ufrag: Option<String>,
-    /// The first `a=ice-pwd`.
-    pub pwd: Option<String>,
-    /// The first `a=fingerprint` (hash name, digest).
-    pub fingerprint: Option<(String, Vec<u8>)>,
-    /// The media sections in order.
-    pub sections: Vec<Section>,
-}
-
-/// Reads the lines [`check_offer`] needs; other lines are left to str0m's parser.
-pub fn summarize(sdp: &str) -> SdpSummary {
-    let mut out = SdpSummary::default();
-    for line in sdp.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            let mut parts = m.split_whitespace();
-            out.sections.push(Section {
-                kind: parts.next().unwrap_or_default().to_owned(),
-                port_zero: parts.next() == Some("0"),
-                ..Section::default()
-            });
-        } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
-            out.ufrag.get_or_insert_with(|| v.to_owned());
-        } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
-            out.pwd.get_or_insert_with(|| v.to_owned());
-        } else if let Some(v) = line.strip_prefix("a=fingerprint:") {
-            if out.fingerprint.is_none() {
-                out.fingerprint = parse_fingerprint(v);
-            }
-        } else if let Some(v) = line.strip_prefix("a=mid:") {
-            if let Some(s) = out.sections.last_mut() {
-                s.mid = Some(v.to_owned());
-            }
-        } else if let Some(v) = line.strip_prefix("a=ssrc:")
-            && let Some(s) = out.sections.last_mut()
-            && let Some(Ok(ssrc)) = v.split_whitespace().next().map(str::parse::<u32>)
-        {
-            if !s.ssrcs.contains(&ssrc) {
-                s.ssrcs.push(ssrc);
-            }
-        } else if let Some(v) = line.strip_prefix("a=rtpmap:")
-            && let Some(s) = out.sections.last_mut()
-            && let Some(name) = v
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.split('/').next())
-        {
-            s.codecs.push(name.to_owned());
-        }
-    }
-    out
-}
-
-fn parse_fingerprint(value: &str) -> Option<(String, Vec<u8>)> {
-    let (hash, hex) = value.split_once(' ')?;
-    let bytes = hex
-        .trim()
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    Some((hash.to_ascii_lowercase(), bytes))
-}
-
-/// The running session an offer must agree with.
-#[derive(Debug, Clone)]
-pub struct Running<'a> {
-    /// The peer's ICE ufrag and pwd in force.
-    pub remote_ufrag: &'a str,
-    /// See `remote_ufrag`.
-    pub remote_pwd: &'a str,
-    /// The SHA-256 of the certificate the peer presented in DTLS.
-    pub remote_fingerprint: &'a [u8],
-    /// Codec names this peer has (`opus`, `VP8`, …; compared without case).
-    pub codecs: &'a [String],
-    /// Mids of the media sections already negotiated.
-    pub known_mids: &'a [String],
-    /// The SSRCs this peer sends with.
-    pub local_ssrcs: &'a [u32],
-}
-
-/// Checks an offer against the running session before str0m sees it: well-formed enough,
-/// the same ICE credentials and fingerprint, and a common codec in every media section it adds.
+/// Checks an offer against the running session before str0m sees it: str0m's own parse
+/// first, then the checks every native peer makes ([`oneway_core::renegotiation::check_offer`]).
 pub fn check_offer(sdp: &str, running: &Running<'_>) -> Result<(), NegotiationError> {
     str0m::change::SdpOffer::from_sdp_string(sdp)
         .map_err(|e| NegotiationError::Malformed(e.to_string()))?;
-    let summary = summarize(sdp);
-    let (Some(ufrag), Some(pwd)) = (&summary.ufrag, &summary.pwd) else {
-        return Err(NegotiationError::Malformed(
-            "no a=ice-ufrag/a=ice-pwd".into(),
-        ));
-    };
-    if ufrag != running.remote_ufrag || pwd != running.remote_pwd {
-        return Err(NegotiationError::CredentialsChanged);
-    }
-    let Some((hash, digest)) = &summary.fingerprint else {
-        return Err(NegotiationError::Malformed("no a=fingerprint".into()));
-    };
-    if hash != "sha-256" || digest.as_slice() != running.remote_fingerprint {
-        return Err(NegotiationError::FingerprintChanged);
-    }
-    let mut seen: Vec<u32> = Vec::new();
-    for ssrc in summary.sections.iter().flat_map(|s| &s.ssrcs) {
-        if seen.contains(ssrc) || running.local_ssrcs.contains(ssrc) {
-            return Err(NegotiationError::SsrcCollision(*ssrc));
-        }
-        seen.push(*ssrc);
-    }
-    for section in &summary.sections {
-        let new = section
-            .mid
-            .as_ref()
-            .is_none_or(|m| !running.known_mids.contains(m));
-        if (section.kind == "audio" || section.kind == "video") && !section.port_zero && new {
-            let common = section.codecs.iter().any(|c| {
-                running
-                    .codecs
-                    .iter()
-                    .any(|mine| mine.eq_ignore_ascii_case(c))
-            });
-            if !common {
-                return Err(NegotiationError::NoCommonCodec(
-                    section.mid.clone().unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    Ok(())
+    oneway_core::renegotiation::check_offer(sdp, running).map(drop)
 }
 
 /// The peer's side of the running session, as an SDP offer for str0m's SDP API to take over
@@ -588,90 +404,23 @@ impl MediaSender {
     }
 }
 
-/// Counts the peer's offers in a sliding window ([`OFFER_LIMIT`] per [`OFFER_WINDOW`]).
-#[derive(Debug, Default)]
-pub struct OfferRate {
-    times: VecDeque<Instant>,
-}
-
-impl OfferRate {
-    /// Records an offer at `now`; `false` when it is one too many.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        while self
-            .times
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= OFFER_WINDOW)
-        {
-            self.times.pop_front();
-        }
-        if self.times.len() >= OFFER_LIMIT {
-            return false;
-        }
-        self.times.push_back(now);
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FP: [u8; 4] = [0xAB, 0x01, 0x02, 0xFF];
-
-    fn offer(ufrag: &str, fp: &str, audio_codec: &str) -> String {
-        format!(
-            "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
-             m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
-             a=ice-ufrag:{ufrag}\r\na=ice-pwd:pwdpwdpwdpwdpwdpwdpwdpwd\r\n\
-             a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=sctp-port:5000\r\n\
-             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n\
-             a=rtcp-mux\r\na=rtpmap:111 {audio_codec}/48000/2\r\n"
-        )
-    }
-
-    fn running(codecs: &[String]) -> Running<'_> {
-        Running {
+    #[test]
+    fn str0m_parses_the_offer_before_the_shared_checks() {
+        let running = Running {
             remote_ufrag: "ufra",
             remote_pwd: "pwdpwdpwdpwdpwdpwdpwdpwd",
-            remote_fingerprint: &FP,
-            codecs,
+            remote_fingerprint: &[0xAB],
+            codecs: &[],
             known_mids: &[],
-            local_ssrcs: &[77],
-        }
-    }
-
-    #[test]
-    fn an_offer_is_checked_against_the_running_session() {
-        let codecs = vec!["opus".to_owned()];
-        assert!(check_offer(&offer("ufra", "AB:01:02:FF", "opus"), &running(&codecs)).is_ok());
-        assert!(matches!(
-            check_offer(&offer("other", "AB:01:02:FF", "opus"), &running(&codecs)),
-            Err(NegotiationError::CredentialsChanged)
-        ));
-        assert!(matches!(
-            check_offer(&offer("ufra", "AB:01:02:FE", "opus"), &running(&codecs)),
-            Err(NegotiationError::FingerprintChanged)
-        ));
-        let e = check_offer(&offer("ufra", "AB:01:02:FF", "speex"), &running(&codecs));
-        assert!(matches!(e, Err(NegotiationError::NoCommonCodec(ref m)) if m == "1"));
-        let colliding = offer("ufra", "AB:01:02:FF", "opus") + "a=ssrc:77 cname:x\r\n";
-        assert!(matches!(
-            check_offer(&colliding, &running(&codecs)),
-            Err(NegotiationError::SsrcCollision(77))
-        ));
-        let e = check_offer("v=0\r\nnonsense", &running(&codecs)).unwrap_err();
+            local_ssrcs: &[],
+        };
+        let e = check_offer("v=0\r\nnonsense", &running).unwrap_err();
+        assert!(matches!(e, NegotiationError::Malformed(_)), "{e}");
         assert_eq!(e.code(), "renegotiation-failed");
-    }
-
-    #[test]
-    fn the_offer_rate_is_bounded() {
-        let start = Instant::now();
-        let mut rate = OfferRate::default();
-        for _ in 0..OFFER_LIMIT {
-            assert!(rate.allow(start));
-        }
-        assert!(!rate.allow(start));
-        assert!(rate.allow(start + OFFER_WINDOW));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::dangerous::{DangerousEngine, OWN_FINGERPRINT, OWN_PWD, OWN_UFRAG};
 use crate::dtls_flights::DtlsFlights;
 use crate::negotiation::Negotiation;
 use crate::nomination::{EarlySelection, StunKind, stun_kind};
@@ -89,25 +90,8 @@ pub struct RtcEngine {
     revival: crate::reply::Revival,
     /// Conformance runs only: protocol breaks on purpose ([`DangerousEngine`]).
     dangerous: DangerousEngine,
-    /// In-band media: tracks, the pending offer, tone senders and receivers.
+    /// In-band media: tracks, the pending offer, senders and receivers.
     pub(crate) media: crate::media::Media,
-}
-
-/// Deliberate protocol violations of one engine, for the misbehaving reference peer of
-/// `oneway conformance` (`crates/oneway-conformance`), which checks that other
-/// implementations refuse them. Never set outside such runs.
-#[derive(Clone, Debug, Default)]
-pub struct DangerousEngine {
-    /// Prove with this key instead of the token's auth key: a proof made for another token
-    /// (bound to this session's certificates, so only the key is wrong).
-    pub proof_key: Option<[u8; 32]>,
-    /// Never send this side's proof (a listener that admits the dialer but never proves).
-    pub withhold_proof: bool,
-    /// Channel-0 texts sent just before this side's proof (renegotiation before the proof).
-    pub before_proof: Vec<String>,
-    /// Dialer: channel-0 texts sent as soon as the listener's proof verified (crafted
-    /// renegotiation after authentication).
-    pub after_auth: Vec<String>,
 }
 
 /// The channel-0 configuration both sides create (negotiated, id 0, ordered, reliable).
@@ -380,11 +364,12 @@ impl RtcEngine {
                 }
             }
             Command::AddTrack { request, reply } => self.add_track(now, request, reply),
-            Command::RemoveTrack { reply, .. } | Command::SetTrackDirection { reply, .. } => {
-                let _ = reply.send(Err(
-                    "unsupported: the webrtc-rs peer cannot change its tracks yet".to_owned(),
-                ));
-            }
+            Command::RemoveTrack { track, reply } => self.remove_track(now, track, reply),
+            Command::SetTrackDirection {
+                track,
+                direction,
+                reply,
+            } => self.set_track_direction(now, track, direction, reply),
             Command::Close { reason } => {
                 self.send_control(
                     now,
@@ -414,12 +399,7 @@ impl RtcEngine {
                         self.on_message(now, id, m.is_string, &m.data)
                     }
                     RTCMessage::RtpPacket(track, packet) if self.hs.authenticated => {
-                        self.on_rtp(
-                            now,
-                            track.clone(),
-                            packet.header.payload_type,
-                            &packet.payload,
-                        );
+                        self.on_rtp(now, &track, &packet);
                         let _ = self.events.send(ConnectionEvent::Rtp {
                             track,
                             payload_type: packet.header.payload_type,
@@ -602,6 +582,15 @@ impl RtcEngine {
         })
     }
 
+    /// SHA-256 of the certificate the peer presented in DTLS.
+    pub(crate) fn remote_fingerprint(&self) -> Option<[u8; 32]> {
+        self.fingerprints()
+            .map(|(listener, dialer)| match self.hs.role {
+                ProofRole::Listener => dialer,
+                ProofRole::Dialer => listener,
+            })
+    }
+
     /// The deliberate protocol violations of this engine (see [`DangerousEngine`]).
     pub fn dangerous_mut(&mut self) -> &mut DangerousEngine {
         &mut self.dangerous
@@ -677,7 +666,12 @@ impl RtcEngine {
                     code: code.clone(),
                     reason: reason.clone(),
                 });
-                if code == "renegotiation-failed" && self.offer_refused(now, &code, &reason) {
+                // The codes that refuse an offer (`spec/handshake.md` §6.2, §10.5).
+                let refuses_offer = matches!(
+                    code.as_str(),
+                    "renegotiation-failed" | "unsupported" | "too-many-offers"
+                );
+                if refuses_offer && self.offer_refused(now, &code, &reason) {
                     return;
                 }
                 if let Some(reply) = self.restart.take() {
@@ -698,7 +692,12 @@ impl RtcEngine {
             return;
         }
         if self.hs.authenticated {
-            for text in std::mem::take(&mut self.dangerous.after_auth) {
+            let own = self
+                .pc
+                .local_description()
+                .map(|d| oneway_core::renegotiation::summarize(&d.sdp))
+                .unwrap_or_default();
+            for text in self.dangerous.take_after_auth(&own, &self.local_fp) {
                 if let Some(mut channel) = self.pc.data_channel(self.ctrl)
                     && let Err(e) = channel.send_text(now, text)
                 {

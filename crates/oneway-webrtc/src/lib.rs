@@ -32,10 +32,12 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+mod dangerous;
 mod dtls_flights;
 pub mod engine;
 pub mod media;
-mod media_sdp;
+mod media_recv;
+mod media_send;
 mod negotiation;
 mod nomination;
 mod reply;

@@ -1,55 +1,56 @@
-//! In-band media of the webrtc-rs peer (`spec/handshake.md` §6.2, §10.5): adding an audio
-//! track and offering it on channel 0, answering offers as asked (a section the peer wants to
-//! receive gets a test tone back), glare (the dialer is polite), sending the Opus test tone of
-//! `oneway-media` at 20 ms pacing through `rtc`'s sender, and decoding what arrives.
+//! In-band media of the webrtc-rs peer (`spec/handshake.md` §6.2, §10.5): adding an audio or
+//! video track, removing one, changing its direction, each offered on channel 0; answering the
+//! peer's offers (a new section the peer wants to receive gets the Opus test tone or the VP8
+//! test pattern back) after the checks every native peer makes
+//! ([`oneway_core::renegotiation`]); glare (the dialer is polite). Sending is in
+//! [`crate::media_send`], receiving in [`crate::media_recv`].
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
-use oneway_connection::{ConnectionEvent, TrackDirection, TrackKind, TrackRequest, TrackStats};
+use oneway_connection::{ConnectionEvent, TrackDirection, TrackKind, TrackRequest};
 use oneway_core::ProofRole;
+use oneway_core::renegotiation::{self, NegotiationError, OfferRate, Running, summarize};
 use oneway_core::signal::Message;
-use oneway_media::{FRAME_DURATION, FRAME_SAMPLES, ToneReceiver, ToneSource};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{
+    RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
 };
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::oneshot;
 
 use crate::engine::RtcEngine;
-use crate::media_sdp::{offer_problem, sections};
+use crate::media_recv::{PayloadTypes, Receivers};
+use crate::media_send::{Sender, Source, local_track};
 use crate::negotiation::rtc_error;
 
-/// How often a remote track's statistics are reported.
-pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// The tone a section gets when the peer's offer asks to receive media this side did not add,
+pub use crate::media_recv::STATS_INTERVAL;
+pub use crate::media_send::MAX_RTP_PACKET;
+
+/// The tone a section gets when the peer's offer asks to receive audio this side did not add,
 /// unless this side added a tone track before (then that track's frequency).
 pub const ANSWER_TONE_HZ: f64 = 440.0;
-/// Most frames one sender catches up in one go after a late timer; older ones are skipped.
-const MAX_CATCH_UP: u32 = 5;
+
+/// The codecs (`rtpmap` encoding names) `rtc`'s default media engine registers: a media
+/// section an offer adds needs one of them.
+const CODECS: &[&str] = &[
+    "opus", "g722", "pcmu", "pcma", "vp8", "vp9", "h264", "h265", "av1",
+];
 
 /// The media state of one connection.
 #[derive(Default)]
 pub(crate) struct Media {
     /// This side's offer, waiting for the peer's answer.
     pending: Option<PendingOffer>,
-    /// The tone senders.
-    senders: Vec<ToneSender>,
-    /// Remote tracks by id.
-    received: HashMap<String, Received>,
-    /// Payload types that carry Opus in the current descriptions.
-    opus: Vec<u8>,
-    /// Payload types of audio sections in the current descriptions.
-    audio: Vec<u8>,
-    /// When statistics are next reported.
-    next_stats: Option<Instant>,
+    /// The tracks this side added or answered with.
+    tracks: Vec<LocalTrack>,
+    /// The remote tracks.
+    receivers: Receivers,
+    /// Payload types of the current descriptions.
+    types: PayloadTypes,
     /// The frequency of the first tone this side added itself, for the tones it answers with.
     own_hz: Option<f64>,
+    /// The peer's offers in the last window.
+    rate: OfferRate,
 }
 
 struct PendingOffer {
@@ -59,63 +60,78 @@ struct PendingOffer {
     rolled_back: bool,
 }
 
-struct ToneSender {
-    id: RTCRtpSenderId,
-    ssrc: u32,
-    source: ToneSource,
-    sequence: u16,
-    timestamp: u32,
-    /// Sends from this instant on, every 20 ms; `None` until the negotiation completed.
-    next: Option<Instant>,
-}
-
-struct Received {
-    kind: TrackKind,
-    packets: u64,
-    /// `packets` at the last report: a track with nothing new is not reported again.
-    reported: u64,
-    tone: Option<ToneReceiver>,
+/// A track of this side: its transceiver, and what it sends.
+struct LocalTrack {
+    /// The id the application knows it by.
+    id: String,
+    transceiver: RTCRtpTransceiverId,
+    /// Its source (`None` for a receive-only track).
+    sender: Option<Sender>,
+    /// When its sender last stopped (its RTP clock runs on across a pause).
+    stopped_at: Option<Instant>,
+    /// Removed: its transceiver is stopped and never sends again.
+    removed: bool,
 }
 
 impl Media {
     /// The earliest instant the media code needs a timeout.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.senders
+        self.tracks
             .iter()
-            .filter_map(|s| s.next)
-            .chain(self.next_stats)
+            .filter_map(|t| t.sender.as_ref().and_then(Sender::next))
+            .chain(self.receivers.next_timeout())
             .min()
     }
 }
 
-fn tone_track(hz: f64) -> Result<(MediaStreamTrack, ToneSource, u32), String> {
-    let source = ToneSource::new(hz).map_err(|e| e.to_string())?;
-    let ssrc = rand::random::<u32>();
-    let id = format!("oneway-tone-{:08x}", rand::random::<u32>());
-    let track = MediaStreamTrack::new(
-        format!("oneway-{:08x}", rand::random::<u32>()),
-        id.clone(),
-        id,
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
-            },
-            ..Default::default()
-        }],
-    );
-    Ok((track, source, ssrc))
+fn rtc_kind(kind: TrackKind) -> RtpCodecKind {
+    match kind {
+        TrackKind::Audio => RtpCodecKind::Audio,
+        TrackKind::Video => RtpCodecKind::Video,
+    }
+}
+
+fn rtc_direction(direction: TrackDirection) -> RTCRtpTransceiverDirection {
+    match direction {
+        TrackDirection::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+        TrackDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+        TrackDirection::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+    }
 }
 
 impl RtcEngine {
+    /// Checks that a renegotiation may start now.
+    fn may_offer(&self) -> Result<(), String> {
+        if !self.hs.authenticated {
+            return Err("not authenticated yet".to_owned());
+        }
+        if self.media.pending.is_some() {
+            return Err("a renegotiation is already running".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Sends an offer for `track`'s change, or answers `reply` with why not.
+    fn offer_for(
+        &mut self,
+        now: Instant,
+        track: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    ) {
+        match self.send_offer(now) {
+            Ok(()) => {
+                self.media.pending = Some(PendingOffer {
+                    reply,
+                    track,
+                    rolled_back: false,
+                })
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
     /// `Command::AddTrack`: adds the track and sends an `offer` on channel 0.
     pub(crate) fn add_track(
         &mut self,
@@ -123,81 +139,148 @@ impl RtcEngine {
         request: TrackRequest,
         reply: oneshot::Sender<Result<String, String>>,
     ) {
-        if !self.hs.authenticated {
-            let _ = reply.send(Err("not authenticated yet".to_owned()));
-            return;
-        }
-        if self.media.pending.is_some() {
-            let _ = reply.send(Err("a renegotiation is already running".to_owned()));
-            return;
-        }
-        if request.kind != TrackKind::Audio {
-            let _ = reply.send(Err(
-                "unsupported: the webrtc-rs peer adds audio tracks only".to_owned(),
-            ));
+        if let Err(e) = self.may_offer() {
+            let _ = reply.send(Err(e));
             return;
         }
         match self.add_local_track(request) {
-            Ok(track) => match self.send_offer(now) {
-                Ok(()) => {
-                    self.media.pending = Some(PendingOffer {
-                        reply,
-                        track,
-                        rolled_back: false,
-                    })
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            Ok(track) => self.offer_for(now, track, reply),
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
         }
     }
 
-    /// Adds a transceiver for `request`; returns the track's id (the sender's, or the
-    /// transceiver's mid-to-be for a receive-only track).
+    /// Adds a transceiver for `request`; returns the track's id (the sender's track id, or
+    /// `recvonly-` and the transceiver for a receive-only track).
     fn add_local_track(&mut self, request: TrackRequest) -> Result<String, String> {
         if !request.direction.sends() {
-            let id = self
+            let transceiver = self
                 .pc
-                .add_transceiver_from_kind(RtpCodecKind::Audio, None)
+                .add_transceiver_from_kind(
+                    rtc_kind(request.kind),
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
                 .map_err(|e| e.to_string())?;
-            return Ok(format!("recvonly-{id}"));
+            let id = format!("recvonly-{transceiver}");
+            self.media.tracks.push(LocalTrack {
+                id: id.clone(),
+                transceiver,
+                sender: None,
+                stopped_at: None,
+                removed: false,
+            });
+            return Ok(id);
         }
-        let (track, source, ssrc) = tone_track(request.tone_hz)?;
-        self.media.own_hz.get_or_insert(request.tone_hz);
-        let track_id = track.track_id().to_string();
-        let direction = match request.direction {
-            TrackDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
-            _ => RTCRtpTransceiverDirection::Sendrecv,
-        };
+        let source = Source::new(request.kind, request.tone_hz)?;
+        let (track, ssrc) = local_track(request.kind);
+        if request.kind == TrackKind::Audio {
+            self.media.own_hz.get_or_insert(request.tone_hz);
+        }
+        let id = track.track_id().to_string();
         let transceiver = self
             .pc
             .add_transceiver_from_track(
                 track,
                 Some(RTCRtpTransceiverInit {
-                    direction,
+                    direction: rtc_direction(request.direction),
                     streams: vec![],
                     send_encodings: vec![],
                 }),
             )
             .map_err(|e| e.to_string())?;
-        let id = self
+        let sender = self
             .pc
             .rtp_transceiver(transceiver)
             .and_then(|t| t.sender())
             .ok_or_else(|| "the new transceiver has no sender".to_owned())?;
-        self.media.senders.push(ToneSender {
-            id,
-            ssrc,
-            source,
-            sequence: rand::random(),
-            timestamp: rand::random(),
-            next: None,
+        self.media.tracks.push(LocalTrack {
+            id: id.clone(),
+            transceiver,
+            sender: Some(Sender::new(sender, ssrc, source)),
+            stopped_at: None,
+            removed: false,
         });
-        Ok(track_id)
+        Ok(id)
+    }
+
+    fn track_index(&self, track: &str) -> Result<usize, String> {
+        self.media
+            .tracks
+            .iter()
+            .position(|t| t.id == track && !t.removed)
+            .ok_or_else(|| format!("no track {track} of this side"))
+    }
+
+    /// `Command::RemoveTrack`: stops the track's transceiver (its media stops at once) and
+    /// offers the change.
+    pub(crate) fn remove_track(
+        &mut self,
+        now: Instant,
+        track: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    ) {
+        let index = self.may_offer().and_then(|()| self.track_index(&track));
+        let index = match index {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let local = &mut self.media.tracks[index];
+        local.removed = true;
+        if let Some(sender) = &mut local.sender {
+            sender.set_sending(now, false, None);
+        }
+        let stopped = match self.pc.rtp_transceiver(local.transceiver) {
+            Some(mut t) => t.stop().map_err(|e| e.to_string()),
+            None => Err("the track's transceiver is gone".to_owned()),
+        };
+        match stopped {
+            Ok(()) => self.offer_for(now, track, reply),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// `Command::SetTrackDirection`: sets the track's transceiver direction and offers it; its
+    /// sending stops or starts once the peer's answer is applied.
+    pub(crate) fn set_track_direction(
+        &mut self,
+        now: Instant,
+        track: String,
+        direction: TrackDirection,
+        reply: oneshot::Sender<Result<String, String>>,
+    ) {
+        let index = self.may_offer().and_then(|()| self.track_index(&track));
+        let index = match index {
+            Ok(i) if direction.sends() && self.media.tracks[i].sender.is_none() => Err(format!(
+                "track {track} was added receive-only and has no source to send"
+            )),
+            other => other,
+        };
+        let index = match index {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let transceiver = self.media.tracks[index].transceiver;
+        match self.pc.rtp_transceiver(transceiver) {
+            Some(mut t) => t.set_direction(rtc_direction(direction)),
+            None => {
+                let _ = reply.send(Err("the track's transceiver is gone".to_owned()));
+                return;
+            }
+        }
+        self.offer_for(now, track, reply);
     }
 
     fn send_offer(&mut self, now: Instant) -> Result<(), String> {
@@ -206,13 +289,33 @@ impl RtcEngine {
         self.pc
             .set_local_description(now, offer)
             .map_err(|e| e.to_string())?;
+        tracing::trace!(%sdp, "in-band offer");
         self.send_control(now, &Message::Offer { sdp });
         Ok(())
     }
 
-    /// A channel-0 `offer`. On glare (this side's offer is pending) the listener (impolite)
-    /// ignores it, the dialer (polite) rolls its own back, answers, and offers again.
+    fn refuse_negotiation(&mut self, now: Instant, error: &NegotiationError) {
+        tracing::warn!(code = error.code(), %error, "in-band offer or answer refused");
+        self.send_control(
+            now,
+            &Message::Error {
+                code: error.code().to_owned(),
+                reason: error.to_string(),
+            },
+        );
+    }
+
+    /// A channel-0 `offer`: counted, checked against the running session, then answered. On
+    /// glare (this side's offer is pending) the listener (impolite) ignores it, the dialer
+    /// (polite) rolls its own back, answers, and offers again.
     pub(crate) fn on_offer(&mut self, now: Instant, sdp: &str) {
+        if !self.media.rate.allow(now) {
+            return self.refuse_negotiation(now, &NegotiationError::TooManyOffers);
+        }
+        let known_mids = match self.check_offer(sdp) {
+            Ok(mids) => mids,
+            Err(e) => return self.refuse_negotiation(now, &e),
+        };
         if let Some(pending) = &mut self.media.pending
             && !pending.rolled_back
         {
@@ -228,22 +331,13 @@ impl RtcEngine {
             }
             pending.rolled_back = true;
         }
-        match self.answer_in_band(now, sdp) {
+        match self.answer_in_band(now, sdp, &known_mids) {
             Ok(answer) => {
                 self.send_control(now, &Message::Answer { sdp: answer });
                 self.negotiated(now);
                 let _ = self.events.send(ConnectionEvent::Renegotiated);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "in-band offer refused");
-                self.send_control(
-                    now,
-                    &Message::Error {
-                        code: "renegotiation-failed".to_owned(),
-                        reason: e,
-                    },
-                );
-            }
+            Err(e) => self.refuse_negotiation(now, &NegotiationError::Refused(e)),
         }
         if self.media.pending.as_ref().is_some_and(|p| p.rolled_back) {
             match self.send_offer(now) {
@@ -261,18 +355,72 @@ impl RtcEngine {
         }
     }
 
-    /// Sets the offer, adds a tone to every audio section the peer wants to receive and this
-    /// side does not send on yet, and returns the answer.
-    fn answer_in_band(&mut self, now: Instant, sdp: &str) -> Result<String, String> {
-        if let Some(problem) = offer_problem(sdp) {
-            return Err(problem);
+    /// The checks of `spec/handshake.md` §6.2 against the running session: the peer's ICE
+    /// credentials in force (the current remote description), the certificate it presented
+    /// in DTLS, the codecs `rtc` has, the mids negotiated so far and the SSRCs this side sends
+    /// with. Returns the mids negotiated so far.
+    fn check_offer(&mut self, sdp: &str) -> Result<Vec<String>, NegotiationError> {
+        let remote = self
+            .pc
+            .remote_description()
+            .map(|d| summarize(&d.sdp))
+            .unwrap_or_default();
+        let (Some(ufrag), Some(pwd)) = (remote.ufrag, remote.pwd) else {
+            return Err(NegotiationError::Refused(
+                "no remote ICE credentials".into(),
+            ));
+        };
+        let fingerprint = self
+            .remote_fingerprint()
+            .ok_or_else(|| NegotiationError::Refused("DTLS is not up".into()))?;
+        let mut known_mids: Vec<String> =
+            remote.sections.into_iter().filter_map(|s| s.mid).collect();
+        if let Some(local) = self.pc.local_description() {
+            for mid in summarize(&local.sdp)
+                .sections
+                .into_iter()
+                .filter_map(|s| s.mid)
+            {
+                if !known_mids.contains(&mid) {
+                    known_mids.push(mid);
+                }
+            }
         }
+        let codecs: Vec<String> = CODECS.iter().map(|c| (*c).to_owned()).collect();
+        let local_ssrcs: Vec<u32> = self
+            .media
+            .tracks
+            .iter()
+            .filter_map(|t| t.sender.as_ref().map(|s| s.ssrc))
+            .collect();
+        renegotiation::check_offer(
+            sdp,
+            &Running {
+                remote_ufrag: &ufrag,
+                remote_pwd: &pwd,
+                remote_fingerprint: &fingerprint,
+                codecs: &codecs,
+                known_mids: &known_mids,
+                local_ssrcs: &local_ssrcs,
+            },
+        )?;
+        Ok(known_mids)
+    }
+
+    /// Sets the offer, gives every new section the peer wants to receive on a source (the
+    /// tone or the pattern), and returns the answer; a failure rolls the offer back.
+    fn answer_in_band(
+        &mut self,
+        now: Instant,
+        sdp: &str,
+        known_mids: &[String],
+    ) -> Result<String, String> {
         let offer =
             RTCSessionDescription::offer(sdp.to_owned()).map_err(|e| format!("offer: {e}"))?;
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| format!("offer: {e}"))?;
-        let answered = self.answer_applied_offer(now, sdp);
+        let answered = self.answer_applied_offer(now, sdp, known_mids);
         if answered.is_err() {
             // Back to the previous descriptions (`spec/handshake.md` §6.2).
             let rollback = RTCSessionDescription::rollback(None)
@@ -284,29 +432,28 @@ impl RtcEngine {
         answered
     }
 
-    /// After the offer is set: tones for the sections the peer wants to receive, the answer.
-    fn answer_applied_offer(&mut self, now: Instant, sdp: &str) -> Result<String, String> {
-        let mut wanted = sections(sdp)
+    /// After the offer is set: sources for the new sections the peer wants to receive, the
+    /// answer.
+    fn answer_applied_offer(
+        &mut self,
+        now: Instant,
+        sdp: &str,
+        known_mids: &[String],
+    ) -> Result<String, String> {
+        let wanted: Vec<TrackKind> = summarize(sdp)
+            .sections
             .iter()
-            .filter(|s| s.kind == "audio" && s.port != 0 && s.peer_receives())
-            .count();
-        wanted = wanted.saturating_sub(self.media.senders.len());
+            .filter(|s| s.is_media() && !s.port_zero() && s.receives())
+            .filter(|s| s.mid.as_ref().is_none_or(|m| !known_mids.contains(m)))
+            .map(|s| match s.kind.as_str() {
+                "video" => TrackKind::Video,
+                _ => TrackKind::Audio,
+            })
+            .collect();
         let hz = self.media.own_hz.unwrap_or(ANSWER_TONE_HZ);
-        for _ in 0..wanted {
-            let added = tone_track(hz).and_then(|(track, source, ssrc)| {
-                let id = self.pc.add_track(track).map_err(|e| e.to_string())?;
-                Ok(ToneSender {
-                    id,
-                    ssrc,
-                    source,
-                    sequence: rand::random(),
-                    timestamp: rand::random(),
-                    next: None,
-                })
-            });
-            match added {
-                Ok(sender) => self.media.senders.push(sender),
-                Err(e) => tracing::warn!(error = %e, "no tone for a section the peer receives"),
+        for kind in wanted {
+            if let Err(e) = self.answer_with(kind, hz) {
+                tracing::warn!(error = %e, "no source for a section the peer receives");
             }
         }
         let answer = self
@@ -320,17 +467,39 @@ impl RtcEngine {
         Ok(text)
     }
 
+    /// Adds a track of `kind` to the transceiver `rtc` picks for it (a new section of that
+    /// kind without a sender).
+    fn answer_with(&mut self, kind: TrackKind, hz: f64) -> Result<(), String> {
+        let source = Source::new(kind, hz)?;
+        let (track, ssrc) = local_track(kind);
+        let id = track.track_id().to_string();
+        let sender = self.pc.add_track(track).map_err(|e| e.to_string())?;
+        let transceiver = self
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find(|t| {
+                self.pc
+                    .rtp_transceiver(*t)
+                    .and_then(|t| t.sender())
+                    .is_some_and(|s: RTCRtpSenderId| s == sender)
+            })
+            .ok_or_else(|| "the answering track has no transceiver".to_owned())?;
+        self.media.tracks.push(LocalTrack {
+            id,
+            transceiver,
+            sender: Some(Sender::new(sender, ssrc, source)),
+            stopped_at: None,
+            removed: false,
+        });
+        Ok(())
+    }
+
     /// A channel-0 `answer`: applies it to this side's pending offer, or names the error.
     pub(crate) fn on_answer(&mut self, now: Instant, sdp: &str) {
         let Some(pending) = self.media.pending.take() else {
-            self.send_control(
-                now,
-                &Message::Error {
-                    code: "unexpected-answer".to_owned(),
-                    reason: "no offer of this peer is waiting for an answer".to_owned(),
-                },
-            );
-            return;
+            return self.refuse_negotiation(now, &NegotiationError::UnexpectedAnswer);
         };
         let applied = RTCSessionDescription::answer(sdp.to_owned())
             .and_then(|answer| self.pc.set_remote_description(now, answer))
@@ -342,19 +511,12 @@ impl RtcEngine {
                 let _ = self.events.send(ConnectionEvent::Renegotiated);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "in-band answer refused");
                 let rollback = RTCSessionDescription::rollback(None)
                     .and_then(|d| self.pc.set_local_description(now, d));
                 if let Err(e) = rollback {
                     tracing::warn!(error = %e, "rollback failed");
                 }
-                self.send_control(
-                    now,
-                    &Message::Error {
-                        code: "renegotiation-failed".to_owned(),
-                        reason: e.to_string(),
-                    },
-                );
+                self.refuse_negotiation(now, &NegotiationError::Refused(e.to_string()));
                 let _ = pending.reply.send(Err(e.to_string()));
             }
         }
@@ -374,142 +536,61 @@ impl RtcEngine {
         true
     }
 
-    /// A negotiation completed: senders with a negotiated codec start, Opus payload types
-    /// are read from the descriptions.
+    /// A negotiation completed: the payload types are read from the descriptions, and each
+    /// sender sends while its transceiver's negotiated direction includes sending.
     fn negotiated(&mut self, now: Instant) {
-        let mut opus = Vec::new();
-        let mut audio = Vec::new();
+        let mut types = PayloadTypes::default();
         let remote = self.pc.remote_description().map(|d| d.sdp.clone());
         let local = self.pc.local_description().map(|d| d.sdp);
         for sdp in [remote, local].into_iter().flatten() {
-            for s in sections(&sdp) {
-                opus.extend(s.opus_payload_types());
+            for s in summarize(&sdp).sections {
+                types.opus.extend(s.payload_types("opus"));
+                types.vp8.extend(s.payload_types("vp8"));
                 if s.kind == "audio" {
-                    audio.extend(s.formats.iter().filter_map(|f| f.parse::<u8>().ok()));
+                    types
+                        .audio
+                        .extend(s.formats.iter().filter_map(|f| f.parse::<u8>().ok()));
                 }
             }
         }
-        opus.sort_unstable();
-        opus.dedup();
-        self.media.opus = opus;
-        audio.sort_unstable();
-        audio.dedup();
-        self.media.audio = audio;
-        for sender in &mut self.media.senders {
-            if sender.next.is_none() {
-                sender.next = Some(now);
+        for list in [&mut types.opus, &mut types.vp8, &mut types.audio] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        self.media.types = types;
+        for i in 0..self.media.tracks.len() {
+            let transceiver = self.media.tracks[i].transceiver;
+            let sends = self
+                .pc
+                .rtp_transceiver(transceiver)
+                .is_some_and(|t| t.current_direction().has_send());
+            let local = &mut self.media.tracks[i];
+            let sending = sends && !local.removed;
+            if let Some(sender) = &mut local.sender {
+                let was = sender.next().is_some();
+                sender.set_sending(now, sending, local.stopped_at);
+                if was && !sending {
+                    local.stopped_at = Some(now);
+                }
+                tracing::debug!(track = %local.id, kind = ?sender.kind(), sending, "track negotiated");
             }
         }
     }
 
     /// Sends the frames that are due, and reports statistics when due.
     pub(crate) fn media_timeout(&mut self, now: Instant) {
-        for i in 0..self.media.senders.len() {
-            self.send_due(now, i);
-        }
-        if self.media.next_stats.is_some_and(|t| t <= now) {
-            self.media.next_stats = Some(now + STATS_INTERVAL);
-            for (track, r) in &mut self.media.received {
-                if r.packets == r.reported {
-                    continue;
-                }
-                r.reported = r.packets;
-                let tone = r.tone.as_ref().map(ToneReceiver::stats);
-                let _ = self.events.send(ConnectionEvent::MediaStats(TrackStats {
-                    track: track.clone(),
-                    kind: r.kind,
-                    packets: r.packets,
-                    decode_errors: tone.map_or(0, |t| t.errors),
-                    frequency_hz: tone.and_then(|t| t.frequency).map(|f| f.round() as u32),
-                    frames: 0,
-                    keyframes: 0,
-                    resolution: None,
-                }));
+        for track in &mut self.media.tracks {
+            if let Some(sender) = &mut track.sender {
+                sender.send_due(&mut self.pc, now);
             }
         }
+        self.media.receivers.report(now, &self.events);
     }
 
-    fn send_due(&mut self, now: Instant, i: usize) {
-        for _ in 0..MAX_CATCH_UP {
-            let Some(sender) = self.media.senders.get_mut(i) else {
-                return;
-            };
-            let Some(next) = sender.next.filter(|n| *n <= now) else {
-                return;
-            };
-            sender.next = Some(next + FRAME_DURATION);
-            let payload = match sender.source.next_frame() {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tone frame not encoded");
-                    continue;
-                }
-            };
-            let (id, ssrc, sequence, timestamp) =
-                (sender.id, sender.ssrc, sender.sequence, sender.timestamp);
-            sender.sequence = sender.sequence.wrapping_add(1);
-            sender.timestamp = sender.timestamp.wrapping_add(FRAME_SAMPLES as u32);
-            let Some(mut rtp_sender) = self.pc.rtp_sender(id) else {
-                return;
-            };
-            let Some(pt) = rtp_sender
-                .get_parameters()
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.payload_type)
-            else {
-                return;
-            };
-            let packet = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    payload_type: pt,
-                    sequence_number: sequence,
-                    timestamp,
-                    ssrc,
-                    ..Default::default()
-                },
-                payload: Bytes::from(payload),
-            };
-            if let Err(e) = rtp_sender.write_rtp(now, packet) {
-                tracing::debug!(error = %e, "RTP not written");
-            }
-        }
-        // Still behind after catching up: skip ahead rather than burst.
-        if let Some(s) = self.media.senders.get_mut(i)
-            && s.next.is_some_and(|n| n <= now)
-        {
-            s.next = Some(now + FRAME_DURATION);
-        }
-    }
-
-    /// An RTP packet on remote track `track`: counted, decoded when it is Opus.
-    pub(crate) fn on_rtp(&mut self, now: Instant, track: String, payload_type: u8, payload: &[u8]) {
-        let opus = self.media.opus.contains(&payload_type);
-        let kind = if opus || self.media.audio.contains(&payload_type) {
-            TrackKind::Audio
-        } else {
-            TrackKind::Video
-        };
-        let entry = self.media.received.entry(track.clone()).or_insert_with(|| {
-            let _ = self.events.send(ConnectionEvent::TrackAdded {
-                track: track.clone(),
-                kind,
-            });
-            Received {
-                kind,
-                packets: 0,
-                reported: 0,
-                tone: if opus { ToneReceiver::new().ok() } else { None },
-            }
-        });
-        entry.packets += 1;
-        if let Some(tone) = &mut entry.tone {
-            let _ = tone.push(payload);
-        }
-        if self.media.next_stats.is_none() {
-            self.media.next_stats = Some(now + STATS_INTERVAL);
-        }
+    /// An RTP packet on remote track `track`: counted, decoded when it is Opus or VP8.
+    pub(crate) fn on_rtp(&mut self, now: Instant, track: &str, packet: &rtc::rtp::Packet) {
+        self.media
+            .receivers
+            .on_rtp(now, &self.media.types, &self.events, track, packet);
     }
 }

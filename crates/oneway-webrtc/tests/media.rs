@@ -1,6 +1,7 @@
 //! In-band media between two webrtc-rs peers on loopback (`spec/handshake.md` §6.2, §10.5):
 //! the dialer adds an audio track and sends an Opus tone, the listener decodes it; the listener
-//! adds a track the other way; refused offers and answers get named errors and the connection
+//! adds a track the other way; VP8 video both ways and added to an audio call; a track removed
+//! and its direction changed; refused offers and answers get named errors and the connection
 //! carries on. Every wait is bounded.
 
 use std::time::Duration;
@@ -9,9 +10,10 @@ use oneway_connection::{
     Connection, ConnectionError, ConnectionEvent, StackError, TrackDirection, TrackKind,
     TrackRequest, TrackStats,
 };
+use oneway_core::renegotiation::OFFER_LIMIT;
 use oneway_core::signal::Message;
 use oneway_endpoint::{DialerEngineParams, ListenerEngineParams, Stack};
-use oneway_webrtc::engine::RtcEngine;
+use oneway_webrtc::engine::{OWN_FINGERPRINT, OWN_PWD, OWN_UFRAG, RtcEngine};
 use oneway_webrtc::{ListenerConfig, WebrtcRs};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
@@ -20,6 +22,12 @@ use tokio::time::{Instant, timeout};
 enum Ask {
     AddTrack(
         TrackRequest,
+        oneshot::Sender<Result<String, ConnectionError>>,
+    ),
+    RemoveTrack(String, oneshot::Sender<Result<String, ConnectionError>>),
+    SetDirection(
+        String,
+        TrackDirection,
         oneshot::Sender<Result<String, ConnectionError>>,
     ),
     Send(Vec<u8>, oneshot::Sender<Result<(), ConnectionError>>),
@@ -50,6 +58,12 @@ fn drive(mut conn: Connection, echo: bool) -> Peer {
                 ask = ask_rx.recv() => match ask {
                     Some(Ask::AddTrack(request, reply)) => {
                         let _ = reply.send(conn.add_track(request).await);
+                    }
+                    Some(Ask::RemoveTrack(track, reply)) => {
+                        let _ = reply.send(conn.remove_track(&track).await);
+                    }
+                    Some(Ask::SetDirection(track, direction, reply)) => {
+                        let _ = reply.send(conn.set_track_direction(&track, direction).await);
                     }
                     Some(Ask::IceRestart(reply)) => {
                         let _ = reply.send(conn.ice_restart().await);
@@ -85,6 +99,33 @@ impl Peer {
             .await
             .expect("renegotiation within 10 s")
             .expect("driver answered")
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ConnectionError>>) -> Ask,
+    ) -> Result<T, ConnectionError> {
+        let (reply, result) = oneshot::channel();
+        self.asks.send(make(reply)).expect("driver running");
+        timeout(Duration::from_secs(10), result)
+            .await
+            .expect("renegotiation within 10 s")
+            .expect("driver answered")
+    }
+
+    async fn remove_track(&self, track: &str) -> Result<String, ConnectionError> {
+        let track = track.to_owned();
+        self.ask(|reply| Ask::RemoveTrack(track, reply)).await
+    }
+
+    async fn set_direction(
+        &self,
+        track: &str,
+        direction: TrackDirection,
+    ) -> Result<String, ConnectionError> {
+        let track = track.to_owned();
+        self.ask(|reply| Ask::SetDirection(track, direction, reply))
+            .await
     }
 
     async fn ice_restart(&self) -> Result<(), ConnectionError> {
@@ -155,6 +196,58 @@ impl Peer {
             _ => None,
         })
         .await
+    }
+}
+
+impl Peer {
+    /// Statistics of a remote video track with at least 20 frames, a key frame and the
+    /// pattern's size; bounded.
+    async fn video(&mut self, frames: u64) -> TrackStats {
+        self.next(Duration::from_secs(20), |e| match e {
+            ConnectionEvent::MediaStats(s) if s.kind == TrackKind::Video && s.frames >= frames => {
+                Some(s.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The packets of remote track `track` so far, once its count has stopped growing: every
+    /// statistics report (one a second while packets arrive) in `settle` is read, then none
+    /// may come with more packets in the `quiet` that follows. A track whose media still
+    /// flows reports every second, so this fails rather than passes.
+    async fn stopped(
+        &mut self,
+        track: &str,
+        mut packets: u64,
+        settle: Duration,
+        quiet: Duration,
+    ) -> u64 {
+        for (window, must_be_quiet) in [(settle, false), (quiet, true)] {
+            let until = Instant::now() + window;
+            while let Ok(Some(event)) = timeout(
+                until.saturating_duration_since(Instant::now()),
+                self.events.recv(),
+            )
+            .await
+            {
+                assert!(
+                    !matches!(event, ConnectionEvent::Closed { .. }),
+                    "connection closed: {event:?}"
+                );
+                if let ConnectionEvent::MediaStats(s) = event
+                    && s.track == track
+                {
+                    assert!(
+                        !must_be_quiet || s.packets <= packets,
+                        "track {track} still receives: {} packets after {packets}",
+                        s.packets
+                    );
+                    packets = packets.max(s.packets);
+                }
+            }
+        }
+        packets
     }
 }
 
@@ -244,25 +337,101 @@ async fn ice_restart_after_media_keeps_media_and_data() {
     dialer.echo(b"after the listener's restart").await;
     let heard = listener.tone(440, 150).await;
     eprintln!("listener received {heard:?} across two restarts");
+    // Offers after the restarts carry the new credentials in force, and are answered.
+    listener
+        .add_track(TrackRequest::tone(1000.0).with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("the listener's track after the restarts");
+    dialer
+        .add_track(TrackRequest::video().with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("the dialer's video after the restarts");
+    let heard = dialer.tone(1000, 50).await;
+    eprintln!("dialer received {heard:?} after two restarts");
+    listener.video(20).await;
 }
 
-/// The webrtc-rs stack whose dialer sends crafted channel-0 messages once authenticated.
+/// The webrtc-rs stack whose dialer sends crafted channel-0 messages once authenticated: the
+/// refusals of `spec/handshake.md` §6.2 one each, or (`FLOOD`) one offer more than the limit.
 #[derive(Clone, Copy, Debug, Default)]
-struct Crafted;
+struct Crafted<const FLOOD: bool>;
 
-/// An offer whose only audio codec nobody supports.
-const UNKNOWN_CODEC_OFFER: &str = "v=0\r\no=- 4 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-    a=group:BUNDLE 0 1\r\n\
-    m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
-    a=sctp-port:5000\r\n\
-    m=audio 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n\
-    a=rtpmap:98 x-oneway-unknown/48000/2\r\n";
+/// A crafted offer: the session part with the given credentials and fingerprint (the dialer's
+/// own ones are put in by the engine, `DangerousEngine::after_auth`), then `media`.
+fn crafted_offer(ufrag: &str, fingerprint: &str, media: &str) -> String {
+    format!(
+        "v=0\r\no=- 4 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:{OWN_PWD}\r\na=fingerprint:sha-256 {fingerprint}\r\n\
+         a=setup:actpass\r\na=sctp-port:5000\r\n{media}"
+    )
+}
+
+/// An audio section with `codec` and, if any, an `a=ssrc` line.
+fn audio_section(mid: u8, codec: &str, ssrc: Option<u32>) -> String {
+    let mut section = format!(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=sendrecv\r\n\
+         a=rtcp-mux\r\na=rtpmap:98 {codec}/48000/2\r\n"
+    );
+    if let Some(ssrc) = ssrc {
+        section.push_str(&format!("a=ssrc:{ssrc} cname:oneway\r\n"));
+    }
+    section
+}
 
 /// Media sections with a known codec, but no origin, session name or timing: malformed.
 const MALFORMED_OFFER: &str =
     "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n";
 
-impl Stack for Crafted {
+/// What the crafted dialer sends, with the code and a word of the reason each gets.
+fn crafted_messages() -> Vec<(String, &'static str, &'static str)> {
+    let offer = |sdp: String| Message::Offer { sdp }.encode();
+    let opus = audio_section(1, "opus", None);
+    let unknown = audio_section(1, "x-oneway-unknown", None);
+    let colliding = audio_section(1, "opus", Some(4242)) + &audio_section(2, "opus", Some(4242));
+    vec![
+        (
+            offer(crafted_offer(OWN_UFRAG, OWN_FINGERPRINT, &unknown)),
+            "renegotiation-failed",
+            "codec",
+        ),
+        (
+            offer("this is not SDP".to_owned()),
+            "renegotiation-failed",
+            "malformed",
+        ),
+        (
+            offer(MALFORMED_OFFER.to_owned()),
+            "renegotiation-failed",
+            "malformed",
+        ),
+        (
+            Message::Answer {
+                sdp: crafted_offer(OWN_UFRAG, OWN_FINGERPRINT, &opus),
+            }
+            .encode(),
+            "unexpected-answer",
+            "answer",
+        ),
+        (
+            offer(crafted_offer("changedufrag", OWN_FINGERPRINT, &opus)),
+            "renegotiation-failed",
+            "ICE credentials",
+        ),
+        (
+            offer(crafted_offer(OWN_UFRAG, &["AB"; 32].join(":"), &opus)),
+            "renegotiation-failed",
+            "fingerprint",
+        ),
+        (
+            offer(crafted_offer(OWN_UFRAG, OWN_FINGERPRINT, &colliding)),
+            "renegotiation-failed",
+            "SSRC 4242",
+        ),
+    ]
+}
+
+impl<const FLOOD: bool> Stack for Crafted<FLOOD> {
     const NAME: &'static str = "webrtc-rs (crafted channel-0 messages)";
     const RELAY_BEFORE_START: bool = <WebrtcRs as Stack>::RELAY_BEFORE_START;
     type Certificate = <WebrtcRs as Stack>::Certificate;
@@ -291,52 +460,54 @@ impl Stack for Crafted {
         params: DialerEngineParams<'_, Self::Certificate>,
     ) -> Result<RtcEngine, StackError> {
         let mut engine = WebrtcRs::dialer_engine(params)?;
-        engine.dangerous_mut().after_auth = vec![
-            Message::Offer {
-                sdp: UNKNOWN_CODEC_OFFER.to_owned(),
-            }
-            .encode(),
-            Message::Offer {
-                sdp: "this is not SDP".to_owned(),
-            }
-            .encode(),
-            Message::Offer {
-                sdp: MALFORMED_OFFER.to_owned(),
-            }
-            .encode(),
-            Message::Answer {
-                sdp: UNKNOWN_CODEC_OFFER.to_owned(),
-            }
-            .encode(),
-        ];
+        engine.dangerous_mut().after_auth = if FLOOD {
+            (0..=OFFER_LIMIT)
+                .map(|_| {
+                    Message::Offer {
+                        sdp: "this is not SDP".to_owned(),
+                    }
+                    .encode()
+                })
+                .collect()
+        } else {
+            crafted_messages().into_iter().map(|(m, _, _)| m).collect()
+        };
         Ok(engine)
     }
 }
 
+/// The next `n` channel-0 errors the peer sent the dialer; an answered offer fails the test.
+async fn peer_errors(dialer: &mut Peer, n: usize) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for _ in 0..n {
+        errors.push(
+            dialer
+                .next(Duration::from_secs(10), |e| match e {
+                    ConnectionEvent::PeerError { code, reason } => {
+                        Some((code.clone(), reason.clone()))
+                    }
+                    ConnectionEvent::Renegotiated => panic!("a refused offer was answered"),
+                    _ => None,
+                })
+                .await,
+        );
+    }
+    errors
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_offers_and_answers_get_named_errors_and_the_connection_carries_on() {
-    let (mut dialer, _listener) = connect::<Crafted>().await;
-    let mut codes = Vec::new();
-    for _ in 0..4 {
-        let (code, reason) = dialer
-            .next(Duration::from_secs(10), |e| match e {
-                ConnectionEvent::PeerError { code, reason } => Some((code.clone(), reason.clone())),
-                ConnectionEvent::Renegotiated => panic!("a refused offer was answered"),
-                _ => None,
-            })
-            .await;
+    let (mut dialer, _listener) = connect::<Crafted<false>>().await;
+    let expected = crafted_messages();
+    let errors = peer_errors(&mut dialer, expected.len()).await;
+    for ((code, reason), (_, want_code, want_word)) in errors.iter().zip(&expected) {
         eprintln!("{code}: {reason}");
-        codes.push(code);
+        assert_eq!(code, want_code, "{reason}");
+        assert!(
+            reason.to_lowercase().contains(&want_word.to_lowercase()),
+            "{reason} should name {want_word}"
+        );
     }
-    assert_eq!(
-        codes,
-        [
-            "renegotiation-failed",
-            "renegotiation-failed",
-            "renegotiation-failed",
-            "unexpected-answer"
-        ]
-    );
     dialer.echo(b"still echoing").await;
     // And media still negotiates afterwards.
     dialer
@@ -345,6 +516,120 @@ async fn refused_offers_and_answers_get_named_errors_and_the_connection_carries_
         .expect("track added after the refusals");
     dialer.tone(440, 50).await;
     dialer.echo(b"still echoing with media").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_flood_gets_too_many_offers_and_the_connection_carries_on() {
+    let (mut dialer, _listener) = connect::<Crafted<true>>().await;
+    let codes: Vec<String> = peer_errors(&mut dialer, OFFER_LIMIT + 1)
+        .await
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
+    eprintln!("{codes:?}");
+    assert!(
+        codes[..OFFER_LIMIT]
+            .iter()
+            .all(|c| c == "renegotiation-failed")
+    );
+    assert_eq!(codes[OFFER_LIMIT], "too-many-offers");
+    dialer.echo(b"still echoing after the flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_both_ways_between_webrtc_rs_peers() {
+    let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
+    // The dialer offers a send-and-receive video track; the listener answers with the pattern.
+    dialer
+        .add_track(TrackRequest::video())
+        .await
+        .expect("video track added");
+    for (side, peer) in [("listener", &mut listener), ("dialer", &mut dialer)] {
+        let seen = peer.video(20).await;
+        eprintln!("{side} received {seen:?}");
+        assert!(seen.packets >= seen.frames, "{seen:?}");
+        assert!(seen.keyframes >= 1, "{seen:?}");
+        assert_eq!(seen.resolution, Some((320, 240)));
+        assert_eq!(seen.decode_errors, 0);
+    }
+    // The listener asks to receive a second video track: the dialer answers with the pattern.
+    let first = listener.video(20).await.track;
+    listener
+        .add_track(TrackRequest::video().with_direction(TrackDirection::RecvOnly))
+        .await
+        .expect("receive-only video added");
+    let second = listener
+        .next(Duration::from_secs(20), |e| match e {
+            ConnectionEvent::MediaStats(s) if s.track != first && s.frames >= 20 => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+    eprintln!("listener received a second track {second:?}");
+    assert_eq!(second.resolution, Some((320, 240)));
+    dialer.echo(b"after video").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_is_added_to_an_audio_call() {
+    let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
+    dialer
+        .add_track(TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("audio added");
+    let audio = listener.tone(440, 50).await;
+    // A second renegotiation, from the other side: send-only video.
+    listener
+        .add_track(TrackRequest::video().with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("video added to the call");
+    let video = dialer.video(20).await;
+    eprintln!("dialer received {video:?}");
+    assert_eq!(video.resolution, Some((320, 240)));
+    assert!(video.keyframes >= 1);
+    // The audio carries on.
+    let later = listener.tone(440, audio.packets + 50).await;
+    eprintln!("listener received {later:?}");
+    assert_eq!(later.track, audio.track);
+    dialer.echo(b"after audio and video").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_changes_direction_and_is_removed() {
+    let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
+    let track = dialer
+        .add_track(TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly))
+        .await
+        .expect("audio added");
+    let heard = listener.tone(440, 50).await;
+    let (settle, quiet) = (Duration::from_millis(1500), Duration::from_millis(2500));
+
+    // Receive only: the dialer stops sending.
+    dialer
+        .set_direction(&track, TrackDirection::RecvOnly)
+        .await
+        .expect("direction changed");
+    let paused = listener
+        .stopped(&heard.track, heard.packets, settle, quiet)
+        .await;
+    eprintln!("paused at {paused} packets");
+
+    // Send only again: it resumes on the same remote track.
+    dialer
+        .set_direction(&track, TrackDirection::SendOnly)
+        .await
+        .expect("direction changed back");
+    let resumed = listener.tone(440, paused + 50).await;
+    assert_eq!(resumed.track, heard.track);
+    eprintln!("resumed: {resumed:?}");
+
+    // Removed: it stops for good.
+    dialer.remove_track(&track).await.expect("track removed");
+    let last = listener
+        .stopped(&heard.track, resumed.packets, settle, quiet)
+        .await;
+    eprintln!("removed at {last} packets");
+    assert!(dialer.remove_track(&track).await.is_err(), "removed once");
+    dialer.echo(b"after remove").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
