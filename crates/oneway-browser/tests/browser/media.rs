@@ -286,11 +286,15 @@ async fn audio_to_browser(s: &mut Session, ctx_engine: Engine) -> CaseResult {
         _ => {}
     }
     Ok(format!(
-        "{} {NATIVE_HZ} Hz tone → browser: {} RTP pkts ({}), browser hears {} Hz, {} samples received, audio level {}",
+        "{} {NATIVE_HZ} Hz tone → browser: {} RTP pkts ({}), browser analyser: {}, {} samples received, audio level {}",
         s.stack,
         got["packets"],
         got["codec"].as_str().unwrap_or("codec n/a"),
-        got["tone_hz"],
+        match (got["tone_hz"].as_f64(), got["tone_hz"].as_str()) {
+            (Some(hz), _) => format!("{hz} Hz"),
+            (None, Some(why)) => why.to_owned(),
+            _ => "n/a".to_owned(),
+        },
         samples.map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
         level.map_or_else(|| "n/a".to_owned(), |l| format!("{l:.3}")),
     ))
