@@ -272,7 +272,8 @@ function playRemoteAudio(c) {
 }
 
 // The dominant frequency (Hz) of the received audio track with the most packets, measured by
-// a WebAudio analyser over `ms` of decoded audio (null where WebAudio gets no signal).
+// a WebAudio analyser over `ms` of decoded audio, else from a recording (`recordedTone`); a
+// string says why neither measured one.
 async function remoteTone(c, ms = 600) {
   const receivers = c.pc.getReceivers().filter(r => r.track && r.track.kind === 'audio' && r.track.readyState === 'live');
   if (!receivers.length) return null;
@@ -295,10 +296,42 @@ async function remoteTone(c, ms = 600) {
     }
     let peak = 1;
     for (let k = 2; k < sum.length; k++) if (sum[k] > sum[peak]) peak = k;
-    if (!(sum[peak] > 0)) return `no signal (AudioContext ${ctx.state})`;
+    if (!(sum[peak] > 0)) {
+      try {
+        const hz = await recordedTone(receiver.track);
+        return typeof hz === 'number' ? hz : `no signal (AudioContext ${ctx.state}; ${hz})`;
+      } catch (e) { return `no signal (AudioContext ${ctx.state}; recording: ${e.message || e})`; }
+    }
     return Math.round(peak * ctx.sampleRate / analyser.fftSize);
   } finally { ctx.close().catch(() => {}); }
 }
+
+// Where WebAudio gets no signal (headless Firefox starts no AudioContext without an audio
+// device): records `ms` of the received track with MediaRecorder, decodes the recording with an
+// OfflineAudioContext (no device needed) and counts the zero crossings of its last half second.
+async function recordedTone(track, ms = 1200) {
+  if (typeof MediaRecorder === 'undefined') return 'no MediaRecorder';
+  const chunks = [];
+  const rec = new MediaRecorder(new MediaStream([track]));
+  rec.ondataavailable = e => { if (e.data.size) chunks.push(e.data); };
+  const stopped = new Promise(r => { rec.onstop = r; });
+  rec.start();
+  await new Promise(r => setTimeout(r, ms));
+  rec.stop();
+  await withTimeoutMs(stopped, 3000);
+  const bytes = await new Blob(chunks, { type: rec.mimeType }).arrayBuffer();
+  if (!bytes.byteLength) return 'empty recording';
+  const audio = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(bytes);
+  const x = audio.getChannelData(0);
+  const n = Math.min(x.length, Math.round(audio.sampleRate / 2));
+  const from = x.length - n;
+  let crossings = 0;
+  for (let i = from + 1; i < x.length; i++) if ((x[i - 1] < 0) !== (x[i] < 0)) crossings++;
+  if (crossings < 2) return 'silent recording';
+  return Math.round(crossings / 2 / (n / audio.sampleRate));
+}
+
+const withTimeoutMs = (p, ms) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new ow.OnewayError('timeout', `not within ${ms} ms`)), ms))]);
 
 // The inbound-rtp entry of `kind` with the most packets (or the one of `ssrc`), in the shape
 // `wait-track` returns.
@@ -563,8 +596,8 @@ const kinds = {
   // `packets` RTP packets and, for video, `frames` decoded frames (at most `timeoutMs`). Returns
   // the inbound-rtp statistics of the stream with the most packets: packets, bytes, codec, and
   // for video frames decoded, key frames and size, for audio samples received and level (the
-  // page plays received audio); with `tone`, also the audio's dominant frequency (`tone_hz`,
-  // WebAudio analyser).
+  // page plays received audio); with `tone`, also the audio's dominant frequency (`tone_hz`:
+  // WebAudio analyser, else a MediaRecorder recording decoded offline; a string says why none).
   async 'wait-track'(emit, state, { conn, kind = 'audio', packets = 1, frames = 0, tone = false, timeoutMs = 10000 }) {
     const c = connOf(conn);
     const end = performance.now() + timeoutMs;
