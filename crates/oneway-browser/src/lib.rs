@@ -225,7 +225,8 @@ pub struct BrowserConfig {
 }
 
 /// The Firefox prefs every session gets (field notes §8): media permission granted with fake
-/// devices (Firefox gathers loopback candidates only with it), loopback ICE, raw host
+/// devices (Firefox gathers loopback candidates only with it), playback and WebAudio without a
+/// user gesture (the page measures received audio), loopback ICE, raw host
 /// addresses instead of mDNS names, no timer throttling in background tabs (each peer is a
 /// tab), and no background networking.
 pub const FIREFOX_PREFS: &[(&str, FirefoxPref)] = &[
@@ -236,6 +237,8 @@ pub const FIREFOX_PREFS: &[(&str, FirefoxPref)] = &[
         FirefoxPref::Bool(true),
     ),
     ("media.navigator.streams.fake", FirefoxPref::Bool(true)),
+    ("media.autoplay.default", FirefoxPref::Int(0)),
+    ("media.autoplay.block-webaudio", FirefoxPref::Bool(false)),
     ("media.peerconnection.ice.loopback", FirefoxPref::Bool(true)),
     (
         "media.peerconnection.ice.obfuscate_host_addresses",
@@ -439,7 +442,9 @@ impl BrowserConfig {
     }
 
     /// The Chromium command line (field notes §2): fresh profile, no background networking,
-    /// loopback ICE allowed, fake media devices, raw host addresses instead of mDNS names.
+    /// loopback ICE allowed, fake media devices, playback without a user gesture (received
+    /// audio is decoded and measured only while it plays), raw host addresses instead of mDNS
+    /// names.
     pub fn chromium_args(&self, profile_dir: &Path) -> Vec<String> {
         let mut args: Vec<String> = [
             "--no-sandbox",
@@ -455,6 +460,7 @@ impl BrowserConfig {
             "--allow-loopback-in-peer-connection",
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
+            "--autoplay-policy=no-user-gesture-required",
             "--disable-features=WebRtcHideLocalIpsWithMdns",
             "--window-size=900,1000",
         ]

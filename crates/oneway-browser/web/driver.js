@@ -210,6 +210,151 @@ async function codecSelfCheck() {
   return { passed, failures };
 }
 
+// Adds the fake device's track of `kind` to connection `conn` (an operation id) in band.
+async function addDevice(conn, kind) {
+  const c = connOf(conn);
+  const stream = await navigator.mediaDevices.getUserMedia({ [kind]: true });
+  const track = kind === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+  const sender = await c.addTrack(track, stream);
+  const extra = ops.get(conn).extra;
+  extra.senders = extra.senders || new Map();
+  extra.senders.set(track.id, sender);
+  const settings = track.getSettings();
+  return { track: track.id, kind, mid: c.transceiverOf(sender).mid, width: settings.width ?? null, height: settings.height ?? null, transceivers: c.pc.getTransceivers().length };
+}
+
+// The sender of a track `addDevice` added to connection `conn`.
+function senderOf(c, conn, track) {
+  const sender = ops.get(conn)?.extra.senders?.get(track);
+  if (!sender) throw new ow.OnewayError('no-track', `${conn} added no track ${track}`);
+  return sender;
+}
+
+// Every transceiver's mid, kind and negotiated direction.
+const describeTransceivers = c => ({
+  transceivers: c.pc.getTransceivers().map(t => ({
+    mid: t.mid, kind: t.receiver.track?.kind ?? null, direction: t.direction, current: t.currentDirection ?? null,
+  })),
+});
+
+// What this side sends of `kind` (the outbound-rtp entry with the most packets): packets,
+// codec, and for video frames encoded and their size (null: nothing sent).
+async function outbound(c, kind) {
+  const stats = await c.pc.getStats();
+  let best = null;
+  stats.forEach(s => {
+    if (s.type === 'outbound-rtp' && (s.kind || s.mediaType) === kind && (!best || (s.packetsSent || 0) > (best.packetsSent || 0))) best = s;
+  });
+  if (!best) return null;
+  const codec = best.codecId ? stats.get(best.codecId) : null;
+  return {
+    kind, ssrc: best.ssrc, codec: codec ? codec.mimeType : null, packets: best.packetsSent || 0,
+    frames_encoded: best.framesEncoded ?? null, key_frames_encoded: best.keyFramesEncoded ?? null,
+    frame_width: best.frameWidth ?? null, frame_height: best.frameHeight ?? null,
+  };
+}
+
+// Plays every received audio track of connection `c` in an <audio> element: Chromium decodes
+// remote audio only when something pulls it (its samples and level stay 0 otherwise), and
+// WebAudio gets a remote track's samples only while an element plays it.
+function playRemoteAudio(c) {
+  const played = c.played || (c.played = new Set());
+  for (const r of c.pc.getReceivers()) {
+    const track = r.track;
+    if (!track || track.kind !== 'audio' || played.has(track.id)) continue;
+    played.add(track.id);
+    const el = document.createElement('audio');
+    el.srcObject = new MediaStream([track]);
+    el.autoplay = true;
+    document.body.appendChild(el);
+    el.play().catch(() => {});
+  }
+}
+
+// The dominant frequency (Hz) of the received audio track with the most packets, measured by
+// a WebAudio analyser over `ms` of decoded audio, else from a recording (`recordedTone`); a
+// string says why neither measured one.
+async function remoteTone(c, ms = 600) {
+  const receivers = c.pc.getReceivers().filter(r => r.track && r.track.kind === 'audio' && r.track.readyState === 'live');
+  if (!receivers.length) return null;
+  const stats = await c.pc.getStats();
+  const packetsOf = r => { let n = 0; stats.forEach(s => { if (s.type === 'inbound-rtp' && s.trackIdentifier === r.track.id) n = s.packetsReceived || 0; }); return n; };
+  const receiver = receivers.reduce((a, b) => (packetsOf(b) > packetsOf(a) ? b : a));
+  const ctx = new AudioContext();
+  try {
+    if (ctx.state !== 'running') await Promise.race([ctx.resume(), new Promise(r => setTimeout(r, 500))]);
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 8192;
+    analyser.smoothingTimeConstant = 0;
+    ctx.createMediaStreamSource(new MediaStream([receiver.track])).connect(analyser);
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    const sum = new Float32Array(analyser.frequencyBinCount);
+    for (let i = 0; i < Math.ceil(ms / 100); i++) {
+      await new Promise(r => setTimeout(r, 100));
+      analyser.getFloatFrequencyData(bins);
+      for (let k = 0; k < bins.length; k++) if (Number.isFinite(bins[k])) sum[k] += 10 ** (bins[k] / 10);
+    }
+    let peak = 1;
+    for (let k = 2; k < sum.length; k++) if (sum[k] > sum[peak]) peak = k;
+    if (!(sum[peak] > 0)) {
+      try {
+        const hz = await recordedTone(receiver.track);
+        return typeof hz === 'number' ? hz : `no signal (AudioContext ${ctx.state}; ${hz})`;
+      } catch (e) { return `no signal (AudioContext ${ctx.state}; recording: ${e.message || e})`; }
+    }
+    return Math.round(peak * ctx.sampleRate / analyser.fftSize);
+  } finally { ctx.close().catch(() => {}); }
+}
+
+// Where WebAudio gets no signal (headless Firefox starts no AudioContext without an audio
+// device): records `ms` of the received track with MediaRecorder, decodes the recording with an
+// OfflineAudioContext (no device needed) and counts the zero crossings of its last half second.
+async function recordedTone(track, ms = 1200) {
+  if (typeof MediaRecorder === 'undefined') return 'no MediaRecorder';
+  const chunks = [];
+  const rec = new MediaRecorder(new MediaStream([track]));
+  rec.ondataavailable = e => { if (e.data.size) chunks.push(e.data); };
+  const stopped = new Promise(r => { rec.onstop = r; });
+  rec.start();
+  await new Promise(r => setTimeout(r, ms));
+  rec.stop();
+  await withTimeoutMs(stopped, 3000);
+  const bytes = await new Blob(chunks, { type: rec.mimeType }).arrayBuffer();
+  if (!bytes.byteLength) return 'empty recording';
+  const audio = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(bytes);
+  const x = audio.getChannelData(0);
+  const n = Math.min(x.length, Math.round(audio.sampleRate / 2));
+  const from = x.length - n;
+  let crossings = 0;
+  for (let i = from + 1; i < x.length; i++) if ((x[i - 1] < 0) !== (x[i] < 0)) crossings++;
+  if (crossings < 2) return 'silent recording';
+  return Math.round(crossings / 2 / (n / audio.sampleRate));
+}
+
+const withTimeoutMs = (p, ms) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new ow.OnewayError('timeout', `not within ${ms} ms`)), ms))]);
+
+// The inbound-rtp entry of `kind` with the most packets (or the one of `ssrc`), in the shape
+// `wait-track` returns.
+async function inbound(c, kind, ssrc = null) {
+  const stats = await c.pc.getStats();
+  let best = null;
+  stats.forEach(s => {
+    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === kind && (ssrc === null || s.ssrc === ssrc)
+      && (!best || (s.packetsReceived || 0) > (best.packetsReceived || 0))) best = s;
+  });
+  if (!best) return null;
+  const codec = best.codecId ? stats.get(best.codecId) : null;
+  return {
+    kind, ssrc: best.ssrc, mid: best.mid ?? null, codec: codec ? codec.mimeType : null,
+    packets: best.packetsReceived || 0, packets_lost: best.packetsLost ?? null, bytes: best.bytesReceived || 0,
+    frames_decoded: best.framesDecoded ?? null, key_frames_decoded: best.keyFramesDecoded ?? null,
+    frame_width: best.frameWidth ?? null, frame_height: best.frameHeight ?? null,
+    total_samples_received: best.totalSamplesReceived ?? null, audio_level: best.audioLevel ?? null,
+    concealed_samples: best.concealedSamples ?? null, total_audio_energy: best.totalAudioEnergy ?? null,
+    packets_discarded: best.packetsDiscarded ?? null,
+  };
+}
+
 const kinds = {
   // The spec vectors, checked in this browser (spec/vectors/*.json).
   async vectors() {
@@ -424,31 +569,61 @@ const kinds = {
     return null;
   },
 
-  // Adds an audio track from the (fake) microphone and renegotiates in band.
-  async 'add-audio'(emit, state, { conn }) {
+  // Adds an audio track from the (fake) microphone and renegotiates in band; returns the
+  // track's id (for `remove-track` and `set-direction`) once the peer's answer is applied.
+  async 'add-audio'(emit, state, { conn }) { return addDevice(conn, 'audio'); },
+
+  // Adds a video track from the (fake) camera and renegotiates in band, as `add-audio`.
+  async 'add-video'(emit, state, { conn }) { return addDevice(conn, 'video'); },
+
+  // Stops a track this side added (`track`: the id `add-audio`/`add-video` returned): its
+  // transceiver stops (m-line rejected) and the change is renegotiated in band.
+  async 'remove-track'(emit, state, { conn, track }) {
     const c = connOf(conn);
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    await c.addTrack(stream.getAudioTracks()[0], stream);
-    return { transceivers: c.pc.getTransceivers().length };
+    await c.removeTrack(senderOf(c, conn, track));
+    return describeTransceivers(c);
   },
 
-  // Resolves when the connection receives a remote track that carries packets.
-  async 'wait-track'(emit, state, { conn }) {
+  // Sets the direction (`sendrecv`, `sendonly`, `recvonly`, `inactive`) of a track this side
+  // added and renegotiates in band.
+  async 'set-direction'(emit, state, { conn, track, direction }) {
     const c = connOf(conn);
-    const track = await new Promise(resolve => {
-      const have = c.pc.getReceivers().find(r => r.track && r.track.kind === 'audio' && c.pc.getTransceivers().some(t => t.receiver === r && t.currentDirection && t.currentDirection.includes('recv')));
-      if (have) resolve(have.track);
-      c.ontrack = e => resolve(e.track);
-    });
-    for (let i = 0; i < 200; i++) {
-      const stats = await c.pc.getStats();
-      let packets = 0;
-      stats.forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'audio') packets += s.packetsReceived || 0; });
-      if (packets > 0) return { kind: track.kind, packets };
-      await new Promise(r => setTimeout(r, 25));
-    }
-    throw new ow.OnewayError('no-media', 'the audio track carried no packets in 5 s');
+    await c.setDirection(senderOf(c, conn, track), direction);
+    return describeTransceivers(c);
   },
+
+  // Waits until the connection receives media of `kind` ('audio' or 'video'): at least
+  // `packets` RTP packets and, for video, `frames` decoded frames (at most `timeoutMs`). Returns
+  // the inbound-rtp statistics of the stream with the most packets: packets, bytes, codec, and
+  // for video frames decoded, key frames and size, for audio samples received and level (the
+  // page plays received audio); with `tone`, also the audio's dominant frequency (`tone_hz`:
+  // WebAudio analyser, else a MediaRecorder recording decoded offline; a string says why none).
+  async 'wait-track'(emit, state, { conn, kind = 'audio', packets = 1, frames = 0, tone = false, timeoutMs = 10000 }) {
+    const c = connOf(conn);
+    const end = performance.now() + timeoutMs;
+    let last = null;
+    for (let i = 0; i < 2000 && performance.now() < end; i++) {
+      if (kind === 'audio') playRemoteAudio(c);
+      last = await inbound(c, kind);
+      if (last && last.packets >= packets && (kind !== 'video' || last.frames_decoded >= frames)) {
+        if (kind !== 'audio' || !tone) return last;
+        const tone_hz = await remoteTone(c);
+        return { ...(await inbound(c, kind)), tone_hz };
+      }
+      await new Promise(r => setTimeout(r, 50));
+    }
+    throw new ow.OnewayError('no-media', `no ${kind} with ${packets} packets${kind === 'video' ? ` and ${frames} decoded frames` : ''} in ${timeoutMs} ms; last inbound-rtp: ${JSON.stringify(last)}`);
+  },
+
+  // The inbound-rtp statistics of `kind` (of the stream `ssrc` if given) now (null: none), as
+  // `wait-track` returns them, with every transceiver's negotiated direction.
+  async inbound(emit, state, { conn, kind = 'audio', ssrc = null }) {
+    const c = connOf(conn);
+    return { stats: await inbound(c, kind, ssrc), ...describeTransceivers(c) };
+  },
+
+  // The outbound-rtp statistics of `kind` now (null: nothing sent).
+  async outbound(emit, state, { conn, kind = 'audio' }) { return outbound(connOf(conn), kind); },
 
   // The demo page's QR encoder, for checking against the Rust qrcode crate.
   async qr(emit, state, { text }) { return qr.encode(text); },

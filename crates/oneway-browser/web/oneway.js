@@ -1230,14 +1230,30 @@ export class Connection {
       return;
     }
     if (m.type === 'offer') {
-      // The dialer is the polite peer (spec/handshake.md §6.2): it rolls back its own offer.
+      // The dialer is the polite peer (spec/handshake.md §6.2): its own offer waiting for an
+      // answer is rolled back (setRemoteDescription does that) and sent again once the
+      // listener's is answered. The listener ignores the colliding offer.
       const collision = this.makingOffer || this.pc.signalingState !== 'stable';
       if (collision && this.role === 'listener') return;
-      await this.pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+      try {
+        await this.pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+      } catch (e) {
+        // Both sides keep the previous descriptions (§6.2).
+        this.send({ type: 'error', code: 'renegotiation-failed', reason: String(e.message || e) });
+        return;
+      }
       await this.pc.setLocalDescription();
       this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
       this.emit({ event: 'renegotiated', direction: 'answered' });
+      if (collision && this.pendingAnswer) {
+        await this.pc.setLocalDescription();
+        this.send({ type: 'offer', sdp: this.pc.localDescription.sdp });
+      }
     } else if (m.type === 'answer') {
+      if (this.pc.signalingState !== 'have-local-offer') {
+        this.send({ type: 'error', code: 'unexpected-answer', reason: 'no offer of this side is waiting for an answer' });
+        return;
+      }
       await this.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
       if (this.pendingAnswer) { this.pendingAnswer.resolve(); this.pendingAnswer = null; }
       this.emit({ event: 'renegotiated', direction: 'offered' });
@@ -1245,6 +1261,10 @@ export class Connection {
       this.markClosed('closed-by-peer');
       this.pc.close();
     } else if (m.type === 'error') {
+      // A refused offer is rolled back: both sides keep the previous descriptions (§6.2).
+      if (this.pendingAnswer && this.pc.signalingState === 'have-local-offer') {
+        await this.pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      }
       if (this.pendingAnswer) { this.pendingAnswer.reject(new OnewayError(m.code, m.reason || m.code)); this.pendingAnswer = null; }
       this.emit({ event: 'peer-error', code: m.code, reason: m.reason || '' });
     } else if (m.type === 'ice-restart' || m.type === 'ice-restart-answer') {
@@ -1262,16 +1282,53 @@ export class Connection {
     }), 10000, 'channel-timeout', `channel ${label} did not open in 10 s`);
   }
 
-  /** Adds a track and renegotiates over channel 0; resolves when the answer is applied. */
-  async addTrack(track, ...streams) {
-    this.pc.addTrack(track, ...streams);
+  /**
+   * Offers the current local description over channel 0 (after a track change); resolves when
+   * the peer's answer is applied, rejects with the peer's `error` code or after 10 s.
+   */
+  async renegotiate() {
+    if (this.pendingAnswer) throw new OnewayError('renegotiation-pending', 'an offer is already waiting for its answer');
     const done = new Promise((resolve, reject) => { this.pendingAnswer = { resolve, reject }; });
     this.makingOffer = true;
     try {
       await this.pc.setLocalDescription();
       this.send({ type: 'offer', sdp: this.pc.localDescription.sdp });
+    } catch (e) {
+      this.pendingAnswer = null;
+      throw e;
     } finally { this.makingOffer = false; }
-    return withTimeout(done, 10000, 'renegotiation-timeout', 'no answer in 10 s');
+    try {
+      await withTimeout(done, 10000, 'renegotiation-timeout', 'no answer in 10 s');
+    } finally { this.pendingAnswer = null; }
+  }
+
+  /** Adds a track and renegotiates over channel 0; resolves with its sender once answered. */
+  async addTrack(track, ...streams) {
+    const sender = this.pc.addTrack(track, ...streams);
+    await this.renegotiate();
+    return sender;
+  }
+
+  /** The transceiver of a sender this side added, or a `no-track` error. */
+  transceiverOf(sender) {
+    const t = this.pc.getTransceivers().find(x => x.sender === sender);
+    if (!t) throw new OnewayError('no-track', 'no transceiver has this sender');
+    return t;
+  }
+
+  /**
+   * Removes a track this side added: its transceiver stops (the m-line is rejected, port 0)
+   * and the change is renegotiated over channel 0.
+   */
+  async removeTrack(sender) {
+    this.transceiverOf(sender).stop();
+    await this.renegotiate();
+  }
+
+  /** Sets the direction of a sender's transceiver (`sendrecv`, `recvonly`, …) and renegotiates. */
+  async setDirection(sender, direction) {
+    this.transceiverOf(sender).direction = direction;
+    await this.renegotiate();
   }
 
   /** Closes with a `close` message. */
