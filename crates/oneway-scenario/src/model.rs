@@ -311,7 +311,7 @@ impl ImplManifest {
                     .is_some_and(|c| c.options.contains_key(MEDIA))
                 {
                     return Err(invalid(format!(
-                        "capability \"media\" needs the option `media` in [{}.options] (the arguments that add the test tracks, with {{tone_hz}})",
+                        "capability \"media\" needs the option `media` in [{}.options] (the arguments that add the test tracks, with {{tone_hz}}; may be empty for a listener that sends by answering)",
                         role_key(*role)
                     )));
                 }
