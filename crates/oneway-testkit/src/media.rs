@@ -46,6 +46,7 @@ enum Ask {
         oneshot::Sender<Result<String, ConnectionError>>,
     ),
     Ping(Vec<u8>, oneshot::Sender<Result<(), ConnectionError>>),
+    IceRestart(oneshot::Sender<Result<(), ConnectionError>>),
 }
 
 /// One end of a connection, driven by a task: echoes data when asked to, keeps the latest
@@ -86,6 +87,9 @@ impl MediaPeer {
                         }
                         Some(Ask::Direction(track, direction, reply)) => {
                             let _ = reply.send(conn.set_track_direction(&track, direction).await);
+                        }
+                        Some(Ask::IceRestart(reply)) => {
+                            let _ = reply.send(conn.ice_restart().await);
                         }
                         Some(Ask::Ping(data, reply)) => {
                             let result = match channel {
@@ -147,6 +151,27 @@ impl MediaPeer {
     ) -> Result<String, String> {
         let track = track.to_owned();
         self.ask(|r| Ask::Direction(track, direction, r)).await
+    }
+
+    /// Restarts ICE in band (`spec/handshake.md` §6.1).
+    pub async fn ice_restart(&self) -> Result<(), String> {
+        self.ask(Ask::IceRestart).await
+    }
+
+    /// The first event `pick` accepts within `limit` (every event read is recorded as by the
+    /// other waits): `Ok(None)` if none came in time, `Err` if the connection ended.
+    pub async fn next_matching<T>(
+        &mut self,
+        limit: Duration,
+        mut pick: impl FnMut(&ConnectionEvent) -> Option<T>,
+    ) -> Result<Option<T>, String> {
+        let deadline = Instant::now() + limit;
+        while let Some(event) = self.next_event(deadline).await? {
+            if let Some(t) = pick(&event) {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
     }
 
     /// Sends `data` on the `data` channel (opened on first use) and waits for the echo.

@@ -7,185 +7,61 @@
 use std::time::Duration;
 
 use oneway_connection::{
-    Connection, ConnectionError, ConnectionEvent, StackError, TrackDirection, TrackKind,
-    TrackRequest, TrackStats,
+    ConnectionEvent, StackError, TrackDirection, TrackKind, TrackRequest, TrackStats,
 };
 use oneway_core::renegotiation::OFFER_LIMIT;
 use oneway_core::signal::Message;
 use oneway_endpoint::{DialerEngineParams, ListenerEngineParams, Stack};
+use oneway_testkit::media::MediaPeer;
 use oneway_webrtc::engine::{OWN_FINGERPRINT, OWN_PWD, OWN_UFRAG, RtcEngine};
 use oneway_webrtc::{ListenerConfig, WebrtcRs};
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 
-/// What a test asks a peer's driver task to do.
-enum Ask {
-    AddTrack(
-        TrackRequest,
-        oneshot::Sender<Result<String, ConnectionError>>,
-    ),
-    RemoveTrack(String, oneshot::Sender<Result<String, ConnectionError>>),
-    SetDirection(
-        String,
-        TrackDirection,
-        oneshot::Sender<Result<String, ConnectionError>>,
-    ),
-    Send(Vec<u8>, oneshot::Sender<Result<(), ConnectionError>>),
-    IceRestart(oneshot::Sender<Result<(), ConnectionError>>),
-}
-
-/// A peer's connection driven by a task: events are forwarded to the test; with `echo`, data
-/// is echoed back.
-struct Peer {
-    asks: mpsc::UnboundedSender<Ask>,
-    events: mpsc::UnboundedReceiver<ConnectionEvent>,
-}
-
-fn drive(mut conn: Connection, echo: bool) -> Peer {
-    let (asks, mut ask_rx) = mpsc::unbounded_channel();
-    let (event_tx, events) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut channel = None;
-        loop {
-            tokio::select! {
-                event = conn.next_event() => {
-                    let Some(event) = event else { return };
-                    if let ConnectionEvent::Data { channel, data, .. } = &event && echo {
-                        let _ = conn.send(*channel, data).await;
-                    }
-                    let _ = event_tx.send(event);
-                }
-                ask = ask_rx.recv() => match ask {
-                    Some(Ask::AddTrack(request, reply)) => {
-                        let _ = reply.send(conn.add_track(request).await);
-                    }
-                    Some(Ask::RemoveTrack(track, reply)) => {
-                        let _ = reply.send(conn.remove_track(&track).await);
-                    }
-                    Some(Ask::SetDirection(track, direction, reply)) => {
-                        let _ = reply.send(conn.set_track_direction(&track, direction).await);
-                    }
-                    Some(Ask::IceRestart(reply)) => {
-                        let _ = reply.send(conn.ice_restart().await);
-                    }
-                    Some(Ask::Send(data, reply)) => {
-                        let result = match channel {
-                            Some(c) => conn.send(c, &data).await,
-                            None => match conn.open_channel("data").await {
-                                Ok(c) => {
-                                    channel = Some(c);
-                                    conn.send(c, &data).await
-                                }
-                                Err(e) => Err(e),
-                            },
-                        };
-                        let _ = reply.send(result);
-                    }
-                    None => return,
-                },
-            }
-        }
-    });
-    Peer { asks, events }
-}
-
-impl Peer {
-    async fn add_track(&self, request: TrackRequest) -> Result<String, ConnectionError> {
-        let (reply, result) = oneshot::channel();
-        self.asks
-            .send(Ask::AddTrack(request, reply))
-            .expect("driver running");
-        timeout(Duration::from_secs(10), result)
-            .await
-            .expect("renegotiation within 10 s")
-            .expect("driver answered")
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, ConnectionError>>) -> Ask,
-    ) -> Result<T, ConnectionError> {
-        let (reply, result) = oneshot::channel();
-        self.asks.send(make(reply)).expect("driver running");
-        timeout(Duration::from_secs(10), result)
-            .await
-            .expect("renegotiation within 10 s")
-            .expect("driver answered")
-    }
-
-    async fn remove_track(&self, track: &str) -> Result<String, ConnectionError> {
-        let track = track.to_owned();
-        self.ask(|reply| Ask::RemoveTrack(track, reply)).await
-    }
-
-    async fn set_direction(
-        &self,
-        track: &str,
-        direction: TrackDirection,
-    ) -> Result<String, ConnectionError> {
-        let track = track.to_owned();
-        self.ask(|reply| Ask::SetDirection(track, direction, reply))
-            .await
-    }
-
-    async fn ice_restart(&self) -> Result<(), ConnectionError> {
-        let (reply, result) = oneshot::channel();
-        self.asks
-            .send(Ask::IceRestart(reply))
-            .expect("driver running");
-        timeout(Duration::from_secs(10), result)
-            .await
-            .expect("restart within 10 s")
-            .expect("driver answered")
-    }
-
+/// The waits these tests make on the shared driver ([`MediaPeer`]: echoes, records track
+/// statistics, carries out track changes); each panics when its bound passes.
+trait Waits {
     /// Sends `data` on an application channel and waits for its echo; bounded.
-    async fn echo(&mut self, data: &[u8]) {
-        let (reply, result) = oneshot::channel();
-        self.asks
-            .send(Ask::Send(data.to_vec(), reply))
-            .expect("driver running");
-        timeout(Duration::from_secs(10), result)
-            .await
-            .expect("send within 10 s")
-            .expect("driver answered")
-            .expect("sent");
-        let echoed = self
-            .next(Duration::from_secs(10), |e| match e {
-                ConnectionEvent::Data { data, .. } => Some(data.clone()),
-                _ => None,
-            })
-            .await;
-        assert_eq!(echoed, data);
-    }
-
+    async fn echo(&mut self, data: &[u8]);
     /// The first event `pick` accepts within `limit`.
     async fn next<T>(
         &mut self,
         limit: Duration,
-        mut pick: impl FnMut(&ConnectionEvent) -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            let event = timeout(
-                deadline.saturating_duration_since(Instant::now()),
-                self.events.recv(),
-            )
-            .await
-            .expect("event within the limit")
-            .expect("connection open");
-            assert!(
-                !matches!(event, ConnectionEvent::Closed { .. }),
-                "connection closed: {event:?}"
-            );
-            if let Some(t) = pick(&event) {
-                return t;
-            }
-        }
-    }
-
+        pick: impl FnMut(&ConnectionEvent) -> Option<T>,
+    ) -> T;
     /// Statistics of a remote track with at least `packets` packets and a measured frequency
     /// within 5 Hz of `hz`; bounded.
+    async fn tone(&mut self, hz: u32, packets: u64) -> TrackStats;
+    /// Statistics of a remote video track with at least `frames` frames; bounded.
+    async fn video(&mut self, frames: u64) -> TrackStats;
+    /// The packets of remote track `track` so far, once its count has stopped growing: every
+    /// statistics report (one a second while packets arrive) in `settle` is read, then none
+    /// may come with more packets in the `quiet` that follows. A track whose media still
+    /// flows reports every second, so this fails rather than passes.
+    async fn stopped(
+        &mut self,
+        track: &str,
+        packets: u64,
+        settle: Duration,
+        quiet: Duration,
+    ) -> u64;
+}
+
+impl Waits for MediaPeer {
+    async fn echo(&mut self, data: &[u8]) {
+        self.ping(data).await.expect("echoed");
+    }
+
+    async fn next<T>(
+        &mut self,
+        limit: Duration,
+        pick: impl FnMut(&ConnectionEvent) -> Option<T>,
+    ) -> T {
+        self.next_matching(limit, pick)
+            .await
+            .expect("connection open")
+            .expect("event within the limit")
+    }
+
     async fn tone(&mut self, hz: u32, packets: u64) -> TrackStats {
         self.next(Duration::from_secs(15), |e| match e {
             ConnectionEvent::MediaStats(s)
@@ -197,11 +73,7 @@ impl Peer {
         })
         .await
     }
-}
 
-impl Peer {
-    /// Statistics of a remote video track with at least 20 frames, a key frame and the
-    /// pattern's size; bounded.
     async fn video(&mut self, frames: u64) -> TrackStats {
         self.next(Duration::from_secs(20), |e| match e {
             ConnectionEvent::MediaStats(s) if s.kind == TrackKind::Video && s.frames >= frames => {
@@ -212,10 +84,6 @@ impl Peer {
         .await
     }
 
-    /// The packets of remote track `track` so far, once its count has stopped growing: every
-    /// statistics report (one a second while packets arrive) in `settle` is read, then none
-    /// may come with more packets in the `quiet` that follows. A track whose media still
-    /// flows reports every second, so this fails rather than passes.
     async fn stopped(
         &mut self,
         track: &str,
@@ -225,26 +93,21 @@ impl Peer {
     ) -> u64 {
         for (window, must_be_quiet) in [(settle, false), (quiet, true)] {
             let until = Instant::now() + window;
-            while let Ok(Some(event)) = timeout(
-                until.saturating_duration_since(Instant::now()),
-                self.events.recv(),
-            )
-            .await
-            {
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                let report = self
+                    .next_matching(left, |e| match e {
+                        ConnectionEvent::MediaStats(s) if s.track == track => Some(s.packets),
+                        _ => None,
+                    })
+                    .await
+                    .expect("connection open");
+                let Some(reported) = report else { break };
                 assert!(
-                    !matches!(event, ConnectionEvent::Closed { .. }),
-                    "connection closed: {event:?}"
+                    !must_be_quiet || reported <= packets,
+                    "track {track} still receives: {reported} packets after {packets}"
                 );
-                if let ConnectionEvent::MediaStats(s) = event
-                    && s.track == track
-                {
-                    assert!(
-                        !must_be_quiet || s.packets <= packets,
-                        "track {track} still receives: {} packets after {packets}",
-                        s.packets
-                    );
-                    packets = packets.max(s.packets);
-                }
+                packets = packets.max(reported);
             }
         }
         packets
@@ -260,7 +123,7 @@ fn init_tracing() {
 
 /// Connects a `D` dialer to a webrtc-rs listener; returns (dialer, listener) driven, the
 /// listener echoing.
-async fn connect<D: Stack>() -> (Peer, Peer) {
+async fn connect<D: Stack>() -> (MediaPeer, MediaPeer) {
     init_tracing();
     let mut listener = oneway_webrtc::Listener::bind(ListenerConfig::loopback())
         .await
@@ -276,7 +139,10 @@ async fn connect<D: Stack>() -> (Peer, Peer) {
     let dialed = dialer.await.expect("task").expect("dial");
     // The listener's connections end with it: keep it alive for the test.
     std::mem::forget(listener);
-    (drive(dialed, false), drive(accepted, true))
+    (
+        MediaPeer::drive(dialed, false),
+        MediaPeer::drive(accepted, true),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +153,7 @@ async fn audio_both_ways_between_webrtc_rs_peers() {
     // The dialer offers a send-and-receive audio track with a 440 Hz tone; the listener answers
     // sendrecv and sends its own answer tone (440 Hz) back.
     let track = dialer
-        .add_track(TrackRequest::tone(440.0))
+        .add(TrackRequest::tone(440.0))
         .await
         .expect("track added");
     assert!(!track.is_empty());
@@ -306,7 +172,7 @@ async fn audio_both_ways_between_webrtc_rs_peers() {
 
     // The other way: the listener offers a send-only 1000 Hz track.
     listener
-        .add_track(TrackRequest {
+        .add(TrackRequest {
             kind: TrackKind::Audio,
             direction: TrackDirection::SendOnly,
             tone_hz: 1000.0,
@@ -324,7 +190,7 @@ async fn audio_both_ways_between_webrtc_rs_peers() {
 async fn ice_restart_after_media_keeps_media_and_data() {
     let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
     dialer
-        .add_track(TrackRequest::tone(440.0))
+        .add(TrackRequest::tone(440.0))
         .await
         .expect("track added");
     listener.tone(440, 50).await;
@@ -339,11 +205,11 @@ async fn ice_restart_after_media_keeps_media_and_data() {
     eprintln!("listener received {heard:?} across two restarts");
     // Offers after the restarts carry the new credentials in force, and are answered.
     listener
-        .add_track(TrackRequest::tone(1000.0).with_direction(TrackDirection::SendOnly))
+        .add(TrackRequest::tone(1000.0).with_direction(TrackDirection::SendOnly))
         .await
         .expect("the listener's track after the restarts");
     dialer
-        .add_track(TrackRequest::video().with_direction(TrackDirection::SendOnly))
+        .add(TrackRequest::video().with_direction(TrackDirection::SendOnly))
         .await
         .expect("the dialer's video after the restarts");
     let heard = dialer.tone(1000, 50).await;
@@ -477,7 +343,7 @@ impl<const FLOOD: bool> Stack for Crafted<FLOOD> {
 }
 
 /// The next `n` channel-0 errors the peer sent the dialer; an answered offer fails the test.
-async fn peer_errors(dialer: &mut Peer, n: usize) -> Vec<(String, String)> {
+async fn peer_errors(dialer: &mut MediaPeer, n: usize) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     for _ in 0..n {
         errors.push(
@@ -511,7 +377,7 @@ async fn refused_offers_and_answers_get_named_errors_and_the_connection_carries_
     dialer.echo(b"still echoing").await;
     // And media still negotiates afterwards.
     dialer
-        .add_track(TrackRequest::tone(440.0))
+        .add(TrackRequest::tone(440.0))
         .await
         .expect("track added after the refusals");
     dialer.tone(440, 50).await;
@@ -541,7 +407,7 @@ async fn video_both_ways_between_webrtc_rs_peers() {
     let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
     // The dialer offers a send-and-receive video track; the listener answers with the pattern.
     dialer
-        .add_track(TrackRequest::video())
+        .add(TrackRequest::video())
         .await
         .expect("video track added");
     for (side, peer) in [("listener", &mut listener), ("dialer", &mut dialer)] {
@@ -555,7 +421,7 @@ async fn video_both_ways_between_webrtc_rs_peers() {
     // The listener asks to receive a second video track: the dialer answers with the pattern.
     let first = listener.video(20).await.track;
     listener
-        .add_track(TrackRequest::video().with_direction(TrackDirection::RecvOnly))
+        .add(TrackRequest::video().with_direction(TrackDirection::RecvOnly))
         .await
         .expect("receive-only video added");
     let second = listener
@@ -573,13 +439,13 @@ async fn video_both_ways_between_webrtc_rs_peers() {
 async fn video_is_added_to_an_audio_call() {
     let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
     dialer
-        .add_track(TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly))
+        .add(TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly))
         .await
         .expect("audio added");
     let audio = listener.tone(440, 50).await;
     // A second renegotiation, from the other side: send-only video.
     listener
-        .add_track(TrackRequest::video().with_direction(TrackDirection::SendOnly))
+        .add(TrackRequest::video().with_direction(TrackDirection::SendOnly))
         .await
         .expect("video added to the call");
     let video = dialer.video(20).await;
@@ -597,7 +463,7 @@ async fn video_is_added_to_an_audio_call() {
 async fn a_track_changes_direction_and_is_removed() {
     let (mut dialer, mut listener) = connect::<WebrtcRs>().await;
     let track = dialer
-        .add_track(TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly))
+        .add(TrackRequest::tone(440.0).with_direction(TrackDirection::SendOnly))
         .await
         .expect("audio added");
     let heard = listener.tone(440, 50).await;
@@ -605,7 +471,7 @@ async fn a_track_changes_direction_and_is_removed() {
 
     // Receive only: the dialer stops sending.
     dialer
-        .set_direction(&track, TrackDirection::RecvOnly)
+        .direction(&track, TrackDirection::RecvOnly)
         .await
         .expect("direction changed");
     let paused = listener
@@ -615,7 +481,7 @@ async fn a_track_changes_direction_and_is_removed() {
 
     // Send only again: it resumes on the same remote track.
     dialer
-        .set_direction(&track, TrackDirection::SendOnly)
+        .direction(&track, TrackDirection::SendOnly)
         .await
         .expect("direction changed back");
     let resumed = listener.tone(440, paused + 50).await;
@@ -623,12 +489,12 @@ async fn a_track_changes_direction_and_is_removed() {
     eprintln!("resumed: {resumed:?}");
 
     // Removed: it stops for good.
-    dialer.remove_track(&track).await.expect("track removed");
+    dialer.remove(&track).await.expect("track removed");
     let last = listener
         .stopped(&heard.track, resumed.packets, settle, quiet)
         .await;
     eprintln!("removed at {last} packets");
-    assert!(dialer.remove_track(&track).await.is_err(), "removed once");
+    assert!(dialer.remove(&track).await.is_err(), "removed once");
     dialer.echo(b"after remove").await;
 }
 
@@ -642,12 +508,12 @@ async fn glare_the_dialer_yields_and_both_tracks_are_added() {
     // make a run without any collision unlikely).
     for round in 0..3 {
         let (from_dialer, from_listener) = tokio::join!(
-            dialer.add_track(TrackRequest {
+            dialer.add(TrackRequest {
                 kind: TrackKind::Audio,
                 direction: TrackDirection::SendOnly,
                 tone_hz: 440.0,
             }),
-            listener.add_track(TrackRequest {
+            listener.add(TrackRequest {
                 kind: TrackKind::Audio,
                 direction: TrackDirection::SendOnly,
                 tone_hz: 1000.0,
