@@ -3,12 +3,14 @@
 //! packetizes them, and the peer's tracks read as they arrive (Opus decoded and its tone
 //! measured, VP8 frames and key frames checked) and reported as connection events.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use oneway_connection::{ConnectionEvent, TrackKind, TrackStats};
 use oneway_media::{ToneReceiver, VideoReceiver};
 use str0m::Event;
-use str0m::media::{KeyframeRequest, MediaAdded, MediaChanged, MediaData, MediaKind};
+use str0m::media::{
+    KeyframeRequest, KeyframeRequestKind, MediaAdded, MediaChanged, MediaData, MediaKind,
+};
 use str0m::media::{MediaTime, Mid};
 
 use super::Str0mEngine;
@@ -20,6 +22,11 @@ const MAX_RECEIVERS: usize = 16;
 const AUDIO_STATS_EVERY: u64 = 50;
 /// A video track's `MediaStats` event goes out every this many frames (1 s of the pattern).
 const VIDEO_STATS_EVERY: u64 = oneway_media::video::VIDEO_FPS as u64;
+/// How often a video track that has shown no key frame yet asks the sender for one (RTCP PLI).
+/// The sender's first key frame is lost when its frames arrive before this side applied the
+/// answer that negotiated the track (the answerer sends at once); without a request, the next
+/// one would come only when the encoder decides.
+const KEYFRAME_REQUEST_EVERY: Duration = Duration::from_secs(1);
 
 /// How a remote track is read.
 enum Reader {
@@ -37,6 +44,8 @@ pub(crate) struct RemoteTrack {
     /// Media data str0m delivered: one per Opus packet, one per whole VP8 frame.
     data: u64,
     reader: Reader,
+    /// When this side last asked for a key frame (video without one so far).
+    keyframe_asked: Option<Instant>,
 }
 
 impl RemoteTrack {
@@ -55,7 +64,24 @@ impl RemoteTrack {
             packets: 0,
             data: 0,
             reader,
+            keyframe_asked: None,
         }
+    }
+
+    /// Whether to ask the sender for a key frame now: video that has shown none yet, at most
+    /// once per [`KEYFRAME_REQUEST_EVERY`].
+    fn wants_keyframe(&mut self, now: Instant) -> bool {
+        let Reader::Video(video) = &self.reader else {
+            return false;
+        };
+        let due = self
+            .keyframe_asked
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_REQUEST_EVERY);
+        if video.stats().keyframes > 0 || !due {
+            return false;
+        }
+        self.keyframe_asked = Some(now);
+        true
     }
 
     fn kind(&self) -> TrackKind {
@@ -213,7 +239,7 @@ impl Str0mEngine {
                 true
             }
             Event::MediaData(data) => {
-                self.on_media_data(data);
+                self.on_media_data(now, data);
                 true
             }
             Event::KeyframeRequest(KeyframeRequest { mid, kind, .. }) => {
@@ -242,13 +268,14 @@ impl Str0mEngine {
 
     /// Reads a delivery on a remote track; announces the track with its first one and reports
     /// its stats about once a second (`ConnectionEvent::MediaStats`).
-    fn on_media_data(&mut self, data: &MediaData) {
+    fn on_media_data(&mut self, now: Instant, data: &MediaData) {
         let Some(kind) = self.rtc.media(data.mid).map(|m| m.kind()) else {
             return;
         };
         let packets = packet_count(data);
         let track = self.remote_track(data.mid, kind);
         track.push(&data.data, packets);
+        let ask_keyframe = track.wants_keyframe(now);
         let first = track.data == 1;
         let stats = track.stats_due().then(|| track.stats());
         let kind = track.kind();
@@ -265,6 +292,15 @@ impl Str0mEngine {
         });
         if let Some(stats) = stats {
             let _ = self.events.send(ConnectionEvent::MediaStats(stats));
+        }
+        if ask_keyframe
+            && let Some(mut writer) = self.rtc.writer(data.mid)
+            && writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
+        {
+            tracing::debug!(mid = %data.mid, "no key frame yet: asking for one (PLI)");
+            if let Err(e) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
+                tracing::debug!(mid = %data.mid, error = %e, "key frame request not sent");
+            }
         }
     }
 
