@@ -2,8 +2,10 @@
 //!
 //! In a scenario with `media = true`, a pair whose manifests both have the `media` capability
 //! runs with each side's `media` option: the listener sends an Opus tone of
-//! [`LISTENER_TONE_HZ`] and the VP8 test pattern, the dialer a tone of [`DIALER_TONE_HZ`] and
-//! the pattern (`{tone_hz}` in the option is the side's frequency). The media path is judged
+//! [`LISTENER_TONE_HZ`] and the VP8 test pattern (the reference listeners by answering the
+//! dialer's send-and-receive tracks, with an empty option), the dialer a tone of
+//! [`DIALER_TONE_HZ`] and the pattern (`{tone_hz}` in an option is the side's frequency).
+//! The media path is judged
 //! like the data path, in both directions: each side must have received the **other** side's
 //! audio (at least [`MIN_AUDIO_PACKETS`] RTP packets, the decoded tone within
 //! [`TONE_TOLERANCE`] of the sender's frequency) and video (at least [`MIN_VIDEO_FRAMES`]
